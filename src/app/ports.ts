@@ -1,0 +1,193 @@
+/**
+ * The ports the application layer needs from the edges. Adapters (storage dialects, provisioners,
+ * policy engine, token signer, identity providers) implement these; the composition root wires them.
+ */
+import type { AccessRequest, RequestState } from '../core/access-request.js';
+import type { AuditEventInput } from '../core/audit-event.js';
+import type { Artefacts, Grant, GrantStatus } from '../core/grant.js';
+import type {
+  PolicyAction,
+  PolicyContext,
+  PolicyDecision,
+  RequestDecision,
+} from '../core/policy-decision.js';
+import type { Principal } from '../core/principal.js';
+import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+
+// ---------------------------------------------------------------- storage
+
+export interface RequestFilter {
+  readonly requesterId?: string;
+  readonly states?: readonly RequestState[];
+  readonly resourceId?: string;
+  readonly limit?: number;
+}
+
+export interface RequestRepository {
+  get(id: string): Promise<AccessRequest | undefined>;
+  insert(request: AccessRequest): Promise<void>;
+  /**
+   * Compare-and-swap: writes `request` only if the stored row still has `expectedVersion`.
+   * Returns false when another writer got there first (the caller re-reads and retries).
+   */
+  update(request: AccessRequest, expectedVersion: number): Promise<boolean>;
+  list(filter: RequestFilter): Promise<AccessRequest[]>;
+  /** Active requests whose `expires_at` is at or before `now`, oldest first. */
+  listExpired(now: number, limit: number): Promise<AccessRequest[]>;
+  /** Approved requests still waiting for provisioning (e.g. after a crash). */
+  listApprovedAwaitingActivation(limit: number): Promise<AccessRequest[]>;
+  /** Earliest `expires_at` among active requests, or null. */
+  nextExpiry(): Promise<number | null>;
+  countByState(): Promise<Record<string, number>>;
+}
+
+export interface GrantRepository {
+  get(id: string): Promise<Grant | undefined>;
+  getByRequest(requestId: string): Promise<Grant | undefined>;
+  insert(grant: Grant): Promise<void>;
+  update(grant: Grant): Promise<void>;
+  listForPrincipal(principalId: string, statuses?: readonly GrantStatus[]): Promise<Grant[]>;
+  list(filter: { statuses?: readonly GrantStatus[]; resourceId?: string; limit?: number }): Promise<Grant[]>;
+  /** Grants in `revoking`/`revoke_failed` whose next attempt is due. */
+  listDueRevocations(now: number, limit: number): Promise<Grant[]>;
+  /** Earliest due revocation attempt, or null. */
+  nextRevocationAttempt(): Promise<number | null>;
+  countByStatus(): Promise<Record<string, number>>;
+  /** Sealed (encrypted) credentials for the requester, kept apart from the artefacts. */
+  setSealedCredentials(grantId: string, sealed: string | null): Promise<void>;
+  getSealedCredentials(grantId: string): Promise<string | null>;
+}
+
+export interface PrincipalRepository {
+  /** Inserts or refreshes a principal at login (groups as asserted now). */
+  upsert(principal: Principal, now: number): Promise<void>;
+  get(id: string): Promise<(Principal & { readonly groupsAssertedAt: number }) | undefined>;
+}
+
+export interface AuditRecord extends AuditEventInput {
+  readonly seq: number;
+  readonly id: string;
+  readonly at: number;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface AuditCheckpoint {
+  readonly seq: number;
+  readonly at: number;
+  readonly headHash: string;
+  readonly kid: string;
+  /** base64url Ed25519 signature over the canonical checkpoint body. */
+  readonly signature: string;
+}
+
+export interface AuditAppender {
+  /** Appends to the hash chain inside the current transaction; throws audit_unavailable on failure. */
+  append(event: AuditEventInput, at: number): Promise<AuditRecord>;
+}
+
+export interface AuditReader {
+  /** Events in sequence order starting after `afterSeq`. */
+  read(afterSeq: number, limit: number): Promise<AuditRecord[]>;
+  head(): Promise<{ seq: number; hash: string }>;
+  checkpoints(): Promise<AuditCheckpoint[]>;
+  insertCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
+  lastCheckpoint(): Promise<AuditCheckpoint | undefined>;
+}
+
+export interface StoredKey {
+  readonly kid: string;
+  readonly purpose: 'token' | 'audit';
+  readonly alg: string;
+  readonly publicJwk: string;
+  /** Private JWK sealed with the key-encryption key. */
+  readonly sealedPrivateJwk: string;
+  readonly createdAt: number;
+  /** Signs new material while true; at most one active key per purpose. */
+  readonly active: boolean;
+  /** Stays published (JWKS) until then, so tokens already issued keep verifying. */
+  readonly publishUntil: number | null;
+}
+
+export interface KeyRepository {
+  list(purpose: StoredKey['purpose']): Promise<StoredKey[]>;
+  insert(key: StoredKey): Promise<void>;
+  /** Marks every other key of the purpose inactive, published until `publishUntil`. */
+  retireOthers(purpose: StoredKey['purpose'], activeKid: string, publishUntil: number): Promise<void>;
+  deleteUnpublished(purpose: StoredKey['purpose'], now: number): Promise<number>;
+}
+
+/** Everything written in one database transaction. */
+export interface Transaction {
+  readonly requests: RequestRepository;
+  readonly grants: GrantRepository;
+  readonly principals: PrincipalRepository;
+  readonly audit: AuditAppender;
+  readonly keys: KeyRepository;
+}
+
+export interface Store extends Omit<Transaction, 'audit'> {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly auditLog: AuditReader;
+  /** Runs `work` in one transaction; any throw rolls everything back, audit events included. */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- policy
+
+export interface PolicyEngine {
+  /** Decides a `request` action and, when allowed, the approval route from the policy annotations. */
+  decideRequest(
+    principal: Principal,
+    resource: ResourceDefinition,
+    role: RoleDefinition,
+    context: PolicyContext,
+  ): RequestDecision;
+  /** Decides `approve`, `revoke` or `view_audit`. */
+  decide(
+    principal: Principal,
+    action: Exclude<PolicyAction, 'request'>,
+    resource: ResourceDefinition | null,
+    role: RoleDefinition | null,
+    context: PolicyContext,
+  ): PolicyDecision;
+}
+
+// ---------------------------------------------------------------- provisioning
+
+export interface ProvisionContext {
+  readonly grant: Grant;
+  readonly resource: ResourceDefinition;
+  readonly role: RoleDefinition;
+}
+
+export interface ProvisionResult {
+  /** Non-secret facts needed to take the access back (stored in the grant). */
+  readonly artefacts: Artefacts;
+  /** Secrets for the requester (e.g. a connection string); sealed at rest, shown only to them. */
+  readonly credentials?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Makes a grant real in a target system and takes it back. Both operations are idempotent: applying
+ * or revoking the same grant twice has the effect of once, and revoking what is already gone succeeds.
+ */
+export interface Provisioner {
+  readonly kind: string;
+  /** Picks names for the grant's artefacts before anything is created, so a retry after a crash reuses them. */
+  plan(grant: Pick<Grant, 'id'>, resource: ResourceDefinition): Artefacts;
+  apply(context: ProvisionContext): Promise<ProvisionResult>;
+  revoke(context: ProvisionContext): Promise<void>;
+  /** What the target really holds for this resource, for reconciliation: grant ids found. */
+  inspect(resource: ResourceDefinition): Promise<{ readonly grantIds: readonly string[] }>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- secrets
+
+/** Authenticated encryption of small secrets at rest with the key-encryption key. */
+export interface SecretBox {
+  seal(plaintext: string): Promise<string>;
+  open(sealed: string): Promise<string>;
+}

@@ -1,0 +1,287 @@
+/**
+ * Loads, validates and freezes the configuration. Every problem is collected and reported at once,
+ * each with the file and the path inside it; secrets are resolved from the environment or files.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { PortcullisError } from '../core/errors.js';
+import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { configSchema, type IdentityProviderConfig, type ParsedConfig, type SecretRef } from './schema.js';
+import { Secret } from './secret.js';
+
+export interface ConfigIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export class ConfigError extends PortcullisError {
+  readonly file: string;
+  readonly issues: readonly ConfigIssue[];
+  constructor(file: string, issues: readonly ConfigIssue[]) {
+    super(
+      'config_invalid',
+      `${file} has ${issues.length} problem(s):\n${issues.map((i) => `  ${file}: ${i.path || '(root)'}: ${i.message}`).join('\n')}`,
+      {
+        issues,
+      },
+    );
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+export interface PostgresTarget {
+  readonly adminUrl: Secret;
+  readonly database: string;
+  readonly publicHost: string | undefined;
+  readonly publicPort: number | undefined;
+  readonly connectionLimit: number;
+  readonly reassignOwnedTo: string;
+}
+
+export interface ConfiguredResource extends ResourceDefinition {
+  /** Kind-specific settings; present for `postgres` resources. */
+  readonly postgres?: PostgresTarget;
+}
+
+export type IdentityProviderSettings = Omit<IdentityProviderConfig, 'client_secret'> & {
+  readonly clientSecret: Secret | undefined;
+};
+
+export interface Config {
+  readonly file: string;
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    readonly publicUrl: string;
+    readonly trustProxy: boolean | string[];
+    readonly bodyLimitBytes: number;
+  };
+  readonly storageUrl: Secret;
+  readonly timeZone: string;
+  readonly identityProviders: readonly IdentityProviderSettings[];
+  readonly resources: ReadonlyMap<string, ConfiguredResource>;
+  readonly policyFiles: readonly string[];
+  readonly admins: readonly string[];
+  readonly tokens: {
+    readonly keyEncryptionKey: Secret;
+    readonly audience: string;
+    readonly accessTokenTtlSeconds: number;
+    readonly sessionTtlSeconds: number;
+    readonly rotationOverlapSeconds: number;
+  };
+  readonly audit: { readonly checkpointEveryEvents: number; readonly checkpointIntervalSeconds: number };
+  readonly expiry: { readonly pollIntervalSeconds: number };
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>(
+    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
+    '',
+  );
+}
+
+function zodIssues(error: z.ZodError): ConfigIssue[] {
+  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
+}
+
+class SecretResolver {
+  readonly issues: ConfigIssue[] = [];
+  constructor(
+    private readonly env: Environment,
+    private readonly baseDir: string,
+  ) {}
+
+  resolve(ref: SecretRef, path: string): Secret {
+    if ('env' in ref) {
+      const value = this.env[ref.env];
+      if (value === undefined || value === '') {
+        this.issues.push({ path, message: `environment variable ${ref.env} is not set` });
+        return new Secret('', ref.env);
+      }
+      return new Secret(value, ref.env);
+    }
+    const file = isAbsolute(ref.file) ? ref.file : resolve(this.baseDir, ref.file);
+    try {
+      return new Secret(readFileSync(file, 'utf8').trim(), file);
+    } catch (error) {
+      this.issues.push({
+        path,
+        message: `cannot read secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      });
+      return new Secret('', file);
+    }
+  }
+}
+
+/** Decodes the key-encryption key: 32 bytes as base64/base64url (43–44 chars) or hex (64 chars). */
+export function decodeKeyEncryptionKey(value: string): Uint8Array | null {
+  const text = value.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(text)) {
+    const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    return bytes.length === 32 ? bytes : null;
+  }
+  return null;
+}
+
+function isValidTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function duplicates(values: readonly string[]): string[] {
+  return values.filter((v, i) => values.indexOf(v) !== i);
+}
+
+function semanticIssues(parsed: ParsedConfig, baseDir: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isValidTimeZone(parsed.time_zone))
+    issues.push({ path: 'time_zone', message: `unknown time zone "${parsed.time_zone}"` });
+  for (const id of duplicates(parsed.identity_providers.map((p) => p.id))) {
+    issues.push({ path: 'identity_providers', message: `duplicate identity provider id "${id}"` });
+  }
+  for (const id of duplicates(parsed.resources.map((r) => r.id))) {
+    issues.push({ path: 'resources', message: `duplicate resource id "${id}"` });
+  }
+  parsed.resources.forEach((resource, i) => {
+    for (const name of duplicates(resource.roles.map((r) => r.name))) {
+      issues.push({ path: `resources[${i}].roles`, message: `duplicate role "${name}"` });
+    }
+  });
+  parsed.policies.files.forEach((file, i) => {
+    const path = isAbsolute(file) ? file : resolve(baseDir, file);
+    if (!existsSync(path))
+      issues.push({ path: `policies.files[${i}]`, message: `policy file ${path} does not exist` });
+  });
+  return issues;
+}
+
+/** Parses configuration text; `file` names it in messages and anchors relative paths. */
+export function parseConfig(text: string, file: string, env: Environment = process.env): Config {
+  const baseDir = dirname(resolve(file));
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      document.errors.map((e) => ({ path: '', message: e.message })),
+    );
+  }
+  const result = configSchema.safeParse(document.toJS() ?? {});
+  if (!result.success) throw new ConfigError(file, zodIssues(result.error));
+  const parsed = result.data;
+
+  const issues = semanticIssues(parsed, baseDir);
+  const secrets = new SecretResolver(env, baseDir);
+
+  const storageUrl =
+    typeof parsed.storage.url === 'string'
+      ? new Secret(parsed.storage.url, 'storage.url')
+      : secrets.resolve(parsed.storage.url, 'storage.url');
+  const kek = secrets.resolve(parsed.tokens.key_encryption_key, 'tokens.key_encryption_key');
+  if (kek.reveal() !== '' && decodeKeyEncryptionKey(kek.reveal()) === null) {
+    issues.push({
+      path: 'tokens.key_encryption_key',
+      message: 'must be 32 random bytes, as base64 or 64 hex digits',
+    });
+  }
+
+  const identityProviders = parsed.identity_providers.map((idp, i): IdentityProviderSettings => {
+    const { client_secret, ...rest } = idp;
+    return {
+      ...rest,
+      clientSecret: client_secret
+        ? secrets.resolve(client_secret, `identity_providers[${i}].client_secret`)
+        : undefined,
+    };
+  });
+
+  const resources = new Map<string, ConfiguredResource>();
+  parsed.resources.forEach((resource, i) => {
+    const roles = new Map<string, RoleDefinition>(
+      resource.roles.map((role) => [
+        role.name,
+        { name: role.name, description: role.description, grants: role.grants },
+      ]),
+    );
+    const base: ConfiguredResource = {
+      id: resource.id,
+      kind: resource.kind,
+      description: resource.description,
+      sensitivity: resource.sensitivity,
+      labels: resource.labels,
+      owners: resource.owners,
+      roles,
+    };
+    if (resource.kind === 'postgres') {
+      const pg = resource.postgres;
+      resources.set(resource.id, {
+        ...base,
+        postgres: {
+          adminUrl: secrets.resolve(pg.admin_url, `resources[${i}].postgres.admin_url`),
+          database: pg.database,
+          publicHost: pg.public_host,
+          publicPort: pg.public_port,
+          connectionLimit: pg.connection_limit,
+          reassignOwnedTo: pg.reassign_owned_to,
+        },
+      });
+    } else {
+      resources.set(resource.id, base);
+    }
+  });
+
+  const allIssues = [...issues, ...secrets.issues];
+  if (allIssues.length > 0) throw new ConfigError(file, allIssues);
+
+  const port = parsed.server.port;
+  const config: Config = {
+    file,
+    server: {
+      host: parsed.server.host,
+      port,
+      publicUrl: (parsed.server.public_url ?? `http://${parsed.server.host}:${port}`).replace(/\/$/, ''),
+      trustProxy: parsed.server.trust_proxy,
+      bodyLimitBytes: parsed.server.body_limit_bytes,
+    },
+    storageUrl,
+    timeZone: parsed.time_zone,
+    identityProviders,
+    resources,
+    policyFiles: parsed.policies.files.map((f) => (isAbsolute(f) ? f : resolve(baseDir, f))),
+    admins: parsed.admins,
+    tokens: {
+      keyEncryptionKey: kek,
+      audience: parsed.tokens.audience,
+      accessTokenTtlSeconds: parsed.tokens.access_token_ttl,
+      sessionTtlSeconds: parsed.tokens.session_ttl,
+      rotationOverlapSeconds: parsed.tokens.rotation_overlap,
+    },
+    audit: {
+      checkpointEveryEvents: parsed.audit.checkpoint_every_events,
+      checkpointIntervalSeconds: parsed.audit.checkpoint_interval,
+    },
+    expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
+  };
+  return Object.freeze(config);
+}
+
+export function loadConfig(file: string, env: Environment = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [
+      { path: '', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
+    ]);
+  }
+  return parseConfig(text, file, env);
+}

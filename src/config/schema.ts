@@ -1,0 +1,161 @@
+/**
+ * The configuration file's schema. Secrets are never written inline: a secret field takes
+ * `{ env: NAME }` or `{ file: PATH }` and is resolved at load time into a {@link Secret}.
+ */
+import { z } from 'zod';
+import { parseDurationSeconds } from './duration.js';
+
+const identifier = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lowercase letters, digits, "-" or "_" (at most 63)');
+
+export const secretRef = z.union([
+  z.object({ env: z.string().min(1) }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+]);
+export type SecretRef = z.infer<typeof secretRef>;
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const seconds = parseDurationSeconds(value);
+  if (seconds === null) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration such as 30s, 45m, 2h or 1d' });
+    return z.NEVER;
+  }
+  return seconds;
+});
+
+const oidcProvider = z
+  .object({
+    id: identifier,
+    type: z.literal('oidc'),
+    display_name: z.string().min(1),
+    issuer: z.url(),
+    client_id: z.string().min(1),
+    client_secret: secretRef.optional(),
+    scopes: z.array(z.string()).default(['openid', 'profile', 'email']),
+    /** Claim holding the user's groups in the ID token / userinfo / API JWT. */
+    groups_claim: z.string().default('groups'),
+    /** IdP group → Portcullis groups. Groups not listed are dropped (copy as little as possible). */
+    group_mapping: z.record(z.string(), z.array(identifier)).default({}),
+    /** Audiences accepted on IdP-issued JWTs presented as API bearer tokens. Empty disables them. */
+    api_audiences: z.array(z.string()).default([]),
+    allowed_algorithms: z
+      .array(
+        z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']),
+      )
+      .min(1)
+      .default(['RS256', 'ES256', 'EdDSA']),
+    /** Time allowed for discovery, token and JWKS calls to this IdP. */
+    timeout: duration.default(5),
+  })
+  .strict();
+
+export const identityProviderSchema = z.discriminatedUnion('type', [oidcProvider]);
+export type IdentityProviderConfig = z.infer<typeof identityProviderSchema>;
+
+const role = z
+  .object({
+    name: identifier,
+    description: z.string().default(''),
+    /** What the provisioner grants: PostgreSQL roles for `postgres`, scopes for `token`. */
+    grants: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+
+const postgresConnection = z
+  .object({
+    /** Connection URL of an account allowed to CREATE ROLE and terminate backends. */
+    admin_url: secretRef,
+    /** Database the granted login connects to. */
+    database: z.string().min(1),
+    /** Host and port put into the requester's connection string (default: those of admin_url). */
+    public_host: z.string().optional(),
+    public_port: z.number().int().min(1).max(65535).optional(),
+    connection_limit: z.number().int().min(1).max(100).default(5),
+    /** Role that receives objects a grant's login created, before that login is dropped. */
+    reassign_owned_to: z.string().min(1).default('postgres'),
+  })
+  .strict();
+
+const baseResource = {
+  id: identifier,
+  description: z.string().default(''),
+  sensitivity: z.enum(['low', 'medium', 'high', 'critical']).default('medium'),
+  labels: z.record(z.string(), z.string()).default({}),
+  owners: z.array(identifier).default([]),
+  roles: z.array(role).min(1),
+};
+
+export const resourceSchema = z.discriminatedUnion('kind', [
+  z.object({ ...baseResource, kind: z.literal('postgres'), postgres: postgresConnection }).strict(),
+  z.object({ ...baseResource, kind: z.literal('token') }).strict(),
+]);
+export type ResourceConfig = z.infer<typeof resourceSchema>;
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** The URL people and IdPs reach Portcullis at (redirect URIs, token issuer). */
+        public_url: z.url().optional(),
+        /** Trust X-Forwarded-For from these proxies (Fastify trustProxy); false by default. */
+        trust_proxy: z.union([z.boolean(), z.array(z.string())]).default(false),
+        body_limit_bytes: z.number().int().min(1024).max(10_485_760).default(65_536),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080, trust_proxy: false, body_limit_bytes: 65_536 }),
+    storage: z
+      .object({
+        /** `sqlite:PATH` (default `sqlite:portcullis.db`) or `postgres://…` (may be a secret ref). */
+        url: z.union([z.string().min(1), secretRef]).default('sqlite:portcullis.db'),
+      })
+      .strict()
+      .default({ url: 'sqlite:portcullis.db' }),
+    /** IANA zone in which policies see `hour` and `weekday`. */
+    time_zone: z.string().default('UTC'),
+    identity_providers: z.array(identityProviderSchema).default([]),
+    resources: z.array(resourceSchema).default([]),
+    policies: z
+      .object({
+        /** Cedar policy files, relative to the config file. */
+        files: z.array(z.string().min(1)).min(1),
+      })
+      .strict(),
+    /** Portcullis groups with full administrative rights (revoke anything, rotate keys, view audit). */
+    admins: z.array(identifier).default([]),
+    tokens: z
+      .object({
+        /** Key that encrypts signing keys and credentials at rest: 32 bytes, base64 or hex. */
+        key_encryption_key: secretRef,
+        audience: z.string().default('portcullis'),
+        /** Longest life of an access token (never past its grant's end). */
+        access_token_ttl: duration.default(900),
+        /** Life of a Portcullis session token issued after login. */
+        session_ttl: duration.default(3600),
+        /** How long a retired signing key stays in the JWKS after rotation. */
+        rotation_overlap: duration.default(86_400),
+      })
+      .strict(),
+    audit: z
+      .object({
+        /** A signed checkpoint is written after this many events… */
+        checkpoint_every_events: z.number().int().min(1).default(1000),
+        /** …or after this long, whichever comes first. */
+        checkpoint_interval: duration.default(300),
+      })
+      .strict()
+      .default({ checkpoint_every_events: 1000, checkpoint_interval: 300 }),
+    expiry: z
+      .object({
+        /** Safety-net poll of the database for due expiries; precise timers do the rest. */
+        poll_interval: duration.default(1),
+      })
+      .strict()
+      .default({ poll_interval: 1 }),
+  })
+  .strict();
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

@@ -1,0 +1,242 @@
+/**
+ * The access-request lifecycle, as pure functions of (state, input, actor, now). No I/O: storage
+ * wraps these in a compare-and-swap on `version`.
+ *
+ *   pending → approved → active → expired | revoked
+ *   pending → denied | cancelled;  approved → failed | cancelled
+ */
+import { PortcullisError } from './errors.js';
+import type { ApprovalRoute } from './policy-decision.js';
+import type { Principal } from './principal.js';
+
+export const requestStates = [
+  'pending',
+  'approved',
+  'active',
+  'expired',
+  'revoked',
+  'denied',
+  'cancelled',
+  'failed',
+] as const;
+export type RequestState = (typeof requestStates)[number];
+
+// INVARIANT: this table is the only place that says which transition is legal.
+const allowedTransitions: Readonly<Record<RequestState, readonly RequestState[]>> = {
+  pending: ['approved', 'denied', 'cancelled'],
+  approved: ['active', 'failed', 'cancelled'],
+  active: ['expired', 'revoked'],
+  expired: [],
+  revoked: [],
+  denied: [],
+  cancelled: [],
+  failed: [],
+};
+
+export const terminalStates: readonly RequestState[] = requestStates.filter(
+  (s) => allowedTransitions[s].length === 0,
+);
+
+export function canTransition(from: RequestState, to: RequestState): boolean {
+  return allowedTransitions[from].includes(to);
+}
+
+export function assertTransition(from: RequestState, to: RequestState): void {
+  if (!canTransition(from, to)) {
+    throw new PortcullisError('invalid_transition', `A request that is ${from} cannot become ${to}`, {
+      state: from,
+      target: to,
+    });
+  }
+}
+
+export type Verdict = 'approve' | 'deny';
+
+export interface Review {
+  readonly reviewerId: string;
+  readonly verdict: Verdict;
+  readonly reason: string;
+  readonly at: number;
+}
+
+export interface AccessRequest {
+  readonly id: string;
+  readonly requesterId: string;
+  readonly resourceId: string;
+  readonly role: string;
+  /** Length of access once active; waiting for approval does not consume it. */
+  readonly durationSeconds: number;
+  readonly reason: string;
+  readonly ticket: string | null;
+  readonly state: RequestState;
+  readonly route: ApprovalRoute;
+  readonly reviews: readonly Review[];
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly activatedAt: number | null;
+  readonly expiresAt: number | null;
+  readonly endedAt: number | null;
+  /** Why the request reached its terminal state (denial reason, revoke reason, failure). */
+  readonly endReason: string | null;
+  /** Optimistic-concurrency counter; every transition increments it. */
+  readonly version: number;
+}
+
+export interface NewRequestInput {
+  readonly id: string;
+  readonly requester: Principal;
+  readonly resourceId: string;
+  readonly role: string;
+  readonly durationSeconds: number;
+  readonly reason: string;
+  readonly ticket: string | null;
+}
+
+/** Absolute ceiling on any grant, whatever a policy says. */
+export const maxDurationSeconds = 7 * 24 * 3600;
+export const minDurationSeconds = 60;
+
+/** Creates a request the policy allowed. An auto-approve route skips review. */
+export function openRequest(input: NewRequestInput, route: ApprovalRoute, now: number): AccessRequest {
+  if (!Number.isInteger(input.durationSeconds) || input.durationSeconds < minDurationSeconds) {
+    throw new PortcullisError(
+      'invalid_duration',
+      `Duration must be a whole number of at least ${minDurationSeconds} seconds`,
+    );
+  }
+  const ceiling = Math.min(route.maxDurationSeconds, maxDurationSeconds);
+  if (input.durationSeconds > ceiling) {
+    throw new PortcullisError(
+      'invalid_duration',
+      `Duration ${input.durationSeconds}s is above the ${ceiling}s allowed by policy ${route.policyId}`,
+      { maxDurationSeconds: ceiling, policyId: route.policyId },
+    );
+  }
+  const autoApproved = route.autoApprove && route.requiredApprovals === 0;
+  return {
+    id: input.id,
+    requesterId: input.requester.id,
+    resourceId: input.resourceId,
+    role: input.role,
+    durationSeconds: input.durationSeconds,
+    reason: input.reason,
+    ticket: input.ticket,
+    state: autoApproved ? 'approved' : 'pending',
+    route,
+    reviews: [],
+    createdAt: now,
+    updatedAt: now,
+    activatedAt: null,
+    expiresAt: null,
+    endedAt: null,
+    endReason: null,
+    version: 1,
+  };
+}
+
+function next(
+  request: AccessRequest,
+  to: RequestState,
+  now: number,
+  patch: Partial<AccessRequest>,
+): AccessRequest {
+  assertTransition(request.state, to);
+  return { ...request, ...patch, state: to, updatedAt: now, version: request.version + 1 };
+}
+
+/** Groups whose approvals count for this route; a reviewer outside them is not an approver here. */
+export function reviewerQualifies(route: ApprovalRoute, reviewer: Principal): boolean {
+  return route.approverGroups.length === 0 || reviewer.groups.some((g) => route.approverGroups.includes(g));
+}
+
+export interface ReviewInput {
+  readonly reviewer: Principal;
+  readonly verdict: Verdict;
+  readonly reason: string;
+  /** Whether the policy set authorises this reviewer for `approve` on the resource. */
+  readonly policyAllows: boolean;
+}
+
+/**
+ * Applies one review. Nobody reviews their own request; a person counts once whatever groups they
+ * hold; a denial by an authorised approver ends the request; the threshold approves it.
+ */
+export function applyReview(request: AccessRequest, input: ReviewInput, now: number): AccessRequest {
+  if (request.state !== 'pending') {
+    throw new PortcullisError('invalid_transition', `The request is ${request.state}, not pending`, {
+      state: request.state,
+    });
+  }
+  if (input.reviewer.id === request.requesterId) {
+    throw new PortcullisError('self_review', 'Nobody may approve or deny their own request');
+  }
+  if (!input.policyAllows || !reviewerQualifies(request.route, input.reviewer)) {
+    throw new PortcullisError('not_an_approver', 'You are not an authorised approver for this request', {
+      approverGroups: request.route.approverGroups,
+    });
+  }
+  if (request.reviews.some((r) => r.reviewerId === input.reviewer.id)) {
+    throw new PortcullisError('already_reviewed', 'You have already reviewed this request');
+  }
+  const review: Review = {
+    reviewerId: input.reviewer.id,
+    verdict: input.verdict,
+    reason: input.reason,
+    at: now,
+  };
+  const reviews = [...request.reviews, review];
+  if (input.verdict === 'deny') {
+    return next(request, 'denied', now, { reviews, endedAt: now, endReason: input.reason || 'denied' });
+  }
+  const approvals = new Set(reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId)).size;
+  if (approvals >= Math.max(1, request.route.requiredApprovals)) {
+    return next(request, 'approved', now, { reviews });
+  }
+  return { ...request, reviews, updatedAt: now, version: request.version + 1 };
+}
+
+/** Access becomes usable: the clock starts now, not when the request was made. */
+export function activate(request: AccessRequest, now: number): AccessRequest {
+  return next(request, 'active', now, { activatedAt: now, expiresAt: now + request.durationSeconds * 1000 });
+}
+
+export function markFailed(request: AccessRequest, reason: string, now: number): AccessRequest {
+  return next(request, 'failed', now, { endedAt: now, endReason: reason });
+}
+
+export function expire(request: AccessRequest, now: number): AccessRequest {
+  if (request.expiresAt === null || now < request.expiresAt) {
+    throw new PortcullisError('invalid_transition', 'The grant has not reached its end yet');
+  }
+  return next(request, 'expired', now, { endedAt: request.expiresAt, endReason: 'expired' });
+}
+
+export type EndedBy = 'owner' | 'requester';
+
+/** Ends active access early: revoked by an owner/admin, or released by the requester. */
+export function revoke(
+  request: AccessRequest,
+  actor: Principal,
+  by: EndedBy,
+  reason: string,
+  now: number,
+): AccessRequest {
+  if (by === 'requester' && actor.id !== request.requesterId) {
+    throw new PortcullisError('forbidden', 'Only the requester can release their own access');
+  }
+  const label = by === 'requester' ? 'released by requester' : 'revoked';
+  return next(request, 'revoked', now, { endedAt: now, endReason: reason ? `${label}: ${reason}` : label });
+}
+
+/** The requester withdraws a request that has not become active. */
+export function cancel(request: AccessRequest, actor: Principal, now: number): AccessRequest {
+  if (actor.id !== request.requesterId) {
+    throw new PortcullisError('forbidden', 'Only the requester can cancel their request');
+  }
+  return next(request, 'cancelled', now, { endedAt: now, endReason: 'cancelled by requester' });
+}
+
+/** True while the grant gives access at `now`: the check tokens and the gateway rely on. */
+export function isAccessLive(request: Pick<AccessRequest, 'state' | 'expiresAt'>, now: number): boolean {
+  return request.state === 'active' && request.expiresAt !== null && now < request.expiresAt;
+}

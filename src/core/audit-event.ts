@@ -1,0 +1,60 @@
+/**
+ * What the audit log records. Events are built by the application layer and appended, in the same
+ * transaction as the state change they describe, to a hash chain (see src/audit).
+ */
+export const auditEventTypes = [
+  'config.loaded',
+  'auth.login',
+  'auth.login_failed',
+  'auth.token_rejected',
+  'request.created',
+  'request.denied_by_policy',
+  'request.approved',
+  'request.denied',
+  'request.reviewed',
+  'request.cancelled',
+  'request.review_rejected',
+  'grant.activated',
+  'grant.failed',
+  'grant.expired',
+  'grant.revoked',
+  'grant.released',
+  'grant.revocation_completed',
+  'grant.revocation_failed',
+  'token.issued',
+  'credentials.shown',
+  'keys.rotated',
+  'audit.viewed',
+  'security.denied',
+] as const;
+export type AuditEventType = (typeof auditEventTypes)[number];
+
+export type Severity = 'info' | 'warning' | 'high';
+
+/** One event before it is chained: the caller's facts. */
+export interface AuditEventInput {
+  readonly type: AuditEventType;
+  /** Principal id or `system`. */
+  readonly actor: string;
+  readonly severity?: Severity;
+  /** Source IP of the caller, when there was one. */
+  readonly sourceIp?: string | null;
+  readonly userAgent?: string | null;
+  readonly requestId?: string | null;
+  readonly grantId?: string | null;
+  readonly resourceId?: string | null;
+  readonly reason?: string | null;
+  /** Deciding policy ids, for policy decisions. */
+  readonly policyIds?: readonly string[];
+  /** Further facts; never secrets. */
+  readonly data?: Readonly<Record<string, unknown>>;
+}
+
+/** Where the action came from, carried from the edge to the audit event. */
+export interface RequestOrigin {
+  readonly sourceIp: string | null;
+  readonly userAgent: string | null;
+  readonly channel: string;
+}
+
+export const systemOrigin: RequestOrigin = { sourceIp: null, userAgent: null, channel: 'system' };

@@ -1,0 +1,62 @@
+/**
+ * The one error type of Portcullis. Every failure a caller can act on carries a stable `code`
+ * (documented in docs/errors.md and rendered as `application/problem+json` by the HTTP edge).
+ * Anything that is not a PortcullisError is an internal fault and is shown only as `internal`.
+ */
+export const errorCatalogue = {
+  validation_failed: { status: 400, title: 'The request is not valid' },
+  malformed_json: { status: 400, title: 'The request body is not valid JSON' },
+  invalid_duration: { status: 400, title: 'The requested duration is not allowed' },
+  unauthenticated: { status: 401, title: 'Authentication is required' },
+  invalid_token: { status: 401, title: 'The token is not valid' },
+  forbidden: { status: 403, title: 'You are not allowed to do this' },
+  policy_denied: { status: 403, title: 'The policy does not allow this request' },
+  self_review: { status: 403, title: 'Nobody may review their own request' },
+  not_an_approver: { status: 403, title: 'You are not an authorised approver for this request' },
+  not_found: { status: 404, title: 'Not found' },
+  unknown_resource: { status: 404, title: 'Unknown resource' },
+  unknown_role: { status: 404, title: 'Unknown role for this resource' },
+  invalid_transition: { status: 409, title: 'The request is not in a state that allows this' },
+  already_reviewed: { status: 409, title: 'You have already reviewed this request' },
+  conflict: { status: 409, title: 'The resource changed concurrently; try again' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  login_failed: { status: 400, title: 'The sign-in did not complete' },
+  audit_unavailable: { status: 503, title: 'The audit log cannot be written; the action was refused' },
+  provisioning_failed: { status: 502, title: 'The target system did not accept the change' },
+  identity_provider_unavailable: { status: 502, title: 'The identity provider could not be reached' },
+  config_invalid: { status: 500, title: 'The configuration is not valid' },
+  internal: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+export class PortcullisError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra, non-secret fields shown to the caller (e.g. the policy reason, validation issues). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message ?? errorCatalogue[code].title, options);
+    this.name = 'PortcullisError';
+    this.code = code;
+    this.status = errorCatalogue[code].status;
+    this.details = details;
+  }
+
+  /** Client errors are safe to show; server-side faults are reported as a generic title. */
+  get expose(): boolean {
+    return this.status < 500 || this.code === 'audit_unavailable' || this.code === 'provisioning_failed';
+  }
+}
+
+export function isPortcullisError(value: unknown): value is PortcullisError {
+  return value instanceof PortcullisError;
+}

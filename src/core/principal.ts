@@ -1,0 +1,29 @@
+/**
+ * A person as an identity provider asserts them. The stable key is `idp` + `subject`; the same
+ * e-mail from two IdPs is two principals. Portcullis keeps only what decisions need.
+ */
+export interface Principal {
+  /** `${idp}:${subject}` — see {@link principalId}. */
+  readonly id: string;
+  readonly idp: string;
+  readonly subject: string;
+  readonly displayName: string;
+  readonly email: string | null;
+  /** Portcullis groups (already mapped from the IdP's claims). */
+  readonly groups: readonly string[];
+}
+
+export function principalId(idp: string, subject: string): string {
+  return `${idp}:${subject}`;
+}
+
+/** The actor behind an action, for the audit log: a principal or Portcullis itself (expiry, boot recovery). */
+export type Actor =
+  | { readonly kind: 'principal'; readonly principal: Principal }
+  | { readonly kind: 'system' };
+
+export const systemActor: Actor = { kind: 'system' };
+
+export function actorId(actor: Actor): string {
+  return actor.kind === 'system' ? 'system' : actor.principal.id;
+}
