@@ -117,6 +117,14 @@ export interface KeyRepository {
   deleteUnpublished(purpose: StoredKey['purpose'], now: number): Promise<number>;
 }
 
+/** Short-lived, single-use values (OIDC login state, one-time CLI login codes), shared by replicas. */
+export interface EphemeralStore {
+  put(kind: string, key: string, value: string, expiresAt: number): Promise<void>;
+  /** Returns and deletes the value atomically; undefined if absent or expired. Single use. */
+  take(kind: string, key: string, now: number): Promise<string | undefined>;
+  purgeExpired(now: number): Promise<number>;
+}
+
 /** Everything written in one database transaction. */
 export interface Transaction {
   readonly requests: RequestRepository;
@@ -124,6 +132,7 @@ export interface Transaction {
   readonly principals: PrincipalRepository;
   readonly audit: AuditAppender;
   readonly keys: KeyRepository;
+  readonly ephemeral: EphemeralStore;
 }
 
 export interface Store extends Omit<Transaction, 'audit'> {

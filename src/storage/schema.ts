@@ -1,0 +1,128 @@
+/**
+ * Table types for Kysely. Timestamps are integer milliseconds since the epoch (bigint in
+ * PostgreSQL, INTEGER in SQLite); booleans are 0/1; structured values are JSON text. One shape
+ * for both dialects keeps one set of migrations.
+ */
+import type { Generated } from 'kysely';
+
+export interface PrincipalsTable {
+  id: string;
+  idp: string;
+  subject: string;
+  display_name: string;
+  email: string | null;
+  /** JSON array of Portcullis groups as asserted at the last login. */
+  groups: string;
+  groups_asserted_at: number;
+  last_login_at: number;
+  disabled: number;
+}
+
+export interface AccessRequestsTable {
+  id: string;
+  requester_id: string;
+  resource_id: string;
+  role: string;
+  duration_seconds: number;
+  reason: string;
+  ticket: string | null;
+  state: string;
+  /** JSON ApprovalRoute */
+  route: string;
+  /** JSON Review[] */
+  reviews: string;
+  created_at: number;
+  updated_at: number;
+  activated_at: number | null;
+  expires_at: number | null;
+  ended_at: number | null;
+  end_reason: string | null;
+  version: number;
+}
+
+export interface GrantsTable {
+  id: string;
+  request_id: string;
+  principal_id: string;
+  resource_id: string;
+  role: string;
+  status: string;
+  not_before: number;
+  expires_at: number;
+  /** JSON Artefacts */
+  artefacts: string;
+  revoke_attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  revoked_at: number | null;
+  /** Requester credentials sealed with the key-encryption key. */
+  sealed_credentials: string | null;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  id: string;
+  at: number;
+  type: string;
+  actor: string;
+  severity: string;
+  source_ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  grant_id: string | null;
+  resource_id: string | null;
+  reason: string | null;
+  /** JSON string[] */
+  policy_ids: string;
+  /** JSON object */
+  data: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** A single row (id = 1) holding the chain head; locking it serialises appends. */
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  seq: number;
+  at: number;
+  head_hash: string;
+  kid: string;
+  signature: string;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  purpose: string;
+  alg: string;
+  public_jwk: string;
+  sealed_private_jwk: string;
+  created_at: number;
+  active: number;
+  publish_until: number | null;
+}
+
+/** Short-lived single-use values: OIDC login state, one-time CLI login codes. */
+export interface EphemeralStateTable {
+  kind: string;
+  key: string;
+  value: string;
+  expires_at: number;
+}
+
+export interface Database {
+  principals: PrincipalsTable;
+  access_requests: AccessRequestsTable;
+  grants: GrantsTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  signing_keys: SigningKeysTable;
+  ephemeral_state: EphemeralStateTable;
+}
+
+export type { Generated };
