@@ -200,3 +200,36 @@ export interface SecretBox {
   seal(plaintext: string): Promise<string>;
   open(sealed: string): Promise<string>;
 }
+
+/** Finds the provisioner for a resource kind. */
+export interface ProvisionerLookup {
+  get(kind: string): Provisioner;
+}
+
+// ---------------------------------------------------------------- tokens
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly jti: string;
+  /** Milliseconds since the epoch; never after the grant's end. */
+  readonly expiresAt: number;
+}
+
+export interface AccessTokenIssuer {
+  issueAccessToken(input: {
+    grant: Grant;
+    principal: Principal;
+    now: number;
+    ttlSeconds: number;
+  }): Promise<IssuedToken>;
+}
+
+// ---------------------------------------------------------------- observability
+
+/** What the application layer reports; the Prometheus adapter implements it. */
+export interface AccessMetrics {
+  approvalLatency(seconds: number): void;
+  revocationLag(seconds: number): void;
+  revocationFailed(resourceId: string): void;
+  activationLatency(seconds: number): void;
+}

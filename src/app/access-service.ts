@@ -1,0 +1,789 @@
+/**
+ * The access use cases: request, review, activate, revoke, release, cancel, expire. Each one reads,
+ * applies a pure domain function, and writes the new state with its audit events in one
+ * transaction (compare-and-swap on the request's version, retried a bounded number of times).
+ * Talking to target systems (provisioning) happens outside those transactions.
+ */
+
+import type { AccessRequest } from '../core/access-request.js';
+import * as core from '../core/access-request.js';
+import type { AuditEventInput, RequestOrigin } from '../core/audit-event.js';
+import type { Clock } from '../core/clock.js';
+import { PortcullisError } from '../core/errors.js';
+import type { Grant } from '../core/grant.js';
+import * as grants from '../core/grant.js';
+import type { PolicyContext } from '../core/policy-decision.js';
+import type { Principal } from '../core/principal.js';
+import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import type {
+  AccessMetrics,
+  AccessTokenIssuer,
+  IssuedToken,
+  PolicyEngine,
+  ProvisionerLookup,
+  SecretBox,
+  Store,
+  Transaction,
+} from './ports.js';
+
+export interface AccessServiceDeps {
+  readonly store: Store;
+  readonly policy: PolicyEngine;
+  readonly provisioners: ProvisionerLookup;
+  readonly resources: ReadonlyMap<string, ResourceDefinition>;
+  readonly secrets: SecretBox;
+  readonly tokens: AccessTokenIssuer;
+  readonly metrics: AccessMetrics;
+  readonly clock: Clock;
+  readonly newId: () => string;
+  /** `{hour, weekday}` of an instant in the configured time zone. */
+  readonly localTime: (now: number) => { hour: number; weekday: string };
+  /** Portcullis groups with full administrative rights. */
+  readonly adminGroups: readonly string[];
+  readonly accessTokenTtlSeconds: number;
+  /** Called when a grant becomes active, so the expiry loop can re-arm its timer. */
+  readonly onGrantActivated?: (expiresAt: number) => void;
+}
+
+export interface NewRequest {
+  readonly resourceId: string;
+  readonly role: string;
+  readonly durationSeconds: number;
+  readonly reason: string;
+  readonly ticket: string | null;
+}
+
+const maxCasAttempts = 8;
+const applyAttempts = 3;
+
+function origin(o: RequestOrigin): Pick<AuditEventInput, 'sourceIp' | 'userAgent'> {
+  return { sourceIp: o.sourceIp, userAgent: o.userAgent };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class AccessService {
+  constructor(private readonly deps: AccessServiceDeps) {}
+
+  // ------------------------------------------------------------ lookups
+
+  resource(resourceId: string): ResourceDefinition {
+    const resource = this.deps.resources.get(resourceId);
+    if (!resource)
+      throw new PortcullisError('unknown_resource', `Unknown resource "${resourceId}"`, {
+        resource: resourceId,
+      });
+    return resource;
+  }
+
+  role(resource: ResourceDefinition, roleName: string): RoleDefinition {
+    const role = resource.roles.get(roleName);
+    if (!role) {
+      throw new PortcullisError('unknown_role', `Resource "${resource.id}" has no role "${roleName}"`, {
+        resource: resource.id,
+        role: roleName,
+        roles: [...resource.roles.keys()],
+      });
+    }
+    return role;
+  }
+
+  isAdmin(principal: Principal): boolean {
+    return principal.groups.some((g) => this.deps.adminGroups.includes(g));
+  }
+
+  private policyContext(
+    now: number,
+    resource: ResourceDefinition,
+    fields: {
+      durationSeconds: number;
+      reason: string;
+      ticket: string | null;
+      requesterId: string;
+      source: string;
+    },
+  ): PolicyContext {
+    const { hour, weekday } = this.deps.localTime(now);
+    return {
+      durationMinutes: Math.ceil(fields.durationSeconds / 60),
+      hour,
+      weekday,
+      reason: fields.reason,
+      ticket: fields.ticket ?? '',
+      sensitivity: resource.sensitivity,
+      source: fields.source,
+      requesterId: fields.requesterId,
+    };
+  }
+
+  async getRequest(viewer: Principal, id: string): Promise<AccessRequest> {
+    const request = await this.deps.store.requests.get(id);
+    if (!request || !(await this.canView(viewer, request))) {
+      throw new PortcullisError('not_found', `No request ${id}`);
+    }
+    return request;
+  }
+
+  /** Requesters see their own; approvers the ones they may review; owners and admins those of their resources. */
+  async canView(viewer: Principal, request: AccessRequest): Promise<boolean> {
+    if (request.requesterId === viewer.id || this.isAdmin(viewer)) return true;
+    const resource = this.deps.resources.get(request.resourceId);
+    if (!resource) return false;
+    if (resource.owners.some((g) => viewer.groups.includes(g))) return true;
+    return this.mayReview(viewer, request, resource);
+  }
+
+  private mayReview(viewer: Principal, request: AccessRequest, resource: ResourceDefinition): boolean {
+    const role = resource.roles.get(request.role);
+    if (!role || viewer.id === request.requesterId || !core.reviewerQualifies(request.route, viewer))
+      return false;
+    const context = this.policyContext(this.deps.clock.now(), resource, {
+      ...request,
+      requesterId: request.requesterId,
+      source: 'api',
+    });
+    return this.deps.policy.decide(viewer, 'approve', resource, role, context).allowed;
+  }
+
+  async listRequests(
+    viewer: Principal,
+    filter: { scope: 'mine' | 'reviewable' | 'all'; states?: core.RequestState[]; limit?: number },
+  ): Promise<AccessRequest[]> {
+    const limit = Math.min(filter.limit ?? 100, 500);
+    if (filter.scope === 'mine') {
+      return this.deps.store.requests.list({ requesterId: viewer.id, states: filter.states, limit });
+    }
+    if (filter.scope === 'reviewable') {
+      const pending = await this.deps.store.requests.list({ states: ['pending'], limit: 500 });
+      return pending
+        .filter((r) => {
+          const resource = this.deps.resources.get(r.resourceId);
+          return resource !== undefined && this.mayReview(viewer, r, resource);
+        })
+        .slice(0, limit);
+    }
+    const all = await this.deps.store.requests.list({ states: filter.states, limit: 500 });
+    const visible: AccessRequest[] = [];
+    for (const r of all) if (await this.canView(viewer, r)) visible.push(r);
+    return visible.slice(0, limit);
+  }
+
+  // ------------------------------------------------------------ request
+
+  async createRequest(requester: Principal, input: NewRequest, from: RequestOrigin): Promise<AccessRequest> {
+    const resource = this.resource(input.resourceId);
+    const role = this.role(resource, input.role);
+    const now = this.deps.clock.now();
+    const context = this.policyContext(now, resource, {
+      ...input,
+      requesterId: requester.id,
+      source: from.channel,
+    });
+    const decision = this.deps.policy.decideRequest(requester, resource, role, context);
+    if (!decision.allowed) {
+      await this.deps.store.transaction((tx) =>
+        tx.audit.append(
+          {
+            type: 'request.denied_by_policy',
+            actor: requester.id,
+            severity: 'warning',
+            ...origin(from),
+            resourceId: resource.id,
+            reason: input.reason,
+            policyIds: decision.policyIds,
+            data: {
+              role: role.name,
+              durationSeconds: input.durationSeconds,
+              ticket: input.ticket,
+              why: decision.reason,
+            },
+          },
+          now,
+        ),
+      );
+      throw new PortcullisError('policy_denied', decision.reason, { policyIds: decision.policyIds });
+    }
+    const request = core.openRequest(
+      { id: this.deps.newId(), requester, ...input, ticket: input.ticket },
+      decision.route,
+      now,
+    );
+    await this.deps.store.transaction(async (tx) => {
+      await tx.requests.insert(request);
+      await tx.audit.append(
+        {
+          type: 'request.created',
+          actor: requester.id,
+          ...origin(from),
+          requestId: request.id,
+          resourceId: resource.id,
+          reason: request.reason,
+          policyIds: decision.policyIds,
+          data: {
+            role: role.name,
+            durationSeconds: request.durationSeconds,
+            ticket: request.ticket,
+            route: request.route,
+            decision: 'allow',
+          },
+        },
+        now,
+      );
+      if (request.state === 'approved') {
+        await tx.audit.append(
+          {
+            type: 'request.approved',
+            actor: 'system',
+            ...origin(from),
+            requestId: request.id,
+            resourceId: resource.id,
+            policyIds: [request.route.policyId],
+            reason: 'auto-approved by policy',
+          },
+          now,
+        );
+      }
+    });
+    if (request.state === 'approved') return this.activate(request.id);
+    return request;
+  }
+
+  // ------------------------------------------------------------ review
+
+  async review(
+    reviewer: Principal,
+    requestId: string,
+    verdict: core.Verdict,
+    reason: string,
+    from: RequestOrigin,
+  ): Promise<AccessRequest> {
+    for (let attempt = 0; attempt < maxCasAttempts; attempt++) {
+      const current = await this.deps.store.requests.get(requestId);
+      if (!current) throw new PortcullisError('not_found', `No request ${requestId}`);
+      const resource = this.resource(current.resourceId);
+      const role = this.role(resource, current.role);
+      const now = this.deps.clock.now();
+      const context = this.policyContext(now, resource, { ...current, source: from.channel });
+      const decision = this.deps.policy.decide(reviewer, 'approve', resource, role, context);
+      let updated: AccessRequest;
+      try {
+        updated = core.applyReview(
+          current,
+          { reviewer, verdict, reason, policyAllows: decision.allowed },
+          now,
+        );
+      } catch (error) {
+        if (error instanceof PortcullisError && ['self_review', 'not_an_approver'].includes(error.code)) {
+          await this.securityEvent(reviewer, 'request.review_rejected', from, now, {
+            requestId,
+            resourceId: current.resourceId,
+            reason: error.message,
+            policyIds: decision.policyIds,
+            data: { verdict, code: error.code },
+          });
+        }
+        throw error;
+      }
+      const won = await this.deps.store.transaction(async (tx) => {
+        if (!(await tx.requests.update(updated, current.version))) return false;
+        await tx.audit.append(
+          {
+            type: 'request.reviewed',
+            actor: reviewer.id,
+            ...origin(from),
+            requestId,
+            resourceId: current.resourceId,
+            reason,
+            policyIds: decision.policyIds,
+            data: { verdict },
+          },
+          now,
+        );
+        if (updated.state === 'approved' || updated.state === 'denied') {
+          await tx.audit.append(
+            {
+              type: updated.state === 'approved' ? 'request.approved' : 'request.denied',
+              actor: reviewer.id,
+              ...origin(from),
+              requestId,
+              resourceId: current.resourceId,
+              reason,
+              policyIds: decision.policyIds,
+              data: {
+                approvals: updated.reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId),
+              },
+            },
+            now,
+          );
+        }
+        return true;
+      });
+      if (!won) continue;
+      if (updated.state === 'approved') {
+        this.deps.metrics.approvalLatency((now - updated.createdAt) / 1000);
+        return this.activate(requestId);
+      }
+      return updated;
+    }
+    throw new PortcullisError('conflict', 'The request kept changing while it was being reviewed; try again');
+  }
+
+  async cancel(requester: Principal, requestId: string, from: RequestOrigin): Promise<AccessRequest> {
+    return this.transition(
+      requestId,
+      (current, now) => core.cancel(current, requester, now),
+      (updated, now) => [
+        {
+          type: 'request.cancelled',
+          actor: requester.id,
+          ...origin(from),
+          requestId,
+          resourceId: updated.resourceId,
+          reason: updated.endReason,
+        },
+      ],
+    ).then((r) => r.request);
+  }
+
+  /** Applies a pure transition with CAS retries and writes its audit events in the same transaction. */
+  private async transition(
+    requestId: string,
+    change: (current: AccessRequest, now: number) => AccessRequest,
+    events: (updated: AccessRequest, now: number) => AuditEventInput[],
+    alsoInTx?: (tx: Transaction, updated: AccessRequest, now: number) => Promise<void>,
+  ): Promise<{ request: AccessRequest; now: number }> {
+    for (let attempt = 0; attempt < maxCasAttempts; attempt++) {
+      const current = await this.deps.store.requests.get(requestId);
+      if (!current) throw new PortcullisError('not_found', `No request ${requestId}`);
+      const now = this.deps.clock.now();
+      const updated = change(current, now);
+      const won = await this.deps.store.transaction(async (tx) => {
+        if (!(await tx.requests.update(updated, current.version))) return false;
+        await alsoInTx?.(tx, updated, now);
+        for (const event of events(updated, now)) await tx.audit.append(event, now);
+        return true;
+      });
+      if (won) return { request: updated, now };
+    }
+    throw new PortcullisError('conflict', 'The request kept changing; try again');
+  }
+
+  private async securityEvent(
+    actor: Principal | null,
+    type: AuditEventInput['type'],
+    from: RequestOrigin,
+    now: number,
+    fields: Partial<AuditEventInput>,
+  ): Promise<void> {
+    await this.deps.store.transaction((tx) =>
+      tx.audit.append(
+        { ...fields, type, actor: actor?.id ?? 'anonymous', severity: 'warning', ...origin(from) },
+        now,
+      ),
+    );
+  }
+
+  // ------------------------------------------------------------ activation
+
+  /**
+   * Provisions an approved request and makes it active. Idempotent: safe to call again after a
+   * crash (the grant row and its planned artefact names are reused). The access clock starts here.
+   */
+  async activate(requestId: string): Promise<AccessRequest> {
+    const request = await this.deps.store.requests.get(requestId);
+    if (!request) throw new PortcullisError('not_found', `No request ${requestId}`);
+    if (request.state !== 'approved') return request;
+    const resource = this.resource(request.resourceId);
+    const role = this.role(resource, request.role);
+    const provisioner = this.deps.provisioners.get(resource.kind);
+    const started = this.deps.clock.now();
+
+    let grant = await this.deps.store.grants.getByRequest(requestId);
+    const activatedAt = started;
+    const expiresAt = activatedAt + request.durationSeconds * 1000;
+    if (!grant) {
+      const id = this.deps.newId();
+      grant = grants.newGrant({
+        id,
+        requestId,
+        principalId: request.requesterId,
+        resourceId: resource.id,
+        role: role.name,
+        notBefore: activatedAt,
+        expiresAt,
+        artefacts: provisioner.plan({ id }, resource),
+      });
+      await this.deps.store.grants.insert(grant);
+    } else {
+      grant = { ...grant, notBefore: activatedAt, expiresAt };
+    }
+
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= applyAttempts; attempt++) {
+      try {
+        const result = await provisioner.apply({ grant, resource, role });
+        const applied = grants.markApplied(grant, result.artefacts);
+        const sealed = result.credentials
+          ? await this.deps.secrets.seal(JSON.stringify(result.credentials))
+          : null;
+        const { request: active } = await this.transition(
+          requestId,
+          (current) => core.activate(current, activatedAt),
+          (updated) => [
+            {
+              type: 'grant.activated',
+              actor: 'system',
+              requestId,
+              grantId: applied.id,
+              resourceId: resource.id,
+              data: {
+                role: role.name,
+                principal: updated.requesterId,
+                notBefore: updated.activatedAt,
+                expiresAt: updated.expiresAt,
+                artefacts: applied.artefacts,
+              },
+            },
+          ],
+          async (tx) => {
+            await tx.grants.update(applied);
+            if (sealed) await tx.grants.setSealedCredentials(applied.id, sealed);
+          },
+        );
+        this.deps.metrics.activationLatency((this.deps.clock.now() - started) / 1000);
+        this.deps.onGrantActivated?.(expiresAt);
+        return active;
+      } catch (error) {
+        lastError = error;
+        if (error instanceof PortcullisError && error.code !== 'provisioning_failed') break;
+        if (attempt < applyAttempts) await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+    // Provisioning did not succeed: the request fails and whatever was half-created is cleaned up.
+    const failedGrant = grants.beginRevocation(
+      grants.markApplyFailed(grant, errorText(lastError)),
+      this.deps.clock.now(),
+    );
+    await this.transition(
+      requestId,
+      (current, now) => core.markFailed(current, `provisioning failed: ${errorText(lastError)}`, now),
+      () => [
+        {
+          type: 'grant.failed',
+          actor: 'system',
+          severity: 'warning',
+          requestId,
+          grantId: grant.id,
+          resourceId: resource.id,
+          reason: errorText(lastError),
+        },
+      ],
+      (tx) => tx.grants.update(failedGrant),
+    );
+    await this.completeRevocation(failedGrant.id);
+    throw lastError instanceof PortcullisError
+      ? lastError
+      : new PortcullisError('provisioning_failed', errorText(lastError), {}, { cause: lastError });
+  }
+
+  // ------------------------------------------------------------ ending access
+
+  /** Owners, admins and those the policy allows revoke; the requester releases their own grant early. */
+  async revoke(actor: Principal, grantId: string, reason: string, from: RequestOrigin): Promise<Grant> {
+    const grant = await this.deps.store.grants.get(grantId);
+    if (!grant) throw new PortcullisError('not_found', `No grant ${grantId}`);
+    const resource = this.resource(grant.resourceId);
+    const now = this.deps.clock.now();
+    const isRequester = grant.principalId === actor.id;
+    const request = await this.deps.store.requests.get(grant.requestId);
+    if (request && (request.state === 'revoked' || request.state === 'expired')) {
+      // Idempotent: access already ended. Only someone who could see the grant learns that.
+      if (isRequester || this.isAdmin(actor) || resource.owners.some((g) => actor.groups.includes(g))) {
+        return this.completeRevocation(grantId);
+      }
+    }
+    let by: core.EndedBy = 'requester';
+    let policyIds: readonly string[] = [];
+    if (!isRequester) {
+      const isOwner = resource.owners.some((g) => actor.groups.includes(g));
+      const role = this.role(resource, grant.role);
+      const decision = this.deps.policy.decide(
+        actor,
+        'revoke',
+        resource,
+        role,
+        this.policyContext(now, resource, {
+          durationSeconds: 0,
+          reason,
+          ticket: null,
+          requesterId: grant.principalId,
+          source: from.channel,
+        }),
+      );
+      policyIds = decision.policyIds;
+      if (!(isOwner || this.isAdmin(actor) || decision.allowed)) {
+        await this.securityEvent(actor, 'security.denied', from, now, {
+          grantId,
+          resourceId: grant.resourceId,
+          reason: 'revoke refused: not owner, admin or permitted by policy',
+          policyIds,
+        });
+        throw new PortcullisError(
+          'forbidden',
+          'Only the requester, the resource owners, admins or those the policy allows may revoke this grant',
+        );
+      }
+      by = 'owner';
+    }
+    await this.transition(
+      grant.requestId,
+      (current, at) => core.revoke(current, actor, by, reason, at),
+      (updated) => [
+        {
+          type: by === 'requester' ? 'grant.released' : 'grant.revoked',
+          actor: actor.id,
+          ...origin(from),
+          requestId: updated.id,
+          grantId,
+          resourceId: grant.resourceId,
+          reason: reason || null,
+          policyIds,
+        },
+      ],
+      async (tx, _updated, at) => {
+        const fresh = (await tx.grants.get(grantId)) ?? grant;
+        await tx.grants.update(grants.beginRevocation(fresh, at));
+      },
+    );
+    return this.completeRevocation(grantId);
+  }
+
+  /** Ends every active request whose deadline has passed. Returns how many it ended. */
+  async expireDue(limit = 200): Promise<number> {
+    const now = this.deps.clock.now();
+    const due = await this.deps.store.requests.listExpired(now, limit);
+    let ended = 0;
+    for (const request of due) {
+      try {
+        await this.transition(
+          request.id,
+          (current, t) => core.expire(current, t),
+          (updated) => [
+            {
+              type: 'grant.expired',
+              actor: 'system',
+              requestId: updated.id,
+              resourceId: updated.resourceId,
+              data: { expiresAt: updated.expiresAt },
+            },
+          ],
+          async (tx, _updated, t) => {
+            const grant = await tx.grants.getByRequest(request.id);
+            if (grant?.status === 'active') await tx.grants.update(grants.beginRevocation(grant, t));
+          },
+        );
+        ended++;
+        const grant = await this.deps.store.grants.getByRequest(request.id);
+        if (grant) await this.completeRevocation(grant.id);
+      } catch (error) {
+        // Another replica or a concurrent revoke ended it first: nothing left to do for this one.
+        if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) throw error;
+      }
+    }
+    return ended;
+  }
+
+  /** Retries revocations that are due (after a failure, or left over by a crash). */
+  async processDueRevocations(limit = 100): Promise<number> {
+    const due = await this.deps.store.grants.listDueRevocations(this.deps.clock.now(), limit);
+    for (const grant of due) await this.completeRevocation(grant.id);
+    return due.length;
+  }
+
+  /**
+   * Takes the access back in the target. A failure is recorded (state, audit event, metric) and
+   * retried later with backoff; it is never dropped.
+   */
+  async completeRevocation(grantId: string): Promise<Grant> {
+    const grant = await this.deps.store.grants.get(grantId);
+    if (!grant) throw new PortcullisError('not_found', `No grant ${grantId}`);
+    if (grant.status !== 'revoking' && grant.status !== 'revoke_failed') return grant;
+    const resource = this.resource(grant.resourceId);
+    const role = this.role(resource, grant.role);
+    try {
+      await this.deps.provisioners.get(resource.kind).revoke({ grant, resource, role });
+    } catch (error) {
+      const now = this.deps.clock.now();
+      const failed = grants.markRevokeFailed(grant, errorText(error), now);
+      await this.deps.store.transaction(async (tx) => {
+        await tx.grants.update(failed);
+        await tx.audit.append(
+          {
+            type: 'grant.revocation_failed',
+            actor: 'system',
+            severity: 'high',
+            requestId: grant.requestId,
+            grantId,
+            resourceId: grant.resourceId,
+            reason: errorText(error),
+            data: { attempts: failed.revokeAttempts, nextAttemptAt: failed.nextAttemptAt },
+          },
+          now,
+        );
+      });
+      this.deps.metrics.revocationFailed(grant.resourceId);
+      return failed;
+    }
+    const now = this.deps.clock.now();
+    const revoked = grants.markRevoked(grant, now);
+    await this.deps.store.transaction(async (tx) => {
+      await tx.grants.update(revoked);
+      await tx.grants.setSealedCredentials(grantId, null);
+      await tx.audit.append(
+        {
+          type: 'grant.revocation_completed',
+          actor: 'system',
+          requestId: grant.requestId,
+          grantId,
+          resourceId: grant.resourceId,
+          data: { attempts: grant.revokeAttempts + 1, lagMs: Math.max(0, now - grant.expiresAt) },
+        },
+        now,
+      );
+    });
+    if (now >= grant.expiresAt) this.deps.metrics.revocationLag((now - grant.expiresAt) / 1000);
+    return revoked;
+  }
+
+  /** At boot: end overdue grants, finish interrupted activations and revocations. */
+  async recover(): Promise<{ expired: number; activated: number; revocations: number }> {
+    const expired = await this.expireDue(10_000);
+    let activated = 0;
+    for (const request of await this.deps.store.requests.listApprovedAwaitingActivation(1000)) {
+      try {
+        await this.activate(request.id);
+        activated++;
+      } catch {
+        // activate() already recorded the failure.
+      }
+    }
+    const revocations = await this.processDueRevocations(10_000);
+    return { expired, activated, revocations };
+  }
+
+  // ------------------------------------------------------------ using access
+
+  private async liveGrantOfRequester(
+    principal: Principal,
+    grantId: string,
+  ): Promise<{ grant: Grant; request: AccessRequest }> {
+    const grant = await this.deps.store.grants.get(grantId);
+    // Someone else's grant looks the same as a missing one: no hint that it exists.
+    if (!grant || grant.principalId !== principal.id)
+      throw new PortcullisError('not_found', `No grant ${grantId}`);
+    const request = await this.deps.store.requests.get(grant.requestId);
+    if (!request || !core.isAccessLive(request, this.deps.clock.now()) || grant.status !== 'active') {
+      throw new PortcullisError('invalid_transition', 'The grant is not active', { status: grant.status });
+    }
+    return { grant, request };
+  }
+
+  /** The requester's credentials for a live grant; every showing is audited, before it happens. */
+  async credentials(
+    principal: Principal,
+    grantId: string,
+    from: RequestOrigin,
+  ): Promise<Record<string, string>> {
+    const { grant } = await this.liveGrantOfRequester(principal, grantId);
+    const sealed = await this.deps.store.grants.getSealedCredentials(grantId);
+    if (!sealed) throw new PortcullisError('not_found', 'This grant has no credentials; use a token instead');
+    const credentials = JSON.parse(await this.deps.secrets.open(sealed)) as Record<string, string>;
+    await this.deps.store.transaction((tx) =>
+      tx.audit.append(
+        {
+          type: 'credentials.shown',
+          actor: principal.id,
+          ...origin(from),
+          requestId: grant.requestId,
+          grantId,
+          resourceId: grant.resourceId,
+        },
+        this.deps.clock.now(),
+      ),
+    );
+    return credentials;
+  }
+
+  /** A signed access token for a live grant, never valid past the grant's end. */
+  async issueToken(principal: Principal, grantId: string, from: RequestOrigin): Promise<IssuedToken> {
+    const { grant } = await this.liveGrantOfRequester(principal, grantId);
+    const now = this.deps.clock.now();
+    const issued = await this.deps.tokens.issueAccessToken({
+      grant,
+      principal,
+      now,
+      ttlSeconds: this.deps.accessTokenTtlSeconds,
+    });
+    await this.deps.store.transaction((tx) =>
+      tx.audit.append(
+        {
+          type: 'token.issued',
+          actor: principal.id,
+          ...origin(from),
+          requestId: grant.requestId,
+          grantId,
+          resourceId: grant.resourceId,
+          data: { jti: issued.jti, expiresAt: issued.expiresAt },
+        },
+        now,
+      ),
+    );
+    return issued;
+  }
+
+  /** True while the grant gives access: what introspection and the gateway ask. */
+  async isGrantLive(grantId: string): Promise<boolean> {
+    const grant = await this.deps.store.grants.get(grantId);
+    if (!grant || grant.status !== 'active') return false;
+    const request = await this.deps.store.requests.get(grant.requestId);
+    return request !== undefined && core.isAccessLive(request, this.deps.clock.now());
+  }
+
+  async grantIdOf(requestId: string): Promise<string | undefined> {
+    return (await this.deps.store.grants.getByRequest(requestId))?.id;
+  }
+
+  /** A grant its principal, the resource owners or an admin may see. */
+  async getGrant(viewer: Principal, grantId: string): Promise<Grant> {
+    const grant = await this.deps.store.grants.get(grantId);
+    const owners = grant ? (this.deps.resources.get(grant.resourceId)?.owners ?? []) : [];
+    if (
+      !grant ||
+      !(
+        grant.principalId === viewer.id ||
+        this.isAdmin(viewer) ||
+        owners.some((o) => viewer.groups.includes(o))
+      )
+    ) {
+      throw new PortcullisError('not_found', `No grant ${grantId}`);
+    }
+    return grant;
+  }
+
+  async listGrants(
+    viewer: Principal,
+    scope: 'mine' | 'all',
+    statuses?: grants.GrantStatus[],
+  ): Promise<Grant[]> {
+    if (scope === 'mine') return this.deps.store.grants.listForPrincipal(viewer.id, statuses);
+    const all = await this.deps.store.grants.list({ statuses, limit: 500 });
+    if (this.isAdmin(viewer)) return all;
+    return all.filter(
+      (g) =>
+        g.principalId === viewer.id ||
+        (this.deps.resources.get(g.resourceId)?.owners ?? []).some((o) => viewer.groups.includes(o)),
+    );
+  }
+}

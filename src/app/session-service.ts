@@ -1,0 +1,268 @@
+/**
+ * Who is calling: turns a bearer token (a Portcullis session token, or an IdP-issued JWT) into a
+ * Principal, and runs the CLI login (loopback redirect + PKCE, RFC 8252) on top of OIDC login.
+ * Rejected credentials leave a security audit event.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { RequestOrigin } from '../core/audit-event.js';
+import type { Clock } from '../core/clock.js';
+import { PortcullisError } from '../core/errors.js';
+import type { Principal } from '../core/principal.js';
+import type { Store } from './ports.js';
+
+/** Verifies Portcullis session tokens and issues them. */
+export interface SessionTokens {
+  issueSessionToken(
+    principal: Principal,
+    now: number,
+    ttlSeconds: number,
+  ): Promise<{ token: string; expiresAt: number }>;
+  /** Returns the principal id (`sub`) of a valid session token; throws invalid_token. */
+  verifySessionToken(token: string, now: number): Promise<{ sub: string }>;
+  readonly issuer: string;
+}
+
+/** Verifies IdP-issued JWTs presented as API bearer tokens. */
+export interface IdpBearerVerifier {
+  verify(token: string): Promise<Principal>;
+}
+
+/** One OIDC identity provider's browser login. */
+export interface BrowserLogin {
+  readonly id: string;
+  readonly displayName: string;
+  begin(input: { redirectUri: string; returnTo?: string }): Promise<{ authorizationUrl: string }>;
+  complete(callbackUrl: URL): Promise<{ principal: Principal; returnTo?: string }>;
+}
+
+export interface SessionServiceDeps {
+  readonly store: Store;
+  readonly tokens: SessionTokens;
+  readonly idpBearer: IdpBearerVerifier | null;
+  readonly logins: ReadonlyMap<string, BrowserLogin>;
+  readonly clock: Clock;
+  readonly sessionTtlSeconds: number;
+  readonly publicUrl: string;
+}
+
+interface CliLoginIntent {
+  readonly redirectUri: string;
+  readonly codeChallenge: string;
+  readonly state: string;
+}
+
+const cliCodeKind = 'cli-login-code';
+const cliCodeTtlMs = 120_000;
+
+function sha256base64url(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+function decodeJwtPayload(token: string): Record<string, unknown> | null {
+  const parts = token.split('.');
+  if (parts.length !== 3 || !parts[1]) return null;
+  try {
+    return JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+/** Only loopback redirect URIs are accepted for CLI logins (RFC 8252 §7.3). */
+export function isLoopbackRedirect(uri: string): boolean {
+  try {
+    const url = new URL(uri);
+    return (
+      url.protocol === 'http:' &&
+      ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname) &&
+      url.port !== ''
+    );
+  } catch {
+    return false;
+  }
+}
+
+export class SessionService {
+  constructor(private readonly deps: SessionServiceDeps) {}
+
+  get providers(): { id: string; displayName: string }[] {
+    return [...this.deps.logins.values()].map((l) => ({ id: l.id, displayName: l.displayName }));
+  }
+
+  /** Resolves the caller of an API request; throws unauthenticated / invalid_token. */
+  async authenticate(authorization: string | undefined, from: RequestOrigin): Promise<Principal> {
+    const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '');
+    if (!match?.[1])
+      throw new PortcullisError(
+        'unauthenticated',
+        'Send a bearer token: a Portcullis session token or an IdP-issued JWT',
+      );
+    const token = match[1];
+    const now = this.deps.clock.now();
+    try {
+      const payload = decodeJwtPayload(token);
+      if (payload?.iss === this.deps.tokens.issuer || !this.deps.idpBearer) {
+        const { sub } = await this.deps.tokens.verifySessionToken(token, now);
+        const principal = await this.deps.store.principals.get(sub);
+        if (!principal)
+          throw new PortcullisError('invalid_token', 'The session belongs to an unknown principal', {
+            reason: 'unknown_principal',
+          });
+        return principal;
+      }
+      const principal = await this.deps.idpBearer.verify(token);
+      await this.deps.store.principals.upsert(principal, now);
+      return principal;
+    } catch (error) {
+      const code = error instanceof PortcullisError ? error.code : 'invalid_token';
+      const reason =
+        error instanceof PortcullisError ? String(error.details.reason ?? error.message) : 'malformed';
+      await this.deps.store.transaction((tx) =>
+        tx.audit.append(
+          {
+            type: 'auth.token_rejected',
+            actor: 'anonymous',
+            severity: 'warning',
+            sourceIp: from.sourceIp,
+            userAgent: from.userAgent,
+            reason,
+            data: {
+              issuer: typeof decodeJwtPayload(token)?.iss === 'string' ? decodeJwtPayload(token)?.iss : null,
+            },
+          },
+          now,
+        ),
+      );
+      if (error instanceof PortcullisError && (code === 'invalid_token' || code === 'unauthenticated'))
+        throw error;
+      throw new PortcullisError('invalid_token', 'The token is not valid', { reason }, { cause: error });
+    }
+  }
+
+  private login(idp: string): BrowserLogin {
+    const login = this.deps.logins.get(idp);
+    if (!login) throw new PortcullisError('not_found', `No identity provider "${idp}"`);
+    return login;
+  }
+
+  callbackUrl(idp: string): string {
+    return `${this.deps.publicUrl}/auth/oidc/${encodeURIComponent(idp)}/callback`;
+  }
+
+  /** Starts a browser login; for a CLI login, the intent travels with the IdP round trip. */
+  async beginLogin(idp: string, cli: CliLoginIntent | null): Promise<string> {
+    if (cli && !isLoopbackRedirect(cli.redirectUri)) {
+      throw new PortcullisError(
+        'validation_failed',
+        'redirect_uri must be an http loopback address with a port',
+      );
+    }
+    if (cli && !/^[A-Za-z0-9_-]{43}$/.test(cli.codeChallenge)) {
+      throw new PortcullisError(
+        'validation_failed',
+        'code_challenge must be a base64url SHA-256 (S256) value',
+      );
+    }
+    const { authorizationUrl } = await this.login(idp).begin({
+      redirectUri: this.callbackUrl(idp),
+      returnTo: cli ? JSON.stringify(cli) : undefined,
+    });
+    return authorizationUrl;
+  }
+
+  /**
+   * Finishes a browser login. Returns where to send the browser: the CLI's loopback listener with a
+   * one-time code, or nothing for a plain browser login.
+   */
+  async completeLogin(
+    idp: string,
+    callbackUrl: URL,
+    from: RequestOrigin,
+  ): Promise<{ principal: Principal; redirectTo: string | null }> {
+    const now = this.deps.clock.now();
+    let result: { principal: Principal; returnTo?: string };
+    try {
+      result = await this.login(idp).complete(callbackUrl);
+    } catch (error) {
+      await this.deps.store.transaction((tx) =>
+        tx.audit.append(
+          {
+            type: 'auth.login_failed',
+            actor: 'anonymous',
+            severity: 'warning',
+            sourceIp: from.sourceIp,
+            userAgent: from.userAgent,
+            reason: error instanceof Error ? error.message : String(error),
+            data: { idp, code: error instanceof PortcullisError ? error.code : 'internal' },
+          },
+          now,
+        ),
+      );
+      throw error;
+    }
+    const { principal } = result;
+    const cli = result.returnTo ? (JSON.parse(result.returnTo) as CliLoginIntent) : null;
+    const code = cli ? randomBytes(32).toString('base64url') : null;
+    await this.deps.store.transaction(async (tx) => {
+      await tx.principals.upsert(principal, now);
+      if (cli && code) {
+        await tx.ephemeral.put(
+          cliCodeKind,
+          sha256base64url(code),
+          JSON.stringify({
+            principalId: principal.id,
+            codeChallenge: cli.codeChallenge,
+            redirectUri: cli.redirectUri,
+          }),
+          now + cliCodeTtlMs,
+        );
+      }
+      await tx.audit.append(
+        {
+          type: 'auth.login',
+          actor: principal.id,
+          sourceIp: from.sourceIp,
+          userAgent: from.userAgent,
+          data: { idp, groups: principal.groups, client: cli ? 'cli' : 'browser' },
+        },
+        now,
+      );
+    });
+    if (!cli || !code) return { principal, redirectTo: null };
+    const target = new URL(cli.redirectUri);
+    target.searchParams.set('code', code);
+    target.searchParams.set('state', cli.state);
+    return { principal, redirectTo: target.toString() };
+  }
+
+  /** The CLI trades its one-time code and PKCE verifier for a session token. */
+  async exchangeCliCode(input: { code: string; codeVerifier: string; redirectUri: string }): Promise<{
+    token: string;
+    expiresAt: number;
+    principal: Principal;
+  }> {
+    const now = this.deps.clock.now();
+    const stored = await this.deps.store.ephemeral.take(cliCodeKind, sha256base64url(input.code), now);
+    if (!stored)
+      throw new PortcullisError('login_failed', 'The login code is unknown, expired or already used', {
+        reason: 'code_invalid',
+      });
+    const intent = JSON.parse(stored) as { principalId: string; codeChallenge: string; redirectUri: string };
+    const expected = Buffer.from(intent.codeChallenge);
+    const actual = Buffer.from(sha256base64url(input.codeVerifier));
+    if (
+      expected.length !== actual.length ||
+      !timingSafeEqual(expected, actual) ||
+      intent.redirectUri !== input.redirectUri
+    ) {
+      throw new PortcullisError('login_failed', 'The code verifier or redirect URI does not match', {
+        reason: 'pkce_mismatch',
+      });
+    }
+    const principal = await this.deps.store.principals.get(intent.principalId);
+    if (!principal)
+      throw new PortcullisError('login_failed', 'Unknown principal', { reason: 'unknown_principal' });
+    const session = await this.deps.tokens.issueSessionToken(principal, now, this.deps.sessionTtlSeconds);
+    return { ...session, principal };
+  }
+}

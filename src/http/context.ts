@@ -1,0 +1,52 @@
+import type { FastifyRequest } from 'fastify';
+import type { AccessService } from '../app/access-service.js';
+import type { SessionService } from '../app/session-service.js';
+import type { RequestOrigin } from '../core/audit-event.js';
+import { PortcullisError } from '../core/errors.js';
+import type { PolicyDecision } from '../core/policy-decision.js';
+import type { Principal } from '../core/principal.js';
+
+/** What the HTTP edge needs from the rest of Portcullis; built by the composition root. */
+export interface HttpDependencies {
+  readonly access: AccessService;
+  readonly sessions: SessionService;
+  /** JWKS of the token-signing keys (current and still-published). */
+  readonly tokenJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
+  /** Public keys that sign audit checkpoints, for offline verification. */
+  readonly auditJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
+  /** RFC 7662 response for a Portcullis access token. */
+  readonly introspect: (token: string) => Promise<Record<string, unknown>>;
+  /** Streams the audit export (JSON Lines) into `sink`. */
+  readonly exportAudit: (sink: NodeJS.WritableStream) => Promise<void>;
+  readonly readAudit: (afterSeq: number, limit: number) => Promise<object[]>;
+  /** Policy decision for `view_audit`. */
+  readonly mayViewAudit: (principal: Principal) => PolicyDecision;
+  readonly recordAuditView: (principal: Principal, from: RequestOrigin, what: string) => Promise<void>;
+  /** Prometheus text exposition. */
+  readonly metrics: () => Promise<{ contentType: string; body: string }>;
+  readonly readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+  readonly bodyLimitBytes: number;
+  readonly trustProxy: boolean | string[];
+  readonly logger: boolean | object;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export function originOf(request: FastifyRequest): RequestOrigin {
+  const client = request.headers['x-portcullis-client'];
+  return {
+    sourceIp: request.ip ?? null,
+    userAgent:
+      typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'].slice(0, 256) : null,
+    channel: client === 'cli' ? 'cli' : 'api',
+  };
+}
+
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new PortcullisError('unauthenticated');
+  return request.principal;
+}

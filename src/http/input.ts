@@ -1,0 +1,41 @@
+/** Input rules shared by routes: free text that is safe to show to approvers in a terminal or a page. */
+import { z } from 'zod';
+import { parseDurationSeconds } from '../config/duration.js';
+import { PortcullisError } from '../core/errors.js';
+
+// C0 controls except tab/newline, DEL, C1 controls, and bidirectional overrides that can disguise text.
+const hostileCharacters = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/;
+
+export function safeText(max: number) {
+  return z
+    .string()
+    .max(max)
+    .refine(
+      (s) => !hostileCharacters.test(s),
+      'must not contain control or bidirectional-override characters',
+    );
+}
+
+export const durationInput = z
+  .union([z.string().max(32), z.number()])
+  .describe('Seconds, or a duration such as 30m, 2h');
+
+/** Converts a requested duration, refusing zero, negative, fractional and unparseable values. */
+export function requestedSeconds(value: string | number): number {
+  const seconds = parseDurationSeconds(value);
+  if (seconds === null) {
+    throw new PortcullisError(
+      'invalid_duration',
+      'Duration must be a positive whole number of seconds or like 45m, 2h',
+    );
+  }
+  return seconds;
+}
+
+export const idParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9-]+$/, 'must be an id'),
+});

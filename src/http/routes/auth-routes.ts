@@ -1,0 +1,151 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { HttpDependencies } from '../context.js';
+import { originOf, principalOf } from '../context.js';
+import { problemView } from '../views.js';
+
+const errors = { 400: problemView, 401: problemView, 404: problemView, 502: problemView, 503: problemView };
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Public routes of the browser login (outside /api/v1: the IdP redirects here). */
+export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/auth/oidc/:idp/login',
+      {
+        schema: {
+          summary: 'Start an OIDC login; a CLI adds its loopback redirect_uri, PKCE challenge and state',
+          tags: ['auth'],
+          params: z.object({ idp: z.string().max(64) }),
+          querystring: z.object({
+            redirect_uri: z.string().max(200).optional(),
+            code_challenge: z.string().max(128).optional(),
+            code_challenge_method: z.literal('S256').optional(),
+            state: z.string().max(128).optional(),
+          }),
+        },
+      },
+      async (request, reply) => {
+        const q = request.query;
+        const cli = q.redirect_uri
+          ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
+          : null;
+        const url = await deps.sessions.beginLogin(request.params.idp, cli);
+        return reply.redirect(url, 302);
+      },
+    );
+
+    app.get(
+      '/auth/oidc/:idp/callback',
+      {
+        schema: {
+          summary: 'OIDC redirect target',
+          tags: ['auth'],
+          params: z.object({ idp: z.string().max(64) }),
+        },
+      },
+      async (request, reply) => {
+        const url = new URL(request.url, deps.sessions.callbackUrl(request.params.idp));
+        const { principal, redirectTo } = await deps.sessions.completeLogin(
+          request.params.idp,
+          url,
+          originOf(request),
+        );
+        if (redirectTo) return reply.redirect(redirectTo, 302);
+        return reply
+          .type('text/html; charset=utf-8')
+          .send(
+            `<!doctype html><title>Portcullis</title><p>Signed in as ${escapeHtml(principal.displayName)} (${escapeHtml(principal.id)}). Use the <code>portcullis</code> CLI to continue.</p>`,
+          );
+      },
+    );
+  };
+}
+
+export function authApiRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/auth/providers',
+      {
+        schema: {
+          summary: 'Identity providers people can sign in with',
+          tags: ['auth'],
+          response: {
+            200: z.object({ providers: z.array(z.object({ id: z.string(), display_name: z.string() })) }),
+          },
+        },
+      },
+      async () => ({
+        providers: deps.sessions.providers.map((p) => ({ id: p.id, display_name: p.displayName })),
+      }),
+    );
+
+    app.post(
+      '/auth/cli/token',
+      {
+        schema: {
+          summary: 'Exchange a one-time CLI login code and its PKCE verifier for a session token',
+          tags: ['auth'],
+          body: z
+            .object({
+              code: z.string().min(1).max(128),
+              code_verifier: z.string().min(43).max(128),
+              redirect_uri: z.string().max(200),
+            })
+            .strict(),
+          response: {
+            200: z.object({
+              session_token: z.string(),
+              expires_at: z.string(),
+              principal: z.object({ id: z.string(), display_name: z.string(), groups: z.array(z.string()) }),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const session = await deps.sessions.exchangeCliCode({
+          code: request.body.code,
+          codeVerifier: request.body.code_verifier,
+          redirectUri: request.body.redirect_uri,
+        });
+        return {
+          session_token: session.token,
+          expires_at: new Date(session.expiresAt).toISOString(),
+          principal: {
+            id: session.principal.id,
+            display_name: session.principal.displayName,
+            groups: [...session.principal.groups],
+          },
+        };
+      },
+    );
+
+    app.get(
+      '/me',
+      {
+        schema: {
+          summary: 'Who you are, as Portcullis sees you',
+          tags: ['auth'],
+          response: {
+            200: z.object({
+              id: z.string(),
+              idp: z.string(),
+              display_name: z.string(),
+              email: z.string().nullable(),
+              groups: z.array(z.string()),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const p = principalOf(request);
+        return { id: p.id, idp: p.idp, display_name: p.displayName, email: p.email, groups: [...p.groups] };
+      },
+    );
+  };
+}

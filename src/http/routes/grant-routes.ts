@@ -1,0 +1,143 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { grantStatuses } from '../../core/grant.js';
+import type { HttpDependencies } from '../context.js';
+import { originOf, principalOf } from '../context.js';
+import { idParam, safeText } from '../input.js';
+import { grantView, problemView, toGrantView } from '../views.js';
+
+const errors = {
+  400: problemView,
+  401: problemView,
+  403: problemView,
+  404: problemView,
+  409: problemView,
+  503: problemView,
+};
+
+export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/grants',
+      {
+        schema: {
+          summary: 'List grants: yours, or all you may see (owners, admins)',
+          tags: ['grants'],
+          querystring: z.object({
+            scope: z.enum(['mine', 'all']).default('mine'),
+            status: z
+              .string()
+              .optional()
+              .transform((s) => (s ? s.split(',') : undefined))
+              .pipe(z.array(z.enum(grantStatuses)).optional()),
+          }),
+          response: { 200: z.object({ grants: z.array(grantView) }), ...errors },
+        },
+      },
+      async (request) => {
+        const list = await deps.access.listGrants(
+          principalOf(request),
+          request.query.scope,
+          request.query.status,
+        );
+        return { grants: list.map(toGrantView) };
+      },
+    );
+
+    app.get(
+      '/grants/:id',
+      {
+        schema: {
+          summary: 'One grant',
+          tags: ['grants'],
+          params: idParam,
+          response: { 200: grantView, ...errors },
+        },
+      },
+      async (request) => toGrantView(await deps.access.getGrant(principalOf(request), request.params.id)),
+    );
+
+    app.post(
+      '/grants/:id/revoke',
+      {
+        schema: {
+          summary: 'End a grant now: revoke (owners, admins, policy) or release your own early',
+          tags: ['grants'],
+          params: idParam,
+          body: z
+            .object({ reason: safeText(1000).default('') })
+            .strict()
+            .default({ reason: '' }),
+          response: { 200: grantView, ...errors },
+        },
+      },
+      async (request) =>
+        toGrantView(
+          await deps.access.revoke(
+            principalOf(request),
+            request.params.id,
+            request.body.reason,
+            originOf(request),
+          ),
+        ),
+    );
+
+    app.get(
+      '/grants/:id/credentials',
+      {
+        schema: {
+          summary: "The requester's credentials for a live grant (e.g. a PostgreSQL connection string)",
+          tags: ['grants'],
+          params: idParam,
+          response: {
+            200: z.object({ grant_id: z.string(), credentials: z.record(z.string(), z.string()) }),
+            ...errors,
+          },
+        },
+      },
+      async (request, reply) => {
+        const credentials = await deps.access.credentials(
+          principalOf(request),
+          request.params.id,
+          originOf(request),
+        );
+        reply.header('cache-control', 'no-store');
+        return { grant_id: request.params.id, credentials };
+      },
+    );
+
+    app.post(
+      '/grants/:id/token',
+      {
+        schema: {
+          summary: 'A signed access token for a live grant; it expires no later than the grant',
+          tags: ['grants'],
+          params: idParam,
+          response: {
+            200: z.object({
+              access_token: z.string(),
+              token_type: z.literal('Bearer'),
+              expires_at: z.string(),
+              jti: z.string(),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request, reply) => {
+        const issued = await deps.access.issueToken(
+          principalOf(request),
+          request.params.id,
+          originOf(request),
+        );
+        reply.header('cache-control', 'no-store');
+        return {
+          access_token: issued.token,
+          token_type: 'Bearer' as const,
+          expires_at: new Date(issued.expiresAt).toISOString(),
+          jti: issued.jti,
+        };
+      },
+    );
+  };
+}

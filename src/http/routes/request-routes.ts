@@ -1,0 +1,140 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { requestStates } from '../../core/access-request.js';
+import type { HttpDependencies } from '../context.js';
+import { originOf, principalOf } from '../context.js';
+import { durationInput, idParam, requestedSeconds, safeText } from '../input.js';
+import { problemView, requestView, toRequestView } from '../views.js';
+
+const errors = {
+  400: problemView,
+  401: problemView,
+  403: problemView,
+  404: problemView,
+  409: problemView,
+  503: problemView,
+};
+
+export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
+  return async (app) => {
+    const view = async (request: Parameters<typeof toRequestView>[0]) =>
+      toRequestView(request, (await deps.access.grantIdOf(request.id)) ?? null);
+
+    app.post(
+      '/requests',
+      {
+        schema: {
+          summary: 'Ask for a role on a resource for a while',
+          tags: ['requests'],
+          body: z
+            .object({
+              resource: z.string().min(1).max(64),
+              role: z.string().min(1).max(64),
+              duration: durationInput,
+              reason: safeText(1000).default(''),
+              ticket: safeText(200).nullable().optional(),
+            })
+            .strict(),
+          response: { 201: requestView, ...errors },
+        },
+      },
+      async (request, reply) => {
+        const created = await deps.access.createRequest(
+          principalOf(request),
+          {
+            resourceId: request.body.resource,
+            role: request.body.role,
+            durationSeconds: requestedSeconds(request.body.duration),
+            reason: request.body.reason,
+            ticket: request.body.ticket ?? null,
+          },
+          originOf(request),
+        );
+        return reply.code(201).send(await view(created));
+      },
+    );
+
+    app.get(
+      '/requests',
+      {
+        schema: {
+          summary: 'List requests: your own, those you may review, or all you may see',
+          tags: ['requests'],
+          querystring: z.object({
+            scope: z.enum(['mine', 'reviewable', 'all']).default('mine'),
+            state: z
+              .string()
+              .optional()
+              .transform((s) => (s ? s.split(',') : undefined))
+              .pipe(z.array(z.enum(requestStates)).optional()),
+            limit: z.coerce.number().int().min(1).max(500).default(100),
+          }),
+          response: { 200: z.object({ requests: z.array(requestView) }), ...errors },
+        },
+      },
+      async (request) => {
+        const list = await deps.access.listRequests(principalOf(request), {
+          scope: request.query.scope,
+          states: request.query.state,
+          limit: request.query.limit,
+        });
+        return { requests: await Promise.all(list.map(view)) };
+      },
+    );
+
+    app.get(
+      '/requests/:id',
+      {
+        schema: {
+          summary: 'One request',
+          tags: ['requests'],
+          params: idParam,
+          response: { 200: requestView, ...errors },
+        },
+      },
+      async (request) => view(await deps.access.getRequest(principalOf(request), request.params.id)),
+    );
+
+    for (const verdict of ['approve', 'deny'] as const) {
+      app.post(
+        `/requests/:id/${verdict}`,
+        {
+          schema: {
+            summary: verdict === 'approve' ? 'Approve a pending request' : 'Deny a pending request',
+            tags: ['requests'],
+            params: idParam,
+            body: z
+              .object({ reason: safeText(1000).default('') })
+              .strict()
+              .default({ reason: '' }),
+            response: { 200: requestView, ...errors },
+          },
+        },
+        async (request) =>
+          view(
+            await deps.access.review(
+              principalOf(request),
+              request.params.id,
+              verdict,
+              request.body.reason,
+              originOf(request),
+            ),
+          ),
+      );
+    }
+
+    app.post(
+      '/requests/:id/cancel',
+      {
+        schema: {
+          summary: 'Withdraw your request',
+          tags: ['requests'],
+          params: idParam,
+          response: { 200: requestView, ...errors },
+        },
+      },
+      async (request) =>
+        view(await deps.access.cancel(principalOf(request), request.params.id, originOf(request))),
+    );
+  };
+}
