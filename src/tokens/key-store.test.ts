@@ -1,0 +1,288 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, FlattenedSign } from 'jose';
+import type { KeyRepository, StoredKey } from '../app/ports.js';
+import { ManualClock } from '../core/clock.js';
+import { PortcullisError } from '../core/errors.js';
+import { JweSecretBox } from '../crypto/secret-box.js';
+import { type KeyPurpose, SigningKeyStore, signingKeySealPurpose } from './key-store.js';
+import { MemoryKeyRepository } from './memory-key-repository.js';
+
+// The storage engineer's openStore() did not exist when these tests were written; the in-memory
+// repository follows the SQL repository's semantics (see memory-key-repository.ts).
+
+const start = Date.UTC(2025, 0, 1, 12, 0, 0);
+const hour = 3600;
+const kek = randomBytes(32);
+const box = new JweSecretBox(kek).withPurpose(signingKeySealPurpose);
+
+function setup(repository: KeyRepository = new MemoryKeyRepository(), clock = new ManualClock(start)) {
+  const keys = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: hour, clock });
+  return { keys, repository, clock };
+}
+
+async function sign(keys: SigningKeyStore, purpose: KeyPurpose, text: string): Promise<string> {
+  const key = await keys.activeSigningKey(purpose);
+  const jws = await new FlattenedSign(new TextEncoder().encode(text))
+    .setProtectedHeader({ alg: 'EdDSA', kid: key.kid })
+    .sign(key.privateKey);
+  return `${jws.protected}.${jws.payload}.${jws.signature}`;
+}
+
+async function verifies(
+  keys: SigningKeyStore,
+  purpose: KeyPurpose,
+  jws: string,
+  now: number,
+): Promise<boolean> {
+  const { kid } = decodeProtectedHeader(jws);
+  const key = await keys.verificationKey(purpose, kid as string, now);
+  if (!key) return false;
+  await compactVerify(jws, key, { algorithms: ['EdDSA'] });
+  return true;
+}
+
+describe('SigningKeyStore', () => {
+  it('creates the first key once and publishes it under its RFC 7638 thumbprint', async () => {
+    const { keys, repository } = setup();
+    const first = await keys.ensureActiveKey('token', start);
+    const again = await keys.ensureActiveKey('token', start + 1000);
+    assert.equal(again.kid, first.kid);
+    assert.equal((await repository.list('token')).length, 1);
+
+    assert.equal(first.kid, await calculateJwkThumbprint(first.publicJwk));
+    assert.equal(first.privateKey.type, 'private');
+    assert.equal(first.privateKey.extractable, false);
+
+    const jwks = await keys.publicKeys('token', start);
+    assert.deepEqual(jwks.keys, [
+      { kty: 'OKP', crv: 'Ed25519', x: first.publicJwk.x, kid: first.kid, alg: 'EdDSA', use: 'sig' },
+    ]);
+    assert.ok(!JSON.stringify(jwks).includes('"d"'));
+  });
+
+  it('keeps purposes apart', async () => {
+    const { keys } = setup();
+    const token = await keys.ensureActiveKey('token', start);
+    const audit = await keys.ensureActiveKey('audit', start);
+    assert.notEqual(token.kid, audit.kid);
+    assert.deepEqual(
+      (await keys.publicKeys('audit', start)).keys.map((k) => k.kid),
+      [audit.kid],
+    );
+    assert.equal(await keys.verificationKey('token', audit.kid, start), undefined);
+  });
+
+  it('refuses to sign when no key was ever created', async () => {
+    const { keys } = setup();
+    await assert.rejects(keys.activeSigningKey('token'), /no active token signing key/);
+  });
+
+  it('stores private keys sealed, never in clear', async () => {
+    const repository = new MemoryKeyRepository();
+    const { keys } = setup(repository);
+    await keys.ensureActiveKey('token', start);
+    await keys.rotate('token', start + 1000, 2 * hour);
+    const rows = repository.rows();
+    assert.equal(rows.length, 2);
+    for (const row of rows) {
+      assert.ok(!JSON.stringify(row).includes('"d":'), 'a private JWK member is stored in clear');
+      assert.equal(row.sealedPrivateJwk.split('.').length, 5, 'sealed as a compact JWE');
+      assert.equal(decodeProtectedHeader(row.sealedPrivateJwk).purpose, signingKeySealPurpose);
+      assert.ok(!row.publicJwk.includes('"d"'));
+      // …and it opens with the key-encryption key.
+      assert.match(await box.open(row.sealedPrivateJwk), /"d":/);
+    }
+  });
+
+  it('rotation keeps old signatures valid until the overlap ends, then refuses the old kid', async () => {
+    const { keys, repository, clock } = setup();
+    const old = await keys.ensureActiveKey('token', start);
+    const oldToken = await sign(keys, 'token', 'issued before rotation');
+
+    const rotatedAt = start + 60_000;
+    clock.set(rotatedAt);
+    const rotation = await keys.rotate('token', rotatedAt, 2 * hour);
+    assert.deepEqual(rotation.retiredKids, [old.kid]);
+    assert.equal(rotation.publishUntil, rotatedAt + 2 * hour * 1000);
+    assert.notEqual(rotation.kid, old.kid);
+
+    const current = await keys.activeSigningKey('token');
+    assert.equal(current.kid, rotation.kid);
+    const newToken = await sign(keys, 'token', 'issued after rotation');
+    assert.equal(decodeProtectedHeader(newToken).kid, rotation.kid);
+
+    const during = rotatedAt + 2 * hour * 1000 - 1;
+    clock.set(during);
+    assert.ok(await verifies(keys, 'token', oldToken, during));
+    assert.ok(await verifies(keys, 'token', newToken, during));
+    assert.deepEqual(
+      (await keys.publicKeys('token', during)).keys.map((k) => k.kid),
+      [rotation.kid, old.kid],
+    );
+
+    const after = rotatedAt + 2 * hour * 1000;
+    clock.set(after);
+    assert.equal(await verifies(keys, 'token', oldToken, after), false);
+    assert.ok(await verifies(keys, 'token', newToken, after));
+    assert.deepEqual(
+      (await keys.publicKeys('token', after)).keys.map((k) => k.kid),
+      [rotation.kid],
+    );
+
+    // The next rotation deletes the key whose publication has ended.
+    const second = await keys.rotate('token', after, 2 * hour);
+    assert.equal(second.deleted, 1);
+    assert.deepEqual(
+      (await repository.list('token')).map((k) => k.kid).sort(),
+      [rotation.kid, second.kid].sort(),
+    );
+  });
+
+  it('refuses an overlap shorter than the longest token lifetime', async () => {
+    const { keys, repository } = setup();
+    await keys.ensureActiveKey('token', start);
+    await assert.rejects(keys.rotate('token', start, hour - 1), (error: unknown) => {
+      assert.ok(error instanceof PortcullisError);
+      assert.equal(error.code, 'validation_failed');
+      assert.match(error.message, /shorter than the longest token lifetime/);
+      return true;
+    });
+    await assert.rejects(keys.rotate('token', start, Number.NaN), PortcullisError);
+    assert.equal((await repository.list('token')).length, 1, 'nothing was written');
+    await keys.rotate('token', start, hour);
+  });
+
+  it('retains audit keys for good, whatever the overlap, so old checkpoints verify offline', async () => {
+    const { keys, clock } = setup();
+    await keys.ensureActiveKey('audit', start);
+    const checkpoint = await sign(keys, 'audit', 'checkpoint 1');
+    const rotation = await keys.rotate('audit', start, 0);
+    const years = start + 10 * 365 * 24 * hour * 1000;
+    clock.set(years);
+    assert.ok(await verifies(keys, 'audit', checkpoint, years));
+    assert.equal((await keys.publicKeys('audit', years)).keys.length, 2);
+    assert.equal((await keys.activeSigningKey('audit')).kid, rotation.kid);
+  });
+
+  it('picks up a rotation made through another instance on the same repository', async () => {
+    const repository = new MemoryKeyRepository();
+    const clock = new ManualClock(start);
+    const server = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: hour, clock });
+    const cli = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: hour, clock });
+
+    const first = await server.ensureActiveKey('token', start);
+    assert.equal((await cli.activeSigningKey('token')).kid, first.kid);
+
+    const rotation = await cli.rotate('token', start, 2 * hour);
+
+    // Within the refresh interval the server still signs with its cached key (still published)…
+    clock.advance(1000);
+    assert.equal((await server.activeSigningKey('token')).kid, first.kid);
+    // …but a token from a replica that already switched verifies at once (unknown kid → re-read).
+    const fromOtherReplica = await sign(cli, 'token', 'from a replica that already refreshed');
+    assert.ok(await verifies(server, 'token', fromOtherReplica, clock.now()));
+
+    clock.advance(5000);
+    assert.equal((await server.activeSigningKey('token')).kid, rotation.kid);
+    assert.deepEqual(
+      (await server.publicKeys('token', clock.now())).keys.map((k) => k.kid),
+      [rotation.kid, first.kid],
+    );
+  });
+
+  it('rate-limits re-reads caused by unknown key ids', async () => {
+    const inner = new MemoryKeyRepository();
+    let reads = 0;
+    const counting: KeyRepository = {
+      list: (purpose) => {
+        reads += 1;
+        return inner.list(purpose);
+      },
+      insert: (key) => inner.insert(key),
+      retireOthers: (...args) => inner.retireOthers(...args),
+      deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
+    };
+    const { keys, clock } = setup(counting);
+    await keys.ensureActiveKey('token', start);
+    const before = reads;
+    for (let i = 0; i < 50; i += 1)
+      assert.equal(await keys.verificationKey('token', `made-up-${i}`, start), undefined);
+    assert.equal(reads, before, 'no re-read within the rate limit');
+    clock.advance(1000);
+    await keys.verificationKey('token', 'made-up', start);
+    assert.equal(reads, before + 1);
+  });
+
+  it('signs with the newest key when a start-up race left two active keys, and publishes both', async () => {
+    const repository = new MemoryKeyRepository();
+    const a = setup(repository).keys;
+    const b = setup(repository).keys;
+    // Both replicas saw no key and created one.
+    const [keyA, keyB] = await Promise.all([
+      a.ensureActiveKey('token', start),
+      b.ensureActiveKey('token', start + 1),
+    ]);
+    a.invalidate();
+    b.invalidate();
+    assert.equal((await a.activeSigningKey('token')).kid, keyB.kid);
+    assert.equal((await b.activeSigningKey('token')).kid, keyB.kid);
+    assert.deepEqual(
+      (await a.publicKeys('token', start)).keys.map((k) => k.kid),
+      [keyB.kid, keyA.kid],
+    );
+  });
+
+  it('will not open a signing key with a box bound to another purpose or another KEK', async () => {
+    const repository = new MemoryKeyRepository();
+    await setup(repository).keys.ensureActiveKey('token', start);
+    const expectReason = (reason: string) => (error: unknown) => {
+      assert.ok(error instanceof PortcullisError);
+      assert.equal(error.details.reason, reason);
+      return true;
+    };
+    const otherPurpose = new JweSecretBox(kek).withPurpose('grant-credentials');
+    const keys = new SigningKeyStore(repository, otherPurpose, { longestTokenLifetimeSeconds: hour });
+    await assert.rejects(keys.activeSigningKey('token'), expectReason('wrong_purpose'));
+    const otherKek = new JweSecretBox(randomBytes(32)).withPurpose(signingKeySealPurpose);
+    const misconfigured = new SigningKeyStore(repository, otherKek, { longestTokenLifetimeSeconds: hour });
+    await assert.rejects(misconfigured.activeSigningKey('token'), expectReason('wrong_key'));
+    // A failed open is not cached: the right box still works afterwards.
+    assert.ok(await setup(repository).keys.activeSigningKey('token'));
+  });
+
+  it('refuses a row whose sealed private key belongs to another key', async () => {
+    const inner = new MemoryKeyRepository();
+    const { keys: writer } = setup(inner);
+    await writer.ensureActiveKey('token', start);
+    await writer.ensureActiveKey('audit', start);
+    const [audit] = await inner.list('audit');
+    // Someone with write access to the table pastes the audit key's sealed half into the token row.
+    const swapped: KeyRepository = {
+      list: async (purpose) =>
+        (await inner.list(purpose)).map(
+          (key): StoredKey =>
+            purpose === 'token' ? { ...key, sealedPrivateJwk: audit?.sealedPrivateJwk ?? '' } : key,
+        ),
+      insert: (key) => inner.insert(key),
+      retireOthers: (...args) => inner.retireOthers(...args),
+      deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
+    };
+    const { keys } = setup(swapped);
+    await assert.rejects(keys.activeSigningKey('token'), /does not match its public key/);
+  });
+
+  it('refuses a row whose kid is not the thumbprint of its public key', async () => {
+    const inner = new MemoryKeyRepository();
+    await setup(inner).keys.ensureActiveKey('token', start);
+    const relabelled: KeyRepository = {
+      list: async (purpose) =>
+        (await inner.list(purpose)).map((key) => ({ ...key, kid: 'chosen-by-attacker' })),
+      insert: (key) => inner.insert(key),
+      retireOthers: (...args) => inner.retireOthers(...args),
+      deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
+    };
+    await assert.rejects(setup(relabelled).keys.publicKeys('token', start), /does not match its public key/);
+  });
+});

@@ -1,0 +1,364 @@
+/**
+ * Signing keys: Ed25519 key pairs kept in the database through the KeyRepository port, private
+ * halves sealed with the key-encryption key. One key per purpose signs; retired keys stay
+ * published until their overlap ends, so what they signed keeps verifying.
+ *
+ * Several processes share the table (API replicas, and `portcullis keys rotate` as its own
+ * process), so the in-memory view is re-read on a short interval and, rate-limited, when a token
+ * names a key id this process has not seen yet.
+ */
+import {
+  type CryptoKey,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+} from 'jose';
+import type { KeyRepository, SecretBox, StoredKey } from '../app/ports.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { PortcullisError } from '../core/errors.js';
+
+export type KeyPurpose = StoredKey['purpose'];
+
+/** The JWS algorithm of every key this store creates. */
+export const signingAlgorithm = 'EdDSA';
+
+/**
+ * Purpose label to bind the store's secret box to (`box.withPurpose(signingKeySealPurpose)`), so
+ * that no other sealed value can be opened as a signing key.
+ */
+export const signingKeySealPurpose = 'portcullis/signing-key';
+
+/** An Ed25519 public key as published in the JWKS. */
+export interface PublicSigningJwk {
+  readonly kty: 'OKP';
+  readonly crv: 'Ed25519';
+  readonly x: string;
+  /** RFC 7638 JWK thumbprint (SHA-256) of the key. */
+  readonly kid: string;
+  readonly alg: typeof signingAlgorithm;
+  readonly use: 'sig';
+}
+
+/** The key that signs new material for a purpose. */
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: typeof signingAlgorithm;
+  /** Non-extractable private key. */
+  readonly privateKey: CryptoKey;
+  readonly publicJwk: PublicSigningJwk;
+}
+
+/** A JSON Web Key Set document (RFC 7517 §5), as served at `/.well-known/jwks.json`. */
+export interface JsonWebKeySet {
+  readonly keys: readonly PublicSigningJwk[];
+}
+
+export interface RotationResult {
+  /** The new active key. */
+  readonly kid: string;
+  /** Keys that were active until now and stay published until `publishUntil`. */
+  readonly retiredKids: readonly string[];
+  /** When the retired keys leave the JWKS (ms since the epoch). */
+  readonly publishUntil: number;
+  /** How many keys whose publication had ended were deleted. */
+  readonly deleted: number;
+}
+
+export interface SigningKeyStoreOptions {
+  /**
+   * Longest lifetime of anything signed with a `token` key (the larger of the access token and
+   * session token lifetimes). A rotation overlap shorter than this is refused.
+   */
+  readonly longestTokenLifetimeSeconds: number;
+  /** Time source for cache ageing. Default: the system clock. */
+  readonly clock?: Clock;
+  /** How long the in-memory view of the keys is trusted before it is re-read. Default 5000 ms. */
+  readonly refreshIntervalMs?: number;
+  /**
+   * Minimum time between re-reads triggered by an unknown key id, so tokens with made-up key ids
+   * cannot turn into a stream of database queries. Default 1000 ms.
+   */
+  readonly unknownKidRefreshMs?: number;
+}
+
+/**
+ * Audit checkpoint keys are never unpublished: a checkpoint must verify offline for as long as
+ * the log is kept, so its key outlives any overlap. Stored as the largest safe timestamp.
+ */
+const retainedForever = Number.MAX_SAFE_INTEGER;
+
+interface KeyEntry {
+  readonly stored: StoredKey;
+  readonly publicJwk: PublicSigningJwk;
+  readonly publicKey: CryptoKey;
+}
+
+interface KeySnapshot {
+  readonly loadedAt: number;
+  readonly entries: ReadonlyMap<string, KeyEntry>;
+  /** The newest active key: the one that signs. */
+  readonly signingKid: string | null;
+}
+
+function isPublished(key: StoredKey, now: number): boolean {
+  return key.active || (key.publishUntil !== null && now < key.publishUntil);
+}
+
+/**
+ * Which active key signs. Normally there is exactly one; if two processes raced to create one,
+ * every replica picks the same (newest, then highest kid) and both stay published.
+ */
+function newestActive(entries: Iterable<KeyEntry>): string | null {
+  let chosen: StoredKey | null = null;
+  for (const { stored } of entries) {
+    if (!stored.active) continue;
+    if (
+      chosen === null ||
+      stored.createdAt > chosen.createdAt ||
+      (stored.createdAt === chosen.createdAt && stored.kid > chosen.kid)
+    ) {
+      chosen = stored;
+    }
+  }
+  return chosen?.kid ?? null;
+}
+
+function parsePublicJwk(stored: StoredKey): PublicSigningJwk {
+  const jwk = JSON.parse(stored.publicJwk) as Partial<PublicSigningJwk>;
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') {
+    throw new PortcullisError('internal', `Signing key ${stored.kid} has an unusable public key`);
+  }
+  return { kty: 'OKP', crv: 'Ed25519', x: jwk.x, kid: stored.kid, alg: signingAlgorithm, use: 'sig' };
+}
+
+/**
+ * Creates, rotates, caches and publishes signing keys for the `token` and `audit` purposes.
+ *
+ * @example
+ * const keys = new SigningKeyStore(store.keys, box.withPurpose(signingKeySealPurpose), {
+ *   longestTokenLifetimeSeconds: Math.max(config.tokens.accessTokenTtlSeconds, config.tokens.sessionTtlSeconds),
+ * });
+ * await keys.ensureActiveKey('token', clock.now());
+ * const jwks = await keys.publicKeys('token', clock.now());
+ */
+export class SigningKeyStore {
+  readonly #repository: KeyRepository;
+  readonly #box: SecretBox;
+  readonly #clock: Clock;
+  readonly #longestTokenLifetimeSeconds: number;
+  readonly #refreshIntervalMs: number;
+  readonly #unknownKidRefreshMs: number;
+  readonly #snapshots = new Map<KeyPurpose, KeySnapshot>();
+  readonly #loading = new Map<KeyPurpose, Promise<KeySnapshot>>();
+  /** Decrypted private keys by kid; opened once, dropped when the key leaves the table. */
+  readonly #privateKeys = new Map<string, Promise<CryptoKey>>();
+
+  constructor(repository: KeyRepository, box: SecretBox, options: SigningKeyStoreOptions) {
+    if (!Number.isFinite(options.longestTokenLifetimeSeconds) || options.longestTokenLifetimeSeconds <= 0) {
+      throw new TypeError('longestTokenLifetimeSeconds must be a positive number of seconds');
+    }
+    this.#repository = repository;
+    this.#box = box;
+    this.#clock = options.clock ?? systemClock;
+    this.#longestTokenLifetimeSeconds = options.longestTokenLifetimeSeconds;
+    this.#refreshIntervalMs = options.refreshIntervalMs ?? 5000;
+    this.#unknownKidRefreshMs = options.unknownKidRefreshMs ?? 1000;
+  }
+
+  /**
+   * Makes sure a key signs for `purpose`, creating the first one when there is none. Run at
+   * start-up; returns the signing key.
+   */
+  async ensureActiveKey(purpose: KeyPurpose, now: number): Promise<SigningKey> {
+    const snapshot = await this.#reload(purpose);
+    if (snapshot.signingKid === null) {
+      await this.#repository.insert(await this.#createKey(purpose, now));
+      await this.#reload(purpose);
+    }
+    return this.activeSigningKey(purpose);
+  }
+
+  /** The key that signs for `purpose` now. Throws when there is none (see {@link ensureActiveKey}). */
+  async activeSigningKey(purpose: KeyPurpose): Promise<SigningKey> {
+    const snapshot = await this.#current(purpose);
+    const entry = snapshot.signingKid === null ? undefined : snapshot.entries.get(snapshot.signingKid);
+    if (!entry) {
+      throw new PortcullisError(
+        'internal',
+        `There is no active ${purpose} signing key; restart Portcullis or run \`portcullis keys rotate\``,
+      );
+    }
+    return {
+      kid: entry.stored.kid,
+      alg: signingAlgorithm,
+      privateKey: await this.#privateKey(entry),
+      publicJwk: entry.publicJwk,
+    };
+  }
+
+  /** The JWKS for `purpose`: the active key first, then retired keys still within their overlap. */
+  async publicKeys(purpose: KeyPurpose, now: number): Promise<JsonWebKeySet> {
+    const snapshot = await this.#current(purpose);
+    const published = [...snapshot.entries.values()]
+      .filter((entry) => isPublished(entry.stored, now))
+      .sort(
+        (a, b) =>
+          Number(b.stored.kid === snapshot.signingKid) - Number(a.stored.kid === snapshot.signingKid) ||
+          b.stored.createdAt - a.stored.createdAt,
+      );
+    return { keys: published.map((entry) => entry.publicJwk) };
+  }
+
+  /**
+   * The public key that verifies material signed under `kid`, or undefined when the key is
+   * unknown or no longer published at `now`. An unknown kid triggers a (rate-limited) re-read, so
+   * a key another process has just created is found.
+   */
+  async verificationKey(purpose: KeyPurpose, kid: string, now: number): Promise<CryptoKey | undefined> {
+    let snapshot = await this.#current(purpose);
+    if (!snapshot.entries.has(kid) && this.#clock.now() - snapshot.loadedAt >= this.#unknownKidRefreshMs) {
+      snapshot = await this.#reload(purpose);
+    }
+    const entry = snapshot.entries.get(kid);
+    return entry && isPublished(entry.stored, now) ? entry.publicKey : undefined;
+  }
+
+  /**
+   * Creates a new active key for `purpose`; the previous ones stop signing and stay published for
+   * `overlapSeconds` (token keys) so material they signed keeps verifying until it expires. Keys
+   * whose publication has ended are deleted. Audit keys are retained for good, whatever the
+   * overlap. Refuses an overlap shorter than the longest token lifetime.
+   */
+  async rotate(purpose: KeyPurpose, now: number, overlapSeconds: number): Promise<RotationResult> {
+    if (!Number.isFinite(overlapSeconds) || overlapSeconds < 0) {
+      throw new PortcullisError('validation_failed', 'The rotation overlap must be a number of seconds', {
+        overlapSeconds,
+      });
+    }
+    if (purpose === 'token' && overlapSeconds < this.#longestTokenLifetimeSeconds) {
+      throw new PortcullisError(
+        'validation_failed',
+        `A rotation overlap of ${overlapSeconds}s is shorter than the longest token lifetime (${this.#longestTokenLifetimeSeconds}s): tokens issued before the rotation would stop verifying before they expire`,
+        { overlapSeconds, longestTokenLifetimeSeconds: this.#longestTokenLifetimeSeconds },
+      );
+    }
+    const before = await this.#repository.list(purpose);
+    const retiredKids = before.filter((key) => key.active).map((key) => key.kid);
+    const publishUntil = purpose === 'audit' ? retainedForever : now + overlapSeconds * 1000;
+
+    const key = await this.#createKey(purpose, now);
+    await this.#repository.insert(key);
+    await this.#repository.retireOthers(purpose, key.kid, publishUntil);
+    const deleted = await this.#repository.deleteUnpublished(purpose, now);
+    await this.#reload(purpose);
+    return { kid: key.kid, retiredKids, publishUntil, deleted };
+  }
+
+  /** Forgets the in-memory view; the next call re-reads the repository. */
+  invalidate(): void {
+    this.#snapshots.clear();
+  }
+
+  async #createKey(purpose: KeyPurpose, now: number): Promise<StoredKey> {
+    const { privateKey, publicKey } = await generateKeyPair(signingAlgorithm, {
+      crv: 'Ed25519',
+      extractable: true,
+    });
+    const { x } = await exportJWK(publicKey);
+    if (typeof x !== 'string')
+      throw new PortcullisError('internal', 'Ed25519 key generation gave no public key');
+    const kid = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x });
+    const publicJwk: PublicSigningJwk = {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      x,
+      kid,
+      alg: signingAlgorithm,
+      use: 'sig',
+    };
+    return {
+      kid,
+      purpose,
+      alg: signingAlgorithm,
+      publicJwk: JSON.stringify(publicJwk),
+      sealedPrivateJwk: await this.#box.seal(JSON.stringify(await exportJWK(privateKey))),
+      createdAt: now,
+      active: true,
+      publishUntil: null,
+    };
+  }
+
+  async #current(purpose: KeyPurpose): Promise<KeySnapshot> {
+    const snapshot = this.#snapshots.get(purpose);
+    if (snapshot && this.#clock.now() - snapshot.loadedAt < this.#refreshIntervalMs) return snapshot;
+    return this.#reload(purpose);
+  }
+
+  /** Re-reads the keys of a purpose; concurrent callers share one read. */
+  #reload(purpose: KeyPurpose): Promise<KeySnapshot> {
+    const pending = this.#loading.get(purpose);
+    if (pending) return pending;
+    const loading = this.#read(purpose).finally(() => this.#loading.delete(purpose));
+    this.#loading.set(purpose, loading);
+    return loading;
+  }
+
+  async #read(purpose: KeyPurpose): Promise<KeySnapshot> {
+    const loadedAt = this.#clock.now();
+    const previous = this.#snapshots.get(purpose)?.entries;
+    const entries = new Map<string, KeyEntry>();
+    for (const stored of await this.#repository.list(purpose)) {
+      // Written by a newer version with another algorithm: not ours to publish or use.
+      if (stored.alg !== signingAlgorithm) continue;
+      const known = previous?.get(stored.kid);
+      if (known && known.stored.publicJwk === stored.publicJwk) {
+        entries.set(stored.kid, { ...known, stored });
+        continue;
+      }
+      const publicJwk = parsePublicJwk(stored);
+      // INVARIANT: a kid is the thumbprint of its public key; a row that says otherwise is refused.
+      const thumbprint = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: publicJwk.x });
+      if (thumbprint !== stored.kid) {
+        throw new PortcullisError('internal', `Signing key ${stored.kid} does not match its public key`);
+      }
+      const publicKey = (await importJWK(publicJwk, signingAlgorithm)) as CryptoKey;
+      entries.set(stored.kid, { stored, publicJwk, publicKey });
+    }
+    for (const kid of this.#privateKeys.keys()) {
+      if (!entries.has(kid) && previous?.has(kid)) this.#privateKeys.delete(kid);
+    }
+    const snapshot: KeySnapshot = { loadedAt, entries, signingKid: newestActive(entries.values()) };
+    this.#snapshots.set(purpose, snapshot);
+    return snapshot;
+  }
+
+  #privateKey(entry: KeyEntry): Promise<CryptoKey> {
+    let key = this.#privateKeys.get(entry.stored.kid);
+    if (!key) {
+      key = this.#openPrivateKey(entry);
+      // A failed open is not cached: the next call tries again (e.g. after a KEK fix and restart).
+      key.catch(() => this.#privateKeys.delete(entry.stored.kid));
+      this.#privateKeys.set(entry.stored.kid, key);
+    }
+    return key;
+  }
+
+  async #openPrivateKey(entry: KeyEntry): Promise<CryptoKey> {
+    const jwk = JSON.parse(await this.#box.open(entry.stored.sealedPrivateJwk)) as JWK;
+    // The sealed half must belong to this row's public key; a swapped row would sign as another kid.
+    if (
+      jwk.kty !== 'OKP' ||
+      jwk.crv !== 'Ed25519' ||
+      jwk.x !== entry.publicJwk.x ||
+      typeof jwk.d !== 'string'
+    ) {
+      throw new PortcullisError(
+        'internal',
+        `The private key of ${entry.stored.kid} does not match its public key`,
+      );
+    }
+    return (await importJWK(jwk, signingAlgorithm, { extractable: false })) as CryptoKey;
+  }
+}
