@@ -94,7 +94,7 @@ export interface NewRequestInput {
 
 /** Absolute ceiling on any grant, whatever a policy says. */
 export const maxDurationSeconds = 7 * 24 * 3600;
-export const minDurationSeconds = 60;
+export const minDurationSeconds = 1;
 
 /** Creates a request the policy allowed. An auto-approve route skips review. */
 export function openRequest(input: NewRequestInput, route: ApprovalRoute, now: number): AccessRequest {

@@ -1,0 +1,249 @@
+/**
+ * The composition root: the one place that reads configuration, constructs the adapters and wires
+ * them into the application services, the HTTP edge and the expiry loop.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { AccessService } from '../app/access-service.js';
+import { ExpiryLoop } from '../app/expiry-loop.js';
+import type { Store } from '../app/ports.js';
+import { type BrowserLogin, SessionService } from '../app/session-service.js';
+import { AuditCheckpointer } from '../audit/checkpoint.js';
+import { exportAudit } from '../audit/export.js';
+import { type Config, decodeKeyEncryptionKey, type Environment, loadConfig } from '../config/load.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { PortcullisError } from '../core/errors.js';
+import type { Principal } from '../core/principal.js';
+import { JweSecretBox } from '../crypto/secret-box.js';
+import { buildHttpApp } from '../http/app.js';
+import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
+import { OidcLogin } from '../identity/oidc-login.js';
+import { PrometheusMetrics } from '../observability/metrics.js';
+import { CedarPolicyEngine } from '../policy/cedar-policy-engine.js';
+import { policyClock } from '../policy/policy-context.js';
+import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
+import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
+import { TokenProvisioner } from '../provisioners/token-provisioner.js';
+import { openStore } from '../storage/open-store.js';
+import { SigningKeyStore } from '../tokens/key-store.js';
+import { TokenService } from '../tokens/token-service.js';
+
+export interface StartOptions {
+  readonly configPath: string;
+  readonly env?: Environment;
+  readonly clock?: Clock;
+  /** Listen on the configured address (default true); tests may use `app.inject()` instead. */
+  readonly listen?: boolean;
+  /** Log level; `silent` in tests. Default `info`, or PORTCULLIS_LOG_LEVEL. */
+  readonly logLevel?: string;
+  /** Do not print the start-up banner (the demo prints its own). */
+  readonly quiet?: boolean;
+}
+
+export interface RunningPortcullis {
+  readonly config: Config;
+  readonly app: FastifyInstance;
+  readonly store: Store;
+  readonly access: AccessService;
+  readonly tokens: TokenService;
+  readonly keys: SigningKeyStore;
+  readonly expiry: ExpiryLoop;
+  /** Base URL actually listened on (port 0 resolved), or the public URL when not listening. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Builds everything from the configuration file, recovers overdue work, then serves. */
+export async function startPortcullis(options: StartOptions): Promise<RunningPortcullis> {
+  const env = options.env ?? process.env;
+  const clock = options.clock ?? systemClock;
+  const logger = pino({
+    level: options.logLevel ?? env.PORTCULLIS_LOG_LEVEL ?? 'info',
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'], censor: '[redacted]' },
+  });
+  const config = loadConfig(options.configPath, env);
+  const policy = CedarPolicyEngine.fromFiles(config.policyFiles, { timeZone: config.timeZone });
+
+  const store = await openStore(config.storageUrl.reveal(), {
+    onBackgroundError: (error) => logger.warn({ err: error }, 'database connection error'),
+  });
+  const closers: (() => Promise<void>)[] = [() => store.close()];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch((error) => logger.error({ err: error }, 'shutdown'));
+  };
+  try {
+    const kek = decodeKeyEncryptionKey(config.tokens.keyEncryptionKey.reveal());
+    if (!kek) throw new PortcullisError('config_invalid', 'tokens.key_encryption_key is not 32 bytes');
+    const secrets = new JweSecretBox(kek);
+    const keys = new SigningKeyStore(store.keys, secrets, {
+      longestTokenLifetimeSeconds: Math.max(config.tokens.accessTokenTtlSeconds, config.tokens.sessionTtlSeconds),
+      clock,
+    });
+    await keys.ensureActiveKey('token', clock.now());
+    await keys.ensureActiveKey('audit', clock.now());
+    const tokens = new TokenService({
+      keys,
+      issuer: config.server.publicUrl,
+      audience: config.tokens.audience,
+      accessTokenTtlSeconds: config.tokens.accessTokenTtlSeconds,
+      sessionTtlSeconds: config.tokens.sessionTtlSeconds,
+    });
+
+    const provisioners = new ProvisionerRegistry([new PostgresProvisioner(), new TokenProvisioner()]);
+    closers.push(() => provisioners.close());
+    const metrics = new PrometheusMetrics(store);
+
+    let expiry: ExpiryLoop | undefined;
+    const access = new AccessService({
+      store,
+      policy,
+      provisioners,
+      resources: config.resources,
+      secrets,
+      tokens: {
+        issueAccessToken: (input) =>
+          tokens.issueAccessToken({
+            ...input,
+            scopes: config.resources.get(input.grant.resourceId)?.roles.get(input.grant.role)?.grants ?? [],
+          }),
+      },
+      metrics,
+      clock,
+      newId: randomUUID,
+      localTime: (now) => policyClock(now, config.timeZone),
+      adminGroups: config.admins,
+      accessTokenTtlSeconds: config.tokens.accessTokenTtlSeconds,
+      onGrantActivated: (expiresAt) => expiry?.nudge(expiresAt),
+    });
+
+    const logins = new Map<string, BrowserLogin>();
+    for (const idp of config.identityProviders) {
+      const login = new OidcLogin(idp, { ephemeral: store.ephemeral, clock });
+      logins.set(idp.id, login);
+    }
+    const bearerIdps = config.identityProviders.filter((p) => p.api_audiences.length > 0);
+    const sessions = new SessionService({
+      store,
+      tokens,
+      idpBearer: bearerIdps.length > 0 ? new IdpJwtVerifier(bearerIdps) : null,
+      logins,
+      clock,
+      sessionTtlSeconds: config.tokens.sessionTtlSeconds,
+      publicUrl: config.server.publicUrl,
+    });
+
+    const checkpointNow = async (now: number, force: boolean) => {
+      const key = await keys.activeSigningKey('audit');
+      const checkpointer = new AuditCheckpointer(store.auditLog, key, {
+        everyEvents: config.audit.checkpointEveryEvents,
+        everySeconds: config.audit.checkpointIntervalSeconds,
+      });
+      return force ? checkpointer.checkpointNow(now) : checkpointer.checkpointIfDue(now);
+    };
+
+    const viewAuditContext = (principal: Principal) =>
+      policy.decide(principal, 'view_audit', null, null, {
+        durationMinutes: 0,
+        ...policyClock(clock.now(), config.timeZone),
+        reason: '',
+        ticket: '',
+        sensitivity: 'high',
+        source: 'api',
+        requesterId: principal.id,
+      });
+
+    await store.transaction((tx) =>
+      tx.audit.append(
+        {
+          type: 'config.loaded',
+          actor: 'system',
+          data: {
+            file: config.file,
+            resources: [...config.resources.keys()],
+            identityProviders: config.identityProviders.map((p) => p.id),
+            policyFiles: config.policyFiles,
+          },
+        },
+        clock.now(),
+      ),
+    );
+
+    expiry = new ExpiryLoop(access, store, clock, {
+      pollIntervalMs: config.expiry.pollIntervalSeconds * 1000,
+      onError: (error) => logger.error({ err: error }, 'expiry loop'),
+      onTick: async (now) => {
+        await checkpointNow(now, false);
+        await store.ephemeral.purgeExpired(now);
+      },
+    });
+    const recovered = await access.recover();
+    if (recovered.expired + recovered.activated + recovered.revocations > 0) logger.info(recovered, 'recovered at boot');
+    expiry.start();
+    closers.push(() => (expiry as ExpiryLoop).stop());
+
+    const app = await buildHttpApp({
+      access,
+      sessions,
+      tokenJwks: async () => (await keys.publicKeys('token', clock.now())) as unknown as { keys: Record<string, unknown>[] },
+      auditJwks: async () => (await keys.publicKeys('audit', clock.now())) as unknown as { keys: Record<string, unknown>[] },
+      introspect: async (token) =>
+        (await tokens.introspect(token, clock.now(), (grantId) => access.isGrantLive(grantId))) as Record<string, unknown>,
+      exportAudit: async (sink) => {
+        await checkpointNow(clock.now(), true);
+        await exportAudit(store.auditLog, sink);
+      },
+      readAudit: (after, limit) => store.auditLog.read(after, limit),
+      mayViewAudit: viewAuditContext,
+      recordAuditView: async (principal, from, what) => {
+        await store.transaction((tx) =>
+          tx.audit.append(
+            { type: 'audit.viewed', actor: principal.id, sourceIp: from.sourceIp, userAgent: from.userAgent, data: { what } },
+            clock.now(),
+          ),
+        );
+      },
+      metrics: () => metrics.exposition(),
+      readiness: async () => {
+        const checks: Record<string, string> = {};
+        try {
+          await store.requests.nextExpiry();
+          checks.database = 'ok';
+        } catch (error) {
+          checks.database = `unavailable: ${error instanceof Error ? error.message : String(error)}`;
+        }
+        try {
+          await keys.activeSigningKey('token');
+          checks.signing_keys = 'ok';
+        } catch {
+          checks.signing_keys = 'unavailable';
+        }
+        checks.policies = 'ok';
+        return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+      },
+      bodyLimitBytes: config.server.bodyLimitBytes,
+      trustProxy: config.server.trustProxy,
+      logger: {
+        level: options.logLevel ?? env.PORTCULLIS_LOG_LEVEL ?? 'info',
+        redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+        serializers: {
+          // Query strings can carry OIDC codes and state: log the path only.
+          req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, path: req.url.split('?')[0], ip: req.ip }),
+        },
+      },
+    });
+    closers.push(() => app.close());
+
+    let url = config.server.publicUrl;
+    if (options.listen ?? true) {
+      await app.listen({ host: config.server.host, port: config.server.port });
+      const address = app.server.address();
+      if (address && typeof address === 'object') url = `http://${config.server.host}:${address.port}`;
+    }
+    if (!options.quiet) logger.info({ url, config: config.file, storage: store.dialect }, 'Portcullis is serving');
+    return { config, app, store, access, tokens, keys, expiry, url, close: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
