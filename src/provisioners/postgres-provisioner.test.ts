@@ -1,0 +1,472 @@
+/**
+ * The PostgreSQL provisioner against a real scram-sha-256 cluster started for this file, through
+ * real node-postgres connections made with the credentials the provisioner hands out.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, afterEach, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import type { ProvisionContext, ProvisionResult } from '../app/ports.js';
+import type { ConfiguredResource, PostgresTarget } from '../config/load.js';
+import { Secret } from '../config/secret.js';
+import { isPortcullisError } from '../core/errors.js';
+import { type Grant, newGrant } from '../core/grant.js';
+import type { RoleDefinition } from '../core/resource.js';
+import { PostgresProvisioner } from './postgres-provisioner.js';
+
+const started = await startScramClusterOrSkip();
+
+const targetDatabase = 'portcullis "target" db';
+const oddRole = 'odd "role"; drop role app_owner; --';
+const limitedAdminPassword = 'limited-admin-pw';
+
+describe('PostgresProvisioner', { skip: started.skip }, () => {
+  const cluster = started.cluster;
+  const provisioner = new PostgresProvisioner({ connectTimeoutMs: 3000 });
+  const openClients: pg.Client[] = [];
+  let admin: pg.Client;
+  let adminUrl: URL;
+
+  function urlFor(database: string, user = 'postgres', password?: string): string {
+    const url = new URL(adminUrl);
+    url.pathname = `/${encodeURIComponent(database)}`;
+    url.username = user;
+    if (password !== undefined) url.password = password;
+    return url.toString();
+  }
+
+  function resource(
+    id: string,
+    target: Partial<PostgresTarget> = {},
+    roles: Record<string, string[]> = {},
+  ): ConfiguredResource {
+    const definitions: Record<string, string[]> = {
+      readonly: ['app_readonly'],
+      readwrite: ['app_readwrite'],
+      ...roles,
+    };
+    return {
+      id,
+      kind: 'postgres',
+      description: '',
+      sensitivity: 'high',
+      labels: {},
+      owners: [],
+      roles: new Map(
+        Object.entries(definitions).map(([name, grants]): [string, RoleDefinition] => [
+          name,
+          { name, description: '', grants },
+        ]),
+      ),
+      postgres: {
+        adminUrl: new Secret(adminUrl.toString(), 'test admin url'),
+        database: targetDatabase,
+        publicHost: undefined,
+        publicPort: undefined,
+        connectionLimit: 2,
+        reassignOwnedTo: 'app_owner',
+        ...target,
+      },
+    };
+  }
+
+  let prodDb: ConfiguredResource;
+
+  function plannedGrant(on: ConfiguredResource, role: string, lifetimeMs = 60 * 60_000): Grant {
+    const id = `grant-${randomUUID()}`;
+    return newGrant({
+      id,
+      requestId: `request-${id}`,
+      principalId: 'okta:alice',
+      resourceId: on.id,
+      role,
+      notBefore: Date.now(),
+      expiresAt: Date.now() + lifetimeMs,
+      artefacts: provisioner.plan({ id }, on),
+    });
+  }
+
+  function contextFor(grant: Grant, on: ConfiguredResource = prodDb): ProvisionContext {
+    const role = on.roles.get(grant.role);
+    assert.ok(role, `role ${grant.role} is defined`);
+    return { grant, resource: on, role };
+  }
+
+  async function connect(connectionString: string): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+    client.on('error', () => {}); // a terminated session also reports here; the tests look at query errors
+    openClients.push(client);
+    await client.connect();
+    return client;
+  }
+
+  /** The SQLSTATE of a failed login, or undefined when the login succeeds. */
+  async function loginError(connectionString: string): Promise<string | undefined> {
+    const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query('select 1');
+      return undefined;
+    } catch (error) {
+      return (error as { code?: string }).code ?? String(error);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  async function queryError(client: pg.Client, sql: string): Promise<string | undefined> {
+    try {
+      await client.query(sql);
+      return undefined;
+    } catch (error) {
+      return (error as { code?: string }).code ?? (error as Error).message;
+    }
+  }
+
+  function withPassword(connectionString: string, password: string): string {
+    const url = new URL(connectionString);
+    url.password = password;
+    return url.toString();
+  }
+
+  async function roleExists(name: string): Promise<boolean> {
+    const { rows } = await admin.query('select 1 from pg_roles where rolname = $1', [name]);
+    return rows.length === 1;
+  }
+
+  async function apply(
+    grant: Grant,
+    on: ConfiguredResource = prodDb,
+  ): Promise<ProvisionResult & { cs: string }> {
+    const result = await provisioner.apply(contextFor(grant, on));
+    const cs = result.credentials?.connection_string;
+    assert.ok(cs, 'a connection string is handed out');
+    return { ...result, cs };
+  }
+
+  before(async () => {
+    assert.ok(cluster);
+    adminUrl = new URL(cluster.adminUrl);
+    admin = new pg.Client({ connectionString: cluster.adminUrl });
+    await admin.connect();
+    const db = pg.escapeIdentifier(targetDatabase);
+    await admin.query(`create database ${db}`);
+    await admin.query(`revoke connect on database ${db} from public`);
+    for (const role of ['app_readonly', 'app_readwrite', 'app_owner', oddRole]) {
+      await admin.query(`create role ${pg.escapeIdentifier(role)} nologin`);
+    }
+    // A least-privileged admin account, as docs/provisioners.md describes it.
+    await admin.query(
+      `create role portcullis_admin login createrole password ${pg.escapeLiteral(limitedAdminPassword)}`,
+    );
+    await admin.query('grant pg_signal_backend, app_owner to portcullis_admin');
+    await admin.query(`grant connect on database ${db} to portcullis_admin with grant option`);
+
+    const target = new pg.Client({ connectionString: urlFor(targetDatabase) });
+    await target.connect();
+    try {
+      await target.query(`
+        create table items (id serial primary key, name text not null);
+        insert into items (name) values ('seed');
+        grant select on items to app_readonly;
+        grant select, insert on items to app_readwrite;
+        grant usage on sequence items_id_seq to app_readwrite;
+        grant create on schema public to app_readwrite;
+        create table odd_things (x int);
+        grant select on odd_things to ${pg.escapeIdentifier(oddRole)};
+      `);
+    } finally {
+      await target.end();
+    }
+    prodDb = resource('prod-db', {}, { odd: [oddRole] });
+  });
+
+  afterEach(async () => {
+    await Promise.all(openClients.splice(0).map((client) => client.end().catch(() => {})));
+  });
+
+  after(async () => {
+    await provisioner.close();
+    await admin?.end();
+    await cluster?.stop();
+  });
+
+  it('allows no login before apply: the planned role does not exist', async () => {
+    const grant = plannedGrant(prodDb, 'readonly');
+    const login = String(grant.artefacts.login);
+    assert.match(login, /^pc_[a-z2-7]{20}$/);
+    assert.equal(await roleExists(login), false);
+    assert.equal(await loginError(urlFor(targetDatabase, login, 'anything')), '28P01');
+  });
+
+  it('gives a login with exactly the mapped permissions, its password only, until the grant ends', async () => {
+    const grant = plannedGrant(prodDb, 'readonly');
+    const { artefacts, credentials, cs } = await apply(grant);
+    const login = String(grant.artefacts.login);
+    assert.deepEqual(artefacts, { login, database: targetDatabase });
+    assert.equal(credentials?.username, login);
+    assert.ok((credentials?.password.length ?? 0) >= 43, '32+ random bytes');
+    assert.equal(
+      cs,
+      `postgres://${login}:${credentials?.password}@127.0.0.1:${cluster?.port}/${encodeURIComponent(targetDatabase)}`,
+    );
+
+    assert.equal(await loginError(withPassword(cs, 'wrong-password')), '28P01');
+    const session = await connect(cs);
+    const { rows } = await session.query('select current_user as who, current_database() as db');
+    assert.deepEqual(rows, [{ who: login, db: targetDatabase }]);
+    assert.equal((await session.query('select name from items order by id')).rows[0]?.name, 'seed');
+    assert.equal(await queryError(session, "insert into items (name) values ('nope')"), '42501');
+    assert.equal(await queryError(session, 'create table mine (x int)'), '42501');
+    assert.equal(await queryError(session, 'select * from odd_things'), '42501');
+
+    const memberships = await admin.query(
+      `select g.rolname from pg_auth_members m
+         join pg_roles g on g.oid = m.roleid join pg_roles u on u.oid = m.member
+        where u.rolname = $1`,
+      [login],
+    );
+    assert.deepEqual(
+      memberships.rows.map((r) => r.rolname),
+      ['app_readonly'],
+    );
+    const attributes = await admin.query(
+      `select rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolinherit, rolcanlogin,
+              rolconnlimit, rolvaliduntil, starts_with(rolpassword, 'SCRAM-SHA-256$') as scram
+         from pg_authid where rolname = $1`,
+      [login],
+    );
+    assert.deepEqual(attributes.rows[0], {
+      rolsuper: false,
+      rolcreaterole: false,
+      rolcreatedb: false,
+      rolreplication: false,
+      rolbypassrls: false,
+      rolinherit: true,
+      rolcanlogin: true,
+      rolconnlimit: 2,
+      rolvaliduntil: new Date(grant.expiresAt),
+      scram: true,
+    });
+  });
+
+  it('lets readwrite insert; objects its login created survive revoke, owned by reassignOwnedTo', async () => {
+    const grant = plannedGrant(prodDb, 'readwrite');
+    const { cs } = await apply(grant);
+    const session = await connect(cs);
+    await session.query("insert into items (name) values ('written by a grant')");
+    await session.query("create table scratch (note text); insert into scratch values ('keep me')");
+    await session.end();
+
+    await provisioner.revoke(contextFor(grant));
+
+    assert.equal(await roleExists(String(grant.artefacts.login)), false);
+    const target = await connect(urlFor(targetDatabase));
+    const owner = await target.query(
+      "select tableowner from pg_tables where schemaname = 'public' and tablename = 'scratch'",
+    );
+    assert.deepEqual(owner.rows, [{ tableowner: 'app_owner' }]);
+    assert.deepEqual((await target.query('select note from scratch')).rows, [{ note: 'keep me' }]);
+    const written = await target.query(
+      "select count(*)::int as n from items where name = 'written by a grant'",
+    );
+    assert.equal(written.rows[0]?.n, 1);
+  });
+
+  it('enforces the connection limit', async () => {
+    const grant = plannedGrant(prodDb, 'readonly');
+    const { cs } = await apply(grant);
+    await connect(cs);
+    await connect(cs);
+    assert.equal(await loginError(cs), '53300');
+    await provisioner.revoke(contextFor(grant));
+  });
+
+  it('refuses new logins after VALID UNTIL even before revoke; revoke then kills the session left open', async () => {
+    const grant = plannedGrant(prodDb, 'readonly', 2000);
+    const { cs } = await apply(grant);
+    const leftOpen = await connect(cs);
+
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, grant.expiresAt - Date.now()) + 300));
+    assert.equal(await loginError(cs), '28P01', 'VALID UNTIL refuses the expired password');
+    assert.deepEqual(
+      (await leftOpen.query('select 1 as still')).rows,
+      [{ still: 1 }],
+      'an open session outlives VALID UNTIL, which is why revoke terminates sessions',
+    );
+
+    await provisioner.revoke(contextFor(grant));
+    assert.notEqual(await queryError(leftOpen, 'select 1'), undefined);
+    assert.equal(await roleExists(String(grant.artefacts.login)), false);
+    assert.equal(await loginError(cs), '28P01');
+  });
+
+  it('revoke terminates a session in the middle of a query and refuses later logins', async () => {
+    const grant = plannedGrant(prodDb, 'readonly');
+    const { cs } = await apply(grant);
+    const session = await connect(cs);
+    const sleeping = session.query('select pg_sleep(30)');
+    const outcome = sleeping.then(
+      () => 'finished',
+      (error: { code?: string }) => error.code ?? 'connection lost',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const startedAt = Date.now();
+    await provisioner.revoke(contextFor(grant));
+    assert.ok(Date.now() - startedAt < 2000, 'revocation is quick');
+    assert.equal(await outcome, '57P01'); // admin_shutdown: terminated by pg_terminate_backend
+    assert.equal(await loginError(cs), '28P01');
+    const sessions = await admin.query('select count(*)::int as n from pg_stat_activity where usename = $1', [
+      grant.artefacts.login,
+    ]);
+    assert.equal(sessions.rows[0]?.n, 0);
+  });
+
+  it('revokes idempotently: twice, never applied, never planned', async () => {
+    const applied = plannedGrant(prodDb, 'readonly');
+    await apply(applied);
+    await provisioner.revoke(contextFor(applied));
+    await provisioner.revoke(contextFor(applied));
+
+    await provisioner.revoke(contextFor(plannedGrant(prodDb, 'readonly')));
+    await provisioner.revoke(contextFor({ ...plannedGrant(prodDb, 'readonly'), artefacts: {} }));
+  });
+
+  it('applies idempotently: the second apply succeeds and only its password works', async () => {
+    const grant = plannedGrant(prodDb, 'readonly');
+    const first = await apply(grant);
+    const second = await apply(grant);
+    assert.equal(second.credentials?.username, first.credentials?.username);
+    assert.notEqual(second.credentials?.password, first.credentials?.password);
+    assert.equal(await loginError(first.cs), '28P01');
+    assert.equal(await loginError(second.cs), undefined);
+    await provisioner.revoke(contextFor(grant));
+  });
+
+  it('keeps overlapping grants of the same role to the same person independent', async () => {
+    const first = plannedGrant(prodDb, 'readonly');
+    const second = plannedGrant(prodDb, 'readonly');
+    const firstCredentials = await apply(first);
+    const secondCredentials = await apply(second);
+    const secondSession = await connect(secondCredentials.cs);
+
+    await provisioner.revoke(contextFor(first));
+
+    assert.equal(await loginError(firstCredentials.cs), '28P01');
+    assert.equal((await secondSession.query('select count(*)::int as n from items')).rows[0]?.n > 0, true);
+    const fresh = await connect(secondCredentials.cs);
+    assert.equal((await fresh.query('select name from items order by id limit 1')).rows[0]?.name, 'seed');
+    await provisioner.revoke(contextFor(second));
+  });
+
+  it('inspect lists the applied grants of this resource, not revoked ones nor other resources', async () => {
+    const otherDb = resource('other-db');
+    const kept = plannedGrant(prodDb, 'readonly');
+    const revoked = plannedGrant(prodDb, 'readonly');
+    const elsewhere = plannedGrant(otherDb, 'readonly');
+    await apply(kept);
+    await apply(revoked);
+    await apply(elsewhere, otherDb);
+    await provisioner.revoke(contextFor(revoked));
+
+    const found = (await provisioner.inspect(prodDb)).grantIds;
+    assert.ok(found.includes(kept.id));
+    assert.ok(!found.includes(revoked.id));
+    assert.ok(!found.includes(elsewhere.id));
+    assert.deepEqual((await provisioner.inspect(otherDb)).grantIds, [elsewhere.id]);
+
+    await provisioner.revoke(contextFor(kept));
+    await provisioner.revoke(contextFor(elsewhere, otherDb));
+    assert.ok(!(await provisioner.inspect(prodDb)).grantIds.includes(kept.id));
+  });
+
+  it('quotes mapped role names with odd characters safely', async () => {
+    const grant = plannedGrant(prodDb, 'odd');
+    const { cs } = await apply(grant);
+    const session = await connect(cs);
+    assert.deepEqual((await session.query('select count(*)::int as n from odd_things')).rows, [{ n: 0 }]);
+    assert.equal(await roleExists('app_owner'), true);
+    assert.equal(await roleExists(oddRole), true);
+    await provisioner.revoke(contextFor(grant));
+    assert.equal(await roleExists(String(grant.artefacts.login)), false);
+  });
+
+  it('rolls a failed apply back completely and keeps secrets out of the error', async () => {
+    const broken = resource('broken-db', {}, { readonly: ['app_readonly', 'no_such_role'] });
+    const grant = plannedGrant(broken, 'readonly');
+    await assert.rejects(provisioner.apply(contextFor(grant, broken)), (error: unknown) => {
+      assert.ok(isPortcullisError(error));
+      assert.equal(error.code, 'provisioning_failed');
+      assert.match(error.message, /no_such_role/);
+      assert.doesNotMatch(error.message, /SCRAM-SHA-256|PASSWORD/i);
+      assert.ok(!error.message.includes(adminUrl.password));
+      return true;
+    });
+    assert.equal(await roleExists(String(grant.artefacts.login)), false);
+  });
+
+  it('reports an unreachable server as provisioning_failed without the admin password', async () => {
+    const unreachable = resource('unreachable-db', {
+      adminUrl: new Secret('postgres://postgres:hunter2-secret@127.0.0.1:1/postgres', 'unreachable'),
+    });
+    await assert.rejects(
+      provisioner.apply(contextFor(plannedGrant(unreachable, 'readonly'), unreachable)),
+      (error) => {
+        assert.ok(isPortcullisError(error));
+        assert.equal(error.code, 'provisioning_failed');
+        assert.doesNotMatch(error.message, /hunter2/);
+        return true;
+      },
+    );
+  });
+
+  it('refuses to revoke a role Portcullis did not make for the grant', async () => {
+    const impostor = 'pc_aaaaaaaaaaaaaaaaaaaa';
+    await admin.query(`create role ${impostor} login`);
+    const grant = {
+      ...plannedGrant(prodDb, 'readonly'),
+      artefacts: { login: impostor, database: targetDatabase },
+    };
+    await assert.rejects(provisioner.revoke(contextFor(grant)), /not made by Portcullis/);
+    assert.equal(await roleExists(impostor), true);
+
+    const foreign = { ...grant, artefacts: { login: 'postgres', database: targetDatabase } };
+    await assert.rejects(provisioner.revoke(contextFor(foreign)), /not a Portcullis login/);
+    await admin.query(`drop role ${impostor}`);
+  });
+
+  it('refuses to apply a grant whose login was never planned', async () => {
+    const grant = { ...plannedGrant(prodDb, 'readonly'), artefacts: {} };
+    await assert.rejects(provisioner.apply(contextFor(grant)), /no planned PostgreSQL login/);
+  });
+
+  it('works through a non-superuser admin with CREATEROLE and pg_signal_backend', async () => {
+    const limited = resource('limited-db', {
+      adminUrl: new Secret(urlFor('postgres', 'portcullis_admin', limitedAdminPassword), 'limited admin url'),
+    });
+    const grant = plannedGrant(limited, 'readwrite');
+    const { cs } = await apply(grant, limited);
+    const session = await connect(cs);
+    await session.query('create table made_under_limited_admin (x int)');
+
+    await provisioner.revoke(contextFor(grant, limited));
+
+    assert.notEqual(await queryError(session, 'select 1'), undefined);
+    assert.equal(await roleExists(String(grant.artefacts.login)), false);
+    const target = await connect(urlFor(targetDatabase));
+    const owner = await target.query(
+      "select tableowner from pg_tables where tablename = 'made_under_limited_admin'",
+    );
+    assert.deepEqual(owner.rows, [{ tableowner: 'app_owner' }]);
+  });
+
+  it('cannot be used after close', async () => {
+    const closing = new PostgresProvisioner();
+    await closing.inspect(prodDb);
+    await closing.close();
+    await assert.rejects(closing.inspect(prodDb), /closed/);
+  });
+});

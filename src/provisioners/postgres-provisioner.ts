@@ -1,0 +1,366 @@
+/**
+ * The `postgres` provisioner: each grant gets its own PostgreSQL login role.
+ *
+ * **Apply** (one transaction, so a crash leaves all or nothing): create the login planned for the
+ * grant — random name, 32-byte random password sent as a SCRAM verifier, `VALID UNTIL` the grant's
+ * end, the resource's `CONNECTION LIMIT` — or, on a retry, refresh it with a new password; mark it
+ * with `COMMENT ON ROLE` (grant and resource ids); grant it the roles the Portcullis role maps to
+ * and `CONNECT` on the target database. The requester gets a connection string; the grant keeps
+ * `{ login, database }`.
+ *
+ * **Revoke** (each step idempotent, so a retry after any failure converges):
+ * 1. `ALTER ROLE … NOLOGIN`, so no new session can start;
+ * 2. `pg_terminate_backend` for every session of the login, waiting (bounded) until none is left —
+ *    `VALID UNTIL` and `NOLOGIN` only stop new logins, an open session would run on;
+ * 3. objects the login created are kept, not lost: in every database where it owns or holds
+ *    something, `REASSIGN OWNED BY login TO <reassignOwnedTo>` then `DROP OWNED BY login`
+ *    (which now only revokes privileges granted to it);
+ * 4. `DROP ROLE IF EXISTS`, then one more termination pass for a session that raced step 2.
+ * A role that is already gone is success. A role whose comment names another grant is refused:
+ * INVARIANT: revoke only ever drops a login Portcullis created for that very grant.
+ *
+ * Errors are PortcullisError `provisioning_failed`; messages never contain a password.
+ * See docs/provisioners.md for the admin account's privileges.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { ProvisionContext, Provisioner, ProvisionResult } from '../app/ports.js';
+import type { PostgresTarget } from '../config/load.js';
+import { isPortcullisError, PortcullisError } from '../core/errors.js';
+import type { Artefacts, Grant } from '../core/grant.js';
+import type { ResourceDefinition } from '../core/resource.js';
+import {
+  alterLoginRoleSql,
+  commentOnLoginRoleSql,
+  createLoginRoleSql,
+  disableLoginSql,
+  dropLoginRoleSql,
+  dropOwnedSql,
+  grantConnectSql,
+  grantLoginToAdminSql,
+  grantRoleSql,
+  isLoginRoleName,
+  loginRolePrefix,
+  newLoginRoleName,
+  parseLoginRoleComment,
+  reassignOwnedSql,
+} from './postgres-login-role.js';
+import { adminUrlForDatabase, postgresTargetOf, requesterConnectionString } from './postgres-target.js';
+import { scramSha256Verifier } from './scram-verifier.js';
+
+export interface PostgresProvisionerOptions {
+  /** Admin connections kept per resource (default 2). */
+  readonly poolSize?: number;
+  /** How long revoke waits for terminated sessions to exit before failing (default 5000 ms). */
+  readonly sessionEndTimeoutMs?: number;
+  /** Limit for each admin statement, so a lock cannot stall a revocation forever (default 15000 ms). */
+  readonly statementTimeoutMs?: number;
+  /** Limit for opening an admin connection (default 5000 ms). */
+  readonly connectTimeoutMs?: number;
+}
+
+interface LoginRoleRow {
+  /** The role's oid as text (oids can exceed a signed 32-bit integer). */
+  readonly oid: string;
+  readonly comment: string | null;
+}
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** PostgreSQL error codes met when two applies of one grant race to create the same role. */
+const raceCodes = new Set(['42710', '23505']);
+const passwordBytes = 32;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Makes per-grant PostgreSQL logins; see the module comment for what apply and revoke do. */
+export class PostgresProvisioner implements Provisioner {
+  readonly kind = 'postgres';
+  readonly #pools = new Map<string, pg.Pool>();
+  readonly #poolSize: number;
+  readonly #sessionEndTimeoutMs: number;
+  readonly #statementTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  #closed = false;
+
+  constructor(options: PostgresProvisionerOptions = {}) {
+    this.#poolSize = options.poolSize ?? 2;
+    this.#sessionEndTimeoutMs = options.sessionEndTimeoutMs ?? 5000;
+    this.#statementTimeoutMs = options.statementTimeoutMs ?? 15_000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+  }
+
+  /** `{ login, database }`: a fresh random login name, stored by the caller before apply. */
+  plan(_grant: Pick<Grant, 'id'>, resource: ResourceDefinition): Artefacts {
+    return { login: newLoginRoleName(), database: postgresTargetOf(resource).database };
+  }
+
+  async apply(context: ProvisionContext): Promise<ProvisionResult> {
+    const { grant, resource, role } = context;
+    const target = postgresTargetOf(resource);
+    const login = grant.artefacts.login;
+    if (!isLoginRoleName(login)) {
+      throw new PortcullisError(
+        'provisioning_failed',
+        `Grant ${grant.id} has no planned PostgreSQL login (plan() must run and be stored before apply())`,
+      );
+    }
+    const password = randomBytes(passwordBytes).toString('base64url');
+    const settings = {
+      login,
+      passwordVerifier: await scramSha256Verifier(password),
+      validUntil: grant.expiresAt,
+      connectionLimit: target.connectionLimit,
+    };
+    const owner = { grant: grant.id, resource: resource.id };
+
+    await this.#run(`create login ${login} for grant ${grant.id} on ${resource.id}`, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#inTransaction(resource, async (client) => {
+            const existing = await findLoginRole(client, login);
+            if (existing) {
+              assertMadeForGrant(existing, login, grant.id);
+              await client.query(alterLoginRoleSql(settings));
+            } else {
+              await client.query(createLoginRoleSql(settings));
+            }
+            await client.query(commentOnLoginRoleSql(login, owner));
+            for (const mappedRole of role.grants) await client.query(grantRoleSql(mappedRole, login));
+            await client.query(grantConnectSql(target.database, login));
+          });
+          return;
+        } catch (error) {
+          // A concurrent apply of the same grant created the role first: the retry refreshes it.
+          if (attempt >= 2 || !raceCodes.has(sqlState(error) ?? '')) throw error;
+        }
+      }
+    });
+
+    return {
+      artefacts: { login, database: target.database },
+      credentials: {
+        connection_string: requesterConnectionString(target, login, password),
+        username: login,
+        password,
+      },
+    };
+  }
+
+  async revoke(context: ProvisionContext): Promise<void> {
+    const { grant, resource } = context;
+    const login = grant.artefacts.login;
+    if (login === undefined || login === null) return; // never planned, so nothing was created
+    if (!isLoginRoleName(login)) {
+      throw new PortcullisError(
+        'provisioning_failed',
+        `Grant ${grant.id} names ${JSON.stringify(login)}, which is not a Portcullis login; refusing to drop it`,
+      );
+    }
+    const target = postgresTargetOf(resource);
+
+    await this.#run(`revoke login ${login} of grant ${grant.id} on ${resource.id}`, async () => {
+      const pool = this.#pool(resource);
+      const existing = await findLoginRole(pool, login);
+      if (!existing) return;
+      assertMadeForGrant(existing, login, grant.id);
+
+      await pool.query(disableLoginSql(login));
+      await this.#endSessions(pool, existing.oid);
+
+      const { rows } = await pool.query<{ can_act: boolean }>(
+        `select pg_has_role(current_user, $1::oid, 'USAGE') as can_act`,
+        [existing.oid],
+      );
+      if (!rows[0]?.can_act) await pool.query(grantLoginToAdminSql(login));
+
+      for (const database of await databasesWithDependencies(pool, existing.oid)) {
+        await this.#inOtherDatabase(target, database, async (client) => {
+          await client.query(reassignOwnedSql(login, target.reassignOwnedTo));
+          await client.query(dropOwnedSql(login));
+        });
+      }
+      await this.#inTransaction(resource, async (client) => {
+        await client.query(reassignOwnedSql(login, target.reassignOwnedTo));
+        await client.query(dropOwnedSql(login));
+        await client.query(dropLoginRoleSql(login));
+      });
+      // A session that authenticated just before NOLOGIN may have appeared after the first pass.
+      await this.#endSessions(pool, existing.oid);
+    });
+  }
+
+  /** Grant ids of the logins this resource's Portcullis roles belong to (for reconciliation). */
+  async inspect(resource: ResourceDefinition): Promise<{ readonly grantIds: readonly string[] }> {
+    return this.#run(`inspect ${resource.id}`, async () => {
+      const { rows } = await this.#pool(resource).query<{ rolname: string; comment: string | null }>(
+        `select rolname, shobj_description(oid, 'pg_authid') as comment
+           from pg_roles where starts_with(rolname, $1)`,
+        [loginRolePrefix],
+      );
+      const grantIds = new Set<string>();
+      for (const row of rows) {
+        const owner = parseLoginRoleComment(row.comment);
+        if (isLoginRoleName(row.rolname) && owner?.resource === resource.id) grantIds.add(owner.grant);
+      }
+      return { grantIds: [...grantIds].sort() };
+    });
+  }
+
+  /** Ends every admin pool; the provisioner cannot be used afterwards. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.end()));
+  }
+
+  #pool(resource: ResourceDefinition): pg.Pool {
+    if (this.#closed)
+      throw new PortcullisError('provisioning_failed', 'The PostgreSQL provisioner is closed');
+    let pool = this.#pools.get(resource.id);
+    if (!pool) {
+      pool = new pg.Pool({
+        connectionString: postgresTargetOf(resource).adminUrl.reveal(),
+        max: this.#poolSize,
+        idleTimeoutMillis: 30_000,
+        connectionTimeoutMillis: this.#connectTimeoutMs,
+        statement_timeout: this.#statementTimeoutMs,
+        application_name: 'portcullis-provisioner',
+      });
+      // An idle admin connection that drops (server restart) must not crash the process; the next
+      // operation opens a new one and reports its own error.
+      pool.on('error', () => {});
+      this.#pools.set(resource.id, pool);
+    }
+    return pool;
+  }
+
+  async #inTransaction(resource: ResourceDefinition, work: (client: pg.PoolClient) => Promise<void>) {
+    const client = await this.#pool(resource).connect();
+    let broken = false;
+    try {
+      await client.query('begin');
+      await work(client);
+      await client.query('commit');
+    } catch (error) {
+      await client.query('rollback').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** A short-lived admin connection to another database of the same server. */
+  async #inOtherDatabase(
+    target: PostgresTarget,
+    database: string,
+    work: (client: pg.Client) => Promise<void>,
+  ) {
+    const client = new pg.Client({
+      connectionString: adminUrlForDatabase(target, database),
+      connectionTimeoutMillis: this.#connectTimeoutMs,
+      statement_timeout: this.#statementTimeoutMs,
+      application_name: 'portcullis-provisioner',
+    });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await work(client);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  /** Terminates the role's sessions and waits until none is left (bounded). */
+  async #endSessions(pool: pg.Pool, roleOid: string): Promise<void> {
+    const deadline = Date.now() + this.#sessionEndTimeoutMs;
+    for (;;) {
+      const { rows } = await pool.query<{ pid: number }>(
+        `select pid, pg_terminate_backend(pid) from pg_stat_activity
+          where usesysid = $1::oid and pid <> pg_backend_pid()`,
+        [roleOid],
+      );
+      if (rows.length === 0) return;
+      if (Date.now() >= deadline) {
+        throw new PortcullisError(
+          'provisioning_failed',
+          `${rows.length} session(s) still running after ${this.#sessionEndTimeoutMs} ms`,
+        );
+      }
+      await delay(25);
+    }
+  }
+
+  async #run<T>(action: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isPortcullisError(error) && error.code === 'provisioning_failed') {
+        throw new PortcullisError(
+          'provisioning_failed',
+          `Could not ${action}: ${error.message}`,
+          {},
+          {
+            cause: error,
+          },
+        );
+      }
+      throw new PortcullisError(
+        'provisioning_failed',
+        `Could not ${action}: ${describe(error)}`,
+        {},
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+}
+
+async function findLoginRole(client: Queryable, login: string): Promise<LoginRoleRow | undefined> {
+  const { rows } = await client.query<LoginRoleRow>(
+    `select oid::text as oid, shobj_description(oid, 'pg_authid') as comment
+       from pg_roles where rolname = $1`,
+    [login],
+  );
+  return rows[0];
+}
+
+function assertMadeForGrant(role: LoginRoleRow, login: string, grantId: string): void {
+  const owner = parseLoginRoleComment(role.comment);
+  if (owner?.grant !== grantId) {
+    throw new PortcullisError(
+      'provisioning_failed',
+      `Role ${login} exists but was not made by Portcullis for grant ${grantId}; leaving it untouched`,
+    );
+  }
+}
+
+/** Databases, other than the admin connection's, where the role owns objects or holds privileges. */
+async function databasesWithDependencies(client: Queryable, roleOid: string): Promise<string[]> {
+  const { rows } = await client.query<{ datname: string }>(
+    `select distinct d.datname from pg_shdepend s join pg_database d on d.oid = s.dbid
+      where s.refclassid = 'pg_authid'::regclass and s.refobjid = $1::oid
+        and d.datname <> current_database()
+      order by d.datname`,
+    [roleOid],
+  );
+  return rows.map((row) => row.datname);
+}
+
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The server's message (never the statement, which could hold a password verifier). */
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = sqlState(error);
+    return code && /^[0-9A-Z]{5}$/.test(code) ? `${error.message} (SQLSTATE ${code})` : error.message;
+  }
+  return String(error);
+}
