@@ -206,8 +206,9 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
     const { artefacts, credentials, cs } = await apply(grant);
     const login = String(grant.artefacts.login);
     assert.deepEqual(artefacts, { login, database: targetDatabase });
+    assert.deepEqual(Object.keys(credentials ?? {}).sort(), ['connection_string', 'password', 'username']);
     assert.equal(credentials?.username, login);
-    assert.ok((credentials?.password.length ?? 0) >= 43, '32+ random bytes');
+    assert.match(credentials?.password ?? '', /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url');
     assert.equal(
       cs,
       `postgres://${login}:${credentials?.password}@127.0.0.1:${cluster?.port}/${encodeURIComponent(targetDatabase)}`,

@@ -18,25 +18,36 @@ export function postgresTargetOf(resource: ResourceDefinition): PostgresTarget {
   return target;
 }
 
+/** Stands in for the empty host of `postgres://user:pw@/db?host=/socket`, which WHATWG URLs reject. */
+const noHost = 'portcullis-no-host.invalid';
+
 function parseAdminUrl(target: PostgresTarget): URL {
-  try {
-    return new URL(target.adminUrl.reveal());
-  } catch (error) {
-    throw new PortcullisError(
-      'provisioning_failed',
-      `The admin URL ${target.adminUrl} is not a postgres:// URL`,
-      {},
-      {
-        cause: error instanceof Error ? new Error(error.name) : undefined,
-      },
-    );
+  const text = target.adminUrl.reveal();
+  for (const candidate of [text, text.replace('@/', `@${noHost}/`)]) {
+    try {
+      return new URL(candidate);
+    } catch {
+      // The error would quote the URL, password included: report it without a cause below.
+    }
   }
+  throw new PortcullisError(
+    'provisioning_failed',
+    `The admin URL ${target.adminUrl} is not a postgres:// URL`,
+  );
+}
+
+/** The admin URL's TCP host, or '' when it connects through a unix socket. */
+function tcpHost(url: URL): string {
+  const hostParameter = url.searchParams.get('host');
+  if (hostParameter) return hostParameter.startsWith('/') ? '' : hostParameter;
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return hostname === noHost || hostname.startsWith('%2F') || hostname.startsWith('%2f') ? '' : hostname;
 }
 
 /** Where requesters connect: public_host/public_port, else the admin URL's host and port. */
 export function publicAddress(target: PostgresTarget): { readonly host: string; readonly port: number } {
   const admin = target.publicHost && target.publicPort ? undefined : parseAdminUrl(target);
-  const host = target.publicHost ?? admin?.hostname.replace(/^\[(.*)\]$/, '$1') ?? '';
+  const host = target.publicHost ?? (admin ? tcpHost(admin) : '');
   if (host === '') {
     throw new PortcullisError(
       'provisioning_failed',
@@ -78,5 +89,5 @@ export function adminUrlForDatabase(target: PostgresTarget, database: string): s
       `Cannot connect to database ${JSON.stringify(database)} through a node-postgres URL`,
     );
   }
-  return url.toString();
+  return url.toString().replace(`@${noHost}/`, '@/');
 }
