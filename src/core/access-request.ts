@@ -105,7 +105,8 @@ export function openRequest(input: NewRequestInput, route: ApprovalRoute, now: n
     );
   }
   const ceiling = Math.min(route.maxDurationSeconds, maxDurationSeconds);
-  if (input.durationSeconds > ceiling) {
+  // Written as "not within" so that a route maximum that is not a number refuses instead of allowing.
+  if (!(input.durationSeconds <= ceiling)) {
     throw new PortcullisError(
       'invalid_duration',
       `Duration ${input.durationSeconds}s is above the ${ceiling}s allowed by policy ${route.policyId}`,
