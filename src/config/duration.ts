@@ -1,6 +1,6 @@
 /** Parses `90s`, `45m`, `2h`, `1d` (or a bare number of seconds) into seconds. */
 export function parseDurationSeconds(value: string | number): number | null {
-  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : null;
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value > 0 ? value : null;
   const match = /^(\d+)\s*(s|m|h|d)?$/.exec(value.trim());
   if (!match) return null;
   const amount = Number(match[1]);
