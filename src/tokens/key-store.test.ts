@@ -1,25 +1,33 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { it } from 'node:test';
 import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, FlattenedSign } from 'jose';
+import { forEachDialect } from '../../test-support/dialects.js';
 import type { KeyRepository, StoredKey } from '../app/ports.js';
 import { ManualClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import { JweSecretBox } from '../crypto/secret-box.js';
 import { type KeyPurpose, SigningKeyStore, signingKeySealPurpose } from './key-store.js';
-import { MemoryKeyRepository } from './memory-key-repository.js';
-
-// The storage engineer's openStore() did not exist when these tests were written; the in-memory
-// repository follows the SQL repository's semantics (see memory-key-repository.ts).
 
 const start = Date.UTC(2025, 0, 1, 12, 0, 0);
 const hour = 3600;
 const kek = randomBytes(32);
 const box = new JweSecretBox(kek).withPurpose(signingKeySealPurpose);
 
-function setup(repository: KeyRepository = new MemoryKeyRepository(), clock = new ManualClock(start)) {
+function keyStore(repository: KeyRepository, clock = new ManualClock(start)) {
   const keys = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: hour, clock });
   return { keys, repository, clock };
+}
+
+/** A repository that behaves like `inner` except where `overrides` say otherwise. */
+function wrap(inner: KeyRepository, overrides: Partial<KeyRepository>): KeyRepository {
+  return {
+    list: (purpose) => inner.list(purpose),
+    insert: (key) => inner.insert(key),
+    retireOthers: (...args) => inner.retireOthers(...args),
+    deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
+    ...overrides,
+  };
 }
 
 async function sign(keys: SigningKeyStore, purpose: KeyPurpose, text: string): Promise<string> {
@@ -43,7 +51,10 @@ async function verifies(
   return true;
 }
 
-describe('SigningKeyStore', () => {
+// On the real store (src/storage/open-store.ts), once per database dialect.
+forEachDialect('SigningKeyStore', (ctx) => {
+  const setup = (clock?: ManualClock) => keyStore(ctx.store.keys, clock);
+
   it('creates the first key once and publishes it under its RFC 7638 thumbprint', async () => {
     const { keys, repository } = setup();
     const first = await keys.ensureActiveKey('token', start);
@@ -80,11 +91,11 @@ describe('SigningKeyStore', () => {
   });
 
   it('stores private keys sealed, never in clear', async () => {
-    const repository = new MemoryKeyRepository();
-    const { keys } = setup(repository);
+    const { keys, repository } = setup();
     await keys.ensureActiveKey('token', start);
     await keys.rotate('token', start + 1000, 2 * hour);
-    const rows = repository.rows();
+    // The rows as the database holds them, read back through the storage adapter.
+    const rows = await repository.list('token');
     assert.equal(rows.length, 2);
     for (const row of rows) {
       assert.ok(!JSON.stringify(row).includes('"d":'), 'a private JWK member is stored in clear');
@@ -166,11 +177,12 @@ describe('SigningKeyStore', () => {
     assert.equal((await keys.activeSigningKey('audit')).kid, rotation.kid);
   });
 
-  it('picks up a rotation made through another instance on the same repository', async () => {
-    const repository = new MemoryKeyRepository();
+  it('picks up a rotation made through another instance on the same database', async () => {
     const clock = new ManualClock(start);
-    const server = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: hour, clock });
-    const cli = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: hour, clock });
+    const server = new SigningKeyStore(ctx.store.keys, box, { longestTokenLifetimeSeconds: hour, clock });
+    // `portcullis keys rotate` is another process with its own connection to the database.
+    const cliStore = await ctx.openStore();
+    const cli = new SigningKeyStore(cliStore.keys, box, { longestTokenLifetimeSeconds: hour, clock });
 
     const first = await server.ensureActiveKey('token', start);
     assert.equal((await cli.activeSigningKey('token')).kid, first.kid);
@@ -192,19 +204,43 @@ describe('SigningKeyStore', () => {
     );
   });
 
+  it('does not let a slow read from before its own rotation overwrite the rotated view', async () => {
+    let gate: Promise<void> | null = null;
+    let release = () => {};
+    const slow = wrap(ctx.store.keys, {
+      list: async (purpose) => {
+        const rows = await ctx.store.keys.list(purpose);
+        if (gate) {
+          const waiting = gate;
+          gate = null;
+          await waiting;
+        }
+        return rows;
+      },
+    });
+    const { keys, clock } = keyStore(slow);
+    const first = await keys.ensureActiveKey('token', start);
+    clock.advance(6000);
+    gate = new Promise((resolve) => {
+      release = resolve;
+    });
+    const before = keys.activeSigningKey('token'); // refresh under way, holding the old rows
+    await new Promise((resolve) => setImmediate(resolve));
+    const rotation = await keys.rotate('token', clock.now(), hour);
+    release();
+    assert.equal((await before).kid, first.kid);
+    assert.equal((await keys.activeSigningKey('token')).kid, rotation.kid);
+  });
+
   it('rate-limits re-reads caused by unknown key ids', async () => {
-    const inner = new MemoryKeyRepository();
     let reads = 0;
-    const counting: KeyRepository = {
+    const counting = wrap(ctx.store.keys, {
       list: (purpose) => {
         reads += 1;
-        return inner.list(purpose);
+        return ctx.store.keys.list(purpose);
       },
-      insert: (key) => inner.insert(key),
-      retireOthers: (...args) => inner.retireOthers(...args),
-      deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
-    };
-    const { keys, clock } = setup(counting);
+    });
+    const { keys, clock } = keyStore(counting);
     await keys.ensureActiveKey('token', start);
     const before = reads;
     for (let i = 0; i < 50; i += 1)
@@ -216,27 +252,40 @@ describe('SigningKeyStore', () => {
   });
 
   it('signs with the newest key when a start-up race left two active keys, and publishes both', async () => {
-    const repository = new MemoryKeyRepository();
-    const a = setup(repository).keys;
-    const b = setup(repository).keys;
-    // Both replicas saw no key and created one.
-    const [keyA, keyB] = await Promise.all([
-      a.ensureActiveKey('token', start),
-      b.ensureActiveKey('token', start + 1),
-    ]);
+    const a = setup().keys;
+    const first = await a.ensureActiveKey('token', start);
+    // Replica b read the table before a's insert landed, so it saw no key and created its own.
+    const other = (await ctx.openStore()).keys;
+    let stale = true;
+    const sawNothing = wrap(other, {
+      list: async (purpose) => {
+        if (stale) {
+          stale = false;
+          return [];
+        }
+        return other.list(purpose);
+      },
+    });
+    const b = keyStore(sawNothing).keys;
+    const second = await b.ensureActiveKey('token', start + 1);
+    assert.notEqual(second.kid, first.kid);
+    assert.deepEqual(
+      (await other.list('token')).map((key) => key.active),
+      [true, true],
+    );
+
     a.invalidate();
-    b.invalidate();
-    assert.equal((await a.activeSigningKey('token')).kid, keyB.kid);
-    assert.equal((await b.activeSigningKey('token')).kid, keyB.kid);
+    assert.equal((await a.activeSigningKey('token')).kid, second.kid);
+    assert.equal((await b.activeSigningKey('token')).kid, second.kid);
     assert.deepEqual(
       (await a.publicKeys('token', start)).keys.map((k) => k.kid),
-      [keyB.kid, keyA.kid],
+      [second.kid, first.kid],
     );
   });
 
   it('will not open a signing key with a box bound to another purpose or another KEK', async () => {
-    const repository = new MemoryKeyRepository();
-    await setup(repository).keys.ensureActiveKey('token', start);
+    const repository = ctx.store.keys;
+    await setup().keys.ensureActiveKey('token', start);
     const expectReason = (reason: string) => (error: unknown) => {
       assert.ok(error instanceof PortcullisError);
       assert.equal(error.details.reason, reason);
@@ -249,40 +298,51 @@ describe('SigningKeyStore', () => {
     const misconfigured = new SigningKeyStore(repository, otherKek, { longestTokenLifetimeSeconds: hour });
     await assert.rejects(misconfigured.activeSigningKey('token'), expectReason('wrong_key'));
     // A failed open is not cached: the right box still works afterwards.
-    assert.ok(await setup(repository).keys.activeSigningKey('token'));
+    assert.ok(await setup().keys.activeSigningKey('token'));
   });
 
   it('refuses a row whose sealed private key belongs to another key', async () => {
-    const inner = new MemoryKeyRepository();
-    const { keys: writer } = setup(inner);
+    const inner = ctx.store.keys;
+    const { keys: writer } = setup();
     await writer.ensureActiveKey('token', start);
     await writer.ensureActiveKey('audit', start);
     const [audit] = await inner.list('audit');
     // Someone with write access to the table pastes the audit key's sealed half into the token row.
-    const swapped: KeyRepository = {
+    const swapped = wrap(inner, {
       list: async (purpose) =>
         (await inner.list(purpose)).map(
           (key): StoredKey =>
             purpose === 'token' ? { ...key, sealedPrivateJwk: audit?.sealedPrivateJwk ?? '' } : key,
         ),
-      insert: (key) => inner.insert(key),
-      retireOthers: (...args) => inner.retireOthers(...args),
-      deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
-    };
-    const { keys } = setup(swapped);
+    });
+    const { keys } = keyStore(swapped);
+    await assert.rejects(keys.activeSigningKey('token'), /does not match its public key/);
+  });
+
+  it('refuses a sealed credential in place of a private key, even through a box without a purpose', async () => {
+    const unbound = new JweSecretBox(kek);
+    const inner = ctx.store.keys;
+    const writer = new SigningKeyStore(inner, unbound, { longestTokenLifetimeSeconds: hour });
+    await writer.ensureActiveKey('token', start);
+    const credential = await unbound.seal(JSON.stringify({ password: 'hunter2', d: 'x' }));
+    const pasted = wrap(inner, {
+      list: async (purpose) =>
+        (await inner.list(purpose)).map((key) => ({ ...key, sealedPrivateJwk: credential })),
+    });
+    const keys = new SigningKeyStore(pasted, unbound, { longestTokenLifetimeSeconds: hour });
     await assert.rejects(keys.activeSigningKey('token'), /does not match its public key/);
   });
 
   it('refuses a row whose kid is not the thumbprint of its public key', async () => {
-    const inner = new MemoryKeyRepository();
-    await setup(inner).keys.ensureActiveKey('token', start);
-    const relabelled: KeyRepository = {
+    const inner = ctx.store.keys;
+    await setup().keys.ensureActiveKey('token', start);
+    const relabelled = wrap(inner, {
       list: async (purpose) =>
         (await inner.list(purpose)).map((key) => ({ ...key, kid: 'chosen-by-attacker' })),
-      insert: (key) => inner.insert(key),
-      retireOthers: (...args) => inner.retireOthers(...args),
-      deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
-    };
-    await assert.rejects(setup(relabelled).keys.publicKeys('token', start), /does not match its public key/);
+    });
+    await assert.rejects(
+      keyStore(relabelled).keys.publicKeys('token', start),
+      /does not match its public key/,
+    );
   });
 });

@@ -25,13 +25,14 @@ export type KeyPurpose = StoredKey['purpose'];
 export const signingAlgorithm = 'EdDSA';
 
 /**
- * Purpose label to bind the store's secret box to (`box.withPurpose(signingKeySealPurpose)`), so
- * that no other sealed value can be opened as a signing key.
+ * Label of sealed signing keys. The store binds it into every sealed private key; bind the store's
+ * secret box to it as well (`box.withPurpose(signingKeySealPurpose)`) so the JWE header says so
+ * and no other box's values open as a signing key.
  */
 export const signingKeySealPurpose = 'portcullis/signing-key';
 
 /** An Ed25519 public key as published in the JWKS. */
-export interface PublicSigningJwk {
+export type PublicSigningJwk = {
   readonly kty: 'OKP';
   readonly crv: 'Ed25519';
   readonly x: string;
@@ -39,7 +40,7 @@ export interface PublicSigningJwk {
   readonly kid: string;
   readonly alg: typeof signingAlgorithm;
   readonly use: 'sig';
-}
+};
 
 /** The key that signs new material for a purpose. */
 export interface SigningKey {
@@ -51,9 +52,9 @@ export interface SigningKey {
 }
 
 /** A JSON Web Key Set document (RFC 7517 §5), as served at `/.well-known/jwks.json`. */
-export interface JsonWebKeySet {
-  readonly keys: readonly PublicSigningJwk[];
-}
+export type JsonWebKeySet = {
+  keys: PublicSigningJwk[];
+};
 
 export interface RotationResult {
   /** The new active key. */
@@ -89,6 +90,17 @@ export interface SigningKeyStoreOptions {
  */
 const retainedForever = Number.MAX_SAFE_INTEGER;
 
+/**
+ * What is sealed for a key: the private JWK bound to its use, purpose and kid, so that whatever
+ * secret box the store is given, no other sealed value can be opened as this key.
+ */
+interface SealedSigningKey {
+  readonly use: typeof signingKeySealPurpose;
+  readonly purpose: KeyPurpose;
+  readonly kid: string;
+  readonly jwk: JWK;
+}
+
 interface KeyEntry {
   readonly stored: StoredKey;
   readonly publicJwk: PublicSigningJwk;
@@ -96,6 +108,8 @@ interface KeyEntry {
 }
 
 interface KeySnapshot {
+  /** Order in which the read started, so a slow older read never overwrites a newer one. */
+  readonly sequence: number;
   readonly loadedAt: number;
   readonly entries: ReadonlyMap<string, KeyEntry>;
   /** The newest active key: the one that signs. */
@@ -152,6 +166,7 @@ export class SigningKeyStore {
   readonly #unknownKidRefreshMs: number;
   readonly #snapshots = new Map<KeyPurpose, KeySnapshot>();
   readonly #loading = new Map<KeyPurpose, Promise<KeySnapshot>>();
+  #reads = 0;
   /** Decrypted private keys by kid; opened once, dropped when the key leaves the table. */
   readonly #privateKeys = new Map<string, Promise<CryptoKey>>();
 
@@ -172,10 +187,10 @@ export class SigningKeyStore {
    * start-up; returns the signing key.
    */
   async ensureActiveKey(purpose: KeyPurpose, now: number): Promise<SigningKey> {
-    const snapshot = await this.#reload(purpose);
+    const snapshot = await this.#reload(purpose, true);
     if (snapshot.signingKid === null) {
       await this.#repository.insert(await this.#createKey(purpose, now));
-      await this.#reload(purpose);
+      await this.#reload(purpose, true);
     }
     return this.activeSigningKey(purpose);
   }
@@ -252,7 +267,7 @@ export class SigningKeyStore {
     await this.#repository.insert(key);
     await this.#repository.retireOthers(purpose, key.kid, publishUntil);
     const deleted = await this.#repository.deleteUnpublished(purpose, now);
-    await this.#reload(purpose);
+    await this.#reload(purpose, true);
     return { kid: key.kid, retiredKids, publishUntil, deleted };
   }
 
@@ -278,12 +293,18 @@ export class SigningKeyStore {
       alg: signingAlgorithm,
       use: 'sig',
     };
+    const sealed: SealedSigningKey = {
+      use: signingKeySealPurpose,
+      purpose,
+      kid,
+      jwk: await exportJWK(privateKey),
+    };
     return {
       kid,
       purpose,
       alg: signingAlgorithm,
       publicJwk: JSON.stringify(publicJwk),
-      sealedPrivateJwk: await this.#box.seal(JSON.stringify(await exportJWK(privateKey))),
+      sealedPrivateJwk: await this.#box.seal(JSON.stringify(sealed)),
       createdAt: now,
       active: true,
       publishUntil: null,
@@ -296,17 +317,23 @@ export class SigningKeyStore {
     return this.#reload(purpose);
   }
 
-  /** Re-reads the keys of a purpose; concurrent callers share one read. */
-  #reload(purpose: KeyPurpose): Promise<KeySnapshot> {
+  /**
+   * Re-reads the keys of a purpose. Concurrent refreshes share one read; after a write of our own
+   * (`afterWrite`) a new read starts, since a read already under way may predate the write.
+   */
+  #reload(purpose: KeyPurpose, afterWrite = false): Promise<KeySnapshot> {
     const pending = this.#loading.get(purpose);
-    if (pending) return pending;
-    const loading = this.#read(purpose).finally(() => this.#loading.delete(purpose));
+    if (pending && !afterWrite) return pending;
+    const loading: Promise<KeySnapshot> = this.#read(purpose).finally(() => {
+      if (this.#loading.get(purpose) === loading) this.#loading.delete(purpose);
+    });
     this.#loading.set(purpose, loading);
     return loading;
   }
 
   async #read(purpose: KeyPurpose): Promise<KeySnapshot> {
     const loadedAt = this.#clock.now();
+    const sequence = ++this.#reads;
     const previous = this.#snapshots.get(purpose)?.entries;
     const entries = new Map<string, KeyEntry>();
     for (const stored of await this.#repository.list(purpose)) {
@@ -329,8 +356,10 @@ export class SigningKeyStore {
     for (const kid of this.#privateKeys.keys()) {
       if (!entries.has(kid) && previous?.has(kid)) this.#privateKeys.delete(kid);
     }
-    const snapshot: KeySnapshot = { loadedAt, entries, signingKid: newestActive(entries.values()) };
-    this.#snapshots.set(purpose, snapshot);
+    const snapshot: KeySnapshot = { sequence, loadedAt, entries, signingKid: newestActive(entries.values()) };
+    // A read that started earlier but finished later must not replace a fresher view.
+    const current = this.#snapshots.get(purpose);
+    if (!current || current.sequence < sequence) this.#snapshots.set(purpose, snapshot);
     return snapshot;
   }
 
@@ -346,18 +375,29 @@ export class SigningKeyStore {
   }
 
   async #openPrivateKey(entry: KeyEntry): Promise<CryptoKey> {
-    const jwk = JSON.parse(await this.#box.open(entry.stored.sealedPrivateJwk)) as JWK;
-    // The sealed half must belong to this row's public key; a swapped row would sign as another kid.
+    const { kid, purpose } = entry.stored;
+    const mismatch = () =>
+      new PortcullisError('internal', `The private key of ${kid} does not match its public key`);
+    let envelope: Partial<SealedSigningKey>;
+    try {
+      envelope = JSON.parse(await this.#box.open(entry.stored.sealedPrivateJwk)) as Partial<SealedSigningKey>;
+    } catch (error) {
+      if (error instanceof SyntaxError) throw mismatch();
+      throw error;
+    }
+    // A sealed half pasted from another row, another purpose or another kind of secret is refused:
+    // it would sign under a kid that is not its own.
+    const jwk = envelope.jwk;
     if (
-      jwk.kty !== 'OKP' ||
+      envelope.use !== signingKeySealPurpose ||
+      envelope.purpose !== purpose ||
+      envelope.kid !== kid ||
+      jwk?.kty !== 'OKP' ||
       jwk.crv !== 'Ed25519' ||
       jwk.x !== entry.publicJwk.x ||
       typeof jwk.d !== 'string'
     ) {
-      throw new PortcullisError(
-        'internal',
-        `The private key of ${entry.stored.kid} does not match its public key`,
-      );
+      throw mismatch();
     }
     return (await importJWK(jwk, signingAlgorithm, { extractable: false })) as CryptoKey;
   }
