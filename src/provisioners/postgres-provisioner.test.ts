@@ -347,6 +347,31 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
     await provisioner.revoke(contextFor(grant));
   });
 
+  it('survives two replicas applying, then revoking, the same grant at once', async () => {
+    const replica = new PostgresProvisioner();
+    try {
+      const grant = plannedGrant(prodDb, 'readwrite');
+      const results = await Promise.all([
+        provisioner.apply(contextFor(grant)),
+        replica.apply(contextFor(grant)),
+      ]);
+      const working = [];
+      for (const result of results) {
+        if ((await loginError(result.credentials?.connection_string ?? '')) === undefined)
+          working.push(result);
+      }
+      assert.equal(working.length, 1, 'exactly one of the two passwords is the current one');
+      const session = await connect(working[0]?.credentials?.connection_string ?? '');
+      await session.query('create table made_during_race (x int)');
+
+      await Promise.all([provisioner.revoke(contextFor(grant)), replica.revoke(contextFor(grant))]);
+      assert.equal(await roleExists(String(grant.artefacts.login)), false);
+      assert.notEqual(await queryError(session, 'select 1'), undefined);
+    } finally {
+      await replica.close();
+    }
+  });
+
   it('keeps overlapping grants of the same role to the same person independent', async () => {
     const first = plannedGrant(prodDb, 'readonly');
     const second = plannedGrant(prodDb, 'readonly');

@@ -117,7 +117,7 @@ export class PostgresProvisioner implements Provisioner {
     await this.#run(`create login ${login} for grant ${grant.id} on ${resource.id}`, async () => {
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.#inTransaction(resource, async (client) => {
+          await this.#inTransaction(this.#pool(resource), async (client) => {
             const existing = await findLoginRole(client, login);
             if (existing) {
               assertMadeForGrant(existing, login, grant.id);
@@ -164,29 +164,38 @@ export class PostgresProvisioner implements Provisioner {
       const existing = await findLoginRole(pool, login);
       if (!existing) return;
       assertMadeForGrant(existing, login, grant.id);
-
-      await pool.query(disableLoginSql(login));
-      await this.#endSessions(pool, existing.oid);
-
-      const { rows } = await pool.query<{ can_act: boolean }>(
-        `select pg_has_role(current_user, $1::oid, 'USAGE') as can_act`,
-        [existing.oid],
-      );
-      if (!rows[0]?.can_act) await pool.query(grantLoginToAdminSql(login));
-
-      for (const database of await databasesWithDependencies(pool, existing.oid)) {
-        await this.#inOtherDatabase(target, database, async (client) => {
-          await client.query(reassignOwnedSql(login, target.reassignOwnedTo));
-          await client.query(dropOwnedSql(login));
-        });
+      try {
+        await this.#takeBack(pool, target, login, existing.oid);
+      } catch (error) {
+        // A concurrent revocation of the same grant may have dropped the role under us. A role
+        // that is gone owns nothing any more, so once its sessions are gone that is success.
+        if (await findLoginRole(pool, login)) throw error;
       }
-      await this.#inTransaction(resource, async (client) => {
-        await client.query(reassignOwnedSql(login, target.reassignOwnedTo));
-        await client.query(dropOwnedSql(login));
-        await client.query(dropLoginRoleSql(login));
-      });
       // A session that authenticated just before NOLOGIN may have appeared after the first pass.
       await this.#endSessions(pool, existing.oid);
+    });
+  }
+
+  async #takeBack(pool: pg.Pool, target: PostgresTarget, login: string, roleOid: string): Promise<void> {
+    await pool.query(disableLoginSql(login));
+    await this.#endSessions(pool, roleOid);
+
+    const { rows } = await pool.query<{ can_act: boolean }>(
+      `select pg_has_role(current_user, $1::oid, 'USAGE') as can_act`,
+      [roleOid],
+    );
+    if (!rows[0]?.can_act) await pool.query(grantLoginToAdminSql(login));
+
+    for (const database of await databasesWithDependencies(pool, roleOid)) {
+      await this.#inOtherDatabase(target, database, async (client) => {
+        await client.query(reassignOwnedSql(login, target.reassignOwnedTo));
+        await client.query(dropOwnedSql(login));
+      });
+    }
+    await this.#inTransaction(pool, async (client) => {
+      await client.query(reassignOwnedSql(login, target.reassignOwnedTo));
+      await client.query(dropOwnedSql(login));
+      await client.query(dropLoginRoleSql(login));
     });
   }
 
@@ -236,8 +245,8 @@ export class PostgresProvisioner implements Provisioner {
     return pool;
   }
 
-  async #inTransaction(resource: ResourceDefinition, work: (client: pg.PoolClient) => Promise<void>) {
-    const client = await this.#pool(resource).connect();
+  async #inTransaction(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<void>) {
+    const client = await pool.connect();
     let broken = false;
     try {
       await client.query('begin');
