@@ -1,0 +1,11 @@
+/**
+ * Every schema migration, in order. Listed in code rather than read from the directory so the
+ * set is the same under tsx, in a build and in a bundle. A new migration is a new file here, named
+ * `NNNN-what-it-does.ts`, added to this list; migrations already released are never edited.
+ */
+import type { Migration } from 'kysely';
+import * as initial from './0001-initial.js';
+
+export const migrations: Readonly<Record<string, Migration>> = {
+  '0001-initial': initial,
+};
