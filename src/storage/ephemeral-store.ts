@@ -1,0 +1,50 @@
+/** Short-lived single-use values in the `ephemeral_state` table, shared by every replica. */
+import type { Kysely } from 'kysely';
+import type { EphemeralStore } from '../app/ports.js';
+import type { Database } from './schema.js';
+
+/**
+ * {@link EphemeralStore} over a Kysely instance or transaction. A value is live while
+ * `now < expiresAt`.
+ */
+export class KyselyEphemeralStore implements EphemeralStore {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  /** Stores `value` under `kind` + `key`, replacing any value already there. */
+  async put(kind: string, key: string, value: string, expiresAt: number): Promise<void> {
+    await this.#db
+      .insertInto('ephemeral_state')
+      .values({ kind, key, value, expires_at: expiresAt })
+      .onConflict((conflict) =>
+        conflict.columns(['kind', 'key']).doUpdateSet({ value, expires_at: expiresAt }),
+      )
+      .execute();
+  }
+
+  /**
+   * One DELETE … RETURNING: of two replicas taking the same key at once, exactly one gets the value.
+   * An expired value is deleted too, and reported as absent.
+   */
+  async take(kind: string, key: string, now: number): Promise<string | undefined> {
+    const row = await this.#db
+      .deleteFrom('ephemeral_state')
+      .where('kind', '=', kind)
+      .where('key', '=', key)
+      .returning(['value', 'expires_at'])
+      .executeTakeFirst();
+    return row !== undefined && now < row.expires_at ? row.value : undefined;
+  }
+
+  /** @returns how many expired values were deleted. */
+  async purgeExpired(now: number): Promise<number> {
+    const result = await this.#db
+      .deleteFrom('ephemeral_state')
+      .where('expires_at', '<=', now)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,55 @@
+/** Principals in the `principals` table, refreshed at each login. */
+import type { Kysely, Selectable } from 'kysely';
+import type { PrincipalRepository } from '../app/ports.js';
+import type { Principal } from '../core/principal.js';
+import type { Database, PrincipalsTable } from './schema.js';
+
+type StoredPrincipal = Principal & { readonly groupsAssertedAt: number };
+
+function toPrincipal(row: Selectable<PrincipalsTable>): StoredPrincipal {
+  return {
+    id: row.id,
+    idp: row.idp,
+    subject: row.subject,
+    displayName: row.display_name,
+    email: row.email,
+    groups: JSON.parse(row.groups) as string[],
+    groupsAssertedAt: row.groups_asserted_at,
+  };
+}
+
+/** {@link PrincipalRepository} over a Kysely instance or transaction. */
+export class KyselyPrincipalRepository implements PrincipalRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  /**
+   * Inserts the principal or replaces what the IdP asserts about it (name, e-mail, groups), with
+   * `now` as the time the groups were asserted and of the last login. `disabled` is kept: logging in
+   * again does not re-enable a principal that SCIM deactivated.
+   */
+  async upsert(principal: Principal, now: number): Promise<void> {
+    const asserted = {
+      idp: principal.idp,
+      subject: principal.subject,
+      display_name: principal.displayName,
+      email: principal.email,
+      groups: JSON.stringify(principal.groups),
+      groups_asserted_at: now,
+      last_login_at: now,
+    };
+    await this.#db
+      .insertInto('principals')
+      .values({ id: principal.id, ...asserted, disabled: 0 })
+      .onConflict((conflict) => conflict.column('id').doUpdateSet(asserted))
+      .execute();
+  }
+
+  async get(id: string): Promise<StoredPrincipal | undefined> {
+    const row = await this.#db.selectFrom('principals').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toPrincipal(row);
+  }
+}

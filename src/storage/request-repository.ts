@@ -1,0 +1,160 @@
+/** Access requests in the `access_requests` table. */
+import type { Kysely, Selectable } from 'kysely';
+import type { RequestFilter, RequestRepository } from '../app/ports.js';
+import { type AccessRequest, type RequestState, type Review, requestStates } from '../core/access-request.js';
+import type { ApprovalRoute } from '../core/policy-decision.js';
+import { countsWithZeros, insertOrConflict, listLimit } from './query-support.js';
+import type { AccessRequestsTable, Database } from './schema.js';
+
+type RequestRow = Selectable<AccessRequestsTable>;
+
+function toRequest(row: RequestRow): AccessRequest {
+  return {
+    id: row.id,
+    requesterId: row.requester_id,
+    resourceId: row.resource_id,
+    role: row.role,
+    durationSeconds: row.duration_seconds,
+    reason: row.reason,
+    ticket: row.ticket,
+    state: row.state as RequestState,
+    route: JSON.parse(row.route) as ApprovalRoute,
+    reviews: JSON.parse(row.reviews) as Review[],
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    activatedAt: row.activated_at,
+    expiresAt: row.expires_at,
+    endedAt: row.ended_at,
+    endReason: row.end_reason,
+    version: row.version,
+  };
+}
+
+/** The columns a transition may change; who asked for what, and when, never changes. */
+function mutableColumns(request: AccessRequest) {
+  return {
+    state: request.state,
+    reviews: JSON.stringify(request.reviews),
+    updated_at: request.updatedAt,
+    activated_at: request.activatedAt,
+    expires_at: request.expiresAt,
+    ended_at: request.endedAt,
+    end_reason: request.endReason,
+    version: request.version,
+  };
+}
+
+function toRow(request: AccessRequest): RequestRow {
+  return {
+    id: request.id,
+    requester_id: request.requesterId,
+    resource_id: request.resourceId,
+    role: request.role,
+    duration_seconds: request.durationSeconds,
+    reason: request.reason,
+    ticket: request.ticket,
+    route: JSON.stringify(request.route),
+    created_at: request.createdAt,
+    ...mutableColumns(request),
+  };
+}
+
+/** {@link RequestRepository} over a Kysely instance or transaction. Lists are newest first. */
+export class KyselyRequestRepository implements RequestRepository {
+  readonly #db: Kysely<Database>;
+
+  constructor(db: Kysely<Database>) {
+    this.#db = db;
+  }
+
+  async get(id: string): Promise<AccessRequest | undefined> {
+    const row = await this.#db
+      .selectFrom('access_requests')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row && toRequest(row);
+  }
+
+  /** @throws PortcullisError `conflict` when the id exists. */
+  async insert(request: AccessRequest): Promise<void> {
+    await insertOrConflict(`Request ${request.id}`, () =>
+      this.#db.insertInto('access_requests').values(toRow(request)).execute(),
+    );
+  }
+
+  async update(request: AccessRequest, expectedVersion: number): Promise<boolean> {
+    // INVARIANT: every write moves the version forward, or a second writer holding the same
+    // expected version would also succeed and silently overwrite the first.
+    if (request.version <= expectedVersion) {
+      throw new Error(
+        `Request ${request.id}: version ${request.version} must be greater than the expected ${expectedVersion}`,
+      );
+    }
+    const result = await this.#db
+      .updateTable('access_requests')
+      .set(mutableColumns(request))
+      .where('id', '=', request.id)
+      .where('version', '=', expectedVersion)
+      .executeTakeFirst();
+    return result.numUpdatedRows === 1n;
+  }
+
+  async list(filter: RequestFilter): Promise<AccessRequest[]> {
+    if (filter.states?.length === 0) return [];
+    let query = this.#db.selectFrom('access_requests').selectAll();
+    if (filter.requesterId !== undefined) query = query.where('requester_id', '=', filter.requesterId);
+    if (filter.resourceId !== undefined) query = query.where('resource_id', '=', filter.resourceId);
+    if (filter.states !== undefined) query = query.where('state', 'in', filter.states);
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(listLimit(filter.limit))
+      .execute();
+    return rows.map(toRequest);
+  }
+
+  async listExpired(now: number, limit: number): Promise<AccessRequest[]> {
+    const rows = await this.#db
+      .selectFrom('access_requests')
+      .selectAll()
+      .where('state', '=', 'active')
+      .where('expires_at', '<=', now)
+      .orderBy('expires_at')
+      .orderBy('id')
+      .limit(listLimit(limit))
+      .execute();
+    return rows.map(toRequest);
+  }
+
+  async listApprovedAwaitingActivation(limit: number): Promise<AccessRequest[]> {
+    const rows = await this.#db
+      .selectFrom('access_requests')
+      .selectAll()
+      .where('state', '=', 'approved')
+      .orderBy('updated_at')
+      .orderBy('id')
+      .limit(listLimit(limit))
+      .execute();
+    return rows.map(toRequest);
+  }
+
+  async nextExpiry(): Promise<number | null> {
+    const row = await this.#db
+      .selectFrom('access_requests')
+      .select((eb) => eb.fn.min('expires_at').as('next'))
+      .where('state', '=', 'active')
+      .executeTakeFirst();
+    return row?.next ?? null;
+  }
+
+  /** Every known state is present, 0 when no request is in it. */
+  async countByState(): Promise<Record<string, number>> {
+    const rows = await this.#db
+      .selectFrom('access_requests')
+      .select((eb) => ['state as key', eb.fn.countAll<number>().as('count')])
+      .groupBy('state')
+      .execute();
+    return countsWithZeros(requestStates, rows);
+  }
+}
