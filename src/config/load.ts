@@ -142,22 +142,22 @@ function duplicates(values: readonly string[]): string[] {
   return values.filter((v, i) => values.indexOf(v) !== i);
 }
 
-function semanticIssues(parsed: ParsedConfig, baseDir: string): ConfigIssue[] {
+function semanticIssues(parsed: Partial<ParsedConfig>, baseDir: string): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  if (!isValidTimeZone(parsed.time_zone))
+  if (parsed.time_zone !== undefined && !isValidTimeZone(parsed.time_zone))
     issues.push({ path: 'time_zone', message: `unknown time zone "${parsed.time_zone}"` });
-  for (const id of duplicates(parsed.identity_providers.map((p) => p.id))) {
+  for (const id of duplicates((parsed.identity_providers ?? []).map((p) => p.id))) {
     issues.push({ path: 'identity_providers', message: `duplicate identity provider id "${id}"` });
   }
-  for (const id of duplicates(parsed.resources.map((r) => r.id))) {
+  for (const id of duplicates((parsed.resources ?? []).map((r) => r.id))) {
     issues.push({ path: 'resources', message: `duplicate resource id "${id}"` });
   }
-  parsed.resources.forEach((resource, i) => {
+  (parsed.resources ?? []).forEach((resource, i) => {
     for (const name of duplicates(resource.roles.map((r) => r.name))) {
       issues.push({ path: `resources[${i}].roles`, message: `duplicate role "${name}"` });
     }
   });
-  parsed.policies.files.forEach((file, i) => {
+  (parsed.policies?.files ?? []).forEach((file, i) => {
     const path = isAbsolute(file) ? file : resolve(baseDir, file);
     if (!existsSync(path))
       issues.push({ path: `policies.files[${i}]`, message: `policy file ${path} does not exist` });
@@ -165,36 +165,47 @@ function semanticIssues(parsed: ParsedConfig, baseDir: string): ConfigIssue[] {
   return issues;
 }
 
-/** Parses configuration text; `file` names it in messages and anchors relative paths. */
-export function parseConfig(text: string, file: string, env: Environment = process.env): Config {
-  const baseDir = dirname(resolve(file));
-  const document = parseDocument(text, { prettyErrors: true });
-  if (document.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      document.errors.map((e) => ({ path: '', message: e.message })),
-    );
+/**
+ * The top-level sections that are valid on their own. When the whole document fails the schema,
+ * the checks that need parsed values (time zone, duplicates, files, secrets) still run on these,
+ * so every problem is reported at once instead of one round of errors hiding the next.
+ */
+function validSections(raw: unknown): Partial<ParsedConfig> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return {};
+  const sections: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(configSchema.shape)) {
+    const result = schema.safeParse((raw as Record<string, unknown>)[key]);
+    if (result.success) sections[key] = result.data;
   }
-  const result = configSchema.safeParse(document.toJS() ?? {});
-  if (!result.success) throw new ConfigError(file, zodIssues(result.error));
-  const parsed = result.data;
+  return sections as Partial<ParsedConfig>;
+}
 
-  const issues = semanticIssues(parsed, baseDir);
-  const secrets = new SecretResolver(env, baseDir);
+function resolveStorageUrl(storage: ParsedConfig['storage'], secrets: SecretResolver): Secret {
+  return typeof storage.url === 'string'
+    ? new Secret(storage.url, 'storage.url')
+    : secrets.resolve(storage.url, 'storage.url');
+}
 
-  const storageUrl =
-    typeof parsed.storage.url === 'string'
-      ? new Secret(parsed.storage.url, 'storage.url')
-      : secrets.resolve(parsed.storage.url, 'storage.url');
-  const kek = secrets.resolve(parsed.tokens.key_encryption_key, 'tokens.key_encryption_key');
+function resolveKeyEncryptionKey(
+  tokens: ParsedConfig['tokens'],
+  secrets: SecretResolver,
+  issues: ConfigIssue[],
+): Secret {
+  const kek = secrets.resolve(tokens.key_encryption_key, 'tokens.key_encryption_key');
   if (kek.reveal() !== '' && decodeKeyEncryptionKey(kek.reveal()) === null) {
     issues.push({
       path: 'tokens.key_encryption_key',
       message: 'must be 32 random bytes, as base64 or 64 hex digits',
     });
   }
+  return kek;
+}
 
-  const identityProviders = parsed.identity_providers.map((idp, i): IdentityProviderSettings => {
+function resolveIdentityProviders(
+  providers: ParsedConfig['identity_providers'],
+  secrets: SecretResolver,
+): IdentityProviderSettings[] {
+  return providers.map((idp, i): IdentityProviderSettings => {
     const { client_secret, ...rest } = idp;
     return {
       ...rest,
@@ -203,9 +214,14 @@ export function parseConfig(text: string, file: string, env: Environment = proce
         : undefined,
     };
   });
+}
 
+function resolveResources(
+  configured: ParsedConfig['resources'],
+  secrets: SecretResolver,
+): Map<string, ConfiguredResource> {
   const resources = new Map<string, ConfiguredResource>();
-  parsed.resources.forEach((resource, i) => {
+  configured.forEach((resource, i) => {
     const roles = new Map<string, RoleDefinition>(
       resource.roles.map((role) => [
         role.name,
@@ -238,6 +254,40 @@ export function parseConfig(text: string, file: string, env: Environment = proce
       resources.set(resource.id, base);
     }
   });
+  return resources;
+}
+
+/** Parses configuration text; `file` names it in messages and anchors relative paths. */
+export function parseConfig(text: string, file: string, env: Environment = process.env): Config {
+  const baseDir = dirname(resolve(file));
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      document.errors.map((e) => ({ path: '', message: e.message })),
+    );
+  }
+  const raw: unknown = document.toJS() ?? {};
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    // Report the schema problems together with everything that can still be checked.
+    const sections = validSections(raw);
+    const issues = [...zodIssues(result.error), ...semanticIssues(sections, baseDir)];
+    const secrets = new SecretResolver(env, baseDir);
+    if (sections.storage) resolveStorageUrl(sections.storage, secrets);
+    if (sections.tokens) resolveKeyEncryptionKey(sections.tokens, secrets, issues);
+    if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets);
+    if (sections.resources) resolveResources(sections.resources, secrets);
+    throw new ConfigError(file, [...issues, ...secrets.issues]);
+  }
+  const parsed = result.data;
+
+  const issues = semanticIssues(parsed, baseDir);
+  const secrets = new SecretResolver(env, baseDir);
+  const storageUrl = resolveStorageUrl(parsed.storage, secrets);
+  const kek = resolveKeyEncryptionKey(parsed.tokens, secrets, issues);
+  const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets);
+  const resources = resolveResources(parsed.resources, secrets);
 
   const allIssues = [...issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);

@@ -9,10 +9,10 @@ const identifier = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lowercase letters, digits, "-" or "_" (at most 63)');
 
-export const secretRef = z.union([
-  z.object({ env: z.string().min(1) }).strict(),
-  z.object({ file: z.string().min(1) }).strict(),
-]);
+export const secretRef = z.union(
+  [z.object({ env: z.string().min(1) }).strict(), z.object({ file: z.string().min(1) }).strict()],
+  { error: 'must be { env: NAME } or { file: PATH }; secrets are never written inline' },
+);
 export type SecretRef = z.infer<typeof secretRef>;
 
 const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
