@@ -106,6 +106,8 @@ export class PostgresProvisioner implements Provisioner {
       );
     }
     const password = randomBytes(passwordBytes).toString('base64url');
+    // Built first: a target we cannot describe to the requester must not get a login nobody can use.
+    const connectionString = requesterConnectionString(target, login, password);
     const settings = {
       login,
       passwordVerifier: await scramSha256Verifier(password),
@@ -140,7 +142,7 @@ export class PostgresProvisioner implements Provisioner {
     return {
       artefacts: { login, database: target.database },
       credentials: {
-        connection_string: requesterConnectionString(target, login, password),
+        connection_string: connectionString,
         username: login,
         password,
       },
