@@ -42,6 +42,10 @@ export interface DialectTestContext {
   /**
    * Opens one more Store on the current test's database (another replica, or a reopen after a
    * restart). It is closed after the test; closing it earlier is fine.
+   *
+   * On SQLite the second Store is a second connection in the same thread, and better-sqlite3 waits
+   * for a lock synchronously: do not keep a transaction of one Store open while the other writes
+   * (it would fail with SQLITE_BUSY after the busy timeout). Single statements interleave fine.
    */
   openStore(options?: OpenStoreOptions): Promise<Store>;
 }
