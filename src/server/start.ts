@@ -26,7 +26,7 @@ import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
 import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
 import { TokenProvisioner } from '../provisioners/token-provisioner.js';
 import { openStore } from '../storage/open-store.js';
-import { SigningKeyStore } from '../tokens/key-store.js';
+import { SigningKeyStore, signingKeySealPurpose } from '../tokens/key-store.js';
 import { TokenService } from '../tokens/token-service.js';
 
 export interface StartOptions {
@@ -75,8 +75,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
   try {
     const kek = decodeKeyEncryptionKey(config.tokens.keyEncryptionKey.reveal());
     if (!kek) throw new PortcullisError('config_invalid', 'tokens.key_encryption_key is not 32 bytes');
-    const secrets = new JweSecretBox(kek);
-    const keys = new SigningKeyStore(store.keys, secrets, {
+    const box = new JweSecretBox(kek);
+    // Each kind of sealed value has its own purpose label, so one cannot be swapped in for another.
+    const secrets = box.withPurpose('grant-credentials');
+    const keys = new SigningKeyStore(store.keys, box.withPurpose(signingKeySealPurpose), {
       longestTokenLifetimeSeconds: Math.max(config.tokens.accessTokenTtlSeconds, config.tokens.sessionTtlSeconds),
       clock,
     });
@@ -92,6 +94,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
 
     const provisioners = new ProvisionerRegistry([new PostgresProvisioner(), new TokenProvisioner()]);
     closers.push(() => provisioners.close());
+    provisioners.assertCovers(config.resources.values());
     const metrics = new PrometheusMetrics(store);
 
     let expiry: ExpiryLoop | undefined;
@@ -185,8 +188,8 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     const app = await buildHttpApp({
       access,
       sessions,
-      tokenJwks: async () => (await keys.publicKeys('token', clock.now())) as unknown as { keys: Record<string, unknown>[] },
-      auditJwks: async () => (await keys.publicKeys('audit', clock.now())) as unknown as { keys: Record<string, unknown>[] },
+      tokenJwks: async () => ({ keys: [...(await keys.publicKeys('token', clock.now())).keys] }),
+      auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
       introspect: async (token) =>
         (await tokens.introspect(token, clock.now(), (grantId) => access.isGrantLive(grantId))) as Record<string, unknown>,
       exportAudit: async (sink) => {
