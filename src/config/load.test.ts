@@ -185,6 +185,19 @@ describe('parseConfig: a valid configuration', () => {
     assert.deepEqual(config.admins, []);
   });
 
+  it('an omitted section gets the same values as an empty one', () => {
+    const minimal = {
+      policies: { files: ['policies/access.cedar'] },
+      tokens: { key_encryption_key: { file: 'secrets/kek' } },
+    };
+    const omitted = parse(minimal, {});
+    const empty = parse({ ...minimal, server: {}, storage: {}, audit: {}, expiry: {} }, {});
+    assert.deepEqual(empty.server, omitted.server);
+    assert.equal(empty.storageUrl.reveal(), omitted.storageUrl.reveal());
+    assert.deepEqual(empty.audit, omitted.audit);
+    assert.deepEqual(empty.expiry, omitted.expiry);
+  });
+
   it('accepts durations as text or as seconds', () => {
     const config = parse(
       changed((t) => {
