@@ -104,6 +104,19 @@ export class CedarPolicyEngine implements PolicyEngine {
     return [...this.policies.keys()];
   }
 
+  /** How the set was sliced for evaluation (start-up log, bench). */
+  get sliceStatistics(): {
+    readonly policies: number;
+    readonly slices: number;
+    readonly largestSlice: number;
+  } {
+    return {
+      policies: this.policies.size,
+      slices: this.index.sliceCount,
+      largestSlice: this.index.largestSlice,
+    };
+  }
+
   /** Where a policy came from and what it says, for `policy explain`. */
   policy(id: string): LoadedPolicy | undefined {
     return this.policies.get(id);

@@ -6,7 +6,7 @@
  * |---------------------------------|-----------------------------------------|------------------------------|
  * | `@approvals("2")`               | whole number 0–10                       | 1 (0 with auto-approve)      |
  * | `@approver_groups("sre,dba")`   | comma-separated Portcullis groups       | any approver the policy set authorises for `approve` |
- * | `@max_duration("2h")`           | `90s`, `45m`, `2h`, `1d`; 1 min – 7 d   | `1h`                         |
+ * | `@max_duration("2h")`           | `45m`, `2h`, `1d`: whole minutes, ≤ 7 d | `1h`                         |
  * | `@auto_approve("true")`         | `true` or `false`                       | `false`                      |
  *
  * Refused at start-up: route annotations on a `forbid` or on a permit that cannot apply to
@@ -16,7 +16,7 @@
  */
 
 import { formatDuration, parseDurationSeconds } from '../config/duration.js';
-import { maxDurationSeconds, minDurationSeconds } from '../core/access-request.js';
+import { maxDurationSeconds } from '../core/access-request.js';
 import type { ApprovalRoute } from '../core/policy-decision.js';
 
 /** Cedar gives an annotation written without a value as null. */
@@ -104,9 +104,10 @@ export function readRoute(policyId: string, annotations: Annotations): RouteRead
     const seconds = parseDurationSeconds(durationText);
     if (seconds === null) {
       problems.push(`@max_duration must be a duration such as 45m, 2h or 1d, not "${durationText}"`);
-    } else if (seconds < minDurationSeconds || seconds > maxDurationSeconds) {
+    } else if (seconds % 60 !== 0 || seconds > maxDurationSeconds) {
+      // Whole minutes, because policies see the requested duration as whole minutes (rounded up).
       problems.push(
-        `@max_duration must be between ${formatDuration(minDurationSeconds)} and ${formatDuration(maxDurationSeconds)}, not "${durationText}"`,
+        `@max_duration must be whole minutes from 1m to ${formatDuration(maxDurationSeconds)}, not "${durationText}"`,
       );
     } else {
       maxDuration = seconds;

@@ -131,15 +131,27 @@ function scopeResourceId(json: PolicyJson): string | null {
   return 'entity' in constraint ? pinnedResourceId(constraint.entity) : null;
 }
 
-/** Finds each part's position in its file; parts are verbatim slices, returned in id order, not source order. */
+/**
+ * Finds each part's position in its file. Parts are verbatim slices of the file but come back in
+ * id order, not source order, and one policy's text can be a substring of another's (the same rule
+ * with and without annotations): place the longest first, each at an occurrence no earlier part took.
+ */
 function locateParts(text: string, parts: readonly string[]): number[] {
-  const taken = new Set<number>();
-  return parts.map((part) => {
+  const taken: { start: number; end: number }[] = [];
+  const overlaps = (start: number, end: number) => taken.some((t) => start < t.end && t.start < end);
+  const positions: number[] = new Array(parts.length).fill(0);
+  const longestFirst = parts
+    .map((_, i) => i)
+    .sort((a, b) => (parts[b]?.length ?? 0) - (parts[a]?.length ?? 0));
+  for (const i of longestFirst) {
+    const part = parts[i] ?? '';
     let at = text.indexOf(part);
-    while (at >= 0 && taken.has(at)) at = text.indexOf(part, at + 1);
-    if (at >= 0) taken.add(at);
-    return Math.max(0, at);
-  });
+    while (at >= 0 && overlaps(at, at + part.length)) at = text.indexOf(part, at + 1);
+    if (at < 0) continue;
+    taken.push({ start: at, end: at + part.length });
+    positions[i] = at;
+  }
+  return positions;
 }
 
 /**
@@ -278,13 +290,18 @@ export function loadPolicySet(sources: readonly PolicySource[]): LoadedPolicySet
           message: cedarMessage(error),
         });
     } else {
+      // Cedar reports a schema violation once per action the policy can apply to; say it once.
+      const reported = new Set<string>();
       for (const { policyId, error } of answer.validationErrors) {
+        const start = error.sourceLocations?.[0]?.start ?? 0;
+        const sameProblem = `${policyId}@${start}:${error.message.replace(/Portcullis::Action::"[^"]*"/g, '')}`;
+        if (reported.has(sameProblem)) continue;
+        reported.add(sameProblem);
         const policy = keyed.get(policyId);
         if (!policy) {
           issues.push({ file: '(policy set)', line: 0, column: 0, policyId, message: cedarMessage(error) });
           continue;
         }
-        const start = error.sourceLocations?.[0]?.start ?? 0;
         issue(policy.source, policy.byteOffset + start, policyId, cedarMessage(error));
       }
       for (const { policyId, error } of answer.validationWarnings) {
