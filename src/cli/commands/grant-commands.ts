@@ -1,0 +1,104 @@
+/** `portcullis grants`, `revoke`, `creds` and `token`. */
+import { grantStatuses } from '../../core/grant.js';
+import type { GrantView } from '../../http/views.js';
+import { usageError } from '../cli-error.js';
+import type { CliContext } from '../context.js';
+import { formatTable, relativeTime, sanitizeText } from '../output.js';
+
+const grantPath = (id: string) => `/api/v1/grants/${encodeURIComponent(id)}`;
+
+export interface ListGrantsOptions {
+  readonly all?: boolean;
+  readonly status?: string;
+}
+
+/** `portcullis grants [--all] [--status active]`. */
+export async function listGrants(ctx: CliContext, options: ListGrantsOptions): Promise<void> {
+  if (options.status) {
+    const known: readonly string[] = grantStatuses;
+    const unknown = options.status.split(',').filter((s) => !known.includes(s));
+    if (unknown.length > 0) {
+      throw usageError(`Unknown status ${unknown.join(', ')}; statuses are ${grantStatuses.join(', ')}`);
+    }
+  }
+  const { grants } = await (await ctx.client()).get<{ grants: GrantView[] }>('/api/v1/grants', {
+    scope: options.all ? 'all' : 'mine',
+    status: options.status,
+  });
+  ctx.output.result({ grants }, () => {
+    if (grants.length === 0) {
+      ctx.output.line(`No grants${options.status ? ` with status ${options.status}` : ''}.`);
+      return;
+    }
+    const now = ctx.io.now();
+    ctx.output.line(
+      formatTable(
+        [
+          { header: 'id' },
+          { header: 'principal', maxWidth: 28 },
+          { header: 'access', maxWidth: 40 },
+          { header: 'status' },
+          { header: 'expires' },
+          { header: 'note', maxWidth: 48 },
+        ],
+        grants.map((g) => [
+          g.id,
+          g.principal,
+          `${g.resource}/${g.role}`,
+          g.status,
+          g.revoked_at ? `ended ${relativeTime(g.revoked_at, now)}` : relativeTime(g.expires_at, now),
+          g.last_error ?? '',
+        ]),
+      ),
+    );
+  });
+}
+
+/** `portcullis revoke GRANT [--reason]`: end a grant now (also a requester's early release). */
+export async function revokeGrant(ctx: CliContext, id: string, reason: string | undefined): Promise<void> {
+  const grant = await (await ctx.client()).post<GrantView>(`${grantPath(id)}/revoke`, {
+    reason: reason ?? '',
+  });
+  ctx.output.result(grant, () =>
+    ctx.output.line(
+      `Grant ${grant.id} (${sanitizeText(grant.principal)}: ${sanitizeText(grant.resource)}/${sanitizeText(grant.role)}) is ${sanitizeText(grant.status)}${grant.status === 'revoking' ? '; the access is being taken back' : ''}`,
+    ),
+  );
+}
+
+/**
+ * `portcullis creds GRANT`: the requester's credentials. Prints just the connection string when
+ * there is one (so `psql "$(portcullis creds G)"` works), else every field; all with `--json`.
+ */
+export async function showCredentials(ctx: CliContext, id: string): Promise<void> {
+  const result = await (await ctx.client()).get<{ grant_id: string; credentials: Record<string, string> }>(
+    `${grantPath(id)}/credentials`,
+  );
+  ctx.output.result(result, () => {
+    const connection = result.credentials.connection_string;
+    if (connection !== undefined) {
+      ctx.output.line(sanitizeText(connection));
+      return;
+    }
+    const fields = Object.entries(result.credentials);
+    const width = Math.max(0, ...fields.map(([key]) => key.length));
+    for (const [key, value] of fields)
+      ctx.output.line(`${sanitizeText(key).padEnd(width)}  ${sanitizeText(value)}`);
+  });
+}
+
+interface IssuedToken {
+  readonly access_token: string;
+  readonly token_type: 'Bearer';
+  readonly expires_at: string;
+  readonly jti: string;
+}
+
+/** `portcullis token GRANT`: a signed access token for a live grant, printed alone on stdout. */
+export async function issueToken(ctx: CliContext, id: string): Promise<void> {
+  const issued = await (await ctx.client()).post<IssuedToken>(`${grantPath(id)}/token`);
+  ctx.output.result(issued, () => {
+    ctx.output.line(sanitizeText(issued.access_token));
+    if (ctx.output.interactive) ctx.output.note(`(expires ${relativeTime(issued.expires_at, ctx.io.now())})`);
+  });
+}
