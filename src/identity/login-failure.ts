@@ -83,18 +83,21 @@ function fromClientError(error: client.ClientError): PortcullisError {
   }
 }
 
+/** The IdP answered the authorization request with an error (e.g. `access_denied`). */
+export function idpRefusedLogin(errorParameter: unknown, cause?: unknown): PortcullisError {
+  const idpError = oauthErrorCode(errorParameter);
+  return new PortcullisError(
+    'login_failed',
+    `the identity provider refused the sign-in${idpError ? ` (${idpError})` : ''}`,
+    { reason: 'idp_error', ...(idpError ? { idpError } : {}) },
+    cause === undefined ? undefined : { cause },
+  );
+}
+
 /** Classifies a failure of the authorization code grant (callback validation, token request, ID token). */
 export function loginFailureFrom(error: unknown): PortcullisError {
   if (error instanceof PortcullisError) return error;
-  if (error instanceof client.AuthorizationResponseError) {
-    const idpError = oauthErrorCode(error.error);
-    return new PortcullisError(
-      'login_failed',
-      `the identity provider refused the sign-in${idpError ? ` (${idpError})` : ''}`,
-      { reason: 'idp_error', ...(idpError ? { idpError } : {}) },
-      { cause: error },
-    );
-  }
+  if (error instanceof client.AuthorizationResponseError) return idpRefusedLogin(error.error, error);
   if (error instanceof client.ResponseBodyError) {
     if (error.error === 'invalid_grant') {
       return loginFailure(

@@ -208,6 +208,12 @@ describe('OidcLogin against a real oidc-provider', () => {
     }
     const error = await rejectsWith(login.complete(location, loginId), 'login_failed', 'idp_error');
     assert.equal(error.details.idpError, 'access_denied');
+
+    // Some IdPs drop the state on errors: the IdP's answer is still what is reported.
+    const withoutState = new URL(redirectUri);
+    withoutState.search = '?error=access_denied&error_description=%3Cscript%3E';
+    const stateless = await rejectsWith(login.complete(withoutState), 'login_failed', 'idp_error');
+    assert.doesNotMatch(stateless.message, /script/, 'the IdP free text is not echoed');
   });
 
   it('refuses a sign-in finished after the pending one expired', async () => {

@@ -23,7 +23,7 @@ import { PortcullisError } from '../core/errors.js';
 import type { Principal } from '../core/principal.js';
 import { type Claims, hasProfileClaims, principalFromClaims, subjectOf } from './idp-claims.js';
 import { IdpDiscovery, isUnavailability, unavailable } from './idp-discovery.js';
-import { loginFailure, loginFailureFrom } from './login-failure.js';
+import { idpRefusedLogin, loginFailure, loginFailureFrom } from './login-failure.js';
 
 /** EphemeralStore kind of pending sign-ins. */
 export const pendingLoginKind = 'oidc-login';
@@ -210,6 +210,9 @@ export class OidcLogin {
   async complete(callbackUrl: URL, loginId?: string): Promise<CompletedLogin> {
     const state = callbackUrl.searchParams.get('state');
     if (state === null || state === '') {
+      // Some IdPs drop state on errors; still say what the IdP said rather than blame the state.
+      const idpError = callbackUrl.searchParams.get('error');
+      if (idpError !== null) throw idpRefusedLogin(idpError);
       throw loginFailure('state_mismatch', 'the identity provider sent no state');
     }
     const raw = await this.#store.take(pendingLoginKind, state, this.#clock.now());
