@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
   type EntityJson,
-  type EntityUidJson,
   preparsePolicySet,
   preparseSchema,
   statefulIsAuthorized,
@@ -12,7 +11,15 @@ import { generateBenchPolicySet } from '../../bench/policy-bench.js';
 import { type PolicyAction, policyActions } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition } from '../core/resource.js';
-import { actionUid, auditLogUid, roleEntities, roleUid, userEntities, userUid } from './cedar-entities.js';
+import {
+  actionUid,
+  auditLogUid,
+  groupUid,
+  roleEntities,
+  roleUid,
+  userEntity,
+  userUid,
+} from './cedar-entities.js';
 import { toCedarContext, weekdays } from './policy-context.js';
 import { PolicySetIndex } from './policy-index.js';
 import { type LoadedPolicy, loadPolicySet } from './policy-loader.js';
@@ -30,8 +37,9 @@ interface Sample {
 }
 
 /**
- * Decides `sample` twice: on the slice the index picks, without a schema, as the engine does; and on
- * the whole set with the schema validating the request, entities and context. Both must agree.
+ * Decides `sample` twice: on the slice the index picks, with the entities and no schema, as the engine
+ * does; and on the whole set, with Group entities too and the schema validating request, entities
+ * and context. Both must agree (and what the engine builds must conform to the schema).
  */
 function compare(policies: readonly LoadedPolicy[], samples: readonly Sample[], name: string): number {
   const index = new PolicySetIndex(policies);
@@ -41,12 +49,18 @@ function compare(policies: readonly LoadedPolicy[], samples: readonly Sample[], 
   for (const s of samples) {
     const onRole = s.action !== 'view_audit';
     const role = s.resource.roles.get(s.roleName) ?? assert.fail('fixture');
+    // What the engine passes: the User, and the Role with its Resource (no Group entities).
     const entities: EntityJson[] = [
-      ...userEntities(s.principal),
+      userEntity(s.principal),
       ...(onRole ? roleEntities(s.resource, role) : []),
     ];
+    // The reference also gets the Group entities, to show that leaving them out changes nothing.
+    const withGroups: EntityJson[] = [
+      ...entities,
+      ...s.principal.groups.map((g) => ({ uid: groupUid(g), attrs: {}, parents: [] })),
+    ];
     const call = {
-      principal: userUid(s.principal.id) as EntityUidJson,
+      principal: userUid(s.principal.id),
       action: actionUid(s.action),
       resource: onRole ? roleUid(s.resource.id, s.roleName) : auditLogUid,
       context: s.context,
@@ -54,6 +68,7 @@ function compare(policies: readonly LoadedPolicy[], samples: readonly Sample[], 
     };
     const whole = statefulIsAuthorized({
       ...call,
+      entities: withGroups,
       preparsedPolicySetId: wholeSet,
       preparsedSchemaName: 'policy-index-test-schema',
       validateRequest: true,
