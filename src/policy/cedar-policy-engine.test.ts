@@ -241,6 +241,13 @@ const scenarios: Scenario[] = [
     reason: /^no policy permits demo:alice to approve demo-db\/readonly$/,
   },
   {
+    desc: 'approve without a resource and role is denied, whatever the policies say',
+    policies: `@id("anyone-anything") permit(principal, action, resource);`,
+    action: 'approve',
+    allowed: false,
+    reason: /^approve needs a resource and a role$/,
+  },
+  {
     desc: 'revoke: owners may revoke through resource.owners',
     policies: `@id("owners-revoke") permit(principal, action == Portcullis::Action::"revoke", resource) when { principal in resource.owners };`,
     principal: demoPrincipals.carol,
