@@ -150,7 +150,9 @@ export async function verifyAuditLog(
     ctx.output.line(`TAMPERED: ${file}: ${problem.kind}${where} (line ${problem.line})`);
     ctx.output.line(`  ${sanitizeText(problem.message)}`);
     ctx.output.line(
-      `  entries 1–${result.headSeq} verified before it; signatures covered entries 1–${result.signedThroughSeq}.`,
+      result.headSeq === 0
+        ? '  no entry before it could be verified'
+        : `  entries 1–${result.headSeq} before it are intact${result.signedThroughSeq > 0 ? `, 1–${result.signedThroughSeq} under a verified signature` : ''}.`,
     );
   });
   return result.ok ? exitCodes.ok : exitCodes.verificationFailed;

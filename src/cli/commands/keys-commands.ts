@@ -4,6 +4,7 @@ import type { KeyRepository } from '../../app/ports.js';
 import { PortcullisError } from '../../core/errors.js';
 import { CliError, exitCodes, usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
+import { loadOfflineConfig, requireRealSecret } from '../offline-config.js';
 import { formatSeconds, relativeTime } from '../output.js';
 
 export interface RotateOptions {
@@ -39,15 +40,17 @@ export async function rotateKeys(ctx: CliContext, options: RotateOptions): Promi
     throw usageError(`--purpose must be token or audit, not ${JSON.stringify(options.purpose)}`);
   }
   const purpose = options.purpose;
-  const { loadConfig, decodeKeyEncryptionKey } = await import('../../config/load.js');
+  const { decodeKeyEncryptionKey } = await import('../../config/load.js');
   const { openStore } = await import('../../storage/open-store.js');
   const { SigningKeyStore } = await import('../../tokens/key-store.js');
   const { JweSecretBox } = await import('../../crypto/secret-box.js');
 
-  const config = loadConfig(options.config, ctx.io.env);
-  const kek = decodeKeyEncryptionKey(config.tokens.keyEncryptionKey.reveal());
+  const config = await loadOfflineConfig(options.config, ctx.io.env);
+  const kek = decodeKeyEncryptionKey(
+    requireRealSecret(config.tokens.keyEncryptionKey, 'tokens.key_encryption_key'),
+  );
   if (!kek) throw new PortcullisError('config_invalid', 'tokens.key_encryption_key is not 32 bytes');
-  const store = await openStore(config.storageUrl.reveal());
+  const store = await openStore(requireRealSecret(config.storageUrl, 'storage.url'));
   try {
     const sealPurpose = await sealPurposeOfExistingKeys(store.keys, purpose);
     const box = sealPurpose === null ? new JweSecretBox(kek) : new JweSecretBox(kek).withPurpose(sealPurpose);

@@ -2,22 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { exitCodes, usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
+import { loadOfflineConfig } from '../offline-config.js';
 import { sanitizeText } from '../output.js';
-
-/**
- * A valid-looking stand-in for secrets the environment does not provide: 32 zero bytes in hex,
- * which also passes the key-encryption-key format check. Policy tests read no secret, and CI jobs
- * that run them should not need production secrets.
- */
-const secretPlaceholder = '0'.repeat(64);
-
-function environmentWithPlaceholders(
-  env: Readonly<Record<string, string | undefined>>,
-): Readonly<Record<string, string | undefined>> {
-  return new Proxy(env, {
-    get: (target, name) => (typeof name === 'string' ? target[name] || secretPlaceholder : undefined),
-  });
-}
 
 /** Runs the cases; returns exit 0 when all pass, 10 when any does not. */
 export async function testPolicies(
@@ -34,11 +20,10 @@ export async function testPolicies(
       `Cannot read ${casesFile}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`,
     );
   }
-  const { loadConfig } = await import('../../config/load.js');
   const { CedarPolicyEngine } = await import('../../policy/cedar-policy-engine.js');
   const { formatPolicyCaseResults, runPolicyCases } = await import('../../policy/policy-cases.js');
 
-  const config = loadConfig(options.config, environmentWithPlaceholders(ctx.io.env));
+  const config = await loadOfflineConfig(options.config, ctx.io.env);
   const engine = CedarPolicyEngine.fromFiles(config.policyFiles, { timeZone: config.timeZone });
   const results = runPolicyCases(engine, text, config.resources, casesFile);
   const failed = results.filter((result) => !result.passed).length;
