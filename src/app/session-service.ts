@@ -31,8 +31,9 @@ export interface IdpBearerVerifier {
 export interface BrowserLogin {
   readonly id: string;
   readonly displayName: string;
-  begin(input: { redirectUri: string; returnTo?: string }): Promise<{ authorizationUrl: string }>;
-  complete(callbackUrl: URL): Promise<{ principal: Principal; returnTo?: string }>;
+  /** `context` travels with the pending login (opaque to the IdP adapter); `loginId` binds it to the browser. */
+  begin(input: { redirectUri: string; context?: string }): Promise<{ authorizationUrl: string; loginId: string }>;
+  complete(callbackUrl: URL, loginId?: string): Promise<{ principal: Principal; context?: string }>;
 }
 
 export interface SessionServiceDeps {
@@ -149,8 +150,12 @@ export class SessionService {
     return `${this.deps.publicUrl}/auth/oidc/${encodeURIComponent(idp)}/callback`;
   }
 
-  /** Starts a browser login; for a CLI login, the intent travels with the IdP round trip. */
-  async beginLogin(idp: string, cli: CliLoginIntent | null): Promise<string> {
+  /**
+   * Starts a browser login; for a CLI login, the intent travels with the IdP round trip. The
+   * returned `loginId` goes into a browser cookie so the callback can only be finished by the
+   * browser that started it (login CSRF).
+   */
+  async beginLogin(idp: string, cli: CliLoginIntent | null): Promise<{ authorizationUrl: string; loginId: string }> {
     if (cli && !isLoopbackRedirect(cli.redirectUri)) {
       throw new PortcullisError(
         'validation_failed',
@@ -163,11 +168,11 @@ export class SessionService {
         'code_challenge must be a base64url SHA-256 (S256) value',
       );
     }
-    const { authorizationUrl } = await this.login(idp).begin({
+    const { authorizationUrl, loginId } = await this.login(idp).begin({
       redirectUri: this.callbackUrl(idp),
-      returnTo: cli ? JSON.stringify(cli) : undefined,
+      context: cli ? JSON.stringify(cli) : undefined,
     });
-    return authorizationUrl;
+    return { authorizationUrl, loginId };
   }
 
   /**
@@ -177,12 +182,13 @@ export class SessionService {
   async completeLogin(
     idp: string,
     callbackUrl: URL,
+    loginId: string | undefined,
     from: RequestOrigin,
   ): Promise<{ principal: Principal; redirectTo: string | null }> {
     const now = this.deps.clock.now();
-    let result: { principal: Principal; returnTo?: string };
+    let result: { principal: Principal; context?: string };
     try {
-      result = await this.login(idp).complete(callbackUrl);
+      result = await this.login(idp).complete(callbackUrl, loginId);
     } catch (error) {
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
@@ -201,7 +207,7 @@ export class SessionService {
       throw error;
     }
     const { principal } = result;
-    const cli = result.returnTo ? (JSON.parse(result.returnTo) as CliLoginIntent) : null;
+    const cli = result.context ? (JSON.parse(result.context) as CliLoginIntent) : null;
     const code = cli ? randomBytes(32).toString('base64url') : null;
     await this.deps.store.transaction(async (tx) => {
       await tx.principals.upsert(principal, now);

@@ -13,6 +13,7 @@ export function sendProblem(
   request: FastifyRequest,
   code: ErrorCode,
   detail: string,
+  /** Extension members; they can never replace the standard members. */
   extra: Record<string, unknown> = {},
 ): FastifyReply {
   const { status, title } = errorCatalogue[code];

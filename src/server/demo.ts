@@ -95,7 +95,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const idp = await startDemoIdentityProvider({
     port: idpPort,
     redirectUris: [`${publicUrl}/auth/oidc/demo/callback`],
-    apiAudience: 'portcullis-api',
+    apiAudience: 'urn:portcullis:api',
   });
 
   const pgAdminUrl =
@@ -143,7 +143,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         client_id: idp.clientId,
         client_secret: { env: 'PORTCULLIS_DEMO_CLIENT_SECRET' },
         scopes: ['openid', 'profile', 'email', 'groups'],
-        api_audiences: ['portcullis-api'],
+        api_audiences: ['urn:portcullis:api'],
       },
     ],
     resources,

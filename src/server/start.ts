@@ -125,11 +125,11 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       const login = new OidcLogin(idp, { ephemeral: store.ephemeral, clock });
       logins.set(idp.id, login);
     }
-    const bearerIdps = config.identityProviders.filter((p) => p.api_audiences.length > 0);
+    const idpJwts = new IdpJwtVerifier(config.identityProviders, { clock });
     const sessions = new SessionService({
       store,
       tokens,
-      idpBearer: bearerIdps.length > 0 ? new IdpJwtVerifier(bearerIdps) : null,
+      idpBearer: idpJwts.enabled ? idpJwts : null,
       logins,
       clock,
       sessionTtlSeconds: config.tokens.sessionTtlSeconds,

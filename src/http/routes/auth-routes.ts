@@ -6,6 +6,16 @@ import { problemView } from '../views.js';
 
 const errors = { 400: problemView, 401: problemView, 404: problemView, 502: problemView, 503: problemView };
 
+const loginCookie = 'portcullis_login';
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [key, ...value] = part.trim().split('=');
+    if (key === name) return value.join('=') || undefined;
+  }
+  return undefined;
+}
+
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -33,8 +43,13 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         const cli = q.redirect_uri
           ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
           : null;
-        const url = await deps.sessions.beginLogin(request.params.idp, cli);
-        return reply.redirect(url, 302);
+        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli);
+        const secure = request.protocol === 'https' ? '; Secure' : '';
+        reply.header(
+          'set-cookie',
+          `${loginCookie}=${loginId}; Path=/auth/oidc/${encodeURIComponent(request.params.idp)}; HttpOnly; SameSite=Lax; Max-Age=600${secure}`,
+        );
+        return reply.redirect(authorizationUrl, 302);
       },
     );
 
@@ -49,10 +64,11 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const url = new URL(request.url, deps.sessions.callbackUrl(request.params.idp));
-        const { principal, redirectTo } = await deps.sessions.completeLogin(
-          request.params.idp,
-          url,
-          originOf(request),
+        const loginId = readCookie(request.headers.cookie, loginCookie);
+        const { principal, redirectTo } = await deps.sessions.completeLogin(request.params.idp, url, loginId, originOf(request));
+        reply.header(
+          'set-cookie',
+          `${loginCookie}=; Path=/auth/oidc/${encodeURIComponent(request.params.idp)}; HttpOnly; SameSite=Lax; Max-Age=0`,
         );
         if (redirectTo) return reply.redirect(redirectTo, 302);
         return reply
