@@ -152,8 +152,10 @@ export async function listRequests(ctx: CliContext, options: ListRequestsOptions
       throw usageError(`Unknown state ${unknown.join(', ')}; states are ${requestStateNames.join(', ')}`);
     }
   }
-  if (options.limit !== undefined && !/^[1-9]\d{0,2}$/.test(options.limit))
-    throw usageError('--limit must be 1–500');
+  const limit = options.limit === undefined ? undefined : Number(options.limit);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= 500)) {
+    throw usageError('--limit must be a whole number from 1 to 500');
+  }
   const scope = options.reviewable ? 'reviewable' : options.all ? 'all' : 'mine';
   const { requests } = await (await ctx.client()).get<{ requests: RequestView[] }>('/api/v1/requests', {
     scope,
