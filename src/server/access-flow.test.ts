@@ -11,8 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import pg from 'pg';
-import { postgresSkipReason } from '../../test-support/postgres.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { postgresSkipReason } from '../../test-support/postgres.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 
 const run = promisify(execFile);
@@ -81,7 +81,8 @@ for (const storage of ['sqlite', 'postgres'] as const) {
 
       // No login exists before approval.
       const admin = await connect(cluster?.adminUrl ?? '');
-      const logins = async () => (await admin.query("select rolname from pg_roles where rolname like 'pc\\_%'")).rows;
+      const logins = async () =>
+        (await admin.query("select rolname from pg_roles where rolname like 'pc\\_%'")).rows;
       assert.deepEqual(await logins(), []);
 
       const self = await h.api(tokens.alice ?? '', 'POST', `/api/v1/requests/${id}/approve`, {});
@@ -92,7 +93,9 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       assert.equal(outsider.body.code, 'not_an_approver');
 
       await sleep(1200); // time spent waiting for approval must not shorten the grant
-      const approved = await h.api(tokens.bob ?? '', 'POST', `/api/v1/requests/${id}/approve`, { reason: 'ok' });
+      const approved = await h.api(tokens.bob ?? '', 'POST', `/api/v1/requests/${id}/approve`, {
+        reason: 'ok',
+      });
       assert.equal(approved.status, 200, JSON.stringify(approved.body));
       assert.equal(approved.body.state, 'active');
       const activatedAt = Date.parse(approved.body.activated_at as string);
@@ -165,7 +168,9 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       assert.equal(active.body.active, true);
       assert.equal(active.body.grant_id, grantId);
 
-      const released = await h.api(tokens.alice ?? '', 'POST', `/api/v1/grants/${grantId}/revoke`, { reason: 'done early' });
+      const released = await h.api(tokens.alice ?? '', 'POST', `/api/v1/grants/${grantId}/revoke`, {
+        reason: 'done early',
+      });
       assert.equal(released.status, 200);
       const inactive = await h.api(null, 'POST', '/api/v1/introspect', { token });
       assert.deepEqual(inactive.body, { active: false });
@@ -185,14 +190,23 @@ for (const storage of ['sqlite', 'postgres'] as const) {
           duration: '30m',
           reason: `overlap ${i}`,
         });
-        const approved = await h.api(tokens.bob ?? '', 'POST', `/api/v1/requests/${created.body.id}/approve`, {});
+        const approved = await h.api(
+          tokens.bob ?? '',
+          'POST',
+          `/api/v1/requests/${created.body.id}/approve`,
+          {},
+        );
         assert.equal(approved.body.state, 'active');
         grantIds.push(approved.body.grant_id as string);
       }
       const [first, second] = grantIds;
       const creds = await h.api(tokens.alice ?? '', 'GET', `/api/v1/grants/${second}/credentials`);
-      const secondSession = await connect((creds.body.credentials as Record<string, string>).connection_string ?? '');
-      const revoked = await h.api(tokens.carol ?? '', 'POST', `/api/v1/grants/${first}/revoke`, { reason: 'owner ends it' });
+      const secondSession = await connect(
+        (creds.body.credentials as Record<string, string>).connection_string ?? '',
+      );
+      const revoked = await h.api(tokens.carol ?? '', 'POST', `/api/v1/grants/${first}/revoke`, {
+        reason: 'owner ends it',
+      });
       assert.equal(revoked.status, 200);
       assert.equal(revoked.body.status, 'revoked');
       assert.equal((await secondSession.query('select count(*)::int as n from items')).rows[0].n, 2);
@@ -209,7 +223,9 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       if (skip) return t.skip(skip);
       const denied = await h.api(tokens.alice ?? '', 'GET', '/api/v1/audit/export');
       assert.equal(denied.status, 403);
-      const response = await fetch(`${h.url}/api/v1/audit/export`, { headers: { authorization: `Bearer ${tokens.dave}` } });
+      const response = await fetch(`${h.url}/api/v1/audit/export`, {
+        headers: { authorization: `Bearer ${tokens.dave}` },
+      });
       assert.equal(response.status, 200);
       const text = await response.text();
       const exportFile = join(h.dir, 'audit.jsonl');
@@ -250,12 +266,15 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       const tampered = join(h.dir, 'tampered.jsonl');
       writeFileSync(tampered, lines.join('\n'));
       const seq = (JSON.parse(text.split('\n')[target] ?? '{}') as { seq: number }).seq;
-      await assert.rejects(run(process.execPath, [cli, 'audit', 'verify', tampered, '--key', keyFile]), (error: unknown) => {
-        const e = error as { code: number; stdout: string; stderr: string };
-        assert.equal(e.code, 10);
-        assert.match(`${e.stdout}${e.stderr}`, new RegExp(`\\b${seq}\\b`));
-        return true;
-      });
+      await assert.rejects(
+        run(process.execPath, [cli, 'audit', 'verify', tampered, '--key', keyFile]),
+        (error: unknown) => {
+          const e = error as { code: number; stdout: string; stderr: string };
+          assert.equal(e.code, 10);
+          assert.match(`${e.stdout}${e.stderr}`, new RegExp(`\\b${seq}\\b`));
+          return true;
+        },
+      );
     });
   });
 }

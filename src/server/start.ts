@@ -60,7 +60,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
   const clock = options.clock ?? systemClock;
   const logger = pino({
     level: options.logLevel ?? env.PORTCULLIS_LOG_LEVEL ?? 'info',
-    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'],
+      censor: '[redacted]',
+    },
   });
   const config = loadConfig(options.configPath, env);
   const policy = CedarPolicyEngine.fromFiles(config.policyFiles, { timeZone: config.timeZone });
@@ -70,7 +73,8 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
   });
   const closers: (() => Promise<void>)[] = [() => store.close()];
   const closeAll = async () => {
-    for (const close of closers.reverse()) await close().catch((error) => logger.error({ err: error }, 'shutdown'));
+    for (const close of closers.reverse())
+      await close().catch((error) => logger.error({ err: error }, 'shutdown'));
   };
   try {
     const kek = decodeKeyEncryptionKey(config.tokens.keyEncryptionKey.reveal());
@@ -79,7 +83,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     // Each kind of sealed value has its own purpose label, so one cannot be swapped in for another.
     const secrets = box.withPurpose('grant-credentials');
     const keys = new SigningKeyStore(store.keys, box.withPurpose(signingKeySealPurpose), {
-      longestTokenLifetimeSeconds: Math.max(config.tokens.accessTokenTtlSeconds, config.tokens.sessionTtlSeconds),
+      longestTokenLifetimeSeconds: Math.max(
+        config.tokens.accessTokenTtlSeconds,
+        config.tokens.sessionTtlSeconds,
+      ),
       clock,
     });
     await keys.ensureActiveKey('token', clock.now());
@@ -181,7 +188,8 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       },
     });
     const recovered = await access.recover();
-    if (recovered.expired + recovered.activated + recovered.revocations > 0) logger.info(recovered, 'recovered at boot');
+    if (recovered.expired + recovered.activated + recovered.revocations > 0)
+      logger.info(recovered, 'recovered at boot');
     expiry.start();
     closers.push(() => (expiry as ExpiryLoop).stop());
 
@@ -191,7 +199,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       tokenJwks: async () => ({ keys: [...(await keys.publicKeys('token', clock.now())).keys] }),
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
       introspect: async (token) =>
-        (await tokens.introspect(token, clock.now(), (grantId) => access.isGrantLive(grantId))) as Record<string, unknown>,
+        (await tokens.introspect(token, clock.now(), (grantId) => access.isGrantLive(grantId))) as Record<
+          string,
+          unknown
+        >,
       exportAudit: async (sink) => {
         await checkpointNow(clock.now(), true);
         await exportAudit(store.auditLog, sink);
@@ -201,7 +212,13 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       recordAuditView: async (principal, from, what) => {
         await store.transaction((tx) =>
           tx.audit.append(
-            { type: 'audit.viewed', actor: principal.id, sourceIp: from.sourceIp, userAgent: from.userAgent, data: { what } },
+            {
+              type: 'audit.viewed',
+              actor: principal.id,
+              sourceIp: from.sourceIp,
+              userAgent: from.userAgent,
+              data: { what },
+            },
             clock.now(),
           ),
         );
@@ -231,7 +248,11 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
         serializers: {
           // Query strings can carry OIDC codes and state: log the path only.
-          req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, path: req.url.split('?')[0], ip: req.ip }),
+          req: (req: { method: string; url: string; ip?: string }) => ({
+            method: req.method,
+            path: req.url.split('?')[0],
+            ip: req.ip,
+          }),
         },
       },
     });
@@ -243,7 +264,8 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       const address = app.server.address();
       if (address && typeof address === 'object') url = `http://${config.server.host}:${address.port}`;
     }
-    if (!options.quiet) logger.info({ url, config: config.file, storage: store.dialect }, 'Portcullis is serving');
+    if (!options.quiet)
+      logger.info({ url, config: config.file, storage: store.dialect }, 'Portcullis is serving');
     return { config, app, store, access, tokens, keys, expiry, url, close: closeAll };
   } catch (error) {
     await closeAll();
