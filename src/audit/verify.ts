@@ -16,6 +16,9 @@
  *                    or there are more events than the header declares.
  * - `truncated`      the file ends before the last checkpoint's (or the header's) sequence.
  *
+ * The header's `head_seq` and `head_hash` are checked too (truncation, extra entries, a rewrite of
+ * the unsigned tail) but the header is not signed: they only catch an attacker who forgot it.
+ *
  * Limits, by construction: events after the last checkpoint are covered by no signature, so an
  * attacker who rewrites them and the unsigned header consistently is not detected; `unsignedEvents`
  * says how many there are. Deleting checkpoint lines is detected only against the header's count.
@@ -100,6 +103,7 @@ class ExportVerifier {
   private phase: Phase = 'header';
   private lineNumber = 0;
   private declaredHeadSeq: number | null = null;
+  private declaredHeadHash: string | null = null;
   private declaredCheckpoints: number | null = null;
 
   /** Verified checkpoints with seq ≥ 1, in order; matched against the chain as it is recomputed. */
@@ -209,6 +213,7 @@ class ExportVerifier {
       return this.fail('malformed', null, `line 1 is not a ${auditExportFormat} header`);
     }
     if (typeof entry.head_seq === 'number') this.declaredHeadSeq = entry.head_seq;
+    if (typeof entry.head_hash === 'string') this.declaredHeadHash = entry.head_hash;
     if (typeof entry.checkpoints === 'number') this.declaredCheckpoints = entry.checkpoints;
     this.phase = 'checkpoints';
     return true;
@@ -414,6 +419,15 @@ class ExportVerifier {
       );
     } else if (declared !== null && this.headSeq > declared) {
       this.fail('inserted', declared + 1, `entries after ${declared}, the header's last entry, were added`);
+    } else if (this.declaredHeadHash !== null && this.headHash !== this.declaredHeadHash) {
+      const from = this.signedThroughSeq + 1;
+      this.fail(
+        'changed',
+        from,
+        `entries ${from}–${this.headSeq} were rewritten with recomputed hashes: the chain does not end ` +
+          `at the header's head_hash (the header is not signed; no checkpoint covers these entries)`,
+        this.headSeq,
+      );
     }
   }
 
