@@ -13,7 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { type DemoIdentityProvider, startDemoIdentityProvider } from '../src/identity/demo-identity-provider.js';
+import {
+  type DemoIdentityProvider,
+  startDemoIdentityProvider,
+} from '../src/identity/demo-identity-provider.js';
 import { type RunningPortcullis, startPortcullis } from '../src/server/start.js';
 import { signInThroughBrowser } from './oidc-browser.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
@@ -65,11 +68,19 @@ export async function prepareTargetDatabase(adminUrl: string): Promise<string> {
 const repoRoot = join(import.meta.dirname, '..');
 
 /** Starts `portcullis serve --config FILE` and waits until /healthz answers. */
-export async function spawnServer(configPath: string, env: NodeJS.ProcessEnv, url: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin', 'portcullis.js'), 'serve', '--config', configPath], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export async function spawnServer(
+  configPath: string,
+  env: NodeJS.ProcessEnv,
+  url: string,
+): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'bin', 'portcullis.js'), 'serve', '--config', configPath],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     output += chunk.toString();
@@ -79,7 +90,8 @@ export async function spawnServer(configPath: string, env: NodeJS.ProcessEnv, ur
   });
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`portcullis serve exited with ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null)
+      throw new Error(`portcullis serve exited with ${child.exitCode}:\n${output}`);
     try {
       const response = await fetch(`${url}/healthz`);
       if (response.ok) return child;
@@ -104,6 +116,12 @@ export interface HarnessOptions {
   /** Admin URL of the PostgreSQL that backs the `demo-db` resource; omit for a token-only setup. */
   readonly targetAdminUrl?: string;
   readonly policyFile?: string;
+  /** Provision `demo-db` as this (less privileged) account instead of the cluster's superuser. */
+  readonly targetResourceAdmin?: {
+    readonly user: string;
+    readonly password: string;
+    readonly reassignOwnedTo: string;
+  };
   /** Extra or replaced top-level config keys. */
   readonly configOverrides?: Record<string, unknown>;
   /**
@@ -135,7 +153,13 @@ export interface Harness {
   readonly targetDatabase: string | null;
   /** Signs a demo user in through the real OIDC flow; returns a Portcullis session token. */
   login(username: string): Promise<string>;
-  api(token: string | null, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
+  api(
+    token: string | null,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<ApiResponse>;
   /** Stops the server only (storage and IdP stay), e.g. to restart it. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -174,7 +198,14 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       kind: 'postgres',
       sensitivity: 'high',
       owners: ['dba'],
-      postgres: { admin_url: { env: 'E2E_TARGET_ADMIN_URL' }, database: targetDatabase, connection_limit: 3 },
+      postgres: {
+        admin_url: { env: 'E2E_TARGET_ADMIN_URL' },
+        database: targetDatabase,
+        connection_limit: 3,
+        ...(options.targetResourceAdmin
+          ? { reassign_owned_to: options.targetResourceAdmin.reassignOwnedTo }
+          : {}),
+      },
       roles: [
         { name: 'readonly', grants: ['app_readonly'] },
         { name: 'readwrite', grants: ['app_readwrite'] },
@@ -209,11 +240,17 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     E2E_STORAGE_URL: storageUrl,
     E2E_CLIENT_SECRET: idp.clientSecret,
     ...(options.targetAdminUrl && targetDatabase
-      ? { E2E_TARGET_ADMIN_URL: (() => {
-          const u = new URL(options.targetAdminUrl);
-          u.pathname = `/${targetDatabase}`;
-          return u.toString();
-        })() }
+      ? {
+          E2E_TARGET_ADMIN_URL: (() => {
+            const u = new URL(options.targetAdminUrl);
+            u.pathname = `/${targetDatabase}`;
+            if (options.targetResourceAdmin) {
+              u.username = options.targetResourceAdmin.user;
+              u.password = options.targetResourceAdmin.password;
+            }
+            return u.toString();
+          })(),
+        }
       : {}),
   };
   const mode = options.mode ?? 'in-process';
@@ -275,10 +312,14 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     const authorizationUrl = start.headers.get('location');
     if (start.status !== 302 || !authorizationUrl) throw new Error(`login start answered ${start.status}`);
     const cookie = (start.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-    const callback = await signInThroughBrowser(new URL(authorizationUrl), { username, password: user.password });
+    const callback = await signInThroughBrowser(new URL(authorizationUrl), {
+      username,
+      password: user.password,
+    });
     const finished = await fetch(callback, { redirect: 'manual', headers: { cookie } });
     const cliRedirect = finished.headers.get('location');
-    if (finished.status !== 302 || !cliRedirect) throw new Error(`callback answered ${finished.status}: ${await finished.text()}`);
+    if (finished.status !== 302 || !cliRedirect)
+      throw new Error(`callback answered ${finished.status}: ${await finished.text()}`);
     const code = new URL(cliRedirect).searchParams.get('code');
     const exchanged = await api(null, 'POST', '/api/v1/auth/cli/token', {
       code,
@@ -313,13 +354,13 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     async restart() {
       await stop();
       try {
-    await start();
-  } catch (error) {
-    await idp.stop().catch(() => {});
-    await database?.drop().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
+        await start();
+      } catch (error) {
+        await idp.stop().catch(() => {});
+        await database?.drop().catch(() => {});
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
     },
     async close() {
       await stop().catch(() => {});

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { postgresSkipReason } from '../../test-support/postgres.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { postgresSkipReason } from '../../test-support/postgres.js';
 
 interface AuditBreaker {
   breakAudit(): Promise<void>;
@@ -20,7 +20,9 @@ function sqliteBreaker(storageUrl: string): AuditBreaker {
   const db = new Database(storageUrl.slice('sqlite:'.length));
   return {
     async breakAudit() {
-      db.exec("create trigger refuse_audit before insert on audit_events begin select raise(abort, 'audit disk full'); end");
+      db.exec(
+        "create trigger refuse_audit before insert on audit_events begin select raise(abort, 'audit disk full'); end",
+      );
     },
     async repairAudit() {
       db.exec('drop trigger refuse_audit');
@@ -59,7 +61,10 @@ for (const storage of ['sqlite', 'postgres'] as const) {
     before(async () => {
       skip = storage === 'postgres' ? await postgresSkipReason() : undefined;
       if (skip) return;
-      h = await startHarness({ storage, policyFile: join(import.meta.dirname, '../../test-support/policies/review.cedar') });
+      h = await startHarness({
+        storage,
+        policyFile: join(import.meta.dirname, '../../test-support/policies/review.cedar'),
+      });
       tokens.alice = await h.login('alice');
       tokens.bob = await h.login('bob');
       breaker = storage === 'sqlite' ? sqliteBreaker(h.storageUrl) : await postgresBreaker(h.storageUrl);

@@ -19,7 +19,8 @@ describe('crash recovery', () => {
     const started = await startScramClusterOrSkip();
     cluster = started.cluster;
     skip = started.skip;
-    if (cluster) h = await startHarness({ storage: 'sqlite', targetAdminUrl: cluster.adminUrl, mode: 'child' });
+    if (cluster)
+      h = await startHarness({ storage: 'sqlite', targetAdminUrl: cluster.adminUrl, mode: 'child' });
   });
   after(async () => {
     await h?.close();

@@ -1,0 +1,98 @@
+/**
+ * A revocation the target refuses is never silently dropped: it is visible as state, metric and
+ * audit event, retried with backoff, and completes once the target accepts it again.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('failed revocation', () => {
+  let cluster: ScramCluster | undefined;
+  let skip: string | undefined;
+  let h: Harness;
+  let superuser: pg.Client;
+
+  before(async () => {
+    const started = await startScramClusterOrSkip();
+    cluster = started.cluster;
+    skip = started.skip;
+    if (!cluster) return;
+    superuser = new pg.Client({ connectionString: cluster.adminUrl });
+    await superuser.connect();
+    // A least-privileged provisioning account, so the test can take a privilege away from it.
+    await superuser.query(`
+      create role pc_owner nologin;
+      create role pc_admin login password 'admin-password' createrole;
+      grant pg_signal_backend to pc_admin;
+      grant pc_owner to pc_admin;`);
+    h = await startHarness({
+      storage: 'sqlite',
+      targetAdminUrl: cluster.adminUrl,
+      targetResourceAdmin: { user: 'pc_admin', password: 'admin-password', reassignOwnedTo: 'pc_owner' },
+    });
+  });
+  after(async () => {
+    await h?.close();
+    await superuser?.end();
+    await cluster?.stop();
+  });
+
+  test('is visible (state, metric, audit), retried with backoff, and completes later', async (t) => {
+    if (skip || !cluster) return t.skip(skip);
+    const alice = await h.login('alice');
+    const bob = await h.login('bob');
+    const created = await h.api(alice, 'POST', '/api/v1/requests', {
+      resource: 'demo-db',
+      role: 'readonly',
+      duration: '10m',
+      reason: 'revocation failure test',
+    });
+    const approved = await h.api(bob, 'POST', `/api/v1/requests/${created.body.id}/approve`, {});
+    assert.equal(approved.body.state, 'active', JSON.stringify(approved.body));
+    const grantId = approved.body.grant_id as string;
+    const login = (await h.api(alice, 'GET', `/api/v1/grants/${grantId}`)).body.artefacts as {
+      login: string;
+    };
+
+    // The provisioning account loses its access to the target (credentials disabled, sessions cut).
+    await superuser.query('alter role pc_admin nologin');
+    await superuser.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where usename = 'pc_admin'",
+    );
+    await sleep(100);
+    const released = await h.api(alice, 'POST', `/api/v1/grants/${grantId}/revoke`, { reason: 'done' });
+    assert.equal(released.status, 200);
+    assert.equal(released.body.status, 'revoke_failed');
+    assert.equal(released.body.revoke_attempts, 1);
+    assert.match(String(released.body.last_error), /not permitted to log in|terminat|connection/i);
+    // Logically ended at once: no more credentials or tokens for it.
+    assert.equal((await h.api(alice, 'GET', `/api/v1/grants/${grantId}/credentials`)).status, 409);
+
+    const metrics = await fetch(`${h.url}/metrics`).then((r) => r.text());
+    assert.match(metrics, /portcullis_revocation_failures_total\{resource="demo-db"\} [1-9]/);
+    assert.match(metrics, /portcullis_grants\{status="revoke_failed"\} 1/);
+    const events = await h.portcullis.store.auditLog.read(0, 10_000);
+    const failure = events.find((e) => e.type === 'grant.revocation_failed' && e.grantId === grantId);
+    assert.equal(failure?.severity, 'high');
+
+    await superuser.query('alter role pc_admin login');
+    const deadline = Date.now() + 10_000;
+    let status = '';
+    while (Date.now() < deadline) {
+      status = (await h.api(alice, 'GET', `/api/v1/grants/${grantId}`)).body.status as string;
+      if (status === 'revoked') break;
+      await sleep(100);
+    }
+    assert.equal(status, 'revoked');
+    const left = await superuser.query('select 1 from pg_roles where rolname = $1', [login.login]);
+    assert.equal(left.rowCount, 0);
+    const completed = (await h.portcullis.store.auditLog.read(0, 10_000)).filter(
+      (e) => e.type === 'grant.revocation_completed' && e.grantId === grantId,
+    );
+    assert.equal(completed.length, 1);
+  });
+});
