@@ -24,6 +24,10 @@ const knownTypes: ReadonlySet<string> = new Set(auditEventTypes);
  * stays contiguous; the head update is also guarded by the sequence it read, so a storage layer
  * that forgot to serialise gets an error instead of a fork.
  *
+ * The head row stays locked until the transaction ends, so every transaction that appends waits
+ * for the previous appender to commit: append as late in the transaction as the state change
+ * allows, and keep work after it short (one global chain means one writer at a time).
+ *
  * Nothing is redacted: `data` is stored and hashed as given, and refused (with `audit_unavailable`)
  * when it is not plain JSON. Strings may not contain NUL (PostgreSQL text cannot hold it) or lone
  * surrogates (no canonical UTF-8 form).

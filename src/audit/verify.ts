@@ -210,7 +210,7 @@ class ExportVerifier {
 
   private header(entry: Record<string, unknown>): boolean {
     if (entry.kind !== 'header' || entry.format !== auditExportFormat) {
-      return this.fail('malformed', null, `line 1 is not a ${auditExportFormat} header`);
+      return this.fail('malformed', null, `line ${this.lineNumber} is not a ${auditExportFormat} header`);
     }
     if (typeof entry.head_seq === 'number') this.declaredHeadSeq = entry.head_seq;
     if (typeof entry.head_hash === 'string') this.declaredHeadHash = entry.head_hash;
