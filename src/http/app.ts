@@ -34,7 +34,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
     logger: deps.logger,
     bodyLimit: deps.bodyLimitBytes,
     trustProxy: deps.trustProxy,
-    
+
     genReqId: () => crypto.randomUUID(),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);

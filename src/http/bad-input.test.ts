@@ -31,7 +31,11 @@ async function auditTypesSince(seq: number): Promise<string[]> {
   return (await h.portcullis.store.auditLog.read(seq, 1000)).map((e) => e.type);
 }
 
-function assertProblem(response: { status: number; body: Record<string, unknown>; contentType: string }, status: number, code: string) {
+function assertProblem(
+  response: { status: number; body: Record<string, unknown>; contentType: string },
+  status: number,
+  code: string,
+) {
   assert.equal(response.status, status, JSON.stringify(response.body));
   assert.equal(response.body.code, code, JSON.stringify(response.body));
   assert.match(response.contentType, /^application\/problem\+json/);
@@ -41,21 +45,97 @@ function assertProblem(response: { status: number; body: Record<string, unknown>
 
 describe('requests that must be refused without changing anything', () => {
   const cases: { name: string; body: unknown; status: number; code: string; raw?: boolean }[] = [
-    { name: 'malformed JSON', body: '{"resource": "demo-api", ', status: 400, code: 'malformed_json', raw: true },
-    { name: 'unknown resource', body: { resource: 'nope', role: 'reader', duration: '1h', reason: 'x' }, status: 404, code: 'unknown_resource' },
-    { name: 'unknown role', body: { resource: 'demo-api', role: 'root', duration: '1h', reason: 'x' }, status: 404, code: 'unknown_role' },
-    { name: 'zero duration', body: { resource: 'demo-api', role: 'reader', duration: 0, reason: 'x' }, status: 400, code: 'invalid_duration' },
-    { name: 'negative duration', body: { resource: 'demo-api', role: 'reader', duration: -60, reason: 'x' }, status: 400, code: 'invalid_duration' },
-    { name: 'fractional duration', body: { resource: 'demo-api', role: 'reader', duration: 1.5, reason: 'x' }, status: 400, code: 'invalid_duration' },
-    { name: 'huge duration', body: { resource: 'demo-api', role: 'reader', duration: 1e300, reason: 'x' }, status: 400, code: 'invalid_duration' },
-    { name: 'duration above the policy maximum', body: { resource: 'demo-api', role: 'reader', duration: '9h', reason: 'x' }, status: 403, code: 'policy_denied' },
-    { name: 'duration above the absolute ceiling', body: { resource: 'demo-api', role: 'reader', duration: '30d', reason: 'x' }, status: 403, code: 'policy_denied' },
-    { name: 'nonsense duration', body: { resource: 'demo-api', role: 'reader', duration: 'forever', reason: 'x' }, status: 400, code: 'invalid_duration' },
-    { name: 'unknown field', body: { resource: 'demo-api', role: 'reader', duration: '1h', admin: true }, status: 400, code: 'validation_failed' },
-    { name: 'terminal escape sequence in the reason', body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'ok\u001b[2J\u001b[31mAPPROVED' }, status: 400, code: 'validation_failed' },
-    { name: 'bidirectional override in the reason', body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'abc\u202Efed' }, status: 400, code: 'validation_failed' },
-    { name: 'reason too long', body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'x'.repeat(1001) }, status: 400, code: 'validation_failed' },
-    { name: 'not allowed by any policy', body: { resource: 'demo-api', role: 'operator', duration: '1h', reason: 'x' }, status: 403, code: 'policy_denied' },
+    {
+      name: 'malformed JSON',
+      body: '{"resource": "demo-api", ',
+      status: 400,
+      code: 'malformed_json',
+      raw: true,
+    },
+    {
+      name: 'unknown resource',
+      body: { resource: 'nope', role: 'reader', duration: '1h', reason: 'x' },
+      status: 404,
+      code: 'unknown_resource',
+    },
+    {
+      name: 'unknown role',
+      body: { resource: 'demo-api', role: 'root', duration: '1h', reason: 'x' },
+      status: 404,
+      code: 'unknown_role',
+    },
+    {
+      name: 'zero duration',
+      body: { resource: 'demo-api', role: 'reader', duration: 0, reason: 'x' },
+      status: 400,
+      code: 'invalid_duration',
+    },
+    {
+      name: 'negative duration',
+      body: { resource: 'demo-api', role: 'reader', duration: -60, reason: 'x' },
+      status: 400,
+      code: 'invalid_duration',
+    },
+    {
+      name: 'fractional duration',
+      body: { resource: 'demo-api', role: 'reader', duration: 1.5, reason: 'x' },
+      status: 400,
+      code: 'invalid_duration',
+    },
+    {
+      name: 'huge duration',
+      body: { resource: 'demo-api', role: 'reader', duration: 1e300, reason: 'x' },
+      status: 400,
+      code: 'invalid_duration',
+    },
+    {
+      name: 'duration above the policy maximum',
+      body: { resource: 'demo-api', role: 'reader', duration: '9h', reason: 'x' },
+      status: 403,
+      code: 'policy_denied',
+    },
+    {
+      name: 'duration above the absolute ceiling',
+      body: { resource: 'demo-api', role: 'reader', duration: '30d', reason: 'x' },
+      status: 403,
+      code: 'policy_denied',
+    },
+    {
+      name: 'nonsense duration',
+      body: { resource: 'demo-api', role: 'reader', duration: 'forever', reason: 'x' },
+      status: 400,
+      code: 'invalid_duration',
+    },
+    {
+      name: 'unknown field',
+      body: { resource: 'demo-api', role: 'reader', duration: '1h', admin: true },
+      status: 400,
+      code: 'validation_failed',
+    },
+    {
+      name: 'terminal escape sequence in the reason',
+      body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'ok\u001b[2J\u001b[31mAPPROVED' },
+      status: 400,
+      code: 'validation_failed',
+    },
+    {
+      name: 'bidirectional override in the reason',
+      body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'abc\u202Efed' },
+      status: 400,
+      code: 'validation_failed',
+    },
+    {
+      name: 'reason too long',
+      body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'x'.repeat(1001) },
+      status: 400,
+      code: 'validation_failed',
+    },
+    {
+      name: 'not allowed by any policy',
+      body: { resource: 'demo-api', role: 'operator', duration: '1h', reason: 'x' },
+      status: 403,
+      code: 'policy_denied',
+    },
   ];
   for (const c of cases) {
     test(c.name, async () => {
@@ -106,7 +186,9 @@ describe('requests that must be refused without changing anything', () => {
   });
 
   test('a body over the size limit is refused', async () => {
-    const response = await h.api(tokens.alice ?? '', 'POST', '/api/v1/requests', { reason: 'x'.repeat(70_000) });
+    const response = await h.api(tokens.alice ?? '', 'POST', '/api/v1/requests', {
+      reason: 'x'.repeat(70_000),
+    });
     assertProblem(response, 413, 'payload_too_large');
   });
 
@@ -144,11 +226,21 @@ describe('reviews that must be refused', () => {
   });
 
   test('review of a request that does not exist', async () => {
-    assertProblem(await h.api(tokens.bob ?? '', 'POST', '/api/v1/requests/00000000-0000-0000-0000-000000000000/deny', { reason: 'x' }), 404, 'not_found');
+    assertProblem(
+      await h.api(tokens.bob ?? '', 'POST', '/api/v1/requests/00000000-0000-0000-0000-000000000000/deny', {
+        reason: 'x',
+      }),
+      404,
+      'not_found',
+    );
   });
 
   test('an id with odd characters is refused by the schema', async () => {
-    assertProblem(await h.api(tokens.bob ?? '', 'GET', '/api/v1/requests/..%2F..%2Fetc'), 400, 'validation_failed');
+    assertProblem(
+      await h.api(tokens.bob ?? '', 'GET', '/api/v1/requests/..%2F..%2Fetc'),
+      400,
+      'validation_failed',
+    );
   });
 });
 

@@ -23,6 +23,7 @@ export function auditRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         schema: {
           summary: 'The whole audit log as JSON Lines with its signed checkpoints',
           tags: ['audit'],
+          response: { 401: problemView, 403: problemView },
         },
       },
       async (request, reply) => {
@@ -34,7 +35,8 @@ export function auditRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           () => stream.end(),
           (error: unknown) => stream.destroy(error as Error),
         );
-        return reply.type('application/x-ndjson').send(stream);
+        // The 200 body is a JSON Lines stream, not a schema'd object.
+        return reply.type('application/x-ndjson').send(stream as never);
       },
     );
 

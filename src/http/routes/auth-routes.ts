@@ -65,7 +65,12 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
       async (request, reply) => {
         const url = new URL(request.url, deps.sessions.callbackUrl(request.params.idp));
         const loginId = readCookie(request.headers.cookie, loginCookie);
-        const { principal, redirectTo } = await deps.sessions.completeLogin(request.params.idp, url, loginId, originOf(request));
+        const { principal, redirectTo } = await deps.sessions.completeLogin(
+          request.params.idp,
+          url,
+          loginId,
+          originOf(request),
+        );
         reply.header(
           'set-cookie',
           `${loginCookie}=; Path=/auth/oidc/${encodeURIComponent(request.params.idp)}; HttpOnly; SameSite=Lax; Max-Age=0`,
