@@ -28,7 +28,7 @@ import type {
 } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
-import { actionUid, auditLogUid, roleEntities, roleUid, userEntity, userUid } from './cedar-entities.js';
+import { actionUid, auditLogUid, roleEntity, roleUid, userEntity, userUid } from './cedar-entities.js';
 import { strictestRoute } from './policy-annotations.js';
 import { isKnownTimeZone, type PolicyClockReading, policyClock, toCedarContext } from './policy-context.js';
 import { PolicySetIndex } from './policy-index.js';
@@ -185,7 +185,7 @@ export class CedarPolicyEngine implements PolicyEngine {
     if (slice === undefined) return { outcome: 'no_permit' };
 
     const entities: EntityJson[] = [userEntity(principal)];
-    if (target) entities.push(...roleEntities(target.resource, target.role));
+    if (target) entities.push(roleEntity(target.resource, target.role));
     const answer = statefulIsAuthorized({
       principal: userUid(principal.id),
       action: actionUid(action),

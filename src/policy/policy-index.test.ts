@@ -15,7 +15,8 @@ import {
   actionUid,
   auditLogUid,
   groupUid,
-  roleEntities,
+  resourceUid,
+  roleEntity,
   roleUid,
   userEntity,
   userUid,
@@ -49,15 +50,16 @@ function compare(policies: readonly LoadedPolicy[], samples: readonly Sample[], 
   for (const s of samples) {
     const onRole = s.action !== 'view_audit';
     const role = s.resource.roles.get(s.roleName) ?? assert.fail('fixture');
-    // What the engine passes: the User, and the Role with its Resource (no Group entities).
+    // What the engine passes: the User, and the Role (no Group or Resource entities).
     const entities: EntityJson[] = [
       userEntity(s.principal),
-      ...(onRole ? roleEntities(s.resource, role) : []),
+      ...(onRole ? [roleEntity(s.resource, role)] : []),
     ];
-    // The reference also gets the Group entities, to show that leaving them out changes nothing.
+    // The reference gets those too, to show that leaving them out changes nothing.
     const withGroups: EntityJson[] = [
       ...entities,
       ...s.principal.groups.map((g) => ({ uid: groupUid(g), attrs: {}, parents: [] })),
+      ...(onRole ? [{ uid: resourceUid(s.resource.id), attrs: {}, parents: [] }] : []),
     ];
     const call = {
       principal: userUid(s.principal.id),

@@ -22,17 +22,13 @@ namespace Portcullis {
   };
 
   // Something access is granted to. Id: the resource id from the configuration.
-  entity Resource {
-    kind: String,
-    // "low" | "medium" | "high" | "critical"
-    sensitivity: String,
-    // Each configured label as "key=value".
-    labels: Set<String>,
-    owners: Set<Group>,
-  };
+  // It is the parent of its roles, so a scope can say resource in Portcullis::Resource::"demo-db".
+  // Its facts (kind, sensitivity, labels, owners) are attributes of each Role: giving them twice
+  // would cost every decision a second entity to read in.
+  entity Resource;
 
   // A requestable role on a resource. Id: "resource-id/role-name"; parent: its Resource.
-  // The resource's facts are repeated here so a policy says "resource.owners", "resource.kind".
+  // Carries the resource's facts, so a policy says "resource.owners", "resource.kind".
   entity Role in [Resource] {
     name: String,
     resource_id: String,
