@@ -125,12 +125,16 @@ describe('verifyAuditExport', () => {
     const file = rewriteAndRehash(lines, 13, (fields) => ({ ...fields, reason: 'nothing to see' }));
     const result = await assertProblem(file, 'changed', 11);
     assert.equal(result.ok || result.problem.throughSeq, 20);
+    assert.equal(result.headSeq, 10, 'only the entries under the previous checkpoint are trusted');
+    assert.equal(result.headHash, hashAt(lines, 10));
   });
 
   it('names a deleted line as removed', async () => {
     const file = [...lines];
     file.splice(eventIndex(file, 12), 1);
-    await assertProblem(file, 'removed', 12);
+    const result = await assertProblem(file, 'removed', 12);
+    assert.equal(result.headSeq, 11);
+    assert.equal(result.headHash, hashAt(lines, 11));
   });
 
   it('names a forged line with a valid hash as inserted', async () => {
@@ -145,6 +149,8 @@ describe('verifyAuditExport', () => {
     file.splice(index, 0, eventLine(recordOf(forged, eventHash(forged))).trimEnd());
     const result = await assertProblem(file, 'inserted', 15);
     assert.equal(result.ok || result.problem.line, index + 1);
+    assert.equal(result.headSeq, 14);
+    assert.equal(result.headHash, hashAt(lines, 14));
     const after = [...lines];
     after.splice(eventIndex(after, 15) + 1, 0, eventLine(recordOf(forged, eventHash(forged))).trimEnd());
     const second = await assertProblem(after, 'inserted', 15);

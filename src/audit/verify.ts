@@ -56,7 +56,10 @@ interface VerifyStatistics {
   readonly events: number;
   /** Checkpoint lines read. */
   readonly checkpoints: number;
-  /** Last entry verified, and its hash. */
+  /**
+   * Last entry verified, and its hash. On failure, the last one before the problem that can be
+   * trusted: for a rewrite caught by a checkpoint or the header, the last signed entry.
+   */
   readonly headSeq: number;
   readonly headHash: string;
   /** Highest sequence covered by a verified signature (0 if none). */
@@ -111,12 +114,14 @@ class ExportVerifier {
   private lastCheckpointSeq = -1;
   private nextSigned = 0;
   private signedThroughSeq = 0;
+  private signedThroughHash = genesisHash;
   private checkpointLines = 0;
 
   private eventLines = 0;
   private headSeq = 0;
   private headHash = genesisHash;
   private headLine = 0;
+  private previousHeadHash = genesisHash;
 
   private problem: VerifyProblem | undefined;
   /** A skipped sequence number whose fate (removed or moved later) is decided by reading on. */
@@ -177,6 +182,7 @@ class ExportVerifier {
   finish(): VerifyResult {
     if (this.problem === undefined && this.duplicate !== undefined) {
       const { seq, firstLine, secondLine } = this.duplicate;
+      this.distrustHead();
       this.fail(
         'inserted',
         seq,
@@ -326,6 +332,7 @@ class ExportVerifier {
           `or forged, or entry ${this.headSeq} was rewritten with a recomputed hash`,
       );
     }
+    this.previousHeadHash = this.headHash;
     this.headSeq = claimed;
     this.headHash = recomputed;
     this.headLine = this.lineNumber;
@@ -339,6 +346,7 @@ class ExportVerifier {
     this.nextSigned++;
     if (next.headHash !== this.headHash) {
       const from = this.signedThroughSeq + 1;
+      this.distrustUnsigned();
       return this.fail(
         'changed',
         from,
@@ -348,6 +356,7 @@ class ExportVerifier {
       );
     }
     this.signedThroughSeq = next.seq;
+    this.signedThroughHash = next.headHash;
     return true;
   }
 
@@ -362,6 +371,7 @@ class ExportVerifier {
       // Undecidable; report the second copy.
     }
     const [inserted, original] = followerLinksToSecond ? [firstLine, secondLine] : [secondLine, firstLine];
+    this.distrustHead();
     return this.fail(
       'inserted',
       seq,
@@ -421,6 +431,7 @@ class ExportVerifier {
       this.fail('inserted', declared + 1, `entries after ${declared}, the header's last entry, were added`);
     } else if (this.declaredHeadHash !== null && this.headHash !== this.declaredHeadHash) {
       const from = this.signedThroughSeq + 1;
+      this.distrustUnsigned();
       this.fail(
         'changed',
         from,
@@ -429,6 +440,18 @@ class ExportVerifier {
         this.headSeq,
       );
     }
+  }
+
+  /** Entries after the last signed one were rewritten somewhere: only the signed ones still count. */
+  private distrustUnsigned(): void {
+    this.headSeq = this.signedThroughSeq;
+    this.headHash = this.signedThroughHash;
+  }
+
+  /** Either copy of a duplicated head entry may be the forged one. */
+  private distrustHead(): void {
+    this.headSeq--;
+    this.headHash = this.previousHeadHash;
   }
 
   private fail(
