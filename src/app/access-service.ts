@@ -685,7 +685,9 @@ export class AccessService {
       throw new PortcullisError('not_found', `No grant ${grantId}`);
     const request = await this.deps.store.requests.get(grant.requestId);
     if (!request || !core.isAccessLive(request, this.deps.clock.now()) || grant.status !== 'active') {
-      throw new PortcullisError('invalid_transition', 'The grant is not active', { grantStatus: grant.status });
+      throw new PortcullisError('invalid_transition', 'The grant is not active', {
+        grantStatus: grant.status,
+      });
     }
     return { grant, request };
   }

@@ -32,7 +32,10 @@ export interface BrowserLogin {
   readonly id: string;
   readonly displayName: string;
   /** `context` travels with the pending login (opaque to the IdP adapter); `loginId` binds it to the browser. */
-  begin(input: { redirectUri: string; context?: string }): Promise<{ authorizationUrl: string; loginId: string }>;
+  begin(input: {
+    redirectUri: string;
+    context?: string;
+  }): Promise<{ authorizationUrl: string; loginId: string }>;
   complete(callbackUrl: URL, loginId?: string): Promise<{ principal: Principal; context?: string }>;
 }
 
@@ -155,7 +158,10 @@ export class SessionService {
    * returned `loginId` goes into a browser cookie so the callback can only be finished by the
    * browser that started it (login CSRF).
    */
-  async beginLogin(idp: string, cli: CliLoginIntent | null): Promise<{ authorizationUrl: string; loginId: string }> {
+  async beginLogin(
+    idp: string,
+    cli: CliLoginIntent | null,
+  ): Promise<{ authorizationUrl: string; loginId: string }> {
     if (cli && !isLoopbackRedirect(cli.redirectUri)) {
       throw new PortcullisError(
         'validation_failed',

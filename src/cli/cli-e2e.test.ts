@@ -44,7 +44,10 @@ describe('the portcullis CLI end to end', () => {
 
   before(async () => {
     home = mkdtempSync(join(tmpdir(), 'portcullis-cli-'));
-    h = await startHarness({ storage: 'sqlite', policyFile: join(import.meta.dirname, '../../test-support/policies/review.cedar') });
+    h = await startHarness({
+      storage: 'sqlite',
+      policyFile: join(import.meta.dirname, '../../test-support/policies/review.cedar'),
+    });
   });
   after(async () => {
     await h?.close();
@@ -56,13 +59,27 @@ describe('the portcullis CLI end to end', () => {
     assert.equal(notSignedIn.code, 3, notSignedIn.stderr);
 
     for (const user of ['alice', 'bob']) {
-      const login = await cli(['login', '--profile', user, '--username', user, '--password-stdin', '--no-browser'], `${user}-demo-password\n`);
+      const login = await cli(
+        ['login', '--profile', user, '--username', user, '--password-stdin', '--no-browser'],
+        `${user}-demo-password\n`,
+      );
       assert.equal(login.code, 0, login.stderr);
     }
     const whoami = await cli(['whoami', '--profile', 'alice', '--json']);
     assert.equal(JSON.parse(whoami.stdout).id, 'demo:alice');
 
-    const requested = await cli(['request', 'demo-api', 'operator', '--for', '10m', '--reason', 'cli test', '--profile', 'alice', '--json']);
+    const requested = await cli([
+      'request',
+      'demo-api',
+      'operator',
+      '--for',
+      '10m',
+      '--reason',
+      'cli test',
+      '--profile',
+      'alice',
+      '--json',
+    ]);
     assert.equal(requested.code, 0, requested.stderr);
     const request = JSON.parse(requested.stdout) as { id: string; state: string };
     assert.equal(request.state, 'pending');
@@ -90,11 +107,29 @@ describe('the portcullis CLI end to end', () => {
     assert.equal(token.code, 0, token.stderr);
     assert.match(token.stdout.trim(), /^[\w-]+\.[\w-]+\.[\w-]+$/);
 
-    const revoked = await cli(['revoke', active.grant_id, '--reason', 'done', '--profile', 'alice', '--json']);
+    const revoked = await cli([
+      'revoke',
+      active.grant_id,
+      '--reason',
+      'done',
+      '--profile',
+      'alice',
+      '--json',
+    ]);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.equal(JSON.parse(revoked.stdout).status, 'revoked');
 
-    const denied = await cli(['request', 'demo-api', 'operator', '--for', '10m', '--reason', 'x', '--profile', 'bob']);
+    const denied = await cli([
+      'request',
+      'demo-api',
+      'operator',
+      '--for',
+      '10m',
+      '--reason',
+      'x',
+      '--profile',
+      'bob',
+    ]);
     assert.equal(denied.code, 4, denied.stderr);
     assert.match(denied.stderr, /policy_denied/);
   });

@@ -13,7 +13,8 @@ export class PrometheusMetrics implements AccessMetrics {
   private readonly revocationFailures: Counter<'resource'>;
 
   constructor(store: Store, options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_process_' });
+    if (options.defaultMetrics ?? true)
+      collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_process_' });
     this.approval = new Histogram({
       name: 'portcullis_approval_latency_seconds',
       help: 'Time from request to approval',
@@ -28,7 +29,7 @@ export class PrometheusMetrics implements AccessMetrics {
     });
     this.lag = new Histogram({
       name: 'portcullis_revocation_lag_seconds',
-      help: 'Time from a grant\'s expires_at (or revoke) to the access being gone in the target',
+      help: "Time from a grant's expires_at (or revoke) to the access being gone in the target",
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300],
       registers: [this.registry],
     });
@@ -45,7 +46,8 @@ export class PrometheusMetrics implements AccessMetrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        for (const [state, count] of Object.entries(await store.requests.countByState())) this.set({ state }, count);
+        for (const [state, count] of Object.entries(await store.requests.countByState()))
+          this.set({ state }, count);
       },
     });
     new Gauge({
@@ -55,7 +57,8 @@ export class PrometheusMetrics implements AccessMetrics {
       registers: [this.registry],
       async collect() {
         this.reset();
-        for (const [status, count] of Object.entries(await store.grants.countByStatus())) this.set({ status }, count);
+        for (const [status, count] of Object.entries(await store.grants.countByStatus()))
+          this.set({ status }, count);
       },
     });
   }

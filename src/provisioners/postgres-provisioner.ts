@@ -71,6 +71,16 @@ type Queryable = Pick<pg.ClientBase, 'query'>;
 const raceCodes = new Set(['42710', '23505']);
 const passwordBytes = 32;
 
+/** `tuple concurrently updated` (XX000) and serialisation/deadlock failures: safe to retry. */
+function concurrentCatalogueUpdate(error: unknown): boolean {
+  const state = sqlState(error);
+  return (
+    state === '40001' ||
+    state === '40P01' ||
+    (state === 'XX000' && /concurrently (updated|deleted)/.test(error instanceof Error ? error.message : ''))
+  );
+}
+
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Makes per-grant PostgreSQL logins; see the module comment for what apply and revoke do. */
@@ -166,12 +176,18 @@ export class PostgresProvisioner implements Provisioner {
       const existing = await findLoginRole(pool, login);
       if (!existing) return;
       assertMadeForGrant(existing, login, grant.id);
-      try {
-        await this.#takeBack(pool, target, login, existing.oid);
-      } catch (error) {
-        // A concurrent revocation of the same grant may have dropped the role under us. A role
-        // that is gone owns nothing any more, so once its sessions are gone that is success.
-        if (await findLoginRole(pool, login)) throw error;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.#takeBack(pool, target, login, existing.oid);
+          break;
+        } catch (error) {
+          // A concurrent revocation of the same grant may have dropped the role under us. A role
+          // that is gone owns nothing any more, so once its sessions are gone that is success.
+          if (!(await findLoginRole(pool, login))) break;
+          // Two revokers changing the same catalogue row at once: the loser retries (idempotent).
+          if (attempt >= 3 || !concurrentCatalogueUpdate(error)) throw error;
+          await delay(20 * attempt);
+        }
       }
       // A session that authenticated just before NOLOGIN may have appeared after the first pass.
       await this.#endSessions(pool, existing.oid);

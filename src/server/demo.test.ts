@@ -33,7 +33,7 @@ describe('the demo', () => {
   });
 
   test('starts on SQLite, keeps its secrets private and prints what to do next', async () => {
-    const ready = await fetch(`${demo.url}/readyz`).then((r) => r.json());
+    const ready = (await fetch(`${demo.url}/readyz`).then((r) => r.json())) as { ready: boolean };
     assert.equal(ready.ready, true);
     assert.equal(statSync(dataDir).mode & 0o077, 0);
     assert.equal(statSync(join(dataDir, 'key-encryption-key')).mode & 0o077, 0);
@@ -41,9 +41,11 @@ describe('the demo', () => {
     const banner = lines.join('\n');
     assert.match(banner, /alice-demo-password/);
     assert.match(banner, /portcullis login/);
-    const providers = await fetch(`${demo.url}/api/v1/auth/providers`).then((r) => r.json());
+    const providers = (await fetch(`${demo.url}/api/v1/auth/providers`).then((r) => r.json())) as {
+      providers: { id: string }[];
+    };
     assert.deepEqual(
-      providers.providers.map((p: { id: string }) => p.id),
+      providers.providers.map((p) => p.id),
       ['demo'],
     );
     assert.equal(demo.postgres, await postgresReachable());
