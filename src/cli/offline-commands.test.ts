@@ -187,6 +187,14 @@ describe('keys rotate', () => {
         [result.kid, before],
       );
     });
+    const store = await openStore(storageUrl);
+    try {
+      const events = await store.auditLog.read(0, 100);
+      const rotation = events.find((e) => e.type === 'keys.rotated');
+      assert.equal(rotation?.data?.kid, result.kid, 'the rotation is audited');
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses to rotate with another key-encryption key, adding nothing', async () => {

@@ -1,4 +1,5 @@
 /** `portcullis keys rotate`: a new signing key, straight in the database (no server needed). */
+import { userInfo } from 'node:os';
 import { decodeProtectedHeader } from 'jose';
 import type { KeyRepository } from '../../app/ports.js';
 import { PortcullisError } from '../../core/errors.js';
@@ -65,7 +66,32 @@ export async function rotateKeys(ctx: CliContext, options: RotateOptions): Promi
     await keys.activeSigningKey(purpose);
     const now = ctx.io.now();
     const overlap = config.tokens.rotationOverlapSeconds;
-    const result = await keys.rotate(purpose, now, overlap);
+    // The rotation and its audit event commit together (fail closed): no unaudited key change.
+    const result = await store.transaction(async (tx) => {
+      const inTx = new SigningKeyStore(tx.keys, box, {
+        longestTokenLifetimeSeconds: Math.max(
+          config.tokens.accessTokenTtlSeconds,
+          config.tokens.sessionTtlSeconds,
+        ),
+      });
+      const rotated = await inTx.rotate(purpose, now, overlap);
+      await tx.audit.append(
+        {
+          type: 'keys.rotated',
+          actor: `operator:${userInfo().username}`,
+          severity: 'warning',
+          data: {
+            purpose,
+            kid: rotated.kid,
+            retiredKids: rotated.retiredKids,
+            publishUntil: purpose === 'audit' ? null : rotated.publishUntil,
+            deleted: rotated.deleted,
+          },
+        },
+        now,
+      );
+      return rotated;
+    });
     const forever = purpose === 'audit';
     const publishUntil = forever ? null : new Date(result.publishUntil).toISOString();
     ctx.output.result(
