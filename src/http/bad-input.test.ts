@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { obtainIdpAccessToken } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { TokenService } from '../tokens/token-service.js';
 
@@ -341,5 +342,19 @@ describe('credentials that must be refused, each leaving a security event', () =
 
   test('garbage instead of a token', async () => {
     await expectRejected('not.a.jwt', /malformed|invalid/);
+  });
+});
+
+describe('IdP-issued JWTs as bearer tokens', () => {
+  test('a real access token from the configured IdP is accepted, with its groups mapped', async () => {
+    const token = await obtainIdpAccessToken(
+      h.idp,
+      { username: 'bob', password: 'bob-demo-password' },
+      `${h.url}/auth/oidc/demo/callback`,
+    );
+    const me = await h.api(token, 'GET', '/api/v1/me');
+    assert.equal(me.status, 200, JSON.stringify(me.body));
+    assert.equal(me.body.id, 'demo:bob');
+    assert.deepEqual(me.body.groups, ['sre']);
   });
 });

@@ -180,6 +180,35 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       assert.equal(refused.status, 409, JSON.stringify(refused.body));
     });
 
+    test('keys rotate: tokens already issued stay valid, new tokens use the new key', async (t) => {
+      if (skip) return t.skip(skip);
+      const created = await h.api(tokens.alice ?? '', 'POST', '/api/v1/requests', {
+        resource: 'demo-api',
+        role: 'reader',
+        duration: '10m',
+        reason: 'rotation',
+      });
+      const grantId = created.body.grant_id as string;
+      const before = (await h.api(tokens.alice ?? '', 'POST', `/api/v1/grants/${grantId}/token`)).body
+        .access_token as string;
+      await run(process.execPath, [cli, 'keys', 'rotate', '--config', h.configPath], {
+        env: { ...process.env, ...h.env },
+      });
+      h.portcullis.keys.invalidate(); // as the 5-second refresh would
+      const after = (await h.api(tokens.alice ?? '', 'POST', `/api/v1/grants/${grantId}/token`)).body
+        .access_token as string;
+      assert.notEqual(decodeProtectedHeader(after).kid, decodeProtectedHeader(before).kid);
+      for (const token of [before, after]) {
+        const answer = await h.api(null, 'POST', '/api/v1/introspect', { token });
+        assert.equal(answer.body.active, true);
+      }
+      const jwks = await h.api(null, 'GET', '/.well-known/jwks.json');
+      const kids = (jwks.body.keys as { kid: string }[]).map((k) => k.kid);
+      assert.deepEqual(kids, [decodeProtectedHeader(after).kid, decodeProtectedHeader(before).kid]);
+      // A session token signed by the old key keeps working too.
+      assert.equal((await h.api(tokens.alice ?? '', 'GET', '/api/v1/me')).status, 200);
+    });
+
     test('two overlapping grants of the same role do not cut each other short', async (t) => {
       if (skip) return t.skip(skip);
       const grantIds: string[] = [];
