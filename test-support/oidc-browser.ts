@@ -17,10 +17,18 @@
  * - Failures throw {@link BrowserLoginError} (`kind`: `credentials_rejected`, `unexpected_page`,
  *   `too_many_steps`) with the HTTP status and the start of the page text.
  *
- * Limits: cookies are kept per origin (host and port, unlike a real browser, so two test IdPs on
- * 127.0.0.1 do not see each other's cookies) with path matching and expiry; HTML is read with
- * regular expressions good enough for simple forms; only the `query` response mode is followed.
+ * Limits: those of src/identity/form-browser.ts (which keeps the cookies and reads the forms:
+ * cookies per origin, host and port, so two test IdPs on 127.0.0.1 do not see each other's
+ * cookies; HTML read with regular expressions good enough for simple forms); only the `query`
+ * response mode is followed.
  */
+import {
+  FormBrowser,
+  type HtmlForm,
+  parseForms,
+  redirectTarget,
+  sameEndpoint,
+} from '../src/identity/form-browser.js';
 
 export interface SignInCredentials {
   readonly username: string;
@@ -46,62 +54,6 @@ export class BrowserLoginError extends Error {
   }
 }
 
-interface StoredCookie {
-  readonly name: string;
-  readonly value: string;
-  readonly origin: string;
-  readonly path: string;
-  readonly expiresAt: number;
-}
-
-interface HtmlForm {
-  readonly action: string;
-  readonly method: string;
-  readonly inputs: ReadonlyArray<{ readonly name: string; readonly type: string; readonly value: string }>;
-}
-
-function decodeEntities(value: string): string {
-  return value
-    .replace(/&#(\d+);/g, (_, code: string) => String.fromCodePoint(Number(code)))
-    .replace(/&#x([0-9a-f]+);/gi, (_, code: string) => String.fromCodePoint(Number.parseInt(code, 16)))
-    .replace(/&quot;/g, '"')
-    .replace(/&apos;/g, "'")
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
-
-function attributes(tag: string): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const match of tag.matchAll(/([a-zA-Z_:][\w:.-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g)) {
-    const name = match[1];
-    if (name === undefined) continue;
-    found.set(name.toLowerCase(), decodeEntities(match[2] ?? match[3] ?? match[4] ?? ''));
-  }
-  return found;
-}
-
-function parseForms(html: string): HtmlForm[] {
-  const forms: HtmlForm[] = [];
-  for (const match of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
-    const formAttributes = attributes(match[1] ?? '');
-    const inputs = [...(match[2] ?? '').matchAll(/<input\b([^>]*)>/gi)].map((input) => {
-      const attrs = attributes(input[1] ?? '');
-      return {
-        name: attrs.get('name') ?? '',
-        type: (attrs.get('type') ?? 'text').toLowerCase(),
-        value: attrs.get('value') ?? '',
-      };
-    });
-    forms.push({
-      action: formAttributes.get('action') ?? '',
-      method: (formAttributes.get('method') ?? 'get').toUpperCase(),
-      inputs,
-    });
-  }
-  return forms;
-}
-
 function pageExcerpt(html: string): string {
   return html
     .replace(/<style[\s\S]*?<\/style>/gi, '')
@@ -111,30 +63,8 @@ function pageExcerpt(html: string): string {
     .slice(0, 300);
 }
 
-function sameEndpoint(candidate: URL, target: URL): boolean {
-  return candidate.origin === target.origin && candidate.pathname === target.pathname;
-}
-
-export class OidcTestBrowser {
-  readonly #cookies = new Map<string, StoredCookie>();
-
-  /** One request with this browser's cookies; redirects are returned, not followed. */
-  async fetch(url: string | URL, init: { method?: string; body?: URLSearchParams } = {}): Promise<Response> {
-    const target = new URL(url);
-    const headers: Record<string, string> = { accept: 'text/html,application/json;q=0.9' };
-    const cookie = this.#cookieHeader(target);
-    if (cookie !== '') headers.cookie = cookie;
-    if (init.body) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const response = await fetch(target, {
-      method: init.method ?? (init.body ? 'POST' : 'GET'),
-      headers,
-      body: init.body?.toString(),
-      redirect: 'manual',
-    });
-    this.#storeCookies(target, response.headers.getSetCookie());
-    return response;
-  }
-
+/** A {@link FormBrowser} (cookies kept, redirects returned by `fetch`) that can sign in. */
+export class OidcTestBrowser extends FormBrowser {
   /** Signs in and returns the final redirect to the relying party's redirect URI (not requested). */
   async signIn(
     authorizationUrl: string | URL,
@@ -151,14 +81,9 @@ export class OidcTestBrowser {
     let credentialsSent = false;
     let consentSent = false;
     for (let step = 0; step < maxSteps; step++) {
-      const response = await this.fetch(next.url, {
-        method: next.method,
-        ...(next.body ? { body: next.body } : {}),
-      });
-      const location = response.headers.get('location');
-      if (response.status >= 300 && response.status < 400 && location !== null) {
-        await response.body?.cancel();
-        const target = new URL(location, next.url);
+      const response = await this.fetch(next.url, { method: next.method, body: next.body });
+      const target = await redirectTarget(response, next.url);
+      if (target) {
         if (sameEndpoint(target, redirectUri)) return target;
         next = { url: target, method: 'GET' };
         continue;
@@ -217,47 +142,6 @@ export class OidcTestBrowser {
       }
     }
     return { url: new URL(form.action || page.href, page), method: form.method, body };
-  }
-
-  #cookieHeader(url: URL): string {
-    const now = Date.now();
-    const sent: string[] = [];
-    for (const [key, cookie] of this.#cookies) {
-      if (cookie.expiresAt <= now) {
-        this.#cookies.delete(key);
-        continue;
-      }
-      const pathMatches =
-        url.pathname === cookie.path ||
-        (url.pathname.startsWith(cookie.path) &&
-          (cookie.path.endsWith('/') || url.pathname[cookie.path.length] === '/'));
-      if (cookie.origin === url.origin && pathMatches) sent.push(`${cookie.name}=${cookie.value}`);
-    }
-    return sent.join('; ');
-  }
-
-  #storeCookies(url: URL, headers: readonly string[]): void {
-    for (const header of headers) {
-      const [pair = '', ...attributeParts] = header.split(';');
-      const separator = pair.indexOf('=');
-      if (separator <= 0) continue;
-      const name = pair.slice(0, separator).trim();
-      const value = pair.slice(separator + 1).trim();
-      let path = url.pathname.slice(0, url.pathname.lastIndexOf('/')) || '/';
-      let expiresAt = Number.POSITIVE_INFINITY;
-      for (const part of attributeParts) {
-        const [rawKey = '', ...rest] = part.split('=');
-        const key = rawKey.trim().toLowerCase();
-        const attributeValue = rest.join('=').trim();
-        if (key === 'path' && attributeValue.startsWith('/')) path = attributeValue;
-        if (key === 'max-age') expiresAt = Date.now() + Number(attributeValue) * 1000;
-        if (key === 'expires' && expiresAt === Number.POSITIVE_INFINITY)
-          expiresAt = Date.parse(attributeValue);
-      }
-      const key = `${url.origin} ${path} ${name}`;
-      if (!(expiresAt > Date.now())) this.#cookies.delete(key);
-      else this.#cookies.set(key, { name, value, origin: url.origin, path, expiresAt });
-    }
   }
 }
 

@@ -8,9 +8,16 @@
  * other page (a real IdP, a proxy's login) stops the login with a clear message instead, because
  * scripting a real IdP's login page would bypass its MFA and phishing protections.
  *
- * Adapted from test-support/oidc-browser.ts (cookie jar, form reading), which tests use for any
- * IdP; this one is deliberately narrower.
+ * The cookie jar and form reading are src/identity/form-browser.ts, which the tests' browser
+ * (test-support/oidc-browser.ts) also uses for any IdP; this login is deliberately narrower.
  */
+import {
+  FormBrowser,
+  type HtmlForm,
+  parseForms,
+  redirectTarget,
+  sameEndpoint,
+} from '../identity/form-browser.js';
 import { errorFromResponse } from './api-client.js';
 import { CliError, exitCodes } from './cli-error.js';
 
@@ -30,63 +37,9 @@ export interface ScriptedLoginOptions {
   readonly maxSteps?: number;
 }
 
-interface HtmlForm {
-  readonly action: string;
-  readonly method: string;
-  readonly inputs: ReadonlyArray<{ readonly name: string; readonly type: string; readonly value: string }>;
-}
-
-interface StoredCookie {
-  readonly name: string;
-  readonly value: string;
-  readonly origin: string;
-  readonly path: string;
-  readonly expiresAt: number;
-}
-
 /** How the demo IdP's page and form look (src/identity/demo-login-page.ts). */
 const demoPageTitle = /<title>[^<]*Portcullis demo identity provider[^<]*<\/title>/i;
 const demoLoginAction = /^\/interaction\/[A-Za-z0-9_-]+\/login$/;
-
-function decodeEntities(value: string): string {
-  return value
-    .replace(/&#(\d+);/g, (_, code: string) => String.fromCodePoint(Number(code)))
-    .replace(/&#x([0-9a-f]+);/gi, (_, code: string) => String.fromCodePoint(Number.parseInt(code, 16)))
-    .replace(/&quot;/g, '"')
-    .replace(/&apos;/g, "'")
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&amp;/g, '&');
-}
-
-function attributes(tag: string): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const match of tag.matchAll(/([a-zA-Z_:][\w:.-]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g)) {
-    const name = match[1];
-    if (name !== undefined)
-      found.set(name.toLowerCase(), decodeEntities(match[2] ?? match[3] ?? match[4] ?? ''));
-  }
-  return found;
-}
-
-/** The forms of a page, read with regular expressions: enough for the demo IdP's simple markup. */
-export function parseForms(html: string): HtmlForm[] {
-  return [...html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)].map((match) => {
-    const form = attributes(match[1] ?? '');
-    return {
-      action: form.get('action') ?? '',
-      method: (form.get('method') ?? 'get').toUpperCase(),
-      inputs: [...(match[2] ?? '').matchAll(/<input\b([^>]*)>/gi)].map((input) => {
-        const attrs = attributes(input[1] ?? '');
-        return {
-          name: attrs.get('name') ?? '',
-          type: (attrs.get('type') ?? 'text').toLowerCase(),
-          value: attrs.get('value') ?? '',
-        };
-      }),
-    };
-  });
-}
 
 /** The demo IdP's sign-in form on `html`, or undefined when the page is anything else. */
 export function findDemoLoginForm(html: string): HtmlForm | undefined {
@@ -109,55 +62,6 @@ function pageExcerpt(html: string): string {
     .slice(0, 200);
 }
 
-function sameEndpoint(candidate: URL, target: URL): boolean {
-  return candidate.origin === target.origin && candidate.pathname === target.pathname;
-}
-
-class CookieJar {
-  readonly #cookies = new Map<string, StoredCookie>();
-
-  header(url: URL): string {
-    const now = Date.now();
-    const sent: string[] = [];
-    for (const [key, cookie] of this.#cookies) {
-      if (cookie.expiresAt <= now) {
-        this.#cookies.delete(key);
-        continue;
-      }
-      const pathMatches =
-        url.pathname === cookie.path ||
-        (url.pathname.startsWith(cookie.path) &&
-          (cookie.path.endsWith('/') || url.pathname[cookie.path.length] === '/'));
-      if (cookie.origin === url.origin && pathMatches) sent.push(`${cookie.name}=${cookie.value}`);
-    }
-    return sent.join('; ');
-  }
-
-  store(url: URL, setCookies: readonly string[]): void {
-    for (const header of setCookies) {
-      const [pair = '', ...attributeParts] = header.split(';');
-      const separator = pair.indexOf('=');
-      if (separator <= 0) continue;
-      const name = pair.slice(0, separator).trim();
-      const value = pair.slice(separator + 1).trim();
-      let path = url.pathname.slice(0, url.pathname.lastIndexOf('/')) || '/';
-      let expiresAt = Number.POSITIVE_INFINITY;
-      for (const part of attributeParts) {
-        const [rawKey = '', ...rest] = part.split('=');
-        const key = rawKey.trim().toLowerCase();
-        const attributeValue = rest.join('=').trim();
-        if (key === 'path' && attributeValue.startsWith('/')) path = attributeValue;
-        if (key === 'max-age') expiresAt = Date.now() + Number(attributeValue) * 1000;
-        if (key === 'expires' && expiresAt === Number.POSITIVE_INFINITY)
-          expiresAt = Date.parse(attributeValue);
-      }
-      const key = `${url.origin} ${path} ${name}`;
-      if (!(expiresAt > Date.now())) this.#cookies.delete(key);
-      else this.#cookies.set(key, { name, value, origin: url.origin, path, expiresAt });
-    }
-  }
-}
-
 function notDemoPage(url: URL, status: number, html: string): CliError {
   return new CliError(
     'scripted_login_unsupported',
@@ -177,7 +81,7 @@ function notDemoPage(url: URL, status: number, html: string): CliError {
  */
 export async function scriptedDemoLogin(options: ScriptedLoginOptions): Promise<void> {
   const fetchPage = options.fetch ?? fetch;
-  const jar = new CookieJar();
+  const browser = new FormBrowser({ fetch: fetchPage, timeoutMs: 30_000 });
   const callback = new URL(options.callbackUrl);
   const maxSteps = options.maxSteps ?? 20;
   let next: { url: URL; method: string; body?: URLSearchParams } = {
@@ -187,19 +91,9 @@ export async function scriptedDemoLogin(options: ScriptedLoginOptions): Promise<
   let credentialsSent = false;
 
   for (let step = 0; step < maxSteps; step++) {
-    const headers: Record<string, string> = { accept: 'text/html,application/json;q=0.9' };
-    const cookie = jar.header(next.url);
-    if (cookie !== '') headers.cookie = cookie;
-    if (next.body) headers['content-type'] = 'application/x-www-form-urlencoded';
     let response: Response;
     try {
-      response = await fetchPage(next.url, {
-        method: next.method,
-        headers,
-        ...(next.body ? { body: next.body.toString() } : {}),
-        redirect: 'manual',
-        signal: AbortSignal.timeout(30_000),
-      });
+      response = await browser.fetch(next.url, { method: next.method, body: next.body });
     } catch (error) {
       throw new CliError(
         'unavailable',
@@ -208,12 +102,9 @@ export async function scriptedDemoLogin(options: ScriptedLoginOptions): Promise<
         { cause: error },
       );
     }
-    jar.store(next.url, response.headers.getSetCookie());
 
-    const location = response.headers.get('location');
-    if (response.status >= 300 && response.status < 400 && location !== null) {
-      await response.body?.cancel();
-      const target = new URL(location, next.url);
+    const target = await redirectTarget(response, next.url);
+    if (target) {
       if (sameEndpoint(target, callback)) {
         // Deliver the code to our own listener, as a browser would; it answers once the login is done.
         const delivered = await fetchPage(target, { redirect: 'manual' });
