@@ -16,6 +16,18 @@ export function safeText(max: number) {
     );
 }
 
+/**
+ * A query parameter that lists some of `values`, comma-separated (`?state=pending,approved`): the
+ * array of them, or undefined when the parameter is absent or empty. Any other word is refused.
+ */
+export function commaSeparatedEnum<const T extends readonly string[]>(values: T) {
+  return z
+    .string()
+    .optional()
+    .transform((s) => (s ? s.split(',') : undefined))
+    .pipe(z.array(z.enum(values)).optional());
+}
+
 export const durationInput = z
   .union([z.string().max(32), z.number()])
   .describe('Seconds, or a duration such as 30m, 2h');

@@ -105,3 +105,13 @@ export const problemView = z
     instance: z.string(),
   })
   .catchall(z.unknown());
+
+/** The problems a request or grant route may answer with, for its `response` schema. */
+export const accessProblemResponses = {
+  400: problemView,
+  401: problemView,
+  403: problemView,
+  404: problemView,
+  409: problemView,
+  503: problemView,
+};

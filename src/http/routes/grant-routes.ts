@@ -3,17 +3,8 @@ import { z } from 'zod';
 import { grantStatuses } from '../../core/grant.js';
 import type { HttpDependencies } from '../context.js';
 import { originOf, principalOf } from '../context.js';
-import { idParam, safeText } from '../input.js';
-import { grantView, problemView, toGrantView } from '../views.js';
-
-const errors = {
-  400: problemView,
-  401: problemView,
-  403: problemView,
-  404: problemView,
-  409: problemView,
-  503: problemView,
-};
+import { commaSeparatedEnum, idParam, safeText } from '../input.js';
+import { accessProblemResponses, grantView, toGrantView } from '../views.js';
 
 export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
   return async (app) => {
@@ -25,13 +16,9 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           tags: ['grants'],
           querystring: z.object({
             scope: z.enum(['mine', 'all']).default('mine'),
-            status: z
-              .string()
-              .optional()
-              .transform((s) => (s ? s.split(',') : undefined))
-              .pipe(z.array(z.enum(grantStatuses)).optional()),
+            status: commaSeparatedEnum(grantStatuses),
           }),
-          response: { 200: z.object({ grants: z.array(grantView) }), ...errors },
+          response: { 200: z.object({ grants: z.array(grantView) }), ...accessProblemResponses },
         },
       },
       async (request) => {
@@ -51,7 +38,7 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           summary: 'One grant',
           tags: ['grants'],
           params: idParam,
-          response: { 200: grantView, ...errors },
+          response: { 200: grantView, ...accessProblemResponses },
         },
       },
       async (request) => toGrantView(await deps.access.getGrant(principalOf(request), request.params.id)),
@@ -68,7 +55,7 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
             .object({ reason: safeText(1000).default('') })
             .strict()
             .default({ reason: '' }),
-          response: { 200: grantView, ...errors },
+          response: { 200: grantView, ...accessProblemResponses },
         },
       },
       async (request) =>
@@ -91,7 +78,7 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           params: idParam,
           response: {
             200: z.object({ grant_id: z.string(), credentials: z.record(z.string(), z.string()) }),
-            ...errors,
+            ...accessProblemResponses,
           },
         },
       },
@@ -120,7 +107,7 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
               expires_at: z.string(),
               jti: z.string(),
             }),
-            ...errors,
+            ...accessProblemResponses,
           },
         },
       },

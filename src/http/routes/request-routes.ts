@@ -3,17 +3,8 @@ import { z } from 'zod';
 import { requestStates } from '../../core/access-request.js';
 import type { HttpDependencies } from '../context.js';
 import { originOf, principalOf } from '../context.js';
-import { durationInput, idParam, requestedSeconds, safeText } from '../input.js';
-import { problemView, requestView, toRequestView } from '../views.js';
-
-const errors = {
-  400: problemView,
-  401: problemView,
-  403: problemView,
-  404: problemView,
-  409: problemView,
-  503: problemView,
-};
+import { commaSeparatedEnum, durationInput, idParam, requestedSeconds, safeText } from '../input.js';
+import { accessProblemResponses, requestView, toRequestView } from '../views.js';
 
 export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
   return async (app) => {
@@ -35,7 +26,7 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
               ticket: safeText(200).nullable().optional(),
             })
             .strict(),
-          response: { 201: requestView, ...errors },
+          response: { 201: requestView, ...accessProblemResponses },
         },
       },
       async (request, reply) => {
@@ -62,14 +53,10 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           tags: ['requests'],
           querystring: z.object({
             scope: z.enum(['mine', 'reviewable', 'all']).default('mine'),
-            state: z
-              .string()
-              .optional()
-              .transform((s) => (s ? s.split(',') : undefined))
-              .pipe(z.array(z.enum(requestStates)).optional()),
+            state: commaSeparatedEnum(requestStates),
             limit: z.coerce.number().int().min(1).max(500).default(100),
           }),
-          response: { 200: z.object({ requests: z.array(requestView) }), ...errors },
+          response: { 200: z.object({ requests: z.array(requestView) }), ...accessProblemResponses },
         },
       },
       async (request) => {
@@ -89,7 +76,7 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           summary: 'One request',
           tags: ['requests'],
           params: idParam,
-          response: { 200: requestView, ...errors },
+          response: { 200: requestView, ...accessProblemResponses },
         },
       },
       async (request) => view(await deps.access.getRequest(principalOf(request), request.params.id)),
@@ -107,7 +94,7 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
               .object({ reason: safeText(1000).default('') })
               .strict()
               .default({ reason: '' }),
-            response: { 200: requestView, ...errors },
+            response: { 200: requestView, ...accessProblemResponses },
           },
         },
         async (request) =>
@@ -130,7 +117,7 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           summary: 'Withdraw your request',
           tags: ['requests'],
           params: idParam,
-          response: { 200: requestView, ...errors },
+          response: { 200: requestView, ...accessProblemResponses },
         },
       },
       async (request) =>
