@@ -269,14 +269,22 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     if (child) await killChild(child, 'SIGTERM');
     child = null;
   };
-  try {
-    await start();
-  } catch (error) {
+  /** Everything but the server: the IdP, the PostgreSQL database, the directory. */
+  const removeAll = async () => {
     await idp.stop().catch(() => {});
     await database?.drop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
-    throw error;
-  }
+  };
+  /** Starts the server; if it does not come up, nothing is left behind. */
+  const startOrRemoveAll = async () => {
+    try {
+      await start();
+    } catch (error) {
+      await removeAll();
+      throw error;
+    }
+  };
+  await startOrRemoveAll();
 
   const api: Harness['api'] = async (token, method, path, body, headers = {}) => {
     const response = await fetch(`${url}${path}`, {
@@ -353,20 +361,11 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     api,
     async restart() {
       await stop();
-      try {
-        await start();
-      } catch (error) {
-        await idp.stop().catch(() => {});
-        await database?.drop().catch(() => {});
-        rmSync(dir, { recursive: true, force: true });
-        throw error;
-      }
+      await startOrRemoveAll();
     },
     async close() {
       await stop().catch(() => {});
-      await idp.stop().catch(() => {});
-      await database?.drop().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
+      await removeAll();
     },
   };
 }
