@@ -9,17 +9,11 @@ import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CliError, exitCodes, usageError } from './cli-error.js';
+import type { CliTokenResponse } from './loopback-login.js';
 
 /** What `portcullis login` saves (the body of `POST /api/v1/auth/cli/token`, plus the server). */
-export interface SavedSession {
+export interface SavedSession extends CliTokenResponse {
   readonly server: string;
-  readonly session_token: string;
-  readonly expires_at: string;
-  readonly principal: {
-    readonly id: string;
-    readonly display_name: string;
-    readonly groups: readonly string[];
-  };
 }
 
 const profileNamePattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
