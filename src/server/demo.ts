@@ -174,6 +174,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         ...(pgAdminUrl ? { PORTCULLIS_DEMO_PG_ADMIN_URL: pgAdminUrl } : {}),
       },
       quiet: true,
+      // The banner says what matters; request logs would bury it. PORTCULLIS_LOG_LEVEL=info shows them.
+      logLevel: process.env.PORTCULLIS_LOG_LEVEL ?? 'warn',
     });
   } catch (error) {
     await idp.stop();
