@@ -5,11 +5,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import type { z } from 'zod';
 import { PortcullisError } from '../core/errors.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { configSchema, type IdentityProviderConfig, type ParsedConfig, type SecretRef } from './schema.js';
 import { Secret } from './secret.js';
+import { zodIssues } from './zod-issues.js';
 
 export interface ConfigIssue {
   readonly path: string;
@@ -77,17 +77,6 @@ export interface Config {
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
-
-function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
-    '',
-  );
-}
-
-function zodIssues(error: z.ZodError): ConfigIssue[] {
-  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
-}
 
 class SecretResolver {
   readonly issues: ConfigIssue[] = [];

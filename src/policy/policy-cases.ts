@@ -30,6 +30,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { PolicyEngine } from '../app/ports.js';
 import { formatDuration, parseDurationSeconds } from '../config/duration.js';
+import { zodIssues } from '../config/zod-issues.js';
 import { PortcullisError } from '../core/errors.js';
 import {
   type ApprovalRoute,
@@ -123,13 +124,6 @@ interface PreparedCase {
 
 /** The subset of the engine cases need: decisions, and the zone in which `at` instants are read. */
 export type CaseEngine = PolicyEngine & { readonly timeZone: string };
-
-function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>(
-    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
-    '',
-  );
-}
 
 const localDateTime = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$/;
 const zonedDateTime = /(?:Z|[+-]\d{2}:?\d{2})$/i;
@@ -355,7 +349,7 @@ export function runPolicyCases(
   if (document.errors.length > 0) fail(document.errors.map((e) => ({ path: '', message: e.message })));
   const parsed = casesFile.safeParse(document.toJS() ?? {});
   if (!parsed.success) {
-    return fail(parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })));
+    return fail(zodIssues(parsed.error));
   }
   const { cases, issues } = prepare(parsed.data, resources, engine.timeZone);
   if (issues.length > 0) fail(issues);
