@@ -43,6 +43,11 @@ export interface AccessServiceDeps {
   readonly accessTokenTtlSeconds: number;
   /** Called when a grant becomes active, so the expiry loop can re-arm its timer. */
   readonly onGrantActivated?: (expiresAt: number) => void;
+  /**
+   * Called as soon as a grant's access has ended logically (committed), before the target is
+   * cleaned up — so live sessions (e.g. the database gateway's) can be cut at once.
+   */
+  readonly onGrantEnded?: (grantId: string, why: 'expired' | 'revoked' | 'released') => void;
 }
 
 export interface NewRequest {
@@ -557,6 +562,7 @@ export class AccessService {
         await tx.grants.update(grants.beginRevocation(fresh, at));
       },
     );
+    this.deps.onGrantEnded?.(grantId, by === 'requester' ? 'released' : 'revoked');
     return this.completeRevocation(grantId);
   }
 
@@ -586,7 +592,10 @@ export class AccessService {
         );
         ended++;
         const grant = await this.deps.store.grants.getByRequest(request.id);
-        if (grant) await this.completeRevocation(grant.id);
+        if (grant) {
+          this.deps.onGrantEnded?.(grant.id, 'expired');
+          await this.completeRevocation(grant.id);
+        }
       } catch (error) {
         // Another replica or a concurrent revoke ended it first: nothing left to do for this one.
         if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) throw error;
