@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { base64url, decodeProtectedHeader, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
+import { rejectsWith } from '../../test-support/assertions.js';
 import {
   closedPort,
   demoIdpSettings,
@@ -24,12 +25,7 @@ async function refusedWith(
   code: string,
   reason?: string,
 ): Promise<void> {
-  await assert.rejects(verifier.verify(token), (error: unknown) => {
-    assert.ok(error instanceof PortcullisError, `expected a PortcullisError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    if (reason !== undefined) assert.equal(error.details.reason, reason, error.message);
-    return true;
-  });
+  await rejectsWith(verifier.verify(token), code, reason);
 }
 
 function claimsOf(token: string): JWTPayload {

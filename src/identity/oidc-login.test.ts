@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { rejectsWith } from '../../test-support/assertions.js';
 import { BrowserLoginError, OidcTestBrowser, signInThroughBrowser } from '../../test-support/oidc-browser.js';
 import {
   closedPort,
@@ -9,30 +10,12 @@ import {
   startSilentServer,
 } from '../../test-support/oidc-fixtures.js';
 import { ManualClock } from '../core/clock.js';
-import { PortcullisError } from '../core/errors.js';
 import { type DemoIdentityProvider, startDemoIdentityProvider } from './demo-identity-provider.js';
 import { OidcLogin, pendingLoginKind } from './oidc-login.js';
 
 const redirectUri = 'http://127.0.0.1:9/auth/oidc/corp/callback';
 const alice = { username: 'alice', password: 'alice-demo-password' };
 const bob = { username: 'bob', password: 'bob-demo-password' };
-
-/** Asserts a PortcullisError with this code and, when given, this details.reason. */
-async function rejectsWith(
-  promise: Promise<unknown>,
-  code: string,
-  reason?: string,
-): Promise<PortcullisError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof PortcullisError, `expected a PortcullisError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    if (reason !== undefined) assert.equal(error.details.reason, reason, error.message);
-    return error;
-  }
-  assert.fail(`expected ${code}${reason ? `/${reason}` : ''}, but it succeeded`);
-}
 
 describe('OidcLogin against a real oidc-provider', () => {
   let primary: DemoIdentityProvider;
