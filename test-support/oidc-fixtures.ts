@@ -9,13 +9,13 @@
  * - {@link closedPort} and {@link startSilentServer}: an IdP that is down, and one that accepts
  *   connections but never answers.
  */
-import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as client from 'openid-client';
 import type { EphemeralStore } from '../src/app/ports.js';
 import type { IdentityProviderSettings } from '../src/config/load.js';
 import { Secret } from '../src/config/secret.js';
 import type { DemoIdentityProvider } from '../src/identity/demo-identity-provider.js';
+import { freePort } from './free-port.js';
 import { signInThroughBrowser } from './oidc-browser.js';
 
 export class MemoryEphemeralStore implements EphemeralStore {
@@ -140,14 +140,9 @@ export async function obtainIdpAccessToken(
   return tokens.access_token;
 }
 
-/** A loopback port nothing listens on (bound, then released). */
-export async function closedPort(): Promise<number> {
-  const server = createHttpServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
+/** A loopback port nothing listens on (bound, then released): an IdP that is down. */
+export function closedPort(): Promise<number> {
+  return freePort();
 }
 
 /** A TCP server that accepts connections and never answers: an IdP that hangs. */

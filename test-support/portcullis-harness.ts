@@ -8,7 +8,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -18,19 +17,9 @@ import {
   startDemoIdentityProvider,
 } from '../src/identity/demo-identity-provider.js';
 import { type RunningPortcullis, startPortcullis } from '../src/server/start.js';
+import { freePort } from './free-port.js';
 import { signInThroughBrowser } from './oidc-browser.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 /** Creates `appdb` with group roles app_readonly (SELECT) and app_readwrite (SELECT, INSERT) on table items. */
 export async function prepareTargetDatabase(adminUrl: string): Promise<string> {

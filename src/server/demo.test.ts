@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { freePort } from '../../test-support/portcullis-harness.js';
+import { freePort } from '../../test-support/free-port.js';
 import { postgresReachable, postgresSkipReason } from '../../test-support/postgres.js';
 import { type RunningDemo, startDemo } from './demo.js';
 
