@@ -762,6 +762,25 @@ export class AccessService {
     return request !== undefined && core.isAccessLive(request, this.deps.clock.now());
   }
 
+  /**
+   * For the database gateway: a live grant and the upstream login its provisioner created, opened
+   * from the sealed credentials. Not audited as `credentials.shown`: nobody is shown them — the
+   * gateway logs in upstream with them and the user never learns them. Undefined when the grant
+   * is not live or has no login credentials.
+   */
+  async upstreamCredentials(
+    grantId: string,
+  ): Promise<{ grant: Grant; username: string; password: string } | undefined> {
+    if (!(await this.isGrantLive(grantId))) return undefined;
+    const grant = await this.deps.store.grants.get(grantId);
+    const sealed = await this.deps.store.grants.getSealedCredentials(grantId);
+    if (!grant || !sealed) return undefined;
+    const credentials = JSON.parse(await this.deps.secrets.open(sealed)) as Record<string, string>;
+    const { username, password } = credentials;
+    if (typeof username !== 'string' || typeof password !== 'string') return undefined;
+    return { grant, username, password };
+  }
+
   async grantIdOf(requestId: string): Promise<string | undefined> {
     return (await this.deps.store.grants.getByRequest(requestId))?.id;
   }

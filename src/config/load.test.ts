@@ -314,8 +314,8 @@ describe('parseConfig: every problem is reported at once', () => {
       'resources[0].postgres',
     ],
     [
-      'a connection limit above 100',
-      (t) => (t.resources[0].postgres.connection_limit = 500),
+      'a connection limit above 10000',
+      (t) => (t.resources[0].postgres.connection_limit = 20_000),
       'resources[0].postgres.connection_limit',
     ],
     ['an admin group that is not an identifier', (t) => (t.admins = ['Platform Team']), 'admins[0]'],

@@ -74,6 +74,20 @@ export interface Config {
   };
   readonly audit: { readonly checkpointEveryEvents: number; readonly checkpointIntervalSeconds: number };
   readonly expiry: { readonly pollIntervalSeconds: number };
+  /** Present when the file has a `gateway` section. */
+  readonly gateway?: GatewayConfig;
+}
+
+/** The database gateway's settings (`gateway` in the file); see docs/gateway.md. */
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  /** PEM certificate chain and private key; null serves without TLS (answers `N` to SSLRequest). */
+  readonly tls: { readonly cert: Secret; readonly key: Secret } | null;
+  readonly allowPlaintextOnLoopback: boolean;
+  readonly recordParameters: boolean;
+  readonly maxMessageBytes: number;
+  readonly livenessCheckIntervalSeconds: number;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -246,6 +260,31 @@ function resolveResources(
   return resources;
 }
 
+/** A PEM value given as a path (relative to the file) or as a secret reference. */
+function resolvePem(value: string | SecretRef, path: string, secrets: SecretResolver): Secret {
+  return secrets.resolve(typeof value === 'string' ? { file: value } : value, path);
+}
+
+function resolveGateway(
+  gateway: NonNullable<ParsedConfig['gateway']>,
+  secrets: SecretResolver,
+): GatewayConfig {
+  return {
+    host: gateway.host,
+    port: gateway.port,
+    tls: gateway.tls
+      ? {
+          cert: resolvePem(gateway.tls.cert, 'gateway.tls.cert', secrets),
+          key: resolvePem(gateway.tls.key, 'gateway.tls.key', secrets),
+        }
+      : null,
+    allowPlaintextOnLoopback: gateway.allow_plaintext_on_loopback,
+    recordParameters: gateway.record_parameters,
+    maxMessageBytes: gateway.max_message_bytes,
+    livenessCheckIntervalSeconds: gateway.liveness_check_interval,
+  };
+}
+
 /** Parses configuration text; `file` names it in messages and anchors relative paths. */
 export function parseConfig(text: string, file: string, env: Environment = process.env): Config {
   const baseDir = dirname(resolve(file));
@@ -267,6 +306,7 @@ export function parseConfig(text: string, file: string, env: Environment = proce
     if (sections.tokens) resolveKeyEncryptionKey(sections.tokens, secrets, issues);
     if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets);
     if (sections.resources) resolveResources(sections.resources, secrets);
+    if (sections.gateway) resolveGateway(sections.gateway, secrets);
     throw new ConfigError(file, [...issues, ...secrets.issues]);
   }
   const parsed = result.data;
@@ -277,6 +317,7 @@ export function parseConfig(text: string, file: string, env: Environment = proce
   const kek = resolveKeyEncryptionKey(parsed.tokens, secrets, issues);
   const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets);
   const resources = resolveResources(parsed.resources, secrets);
+  const gateway = parsed.gateway ? resolveGateway(parsed.gateway, secrets) : undefined;
 
   const allIssues = [...issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);
@@ -309,6 +350,7 @@ export function parseConfig(text: string, file: string, env: Environment = proce
       checkpointIntervalSeconds: parsed.audit.checkpoint_interval,
     },
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
+    ...(gateway ? { gateway } : {}),
   };
   return Object.freeze(config);
 }

@@ -71,7 +71,7 @@ const postgresConnection = z
     /** Host and port put into the requester's connection string (default: those of admin_url). */
     public_host: z.string().optional(),
     public_port: z.number().int().min(1).max(65535).optional(),
-    connection_limit: z.number().int().min(1).max(100).default(5),
+    connection_limit: z.number().int().min(1).max(10_000).default(5),
     /** Role that receives objects a grant's login created, before that login is dropped. */
     reassign_owned_to: z.string().min(1).default('postgres'),
   })
@@ -154,6 +154,30 @@ export const configSchema = z
       })
       .strict()
       .default({ poll_interval: 1 }),
+    /** The PostgreSQL wire-protocol gateway (docs/gateway.md); absent means no gateway. */
+    gateway: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(6432),
+        /** Certificate chain and private key (PEM): a path, or a secret reference. */
+        tls: z
+          .object({
+            cert: z.union([z.string().min(1), secretRef]),
+            key: z.union([z.string().min(1), secretRef]),
+          })
+          .strict()
+          .optional(),
+        /** Accept the token in cleartext without TLS, but only from a loopback peer. */
+        allow_plaintext_on_loopback: z.boolean().default(false),
+        /** Record Bind parameter values with the statements (they may hold personal data). */
+        record_parameters: z.boolean().default(false),
+        /** Largest protocol message accepted from a client; a larger one ends its connection. */
+        max_message_bytes: z.number().int().min(8192).max(1_073_741_824).default(1_048_576),
+        /** Re-check of every open session's grant, for revocations made by other replicas. */
+        liveness_check_interval: duration.default(1),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

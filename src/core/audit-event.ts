@@ -26,6 +26,11 @@ export const auditEventTypes = [
   'keys.rotated',
   'audit.viewed',
   'security.denied',
+  'gateway.admission_refused',
+  'gateway.session_started',
+  'gateway.session_ended',
+  'gateway.statement',
+  'gateway.recording_failed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 
