@@ -80,3 +80,12 @@ export {
   type ProtocolErrorCode,
   protocolErrorCodes,
 } from './protocol-error.js';
+export {
+  DEFAULT_MAX_SCRAM_ITERATIONS,
+  MIN_SCRAM_ITERATIONS,
+  SCRAM_SHA_256,
+  type ScramExchange,
+  type ScramFinal,
+  type ScramOptions,
+  startScram,
+} from './scram-client.js';
