@@ -56,7 +56,11 @@ export async function prepareTargetDatabase(adminUrl: string): Promise<string> {
 
 const repoRoot = join(import.meta.dirname, '..');
 
-/** Starts `portcullis serve --config FILE` and waits until /healthz answers. */
+/**
+ * Starts `portcullis serve --config FILE` and waits until /healthz answers. It runs the TypeScript
+ * source, not bin/portcullis.js: that prefers a compiled dist/ when one exists (e.g. left by
+ * `npm install`), which would test whatever was last built instead of the code under test.
+ */
 export async function spawnServer(
   configPath: string,
   env: NodeJS.ProcessEnv,
@@ -64,7 +68,7 @@ export async function spawnServer(
 ): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    [join(repoRoot, 'bin', 'portcullis.js'), 'serve', '--config', configPath],
+    ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), 'serve', '--config', configPath],
     {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
