@@ -69,6 +69,12 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Rethrows after a batch: the one failure as is, several as an AggregateError. */
+function throwIfAny(failures: readonly unknown[], what: string): void {
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} ${what}`);
+}
+
 export class AccessService {
   constructor(private readonly deps: AccessServiceDeps) {}
 
@@ -571,6 +577,7 @@ export class AccessService {
     const now = this.deps.clock.now();
     const due = await this.deps.store.requests.listExpired(now, limit);
     let ended = 0;
+    const failures: unknown[] = [];
     for (const request of due) {
       try {
         await this.transition(
@@ -598,16 +605,23 @@ export class AccessService {
         }
       } catch (error) {
         // Another replica or a concurrent revoke ended it first: nothing left to do for this one.
-        if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) throw error;
+        // Any other failure must not keep the grants after it from ending: reported at the end.
+        if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) failures.push(error);
       }
     }
+    throwIfAny(failures, 'grants could not be expired');
     return ended;
   }
 
   /** Retries revocations that are due (after a failure, or left over by a crash). */
   async processDueRevocations(limit = 100): Promise<number> {
     const due = await this.deps.store.grants.listDueRevocations(this.deps.clock.now(), limit);
-    for (const grant of due) await this.completeRevocation(grant.id);
+    const failures: unknown[] = [];
+    for (const grant of due) {
+      // One grant that cannot even be recorded as failed must not hold up the others.
+      await this.completeRevocation(grant.id).catch((error: unknown) => failures.push(error));
+    }
+    throwIfAny(failures, 'revocations could not be processed');
     return due.length;
   }
 
@@ -619,9 +633,12 @@ export class AccessService {
     const grant = await this.deps.store.grants.get(grantId);
     if (!grant) throw new PortcullisError('not_found', `No grant ${grantId}`);
     if (grant.status !== 'revoking' && grant.status !== 'revoke_failed') return grant;
-    const resource = this.resource(grant.resourceId);
-    const role = this.role(resource, grant.role);
     try {
+      // Inside the try: a resource removed from the configuration since the grant was made is a
+      // failed revocation (visible, retried), not an error that stops the expiry loop or start-up.
+      const resource = this.resource(grant.resourceId);
+      // A role removed from the configuration: the grant's own artefacts are still taken back.
+      const role = resource.roles.get(grant.role) ?? { name: grant.role, description: '', grants: [] };
       await this.deps.provisioners.get(resource.kind).revoke({ grant, resource, role });
     } catch (error) {
       const now = this.deps.clock.now();
