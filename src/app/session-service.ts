@@ -194,7 +194,10 @@ export class SessionService {
     const now = this.deps.clock.now();
     let result: { principal: Principal; context?: string };
     try {
-      result = await this.login(idp).complete(callbackUrl, loginId);
+      // Always bound to the browser: a callback without the login cookie comes from another
+      // browser (login CSRF, or a victim sent someone else's CLI login). '' matches no loginId, so
+      // the pending sign-in is consumed and refused as browser_mismatch.
+      result = await this.login(idp).complete(callbackUrl, loginId ?? '');
     } catch (error) {
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
