@@ -41,31 +41,36 @@ class FrameWriter {
 
   uint8(value: number, field: string): this {
     checkInteger(value, 0, 0xff, field);
-    this.#buf[this.#reserve(1)] = value;
+    const pos = this.#reserve(1);
+    this.#buf[pos] = value;
     return this;
   }
 
   int16(value: number, field: string): this {
     checkInteger(value, -0x8000, 0x7fff, field);
-    this.#buf.writeInt16BE(value, this.#reserve(2));
+    const pos = this.#reserve(2); // may replace this.#buf: take it after
+    this.#buf.writeInt16BE(value, pos);
     return this;
   }
 
   uint16(value: number, field: string): this {
     checkInteger(value, 0, 0xffff, field);
-    this.#buf.writeUInt16BE(value, this.#reserve(2));
+    const pos = this.#reserve(2); // may replace this.#buf: take it after
+    this.#buf.writeUInt16BE(value, pos);
     return this;
   }
 
   int32(value: number, field: string): this {
     checkInteger(value, -0x80000000, 0x7fffffff, field);
-    this.#buf.writeInt32BE(value, this.#reserve(4));
+    const pos = this.#reserve(4); // may replace this.#buf: take it after
+    this.#buf.writeInt32BE(value, pos);
     return this;
   }
 
   uint32(value: number, field: string): this {
     checkInteger(value, 0, 0xffffffff, field);
-    this.#buf.writeUInt32BE(value, this.#reserve(4));
+    const pos = this.#reserve(4); // may replace this.#buf: take it after
+    this.#buf.writeUInt32BE(value, pos);
     return this;
   }
 
