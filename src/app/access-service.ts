@@ -477,26 +477,63 @@ export class AccessService {
       grants.markApplyFailed(grant, errorText(lastError)),
       this.deps.clock.now(),
     );
-    await this.transition(
+    const failedEvent = (reason: string): AuditEventInput => ({
+      type: 'grant.failed',
+      actor: 'system',
+      severity: 'warning',
       requestId,
-      (current, now) => core.markFailed(current, `provisioning failed: ${errorText(lastError)}`, now),
-      () => [
-        {
-          type: 'grant.failed',
-          actor: 'system',
-          severity: 'warning',
-          requestId,
-          grantId: grant.id,
-          resourceId: resource.id,
-          reason: errorText(lastError),
-        },
-      ],
-      (tx) => tx.grants.update(failedGrant),
-    );
+      grantId: grant.id,
+      resourceId: resource.id,
+      reason,
+    });
+    try {
+      await this.transition(
+        requestId,
+        (current, now) => core.markFailed(current, `provisioning failed: ${errorText(lastError)}`, now),
+        () => [failedEvent(errorText(lastError))],
+        (tx) => tx.grants.update(failedGrant),
+      );
+    } catch (error) {
+      if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) throw error;
+      // The request left `approved` while the provisioner ran: cancelled by the requester, or
+      // activated by a concurrent activation of the same grant.
+      const settled = await this.settleOutrunActivation(requestId, grant.id, failedGrant, failedEvent);
+      if (settled) return settled;
+      throw error;
+    }
     await this.completeRevocation(failedGrant.id);
     throw lastError instanceof PortcullisError
       ? lastError
       : new PortcullisError('provisioning_failed', errorText(lastError), {}, { cause: lastError });
+  }
+
+  /**
+   * An activation lost the race against the request's own end (e.g. cancelled while provisioning).
+   * If nobody activated the grant, what the provisioner may have created is taken back (audited);
+   * the request as it now stands is returned. Undefined when the request is still approved.
+   */
+  private async settleOutrunActivation(
+    requestId: string,
+    grantId: string,
+    failedGrant: Grant,
+    failedEvent: (reason: string) => AuditEventInput,
+  ): Promise<AccessRequest | undefined> {
+    const request = await this.deps.store.requests.get(requestId);
+    if (!request || request.state === 'approved') return undefined;
+    if (request.state !== 'active') {
+      const abandoned = await this.deps.store.transaction(async (tx) => {
+        const stored = await tx.grants.get(grantId);
+        if (stored?.status !== 'applying') return false;
+        await tx.grants.update(failedGrant);
+        await tx.audit.append(
+          failedEvent(`the request became ${request.state} while its access was being provisioned`),
+          this.deps.clock.now(),
+        );
+        return true;
+      });
+      if (abandoned) await this.completeRevocation(grantId);
+    }
+    return request;
   }
 
   // ------------------------------------------------------------ ending access
