@@ -115,6 +115,13 @@ export interface HarnessOptions {
     readonly password: string;
     readonly reassignOwnedTo: string;
   };
+  /**
+   * Turns the database gateway on (port 0, plaintext allowed on loopback); an object adds or
+   * replaces `gateway` keys.
+   */
+  readonly gateway?: boolean | Record<string, unknown>;
+  /** `connection_limit` of `demo-db` (default 3). */
+  readonly targetConnectionLimit?: number;
   /** Extra or replaced top-level config keys. */
   readonly configOverrides?: Record<string, unknown>;
   /**
@@ -194,7 +201,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       postgres: {
         admin_url: { env: 'E2E_TARGET_ADMIN_URL' },
         database: targetDatabase,
-        connection_limit: 3,
+        connection_limit: options.targetConnectionLimit ?? 3,
         ...(options.targetResourceAdmin
           ? { reassign_owned_to: options.targetResourceAdmin.reassignOwnedTo }
           : {}),
@@ -225,6 +232,15 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     policies: { files: [options.policyFile ?? join(import.meta.dirname, 'policies', 'e2e.cedar')] },
     admins: ['admins'],
     tokens: { key_encryption_key: { file: join(dir, 'kek') } },
+    ...(options.gateway
+      ? {
+          gateway: {
+            port: 0,
+            allow_plaintext_on_loopback: true,
+            ...(typeof options.gateway === 'object' ? options.gateway : {}),
+          },
+        }
+      : {}),
     ...options.configOverrides,
   };
   const configPath = join(dir, 'portcullis.yaml');

@@ -173,8 +173,13 @@ async function tail(file: string, lines = 20): Promise<string> {
   }
 }
 
+export interface ScramClusterOptions {
+  /** `max_connections` of the server (default 60). */
+  readonly maxConnections?: number;
+}
+
 /** Starts a scram-sha-256 cluster on 127.0.0.1 (one per test file is plenty; startup takes about a second). */
-export async function startScramCluster(): Promise<ScramCluster> {
+export async function startScramCluster(options: ScramClusterOptions = {}): Promise<ScramCluster> {
   const binaries = findBinaries();
   const osUser = serverOsUser();
   const root = await mkdtemp(join(tmpdir(), 'portcullis-pg-'));
@@ -231,7 +236,7 @@ export async function startScramCluster(): Promise<ScramCluster> {
         'fsync = off',
         'synchronous_commit = off',
         'full_page_writes = off',
-        'max_connections = 60',
+        `max_connections = ${options.maxConnections ?? 60}`,
         '',
       ].join('\n'),
     );
@@ -278,12 +283,14 @@ export async function startScramCluster(): Promise<ScramCluster> {
  * Starts a cluster for a test file, or explains why its tests are skipped. Follows
  * postgresSkipReason: when CI=true a cluster that cannot start is a failure, not a skip.
  */
-export async function startScramClusterOrSkip(): Promise<
+export async function startScramClusterOrSkip(
+  options: ScramClusterOptions = {},
+): Promise<
   | { readonly cluster: ScramCluster; readonly skip?: undefined }
   | { readonly cluster?: undefined; readonly skip: string }
 > {
   try {
-    return { cluster: await startScramCluster() };
+    return { cluster: await startScramCluster(options) };
   } catch (error) {
     if (process.env.CI === 'true') throw error;
     return {

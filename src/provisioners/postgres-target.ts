@@ -91,3 +91,24 @@ export function adminUrlForDatabase(target: PostgresTarget, database: string): s
   }
   return url.toString().replace(`@${noHost}/`, '@/');
 }
+
+/**
+ * Where Portcullis itself reaches the server (the admin URL's TCP host and port) and the admin
+ * URL's `sslmode`: the database gateway connects upstream the same way.
+ */
+export function adminAddress(target: PostgresTarget): {
+  readonly host: string;
+  readonly port: number;
+  readonly sslMode: string | null;
+} {
+  const url = parseAdminUrl(target);
+  const host = tcpHost(url);
+  if (host === '') {
+    throw new PortcullisError(
+      'provisioning_failed',
+      'The admin URL names no TCP host (a unix socket?): the gateway needs a TCP address',
+    );
+  }
+  const port = url.searchParams.get('port') ?? url.port;
+  return { host, port: port ? Number(port) : 5432, sslMode: url.searchParams.get('sslmode') };
+}

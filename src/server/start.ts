@@ -16,6 +16,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import type { Principal } from '../core/principal.js';
 import { JweSecretBox } from '../crypto/secret-box.js';
+import { gatewayFromConfig, type PostgresGateway } from '../gateway/index.js';
 import { buildHttpApp } from '../http/app.js';
 import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
@@ -49,6 +50,8 @@ export interface RunningPortcullis {
   readonly tokens: TokenService;
   readonly keys: SigningKeyStore;
   readonly expiry: ExpiryLoop;
+  /** The database gateway, when `gateway` is configured and the server listens. */
+  readonly gateway: PostgresGateway | null;
   /** Base URL actually listened on (port 0 resolved), or the public URL when not listening. */
   readonly url: string;
   close(): Promise<void>;
@@ -105,6 +108,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     const metrics = new PrometheusMetrics(store);
 
     let expiry: ExpiryLoop | undefined;
+    let gateway: PostgresGateway | null = null;
     const access = new AccessService({
       store,
       policy,
@@ -125,6 +129,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       adminGroups: config.admins,
       accessTokenTtlSeconds: config.tokens.accessTokenTtlSeconds,
       onGrantActivated: (expiresAt) => expiry?.nudge(expiresAt),
+      onGrantEnded: (grantId, why) => gateway?.endGrant(grantId, why),
     });
 
     const logins = new Map<string, BrowserLogin>();
@@ -259,6 +264,21 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     closers.push(() => app.close());
 
     let url = config.server.publicUrl;
+    if (config.gateway && (options.listen ?? true)) {
+      const started = gatewayFromConfig({
+        config: config.gateway,
+        resources: config.resources,
+        verifyAccessToken: (token, now, opts) => tokens.verifyAccessToken(token, now, opts),
+        upstreamCredentials: (grantId) => access.upstreamCredentials(grantId),
+        isGrantLive: (grantId) => access.isGrantLive(grantId),
+        store,
+        clock,
+        log: logger.child({ component: 'gateway' }),
+      });
+      await started.listen();
+      gateway = started;
+      closers.push(() => started.close());
+    }
     if (options.listen ?? true) {
       await app.listen({ host: config.server.host, port: config.server.port });
       const address = app.server.address();
@@ -266,7 +286,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     }
     if (!options.quiet)
       logger.info({ url, config: config.file, storage: store.dialect }, 'Portcullis is serving');
-    return { config, app, store, access, tokens, keys, expiry, url, close: closeAll };
+    return { config, app, store, access, tokens, keys, expiry, gateway, url, close: closeAll };
   } catch (error) {
     await closeAll();
     throw error;

@@ -1,0 +1,158 @@
+/**
+ * The PostgreSQL wire-protocol gateway: a TCP listener whose connections (client-connection.ts)
+ * admit only live grants, log in upstream as the grant's own login, record every statement and end
+ * when the grant ends. See docs/gateway.md.
+ *
+ * @example
+ * const gateway = new PostgresGateway(settings, { admission, isGrantLive, writeAudit, clock, newId, log, upstreamAddress });
+ * const port = await gateway.listen();
+ * access.onGrantEnded = (grantId, why) => gateway.endGrant(grantId, why);
+ * // …
+ * await gateway.close();
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { Clock } from '../core/clock.js';
+import type { AdmissionDeps } from './admission.js';
+import { CancelKeys } from './cancel-keys.js';
+import { ClientConnection, type ConnectionContext, type GatewayLog } from './client-connection.js';
+import { SessionRegistry } from './session-registry.js';
+import { type AuditBatchWriter, StatementRecorder } from './statement-recorder.js';
+import type { UpstreamAddress } from './upstream-connection.js';
+
+export type { GatewayLog } from './client-connection.js';
+
+export interface PostgresGatewaySettings {
+  readonly host: string;
+  readonly port: number;
+  /** PEM texts; null serves without TLS. */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly allowPlaintextOnLoopback: boolean;
+  readonly recordParameters: boolean;
+  readonly maxMessageBytes: number;
+  readonly livenessCheckIntervalMs: number;
+  /** Time a client has from connecting to being logged in (default 10 s). */
+  readonly startupTimeoutMs?: number;
+  /** Time allowed to connect and log in upstream (default 10 s). */
+  readonly upstreamTimeoutMs?: number;
+}
+
+export interface PostgresGatewayDeps {
+  readonly admission: AdmissionDeps;
+  readonly isGrantLive: (grantId: string) => Promise<boolean>;
+  /** One store transaction per batch, an audit append per event. */
+  readonly writeAudit: AuditBatchWriter;
+  readonly upstreamAddress: (resourceId: string) => UpstreamAddress;
+  readonly clock: Clock;
+  readonly newId: () => string;
+  readonly log: GatewayLog;
+}
+
+/** The gateway; see the module comment. */
+export class PostgresGateway {
+  readonly #settings: PostgresGatewaySettings;
+  readonly #server: Server;
+  readonly #connections = new Set<ClientConnection>();
+  readonly #registry: SessionRegistry;
+  readonly #recorder: StatementRecorder;
+  readonly #context: ConnectionContext;
+  #port = 0;
+  #closing = false;
+
+  constructor(settings: PostgresGatewaySettings, deps: PostgresGatewayDeps) {
+    this.#settings = settings;
+    let tls: SecureContext | null = null;
+    if (settings.tls) tls = createSecureContext({ cert: settings.tls.cert, key: settings.tls.key });
+    this.#registry = new SessionRegistry({
+      clock: deps.clock,
+      isGrantLive: deps.isGrantLive,
+      livenessCheckIntervalMs: settings.livenessCheckIntervalMs,
+      onError: (error) => deps.log.warn({ err: error }, 'gateway liveness check failed'),
+    });
+    this.#recorder = new StatementRecorder({
+      write: deps.writeAudit,
+      now: () => deps.clock.now(),
+      onUnwritable: (error) => {
+        deps.log.error({ err: error }, 'gateway: the audit log cannot be written; ending every session');
+        this.#registry.terminateAll({ kind: 'recording_failed' });
+      },
+      onError: (error) => deps.log.warn({ err: error }, 'gateway: writing statement records failed'),
+    });
+    this.#context = {
+      tls,
+      allowPlaintextOnLoopback: settings.allowPlaintextOnLoopback,
+      recordParameters: settings.recordParameters,
+      maxMessageBytes: settings.maxMessageBytes,
+      startupTimeoutMs: settings.startupTimeoutMs ?? 10_000,
+      upstreamTimeoutMs: settings.upstreamTimeoutMs ?? 10_000,
+      admission: deps.admission,
+      recorder: this.#recorder,
+      registry: this.#registry,
+      cancelKeys: new CancelKeys(),
+      upstreamAddress: deps.upstreamAddress,
+      newId: deps.newId,
+      now: () => deps.clock.now(),
+      log: deps.log,
+      onClosed: (connection) => this.#connections.delete(connection),
+    };
+    this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    this.#server.on('error', (error) => deps.log.error({ err: error }, 'gateway listener error'));
+  }
+
+  /** The port listened on (after {@link listen}). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Open client connections (sessions and logins in progress). */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Starts listening; resolves with the bound port (useful with port 0). */
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host: this.#settings.host, port: this.#settings.port, backlog: 2048 }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.#server.address();
+    this.#port = typeof address === 'object' && address ? address.port : this.#settings.port;
+    this.#registry.start();
+    return this.#port;
+  }
+
+  /** A grant ended on this replica: its sessions are closed now (wire to `onGrantEnded`). */
+  endGrant(grantId: string, why: 'expired' | 'revoked' | 'released'): void {
+    this.#registry.endGrant(grantId, why);
+  }
+
+  /** Writes every queued record now (tests and shutdown). */
+  flushRecords(): Promise<void> {
+    return this.#recorder.flush();
+  }
+
+  /** Stops listening, ends every session (FATAL 57P01) and writes the remaining records. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#registry.terminateAll({ kind: 'shutdown' });
+    for (const connection of [...this.#connections]) connection.terminate({ kind: 'shutdown' });
+    this.#registry.stop();
+    await closed;
+    await this.#recorder.close();
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    // Until the connection has its own handler, an early reset must not become an uncaught error.
+    socket.on('error', () => {});
+    this.#connections.add(new ClientConnection(socket, this.#context));
+  }
+}

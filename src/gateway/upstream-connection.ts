@@ -1,0 +1,297 @@
+/**
+ * Opens the upstream side of a gateway session: a TCP connection to the resource's PostgreSQL
+ * (TLS first when the admin URL says `sslmode=require`/`verify-*`), a StartupMessage as the
+ * grant's own login, SCRAM-SHA-256 (or cleartext, if the server asks) with the grant's password,
+ * and the startup phase up to the first ReadyForQuery. The server's BackendKeyData is kept (for
+ * cancel routing) and not forwarded; its ParameterStatus/NoticeResponse frames are handed back to
+ * be replayed to the client.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import {
+  BackendMessage,
+  decodeAuthentication,
+  decodeBackendKeyData,
+  decodeNoticeFields,
+  encodePasswordMessage,
+  encodeSaslInitialResponse,
+  encodeSaslResponse,
+  encodeSslRequest,
+  encodeStartupMessage,
+  FrameReader,
+  ProtocolError,
+} from './protocol/index.js';
+import { SCRAM_SHA_256, type ScramExchange, type ScramFinal, startScram } from './protocol/scram-client.js';
+
+/** Where the upstream server is and how to reach it. */
+export interface UpstreamAddress {
+  readonly host: string;
+  readonly port: number;
+  /** `require`: TLS without certificate checks; `verify-full`: checked; `disable`: plain TCP. */
+  readonly tls: 'disable' | 'require' | 'verify-full';
+}
+
+export interface UpstreamLogin {
+  readonly username: string;
+  readonly password: string;
+  readonly database: string;
+  /** Client startup parameters passed through (application_name, client_encoding, options, …). */
+  readonly parameters: ReadonlyMap<string, string>;
+}
+
+export interface UpstreamSession {
+  readonly socket: Socket | TLSSocket;
+  /** Reads the server direction from here on (frames after the first ReadyForQuery may be buffered). */
+  readonly reader: FrameReader;
+  /** ParameterStatus and NoticeResponse frames of the startup phase, to replay to the client. */
+  readonly startupFrames: readonly Buffer[];
+  /** The first ReadyForQuery frame. */
+  readonly readyForQuery: Buffer;
+  readonly backendKey: { readonly processId: number; readonly secretKey: Buffer };
+}
+
+/** The server refused the login or broke the protocol; `sqlState`/`message` come from it when it said why. */
+export class UpstreamError extends Error {
+  constructor(
+    readonly sqlState: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'UpstreamError';
+  }
+}
+
+/** Largest frame accepted from the server (PostgreSQL's own field limit is 1 GiB). */
+export const maxUpstreamMessageBytes = 0x4000_0000;
+
+/** Opens a TCP (and, when asked, TLS) connection; rejects after `timeoutMs`. */
+export async function openUpstreamSocket(
+  address: UpstreamAddress,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Socket | TLSSocket> {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = netConnect({ host: address.host, port: address.port, noDelay: true });
+    const fail = (error: unknown) => {
+      s.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(
+      () => fail(new UpstreamError('08001', 'timed out connecting to the database')),
+      timeoutMs,
+    );
+    signal?.addEventListener('abort', () => fail(new UpstreamError('57P01', 'aborted')), { once: true });
+    s.once('error', (error) => {
+      clearTimeout(timer);
+      fail(new UpstreamError('08001', `cannot connect to the database: ${error.message}`, { cause: error }));
+    });
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+  });
+  if (address.tls === 'disable') return socket;
+  return startTls(socket, address, timeoutMs);
+}
+
+async function startTls(socket: Socket, address: UpstreamAddress, timeoutMs: number): Promise<TLSSocket> {
+  const answer = await new Promise<Buffer>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new UpstreamError('08001', 'no answer to SSLRequest')), timeoutMs);
+    socket.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      resolve(chunk);
+    });
+    socket.once('error', reject);
+    socket.write(encodeSslRequest());
+  }).catch((error) => {
+    socket.destroy();
+    throw error;
+  });
+  // INVARIANT: exactly one byte before the handshake (more would be unencrypted injected data).
+  if (answer.length !== 1 || answer[0] !== 0x53) {
+    socket.destroy();
+    throw new UpstreamError('08001', 'the database does not accept TLS, which its admin URL requires');
+  }
+  socket.removeAllListeners('error');
+  return new Promise<TLSSocket>((resolve, reject) => {
+    const secure = tlsConnect({
+      socket,
+      servername: /^[\d.:]+$/.test(address.host) ? undefined : address.host,
+      rejectUnauthorized: address.tls === 'verify-full',
+    });
+    secure.once('secureConnect', () => {
+      secure.removeAllListeners('error');
+      resolve(secure);
+    });
+    secure.once('error', (error) => {
+      secure.destroy();
+      reject(new UpstreamError('08001', `TLS to the database failed: ${error.message}`, { cause: error }));
+    });
+  });
+}
+
+/**
+ * Connects and logs in as `login`; resolves once the server is ready for queries. Rejects with
+ * {@link UpstreamError} (the server's own SQLSTATE and message when it sent an ErrorResponse).
+ */
+export async function connectUpstream(
+  address: UpstreamAddress,
+  login: UpstreamLogin,
+  options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+): Promise<UpstreamSession> {
+  const socket = await openUpstreamSocket(address, options.timeoutMs, options.signal);
+  const reader = new FrameReader({ phase: 'regular', maxMessageSize: maxUpstreamMessageBytes });
+  try {
+    return await new Promise<UpstreamSession>((resolve, reject) => {
+      const startupFrames: Buffer[] = [];
+      let backendKey: UpstreamSession['backendKey'] | undefined;
+      let scram: ScramExchange | undefined;
+      let scramFinal: ScramFinal | undefined;
+      let busy = false;
+      let serverProven = false;
+      let done = false;
+      const finish = (error: unknown, session?: UpstreamSession) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+        // Bytes after the first ReadyForQuery must wait for the relay's own listener.
+        if (session) {
+          socket.pause();
+          resolve(session);
+        } else reject(error);
+      };
+      const timer = setTimeout(
+        () => finish(new UpstreamError('08001', 'the database did not complete the login in time')),
+        options.timeoutMs,
+      );
+      const onError = (error: Error) =>
+        finish(
+          new UpstreamError('08006', `the database connection failed: ${error.message}`, { cause: error }),
+        );
+      const onClose = () =>
+        finish(new UpstreamError('08006', 'the database closed the connection during login'));
+      options.signal?.addEventListener('abort', () => finish(new UpstreamError('57P01', 'aborted')), {
+        once: true,
+      });
+      // Frames are handled one at a time: the SCRAM proof is computed off the event loop.
+      const pump = async () => {
+        if (busy) return;
+        busy = true;
+        try {
+          while (!done && reader.next()) {
+            const body = reader.body();
+            switch (reader.type) {
+              case BackendMessage.Authentication: {
+                const auth = decodeAuthentication(body);
+                if (auth.kind === 'ok') {
+                  if (scram && !serverProven)
+                    throw new UpstreamError('08006', 'the database skipped the SCRAM server proof');
+                  break;
+                }
+                if (auth.kind === 'sasl') {
+                  if (!auth.mechanisms.includes(SCRAM_SHA_256))
+                    throw new UpstreamError(
+                      '28000',
+                      `the database offers no supported SASL mechanism (${auth.mechanisms.join(', ')})`,
+                    );
+                  scram = startScram(login.password);
+                  socket.write(encodeSaslInitialResponse(SCRAM_SHA_256, scram.clientFirstMessage));
+                } else if (auth.kind === 'sasl-continue' && scram && !scramFinal) {
+                  scramFinal = await scram.next(Buffer.from(auth.data));
+                  if (done) return;
+                  socket.write(encodeSaslResponse(scramFinal.clientFinalMessage));
+                } else if (auth.kind === 'sasl-final' && scramFinal) {
+                  // A server that cannot prove it knows the password is not talked to.
+                  scramFinal.verify(auth.data);
+                  serverProven = true;
+                } else if (auth.kind === 'cleartext-password') {
+                  socket.write(encodePasswordMessage(login.password));
+                } else {
+                  throw new UpstreamError(
+                    '28000',
+                    `the database asks for an unsupported authentication (${auth.kind})`,
+                  );
+                }
+                break;
+              }
+              case BackendMessage.BackendKeyData:
+                backendKey = decodeBackendKeyData(body);
+                break;
+              case BackendMessage.ParameterStatus:
+              case BackendMessage.NoticeResponse:
+                startupFrames.push(Buffer.from(reader.bytes()));
+                break;
+              case BackendMessage.ErrorResponse: {
+                const fields = decodeNoticeFields(body);
+                throw new UpstreamError(
+                  fields.code || '08006',
+                  fields.message || 'the database refused the login',
+                );
+              }
+              case BackendMessage.NegotiateProtocolVersion:
+                // Only options we never send could be unsupported: nothing to adjust.
+                break;
+              case BackendMessage.ReadyForQuery: {
+                if (!backendKey) throw new UpstreamError('08P01', 'the database sent no BackendKeyData');
+                finish(undefined, {
+                  socket,
+                  reader,
+                  startupFrames,
+                  readyForQuery: Buffer.from(reader.bytes()),
+                  backendKey,
+                });
+                return;
+              }
+              default:
+                throw new UpstreamError(
+                  '08P01',
+                  `unexpected message from the database during login (${reader.type})`,
+                );
+            }
+          }
+        } catch (error) {
+          finish(
+            error instanceof UpstreamError
+              ? error
+              : new UpstreamError(
+                  error instanceof ProtocolError ? error.sqlState : '08006',
+                  `login to the database failed: ${error instanceof Error ? error.message : String(error)}`,
+                  { cause: error },
+                ),
+          );
+        } finally {
+          busy = false;
+        }
+      };
+      const onData = (chunk: Buffer) => {
+        try {
+          reader.push(chunk);
+        } catch (error) {
+          finish(
+            new UpstreamError('08P01', `bad data from the database: ${String(error)}`, { cause: error }),
+          );
+          return;
+        }
+        void pump();
+      };
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+      socket.write(
+        encodeStartupMessage({
+          user: login.username,
+          database: login.database,
+          parameters: [...login.parameters].filter(([name]) => name !== 'user' && name !== 'database'),
+        }),
+      );
+    });
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+}
