@@ -223,6 +223,21 @@ export function encodeCommandComplete(tag: string): Buffer {
   return new FrameWriter(BackendMessage.CommandComplete).cstring(tag, 'command tag').finish();
 }
 
+/**
+ * NegotiateProtocolVersion ('v'): the newest minor version of protocol 3 supported and the `_pq_.`
+ * startup options not recognised; the answer to a client asking for 3.2 or sending `_pq_.` options.
+ */
+export function encodeNegotiateProtocolVersion(
+  newestMinorVersion: number,
+  unrecognizedOptions: readonly string[] = [],
+): Buffer {
+  const writer = new FrameWriter(BackendMessage.NegotiateProtocolVersion)
+    .int32(newestMinorVersion, 'newest minor version')
+    .int32(unrecognizedOptions.length, 'option count');
+  for (const option of unrecognizedOptions) writer.cstring(option, 'option');
+  return writer.finish();
+}
+
 // ── To the upstream server ────────────────────────────────────────────────────────────────────────
 
 export interface StartupParameters {

@@ -18,6 +18,7 @@ export {
   encodeCommandComplete,
   encodeErrorResponse,
   encodeExecute,
+  encodeNegotiateProtocolVersion,
   encodeNoticeResponse,
   encodeParameterStatus,
   encodeParse,
@@ -81,6 +82,7 @@ export {
   protocolErrorCodes,
 } from './protocol-error.js';
 export {
+  createScramKeyCache,
   DEFAULT_MAX_SCRAM_ITERATIONS,
   MIN_SCRAM_ITERATIONS,
   SCRAM_SHA_256,

@@ -52,7 +52,8 @@ export interface StartupDecodeOptions {
 /**
  * Decodes a startup-phase packet. Its body starts with the int32 request code. A StartupMessage must
  * be protocol 3.x, hold at most `maxParameters` distinct non-empty names, and end with the NUL that
- * terminates the list. Requiring `user` is left to the caller.
+ * terminates the list. Requiring `user` is left to the caller, as is answering a minor version
+ * above 0 or `_pq_.` options with NegotiateProtocolVersion (see `encodeNegotiateProtocolVersion`).
  */
 export function decodeStartupPacket(body: Buffer, options: StartupDecodeOptions = {}): StartupPacket {
   const cursor = new BodyCursor(body, 'startup packet');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ProtocolError } from './protocol-error.js';
-import { startScram } from './scram-client.js';
+import { createScramKeyCache, startScram } from './scram-client.js';
 
 // RFC 7677 section 3: user "user", password "pencil".
 const rfc = {
@@ -120,5 +120,28 @@ describe('SCRAM-SHA-256 client', () => {
     }).next(rfc.serverFirst);
     assert.deepEqual(calls, [4096]);
     assert.equal(final.clientFinalMessage, rfc.clientFinal);
+  });
+
+  it('a key cache derives once for repeated and concurrent logins with the same salt', async () => {
+    const deriveKey = createScramKeyCache(2);
+    const password = Buffer.from('pencil');
+    const salt = Buffer.from('W22ZaJ0SNY7soEsUEjb6gQ==', 'base64');
+    const [a, b] = [deriveKey(password, salt, 4096), deriveKey(password, salt, 4096)];
+    assert.equal(a, b);
+    const final = await startScram(rfc.password, {
+      clientNonce: rfc.clientNonce,
+      username: 'user',
+      deriveKey,
+    }).next(rfc.serverFirst);
+    assert.equal(final.clientFinalMessage, rfc.clientFinal);
+    assert.notEqual(deriveKey(Buffer.from('other'), salt, 4096), a);
+    assert.equal(deriveKey(password, salt, 4096), a);
+    deriveKey(password, salt, 5000);
+    deriveKey(Buffer.from('third'), salt, 4096);
+    assert.notEqual(
+      deriveKey(password, salt, 4096),
+      a,
+      'the least recently used entry was evicted',
+    );
   });
 });

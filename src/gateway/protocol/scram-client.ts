@@ -115,6 +115,41 @@ export function startScram(password: string, options: ScramOptions = {}): ScramE
   };
 }
 
+/**
+ * A `deriveKey` that remembers the last `maxEntries` derivations (default 16), so repeated upstream
+ * logins with the same credentials skip PBKDF2 (4096 rounds take milliseconds of a thread-pool
+ * thread each). Concurrent logins share one derivation; a failed one is forgotten. The cache holds
+ * SaltedPassword values, as secret as the password the caller already holds.
+ *
+ * @example
+ * const deriveKey = createScramKeyCache();
+ * const scram = startScram(password, { deriveKey });
+ */
+export function createScramKeyCache(
+  maxEntries = 16,
+): (password: Buffer, salt: Buffer, iterations: number) => Promise<Buffer> {
+  const entries = new Map<string, Promise<Buffer>>();
+  return (password, salt, iterations) => {
+    const key = createHash('sha256')
+      .update(password)
+      .update('\0')
+      .update(salt)
+      .update(`\0${iterations}`)
+      .digest('base64');
+    const cached = entries.get(key);
+    if (cached) {
+      entries.delete(key); // re-insert: most recently used last
+      entries.set(key, cached);
+      return cached;
+    }
+    const derived = pbkdf2Sha256(password, salt, iterations);
+    derived.catch(() => entries.delete(key));
+    entries.set(key, derived);
+    if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string);
+    return derived;
+  };
+}
+
 function pbkdf2Sha256(password: Buffer, salt: Buffer, iterations: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     pbkdf2(password, salt, iterations, 32, 'sha256', (error, key) => (error ? reject(error) : resolve(key)));
