@@ -138,10 +138,6 @@ describe('SCRAM-SHA-256 client', () => {
     assert.equal(deriveKey(password, salt, 4096), a);
     deriveKey(password, salt, 5000);
     deriveKey(Buffer.from('third'), salt, 4096);
-    assert.notEqual(
-      deriveKey(password, salt, 4096),
-      a,
-      'the least recently used entry was evicted',
-    );
+    assert.notEqual(deriveKey(password, salt, 4096), a, 'the least recently used entry was evicted');
   });
 });
