@@ -271,8 +271,9 @@ export class AccessService {
     from: RequestOrigin,
   ): Promise<AccessRequest> {
     for (let attempt = 0; attempt < maxCasAttempts; attempt++) {
-      const current = await this.deps.store.requests.get(requestId);
-      if (!current) throw new PortcullisError('not_found', `No request ${requestId}`);
+      const current = await this.requestVisibleTo(reviewer, requestId, from, 'request.review_rejected', {
+        verdict,
+      });
       const resource = this.resource(current.resourceId);
       const role = this.role(resource, current.role);
       const now = this.deps.clock.now();
@@ -342,6 +343,7 @@ export class AccessService {
   }
 
   async cancel(requester: Principal, requestId: string, from: RequestOrigin): Promise<AccessRequest> {
+    await this.requestVisibleTo(requester, requestId, from, 'security.denied', { action: 'cancel' });
     return this.transition(
       requestId,
       (current, now) => core.cancel(current, requester, now),
@@ -379,6 +381,31 @@ export class AccessService {
       if (won) return { request: updated, now };
     }
     throw new PortcullisError('conflict', 'The request kept changing; try again');
+  }
+
+  /**
+   * The request, if `actor` may see it. Otherwise the same `not_found` as for an id that does not
+   * exist — a 403 or 409 would confirm that it exists and hint at its state — with the attempt
+   * audited as a security event.
+   */
+  private async requestVisibleTo(
+    actor: Principal,
+    requestId: string,
+    from: RequestOrigin,
+    type: AuditEventInput['type'],
+    data: Record<string, unknown>,
+  ): Promise<AccessRequest> {
+    const request = await this.deps.store.requests.get(requestId);
+    if (request && (await this.canView(actor, request))) return request;
+    if (request) {
+      await this.securityEvent(actor, type, from, this.deps.clock.now(), {
+        requestId,
+        resourceId: request.resourceId,
+        reason: 'refused: the request is not visible to this principal',
+        data: { ...data, code: 'not_visible' },
+      });
+    }
+    throw new PortcullisError('not_found', `No request ${requestId}`);
   }
 
   private async securityEvent(
@@ -578,6 +605,9 @@ export class AccessService {
           reason: 'revoke refused: not owner, admin or permitted by policy',
           policyIds,
         });
+        // Someone who may not even see the grant (or its request) learns nothing about it.
+        if (!(request && (await this.canView(actor, request))))
+          throw new PortcullisError('not_found', `No grant ${grantId}`);
         throw new PortcullisError(
           'forbidden',
           'Only the requester, the resource owners, admins or those the policy allows may revoke this grant',
