@@ -74,6 +74,9 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
   app.addHook('onSend', async (_request, reply) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
+    // Answers carry session tokens, principals, requests and audit events: no cache keeps them
+    // unless a route says otherwise (the JWKS is public and cacheable).
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
 
   await app.register(opsRoutes(deps));

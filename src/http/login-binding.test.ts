@@ -67,4 +67,25 @@ describe('OIDC callback browser binding', () => {
     assert.equal(finished.status, 302);
     assert.match(finished.headers.get('location') ?? '', /^http:\/\/127\.0\.0\.1:7\/callback\?code=/);
   });
+
+  test('the session token answer and API answers are never cached (RFC 6749 §5.1)', async () => {
+    const { callback, attackerCookie: ownCookie, verifier } = await victimSignsInToAttackersLogin('alice');
+    const finished = await fetch(callback, { redirect: 'manual', headers: { cookie: ownCookie } });
+    assert.equal(finished.headers.get('cache-control'), 'no-store');
+    const code = new URL(finished.headers.get('location') ?? '').searchParams.get('code');
+    const exchanged = await fetch(`${h.url}/api/v1/auth/cli/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ code, code_verifier: verifier, redirect_uri: 'http://127.0.0.1:7/callback' }),
+    });
+    assert.equal(exchanged.status, 200);
+    assert.equal(exchanged.headers.get('cache-control'), 'no-store');
+    const { session_token: token } = (await exchanged.json()) as { session_token: string };
+    const me = await fetch(`${h.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(me.status, 200);
+    assert.equal(me.headers.get('cache-control'), 'no-store');
+    // The public key set stays cacheable.
+    const jwks = await fetch(`${h.url}/.well-known/jwks.json`);
+    assert.match(jwks.headers.get('cache-control') ?? '', /max-age/);
+  });
 });
