@@ -59,6 +59,8 @@ export interface NewRequest {
 }
 
 const maxCasAttempts = 8;
+/** Grant states in which a revocation attempt may still record its outcome. */
+const unfinishedRevocation: readonly grants.GrantStatus[] = ['revoking', 'revoke_failed'];
 const applyAttempts = 3;
 
 function origin(o: RequestOrigin): Pick<AuditEventInput, 'sourceIp' | 'userAgent'> {
@@ -710,8 +712,10 @@ export class AccessService {
     } catch (error) {
       const now = this.deps.clock.now();
       const failed = grants.markRevokeFailed(grant, errorText(error), now);
-      await this.deps.store.transaction(async (tx) => {
-        await tx.grants.update(failed);
+      // A concurrent revoker (a repeated release, the expiry loop) may have finished meanwhile:
+      // its success stands, this failure is not recorded over it.
+      const recorded = await this.deps.store.transaction(async (tx) => {
+        if (!(await tx.grants.updateIfStatus(failed, unfinishedRevocation))) return false;
         await tx.audit.append(
           {
             type: 'grant.revocation_failed',
@@ -725,14 +729,17 @@ export class AccessService {
           },
           now,
         );
+        return true;
       });
+      if (!recorded) return (await this.deps.store.grants.get(grantId)) ?? failed;
       this.deps.metrics.revocationFailed(grant.resourceId);
       return failed;
     }
     const now = this.deps.clock.now();
     const revoked = grants.markRevoked(grant, now);
-    await this.deps.store.transaction(async (tx) => {
-      await tx.grants.update(revoked);
+    // One revocation, one completion event: a concurrent revoker that finished first wins.
+    const completed = await this.deps.store.transaction(async (tx) => {
+      if (!(await tx.grants.updateIfStatus(revoked, unfinishedRevocation))) return false;
       await tx.grants.setSealedCredentials(grantId, null);
       await tx.audit.append(
         {
@@ -745,7 +752,9 @@ export class AccessService {
         },
         now,
       );
+      return true;
     });
+    if (!completed) return (await this.deps.store.grants.get(grantId)) ?? revoked;
     if (now >= grant.expiresAt) this.deps.metrics.revocationLag((now - grant.expiresAt) / 1000);
     return revoked;
   }

@@ -46,6 +46,11 @@ export interface GrantRepository {
   getByRequest(requestId: string): Promise<Grant | undefined>;
   insert(grant: Grant): Promise<void>;
   update(grant: Grant): Promise<void>;
+  /**
+   * Compare-and-swap on the status: writes `grant` only if the stored row's status is one of
+   * `expected`. Returns false when another writer moved it first (e.g. a concurrent revoker).
+   */
+  updateIfStatus(grant: Grant, expected: readonly GrantStatus[]): Promise<boolean>;
   listForPrincipal(principalId: string, statuses?: readonly GrantStatus[]): Promise<Grant[]>;
   list(filter: { statuses?: readonly GrantStatus[]; resourceId?: string; limit?: number }): Promise<Grant[]>;
   /** Grants in `revoking`/`revoke_failed` whose next attempt is due. */

@@ -39,6 +39,21 @@ forEachDialect('GrantRepository', (ctx) => {
     await assert.rejects(ctx.store.grants.insert(testGrant('g2', request(0))), isCode('conflict'));
   });
 
+  it('updateIfStatus writes only over an expected status (concurrent revokers: the first wins)', async () => {
+    const grant = testGrant('g1', request(0));
+    await ctx.store.grants.insert(grant);
+    const revoking = beginRevocation(grant, testEpoch + 1);
+    await ctx.store.grants.update(revoking);
+    const unfinished = ['revoking', 'revoke_failed'] as const;
+    const revoked = markRevoked(revoking, testEpoch + 2);
+    assert.equal(await ctx.store.grants.updateIfStatus(revoked, unfinished), true);
+    // The loser's failure is not recorded over the winner's success.
+    const failed = markRevokeFailed(revoking, 'lost the race', testEpoch + 3);
+    assert.equal(await ctx.store.grants.updateIfStatus(failed, unfinished), false);
+    assert.deepEqual(await ctx.store.grants.get('g1'), revoked);
+    assert.equal(await ctx.store.grants.updateIfStatus(testGrant('missing', request(1)), unfinished), false);
+  });
+
   it('refuses a grant for a request that does not exist (foreign keys are enforced)', async () => {
     await assert.rejects(ctx.store.grants.insert(testGrant('g1', testRequest('nowhere'))));
   });

@@ -105,6 +105,18 @@ export class KyselyGrantRepository implements GrantRepository {
     if (result.numUpdatedRows !== 1n) throw new PortcullisError('not_found', `No grant ${grant.id}`);
   }
 
+  async updateIfStatus(grant: Grant, expected: readonly GrantStatus[]): Promise<boolean> {
+    if (expected.length === 0) return false;
+    const { id: _id, request_id: _requestId, ...columns } = toRow(grant);
+    const result = await this.#db
+      .updateTable('grants')
+      .set(columns)
+      .where('id', '=', grant.id)
+      .where('status', 'in', [...expected])
+      .executeTakeFirst();
+    return result.numUpdatedRows === 1n;
+  }
+
   async listForPrincipal(principalId: string, statuses?: readonly GrantStatus[]): Promise<Grant[]> {
     return this.#list({ principalId, statuses });
   }
