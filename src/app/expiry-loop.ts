@@ -65,28 +65,34 @@ export class ExpiryLoop {
     if (this.running) return;
     this.running = true;
     this.wakeRequested = false;
+    let delay = this.options.pollIntervalMs;
+    // INVARIANT: `running` stays true until the next wake is armed. A nudge that arrives while the
+    // next deadline is being read (which may predate the new grant) sets wakeRequested; were
+    // `running` false by then, nudge would compare with the wake that started this tick (already
+    // past) and drop the new deadline until the next poll.
     try {
-      await this.service.expireDue();
-      await this.service.processDueRevocations();
-      await this.options.onTick?.(this.clock.now());
-    } catch (error) {
-      this.options.onError(error);
+      try {
+        await this.service.expireDue();
+        await this.service.processDueRevocations();
+        await this.options.onTick?.(this.clock.now());
+      } catch (error) {
+        this.options.onError(error);
+      }
+      if (this.stopped) return;
+      try {
+        const [expiry, retry] = await Promise.all([
+          this.store.requests.nextExpiry(),
+          this.store.grants.nextRevocationAttempt(),
+        ]);
+        const now = this.clock.now();
+        for (const deadline of [expiry, retry]) {
+          if (deadline !== null) delay = Math.min(delay, Math.max(0, deadline - now));
+        }
+      } catch (error) {
+        this.options.onError(error);
+      }
     } finally {
       this.running = false;
-    }
-    if (this.stopped) return;
-    let delay = this.options.pollIntervalMs;
-    try {
-      const [expiry, retry] = await Promise.all([
-        this.store.requests.nextExpiry(),
-        this.store.grants.nextRevocationAttempt(),
-      ]);
-      const now = this.clock.now();
-      for (const deadline of [expiry, retry]) {
-        if (deadline !== null) delay = Math.min(delay, Math.max(0, deadline - now));
-      }
-    } catch (error) {
-      this.options.onError(error);
     }
     this.nextWake = Number.POSITIVE_INFINITY;
     this.schedule(this.wakeRequested ? 0 : delay);
