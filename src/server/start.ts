@@ -235,7 +235,9 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
           await store.requests.nextExpiry();
           checks.database = 'ok';
         } catch (error) {
-          checks.database = `unavailable: ${error instanceof Error ? error.message : String(error)}`;
+          // /readyz is public: the driver's message (database, user, host, port) goes to the log only.
+          logger.warn({ err: error }, 'readiness: database unavailable');
+          checks.database = 'unavailable';
         }
         try {
           await keys.activeSigningKey('token');
