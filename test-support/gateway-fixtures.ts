@@ -84,7 +84,9 @@ export async function backendsOf(adminUrl: string, login: string): Promise<numbe
 export async function gatewayEvents(h: Harness, type: string) {
   await h.portcullis.gateway?.flushRecords();
   const events = await h.portcullis.store.auditLog.read(0, 100_000);
-  return events.filter((event) => event.type === type);
+  return events
+    .filter((event) => event.type === type)
+    .map((event) => ({ ...event, data: (event.data ?? {}) as Record<string, unknown> }));
 }
 
 /** The error a promise rejects with (fails when it resolves). */

@@ -54,7 +54,7 @@ describe('gateway admission', () => {
     ['a wrong token', () => [h, 'demo:alice', `${grant.token.slice(0, -4)}AAAA`], '28P01', /not valid/],
     ['garbage as the token', () => [h, 'demo:alice', 'hunter2'], '28P01', /not valid/],
     [
-      'a token for another resource',
+      'a token for a non-database resource',
       () => [h, 'demo:alice', grant.token, 'demo-api'],
       '28000',
       /not a PostgreSQL resource/,
@@ -77,6 +77,24 @@ describe('gateway admission', () => {
       assert.equal(await backendsOf(cluster?.adminUrl ?? '', grant.login), 0);
     });
   }
+
+  test('a token for another resource → 28000', async (t) => {
+    if (skip) return t.skip(skip);
+    const created = await h.api(sessions.alice ?? '', 'POST', '/api/v1/requests', {
+      resource: 'demo-api',
+      role: 'reader',
+      duration: 600,
+      reason: 'gateway test',
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const grantId = created.body.grant_id as string;
+    const issued = await h.api(sessions.alice ?? '', 'POST', `/api/v1/grants/${grantId}/token`);
+    const error = await rejection(
+      connectViaGateway(viaGateway(h, 'demo:alice', issued.body.access_token as string)),
+    );
+    assert.equal(error.code, '28000');
+    assert.match(error.message, /not for resource "demo-db"/);
+  });
 
   test('an expired token → 28P01', async (t) => {
     if (skip) return t.skip(skip);
