@@ -154,6 +154,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
     policies: { files: [join(demoPolicyDir, 'access.cedar')] },
     admins: ['admins'],
     tokens: { key_encryption_key: { file: join(dataDir, 'key-encryption-key') } },
+    // The database gateway next to the API; plaintext tokens only from this machine (demo only).
+    gateway: { host: '127.0.0.1', port: port + 2, allow_plaintext_on_loopback: true },
   };
   const configPath = join(dataDir, 'portcullis.yaml');
   writeFileSync(
@@ -211,6 +213,12 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       pgAdminUrl
         ? '  psql "$(npx portcullis creds <GRANT-ID> --profile alice)" -c "select * from orders"'
         : '  npx portcullis token <GRANT-ID> --profile alice',
+      ...(pgAdminUrl
+        ? [
+            `  # or through the database gateway on 127.0.0.1:${port + 2}, every statement recorded:`,
+            `  PGPASSWORD="$(npx portcullis token <GRANT-ID> --profile alice)" psql "host=127.0.0.1 port=${port + 2} user=<GRANT-ID> dbname=demo-db" -c "select * from orders"`,
+          ]
+        : []),
       '  … and two minutes later the access is gone on its own.',
       '',
     ].join('\n'),
