@@ -255,8 +255,13 @@ export class PostgresProvisioner implements Provisioner {
         statement_timeout: this.#statementTimeoutMs,
         application_name: 'portcullis-provisioner',
       });
-      // An idle admin connection that drops (server restart) must not crash the process; the next
-      // operation opens a new one and reports its own error.
+      // An admin connection that drops (server restart) must not crash the process; the operation
+      // using it fails with its own error and the next one opens a new connection. The pool only
+      // listens while a connection is idle, so each gets a listener for its whole life: one cut
+      // while checked out between two statements would otherwise be an uncaught 'error'.
+      pool.on('connect', (client) => {
+        client.on('error', () => {});
+      });
       pool.on('error', () => {});
       this.#pools.set(resource.id, pool);
     }

@@ -60,8 +60,15 @@ export function openPostgresBackend(
     application_name: 'portcullis',
     types: typeParsers,
   });
-  // Without a listener, an idle connection's error would be an uncaught 'error' event and end the process.
-  pool.on('error', (error) => options.onBackgroundError?.(error));
+  // Every connection gets its own listener for its whole life. The pool listens only while a
+  // connection is idle: one that the server cuts while it is checked out but between two queries
+  // (a restart, a failover) would emit an uncaught 'error' and end the process. Its query fails on
+  // its own, and the pool drops a connection that is no longer usable when it comes back.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => options.onBackgroundError?.(error));
+  });
+  // The idle case is reported by the listener above; this one only keeps the pool's event handled.
+  pool.on('error', () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     dialect: 'postgres',
