@@ -122,8 +122,11 @@ forEachDialect('ChainedAuditAppender', (ctx) => {
       new AuditCheckpointer(ctx.store.auditLog, key).checkpointIfDue(auditTestEpoch),
       new AuditCheckpointer(replica.auditLog, key).checkpointIfDue(auditTestEpoch + 1),
     ]);
-    assert.equal(a?.seq, 3);
-    assert.equal(b?.seq, 3);
+    // Either both sign the head (the store keeps one), or the later one already sees it signed
+    // and has nothing to do: which happens depends on timing.
+    const written = [a, b].filter((checkpoint) => checkpoint !== undefined);
+    assert.ok(written.length >= 1);
+    for (const checkpoint of written) assert.equal(checkpoint.seq, 3);
     assert.equal((await ctx.store.auditLog.checkpoints()).length, 1);
   });
 
