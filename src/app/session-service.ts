@@ -72,6 +72,12 @@ function decodeJwtPayload(token: string): Record<string, unknown> | null {
   }
 }
 
+function sameGroups(a: readonly string[], b: readonly string[]): boolean {
+  const left = [...new Set(a)].sort();
+  const right = [...new Set(b)].sort();
+  return left.length === right.length && left.every((group, i) => group === right[i]);
+}
+
 /** Only loopback redirect URIs are accepted for CLI logins (RFC 8252 §7.3). */
 export function isLoopbackRedirect(uri: string): boolean {
   try {
@@ -115,7 +121,28 @@ export class SessionService {
         return principal;
       }
       const principal = await this.deps.idpBearer.verify(token);
-      await this.deps.store.principals.upsert(principal, now);
+      await this.deps.store.transaction(async (tx) => {
+        const known = await tx.principals.get(principal.id);
+        await tx.principals.upsert(principal, now);
+        // The groups decide who may approve: a first sight of this principal, or groups that
+        // differ from what the last login or token asserted, is a sign-in the audit log shows.
+        if (known && sameGroups(known.groups, principal.groups)) return;
+        await tx.audit.append(
+          {
+            type: 'auth.login',
+            actor: principal.id,
+            sourceIp: from.sourceIp,
+            userAgent: from.userAgent,
+            data: {
+              idp: principal.idp,
+              groups: principal.groups,
+              client: 'idp_token',
+              ...(known ? { previousGroups: known.groups } : {}),
+            },
+          },
+          now,
+        );
+      });
       return principal;
     } catch (error) {
       const code = error instanceof PortcullisError ? error.code : 'invalid_token';
