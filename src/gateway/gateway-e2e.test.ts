@@ -236,6 +236,40 @@ describe('gateway with psql and pgbench', () => {
     assert.equal(stdout, 'first\nsecond\n');
   });
 
+  test('interactive psql in a terminal (tmux): a query typed at the prompt, then \\q', async (t) => {
+    if (skip) return t.skip(skip);
+    const session = `pc-gw-${process.pid}`;
+    const env = libpqEnv();
+    const exports = (['PGHOST', 'PGPORT', 'PGUSER', 'PGDATABASE', 'PGPASSWORD', 'PGSSLMODE'] as const)
+      .map((k) => `${k}='${env[k]}'`)
+      .join(' ');
+    await run('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '120',
+      '-y',
+      '30',
+      `env ${exports} psql -X`,
+    ]);
+    try {
+      const screen = async () => (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+      await waitFor('the psql prompt', async () => /=>\s*$/m.test(await screen()));
+      // -l: literal keys; the ';' is escaped because tmux reads a trailing one as a command separator.
+      await run('tmux', ['send-keys', '-l', '-t', session, 'select 6 * 7 as answer\\;']);
+      await run('tmux', ['send-keys', '-t', session, 'Enter']);
+      await waitFor('the answer', async () => /\b42\b/.test(await screen())).catch(async (error: Error) => {
+        throw new Error(`${error.message}; the terminal shows:\n${await screen()}`);
+      });
+      await run('tmux', ['send-keys', '-l', '-t', session, '\\q']);
+      await run('tmux', ['send-keys', '-t', session, 'Enter']);
+    } finally {
+      await run('tmux', ['kill-session', '-t', session]).catch(() => {});
+    }
+  });
+
   test('pgbench -i, then -S simple, extended and prepared', async (t) => {
     if (skip) return t.skip(skip);
     // pgbench -i needs CREATE: a readwrite-like grant is not in the harness policy, so initialise as
