@@ -104,6 +104,20 @@ export async function killChild(child: ChildProcess, signal: NodeJS.Signals): Pr
   await exited;
 }
 
+/** Drops a database made by {@link prepareTargetDatabase}, cutting whatever is still connected. */
+export async function dropTargetDatabase(adminUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  admin.on('error', () => {});
+  try {
+    await admin.connect();
+    await admin.query(`drop database if exists ${name} with (force)`);
+  } catch {
+    // The target cluster may already be gone (a test stopped it): nothing is left to drop then.
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
 export interface HarnessOptions {
   readonly storage: 'sqlite' | 'postgres';
   /** Admin URL of the PostgreSQL that backs the `demo-db` resource; omit for a token-only setup. */
@@ -282,6 +296,8 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const removeAll = async () => {
     await idp.stop().catch(() => {});
     await database?.drop().catch(() => {});
+    if (options.targetAdminUrl && targetDatabase)
+      await dropTargetDatabase(options.targetAdminUrl, targetDatabase);
     rmSync(dir, { recursive: true, force: true });
   };
   /** Starts the server; if it does not come up, nothing is left behind. */

@@ -59,6 +59,24 @@ export interface NewRequest {
 }
 
 const maxCasAttempts = 8;
+/** Revocations run against targets at the same time, at most (each is a few round trips). */
+const revocationConcurrency = 8;
+
+/** Runs `work` over `items` with at most `limit` in flight; `work` must not reject. */
+async function forEachConcurrently<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  });
+  await Promise.all(lanes);
+}
 /** Grant states in which a revocation attempt may still record its outcome. */
 const unfinishedRevocation: readonly grants.GrantStatus[] = ['revoking', 'revoke_failed'];
 const applyAttempts = 3;
@@ -647,6 +665,7 @@ export class AccessService {
     const due = await this.deps.store.requests.listExpired(now, limit);
     let ended = 0;
     const failures: unknown[] = [];
+    const toRevoke: string[] = [];
     for (const request of due) {
       try {
         await this.transition(
@@ -670,7 +689,7 @@ export class AccessService {
         const grant = await this.deps.store.grants.getByRequest(request.id);
         if (grant) {
           this.deps.onGrantEnded?.(grant.id, 'expired');
-          await this.completeRevocation(grant.id);
+          toRevoke.push(grant.id);
         }
       } catch (error) {
         // Another replica or a concurrent revoke ended it first: nothing left to do for this one.
@@ -678,6 +697,16 @@ export class AccessService {
         if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) failures.push(error);
       }
     }
+    // Access has ended logically for all of them (tokens inactive, gateway sessions cut); the
+    // targets are cleaned up several at a time so a burst of deadlines does not queue up.
+    await forEachConcurrently(toRevoke, revocationConcurrency, (grantId) =>
+      this.completeRevocation(grantId).then(
+        () => undefined,
+        (error: unknown) => {
+          failures.push(error);
+        },
+      ),
+    );
     throwIfAny(failures, 'grants could not be expired');
     return ended;
   }
@@ -686,10 +715,15 @@ export class AccessService {
   async processDueRevocations(limit = 100): Promise<number> {
     const due = await this.deps.store.grants.listDueRevocations(this.deps.clock.now(), limit);
     const failures: unknown[] = [];
-    for (const grant of due) {
-      // One grant that cannot even be recorded as failed must not hold up the others.
-      await this.completeRevocation(grant.id).catch((error: unknown) => failures.push(error));
-    }
+    // One grant that cannot even be recorded as failed must not hold up the others.
+    await forEachConcurrently(due, revocationConcurrency, (grant) =>
+      this.completeRevocation(grant.id).then(
+        () => undefined,
+        (error: unknown) => {
+          failures.push(error);
+        },
+      ),
+    );
     throwIfAny(failures, 'revocations could not be processed');
     return due.length;
   }

@@ -14,6 +14,7 @@
  *   order). The decision's `policyIds` are those permits, sorted.
  */
 
+import './v8-workaround.js';
 import { readFileSync } from 'node:fs';
 import { type EntityJson, statefulIsAuthorized } from '@cedar-policy/cedar-wasm/nodejs';
 import type { PolicyEngine } from '../app/ports.js';
