@@ -93,7 +93,7 @@ async function totpTimeStep(secret: string, token: string, now: number): Promise
       period: totpPeriodSeconds,
       epochTolerance: totpToleranceSeconds,
     });
-    return result.valid ? result.timeStep : null;
+    return result.valid && 'timeStep' in result ? result.timeStep : null;
   } catch {
     return null; // malformed code (letters, wrong length): the same answer as a wrong one
   }
