@@ -59,6 +59,8 @@ export interface NewRequest {
 }
 
 const maxCasAttempts = 8;
+/** Grants ended in one transaction by the expiry pass. */
+const expiryBatchSize = 50;
 /** Revocations run against targets at the same time, at most (each is a few round trips). */
 const revocationConcurrency = 8;
 
@@ -663,43 +665,42 @@ export class AccessService {
   async expireDue(limit = 200): Promise<number> {
     const now = this.deps.clock.now();
     const due = await this.deps.store.requests.listExpired(now, limit);
-    let ended = 0;
-    const failures: unknown[] = [];
-    const toRevoke: string[] = [];
-    for (const request of due) {
-      try {
-        await this.transition(
-          request.id,
-          (current, t) => core.expire(current, t),
-          (updated) => [
+    const ended: string[] = [];
+    // Ending access is a database change: many grants end in one transaction (one lock on the
+    // audit chain, one commit), so a burst of deadlines is not serialised one commit at a time.
+    for (let start = 0; start < due.length; start += expiryBatchSize) {
+      const batch = due.slice(start, start + expiryBatchSize);
+      const endedHere = await this.deps.store.transaction(async (tx) => {
+        const grantIds: string[] = [];
+        for (const request of batch) {
+          const expired = core.expire(request, now);
+          // A concurrent revoke or another replica changed it first: the next pass re-reads it.
+          if (!(await tx.requests.update(expired, request.version))) continue;
+          const grant = await tx.grants.getByRequest(request.id);
+          if (grant?.status === 'active') {
+            await tx.grants.update(grants.beginRevocation(grant, now));
+            grantIds.push(grant.id);
+          }
+          await tx.audit.append(
             {
               type: 'grant.expired',
               actor: 'system',
-              requestId: updated.id,
-              resourceId: updated.resourceId,
-              data: { expiresAt: updated.expiresAt },
+              requestId: request.id,
+              grantId: grant?.id ?? null,
+              resourceId: request.resourceId,
+              data: { expiresAt: request.expiresAt },
             },
-          ],
-          async (tx, _updated, t) => {
-            const grant = await tx.grants.getByRequest(request.id);
-            if (grant?.status === 'active') await tx.grants.update(grants.beginRevocation(grant, t));
-          },
-        );
-        ended++;
-        const grant = await this.deps.store.grants.getByRequest(request.id);
-        if (grant) {
-          this.deps.onGrantEnded?.(grant.id, 'expired');
-          toRevoke.push(grant.id);
+            now,
+          );
         }
-      } catch (error) {
-        // Another replica or a concurrent revoke ended it first: nothing left to do for this one.
-        // Any other failure must not keep the grants after it from ending: reported at the end.
-        if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) failures.push(error);
-      }
+        return grantIds;
+      });
+      ended.push(...endedHere);
+      for (const grantId of endedHere) this.deps.onGrantEnded?.(grantId, 'expired');
     }
-    // Access has ended logically for all of them (tokens inactive, gateway sessions cut); the
-    // targets are cleaned up several at a time so a burst of deadlines does not queue up.
-    await forEachConcurrently(toRevoke, revocationConcurrency, (grantId) =>
+    // Then the targets are cleaned up, several at a time; a failure there is recorded per grant.
+    const failures: unknown[] = [];
+    await forEachConcurrently(ended, revocationConcurrency, (grantId) =>
       this.completeRevocation(grantId).then(
         () => undefined,
         (error: unknown) => {
@@ -708,7 +709,7 @@ export class AccessService {
       ),
     );
     throwIfAny(failures, 'grants could not be expired');
-    return ended;
+    return ended.length;
   }
 
   /** Retries revocations that are due (after a failure, or left over by a crash). */

@@ -102,7 +102,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       sessionTtlSeconds: config.tokens.sessionTtlSeconds,
     });
 
-    const provisioners = new ProvisionerRegistry([new PostgresProvisioner(), new TokenProvisioner()]);
+    const provisioners = new ProvisionerRegistry([
+      new PostgresProvisioner({ poolSize: 4 }),
+      new TokenProvisioner(),
+    ]);
     closers.push(() => provisioners.close());
     provisioners.assertCovers(config.resources.values());
     const metrics = new PrometheusMetrics(store);
