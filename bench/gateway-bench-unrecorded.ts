@@ -32,6 +32,8 @@ export async function startUnrecordedGateway(portcullis: RunningPortcullis): Pro
                 event.type === 'gateway.statement'
                   ? Promise.resolve(undefined as never)
                   : tx.audit.append(event, at),
+              appendAll: (events) =>
+                tx.audit.appendAll(events.filter((e) => e.event.type !== 'gateway.statement')),
             },
           }),
         ),

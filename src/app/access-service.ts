@@ -322,7 +322,7 @@ export class AccessService {
       }
       const won = await this.deps.store.transaction(async (tx) => {
         if (!(await tx.requests.update(updated, current.version))) return false;
-        await tx.audit.append(
+        const events: AuditEventInput[] = [
           {
             type: 'request.reviewed',
             actor: reviewer.id,
@@ -333,25 +333,22 @@ export class AccessService {
             policyIds: decision.policyIds,
             data: { verdict },
           },
-          now,
-        );
+        ];
         if (updated.state === 'approved' || updated.state === 'denied') {
-          await tx.audit.append(
-            {
-              type: updated.state === 'approved' ? 'request.approved' : 'request.denied',
-              actor: reviewer.id,
-              ...origin(from),
-              requestId,
-              resourceId: current.resourceId,
-              reason,
-              policyIds: decision.policyIds,
-              data: {
-                approvals: updated.reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId),
-              },
+          events.push({
+            type: updated.state === 'approved' ? 'request.approved' : 'request.denied',
+            actor: reviewer.id,
+            ...origin(from),
+            requestId,
+            resourceId: current.resourceId,
+            reason,
+            policyIds: decision.policyIds,
+            data: {
+              approvals: updated.reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId),
             },
-            now,
-          );
+          });
         }
+        await tx.audit.appendAll(events.map((event) => ({ event, at: now })));
         return true;
       });
       if (!won) continue;
@@ -397,7 +394,7 @@ export class AccessService {
       const won = await this.deps.store.transaction(async (tx) => {
         if (!(await tx.requests.update(updated, current.version))) return false;
         await alsoInTx?.(tx, updated, now);
-        for (const event of events(updated, now)) await tx.audit.append(event, now);
+        await tx.audit.appendAll(events(updated, now).map((event) => ({ event, at: now })));
         return true;
       });
       if (won) return { request: updated, now };
@@ -672,6 +669,7 @@ export class AccessService {
       const batch = due.slice(start, start + expiryBatchSize);
       const endedHere = await this.deps.store.transaction(async (tx) => {
         const grantIds: string[] = [];
+        const events: { event: AuditEventInput; at: number }[] = [];
         for (const request of batch) {
           const expired = core.expire(request, now);
           // A concurrent revoke or another replica changed it first: the next pass re-reads it.
@@ -681,8 +679,8 @@ export class AccessService {
             await tx.grants.update(grants.beginRevocation(grant, now));
             grantIds.push(grant.id);
           }
-          await tx.audit.append(
-            {
+          events.push({
+            event: {
               type: 'grant.expired',
               actor: 'system',
               requestId: request.id,
@@ -690,9 +688,11 @@ export class AccessService {
               resourceId: request.resourceId,
               data: { expiresAt: request.expiresAt },
             },
-            now,
-          );
+            at: now,
+          });
         }
+        // Appended last and all at once: the chain head stays locked as briefly as possible.
+        await tx.audit.appendAll(events);
         return grantIds;
       });
       ended.push(...endedHere);

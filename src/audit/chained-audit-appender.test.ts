@@ -37,6 +37,47 @@ forEachDialect('ChainedAuditAppender', (ctx) => {
     );
   });
 
+  it('appendAll writes the same chain as appending one by one, in one go', async () => {
+    await appendTestEvents(ctx.store, 1, 3);
+    const batch = Array.from({ length: 250 }, (_, i) => ({
+      event: testEvent(4 + i),
+      at: auditTestEpoch + i,
+    }));
+    const returned = await ctx.store.transaction((tx) => tx.audit.appendAll(batch));
+    assert.deepEqual(
+      returned.map((r) => r.seq),
+      batch.map((_, i) => 4 + i),
+    );
+    const records = await ctx.store.auditLog.read(0, 1000);
+    assert.equal(records.length, 253);
+    let previous = genesisHash;
+    for (const record of records) {
+      assert.equal(record.prevHash, previous);
+      assert.equal(record.hash, eventHash(hashedFieldsOf(record)));
+      previous = record.hash;
+    }
+    assert.deepEqual(records.slice(3), returned);
+    const key = testAuditKey();
+    await new AuditCheckpointer(ctx.store.auditLog, key).checkpointNow(auditTestEpoch + 1000);
+    const verdict = await verifyAuditExport(await exportToLines(ctx.store.auditLog), [key.publicJwk]);
+    assert.equal(verdict.ok, true, JSON.stringify(verdict));
+  });
+
+  it('appendAll refuses the whole batch when one event is invalid, writing nothing', async () => {
+    await appendTestEvents(ctx.store, 1, 2);
+    const before = await ctx.store.auditLog.head();
+    await assert.rejects(
+      ctx.store.transaction((tx) =>
+        tx.audit.appendAll([
+          { event: testEvent(3), at: auditTestEpoch },
+          { event: { ...testEvent(4), actor: '' }, at: auditTestEpoch },
+        ]),
+      ),
+      isAuditUnavailable,
+    );
+    assert.deepEqual(await ctx.store.auditLog.head(), before);
+  });
+
   it('returns the record as stored, with every fact of the event', async () => {
     const event = testEvent(6);
     const returned = await ctx.store.transaction((tx) => tx.audit.append(event, auditTestEpoch));

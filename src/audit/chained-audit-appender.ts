@@ -35,6 +35,9 @@ const knownTypes: ReadonlySet<string> = new Set(auditEventTypes);
  * @example
  *   await store.transaction(async (tx) => { …; await tx.audit.append({ type: 'grant.revoked', actor }, now); });
  */
+/** 16 columns a row: 100 rows stay far below both databases' limits on bound parameters. */
+const rowsPerInsert = 100;
+
 export class ChainedAuditAppender implements AuditAppender {
   /**
    * @param db a Kysely transaction handed in by the storage layer.
@@ -46,14 +49,32 @@ export class ChainedAuditAppender implements AuditAppender {
   ) {}
 
   async append(event: AuditEventInput, at: number): Promise<AuditRecord> {
+    const [record] = await this.appendAll([{ event, at }]);
+    return record as AuditRecord;
+  }
+
+  /**
+   * Appends several events in order under one lock of the head: one head read, multi-row inserts
+   * and one head move, instead of three round trips per event. Same chain as appending one by one.
+   */
+  async appendAll(
+    events: readonly { readonly event: AuditEventInput; readonly at: number }[],
+  ): Promise<AuditRecord[]> {
+    if (events.length === 0) return [];
     try {
-      const draft = eventDraft(event, at);
+      // Validated before the head is locked, so refused input never holds the lock.
+      const drafts = events.map(({ event, at }) => eventDraft(event, at));
       const head = await this.lockHead();
-      const fields: HashedEventFields = { ...draft, seq: head.seq + 1, prev_hash: head.hash };
-      const hash = eventHash(fields);
-      await this.db
-        .insertInto('audit_events')
-        .values({
+      let seq = head.seq;
+      let prevHash = head.hash;
+      const records: AuditRecord[] = [];
+      const rows = drafts.map((draft) => {
+        const fields: HashedEventFields = { ...draft, seq: seq + 1, prev_hash: prevHash };
+        const hash = eventHash(fields);
+        records.push(recordOf(fields, hash));
+        seq = fields.seq;
+        prevHash = hash;
+        return {
           seq: fields.seq,
           id: fields.id,
           at: fields.at,
@@ -70,18 +91,24 @@ export class ChainedAuditAppender implements AuditAppender {
           data: draft.dataJson,
           prev_hash: fields.prev_hash,
           hash,
-        })
-        .execute();
+        };
+      });
+      for (let i = 0; i < rows.length; i += rowsPerInsert) {
+        await this.db
+          .insertInto('audit_events')
+          .values(rows.slice(i, i + rowsPerInsert))
+          .execute();
+      }
       const moved = await this.db
         .updateTable('audit_head')
-        .set({ seq: fields.seq, hash })
+        .set({ seq, hash: prevHash })
         .where('id', '=', 1)
         .where('seq', '=', head.seq)
         .executeTakeFirst();
       if (moved.numUpdatedRows !== 1n) {
         throw new Error(`the audit head moved past ${head.seq} during the append`);
       }
-      return recordOf(fields, hash);
+      return records;
     } catch (error) {
       if (isPortcullisError(error) && error.code === 'audit_unavailable') throw error;
       // The cause (a database error) is for the logs; callers see only the stable code and title.

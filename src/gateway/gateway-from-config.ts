@@ -52,7 +52,7 @@ export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway 
       isGrantLive: deps.isGrantLive,
       writeAudit: (events) =>
         deps.store.transaction(async (tx) => {
-          for (const { event, at } of events) await tx.audit.append(event, at);
+          await tx.audit.appendAll(events);
         }),
       upstreamAddress: (resourceId) => {
         const resource = resources.get(resourceId);
