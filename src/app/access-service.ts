@@ -836,22 +836,10 @@ export class AccessService {
     from: RequestOrigin,
   ): Promise<Record<string, string>> {
     const { grant } = await this.liveGrantOfRequester(principal, grantId);
-    const sealed = await this.deps.store.grants.getSealedCredentials(grantId);
-    if (!sealed) throw new PortcullisError('not_found', 'This grant has no credentials; use a token instead');
-    const credentials = JSON.parse(await this.deps.secrets.open(sealed)) as Record<string, string>;
-    await this.deps.store.transaction((tx) =>
-      tx.audit.append(
-        {
-          type: 'credentials.shown',
-          actor: principal.id,
-          ...origin(from),
-          requestId: grant.requestId,
-          grantId,
-          resourceId: grant.resourceId,
-        },
-        this.deps.clock.now(),
-      ),
-    );
+    const credentials = await this.openCredentials(grantId);
+    if (!credentials)
+      throw new PortcullisError('not_found', 'This grant has no credentials; use a token instead');
+    await this.auditGrantUse('credentials.shown', principal, grant, from, this.deps.clock.now());
     return credentials;
   }
 
@@ -865,20 +853,10 @@ export class AccessService {
       now,
       ttlSeconds: this.deps.accessTokenTtlSeconds,
     });
-    await this.deps.store.transaction((tx) =>
-      tx.audit.append(
-        {
-          type: 'token.issued',
-          actor: principal.id,
-          ...origin(from),
-          requestId: grant.requestId,
-          grantId,
-          resourceId: grant.resourceId,
-          data: { jti: issued.jti, expiresAt: issued.expiresAt },
-        },
-        now,
-      ),
-    );
+    await this.auditGrantUse('token.issued', principal, grant, from, now, {
+      jti: issued.jti,
+      expiresAt: issued.expiresAt,
+    });
     return issued;
   }
 
@@ -901,12 +879,42 @@ export class AccessService {
   ): Promise<{ grant: Grant; username: string; password: string } | undefined> {
     if (!(await this.isGrantLive(grantId))) return undefined;
     const grant = await this.deps.store.grants.get(grantId);
-    const sealed = await this.deps.store.grants.getSealedCredentials(grantId);
-    if (!grant || !sealed) return undefined;
-    const credentials = JSON.parse(await this.deps.secrets.open(sealed)) as Record<string, string>;
+    const credentials = grant ? await this.openCredentials(grantId) : undefined;
+    if (!grant || !credentials) return undefined;
     const { username, password } = credentials;
     if (typeof username !== 'string' || typeof password !== 'string') return undefined;
     return { grant, username, password };
+  }
+
+  /** The grant's provisioned credentials, unsealed; undefined when it has none. */
+  private async openCredentials(grantId: string): Promise<Record<string, string> | undefined> {
+    const sealed = await this.deps.store.grants.getSealedCredentials(grantId);
+    return sealed ? (JSON.parse(await this.deps.secrets.open(sealed)) as Record<string, string>) : undefined;
+  }
+
+  /** Records that the requester used their grant (credentials shown, token issued) — before it happens. */
+  private async auditGrantUse(
+    type: 'credentials.shown' | 'token.issued',
+    principal: Principal,
+    grant: Grant,
+    from: RequestOrigin,
+    at: number,
+    data?: Record<string, unknown>,
+  ): Promise<void> {
+    await this.deps.store.transaction((tx) =>
+      tx.audit.append(
+        {
+          type,
+          actor: principal.id,
+          ...origin(from),
+          requestId: grant.requestId,
+          grantId: grant.id,
+          resourceId: grant.resourceId,
+          ...(data ? { data } : {}),
+        },
+        at,
+      ),
+    );
   }
 
   async grantIdOf(requestId: string): Promise<string | undefined> {

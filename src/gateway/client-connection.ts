@@ -496,10 +496,7 @@ export class ClientConnection implements RegisteredSession {
     const session = this.#session;
     if (!upstream || !session) return;
     const reader = this.#reader;
-    const out: Buffer[] = [];
-    let run: Buffer | undefined;
-    let runStart = 0;
-    let runEnd = 0;
+    const out = new FrameRuns();
     while (reader.next()) {
       const type = reader.type;
       if (
@@ -516,20 +513,12 @@ export class ClientConnection implements RegisteredSession {
       } else if (type === FrontendMessage.Terminate) {
         this.#clientSaidGoodbye = true;
       }
-      // Adjacent frames of one chunk go out as one slice of it.
-      if (reader.buffer === run && reader.offset === runEnd) {
-        runEnd = reader.end;
-      } else {
-        if (run) out.push(run.subarray(runStart, runEnd));
-        run = reader.buffer;
-        runStart = reader.offset;
-        runEnd = reader.end;
-      }
+      out.add(reader.buffer, reader.offset, reader.end);
     }
-    if (run) out.push(run.subarray(runStart, runEnd));
-    if (out.length === 0) return;
-    const ok = writeAll(upstream.socket, out);
-    for (const piece of out) this.#bytesIn += piece.length;
+    const pieces = out.take();
+    if (pieces.length === 0) return;
+    const ok = writeAll(upstream.socket, pieces);
+    for (const piece of pieces) this.#bytesIn += piece.length;
     if (!ok && !this.#upstreamBlocked) {
       this.#upstreamBlocked = true;
       this.#socket.pause();
@@ -570,25 +559,15 @@ export class ClientConnection implements RegisteredSession {
     const upstream = this.#upstream;
     if (!upstream) return;
     const reader = upstream.reader;
-    const out: Buffer[] = [];
-    let run: Buffer | undefined;
-    let runStart = 0;
-    let runEnd = 0;
+    const out = new FrameRuns();
     while (reader.next()) {
       if (reader.type === BackendMessage.ReadyForQuery && this.#pending > 0) this.#pending--;
-      if (reader.buffer === run && reader.offset === runEnd) {
-        runEnd = reader.end;
-      } else {
-        if (run) out.push(run.subarray(runStart, runEnd));
-        run = reader.buffer;
-        runStart = reader.offset;
-        runEnd = reader.end;
-      }
+      out.add(reader.buffer, reader.offset, reader.end);
     }
-    if (run) out.push(run.subarray(runStart, runEnd));
-    if (out.length === 0) return;
-    for (const piece of out) this.#bytesOut += piece.length;
-    if (!writeAll(this.#socket, out)) {
+    const pieces = out.take();
+    if (pieces.length === 0) return;
+    for (const piece of pieces) this.#bytesOut += piece.length;
+    if (!writeAll(this.#socket, pieces)) {
       upstream.socket.pause();
       this.#socket.once('drain', () => this.#upstream?.socket.resume());
     }
@@ -621,4 +600,32 @@ function writeAll(socket: Socket | TLSSocket, pieces: readonly Buffer[]): boolea
   for (const piece of pieces) ok = socket.write(piece);
   socket.uncork();
   return ok;
+}
+
+/**
+ * Collects frames to forward untouched: adjacent frames of one chunk go out as one slice of it, so
+ * a chunk of many small messages is one write, not one per message.
+ */
+class FrameRuns {
+  readonly #pieces: Buffer[] = [];
+  #buffer: Buffer | undefined;
+  #start = 0;
+  #end = 0;
+
+  add(buffer: Buffer, start: number, end: number): void {
+    if (buffer === this.#buffer && start === this.#end) {
+      this.#end = end;
+      return;
+    }
+    if (this.#buffer) this.#pieces.push(this.#buffer.subarray(this.#start, this.#end));
+    this.#buffer = buffer;
+    this.#start = start;
+    this.#end = end;
+  }
+
+  take(): Buffer[] {
+    if (this.#buffer) this.#pieces.push(this.#buffer.subarray(this.#start, this.#end));
+    this.#buffer = undefined;
+    return this.#pieces;
+  }
 }
