@@ -30,7 +30,10 @@ export const errorCatalogue = {
   unknown_emergency_account: { status: 404, title: 'Unknown emergency account' },
   not_a_custodian: { status: 403, title: 'You are not a custodian of this emergency account' },
   self_confirmation: { status: 403, title: 'The initiator cannot confirm their own break-glass activation' },
-  already_confirmed: { status: 409, title: 'You have already confirmed this activation; one person counts once' },
+  already_confirmed: {
+    status: 409,
+    title: 'You have already confirmed this activation; one person counts once',
+  },
   confirmation_window_closed: { status: 409, title: 'The confirmation window of this activation has passed' },
   scope_exceeded: { status: 403, title: 'The request is outside the emergency account scope' },
   break_glass_auth_failed: { status: 401, title: 'The emergency credentials were not accepted' },
