@@ -32,6 +32,11 @@ export class MemoryEphemeralStore implements EphemeralStore {
     return entry !== undefined && entry.expiresAt > now ? entry.value : undefined;
   }
 
+  async peek(kind: string, key: string, now: number): Promise<string | undefined> {
+    const entry = this.#values.get(`${kind}\u0000${key}`);
+    return entry && now < entry.expiresAt ? entry.value : undefined;
+  }
+
   async purgeExpired(now: number): Promise<number> {
     let purged = 0;
     for (const [id, entry] of this.#values) {

@@ -131,6 +131,8 @@ export interface EphemeralStore {
   put(kind: string, key: string, value: string, expiresAt: number): Promise<void>;
   /** Returns and deletes the value atomically; undefined if absent or expired. Single use. */
   take(kind: string, key: string, now: number): Promise<string | undefined>;
+  /** Returns the value without using it up; undefined if absent or expired. */
+  peek(kind: string, key: string, now: number): Promise<string | undefined>;
   purgeExpired(now: number): Promise<number>;
 }
 

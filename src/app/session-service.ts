@@ -18,7 +18,7 @@ export interface SessionTokens {
     ttlSeconds: number,
   ): Promise<{ token: string; expiresAt: number }>;
   /** Returns the principal id (`sub`) of a valid session token; throws invalid_token. */
-  verifySessionToken(token: string, now: number): Promise<{ sub: string }>;
+  verifySessionToken(token: string, now: number): Promise<{ sub: string; jti: string; expiresAt: number }>;
   readonly issuer: string;
 }
 
@@ -56,6 +56,8 @@ interface CliLoginIntent {
 }
 
 const cliCodeKind = 'cli-login-code';
+/** Session token ids ended by logout, kept until the token would have expired anyway. */
+const revokedSessionKind = 'revoked-session';
 const cliCodeTtlMs = 120_000;
 
 function sha256base64url(value: string): string {
@@ -112,7 +114,12 @@ export class SessionService {
     try {
       const payload = decodeJwtPayload(token);
       if (payload?.iss === this.deps.tokens.issuer || !this.deps.idpBearer) {
-        const { sub } = await this.deps.tokens.verifySessionToken(token, now);
+        const { sub, jti } = await this.deps.tokens.verifySessionToken(token, now);
+        if (await this.deps.store.ephemeral.peek(revokedSessionKind, jti, now)) {
+          throw new PortcullisError('invalid_token', 'The session was ended (logged out)', {
+            reason: 'session_revoked',
+          });
+        }
         const principal = await this.deps.store.principals.get(sub);
         if (!principal)
           throw new PortcullisError('invalid_token', 'The session belongs to an unknown principal', {
@@ -275,6 +282,37 @@ export class SessionService {
     target.searchParams.set('code', code);
     target.searchParams.set('state', cli.state);
     return { principal, redirectTo: target.toString() };
+  }
+
+  /**
+   * Ends the caller's own session at once, for every replica: its token id is refused from now
+   * until the token would have expired. Audited in the same transaction.
+   */
+  async logout(principal: Principal, authorization: string | undefined, from: RequestOrigin): Promise<void> {
+    const token = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1];
+    const now = this.deps.clock.now();
+    if (!token) throw new PortcullisError('unauthenticated');
+    const payload = decodeJwtPayload(token);
+    if (payload?.iss !== this.deps.tokens.issuer) {
+      throw new PortcullisError(
+        'validation_failed',
+        'Only a Portcullis session can be logged out; IdP tokens end at the IdP',
+      );
+    }
+    const { jti, expiresAt } = await this.deps.tokens.verifySessionToken(token, now);
+    await this.deps.store.transaction(async (tx) => {
+      await tx.ephemeral.put(revokedSessionKind, jti, principal.id, expiresAt);
+      await tx.audit.append(
+        {
+          type: 'auth.logout',
+          actor: principal.id,
+          sourceIp: from.sourceIp,
+          userAgent: from.userAgent,
+          data: { jti },
+        },
+        now,
+      );
+    });
   }
 
   /** The CLI trades its one-time code and PKCE verifier for a session token. */

@@ -194,6 +194,7 @@ export class ApiClient {
 
   async #json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const response = await this.#send(method, path, body, AbortSignal.timeout(this.#timeoutMs));
+    if (response.status === 204) return undefined as T;
     const text = await response.text().catch((error: unknown) => {
       throw errorFromNetworkFailure(error, this.server);
     });

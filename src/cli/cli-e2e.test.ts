@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -132,5 +132,15 @@ describe('the portcullis CLI end to end', () => {
     ]);
     assert.equal(denied.code, 4, denied.stderr);
     assert.match(denied.stderr, /policy_denied/);
+
+    // logout ends the session at the server, not only here.
+    const saved = JSON.parse(readFileSync(join(home, 'sessions', 'bob.json'), 'utf8')) as {
+      session_token: string;
+    };
+    const out = await cli(['logout', '--profile', 'bob', '--json']);
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(JSON.parse(out.stdout).ended_at_server, true);
+    assert.equal((await h.api(saved.session_token, 'GET', '/api/v1/me')).status, 401);
+    assert.equal((await cli(['whoami', '--profile', 'bob'])).code, 3);
   });
 });

@@ -6,6 +6,7 @@ export const auditEventTypes = [
   'config.loaded',
   'auth.login',
   'auth.login_failed',
+  'auth.logout',
   'auth.token_rejected',
   'request.created',
   'request.denied_by_policy',

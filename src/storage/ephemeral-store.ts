@@ -39,6 +39,16 @@ export class KyselyEphemeralStore implements EphemeralStore {
     return row !== undefined && now < row.expires_at ? row.value : undefined;
   }
 
+  async peek(kind: string, key: string, now: number): Promise<string | undefined> {
+    const row = await this.#db
+      .selectFrom('ephemeral_state')
+      .select(['value', 'expires_at'])
+      .where('kind', '=', kind)
+      .where('key', '=', key)
+      .executeTakeFirst();
+    return row !== undefined && now < Number(row.expires_at) ? row.value : undefined;
+  }
+
   /** @returns how many expired values were deleted. */
   async purgeExpired(now: number): Promise<number> {
     const result = await this.#db

@@ -119,17 +119,34 @@ export async function login(ctx: CliContext, options: LoginOptions): Promise<voi
   }
 }
 
-/** `portcullis logout`: forgets the profile's saved session. */
+/**
+ * `portcullis logout`: ends the session at the server (its token is refused from then on, on every
+ * replica), then forgets it here. If the server cannot be reached the local copy is still removed,
+ * and the output says the token stays valid until it expires.
+ */
 export async function logout(ctx: CliContext): Promise<void> {
   const path = sessionPath(ctx.home, ctx.profile);
   const saved = await readSession(ctx.home, ctx.profile).catch(() => null);
+  let endedAtServer = false;
+  if (saved && Date.parse(saved.expires_at) > ctx.io.now()) {
+    try {
+      await (await ctx.client()).post('/api/v1/auth/logout');
+      endedAtServer = true;
+    } catch {
+      // Unreachable server or an already-ended session: forgetting it here is still right.
+    }
+  }
   const removed = await deleteSession(ctx.home, ctx.profile);
-  ctx.output.result({ profile: ctx.profile, removed, session_file: path }, () =>
-    ctx.output.line(
-      removed
-        ? `Signed out (profile "${ctx.profile}"${saved ? `, ${saved.server}` : ''}). The token is forgotten here; it stays valid at the server until ${saved?.expires_at ?? 'it expires'}.`
-        : `Profile "${ctx.profile}" was not signed in.`,
-    ),
+  ctx.output.result(
+    { profile: ctx.profile, removed, ended_at_server: endedAtServer, session_file: path },
+    () =>
+      ctx.output.line(
+        !removed
+          ? `Profile "${ctx.profile}" was not signed in.`
+          : endedAtServer
+            ? `Signed out (profile "${ctx.profile}", ${saved?.server}): the session is ended at the server and forgotten here.`
+            : `Signed out (profile "${ctx.profile}"${saved ? `, ${saved.server}` : ''}). The server could not end the session, so its token stays valid there until ${saved?.expires_at ?? 'it expires'}; it is forgotten here.`,
+      ),
   );
 }
 

@@ -145,6 +145,21 @@ export function authApiRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
       },
     );
 
+    app.post(
+      '/auth/logout',
+      {
+        schema: {
+          summary: 'End your Portcullis session now, on every replica (the token is refused from now on)',
+          tags: ['auth'],
+          response: { 204: z.null(), ...errors },
+        },
+      },
+      async (request, reply) => {
+        await deps.sessions.logout(principalOf(request), request.headers.authorization, originOf(request));
+        return reply.code(204).send(null);
+      },
+    );
+
     app.get(
       '/me',
       {
