@@ -4,12 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { systemClock } from '../core/clock.js';
 import type { AccessService } from './access-service.js';
 import { ExpiryLoop } from './expiry-loop.js';
 import type { Store } from './ports.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('ExpiryLoop', () => {
   it('keeps a deadline announced while it reads the next one', async () => {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import {
@@ -20,9 +21,9 @@ import {
 } from '../../test-support/gateway-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import { waitFor } from '../../test-support/wait-for.js';
 
 const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let cluster: ScramCluster | undefined;
 let skip: string | undefined;
@@ -30,13 +31,9 @@ let h: Harness;
 const sessions: Record<string, string> = {};
 let grant: GatewayGrant;
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
+/** Waits until `probe` holds (see test-support/wait-for.ts). */
+async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  await waitFor(what, async () => ((await probe()) ? true : undefined), timeoutMs);
 }
 
 before(async () => {
@@ -167,7 +164,7 @@ describe('gateway with node-postgres', () => {
     const before = await backendsOf(cluster?.adminUrl ?? '', grant.login);
     const psql = spawn('psql', ['-XAtq'], { env: libpqEnv(), stdio: ['pipe', 'ignore', 'ignore'] });
     psql.stdin.write('create temp table sink (s text);\ncopy sink from stdin;\none\ntwo\n');
-    await waitFor('the COPY to start', async () => {
+    await waitUntil('the COPY to start', async () => {
       const admin = new pg.Client({ connectionString: cluster?.adminUrl ?? '' });
       await admin.connect();
       try {
@@ -256,11 +253,11 @@ describe('gateway with psql and pgbench', () => {
     ]);
     try {
       const screen = async () => (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-      await waitFor('the psql prompt', async () => /=>\s*$/m.test(await screen()));
+      await waitUntil('the psql prompt', async () => /=>\s*$/m.test(await screen()));
       // -l: literal keys; the ';' is escaped because tmux reads a trailing one as a command separator.
       await run('tmux', ['send-keys', '-l', '-t', session, 'select 6 * 7 as answer\\;']);
       await run('tmux', ['send-keys', '-t', session, 'Enter']);
-      await waitFor('the answer', async () => /\b42\b/.test(await screen())).catch(async (error: Error) => {
+      await waitUntil('the answer', async () => /\b42\b/.test(await screen())).catch(async (error: Error) => {
         throw new Error(`${error.message}; the terminal shows:\n${await screen()}`);
       });
       await run('tmux', ['send-keys', '-l', '-t', session, '\\q']);
@@ -308,7 +305,10 @@ describe('gateway live termination', () => {
     assert.ok(Date.now() - revokedAt < 1000, `ended ${Date.now() - revokedAt} ms after the revocation`);
     assert.equal(error.code, '57P01');
     assert.match(error.message, new RegExp(`access grant ${doomed.grantId} was revoked`));
-    await waitFor('no backend', async () => (await backendsOf(cluster?.adminUrl ?? '', doomed.login)) === 0);
+    await waitUntil(
+      'no backend',
+      async () => (await backendsOf(cluster?.adminUrl ?? '', doomed.login)) === 0,
+    );
   });
 
   test('a grant that expires mid-query ends its session within a second of expires_at', async (t) => {

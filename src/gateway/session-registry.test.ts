@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { systemClock } from '../core/clock.js';
 import {
   type RegisteredSession,
@@ -7,8 +8,6 @@ import {
   type TerminationReason,
   terminationMessage,
 } from './session-registry.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function session(grantId: string): RegisteredSession & { reasons: TerminationReason[] } {
   const reasons: TerminationReason[] = [];

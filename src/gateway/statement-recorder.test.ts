@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEventInput } from '../core/audit-event.js';
 import { StatementRecorder, type TimedEvent } from './statement-recorder.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const event = (n: number): AuditEventInput => ({ type: 'gateway.statement', actor: 'p', data: { n } });
 
 describe('StatementRecorder', () => {

@@ -5,21 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { waitFor } from '../../test-support/wait-for.js';
 
 describe('cancel while access is being provisioned', () => {
   let h: Harness;
@@ -57,10 +47,14 @@ describe('cancel while access is being provisioned', () => {
     let approval: Promise<{ status: number; body: Record<string, unknown> }> | undefined;
     try {
       approval = h.api(bob, 'POST', `/api/v1/requests/${requestId}/approve`, {});
-      await waitFor('the approval', async () => {
-        const r = await h.api(alice, 'GET', `/api/v1/requests/${requestId}`);
-        return r.body.state === 'approved' ? true : undefined;
-      });
+      await waitFor(
+        'the approval',
+        async () => {
+          const r = await h.api(alice, 'GET', `/api/v1/requests/${requestId}`);
+          return r.body.state === 'approved' ? true : undefined;
+        },
+        10_000,
+      );
       await sleep(200); // provisioning is now waiting for the lock
       const cancelled = await h.api(alice, 'POST', `/api/v1/requests/${requestId}/cancel`);
       assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
@@ -75,10 +69,14 @@ describe('cancel while access is being provisioned', () => {
     const grant = await store.grants.getByRequest(requestId);
     assert.ok(grant, 'the grant row exists');
     const login = String(grant.artefacts.login);
-    const final = await waitFor('the grant to be taken back', async () => {
-      const g = await store.grants.get(grant.id);
-      return g?.status === 'revoked' ? g : undefined;
-    });
+    const final = await waitFor(
+      'the grant to be taken back',
+      async () => {
+        const g = await store.grants.get(grant.id);
+        return g?.status === 'revoked' ? g : undefined;
+      },
+      10_000,
+    );
     assert.equal(final.status, 'revoked');
     const left = await superuser.query('select 1 from pg_roles where rolname = $1', [login]);
     assert.equal(left.rowCount, 0, `login ${login} was left behind`);

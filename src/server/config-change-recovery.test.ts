@@ -9,10 +9,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const policy = `
 @id("engineering-auto")

@@ -1,4 +1,6 @@
 /** `portcullis request`, `requests`, `show`, `approve`, `deny` and `cancel`. */
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseDurationSeconds } from '../../config/duration.js';
 import { requestStates } from '../../core/access-request.js';
 import type { RequestView } from '../../http/views.js';
@@ -62,8 +64,6 @@ function durationSeconds(flag: string, value: string): number {
     throw usageError(`${flag} ${JSON.stringify(value)} is not a duration; use e.g. 90s, 45m, 2h, 1d`);
   return seconds;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Exit code once `--wait` has seen a request settle. */
 function exitCodeOfSettled(state: string): number {
