@@ -32,6 +32,22 @@ export const auditEventTypes = [
   'gateway.session_ended',
   'gateway.statement',
   'gateway.recording_failed',
+  'break_glass.enrolled',
+  'break_glass.sealed',
+  'break_glass.initiated',
+  'break_glass.confirmed',
+  'break_glass.activated',
+  'break_glass.cancelled',
+  'break_glass.expired',
+  'break_glass.ended',
+  'break_glass.refused',
+  'break_glass.locked_out',
+  'break_glass.credentials_shown',
+  'break_glass.provisioning_failed',
+  'break_glass.reviewed',
+  'break_glass.rotated',
+  'break_glass.drill_recorded',
+  'break_glass.alert_failed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

@@ -6,12 +6,21 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { AccessService } from '../app/access-service.js';
+import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
 import type { Store } from '../app/ports.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
-import { type Config, decodeKeyEncryptionKey, type Environment, loadConfig } from '../config/load.js';
+import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.js';
+import type { AlertDispatcher } from '../break-glass/ports.js';
+import {
+  type Config,
+  type DegradedSection,
+  decodeKeyEncryptionKey,
+  type Environment,
+  loadConfig,
+} from '../config/load.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import type { Principal } from '../core/principal.js';
@@ -20,8 +29,10 @@ import { gatewayFromConfig, type PostgresGateway } from '../gateway/index.js';
 import { buildHttpApp } from '../http/app.js';
 import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
+import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
 import { CedarPolicyEngine } from '../policy/cedar-policy-engine.js';
+import { DenyAllPolicyEngine } from '../policy/deny-all-policy-engine.js';
 import { policyClock } from '../policy/policy-context.js';
 import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
 import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
@@ -40,6 +51,8 @@ export interface StartOptions {
   readonly logLevel?: string;
   /** Do not print the start-up banner (the demo prints its own). */
   readonly quiet?: boolean;
+  /** Break-glass alert dispatcher; default: one that only logs (see docs/break-glass-operations.md). */
+  readonly alerts?: AlertDispatcher;
 }
 
 export interface RunningPortcullis {
@@ -52,6 +65,9 @@ export interface RunningPortcullis {
   readonly expiry: ExpiryLoop;
   /** The database gateway, when `gateway` is configured and the server listens. */
   readonly gateway: PostgresGateway | null;
+  /** Break-glass, when emergency accounts are configured. */
+  readonly breakGlass: BreakGlassService | null;
+  readonly alerts: AlertDispatcher;
   /** Base URL actually listened on (port 0 resolved), or the public URL when not listening. */
   readonly url: string;
   close(): Promise<void>;
@@ -68,8 +84,31 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       censor: '[redacted]',
     },
   });
-  const config = loadConfig(options.configPath, env);
-  const policy = CedarPolicyEngine.fromFiles(config.policyFiles, { timeZone: config.timeZone });
+  // A broken federation or policy section does not stop the break-glass path (docs/break-glass-operations.md).
+  const loaded = loadConfig(options.configPath, env, { degradable: true });
+  const degraded: DegradedSection[] = [...loaded.degraded];
+  let policy: CedarPolicyEngine | DenyAllPolicyEngine;
+  if (degraded.some((d) => d.section === 'policies')) {
+    policy = new DenyAllPolicyEngine(degraded.flatMap((d) => d.problems).join('; '));
+  } else {
+    try {
+      policy = CedarPolicyEngine.fromFiles(loaded.policyFiles, { timeZone: loaded.timeZone });
+    } catch (error) {
+      if (loaded.breakGlass.accounts.length === 0) throw error;
+      const problem = error instanceof Error ? error.message : String(error);
+      degraded.push({ section: 'policies', problems: [problem] });
+      policy = new DenyAllPolicyEngine(problem);
+    }
+  }
+  const config: Config =
+    degraded.length === loaded.degraded.length ? loaded : Object.freeze({ ...loaded, degraded });
+  for (const d of degraded)
+    logger.error(
+      { section: d.section, problems: d.problems },
+      'configuration section failed to load: serving break-glass only for it',
+    );
+  const alerts =
+    options.alerts ?? new LoggingAlertDispatcher(logger.child({ component: 'break-glass-alerts' }));
 
   const store = await openStore(config.storageUrl.reveal(), {
     onBackgroundError: (error) => logger.warn({ err: error }, 'database connection error'),
@@ -135,6 +174,22 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       onGrantEnded: (grantId, why) => gateway?.endGrant(grantId, why),
     });
 
+    const breakGlass =
+      config.breakGlass.accounts.length > 0
+        ? new BreakGlassService({
+            store,
+            access,
+            settings: config.breakGlass,
+            totpSecrets: box.withPurpose('break-glass-totp'),
+            alerts,
+            clock,
+            newId: randomUUID,
+            adminGroups: config.admins,
+            onActivated: (expiresAt) => expiry?.nudge(expiresAt),
+          })
+        : null;
+    if (breakGlass) registerBreakGlassMetrics(metrics.registry, breakGlass);
+
     const logins = new Map<string, BrowserLogin>();
     for (const idp of config.identityProviders) {
       const login = new OidcLogin(idp, { ephemeral: store.ephemeral, clock });
@@ -181,7 +236,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
             resources: [...config.resources.keys()],
             identityProviders: config.identityProviders.map((p) => p.id),
             policyFiles: config.policyFiles,
+            breakGlassAccounts: config.breakGlass.accounts.map((a) => a.id),
+            degraded: config.degraded,
           },
+          ...(config.degraded.length > 0 ? { severity: 'high' as const } : {}),
         },
         clock.now(),
       ),
@@ -193,6 +251,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       onTick: async (now) => {
         await checkpointNow(now, false);
         await store.ephemeral.purgeExpired(now);
+        await breakGlass?.tick();
       },
     });
     const recovered = await access.recover();
@@ -249,8 +308,28 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
           checks.signing_keys = 'unavailable';
         }
         checks.policies = 'ok';
-        return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+        for (const d of config.degraded)
+          checks[d.section] = `failed to load: ${d.problems.length} problem(s); see the log`;
+        // Drill freshness is reported, but an overdue drill does not take a replica out of service.
+        const informational = new Set(['break_glass_drills']);
+        if (breakGlass) {
+          checks.break_glass = config.degraded.length > 0 ? 'ok (break-glass-only mode)' : 'ok';
+          try {
+            const overdue = (await breakGlass.overview())
+              .filter((a) => a.drillOverdue)
+              .map((a) => a.accountId);
+            checks.break_glass_drills = overdue.length === 0 ? 'ok' : `overdue: ${overdue.join(', ')}`;
+          } catch {
+            checks.break_glass_drills = 'unavailable';
+          }
+        }
+        const ready = Object.entries(checks).every(
+          ([name, v]) =>
+            informational.has(name) || v === 'ok' || (name === 'break_glass' && v.startsWith('ok')),
+        );
+        return { ready, checks };
       },
+      ...(breakGlass ? { breakGlass } : {}),
       bodyLimitBytes: config.server.bodyLimitBytes,
       trustProxy: config.server.trustProxy,
       logger: {
@@ -291,7 +370,20 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     }
     if (!options.quiet)
       logger.info({ url, config: config.file, storage: store.dialect }, 'Portcullis is serving');
-    return { config, app, store, access, tokens, keys, expiry, gateway, url, close: closeAll };
+    return {
+      config,
+      app,
+      store,
+      access,
+      tokens,
+      keys,
+      expiry,
+      gateway,
+      breakGlass,
+      alerts,
+      url,
+      close: closeAll,
+    };
   } catch (error) {
     await closeAll();
     throw error;

@@ -5,7 +5,9 @@
  */
 import type { Migration } from 'kysely';
 import * as initial from './0001-initial.js';
+import * as breakGlass from './0002-break-glass.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
+  '0002-break-glass': breakGlass,
 };
