@@ -13,6 +13,7 @@ import {
   type PassphraseHashParameters,
   productionPassphraseParameters,
 } from '../break-glass/credentials.js';
+import { drillOverdue } from '../break-glass/drill.js';
 import { createSeal } from '../break-glass/sealed-shares.js';
 import type { BreakGlassSettings, ConfiguredEmergencyAccount } from '../config/break-glass-config.js';
 import type { Clock } from '../core/clock.js';
@@ -250,6 +251,59 @@ export async function collectEvidence(
   };
 }
 
+export interface AccountOverview {
+  readonly accountId: string;
+  readonly resourceId: string;
+  readonly roles: readonly string[];
+  readonly custodians: readonly string[];
+  readonly enrolled: readonly string[];
+  readonly quorum: number;
+  readonly sealed: boolean;
+  readonly sealReady: boolean;
+  readonly lastDrillAt: number | null;
+  readonly lastDrillPassed: boolean | null;
+  readonly drillOverdue: boolean;
+  readonly openActivations: number;
+  readonly awaitingReview: number;
+  readonly rotationOwed: number;
+}
+
+/** Per account: enrolment, seal, drills (overdue flagged), open activations, reviews and rotations owed. */
+export async function accountOverview(
+  store: Store,
+  settings: BreakGlassSettings,
+  now: number,
+): Promise<AccountOverview[]> {
+  const out: AccountOverview[] = [];
+  for (const account of settings.accounts) {
+    const enrolled = (await store.breakGlass.listCustodians(account.id)).map((c) => c.custodianId);
+    const seal = account.sealed ? await store.breakGlass.getSeal(account.id) : undefined;
+    const last = await store.breakGlass.lastDrill(account.id);
+    const activations = await store.breakGlass.listActivations({
+      accountId: account.id,
+      limit: 1000,
+    });
+    out.push({
+      accountId: account.id,
+      resourceId: account.scope.resourceId,
+      roles: account.scope.roles,
+      custodians: account.custodians,
+      enrolled: enrolled.filter((c) => account.custodians.includes(c)),
+      quorum: account.quorum,
+      sealed: account.sealed !== null,
+      sealReady: account.sealed === null || seal !== undefined,
+      lastDrillAt: last?.at ?? null,
+      lastDrillPassed: last ? last.passed : null,
+      drillOverdue: drillOverdue(last?.at ?? null, account.drillIntervalSeconds, now),
+      openActivations: activations.filter((s) =>
+        ['initiated', 'awaiting_quorum', 'active'].includes(s.activation.state),
+      ).length,
+      awaitingReview: activations.filter((s) => bg.awaitingReview(s.activation)).length,
+      rotationOwed: activations.filter((s) => bg.requiresRotation(s.activation)).length,
+    });
+  }
+  return out;
+}
 /** The evidence as Markdown, for people (the JSON is for tools). */
 export function evidenceMarkdown(e: ActivationEvidence): string {
   const a = e.activation;

@@ -20,7 +20,7 @@ import {
   type PresentedCredentials,
   verifyCustodian,
 } from '../break-glass/credentials.js';
-import { drillOverdue, shortenDrill } from '../break-glass/drill.js';
+import { shortenDrill } from '../break-glass/drill.js';
 import {
   type Attempt,
   checkAttempt,
@@ -42,7 +42,7 @@ import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import type { Principal } from '../core/principal.js';
 import type { AccessService } from './access-service.js';
-import { collectEvidence } from './break-glass-admin.js';
+import { type AccountOverview, accountOverview, collectEvidence } from './break-glass-admin.js';
 import type { StoredActivation } from './break-glass-ports.js';
 import type { SecretBox, Store, Transaction } from './ports.js';
 
@@ -89,6 +89,8 @@ export interface EmergencyGrantAccess {
   readonly expiresAt: number;
   readonly credentials?: Readonly<Record<string, string>>;
   readonly token?: string;
+  /** Drills only: what the resource's roles outside the scope would grant, for the client to probe. */
+  readonly outOfScope?: readonly string[];
 }
 
 /** One check of a drill and its outcome. */
@@ -96,23 +98,6 @@ export interface DrillCheck {
   readonly name: string;
   readonly passed: boolean;
   readonly detail: string;
-}
-
-export interface AccountOverview {
-  readonly accountId: string;
-  readonly resourceId: string;
-  readonly roles: readonly string[];
-  readonly custodians: readonly string[];
-  readonly enrolled: readonly string[];
-  readonly quorum: number;
-  readonly sealed: boolean;
-  readonly sealReady: boolean;
-  readonly lastDrillAt: number | null;
-  readonly lastDrillPassed: boolean | null;
-  readonly drillOverdue: boolean;
-  readonly openActivations: number;
-  readonly awaitingReview: number;
-  readonly rotationOwed: number;
 }
 
 const maxCasAttempts = 8;
@@ -879,6 +864,12 @@ export class BreakGlassService {
       from,
       now,
     );
+    const inScope = activation.scope.roles.flatMap((r) => resource.roles.get(r)?.grants ?? []);
+    const outOfScope = [...resource.roles.values()]
+      .filter((r) => !activation.scope.roles.includes(r.name))
+      .flatMap((r) => r.grants)
+      .filter((g) => !inScope.includes(g));
+    const probe = activation.drill ? { outOfScope } : {};
     const out: EmergencyGrantAccess[] = [];
     for (const requestId of stored.requestIds) {
       const grantId = await this.#deps.access.grantIdOf(requestId);
@@ -887,10 +878,10 @@ export class BreakGlassService {
       if (!grant) continue;
       if (resource.kind === 'token') {
         const issued = await this.#deps.access.issueToken(principal, grantId, from);
-        out.push({ grantId, role: grant.role, expiresAt: grant.expiresAt, token: issued.token });
+        out.push({ grantId, role: grant.role, expiresAt: grant.expiresAt, token: issued.token, ...probe });
       } else {
         const credentials = await this.#deps.access.credentials(principal, grantId, from);
-        out.push({ grantId, role: grant.role, expiresAt: grant.expiresAt, credentials });
+        out.push({ grantId, role: grant.role, expiresAt: grant.expiresAt, credentials, ...probe });
       }
     }
     return out;
@@ -1268,38 +1259,7 @@ export class BreakGlassService {
 
   // ------------------------------------------------------------ overview
 
-  async overview(): Promise<AccountOverview[]> {
-    const now = this.#deps.clock.now();
-    const out: AccountOverview[] = [];
-    for (const account of this.#deps.settings.accounts) {
-      const enrolled = (await this.#deps.store.breakGlass.listCustodians(account.id)).map(
-        (c) => c.custodianId,
-      );
-      const seal = account.sealed ? await this.#deps.store.breakGlass.getSeal(account.id) : undefined;
-      const last = await this.#deps.store.breakGlass.lastDrill(account.id);
-      const activations = await this.#deps.store.breakGlass.listActivations({
-        accountId: account.id,
-        limit: 1000,
-      });
-      out.push({
-        accountId: account.id,
-        resourceId: account.scope.resourceId,
-        roles: account.scope.roles,
-        custodians: account.custodians,
-        enrolled: enrolled.filter((c) => account.custodians.includes(c)),
-        quorum: account.quorum,
-        sealed: account.sealed !== null,
-        sealReady: account.sealed === null || seal !== undefined,
-        lastDrillAt: last?.at ?? null,
-        lastDrillPassed: last ? last.passed : null,
-        drillOverdue: drillOverdue(last?.at ?? null, account.drillIntervalSeconds, now),
-        openActivations: activations.filter((s) =>
-          ['initiated', 'awaiting_quorum', 'active'].includes(s.activation.state),
-        ).length,
-        awaitingReview: activations.filter((s) => bg.awaitingReview(s.activation)).length,
-        rotationOwed: activations.filter((s) => bg.requiresRotation(s.activation)).length,
-      });
-    }
-    return out;
+  overview(): Promise<AccountOverview[]> {
+    return accountOverview(this.#deps.store, this.#deps.settings, this.#deps.clock.now());
   }
 }

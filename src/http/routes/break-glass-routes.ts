@@ -240,6 +240,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
                   expires_at: z.string(),
                   credentials: z.record(z.string(), z.string()).optional(),
                   token: z.string().optional(),
+                  out_of_scope: z.array(z.string()).optional(),
                 }),
               ),
             }),
@@ -260,6 +261,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
             expires_at: new Date(g.expiresAt).toISOString(),
             ...(g.credentials ? { credentials: { ...g.credentials } } : {}),
             ...(g.token ? { token: g.token } : {}),
+            ...(g.outOfScope ? { out_of_scope: [...g.outOfScope] } : {}),
           })),
         };
       },
