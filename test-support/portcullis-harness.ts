@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
+import type { Clock } from '../src/core/clock.js';
 import {
   type DemoIdentityProvider,
   startDemoIdentityProvider,
@@ -143,6 +144,10 @@ export interface HarnessOptions {
    * default `in-process`.
    */
   readonly mode?: 'in-process' | 'child';
+  /** More `identity_providers` entries after the demo OIDC one (e.g. SAML test IdPs). */
+  readonly extraIdentityProviders?: readonly object[];
+  /** The server's clock (in-process mode only), e.g. to age sessions without sleeping. */
+  readonly clock?: Clock;
 }
 
 export interface ApiResponse {
@@ -241,6 +246,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         scopes: ['openid', 'profile', 'email', 'groups'],
         api_audiences: ['urn:portcullis:api'],
       },
+      ...(options.extraIdentityProviders ?? []),
     ],
     resources,
     policies: { files: [options.policyFile ?? join(import.meta.dirname, 'policies', 'e2e.cedar')] },
@@ -281,7 +287,12 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   let portcullis: RunningPortcullis | null = null;
   const start = async () => {
     if (mode === 'in-process') {
-      portcullis = await startPortcullis({ configPath, env: { ...process.env, ...env }, logLevel: 'silent' });
+      portcullis = await startPortcullis({
+        configPath,
+        env: { ...process.env, ...env },
+        logLevel: 'silent',
+        ...(options.clock ? { clock: options.clock } : {}),
+      });
       return;
     }
     child = await spawnServer(configPath, { ...process.env, ...env, PORTCULLIS_LOG_LEVEL: 'warn' }, url);
