@@ -129,6 +129,34 @@ function instant(value: string | null): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+type SamlClaimKeys = Pick<
+  SamlProviderSettings,
+  'subject_attribute' | 'email_attribute' | 'name_attribute' | 'groups_attribute'
+>;
+
+/**
+ * The claims a SAML sign-in is judged on: every attribute by its Name, plus `sub` (the NameID or
+ * `subject_attribute`), `email` and `name` from the configured attributes (first values).
+ */
+export function samlClaims(
+  attributes: Readonly<Record<string, unknown>>,
+  nameId: unknown,
+  settings: SamlClaimKeys,
+): Record<string, unknown> {
+  const first = (value: unknown) => (Array.isArray(value) ? value[0] : value);
+  return {
+    ...attributes,
+    sub: settings.subject_attribute ? first(attributes[settings.subject_attribute]) : nameId,
+    email: first(attributes[settings.email_attribute]),
+    name: first(attributes[settings.name_attribute]),
+  };
+}
+
+/** A SAML provider's settings as the shared claim mapping reads them (groups from an attribute). */
+export function samlClaimSettings<T extends SamlClaimKeys>(settings: T): T & { groups_claim: string } {
+  return { ...settings, groups_claim: settings.groups_attribute };
+}
+
 export interface SamlLoginOptions {
   readonly ephemeral: EphemeralStore;
   /** Portcullis' public URL; the ACS and metadata URLs hang off it. */
@@ -305,23 +333,15 @@ export class SamlLogin {
     if (!timingSafeEqual(sha256(loginId ?? ''), Buffer.from(pending.loginIdHash, 'base64url')))
       throw failure('browser_mismatch', 'this sign-in was started in another browser; start again');
 
-    const attributes = (profile.attributes ?? {}) as Record<string, unknown>;
-    const subjectValue = this.#settings.subject_attribute
-      ? [attributes[this.#settings.subject_attribute]].flat()[0]
-      : profile.nameID;
-    if (typeof subjectValue !== 'string' || subjectValue === '' || subjectValue.length > maxSubjectLength)
+    const claims = samlClaims(
+      (profile.attributes ?? {}) as Record<string, unknown>,
+      profile.nameID,
+      this.#settings,
+    );
+    const subject = claims.sub;
+    if (typeof subject !== 'string' || subject === '' || subject.length > maxSubjectLength)
       throw failure('invalid_response', 'the assertion has no usable subject');
-    const first = (value: unknown) => (Array.isArray(value) ? value[0] : value);
-    const claims = {
-      ...attributes,
-      sub: subjectValue,
-      email: first(attributes[this.#settings.email_attribute]),
-      name: first(attributes[this.#settings.name_attribute]),
-    };
-    const principal = principalFromClaims(subjectValue, claims, {
-      ...this.#settings,
-      groups_claim: this.#settings.groups_attribute,
-    });
+    const principal = principalFromClaims(subject, claims, samlClaimSettings(this.#settings));
     return { principal, returnTo: pending.returnTo, context: pending.context };
   }
 
