@@ -22,6 +22,8 @@ import {
   type TestSamlIdp,
   unsaml,
 } from '../../test-support/saml-idp.js';
+import { ApiClient } from '../cli/api-client.js';
+import { loopbackLogin } from '../cli/loopback-login.js';
 
 const [erin, frank] = samlTestUsers as [SamlTestUser, SamlTestUser];
 /** At the partner IdP: the same e-mail as erin at corp, and alice's OIDC subject as NameID. */
@@ -168,6 +170,42 @@ describe('SAML federation through the HTTP edge', () => {
     assert.equal(metadata.status, 200);
     assert.match(await metadata.text(), new RegExp(`Location="${corpAcs()}"`));
     assert.equal((await fetch(`${h.url}/auth/saml/demo/metadata`)).status, 404);
+  });
+
+  it('the CLI signs in through a SAML IdP: loopback redirect, PKCE, session token', async () => {
+    const session = await loopbackLogin({
+      client: new ApiClient({ server: h.url }),
+      idp: 'corp',
+      protocol: 'saml',
+      present: async (authorizationUrl) => {
+        assert.match(authorizationUrl, /\/auth\/saml\/corp\/login\?/);
+        const begin = await fetch(authorizationUrl, { redirect: 'manual' });
+        const cookie = (begin.headers.get('set-cookie') ?? '').split(';')[0] as string;
+        const posted = await samlSignIn(begin.headers.get('location') as string, erin);
+        const acs = await post('corp', cookie, {
+          SAMLResponse: posted.SAMLResponse,
+          RelayState: posted.RelayState,
+        });
+        assert.equal(acs.status, 303);
+        await fetch(acs.headers.get('location') as string);
+      },
+    });
+    assert.equal(session.principal.id, 'corp:saml-erin-0001');
+    assert.equal((await h.api(session.session_token, 'GET', '/api/v1/me')).status, 200);
+  });
+
+  it('the sign-in page lists every identity provider', async () => {
+    const page = await fetch(`${h.url}/auth/login`);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    for (const [id, protocol, name] of [
+      ['demo', 'oidc', 'Demo'],
+      ['corp', 'saml', 'Corp (SAML)'],
+      ['partner', 'saml', 'Partner (SAML)'],
+    ]) {
+      assert.ok(html.includes(`href="/auth/${protocol}/${id}/login"`), id);
+      assert.ok(html.includes(name as string), name);
+    }
   });
 
   it('signs in through SAML like OIDC: principal, mapped groups, auth.login, CLI session', async () => {

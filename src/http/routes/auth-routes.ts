@@ -25,6 +25,25 @@ function escapeHtml(text: string): string {
 export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
+      '/auth/login',
+      { schema: { summary: 'Sign-in page: a link per identity provider', tags: ['auth'] } },
+      async (_request, reply) => {
+        const links = deps.sessions.providers
+          .map(
+            (p) =>
+              `<li><a href="/auth/${p.protocol}/${encodeURIComponent(p.id)}/login">${escapeHtml(p.displayName)}</a></li>`,
+          )
+          .join('');
+        return reply
+          .type('text/html; charset=utf-8')
+          .header('content-security-policy', "default-src 'none'")
+          .send(
+            `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign in to Portcullis</title><h1>Sign in to Portcullis</h1>${links ? `<ul>${links}</ul>` : '<p>No identity provider is configured.</p>'}</html>`,
+          );
+      },
+    );
+
+    app.get(
       '/auth/oidc/:idp/login',
       {
         schema: {
