@@ -218,6 +218,27 @@ describe('SamlLogin against a real signing SAML IdP', () => {
     await rejects(login.complete(new URL(acsUrl), loginId, posted), 'login_failed:assertion_replayed');
   });
 
+  it('of two racing POSTs of one response, exactly one signs in', async () => {
+    const { login } = setup();
+    const { loginId, posted } = await signIn(login);
+    const results = await Promise.allSettled([
+      login.complete(new URL(acsUrl), loginId, posted),
+      login.complete(new URL(acsUrl), loginId, posted),
+    ]);
+    assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+  });
+
+  it('re-reads metadata_url once it is older than metadata_refresh_interval', async () => {
+    const { login } = setup({ metadata_refresh_interval: 60 });
+    await login.begin({ redirectUri: acsUrl });
+    const fetches = idp.metadataFetches;
+    await login.begin({ redirectUri: acsUrl });
+    assert.equal(idp.metadataFetches, fetches, 'fresh metadata is not fetched again');
+    now += 61_000;
+    await login.begin({ redirectUri: acsUrl });
+    assert.equal(idp.metadataFetches, fetches + 1);
+  });
+
   it('refuses a response to a request never sent, and an unsolicited one', async () => {
     const { login } = setup();
     const { loginId } = await signIn(login);
