@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { closedPort, startSilentServer } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { postgresSkipReason } from '../../test-support/postgres.js';
 import {
   newSigningKey,
   type SamlTestUser,
@@ -24,6 +25,7 @@ import {
 } from '../../test-support/saml-idp.js';
 import { ApiClient } from '../cli/api-client.js';
 import { loopbackLogin } from '../cli/loopback-login.js';
+import { startPortcullis } from '../server/start.js';
 
 const [erin, frank] = samlTestUsers as [SamlTestUser, SamlTestUser];
 /** At the partner IdP: the same e-mail as erin at corp, and alice's OIDC subject as NameID. */
@@ -447,6 +449,52 @@ describe('a broken identity provider entry', () => {
           return true;
         },
       );
+    }
+  });
+});
+
+describe('SAML across replicas on PostgreSQL', async () => {
+  const skip = await postgresSkipReason();
+  it('a sign-in begun on one replica finishes on another; a replay on the first is refused', {
+    skip,
+  }, async () => {
+    const idp = await startTestSamlIdp();
+    const h = await startHarness({
+      storage: 'postgres',
+      extraIdentityProviders: [
+        { id: 'corp', type: 'saml', display_name: 'Corp', metadata_url: idp.metadataUrl },
+      ],
+    });
+    const replica = await startPortcullis({
+      configPath: h.configPath,
+      env: { ...process.env, ...h.env },
+      logLevel: 'silent',
+      listen: false,
+    });
+    try {
+      const begin = await fetch(`${h.url}/auth/saml/corp/login`, { redirect: 'manual' });
+      const cookie = (begin.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      const posted = await samlSignIn(begin.headers.get('location') as string, erin);
+      const body = new URLSearchParams({ SAMLResponse: posted.SAMLResponse }).toString();
+      const finished = await replica.app.inject({
+        method: 'POST',
+        url: '/auth/saml/corp/acs',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        payload: body,
+      });
+      assert.equal(finished.statusCode, 200, finished.body);
+      assert.match(finished.body, /Signed in as Erin Example \(corp:saml-erin-0001\)/);
+      const replay = await fetch(`${h.url}/auth/saml/corp/acs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body,
+      });
+      assert.equal(replay.status, 400);
+      assert.equal(((await replay.json()) as { reason: string }).reason, 'assertion_replayed');
+    } finally {
+      await replica.close();
+      await h.close();
+      await idp.stop();
     }
   });
 });
