@@ -1,6 +1,7 @@
 /**
  * Who is calling: turns a bearer token (a Portcullis session token, or an IdP-issued JWT) into a
- * Principal, and runs the CLI login (loopback redirect + PKCE, RFC 8252) on top of OIDC login.
+ * Principal, and runs the CLI login (loopback redirect + PKCE, RFC 8252) on top of the browser
+ * login of any identity provider (OIDC or SAML: one {@link BrowserLogin} each).
  * Rejected credentials leave a security audit event.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';

@@ -24,6 +24,12 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return seconds;
 });
 
+function isTrustedMetadataUrl(value: string): boolean {
+  const url = URL.parse(value);
+  if (url?.protocol === 'https:') return true;
+  return url?.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+}
+
 /** A condition on what an IdP asserted; every field given must hold (docs/identity-providers.md). */
 const mappingCondition = z
   .object({
@@ -89,6 +95,10 @@ const samlProvider = z
   .strict()
   .refine((p) => (p.metadata_file === undefined) !== (p.metadata_url === undefined), {
     message: 'needs exactly one of metadata_file, metadata_url',
+  })
+  .refine((p) => p.metadata_url === undefined || isTrustedMetadataUrl(p.metadata_url), {
+    message: 'must be https (plain http only on a loopback address): the metadata carries the signing keys',
+    path: ['metadata_url'],
   });
 
 const oidcProvider = z

@@ -440,6 +440,10 @@ describe('a broken identity provider entry', () => {
         },
         /identity_providers\[1\]\.deny\[0\].*needs at least one of group, email_domain, claim/,
       ],
+      [
+        { id: 'corp', type: 'saml', display_name: 'Corp', metadata_url: 'http://idp.example/md' },
+        /identity_providers\[1\]\.metadata_url: must be https/,
+      ],
     ];
     for (const [entry, expected] of cases) {
       await assert.rejects(
