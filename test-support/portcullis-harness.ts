@@ -144,6 +144,8 @@ export interface HarnessOptions {
    * default `in-process`.
    */
   readonly mode?: 'in-process' | 'child';
+  /** Extra or replaced keys of the demo OIDC provider's entry (e.g. `deny`, `mapping_rules`). */
+  readonly demoIdpOverrides?: Record<string, unknown>;
   /** More `identity_providers` entries after the demo OIDC one (e.g. SAML test IdPs). */
   readonly extraIdentityProviders?: readonly object[];
   /** The server's clock (in-process mode only), e.g. to age sessions without sleeping. */
@@ -245,6 +247,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         client_secret: { env: 'E2E_CLIENT_SECRET' },
         scopes: ['openid', 'profile', 'email', 'groups'],
         api_audiences: ['urn:portcullis:api'],
+        ...options.demoIdpOverrides,
       },
       ...(options.extraIdentityProviders ?? []),
     ],

@@ -191,7 +191,9 @@ export class SessionService {
     } catch (error) {
       const code = error instanceof PortcullisError ? error.code : 'invalid_token';
       const reason =
-        error instanceof PortcullisError ? String(error.details.reason ?? error.message) : 'malformed';
+        error instanceof PortcullisError
+          ? String(error.details.reason ?? error.details.rule ?? error.message)
+          : 'malformed';
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
           {
@@ -210,7 +212,10 @@ export class SessionService {
       );
       if (
         error instanceof PortcullisError &&
-        (code === 'invalid_token' || code === 'unauthenticated' || code === 'reauthentication_required')
+        (code === 'invalid_token' ||
+          code === 'unauthenticated' ||
+          code === 'reauthentication_required' ||
+          code === 'sign_in_not_allowed')
       )
         throw error;
       throw new PortcullisError('invalid_token', 'The token is not valid', { reason }, { cause: error });
