@@ -9,6 +9,7 @@ import { CliError, exitCodeHelp, exitCodes } from './cli-error.js';
 import { exportAuditLog, verifyAuditLog } from './commands/audit-commands.js';
 import { login, logout, whoami } from './commands/auth-commands.js';
 import { issueToken, listGrants, revokeGrant, showCredentials } from './commands/grant-commands.js';
+import { testIdentityProvider } from './commands/idp-commands.js';
 import { rotateKeys } from './commands/keys-commands.js';
 import { testPolicies } from './commands/policy-commands.js';
 import {
@@ -26,7 +27,7 @@ const environmentHelp = `Environment:
   PORTCULLIS_SERVER    server URL (like --server)
   PORTCULLIS_PROFILE   saved session to use (like --profile; default "default")
   PORTCULLIS_HOME      where sessions are saved (default ~/.config/portcullis; files 0600)
-  PORTCULLIS_CONFIG    configuration file for serve, policy test, keys rotate
+  PORTCULLIS_CONFIG    configuration file for serve, policy test, idp test, keys rotate
   PORTCULLIS_PASSWORD  password for \`login --username\` (demo identity provider only)`;
 
 const example = (...lines: string[]) =>
@@ -288,6 +289,25 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action(
       run((ctx, file: string, options: { config?: string }) =>
         testPolicies(ctx, file, { config: configFile(ctx, options.config) }),
+      ),
+    );
+
+  // ------------------------------------------------------------------ idp
+  program
+    .command('idp')
+    .description('work with the identity providers of the configuration')
+    .command('test')
+    .description('show what these claims/attributes map to: groups, allowed or denied and why (offline)')
+    .argument('<idp>', 'identity provider id')
+    .requiredOption('--claims <file>', 'claims (OIDC) or attributes (SAML) as JSON or YAML')
+    .addOption(configOption())
+    .addHelpText(
+      'after',
+      example('portcullis idp test okta --claims alice-claims.json --config portcullis.yaml'),
+    )
+    .action(
+      run((ctx, idp: string, options: { claims: string; config?: string }) =>
+        testIdentityProvider(ctx, idp, { claims: options.claims, config: configFile(ctx, options.config) }),
       ),
     );
 
