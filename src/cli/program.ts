@@ -9,7 +9,7 @@ import { CliError, exitCodeHelp, exitCodes } from './cli-error.js';
 import { exportAuditLog, verifyAuditLog } from './commands/audit-commands.js';
 import { login, logout, whoami } from './commands/auth-commands.js';
 import { issueToken, listGrants, revokeGrant, showCredentials } from './commands/grant-commands.js';
-import { rotateKeys } from './commands/keys-commands.js';
+import { emergencyRotate, initRecoveryKey, rotateKeys } from './commands/keys-commands.js';
 import { testPolicies } from './commands/policy-commands.js';
 import {
   cancelRequest,
@@ -324,6 +324,47 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action(
       run((ctx, options: { config?: string; purpose: string }) =>
         rotateKeys(ctx, { purpose: options.purpose, config: configFile(ctx, options.config) }),
+      ),
+    );
+  keys
+    .command('recovery')
+    .description('the offline recovery key that authorises an emergency rotation')
+    .command('init')
+    .description(
+      'create the recovery key pair: the private key once, for a safe; the database keeps the public key',
+    )
+    .addOption(configOption())
+    .requiredOption(
+      '--out <file>',
+      'where to write the private key (mode 0600, never overwritten), or - for stdout',
+    )
+    .option('--replace', 'replace the registered recovery key (the old one stops working)')
+    .addHelpText(
+      'after',
+      example('portcullis keys recovery init --config portcullis.yaml --out /media/usb/recovery.pem'),
+    )
+    .action(
+      run((ctx, options: { config?: string; out: string; replace?: boolean }) =>
+        initRecoveryKey(ctx, { ...options, config: configFile(ctx, options.config) }),
+      ),
+    );
+  keys
+    .command('emergency-rotate')
+    .description(
+      'token key lost or compromised: retire every token key at once, authorised by the recovery key',
+    )
+    .addOption(configOption())
+    .requiredOption('--recovery-key <file>', 'the offline recovery private key (PEM)')
+    .requiredOption('--reason <text>', 'why (audited, and signed in the rotation statement)')
+    .addHelpText(
+      'after',
+      example(
+        'portcullis keys emergency-rotate --config portcullis.yaml --recovery-key /media/usb/recovery.pem --reason "INC-7: key leaked"',
+      ),
+    )
+    .action(
+      run((ctx, options: { config?: string; recoveryKey: string; reason: string }) =>
+        emergencyRotate(ctx, { ...options, config: configFile(ctx, options.config) }),
       ),
     );
 
