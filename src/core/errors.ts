@@ -46,6 +46,7 @@ export const errorCatalogue = {
   shares_insufficient: { status: 400, title: 'Not enough distinct recovery shares' },
   shares_mismatch: { status: 403, title: 'The recovery shares do not open this seal' },
   internal: { status: 500, title: 'Internal error' },
+  recovery_key_refused: { status: 403, title: 'The recovery key was not accepted' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;
