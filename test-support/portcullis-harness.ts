@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
+import type { Clock } from '../src/core/clock.js';
 import {
   type DemoIdentityProvider,
   startDemoIdentityProvider,
@@ -143,6 +144,12 @@ export interface HarnessOptions {
    * default `in-process`.
    */
   readonly mode?: 'in-process' | 'child';
+  /** Extra or replaced keys of the demo OIDC provider's entry (e.g. `deny`, `mapping_rules`). */
+  readonly demoIdpOverrides?: Record<string, unknown>;
+  /** More `identity_providers` entries after the demo OIDC one (e.g. SAML test IdPs). */
+  readonly extraIdentityProviders?: readonly object[];
+  /** The server's clock (in-process mode only), e.g. to age sessions without sleeping. */
+  readonly clock?: Clock;
 }
 
 export interface ApiResponse {
@@ -240,7 +247,9 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         client_secret: { env: 'E2E_CLIENT_SECRET' },
         scopes: ['openid', 'profile', 'email', 'groups'],
         api_audiences: ['urn:portcullis:api'],
+        ...options.demoIdpOverrides,
       },
+      ...(options.extraIdentityProviders ?? []),
     ],
     resources,
     policies: { files: [options.policyFile ?? join(import.meta.dirname, 'policies', 'e2e.cedar')] },
@@ -281,7 +290,12 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   let portcullis: RunningPortcullis | null = null;
   const start = async () => {
     if (mode === 'in-process') {
-      portcullis = await startPortcullis({ configPath, env: { ...process.env, ...env }, logLevel: 'silent' });
+      portcullis = await startPortcullis({
+        configPath,
+        env: { ...process.env, ...env },
+        logLevel: 'silent',
+        ...(options.clock ? { clock: options.clock } : {}),
+      });
       return;
     }
     child = await spawnServer(configPath, { ...process.env, ...env, PORTCULLIS_LOG_LEVEL: 'warn' }, url);

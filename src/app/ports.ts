@@ -107,7 +107,8 @@ export interface AuditReader {
 
 export interface StoredKey {
   readonly kid: string;
-  readonly purpose: 'token' | 'audit';
+  /** `recovery`: the public half of the offline recovery key only (no private half, never published). */
+  readonly purpose: 'token' | 'audit' | 'recovery';
   readonly alg: string;
   readonly publicJwk: string;
   /** Private JWK sealed with the key-encryption key. */

@@ -1,6 +1,7 @@
 /**
  * Who is calling: turns a bearer token (a Portcullis session token, or an IdP-issued JWT) into a
- * Principal, and runs the CLI login (loopback redirect + PKCE, RFC 8252) on top of OIDC login.
+ * Principal, and runs the CLI login (loopback redirect + PKCE, RFC 8252) on top of the browser
+ * login of any identity provider (OIDC or SAML: one {@link BrowserLogin} each).
  * Rejected credentials leave a security audit event.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -27,16 +28,25 @@ export interface IdpBearerVerifier {
   verify(token: string): Promise<Principal>;
 }
 
-/** One OIDC identity provider's browser login. */
+/** One identity provider's browser login (OIDC or SAML: src/identity). */
 export interface BrowserLogin {
   readonly id: string;
   readonly displayName: string;
+  /** Selects the login URLs: `/auth/oidc/{id}/callback` or `/auth/saml/{id}/acs`. Default `oidc`. */
+  readonly protocol?: 'oidc' | 'saml';
   /** `context` travels with the pending login (opaque to the IdP adapter); `loginId` binds it to the browser. */
   begin(input: {
     redirectUri: string;
     context?: string;
   }): Promise<{ authorizationUrl: string; loginId: string }>;
-  complete(callbackUrl: URL, loginId?: string): Promise<{ principal: Principal; context?: string }>;
+  /** `form`: the POSTed fields, for bindings that post (SAML HTTP-POST). */
+  /** SAML only: this service provider's metadata XML, to register at the IdP. */
+  serviceProviderMetadata?(): string;
+  complete(
+    callbackUrl: URL,
+    loginId?: string,
+    form?: Readonly<Record<string, unknown>>,
+  ): Promise<{ principal: Principal; context?: string }>;
 }
 
 export interface SessionServiceDeps {
@@ -47,6 +57,8 @@ export interface SessionServiceDeps {
   readonly clock: Clock;
   readonly sessionTtlSeconds: number;
   readonly publicUrl: string;
+  /** Per IdP `groups_max_age` in seconds: older groups make the session refused until a new sign-in. */
+  readonly groupsMaxAgeSeconds?: ReadonlyMap<string, number>;
 }
 
 interface CliLoginIntent {
@@ -97,8 +109,32 @@ export function isLoopbackRedirect(uri: string): boolean {
 export class SessionService {
   constructor(private readonly deps: SessionServiceDeps) {}
 
-  get providers(): { id: string; displayName: string }[] {
-    return [...this.deps.logins.values()].map((l) => ({ id: l.id, displayName: l.displayName }));
+  get providers(): { id: string; displayName: string; protocol: 'oidc' | 'saml'; loginUrl: string }[] {
+    return [...this.deps.logins.values()].map((l) => {
+      const protocol = l.protocol ?? 'oidc';
+      return {
+        id: l.id,
+        displayName: l.displayName,
+        protocol,
+        loginUrl: `${this.deps.publicUrl}/auth/${protocol}/${encodeURIComponent(l.id)}/login`,
+      };
+    });
+  }
+
+  /** Refuses a principal whose groups are older than its IdP's `groups_max_age`. */
+  private checkGroupsAge(principal: { idp: string; groupsAssertedAt: number }, now: number): void {
+    const maxAge = this.deps.groupsMaxAgeSeconds?.get(principal.idp);
+    if (maxAge !== undefined && now - principal.groupsAssertedAt > maxAge * 1000) {
+      throw new PortcullisError(
+        'reauthentication_required',
+        `The groups from your last sign-in through "${principal.idp}" are older than ${maxAge} s; sign in again`,
+        {
+          reason: 'groups_too_old',
+          idp: principal.idp,
+          groupsAssertedAt: new Date(principal.groupsAssertedAt).toISOString(),
+        },
+      );
+    }
   }
 
   /** Resolves the caller of an API request; throws unauthenticated / invalid_token. */
@@ -125,6 +161,7 @@ export class SessionService {
           throw new PortcullisError('invalid_token', 'The session belongs to an unknown principal', {
             reason: 'unknown_principal',
           });
+        this.checkGroupsAge(principal, now);
         return principal;
       }
       const principal = await this.deps.idpBearer.verify(token);
@@ -154,7 +191,9 @@ export class SessionService {
     } catch (error) {
       const code = error instanceof PortcullisError ? error.code : 'invalid_token';
       const reason =
-        error instanceof PortcullisError ? String(error.details.reason ?? error.message) : 'malformed';
+        error instanceof PortcullisError
+          ? String(error.details.reason ?? error.details.rule ?? error.message)
+          : 'malformed';
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
           {
@@ -171,20 +210,39 @@ export class SessionService {
           now,
         ),
       );
-      if (error instanceof PortcullisError && (code === 'invalid_token' || code === 'unauthenticated'))
+      if (
+        error instanceof PortcullisError &&
+        (code === 'invalid_token' ||
+          code === 'unauthenticated' ||
+          code === 'reauthentication_required' ||
+          code === 'sign_in_not_allowed')
+      )
         throw error;
       throw new PortcullisError('invalid_token', 'The token is not valid', { reason }, { cause: error });
     }
   }
 
-  private login(idp: string): BrowserLogin {
+  private login(idp: string, protocol?: 'oidc' | 'saml'): BrowserLogin {
     const login = this.deps.logins.get(idp);
-    if (!login) throw new PortcullisError('not_found', `No identity provider "${idp}"`);
+    if (!login || (protocol !== undefined && (login.protocol ?? 'oidc') !== protocol))
+      throw new PortcullisError(
+        'not_found',
+        `No ${protocol ? `${protocol.toUpperCase()} ` : ''}identity provider "${idp}"`,
+      );
     return login;
   }
 
+  /** The SAML service provider metadata for one SAML IdP (not_found for others). */
+  samlMetadata(idp: string): string {
+    const login = this.login(idp, 'saml');
+    if (!login.serviceProviderMetadata) throw new PortcullisError('not_found');
+    return login.serviceProviderMetadata();
+  }
+
   callbackUrl(idp: string): string {
-    return `${this.deps.publicUrl}/auth/oidc/${encodeURIComponent(idp)}/callback`;
+    const protocol = this.deps.logins.get(idp)?.protocol ?? 'oidc';
+    const last = protocol === 'saml' ? 'acs' : 'callback';
+    return `${this.deps.publicUrl}/auth/${protocol}/${encodeURIComponent(idp)}/${last}`;
   }
 
   /**
@@ -195,6 +253,7 @@ export class SessionService {
   async beginLogin(
     idp: string,
     cli: CliLoginIntent | null,
+    protocol?: 'oidc' | 'saml',
   ): Promise<{ authorizationUrl: string; loginId: string }> {
     if (cli && !isLoopbackRedirect(cli.redirectUri)) {
       throw new PortcullisError(
@@ -208,7 +267,7 @@ export class SessionService {
         'code_challenge must be a base64url SHA-256 (S256) value',
       );
     }
-    const { authorizationUrl, loginId } = await this.login(idp).begin({
+    const { authorizationUrl, loginId } = await this.login(idp, protocol).begin({
       redirectUri: this.callbackUrl(idp),
       context: cli ? JSON.stringify(cli) : undefined,
     });
@@ -224,6 +283,8 @@ export class SessionService {
     callbackUrl: URL,
     loginId: string | undefined,
     from: RequestOrigin,
+    form?: Readonly<Record<string, unknown>>,
+    protocol?: 'oidc' | 'saml',
   ): Promise<{ principal: Principal; redirectTo: string | null }> {
     const now = this.deps.clock.now();
     let result: { principal: Principal; context?: string };
@@ -231,7 +292,7 @@ export class SessionService {
       // Always bound to the browser: a callback without the login cookie comes from another
       // browser (login CSRF, or a victim sent someone else's CLI login). '' matches no loginId, so
       // the pending sign-in is consumed and refused as browser_mismatch.
-      result = await this.login(idp).complete(callbackUrl, loginId ?? '');
+      result = await this.login(idp, protocol).complete(callbackUrl, loginId ?? '', form);
     } catch (error) {
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
@@ -242,7 +303,13 @@ export class SessionService {
             sourceIp: from.sourceIp,
             userAgent: from.userAgent,
             reason: error instanceof Error ? error.message : String(error),
-            data: { idp, code: error instanceof PortcullisError ? error.code : 'internal' },
+            data: {
+              idp,
+              code: error instanceof PortcullisError ? error.code : 'internal',
+              ...(error instanceof PortcullisError && typeof error.details.reason === 'string'
+                ? { failure: error.details.reason }
+                : {}),
+            },
           },
           now,
         ),

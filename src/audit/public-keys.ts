@@ -3,10 +3,58 @@
  * (`{"keys":[…]}`) or PEM (one or more SPKI `-----BEGIN PUBLIC KEY-----` blocks). Only Ed25519
  * public keys are accepted; a file holding a private key is refused so that it is not passed
  * around by mistake.
+ *
+ * Also reads the public-key bundle of `portcullis keys export` ({@link PublicKeyBundle}), which
+ * holds the token and the audit keys apart: each verifier takes only its own purpose's keys, so a
+ * token key can never vouch for an audit checkpoint, nor an audit key for a token.
  */
 import { createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { JWK } from 'jose';
+
+/** The format tag of `portcullis keys export` files. */
+export const publicKeyBundleFormat = 'portcullis-public-keys/1';
+
+/** What `portcullis keys export` writes. */
+export interface PublicKeyBundle {
+  readonly format: typeof publicKeyBundleFormat;
+  /** The server the keys were fetched from. */
+  readonly server: string;
+  /** `iss` of the server's tokens. */
+  readonly issuer: string;
+  readonly exported_at: string;
+  readonly token_keys: { readonly keys: readonly JWK[] };
+  readonly audit_keys: { readonly keys: readonly JWK[] };
+}
+
+export type KeyFilePurpose = 'audit' | 'token';
+
+export function isPublicKeyBundle(value: unknown): value is PublicKeyBundle {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { format?: unknown }).format === publicKeyBundleFormat
+  );
+}
+
+/** Reads a key file for `purpose`; also returns the bundle when the file is one (for its issuer). */
+export async function loadKeyFile(
+  path: string,
+  purpose: KeyFilePurpose,
+): Promise<{ readonly keys: JWK[]; readonly bundle: PublicKeyBundle | null }> {
+  const text = await readFile(path, 'utf8');
+  try {
+    const trimmed = text.trim();
+    let bundle: PublicKeyBundle | null = null;
+    if (trimmed.startsWith('{')) {
+      const parsed = JSON.parse(trimmed) as unknown;
+      if (isPublicKeyBundle(parsed)) bundle = parsed;
+    }
+    return { keys: parsePublicKeys(trimmed, purpose), bundle };
+  } catch (error) {
+    throw new Error(`${path}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}
 
 /**
  * Reads and parses the key file at `path`.
@@ -23,15 +71,15 @@ export async function loadPublicKeys(path: string): Promise<JWK[]> {
   }
 }
 
-/** Parses key-file content (see {@link loadPublicKeys}). */
-export function parsePublicKeys(text: string): JWK[] {
+/** Parses key-file content (see {@link loadPublicKeys}); from a bundle, the keys of `purpose`. */
+export function parsePublicKeys(text: string, purpose: KeyFilePurpose = 'audit'): JWK[] {
   const trimmed = text.trim();
-  const keys = trimmed.startsWith('-----BEGIN') ? pemKeys(trimmed) : jsonKeys(trimmed);
+  const keys = trimmed.startsWith('-----BEGIN') ? pemKeys(trimmed) : jsonKeys(trimmed, purpose);
   if (keys.length === 0) throw new Error('no keys found');
   return keys.map(checkedPublicKey);
 }
 
-function jsonKeys(text: string): JWK[] {
+function jsonKeys(text: string, purpose: KeyFilePurpose): JWK[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -39,6 +87,11 @@ function jsonKeys(text: string): JWK[] {
     throw new Error('not JSON (a JWK or JWK Set) and not PEM');
   }
   if (typeof parsed !== 'object' || parsed === null) throw new Error('not a JWK or JWK Set');
+  if (isPublicKeyBundle(parsed)) {
+    const set = purpose === 'token' ? parsed.token_keys : parsed.audit_keys;
+    if (!Array.isArray(set?.keys)) throw new Error(`the bundle has no ${purpose}_keys`);
+    return [...set.keys];
+  }
   const keys = (parsed as { keys?: unknown }).keys;
   if (keys === undefined) return [parsed as JWK];
   if (!Array.isArray(keys)) throw new Error('"keys" is not an array');

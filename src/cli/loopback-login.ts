@@ -2,7 +2,7 @@
  * CLI sign-in through a loopback redirect (RFC 8252 §7.3) with PKCE (RFC 7636):
  *
  * 1. listen on http://127.0.0.1:<random port>/callback;
- * 2. send the browser to `<server>/auth/oidc/<idp>/login?redirect_uri=…&code_challenge=…&state=…`;
+ * 2. send the browser to `<server>/auth/{oidc|saml}/<idp>/login?redirect_uri=…&code_challenge=…&state=…`;
  *    Portcullis runs the identity provider's login and redirects back with a one-time `code`;
  * 3. check `state`, then trade `code` and the PKCE verifier for a session token at
  *    `POST /api/v1/auth/cli/token`, and tell the browser how it went.
@@ -32,6 +32,8 @@ export interface LoopbackLoginOptions {
   readonly client: ApiClient;
   /** Identity provider id, as listed by `GET /api/v1/auth/providers`. */
   readonly idp: string;
+  /** The provider's protocol from the same list; selects `/auth/oidc/…` or `/auth/saml/…`. Default oidc. */
+  readonly protocol?: 'oidc' | 'saml';
   /**
    * Sends the user (or a scripted browser) to `authorizationUrl`. A rejection aborts the login;
    * resolving means nothing — the login ends when the callback arrives.
@@ -52,6 +54,7 @@ export function cliAuthorizationUrl(
   server: string,
   idp: string,
   params: { redirectUri: string; codeChallenge: string; state: string },
+  protocol: 'oidc' | 'saml' = 'oidc',
 ): string {
   const query = new URLSearchParams({
     redirect_uri: params.redirectUri,
@@ -59,7 +62,7 @@ export function cliAuthorizationUrl(
     code_challenge_method: 'S256',
     state: params.state,
   });
-  return `${server}/auth/oidc/${encodeURIComponent(idp)}/login?${query.toString()}`;
+  return `${server}/auth/${protocol}/${encodeURIComponent(idp)}/login?${query.toString()}`;
 }
 
 function escapeHtml(text: string): string {
@@ -202,11 +205,12 @@ export async function loopbackLogin(options: LoopbackLoginOptions): Promise<CliT
       timeoutMs,
     );
   });
-  const authorizationUrl = cliAuthorizationUrl(options.client.server, options.idp, {
-    redirectUri,
-    codeChallenge: challenge,
-    state,
-  });
+  const authorizationUrl = cliAuthorizationUrl(
+    options.client.server,
+    options.idp,
+    { redirectUri, codeChallenge: challenge, state },
+    options.protocol,
+  );
   const presented = Promise.resolve()
     .then(() => options.present(authorizationUrl, redirectUri))
     .then(() => exchanged);

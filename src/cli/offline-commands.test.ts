@@ -219,3 +219,114 @@ describe('keys rotate', () => {
     );
   });
 });
+
+describe('idp test', () => {
+  async function writeIdpConfig(): Promise<string> {
+    const file = join(dir, 'portcullis-idp.yaml');
+    const base = config();
+    await writeFile(join(dir, 'corp-metadata.xml'), corpMetadata);
+    await writeFile(
+      file,
+      stringify({
+        ...base,
+        identity_providers: [
+          {
+            ...base.identity_providers[0],
+            allow: [{ email_domain: 'corp.example' }],
+            deny: [{ claim: 'employee_type', equals: 'contractor' }],
+            group_mapping: { 'Eng-Prod': ['engineering'] },
+            mapping_rules: [{ when: { claim: 'department', equals: ['SRE', 'Ops'] }, groups: ['sre'] }],
+          },
+          {
+            id: 'corp-saml',
+            type: 'saml',
+            display_name: 'Corp SAML',
+            metadata_file: 'corp-metadata.xml',
+            groups_attribute: 'memberOf',
+            email_attribute: 'mail',
+          },
+        ],
+      }),
+    );
+    return file;
+  }
+  const corpMetadata =
+    '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://idp.corp.example">' +
+    '<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing">' +
+    '<ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>MIIBfake</ds:X509Certificate></ds:X509Data></ds:KeyInfo>' +
+    '</md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.corp.example/sso"/>' +
+    '</md:IDPSSODescriptor></md:EntityDescriptor>';
+
+  it('prints the groups and why, offline, without the secrets', async () => {
+    const file = await writeIdpConfig();
+    const claims = join(dir, 'alice.json');
+    await writeFile(
+      claims,
+      JSON.stringify({
+        sub: '00u1',
+        email: 'alice@corp.example',
+        groups: ['Eng-Prod', 'Everyone'],
+        department: 'SRE',
+      }),
+    );
+    const { code, stdout, stderr } = await cli(
+      ['idp', 'test', 'demo', '--claims', claims, '--config', file],
+      {},
+    );
+    assert.equal(code, exitCodes.ok, stderr);
+    assert.match(stdout, /principal +demo:00u1/);
+    assert.match(stdout, /sign-in +allowed \(allow\[0\] matched\)/);
+    assert.match(stdout, /groups +engineering, sre/);
+    assert.match(stdout, /engineering ← group_mapping\["Eng-Prod"\]/);
+    assert.match(stdout, /sre ← mapping_rules\[0\]/);
+  });
+
+  it('exits 4 and names the rule when the user is denied', async () => {
+    const file = await writeIdpConfig();
+    const claims = join(dir, 'contractor.yaml');
+    await writeFile(
+      claims,
+      stringify({ sub: '00u2', email: 'bob@corp.example', employee_type: 'contractor' }),
+    );
+    const { code, stdout } = await cli(
+      ['idp', 'test', 'demo', '--claims', claims, '--config', file, '--json'],
+      {},
+    );
+    assert.equal(code, exitCodes.forbidden);
+    const result = JSON.parse(stdout) as { allowed: boolean; reason: string; groups: string[] };
+    assert.deepEqual([result.allowed, result.reason, result.groups], [false, 'deny[0] matched', []]);
+    const outsider = join(dir, 'outsider.json');
+    await writeFile(outsider, JSON.stringify({ sub: '00u3', email: 'eve@elsewhere.example' }));
+    const denied = await cli(['idp', 'test', 'demo', '--claims', outsider, '--config', file], {});
+    assert.equal(denied.code, exitCodes.forbidden);
+    assert.match(denied.stdout, /sign-in +DENIED \(no allow rule matched\)/);
+  });
+
+  it('reads SAML attributes by their configured names', async () => {
+    const file = await writeIdpConfig();
+    const attributes = join(dir, 'saml.yaml');
+    await writeFile(
+      attributes,
+      stringify({ NameID: 'erin', mail: 'erin@corp.example', memberOf: ['sre', 'Domain Users'] }),
+    );
+    const { code, stdout } = await cli(
+      ['idp', 'test', 'corp-saml', '--claims', attributes, '--config', file, '--json'],
+      {},
+    );
+    assert.equal(code, exitCodes.ok);
+    const result = JSON.parse(stdout) as { principal: string; email: string; groups: string[] };
+    assert.deepEqual(
+      [result.principal, result.email, result.groups],
+      ['corp-saml:erin', 'erin@corp.example', ['sre']],
+    );
+  });
+
+  it('an unknown identity provider is a usage error', async () => {
+    const file = await writeIdpConfig();
+    const claims = join(dir, 'empty.json');
+    await writeFile(claims, '{}');
+    const { code, stderr } = await cli(['idp', 'test', 'nope', '--claims', claims, '--config', file], {});
+    assert.equal(code, exitCodes.usage);
+    assert.match(stderr, /No identity provider "nope"/);
+  });
+});

@@ -10,8 +10,10 @@ import { CliError, exitCodeHelp, exitCodes } from './cli-error.js';
 import { exportAuditLog, verifyAuditLog } from './commands/audit-commands.js';
 import { login, logout, whoami } from './commands/auth-commands.js';
 import { issueToken, listGrants, revokeGrant, showCredentials } from './commands/grant-commands.js';
-import { rotateKeys } from './commands/keys-commands.js';
+import { testIdentityProvider } from './commands/idp-commands.js';
+import { emergencyRotate, initRecoveryKey, rotateKeys } from './commands/keys-commands.js';
 import { testPolicies } from './commands/policy-commands.js';
+import { exportPublicKeys, verifyToken } from './commands/public-key-commands.js';
 import {
   cancelRequest,
   createRequest,
@@ -27,7 +29,7 @@ const environmentHelp = `Environment:
   PORTCULLIS_SERVER    server URL (like --server)
   PORTCULLIS_PROFILE   saved session to use (like --profile; default "default")
   PORTCULLIS_HOME      where sessions are saved (default ~/.config/portcullis; files 0600)
-  PORTCULLIS_CONFIG    configuration file for serve, policy test, keys rotate
+  PORTCULLIS_CONFIG    configuration file for serve, policy test, idp test, keys rotate
   PORTCULLIS_PASSWORD  password for \`login --username\` (demo identity provider only)`;
 
 const example = (...lines: string[]) =>
@@ -268,15 +270,42 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .addHelpText('after', example('psql "$(portcullis creds 7c1d…)"'))
     .action(run((ctx, id: string) => showCredentials(ctx, id)));
 
-  program
+  const token = program
     .command('token')
-    .description('a signed access token for a live grant (expires no later than the grant)')
+    .description(
+      'a signed access token for a live grant (`token GRANT`), or check one offline (`token verify`)',
+    );
+  token
+    .command('issue', { isDefault: true })
+    .description(
+      'a signed access token for a live grant (expires no later than the grant); `token GRANT` for short',
+    )
     .argument('<grant>', 'grant id')
     .addHelpText(
       'after',
       example('curl -H "Authorization: Bearer $(portcullis token 7c1d…)" https://api.internal/orders'),
     )
     .action(run((ctx, id: string) => issueToken(ctx, id)));
+  token
+    .command('verify')
+    .description('check offline that a token is genuine and valid, with public keys alone (exit 10 when not)')
+    .argument('<token>', 'the token, or - to read it from stdin (keeps it out of shell history)')
+    .requiredOption('--keys <file>', 'token public keys: a file from `keys export`, the JWKS, or PEM')
+    .option('--issuer <url>', 'expected issuer (default: the one named in the `keys export` file)')
+    .option('--audience <aud>', 'expected base audience (tokens.audience)', 'portcullis')
+    .option('--at <time>', 'judge nbf/exp at this past instant (ISO 8601) instead of now')
+    .addHelpText(
+      'after',
+      example(
+        'portcullis keys export --server https://access.example.com --output portcullis-keys.json',
+        'portcullis token verify - --keys portcullis-keys.json < token.txt',
+      ),
+    )
+    .action(
+      run((ctx, value: string, options: { keys: string; issuer?: string; audience?: string; at?: string }) =>
+        verifyToken(ctx, value, options),
+      ),
+    );
 
   // ------------------------------------------------------------------ policy
   const policy = program.command('policy').description('work with the policy set');
@@ -289,6 +318,25 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action(
       run((ctx, file: string, options: { config?: string }) =>
         testPolicies(ctx, file, { config: configFile(ctx, options.config) }),
+      ),
+    );
+
+  // ------------------------------------------------------------------ idp
+  program
+    .command('idp')
+    .description('work with the identity providers of the configuration')
+    .command('test')
+    .description('show what these claims/attributes map to: groups, allowed or denied and why (offline)')
+    .argument('<idp>', 'identity provider id')
+    .requiredOption('--claims <file>', 'claims (OIDC) or attributes (SAML) as JSON or YAML')
+    .addOption(configOption())
+    .addHelpText(
+      'after',
+      example('portcullis idp test okta --claims alice-claims.json --config portcullis.yaml'),
+    )
+    .action(
+      run((ctx, idp: string, options: { claims: string; config?: string }) =>
+        testIdentityProvider(ctx, idp, { claims: options.claims, config: configFile(ctx, options.config) }),
       ),
     );
 
@@ -325,6 +373,57 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action(
       run((ctx, options: { config?: string; purpose: string }) =>
         rotateKeys(ctx, { purpose: options.purpose, config: configFile(ctx, options.config) }),
+      ),
+    );
+  keys
+    .command('recovery')
+    .description('the offline recovery key that authorises an emergency rotation')
+    .command('init')
+    .description(
+      'create the recovery key pair: the private key once, for a safe; the database keeps the public key',
+    )
+    .addOption(configOption())
+    .requiredOption(
+      '--out <file>',
+      'where to write the private key (mode 0600, never overwritten), or - for stdout',
+    )
+    .option('--replace', 'replace the registered recovery key (the old one stops working)')
+    .addHelpText(
+      'after',
+      example('portcullis keys recovery init --config portcullis.yaml --out /media/usb/recovery.pem'),
+    )
+    .action(
+      run((ctx, options: { config?: string; out: string; replace?: boolean }) =>
+        initRecoveryKey(ctx, { ...options, config: configFile(ctx, options.config) }),
+      ),
+    );
+  keys
+    .command('export')
+    .description('download the public keys (token and audit) into one file for offline verification')
+    .option('--output <file>', 'write to this file (never overwritten) instead of stdout')
+    .option('--issuer <url>', 'issuer to record, if the public URL differs from --server')
+    .addHelpText(
+      'after',
+      example('portcullis keys export --server https://access.example.com --output portcullis-keys.json'),
+    )
+    .action(run((ctx, options: { output?: string; issuer?: string }) => exportPublicKeys(ctx, options)));
+  keys
+    .command('emergency-rotate')
+    .description(
+      'token key lost or compromised: retire every token key at once, authorised by the recovery key',
+    )
+    .addOption(configOption())
+    .requiredOption('--recovery-key <file>', 'the offline recovery private key (PEM)')
+    .requiredOption('--reason <text>', 'why (audited, and signed in the rotation statement)')
+    .addHelpText(
+      'after',
+      example(
+        'portcullis keys emergency-rotate --config portcullis.yaml --recovery-key /media/usb/recovery.pem --reason "INC-7: key leaked"',
+      ),
+    )
+    .action(
+      run((ctx, options: { config?: string; recoveryKey: string; reason: string }) =>
+        emergencyRotate(ctx, { ...options, config: configFile(ctx, options.config) }),
       ),
     );
 

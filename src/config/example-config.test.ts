@@ -54,6 +54,7 @@ describe('examples/portcullis.example.yaml', () => {
 
     const [okta] = config.identityProviders;
     assert.equal(config.identityProviders.length, 1);
+    assert.ok(okta?.type === 'oidc');
     assert.equal(okta?.id, 'okta');
     assert.equal(okta?.clientSecret?.reveal(), env.OKTA_CLIENT_SECRET);
     assert.deepEqual(okta?.api_audiences, ['api://portcullis']);

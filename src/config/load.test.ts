@@ -120,7 +120,7 @@ describe('parseConfig: a valid configuration', () => {
     assert.equal(config.timeZone, 'Europe/Berlin');
 
     const [okta] = config.identityProviders;
-    assert.ok(okta);
+    assert.ok(okta?.type === 'oidc');
     assert.equal(okta.clientSecret?.reveal(), oktaClientSecret);
     assert.deepEqual(okta.scopes, ['openid', 'profile', 'email']);
     assert.equal(okta.groups_claim, 'groups');
@@ -282,7 +282,7 @@ describe('parseConfig: every problem is reported at once', () => {
     ['an unknown time zone', (t) => (t.time_zone = 'Europe/Atlantis'), 'time_zone'],
     [
       'an unknown identity provider type',
-      (t) => (t.identity_providers[0].type = 'saml'),
+      (t) => (t.identity_providers[0].type = 'ws-fed'),
       'identity_providers[0].type',
     ],
     [
@@ -471,7 +471,7 @@ describe('parseConfig: secrets', () => {
       strings: [
         String(config.storageUrl),
         `${config.tokens.keyEncryptionKey}`,
-        String(config.identityProviders[0]?.clientSecret),
+        String((config.identityProviders[0] as { clientSecret?: unknown } | undefined)?.clientSecret),
         String(config.resources.get('orders-db')?.postgres?.adminUrl),
       ].join('\n'),
     };

@@ -8,7 +8,13 @@ import { parseDocument } from 'yaml';
 import { PortcullisError } from '../core/errors.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
-import { configSchema, type IdentityProviderConfig, type ParsedConfig, type SecretRef } from './schema.js';
+import {
+  configSchema,
+  type OidcProviderConfig,
+  type ParsedConfig,
+  type SamlProviderConfig,
+  type SecretRef,
+} from './schema.js';
 import { Secret } from './secret.js';
 import { zodIssues } from './zod-issues.js';
 
@@ -47,9 +53,20 @@ export interface ConfiguredResource extends ResourceDefinition {
   readonly postgres?: PostgresTarget;
 }
 
-export type IdentityProviderSettings = Omit<IdentityProviderConfig, 'client_secret'> & {
+/** An OpenID Connect provider's settings (`type: oidc`). */
+export type IdentityProviderSettings = Omit<OidcProviderConfig, 'client_secret'> & {
   readonly clientSecret: Secret | undefined;
 };
+
+/** A SAML 2.0 provider's settings (`type: saml`); `metadata_file` is read at load time. */
+export type SamlProviderSettings = SamlProviderConfig & {
+  /** The text of `metadata_file`, when configured. */
+  readonly metadataXml: string | undefined;
+  /** Where this entry is in the file, e.g. `identity_providers[1]`, for precise start-up errors. */
+  readonly configPath: string;
+};
+
+export type AnyIdentityProviderSettings = IdentityProviderSettings | SamlProviderSettings;
 
 export interface Config {
   readonly file: string;
@@ -62,7 +79,7 @@ export interface Config {
   };
   readonly storageUrl: Secret;
   readonly timeZone: string;
-  readonly identityProviders: readonly IdentityProviderSettings[];
+  readonly identityProviders: readonly AnyIdentityProviderSettings[];
   readonly resources: ReadonlyMap<string, ConfiguredResource>;
   readonly policyFiles: readonly string[];
   readonly admins: readonly string[];
@@ -221,8 +238,24 @@ function resolveKeyEncryptionKey(
 function resolveIdentityProviders(
   providers: ParsedConfig['identity_providers'],
   secrets: SecretResolver,
-): IdentityProviderSettings[] {
-  return providers.map((idp, i): IdentityProviderSettings => {
+  baseDir: string,
+): AnyIdentityProviderSettings[] {
+  return providers.map((idp, i): AnyIdentityProviderSettings => {
+    if (idp.type === 'saml') {
+      let metadataXml: string | undefined;
+      if (idp.metadata_file !== undefined) {
+        const file = isAbsolute(idp.metadata_file) ? idp.metadata_file : resolve(baseDir, idp.metadata_file);
+        try {
+          metadataXml = readFileSync(file, 'utf8');
+        } catch (error) {
+          secrets.issues.push({
+            path: `identity_providers[${i}].metadata_file`,
+            message: `cannot read SAML metadata ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+          });
+        }
+      }
+      return { ...idp, metadataXml, configPath: `identity_providers[${i}]` };
+    }
     const { client_secret, ...rest } = idp;
     return {
       ...rest,
@@ -380,7 +413,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     const secrets = new SecretResolver(env, baseDir);
     if (sections.storage) resolveStorageUrl(sections.storage, secrets);
     if (sections.tokens) resolveKeyEncryptionKey(sections.tokens, secrets, issues);
-    if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets);
+    if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets, baseDir);
     if (sections.resources) resolveResources(sections.resources, secrets);
     if (sections.gateway) resolveGateway(sections.gateway, secrets);
     throw new ConfigError(file, [...issues, ...secrets.issues]);
@@ -391,7 +424,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
   const secrets = new SecretResolver(env, baseDir);
   const storageUrl = resolveStorageUrl(parsed.storage, secrets);
   const kek = resolveKeyEncryptionKey(parsed.tokens, secrets, issues);
-  const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets);
+  const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets, baseDir);
   const resources = resolveResources(parsed.resources, secrets);
   const gateway = parsed.gateway ? resolveGateway(parsed.gateway, secrets) : undefined;
   const breakGlass = resolveBreakGlass(parsed.break_glass, resources);

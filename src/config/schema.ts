@@ -24,6 +24,83 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return seconds;
 });
 
+function isTrustedMetadataUrl(value: string): boolean {
+  const url = URL.parse(value);
+  if (url?.protocol === 'https:') return true;
+  return url?.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
+}
+
+/** A condition on what an IdP asserted; every field given must hold (docs/identity-providers.md). */
+const mappingCondition = z
+  .object({
+    /** An IdP group (from the groups claim/attribute) the user must have. */
+    group: z.string().min(1).optional(),
+    /** The user's e-mail domain (case-insensitive); one of the list. */
+    email_domain: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    /** A claim (OIDC) or attribute (SAML) name; with `equals`, one of its values must match. */
+    claim: z.string().min(1).optional(),
+    equals: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+  })
+  .strict()
+  .refine((c) => c.group !== undefined || c.email_domain !== undefined || c.claim !== undefined, {
+    message: 'needs at least one of group, email_domain, claim',
+  })
+  .refine((c) => c.equals === undefined || c.claim !== undefined, { message: 'equals needs claim' });
+
+/** Keys shared by every identity provider type: who may sign in and which groups they get. */
+const mappingKeys = {
+  /** IdP group → Portcullis groups. Groups not listed are dropped (copy as little as possible). */
+  group_mapping: z.record(z.string(), z.array(identifier)).default({}),
+  /** Rules adding Portcullis groups when their condition holds. */
+  mapping_rules: z
+    .array(z.object({ when: mappingCondition, groups: z.array(identifier).min(1) }).strict())
+    .default([]),
+  /** When not empty, a user may sign in only if one of these conditions holds. */
+  allow: z.array(mappingCondition).default([]),
+  /** A user matching any of these conditions may not sign in (wins over allow). */
+  deny: z.array(mappingCondition).default([]),
+  /** Groups asserted longer ago than this are stale: the user must sign in again. */
+  groups_max_age: duration.optional(),
+};
+
+const samlProvider = z
+  .object({
+    id: identifier,
+    type: z.literal('saml'),
+    display_name: z.string().min(1),
+    /** The IdP's SAML metadata: a file (relative to the config) or an https URL, not both. */
+    metadata_file: z.string().min(1).optional(),
+    metadata_url: z.url().optional(),
+    /** Re-read of metadata_url (key rotation); a signature failure also re-reads, rate-limited. */
+    metadata_refresh_interval: duration.default(3600),
+    /** Portcullis' entity id at this IdP (the audience); default its metadata URL. */
+    sp_entity_id: z.string().min(1).optional(),
+    /** Require the Assertion to be signed. */
+    want_assertions_signed: z.boolean().default(true),
+    /** Require the Response to be signed. With both false, one of the two still must be. */
+    want_response_signed: z.boolean().default(false),
+    /** NameIDPolicy Format asked for, e.g. urn:oasis:names:tc:SAML:2.0:nameid-format:persistent. */
+    name_id_format: z.string().min(1).optional(),
+    /** Attribute holding the stable user id; default the NameID. */
+    subject_attribute: z.string().min(1).optional(),
+    groups_attribute: z.string().default('groups'),
+    email_attribute: z.string().default('email'),
+    name_attribute: z.string().default('displayName'),
+    /** Tolerance on NotBefore/NotOnOrAfter. */
+    clock_skew: duration.default(30),
+    /** Time allowed to fetch metadata_url. */
+    timeout: duration.default(5),
+    ...mappingKeys,
+  })
+  .strict()
+  .refine((p) => (p.metadata_file === undefined) !== (p.metadata_url === undefined), {
+    message: 'needs exactly one of metadata_file, metadata_url',
+  })
+  .refine((p) => p.metadata_url === undefined || isTrustedMetadataUrl(p.metadata_url), {
+    message: 'must be https (plain http only on a loopback address): the metadata carries the signing keys',
+    path: ['metadata_url'],
+  });
+
 const oidcProvider = z
   .object({
     id: identifier,
@@ -35,8 +112,7 @@ const oidcProvider = z
     scopes: z.array(z.string()).default(['openid', 'profile', 'email']),
     /** Claim holding the user's groups in the ID token / userinfo / API JWT. */
     groups_claim: z.string().default('groups'),
-    /** IdP group → Portcullis groups. Groups not listed are dropped (copy as little as possible). */
-    group_mapping: z.record(z.string(), z.array(identifier)).default({}),
+    ...mappingKeys,
     /** Audiences accepted on IdP-issued JWTs presented as API bearer tokens. Empty disables them. */
     api_audiences: z.array(z.string()).default([]),
     allowed_algorithms: z
@@ -50,8 +126,11 @@ const oidcProvider = z
   })
   .strict();
 
-export const identityProviderSchema = z.discriminatedUnion('type', [oidcProvider]);
+export const identityProviderSchema = z.discriminatedUnion('type', [oidcProvider, samlProvider]);
+export type OidcProviderConfig = z.infer<typeof oidcProvider>;
+export type SamlProviderConfig = z.infer<typeof samlProvider>;
 export type IdentityProviderConfig = z.infer<typeof identityProviderSchema>;
+export type MappingCondition = z.infer<typeof mappingCondition>;
 
 const role = z
   .object({

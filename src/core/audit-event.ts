@@ -32,6 +32,8 @@ export const auditEventTypes = [
   'gateway.session_ended',
   'gateway.statement',
   'gateway.recording_failed',
+  'keys.recovery_key_set',
+  'keys.emergency_rotated',
   'break_glass.enrolled',
   'break_glass.sealed',
   'break_glass.initiated',

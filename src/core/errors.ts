@@ -23,6 +23,8 @@ export const errorCatalogue = {
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   rate_limited: { status: 429, title: 'Too many requests' },
   login_failed: { status: 400, title: 'The sign-in did not complete' },
+  sign_in_not_allowed: { status: 403, title: "The identity provider's rules do not let this user sign in" },
+  reauthentication_required: { status: 401, title: 'Your groups are too old; sign in again' },
   audit_unavailable: { status: 503, title: 'The audit log cannot be written; the action was refused' },
   provisioning_failed: { status: 502, title: 'The target system did not accept the change' },
   identity_provider_unavailable: { status: 502, title: 'The identity provider could not be reached' },
@@ -49,6 +51,7 @@ export const errorCatalogue = {
   },
   break_glass_unavailable: { status: 503, title: 'Break-glass is not configured on this server' },
   internal: { status: 500, title: 'Internal error' },
+  recovery_key_refused: { status: 403, title: 'The recovery key was not accepted' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

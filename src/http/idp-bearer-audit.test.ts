@@ -52,3 +52,26 @@ describe('IdP-issued bearer tokens', () => {
     });
   });
 });
+
+describe('IdP-issued bearer tokens and the IdP rules', () => {
+  test("a token of a user the IdP's deny rules refuse is rejected, audited, and creates no principal", async () => {
+    const strict = await startHarness({ storage: 'sqlite', demoIdpOverrides: { deny: [{ group: 'dba' }] } });
+    try {
+      const token = await obtainIdpAccessToken(
+        strict.idp,
+        { username: 'carol', password: 'carol-demo-password' },
+        `${strict.url}/auth/oidc/demo/callback`,
+      );
+      const response = await strict.api(token, 'GET', '/api/v1/me');
+      assert.equal(response.status, 403);
+      assert.equal(response.body.code, 'sign_in_not_allowed');
+      const rejected = (await strict.portcullis.store.auditLog.read(0, 10_000)).filter(
+        (e) => e.type === 'auth.token_rejected',
+      );
+      assert.equal(rejected.at(-1)?.reason, 'deny[0] matched');
+      assert.equal(await strict.portcullis.store.principals.get('demo:carol'), undefined);
+    } finally {
+      await strict.close();
+    }
+  });
+});

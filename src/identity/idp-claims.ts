@@ -4,37 +4,20 @@
  * e-mail and the mapped groups. Shared by browser login and API token verification so both give
  * the same principal for the same person.
  */
+import { PortcullisError } from '../core/errors.js';
 import { type Principal, principalId } from '../core/principal.js';
-import { mapIdpGroups } from './group-mapping.js';
+import { type Claims, evaluateMapping, type MappingSettings, readClaim } from './mapping-rules.js';
+
+export { type Claims, readClaim } from './mapping-rules.js';
 
 /** The part of an IdP's settings that shapes a principal. */
-export interface ClaimSettings {
+export interface ClaimSettings extends MappingSettings {
   readonly id: string;
-  readonly groups_claim: string;
-  readonly group_mapping: Readonly<Record<string, readonly string[]>>;
 }
-
-export type Claims = Readonly<Record<string, unknown>>;
 
 const maxSubjectLength = 255;
 const maxDisplayNameLength = 200;
 const maxEmailLength = 320;
-
-/**
- * Reads a claim by name. A name with dots (`realm_access.roles`) is also tried as a path into
- * nested objects, but only when no claim has that literal name: namespaced claim names such as
- * `https://example.com/groups` are common and must keep working.
- */
-export function readClaim(claims: Claims, name: string): unknown {
-  if (Object.hasOwn(claims, name)) return claims[name];
-  if (!name.includes('.')) return undefined;
-  let current: unknown = claims;
-  for (const part of name.split('.')) {
-    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) return undefined;
-    current = (current as Record<string, unknown>)[part];
-  }
-  return current;
-}
 
 function nonEmptyString(value: unknown, maxLength: number): string | undefined {
   if (typeof value !== 'string') return undefined;
@@ -53,13 +36,34 @@ export function hasProfileClaims(claims: Claims, settings: ClaimSettings): boole
   return readClaim(claims, settings.groups_claim) !== undefined && claims.name !== undefined;
 }
 
+/** The e-mail Portcullis keeps: none when the IdP explicitly marks it unverified. */
+export function keptEmail(claims: Claims): string | undefined {
+  return claims.email_verified === false ? undefined : nonEmptyString(claims.email, maxEmailLength);
+}
+
+/**
+ * The Portcullis groups for a sign-in, or `sign_in_not_allowed` when the IdP's `allow`/`deny`
+ * rules refuse these claims (details: `idp`, `rule`).
+ */
+function signInGroups(claims: Claims, email: string | undefined, settings: ClaimSettings): string[] {
+  const outcome = evaluateMapping(claims, email, settings);
+  if (!outcome.allowed) {
+    throw new PortcullisError(
+      'sign_in_not_allowed',
+      `Signing in through "${settings.id}" is not allowed for this user (${outcome.reason})`,
+      { idp: settings.id, rule: outcome.reason },
+    );
+  }
+  return [...outcome.groups];
+}
+
 /**
  * The principal for a verified claim set. The caller has already checked the subject with
  * {@link subjectOf}. An e-mail the IdP explicitly marks unverified (`email_verified: false`) is
  * not kept: Portcullis must never send approvals or credentials to an address nobody proved.
  */
 export function principalFromClaims(subject: string, claims: Claims, settings: ClaimSettings): Principal {
-  const email = claims.email_verified === false ? undefined : nonEmptyString(claims.email, maxEmailLength);
+  const email = keptEmail(claims);
   const displayName =
     nonEmptyString(claims.name, maxDisplayNameLength) ??
     nonEmptyString(claims.preferred_username, maxDisplayNameLength) ??
@@ -71,6 +75,6 @@ export function principalFromClaims(subject: string, claims: Claims, settings: C
     subject,
     displayName,
     email: email ?? null,
-    groups: mapIdpGroups(readClaim(claims, settings.groups_claim), settings.group_mapping),
+    groups: signInGroups(claims, email, settings),
   };
 }

@@ -1,6 +1,7 @@
 /**
- * Federation with OpenID Connect identity providers: browser sign-in, IdP-issued JWTs as API
- * bearer tokens, group mapping, and the built-in demo identity provider. See README.md here.
+ * Federation with OpenID Connect and SAML 2.0 identity providers: browser sign-in, IdP-issued JWTs
+ * as API bearer tokens, per-IdP sign-in rules and group mapping, and the built-in demo identity
+ * provider. See docs/identity-providers.md.
  */
 export {
   type DemoIdentityProvider,
@@ -20,6 +21,12 @@ export {
 } from './idp-jwt-verifier.js';
 export type { LoginFailureReason } from './login-failure.js';
 export {
+  conditionHolds,
+  evaluateMapping,
+  type MappingOutcome,
+  type MappingSettings,
+} from './mapping-rules.js';
+export {
   type BeginLoginInput,
   type BegunLogin,
   type CompletedLogin,
@@ -28,3 +35,12 @@ export {
   type OidcLoginOptions,
   pendingLoginKind,
 } from './oidc-login.js';
+export {
+  type SamlFailureReason,
+  SamlLogin,
+  type SamlLoginOptions,
+  samlAssertionKind,
+  samlRequestKind,
+} from './saml-login.js';
+export { type IdpMetadata, parseIdpMetadata, SamlMetadataSource } from './saml-metadata.js';
+export { explainSignIn, type SignInExplanation } from './sign-in-explain.js';

@@ -79,6 +79,29 @@ describe('OidcLogin against a real oidc-provider', () => {
     assert.deepEqual(principal.groups, []);
   });
 
+  it('applies the mapping rules: deny on a group, groups by e-mail domain, also from userinfo', async () => {
+    const rules = {
+      deny: [{ group: 'sre' }],
+      mapping_rules: [{ when: { email_domain: 'demo.portcullis.test' }, groups: ['staff'] }],
+    };
+    for (const idp of [primary, secondary]) {
+      const { login } = loginFor(idp, undefined, rules);
+      const denied = await login.begin({ redirectUri });
+      await assert.rejects(
+        login.complete(await signInThroughBrowser(denied.authorizationUrl, bob), denied.loginId),
+        {
+          code: 'sign_in_not_allowed',
+        },
+      );
+      const allowed = await login.begin({ redirectUri });
+      const { principal } = await login.complete(
+        await signInThroughBrowser(allowed.authorizationUrl, alice),
+        allowed.loginId,
+      );
+      assert.deepEqual(principal.groups, ['staff']);
+    }
+  });
+
   it('reads profile and groups from userinfo when the ID token does not carry them', async () => {
     const { login } = loginFor(secondary, undefined, { id: 'strict' });
     const { authorizationUrl, loginId } = await login.begin({ redirectUri });

@@ -123,6 +123,7 @@ export class OidcLogin {
   /** The identity provider's id from the configuration. */
   readonly id: string;
   readonly displayName: string;
+  readonly protocol = 'oidc' as const;
   readonly #settings: IdentityProviderSettings;
   readonly #store: EphemeralStore;
   readonly #clock: Clock;

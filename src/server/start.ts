@@ -16,6 +16,7 @@ import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.
 import type { AlertDispatcher } from '../break-glass/ports.js';
 import {
   type Config,
+  ConfigError,
   type DegradedSection,
   decodeKeyEncryptionKey,
   type Environment,
@@ -29,6 +30,7 @@ import { gatewayFromConfig, type PostgresGateway } from '../gateway/index.js';
 import { buildHttpApp } from '../http/app.js';
 import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
+import { SamlLogin } from '../identity/saml-login.js';
 import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
 import { CedarPolicyEngine } from '../policy/cedar-policy-engine.js';
@@ -191,11 +193,27 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     if (breakGlass) registerBreakGlassMetrics(metrics.registry, breakGlass);
 
     const logins = new Map<string, BrowserLogin>();
+    const idpIssues: { path: string; message: string }[] = [];
     for (const idp of config.identityProviders) {
-      const login = new OidcLogin(idp, { ephemeral: store.ephemeral, clock });
-      logins.set(idp.id, login);
+      if (idp.type === 'saml') {
+        try {
+          logins.set(
+            idp.id,
+            new SamlLogin(idp, { ephemeral: store.ephemeral, clock, publicUrl: config.server.publicUrl }),
+          );
+        } catch (error) {
+          idpIssues.push({
+            path: `${idp.configPath}.${idp.metadata_file ? 'metadata_file' : 'metadata_url'}`,
+            message: `SAML metadata ${error instanceof Error ? error.message : String(error)}`,
+          });
+        }
+      } else {
+        logins.set(idp.id, new OidcLogin(idp, { ephemeral: store.ephemeral, clock }));
+      }
     }
-    const idpJwts = new IdpJwtVerifier(config.identityProviders, { clock });
+    if (idpIssues.length > 0) throw new ConfigError(config.file, idpIssues);
+    const oidcProviders = config.identityProviders.filter((p) => p.type === 'oidc');
+    const idpJwts = new IdpJwtVerifier(oidcProviders, { clock });
     const sessions = new SessionService({
       store,
       tokens,
@@ -204,6 +222,11 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       clock,
       sessionTtlSeconds: config.tokens.sessionTtlSeconds,
       publicUrl: config.server.publicUrl,
+      groupsMaxAgeSeconds: new Map(
+        config.identityProviders.flatMap((p) =>
+          p.groups_max_age === undefined ? [] : [[p.id, p.groups_max_age] as const],
+        ),
+      ),
     });
 
     const checkpointNow = async (now: number, force: boolean) => {

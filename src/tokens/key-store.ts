@@ -19,7 +19,8 @@ import type { KeyRepository, SecretBox, StoredKey } from '../app/ports.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 
-export type KeyPurpose = StoredKey['purpose'];
+/** Purposes of keys that sign (the `recovery` row holds only a public key; see recovery-key.ts). */
+export type KeyPurpose = Exclude<StoredKey['purpose'], 'recovery'>;
 
 /** The JWS algorithm of every key this store creates. */
 export const signingAlgorithm = 'EdDSA';
@@ -269,6 +270,30 @@ export class SigningKeyStore {
     const deleted = await this.#repository.deleteUnpublished(purpose, now);
     await this.#reload(purpose, true);
     return { kid: key.kid, retiredKids, publishUntil, deleted };
+  }
+
+  /**
+   * Emergency rotation: creates a new `token` key and retires **every** other token key at once,
+   * with no overlap — their rows (sealed private halves included) are deleted, so nothing they
+   * signed verifies any more, on any replica, once its key view refreshes (within
+   * `refreshIntervalMs`). The old keys are never opened: this works when they are lost.
+   *
+   * `authorize` sees the plan (new kid, kids to retire) before anything is written and throws to
+   * refuse it (the recovery-key check). Run it inside the transaction that writes the audit event.
+   */
+  async replaceAll(
+    purpose: 'token',
+    now: number,
+    authorize: (plan: { readonly install: string; readonly retire: readonly string[] }) => Promise<void>,
+  ): Promise<{ readonly kid: string; readonly retiredKids: readonly string[]; readonly deleted: number }> {
+    const retiredKids = (await this.#repository.list(purpose)).map((key) => key.kid);
+    const key = await this.#createKey(purpose, now);
+    await authorize({ install: key.kid, retire: retiredKids });
+    await this.#repository.insert(key);
+    await this.#repository.retireOthers(purpose, key.kid, now);
+    const deleted = await this.#repository.deleteUnpublished(purpose, now);
+    await this.#reload(purpose, true);
+    return { kid: key.kid, retiredKids, deleted };
   }
 
   /** Forgets the in-memory view; the next call re-reads the repository. */

@@ -17,7 +17,12 @@ export interface LoginOptions {
 }
 
 interface ProvidersResponse {
-  readonly providers: ReadonlyArray<{ readonly id: string; readonly display_name: string }>;
+  readonly providers: ReadonlyArray<{
+    readonly id: string;
+    readonly display_name: string;
+    /** Absent from servers that predate SAML: OIDC then. */
+    readonly protocol?: 'oidc' | 'saml';
+  }>;
 }
 
 /** Reads stdin to its end (bounded) and returns its first line. */
@@ -58,11 +63,16 @@ async function chooseProvider(
   ctx: CliContext,
   server: string,
   requested: string | undefined,
-): Promise<string> {
-  if (requested !== undefined) return requested;
+): Promise<{ id: string; protocol: 'oidc' | 'saml' }> {
   const { providers } = await ctx.anonymousClient(server).get<ProvidersResponse>('/api/v1/auth/providers');
+  const pick = (p: ProvidersResponse['providers'][number]) => ({ id: p.id, protocol: p.protocol ?? 'oidc' });
+  if (requested !== undefined) {
+    const found = providers.find((p) => p.id === requested);
+    // An id the list does not show still goes to the server, which answers not_found.
+    return found ? pick(found) : { id: requested, protocol: 'oidc' };
+  }
   const [only] = providers;
-  if (providers.length === 1 && only) return only.id;
+  if (providers.length === 1 && only) return pick(only);
   if (providers.length === 0) throw usageError(`${server} offers no identity provider to sign in with`);
   throw usageError(
     `${server} offers several identity providers; pick one with --idp: ${providers
@@ -80,11 +90,12 @@ export async function login(ctx: CliContext, options: LoginOptions): Promise<voi
       `warning: ${server} is plain http to another host; your session token would cross the network unencrypted`,
     );
   }
-  const idp = await chooseProvider(ctx, server, options.idp);
+  const { id: idp, protocol } = await chooseProvider(ctx, server, options.idp);
   const client = ctx.anonymousClient(server);
   const session: CliTokenResponse = await loopbackLogin({
     client,
     idp,
+    protocol,
     present: (authorizationUrl, callbackUrl) => {
       if (credentials)
         return scriptedDemoLogin({ authorizationUrl, callbackUrl, credentials, fetch: ctx.io.fetch });

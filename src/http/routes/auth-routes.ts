@@ -7,6 +7,7 @@ import { problemView } from '../views.js';
 const errors = { 400: problemView, 401: problemView, 404: problemView, 502: problemView, 503: problemView };
 
 const loginCookie = 'portcullis_login';
+const samlLoginCookie = 'portcullis_saml_login';
 
 function readCookie(header: string | undefined, name: string): string | undefined {
   for (const part of (header ?? '').split(';')) {
@@ -23,6 +24,25 @@ function escapeHtml(text: string): string {
 /** Public routes of the browser login (outside /api/v1: the IdP redirects here). */
 export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
   return async (app) => {
+    app.get(
+      '/auth/login',
+      { schema: { summary: 'Sign-in page: a link per identity provider', tags: ['auth'] } },
+      async (_request, reply) => {
+        const links = deps.sessions.providers
+          .map(
+            (p) =>
+              `<li><a href="/auth/${p.protocol}/${encodeURIComponent(p.id)}/login">${escapeHtml(p.displayName)}</a></li>`,
+          )
+          .join('');
+        return reply
+          .type('text/html; charset=utf-8')
+          .header('content-security-policy', "default-src 'none'")
+          .send(
+            `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign in to Portcullis</title><h1>Sign in to Portcullis</h1>${links ? `<ul>${links}</ul>` : '<p>No identity provider is configured.</p>'}</html>`,
+          );
+      },
+    );
+
     app.get(
       '/auth/oidc/:idp/login',
       {
@@ -43,7 +63,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         const cli = q.redirect_uri
           ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
           : null;
-        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli);
+        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli, 'oidc');
         const secure = request.protocol === 'https' ? '; Secure' : '';
         reply.header(
           'set-cookie',
@@ -70,20 +90,109 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           url,
           loginId,
           originOf(request),
+          undefined,
+          'oidc',
         );
         reply.header(
           'set-cookie',
           `${loginCookie}=; Path=/auth/oidc/${encodeURIComponent(request.params.idp)}; HttpOnly; SameSite=Lax; Max-Age=0`,
         );
         if (redirectTo) return reply.redirect(redirectTo, 302);
-        return reply
-          .type('text/html; charset=utf-8')
-          .send(
-            `<!doctype html><title>Portcullis</title><p>Signed in as ${escapeHtml(principal.displayName)} (${escapeHtml(principal.id)}). Use the <code>portcullis</code> CLI to continue.</p>`,
-          );
+        return reply.type('text/html; charset=utf-8').send(signedInPage(principal));
       },
     );
+
+    const samlParams = z.object({ idp: z.string().max(64) });
+    /**
+     * The IdP POSTs the Response from its own site: a SameSite=Lax cookie would not come along, so
+     * over https the browser binding cookie is SameSite=None; Secure. Over plain http (loopback
+     * development, where the IdP is same-site) browsers refuse SameSite=None without Secure: Lax.
+     */
+    const samlCookie = (idp: string, value: string, maxAge: number, https: boolean) =>
+      `${samlLoginCookie}=${value}; Path=/auth/saml/${encodeURIComponent(idp)}; HttpOnly; ${https ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAge}`;
+
+    app.get(
+      '/auth/saml/:idp/login',
+      {
+        schema: {
+          summary:
+            'Start a SAML login (AuthnRequest, HTTP-Redirect); a CLI adds redirect_uri, PKCE challenge and state',
+          tags: ['auth'],
+          params: samlParams,
+          querystring: z.object({
+            redirect_uri: z.string().max(200).optional(),
+            code_challenge: z.string().max(128).optional(),
+            code_challenge_method: z.literal('S256').optional(),
+            state: z.string().max(128).optional(),
+          }),
+        },
+      },
+      async (request, reply) => {
+        const q = request.query;
+        const cli = q.redirect_uri
+          ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
+          : null;
+        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli, 'saml');
+        reply.header(
+          'set-cookie',
+          samlCookie(request.params.idp, loginId, 600, request.protocol === 'https'),
+        );
+        return reply.redirect(authorizationUrl, 302);
+      },
+    );
+
+    app.post(
+      '/auth/saml/:idp/acs',
+      {
+        bodyLimit: 524_288,
+        schema: {
+          summary: 'SAML assertion consumer service (HTTP-POST binding)',
+          tags: ['auth'],
+          params: samlParams,
+          body: z.object({
+            SAMLResponse: z.string().max(400_000),
+            RelayState: z.string().max(1024).optional(),
+          }),
+        },
+      },
+      async (request, reply) => {
+        const { idp } = request.params;
+        const url = new URL(request.url, deps.sessions.callbackUrl(idp));
+        const { principal, redirectTo } = await deps.sessions.completeLogin(
+          idp,
+          url,
+          readCookie(request.headers.cookie, samlLoginCookie),
+          originOf(request),
+          request.body,
+          'saml',
+        );
+        reply.header('set-cookie', samlCookie(idp, '', 0, request.protocol === 'https'));
+        // 303: the browser follows a POST with a GET.
+        if (redirectTo) return reply.redirect(redirectTo, 303);
+        return reply.type('text/html; charset=utf-8').send(signedInPage(principal));
+      },
+    );
+
+    app.get(
+      '/auth/saml/:idp/metadata',
+      {
+        schema: {
+          summary: "Portcullis' SAML service provider metadata for this IdP (entity id, ACS URL)",
+          tags: ['auth'],
+          params: samlParams,
+        },
+      },
+      async (request, reply) =>
+        reply
+          .type('application/samlmetadata+xml; charset=utf-8')
+          .header('cache-control', 'public, max-age=300')
+          .send(deps.sessions.samlMetadata(request.params.idp)),
+    );
   };
+}
+
+function signedInPage(principal: { displayName: string; id: string }): string {
+  return `<!doctype html><title>Portcullis</title><p>Signed in as ${escapeHtml(principal.displayName)} (${escapeHtml(principal.id)}). Use the <code>portcullis</code> CLI to continue.</p>`;
 }
 
 export function authApiRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
@@ -95,12 +204,26 @@ export function authApiRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           summary: 'Identity providers people can sign in with',
           tags: ['auth'],
           response: {
-            200: z.object({ providers: z.array(z.object({ id: z.string(), display_name: z.string() })) }),
+            200: z.object({
+              providers: z.array(
+                z.object({
+                  id: z.string(),
+                  display_name: z.string(),
+                  protocol: z.enum(['oidc', 'saml']),
+                  login_url: z.string(),
+                }),
+              ),
+            }),
           },
         },
       },
       async () => ({
-        providers: deps.sessions.providers.map((p) => ({ id: p.id, display_name: p.displayName })),
+        providers: deps.sessions.providers.map((p) => ({
+          id: p.id,
+          display_name: p.displayName,
+          protocol: p.protocol,
+          login_url: p.loginUrl,
+        })),
       }),
     );
 
