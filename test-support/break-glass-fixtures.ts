@@ -3,7 +3,10 @@
  * for real passphrases, not for test runs), and produce real TOTP codes for them — each a time step
  * later than the last one used, as an authenticator app would after waiting for the next code.
  */
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generate } from 'otplib';
 import { BreakGlassAdmin } from '../src/app/break-glass-admin.js';
 import type { SecretBox, Store } from '../src/app/ports.js';
@@ -83,4 +86,17 @@ export async function enrolCustodians(
     out[id] = new TestCustodian(id, passphrase, secretOfUri(uri), clock);
   }
   return out;
+}
+
+/** The signing secret of {@link webhookChannelConfig} channels. */
+export const testWebhookSecret = randomBytes(32).toString('base64url');
+
+/**
+ * A `break_glass.alert_channels` entry: a signed webhook to `url` (a test receiver, or a closed
+ * loopback port to simulate an outage), its secret in a file.
+ */
+export function webhookChannelConfig(name: string, url: string): Record<string, unknown> {
+  const file = join(mkdtempSync(join(tmpdir(), 'portcullis-alert-')), 'secret');
+  writeFileSync(file, testWebhookSecret, { mode: 0o600 });
+  return { name, type: 'webhook', url, secret: { file }, timeout: '2s' };
 }

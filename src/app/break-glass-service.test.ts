@@ -68,6 +68,7 @@ const settings: BreakGlassSettings = {
   drillIntervalSeconds: 86_400,
   drillAccessSeconds: 30,
   reviewerGroups: ['security'],
+  alertChannels: [],
 };
 
 const here = (ip: string) => ({ sourceIp: ip, userAgent: 'test', channel: 'api' });

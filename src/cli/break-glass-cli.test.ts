@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { secretOfUri, TestCustodian } from '../../test-support/break-glass-fixtures.js';
+import { secretOfUri, TestCustodian, webhookChannelConfig } from '../../test-support/break-glass-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
 import { systemClock } from '../core/clock.js';
@@ -76,6 +76,7 @@ describe('portcullis break-glass end to end', async () => {
             },
           ],
           drill_access: '3s',
+          alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
         },
       },
     });

@@ -3,9 +3,16 @@
  * resources (scope must name a real resource and real roles). Every problem carries its path.
  */
 import { maxDrillMinutes } from '../break-glass/activation.js';
+import {
+  alertChannelsSchema,
+  createAlertChannels,
+  type ResolveSecret,
+} from '../break-glass/alerts/alert-config.js';
 import { type EmergencyAccount, validateEmergencyAccounts } from '../break-glass/emergency-account.js';
+import type { AlertChannel } from '../break-glass/ports.js';
 import type { ResourceDefinition } from '../core/resource.js';
 import type { ParsedConfig } from './schema.js';
+import { zodIssues } from './zod-issues.js';
 
 /** One emergency account as the service uses it. */
 export interface ConfiguredEmergencyAccount extends EmergencyAccount {
@@ -23,6 +30,8 @@ export interface BreakGlassSettings {
   /** Lifetime of a drill's grants, in seconds (at most {@link maxDrillMinutes} minutes). */
   readonly drillAccessSeconds: number;
   readonly reviewerGroups: readonly string[];
+  /** The configured alert channels (secrets resolved); accounts name the ones they use. */
+  readonly alertChannels: readonly AlertChannel[];
 }
 
 export const noBreakGlass: BreakGlassSettings = {
@@ -30,12 +39,14 @@ export const noBreakGlass: BreakGlassSettings = {
   drillIntervalSeconds: 90 * 86_400,
   drillAccessSeconds: 30,
   reviewerGroups: [],
+  alertChannels: [],
 };
 
 /** Resolves the section; returns the settings and every problem found. */
 export function resolveBreakGlass(
   section: ParsedConfig['break_glass'],
   resources: ReadonlyMap<string, ResourceDefinition>,
+  resolveSecret: ResolveSecret,
 ): { settings: BreakGlassSettings; issues: { path: string; message: string }[] } {
   if (!section) return { settings: noBreakGlass, issues: [] };
   const accounts = section.accounts.map((a): ConfiguredEmergencyAccount => {
@@ -76,6 +87,32 @@ export function resolveBreakGlass(
     if (account.sealed && account.sealed.threshold > account.sealed.shares)
       issues.push({ path: `${at}.sealed`, message: 'threshold must not exceed shares' });
   });
+  const channels = alertChannelsSchema.safeParse(section.alert_channels);
+  let alertChannels: AlertChannel[] = [];
+  if (!channels.success) {
+    for (const issue of zodIssues(channels.error))
+      issues.push({
+        path: `break_glass.alert_channels${issue.path.startsWith('[') ? '' : '.'}${issue.path}`,
+        message: issue.message,
+      });
+  } else {
+    try {
+      alertChannels = createAlertChannels(channels.data, resolveSecret);
+    } catch (error) {
+      const found = (error as { details?: { issues?: { path: string; message: string }[] } }).details?.issues;
+      if (!found) throw error;
+      issues.push(...found);
+    }
+    const names = new Set(channels.data.map((c) => c.name));
+    accounts.forEach((account, i) => {
+      for (const name of account.alertChannels)
+        if (!names.has(name))
+          issues.push({
+            path: `break_glass.accounts[${i}].alert_channels`,
+            message: `no alert channel "${name}" in break_glass.alert_channels`,
+          });
+    });
+  }
   if (section.drill_access > maxDrillMinutes * 60)
     issues.push({ path: 'break_glass.drill_access', message: `must be at most ${maxDrillMinutes}m` });
   return {
@@ -84,6 +121,7 @@ export function resolveBreakGlass(
       drillIntervalSeconds: section.drill_interval,
       drillAccessSeconds: section.drill_access,
       reviewerGroups: section.reviewer_groups,
+      alertChannels,
     },
     issues: issues.map((i) => ({ path: i.path, message: i.message })),
   };

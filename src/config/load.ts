@@ -427,7 +427,9 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
   const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets, baseDir);
   const resources = resolveResources(parsed.resources, secrets);
   const gateway = parsed.gateway ? resolveGateway(parsed.gateway, secrets) : undefined;
-  const breakGlass = resolveBreakGlass(parsed.break_glass, resources);
+  const breakGlass = resolveBreakGlass(parsed.break_glass, resources, (ref, path) =>
+    secrets.resolve(ref, path),
+  );
 
   const allIssues = [...issues, ...breakGlass.issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);

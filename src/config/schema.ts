@@ -209,6 +209,11 @@ export const breakGlassSchema = z
     drill_access: duration.default(30),
     /** Portcullis groups (besides `admins`) whose members may record break-glass reviews. */
     reviewer_groups: z.array(identifier).default([]),
+    /**
+     * Alert channels (webhook, SMTP) named by the accounts; each entry is validated by
+     * `alertChannelSchema` (src/break-glass/alerts/alert-config.ts) when the section is resolved.
+     */
+    alert_channels: z.array(z.unknown()).default([]),
   })
   .strict();
 

@@ -12,11 +12,15 @@ import pg from 'pg';
 import {
   enrolCustodians,
   type TestCustodian,
+  testWebhookSecret,
   totpBoxFromKekFile,
+  webhookChannelConfig,
 } from '../../test-support/break-glass-fixtures.js';
 import { obtainIdpAccessToken } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
+import { waitFor } from '../../test-support/wait-for.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../../test-support/webhook-receiver.js';
 import { systemClock } from '../core/clock.js';
 import { startDemoIdentityProvider } from '../identity/demo-identity-provider.js';
 
@@ -35,6 +39,8 @@ const breakGlass = {
   ],
   drill_access: '3s',
   reviewer_groups: ['sre'],
+  // Nothing listens there: an alert outage, which must never block break-glass.
+  alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
 };
 
 async function enrol(h: Harness, which: 'demo-db' | 'demo-api' = 'demo-db') {
@@ -68,12 +74,23 @@ for (const storage of ['sqlite', 'postgres'] as const) {
     let c: Record<string, TestCustodian>;
     let daveSession: string;
     let bobSession: string;
+    let receiver: WebhookReceiver;
     before(async () => {
       if (skip) return;
+      receiver = await startWebhookReceiver({ secret: testWebhookSecret });
       h = await startHarness({
         storage,
         targetAdminUrl: sharedPostgresAdminUrl,
-        configOverrides: { break_glass: breakGlass },
+        configOverrides: {
+          break_glass: {
+            ...breakGlass,
+            accounts: [{ ...breakGlass.accounts[0], alert_channels: ['soc', 'ops'] }],
+            alert_channels: [
+              webhookChannelConfig('soc', `${receiver.url}/hooks`),
+              ...breakGlass.alert_channels,
+            ],
+          },
+        },
       });
       c = await enrol(h);
       daveSession = await h.login('dave');
@@ -81,6 +98,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
     });
     after(async () => {
       await h?.close();
+      await receiver?.close();
     });
 
     it('activates with every IdP down, grants only the scope, ends on demand and is reviewed', {
@@ -211,6 +229,27 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       assert.ok(events.some((e) => e.sourceIp === '127.0.0.1'));
       assert.ok(!JSON.stringify(events).includes(alice.passphrase));
 
+      // Every step reached the working channel, signed; the broken one was retried and audited,
+      // and blocked nothing.
+      const kinds = await waitFor('alerts of every step', async () => {
+        const got = receiver
+          .accepted()
+          .map((b) => (b as { alert: { kind: string; activation_id: string } }).alert);
+        const mine = new Set(got.filter((a) => a.activation_id === id).map((a) => a.kind));
+        return ['initiated', 'refused', 'confirmed', 'activated', 'ended', 'reviewed'].every((k) =>
+          mine.has(k),
+        )
+          ? mine
+          : undefined;
+      });
+      assert.ok(kinds.has('activated'));
+      assert.ok(!receiver.received.some((r) => r.rawBody.includes(alice.passphrase)));
+      await waitFor('the failed delivery in the audit log', async () =>
+        (await h.portcullis.store.auditLog.read(0, 10_000)).find(
+          (e) => e.type === 'break_glass.alert_failed' && e.data?.channel === 'ops',
+        ),
+      );
+
       const accounts = await h.api(daveSession, 'GET', '/api/v1/break-glass/accounts');
       assert.equal(accounts.status, 200);
       const overview = (accounts.body.accounts as Record<string, unknown>[])[0];
@@ -233,6 +272,7 @@ describe('break-glass when the IdP signing keys changed', async () => {
       configOverrides: {
         break_glass: {
           accounts: [{ ...breakGlass.accounts[0], scope: { resource: 'demo-api', roles: ['reader'] } }],
+          alert_channels: breakGlass.alert_channels,
         },
       },
     });
@@ -305,6 +345,7 @@ describe('break-glass-only mode when federation or policies fail to load', () =>
         ],
         break_glass: {
           accounts: [{ ...breakGlass.accounts[0], scope: { resource: 'demo-api', roles: ['reader'] } }],
+          alert_channels: breakGlass.alert_channels,
         },
       },
     });

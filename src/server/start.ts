@@ -12,6 +12,8 @@ import type { Store } from '../app/ports.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
+import { AccountAlertRouter } from '../break-glass/account-alert-router.js';
+import { RetryingAlertDispatcher } from '../break-glass/alerts/index.js';
 import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.js';
 import type { AlertDispatcher } from '../break-glass/ports.js';
 import {
@@ -109,8 +111,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       { section: d.section, problems: d.problems },
       'configuration section failed to load: serving break-glass only for it',
     );
-  const alerts =
-    options.alerts ?? new LoggingAlertDispatcher(logger.child({ component: 'break-glass-alerts' }));
+  const logAlerts = new LoggingAlertDispatcher(logger.child({ component: 'break-glass-alerts' }));
 
   const store = await openStore(config.storageUrl.reveal(), {
     onBackgroundError: (error) => logger.warn({ err: error }, 'database connection error'),
@@ -120,6 +121,38 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     for (const close of closers.reverse())
       await close().catch((error) => logger.error({ err: error }, 'shutdown'));
   };
+  // Each account's alerts go to its own channels, retried in the background; every failed attempt
+  // is audited (the final one as high severity). Without channels they are only logged.
+  const alerts: AlertDispatcher =
+    options.alerts ??
+    (config.breakGlass.alertChannels.length === 0
+      ? logAlerts
+      : new AccountAlertRouter(
+          config.breakGlass.accounts,
+          config.breakGlass.alertChannels,
+          (channels) =>
+            new RetryingAlertDispatcher({
+              channels,
+              onReport: async (report) => {
+                if (report.delivered) return;
+                await store.transaction((tx) =>
+                  tx.audit.append(
+                    {
+                      type: 'break_glass.alert_failed',
+                      actor: 'system',
+                      severity: report.final ? 'high' : 'warning',
+                      reason: report.error ?? null,
+                      data: { ...report },
+                    },
+                    clock.now(),
+                  ),
+                );
+              },
+              onReportError: (error) => logger.error({ err: error }, 'break-glass alert report'),
+            }),
+          logAlerts,
+        ));
+  if (alerts instanceof AccountAlertRouter) closers.push(() => alerts.close());
   try {
     const kek = decodeKeyEncryptionKey(config.tokens.keyEncryptionKey.reveal());
     if (!kek) throw new PortcullisError('config_invalid', 'tokens.key_encryption_key is not 32 bytes');
