@@ -341,6 +341,70 @@ forEachDialect('break-glass service', (ctx) => {
     assert.ok((await auditTypes()).includes('break_glass.expired'));
   });
 
+  it('cancels: by the handle before the quorum, by another custodian, and ends access once active', async () => {
+    const first = await start();
+    await rejectsWith(
+      service.cancel(first.activation.id, { handle: 'y'.repeat(43) }, here('10.4.0.9')),
+      'not_found',
+    );
+    const cancelled = await service.cancel(first.activation.id, { handle: first.handle }, here('10.0.0.1'));
+    assert.equal(cancelled.state, 'cancelled');
+    await rejectsWith(
+      service.confirm(
+        first.activation.id,
+        undefined,
+        await (c.bob as TestCustodian).proof(),
+        here('10.0.0.2'),
+      ),
+      'invalid_transition',
+    );
+    clock.advance(60_000);
+    const second = await start();
+    const byCarol = await service.cancel(
+      second.activation.id,
+      { proof: await (c.carol as TestCustodian).proof() },
+      here('10.0.0.3'),
+    );
+    assert.equal(byCarol.state, 'cancelled');
+    assert.equal(byCarol.timeline.at(-1)?.actorId, 'carol');
+    clock.advance(60_000);
+    const third = await start();
+    await service.confirm(
+      third.activation.id,
+      undefined,
+      await (c.bob as TestCustodian).proof(),
+      here('10.0.0.2'),
+    );
+    const ended = await service.cancel(third.activation.id, { handle: third.handle }, here('10.0.0.1'));
+    assert.equal(ended.state, 'ended');
+    assert.equal(ended.endReason, 'ended_by_user');
+    const stored = await store.breakGlass.getActivation(third.activation.id);
+    for (const requestId of stored?.requestIds ?? [])
+      assert.equal((await store.grants.getByRequest(requestId))?.status, 'revoked');
+    assert.deepEqual((await store.requests.list({})).length, 2, 'only the active one ever had grants');
+    assert.ok(alerts.some((a) => a.kind === 'cancelled'));
+  });
+
+  it('two confirmations racing: one activation, one set of grants', async () => {
+    const { activation } = await start();
+    const results = await Promise.allSettled([
+      service.confirm(activation.id, undefined, await (c.bob as TestCustodian).proof(), here('10.0.0.2')),
+      service.confirm(activation.id, undefined, await (c.carol as TestCustodian).proof(), here('10.0.0.3')),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    assert.equal(won.length, 1);
+    const lost = results.find((r) => r.status === 'rejected');
+    assert.ok(
+      lost && lost.status === 'rejected' && (lost.reason as PortcullisError).code === 'invalid_transition',
+    );
+    assert.equal((await store.requests.list({})).length, 2);
+    assert.equal((await store.grants.list({})).length, 2);
+    assert.equal(
+      (await store.auditLog.read(0, 10_000)).filter((e) => e.type === 'break_glass.activated').length,
+      1,
+    );
+  });
+
   it('counts a confirmer once', async () => {
     const three = { ...account, id: 'three', quorum: 3 };
     const box = new JweSecretBox(new Uint8Array(32));

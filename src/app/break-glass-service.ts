@@ -919,6 +919,8 @@ export class BreakGlassService {
     let custodianId: string;
     if ('handle' in auth) {
       stored = await this.#byHandle(activationId, auth.handle, 'cancel', from);
+      // The initiator cancelling once the access is active means: end it now.
+      if (stored.activation.state === 'active') return this.end(activationId, auth.handle, from);
       custodianId = stored.activation.initiatorId;
     } else {
       const found = await this.#deps.store.breakGlass.getActivation(activationId);

@@ -122,9 +122,14 @@ export function registerBreakGlassCommands(
 
   group
     .command('status')
-    .description('state of your activation (initiator handle)')
-    .argument('<activation>', 'activation id')
-    .action(run((ctx, id: string) => bg.status(ctx, id)));
+    .description('state of your activation (initiator handle); without one, the accounts (like `accounts`)')
+    .argument('[activation]', 'activation id')
+    .addOption(config())
+    .action(
+      run((ctx, id: string | undefined, o: { config?: string }) =>
+        id ? bg.status(ctx, id) : bg.accounts(ctx, { config: configFile(ctx, o.config) }),
+      ),
+    );
 
   group
     .command('credentials')
@@ -141,7 +146,9 @@ export function registerBreakGlassCommands(
   secretOptions(
     group
       .command('cancel')
-      .description('cancel before the quorum: your handle, or --custodian with credentials')
+      .description(
+        'cancel before the quorum (your handle, or --custodian with credentials); once active, ends it',
+      )
       .argument('<activation>', 'activation id')
       .option('--custodian <id>', 'cancel as this custodian (credentials from stdin/env/files)'),
   ).action(run((ctx, id: string, o: bg.SecretOptions & { custodian?: string }) => bg.cancel(ctx, id, o)));

@@ -414,8 +414,14 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     if (sections.storage) resolveStorageUrl(sections.storage, secrets);
     if (sections.tokens) resolveKeyEncryptionKey(sections.tokens, secrets, issues);
     if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets, baseDir);
-    if (sections.resources) resolveResources(sections.resources, secrets);
+    const resources = sections.resources ? resolveResources(sections.resources, secrets) : undefined;
     if (sections.gateway) resolveGateway(sections.gateway, secrets);
+    // Checked against the resources only when those are valid (else every scope looks unknown).
+    if (sections.break_glass && resources)
+      issues.push(
+        ...resolveBreakGlass(sections.break_glass, resources, (ref, path) => secrets.resolve(ref, path))
+          .issues,
+      );
     throw new ConfigError(file, [...issues, ...secrets.issues]);
   }
   const parsed = result.data;
