@@ -26,7 +26,6 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-// biome-ignore lint/suspicious/noExplicitAny: test trees are edited freely
 type Tree = Record<string, any>;
 
 function tree(): Tree {
