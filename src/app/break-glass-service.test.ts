@@ -248,8 +248,10 @@ forEachDialect('break-glass service', (ctx) => {
     assert.ok(bgEvents.every((e) => e.severity === 'high'));
     assert.deepEqual(
       [...new Set(alerts.map((a) => a.kind))].sort(),
-      ['activated', 'confirmed', 'ended', 'initiated', 'refused', 'reviewed'].sort(),
+      ['activated', 'confirmed', 'drill_overdue', 'ended', 'initiated', 'refused', 'reviewed'].sort(),
     );
+    // Never drilled: flagged once, not on every pass.
+    assert.equal(alerts.filter((a) => a.kind === 'drill_overdue' && a.accountId === account.id).length, 1);
     assert.ok(alerts.every((a) => !JSON.stringify(a).includes((c.alice as TestCustodian).passphrase)));
 
     const evidence = await admin.evidence(activation.id);

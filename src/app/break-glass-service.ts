@@ -134,6 +134,8 @@ export class BreakGlassService {
   /** Attempts from one source for one account run one at a time (per replica). */
   readonly #lanes = new Map<string, Promise<unknown>>();
   #dummyHash: Promise<string> | undefined;
+  #overdueCheckedAt = Number.NEGATIVE_INFINITY;
+  readonly #overdueAlertedAt = new Map<string, number>();
 
   constructor(deps: BreakGlassServiceDeps) {
     this.#deps = deps;
@@ -1120,6 +1122,25 @@ export class BreakGlassService {
       const anyLive = requests.some((r) => r && (r.state === 'approved' || isAccessLive(r, now)));
       if (requests.length > 0 && !anyLive)
         await this.#endActivation(a.id, null, 'revoked', null, 'every grant ended');
+    }
+    await this.#alertOverdueDrills(now);
+  }
+
+  /** At most hourly: a `drill_overdue` alert per overdue account, repeated daily (per replica). */
+  async #alertOverdueDrills(now: number): Promise<void> {
+    if (now - this.#overdueCheckedAt < 3600_000) return;
+    this.#overdueCheckedAt = now;
+    for (const a of await this.overview()) {
+      const last = this.#overdueAlertedAt.get(a.accountId) ?? Number.NEGATIVE_INFINITY;
+      if (!a.drillOverdue || now - last < 86_400_000) continue;
+      this.#overdueAlertedAt.set(a.accountId, now);
+      this.#alert(
+        'drill_overdue',
+        a.accountId,
+        null,
+        now,
+        `Break-glass drill OVERDUE on ${a.accountId} (last: ${a.lastDrillAt ? new Date(a.lastDrillAt).toISOString() : 'never'})`,
+      );
     }
   }
 
