@@ -300,6 +300,28 @@ describe('break-glass when the IdP signing keys changed', async () => {
     assert.equal(refused.status, 401);
 
     const c = await enrol(h);
+    const unknown = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
+      account: 'no-such-account',
+      custodian: 'carol',
+      passphrase: 'whatever whatever',
+      totp: '123456',
+      reason: 'r',
+      incident: 'i',
+      duration_minutes: 5,
+    });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.code, 'unknown_emergency_account');
+    const hostile = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
+      account,
+      custodian: 'carol\u202e',
+      passphrase: 'whatever whatever',
+      totp: '123456',
+      reason: 'r',
+      incident: 'i',
+      duration_minutes: 5,
+    });
+    assert.equal(hostile.status, 400);
+    assert.equal(hostile.body.code, 'validation_failed');
     const initiated = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
       account,
       ...(await (c.carol as TestCustodian).body()),

@@ -23,8 +23,13 @@ export function isCustodianRoute(path: string): boolean {
 
 export const handleHeader = 'x-break-glass-handle';
 
+/** Account and custodian ids are configuration identifiers; anything else is refused before use. */
+const configId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be an identifier from the configuration');
+
 const custodianProof = {
-  custodian: z.string().min(1).max(64),
+  custodian: configId,
   passphrase: z.string().min(1).max(1024),
   totp: z.string().min(1).max(16),
 };
@@ -120,13 +125,13 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
           security: [],
           body: z
             .object({
-              account: z.string().min(1).max(64),
+              account: configId,
               ...custodianProof,
               shares: z.array(z.string().min(1).max(1024)).max(255).optional(),
               reason: safeText(2000),
               incident: safeText(200),
-              resource: z.string().min(1).max(64).optional(),
-              roles: z.array(z.string().min(1).max(64)).max(64).optional(),
+              resource: configId.optional(),
+              roles: z.array(configId).max(64).optional(),
               duration_minutes: z.number(),
               drill: z.boolean().default(false),
             })
@@ -165,7 +170,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
           tags: ['break-glass'],
           security: [],
           params: idParam,
-          body: z.object({ account: z.string().min(1).max(64).optional(), ...custodianProof }).strict(),
+          body: z.object({ account: configId.optional(), ...custodianProof }).strict(),
           response: { 200: activationView, ...responses },
         },
       },
