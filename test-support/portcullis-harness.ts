@@ -138,6 +138,8 @@ export interface HarnessOptions {
   readonly targetConnectionLimit?: number;
   /** Extra or replaced top-level config keys. */
   readonly configOverrides?: Record<string, unknown>;
+  /** Identity providers configured after the demo one (e.g. a second IdP for isolation tests). */
+  readonly extraIdentityProviders?: readonly Record<string, unknown>[];
   /**
    * `child` runs `portcullis serve` as a real child process (so tests can `kill -9` it);
    * default `in-process`.
@@ -241,6 +243,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         scopes: ['openid', 'profile', 'email', 'groups'],
         api_audiences: ['urn:portcullis:api'],
       },
+      ...(options.extraIdentityProviders ?? []),
     ],
     resources,
     policies: { files: [options.policyFile ?? join(import.meta.dirname, 'policies', 'e2e.cedar')] },

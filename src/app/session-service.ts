@@ -74,6 +74,17 @@ function decodeJwtPayload(token: string): Record<string, unknown> | null {
   }
 }
 
+/** A principal the identity provider deprovisioned through SCIM: nothing it presents is accepted. */
+function disabledError(): PortcullisError {
+  return new PortcullisError(
+    'principal_disabled',
+    'This account was deprovisioned by its identity provider',
+    {
+      reason: 'principal_disabled',
+    },
+  );
+}
+
 function sameGroups(a: readonly string[], b: readonly string[]): boolean {
   const left = [...new Set(a)].sort();
   const right = [...new Set(b)].sort();
@@ -125,11 +136,13 @@ export class SessionService {
           throw new PortcullisError('invalid_token', 'The session belongs to an unknown principal', {
             reason: 'unknown_principal',
           });
+        if (principal.disabled) throw disabledError();
         return principal;
       }
       const principal = await this.deps.idpBearer.verify(token);
       await this.deps.store.transaction(async (tx) => {
         const known = await tx.principals.get(principal.id);
+        if (known?.disabled) throw disabledError();
         await tx.principals.upsert(principal, now);
         // The groups decide who may approve: a first sight of this principal, or groups that
         // differ from what the last login or token asserted, is a sign-in the audit log shows.
@@ -171,7 +184,10 @@ export class SessionService {
           now,
         ),
       );
-      if (error instanceof PortcullisError && (code === 'invalid_token' || code === 'unauthenticated'))
+      if (
+        error instanceof PortcullisError &&
+        (code === 'invalid_token' || code === 'unauthenticated' || code === 'principal_disabled')
+      )
         throw error;
       throw new PortcullisError('invalid_token', 'The token is not valid', { reason }, { cause: error });
     }
@@ -232,6 +248,7 @@ export class SessionService {
       // browser (login CSRF, or a victim sent someone else's CLI login). '' matches no loginId, so
       // the pending sign-in is consumed and refused as browser_mismatch.
       result = await this.login(idp).complete(callbackUrl, loginId ?? '');
+      if ((await this.deps.store.principals.get(result.principal.id))?.disabled) throw disabledError();
     } catch (error) {
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
@@ -342,6 +359,7 @@ export class SessionService {
     const principal = await this.deps.store.principals.get(intent.principalId);
     if (!principal)
       throw new PortcullisError('login_failed', 'Unknown principal', { reason: 'unknown_principal' });
+    if (principal.disabled) throw disabledError();
     const session = await this.deps.tokens.issueSessionToken(principal, now, this.deps.sessionTtlSeconds);
     return { ...session, principal };
   }

@@ -32,6 +32,15 @@ export const auditEventTypes = [
   'gateway.session_ended',
   'gateway.statement',
   'gateway.recording_failed',
+  'scim.user_created',
+  'scim.user_updated',
+  'scim.user_deactivated',
+  'scim.user_reactivated',
+  'scim.user_deleted',
+  'scim.group_created',
+  'scim.group_updated',
+  'scim.group_deleted',
+  'scim.request_rejected',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

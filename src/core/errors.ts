@@ -43,6 +43,14 @@ export const errorCatalogue = {
   shares_duplicated: { status: 400, title: 'The same recovery share was given more than once' },
   shares_insufficient: { status: 400, title: 'Not enough distinct recovery shares' },
   shares_mismatch: { status: 403, title: 'The recovery shares do not open this seal' },
+  scim_invalid_filter: { status: 400, title: 'The SCIM filter is malformed or not supported' },
+  scim_invalid_syntax: { status: 400, title: 'The SCIM request does not follow the schema' },
+  scim_invalid_value: { status: 400, title: 'A SCIM attribute has a missing or unacceptable value' },
+  scim_invalid_path: { status: 400, title: 'The SCIM PATCH path is not valid' },
+  scim_no_target: { status: 400, title: 'The SCIM PATCH path matches nothing' },
+  scim_mutability: { status: 400, title: 'The SCIM attribute cannot be changed' },
+  scim_uniqueness: { status: 409, title: 'A SCIM resource with this unique value already exists' },
+  principal_disabled: { status: 403, title: 'This account was deprovisioned by its identity provider' },
   internal: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
