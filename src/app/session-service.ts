@@ -37,6 +37,48 @@ export interface BrowserLogin {
     context?: string;
   }): Promise<{ authorizationUrl: string; loginId: string }>;
   complete(callbackUrl: URL, loginId?: string): Promise<{ principal: Principal; context?: string }>;
+  /** Device authorization grant (RFC 8628), for IdPs that offer it; see {@link OidcLogin}. */
+  beginDevice?(): Promise<{
+    deviceCode: string;
+    userCode: string;
+    verificationUri: string;
+    verificationUriComplete: string | undefined;
+    expiresInSeconds: number;
+    intervalSeconds: number;
+  }>;
+  pollDevice?(
+    deviceCode: string,
+  ): Promise<
+    { status: 'authorization_pending' | 'slow_down' } | { status: 'complete'; principal: Principal }
+  >;
+}
+
+/** What a CLI gets when it starts a device login (RFC 8628 §3.2, with Portcullis's own handle). */
+export interface DeviceLoginStart {
+  /** Opaque handle the CLI polls with; the IdP's device code never leaves the server. */
+  readonly deviceId: string;
+  readonly userCode: string;
+  readonly verificationUri: string;
+  readonly verificationUriComplete: string | null;
+  readonly expiresAt: number;
+  readonly intervalSeconds: number;
+}
+
+export type DeviceLoginPoll =
+  | { readonly status: 'authorization_pending' | 'slow_down'; readonly intervalSeconds: number }
+  | {
+      readonly status: 'complete';
+      readonly token: string;
+      readonly expiresAt: number;
+      readonly principal: Principal;
+    };
+
+interface PendingDeviceLogin {
+  readonly idp: string;
+  readonly deviceCode: string;
+  readonly intervalSeconds: number;
+  readonly nextPollAt: number;
+  readonly expiresAt: number;
 }
 
 export interface SessionServiceDeps {
@@ -59,6 +101,9 @@ const cliCodeKind = 'cli-login-code';
 /** Session token ids ended by logout, kept until the token would have expired anyway. */
 const revokedSessionKind = 'revoked-session';
 const cliCodeTtlMs = 120_000;
+const deviceLoginKind = 'cli-device-login';
+/** A poll this much earlier than the interval still counts as on time (network jitter). */
+const devicePollToleranceMs = 500;
 
 function sha256base64url(value: string): string {
   return createHash('sha256').update(value).digest('base64url');
@@ -330,6 +375,134 @@ export class SessionService {
         now,
       );
     });
+  }
+
+  /**
+   * Starts `portcullis login --device`: a device authorization at the IdP (RFC 8628). The IdP's
+   * device code stays here, under a random handle the CLI polls with. `login_failed`
+   * (`device_flow_unsupported`) when the IdP has no device endpoint: the CLI then uses the browser.
+   */
+  async beginDeviceLogin(idp: string): Promise<DeviceLoginStart> {
+    const login = this.login(idp);
+    if (!login.beginDevice)
+      throw new PortcullisError('login_failed', `identity provider "${idp}" offers no device login`, {
+        reason: 'device_flow_unsupported',
+      });
+    const started = await login.beginDevice();
+    const now = this.deps.clock.now();
+    const deviceId = randomBytes(32).toString('base64url');
+    const expiresAt = now + started.expiresInSeconds * 1000;
+    const pending: PendingDeviceLogin = {
+      idp,
+      deviceCode: started.deviceCode,
+      intervalSeconds: started.intervalSeconds,
+      nextPollAt: now + started.intervalSeconds * 1000 - devicePollToleranceMs,
+      expiresAt,
+    };
+    await this.deps.store.ephemeral.put(
+      deviceLoginKind,
+      sha256base64url(deviceId),
+      JSON.stringify(pending),
+      expiresAt,
+    );
+    return {
+      deviceId,
+      userCode: started.userCode,
+      verificationUri: started.verificationUri,
+      verificationUriComplete: started.verificationUriComplete ?? null,
+      expiresAt,
+      intervalSeconds: started.intervalSeconds,
+    };
+  }
+
+  /**
+   * One poll of a device login. Polls faster than the interval are answered `slow_down` without
+   * asking the IdP (and the interval grows by 5 s, as RFC 8628 §3.5 says), so a CLI cannot make
+   * Portcullis hammer the IdP. On success the principal is signed in like any login (audited,
+   * `client: cli-device`) and gets a session token; failures are audited as `auth.login_failed`.
+   */
+  async pollDeviceLogin(deviceId: string, from: RequestOrigin): Promise<DeviceLoginPoll> {
+    const now = this.deps.clock.now();
+    const key = sha256base64url(deviceId);
+    const raw = await this.deps.store.ephemeral.peek(deviceLoginKind, key, now);
+    if (!raw)
+      throw new PortcullisError('login_failed', 'The device login is unknown, expired or already finished', {
+        reason: 'code_invalid',
+      });
+    const pending = JSON.parse(raw) as PendingDeviceLogin;
+    const remember = (intervalSeconds: number) =>
+      this.deps.store.ephemeral.put(
+        deviceLoginKind,
+        key,
+        JSON.stringify({
+          ...pending,
+          intervalSeconds,
+          nextPollAt: now + intervalSeconds * 1000 - devicePollToleranceMs,
+        }),
+        pending.expiresAt,
+      );
+    if (now < pending.nextPollAt) {
+      await remember(pending.intervalSeconds + 5);
+      return { status: 'slow_down', intervalSeconds: pending.intervalSeconds + 5 };
+    }
+    const login = this.login(pending.idp);
+    let result: Awaited<ReturnType<NonNullable<BrowserLogin['pollDevice']>>>;
+    try {
+      if (!login.pollDevice)
+        throw new PortcullisError('login_failed', 'no device login', { reason: 'device_flow_unsupported' });
+      result = await login.pollDevice(pending.deviceCode);
+      if (result.status === 'complete') {
+        // Single use: of two polls that both got tokens, one signs in.
+        if (!(await this.deps.store.ephemeral.take(deviceLoginKind, key, now)))
+          throw new PortcullisError('login_failed', 'The device login was already finished', {
+            reason: 'code_invalid',
+          });
+        if ((await this.deps.store.principals.get(result.principal.id))?.disabled) throw disabledError();
+      }
+    } catch (error) {
+      if (!(error instanceof PortcullisError && error.code === 'identity_provider_unavailable'))
+        await this.deps.store.ephemeral.take(deviceLoginKind, key, now);
+      await this.deps.store.transaction((tx) =>
+        tx.audit.append(
+          {
+            type: 'auth.login_failed',
+            actor: 'anonymous',
+            severity: 'warning',
+            sourceIp: from.sourceIp,
+            userAgent: from.userAgent,
+            reason: error instanceof Error ? error.message : String(error),
+            data: {
+              idp: pending.idp,
+              client: 'cli-device',
+              code: error instanceof PortcullisError ? error.code : 'internal',
+            },
+          },
+          now,
+        ),
+      );
+      throw error;
+    }
+    if (result.status !== 'complete') {
+      const interval = result.status === 'slow_down' ? pending.intervalSeconds + 5 : pending.intervalSeconds;
+      await remember(interval);
+      return { status: result.status, intervalSeconds: interval };
+    }
+    const { principal } = result;
+    await this.deps.store.transaction(async (tx) => {
+      await tx.principals.upsert(principal, now);
+      await tx.audit.append(
+        {
+          type: 'auth.login',
+          actor: principal.id,
+          sourceIp: from.sourceIp,
+          userAgent: from.userAgent,
+          data: { idp: pending.idp, groups: principal.groups, client: 'cli-device' },
+        },
+        now,
+      );
+    });
+    const session = await this.deps.tokens.issueSessionToken(principal, now, this.deps.sessionTtlSeconds);
+    return { status: 'complete', token: session.token, expiresAt: session.expiresAt, principal };
   }
 
   /** The CLI trades its one-time code and PKCE verifier for a session token. */

@@ -27,6 +27,8 @@ export const apiPrefix = '/api/v1';
 const publicApiRoutes = new Set([
   `${apiPrefix}/auth/providers`,
   `${apiPrefix}/auth/cli/token`,
+  `${apiPrefix}/auth/device`,
+  `${apiPrefix}/auth/device/token`,
   `${apiPrefix}/introspect`,
 ]);
 
