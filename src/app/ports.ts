@@ -119,6 +119,8 @@ export interface ScimPage<T> {
 /** SCIM users, groups and memberships, always within one IdP. */
 export interface ScimRepository {
   getUser(idp: string, id: string): Promise<ScimUserRecord | undefined>;
+  /** The users of this IdP among `ids` (unknown ids and other IdPs' users are left out). */
+  getUsers(idp: string, ids: readonly string[]): Promise<ScimUserRecord[]>;
   findUsers(idp: string, query: ScimQuery, offset: number, limit: number): Promise<ScimPage<ScimUserRecord>>;
   /** Throws `conflict` when the userName or subject is taken at this IdP. */
   insertUser(user: ScimUserRecord): Promise<void>;

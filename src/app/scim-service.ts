@@ -464,19 +464,20 @@ export class ScimService {
     const membersBefore = (await tx.scim.members([group.id])).get(group.id) ?? [];
     const named = [...new Set(changes.flatMap((c) => ('ids' in c ? c.ids : [])))];
     const users = new Map<string, ScimUserRecord>();
-    for (const userId of named) {
-      const user = await tx.scim.getUser(client.idp, userId);
-      if (!user)
-        throw new PortcullisError('scim_invalid_value', `No user ${userId} of this identity provider`, {
-          attribute: 'members',
-        });
-      users.set(userId, user);
-    }
-    for (const member of membersBefore) {
-      if (!users.has(member.id)) {
-        const user = await tx.scim.getUser(client.idp, member.id);
-        if (user) users.set(member.id, user);
-      }
+    for (const user of await tx.scim.getUsers(client.idp, named)) users.set(user.id, user);
+    const unknown = named.find((id) => !users.has(id));
+    if (unknown !== undefined)
+      throw new PortcullisError('scim_invalid_value', `No user ${unknown} of this identity provider`, {
+        attribute: 'members',
+      });
+    // Everyone in the group is affected when it is emptied, renamed or deleted; otherwise only
+    // the users named.
+    const renamed = changes.some(
+      (c) => c.kind === 'set' && c.displayName !== undefined && c.displayName !== group.displayName,
+    );
+    if (renamed || changes.some((c) => c.kind === 'remove_all_members')) {
+      const others = membersBefore.map((m) => m.id).filter((id) => !users.has(id));
+      for (const user of await tx.scim.getUsers(client.idp, others)) users.set(user.id, user);
     }
     const affected = [...users.values()];
     const before = await tx.scim.groupNamesOf(affected.map((u) => u.id));

@@ -76,6 +76,21 @@ export class KyselyScimRepository implements ScimRepository {
     return row && toUser(row);
   }
 
+  async getUsers(idp: string, ids: readonly string[]): Promise<ScimUserRecord[]> {
+    const found: ScimUserRecord[] = [];
+    // Chunks keep every statement under SQLite's and PostgreSQL's bound-parameter limits.
+    for (let start = 0; start < ids.length; start += 1000) {
+      const rows = await this.#db
+        .selectFrom('scim_users')
+        .selectAll()
+        .where('idp', '=', idp)
+        .where('id', 'in', ids.slice(start, start + 1000))
+        .execute();
+      found.push(...rows.map(toUser));
+    }
+    return found;
+  }
+
   async findUsers(
     idp: string,
     query: ScimQuery,
