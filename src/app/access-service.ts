@@ -244,6 +244,13 @@ export class AccessService {
       now,
     );
     await this.deps.store.transaction(async (tx) => {
+      // INVARIANT: no request outlives its requester's deprovisioning. This waits for a concurrent
+      // one (endAllAccessOf) to commit, so either it sees this request or this sees it.
+      if (!(await tx.principals.lockEnabled(requester.id)))
+        throw new PortcullisError(
+          'principal_disabled',
+          'This account was deprovisioned by its identity provider',
+        );
       await tx.requests.insert(request);
       await tx.audit.append(
         {

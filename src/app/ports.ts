@@ -74,6 +74,11 @@ export interface PrincipalRepository {
    * gets a bare row (subject as its name, no groups), so its first login is refused too.
    */
   setDisabled(idp: string, subject: string, disabled: boolean, now: number): Promise<void>;
+  /**
+   * Inside a transaction: false when the principal is disabled. It writes the row (unchanged), so
+   * it waits for a concurrent deprovisioning to commit and then sees it, on either database.
+   */
+  lockEnabled(id: string): Promise<boolean>;
   /** Replaces the groups of an existing principal (a SCIM membership change); false if there is none. */
   setGroups(id: string, groups: readonly string[], now: number): Promise<boolean>;
 }

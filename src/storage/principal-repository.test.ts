@@ -46,6 +46,11 @@ forEachDialect('PrincipalRepository', (ctx) => {
     await ctx.store.principals.setDisabled(alice.idp, alice.subject, false, testEpoch + 3);
     assert.equal((await ctx.store.principals.get(alice.id))?.disabled, false);
 
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), true);
+    await ctx.store.principals.setDisabled(alice.idp, alice.subject, true, testEpoch + 4);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), false);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled('okta:unknown')), true);
+
     await ctx.store.principals.setDisabled('okta', 'never-seen', true, testEpoch);
     const bare = await ctx.store.principals.get('okta:never-seen');
     assert.equal(bare?.disabled, true);

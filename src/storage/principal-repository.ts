@@ -67,6 +67,16 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
       .execute();
   }
 
+  async lockEnabled(id: string): Promise<boolean> {
+    const row = await this.#db
+      .updateTable('principals')
+      .set((eb) => ({ disabled: eb.ref('disabled') }))
+      .where('id', '=', id)
+      .returning('disabled')
+      .executeTakeFirst();
+    return row === undefined || row.disabled === 0;
+  }
+
   async setGroups(id: string, groups: readonly string[], now: number): Promise<boolean> {
     const result = await this.#db
       .updateTable('principals')
