@@ -19,6 +19,7 @@ const env: Environment = {
   PORTCULLIS_DATABASE_URL: 'postgres://portcullis:example-db-pw@db.internal:5432/portcullis',
   OKTA_CLIENT_SECRET: 'example-okta-secret',
   ORDERS_DB_ADMIN_URL: 'postgres://portcullis_admin:example-admin-pw@orders-db.internal:5432/orders',
+  OKTA_SCIM_TOKEN: 'example-okta-scim-token-0123456789abcdef',
 };
 
 const exampleText = readFileSync(examplePath, 'utf8');
@@ -87,6 +88,7 @@ describe('examples/portcullis.example.yaml', () => {
         assert.deepEqual(error.issues.map((i) => i.path).sort(), [
           'identity_providers[0].client_secret',
           'resources[0].postgres.admin_url',
+          'scim.clients[0].token',
           'storage.url',
         ]);
         return true;

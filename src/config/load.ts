@@ -93,6 +93,30 @@ export interface Config {
   readonly expiry: { readonly pollIntervalSeconds: number };
   /** Present when the file has a `gateway` section. */
   readonly gateway?: GatewayConfig;
+  /** SCIM clients (`scim.clients`); empty when there is no `scim` section. */
+  readonly scimClients: readonly ScimClientConfig[];
+}
+
+/** One SCIM client: an identity provider pushing users and groups with its bearer secret. */
+export interface ScimClientConfig {
+  readonly idp: string;
+  readonly token: Secret;
+  readonly subjectAttribute: 'externalId' | 'userName';
+}
+
+/** Shortest SCIM bearer secret accepted. */
+export const minScimTokenLength = 32;
+
+function resolveScimClients(scim: ParsedConfig['scim'], secrets: SecretResolver, issues: ConfigIssue[]) {
+  return (scim?.clients ?? []).map((client, i): ScimClientConfig => {
+    const token = secrets.resolve(client.token, `scim.clients[${i}].token`);
+    if (token.reveal() !== '' && token.reveal().length < minScimTokenLength)
+      issues.push({
+        path: `scim.clients[${i}].token`,
+        message: `must be at least ${minScimTokenLength} characters (a random secret)`,
+      });
+    return { idp: client.idp, token, subjectAttribute: client.subject_attribute };
+  });
 }
 
 /** The database gateway's settings (`gateway` in the file); see docs/gateway.md. */
@@ -176,6 +200,11 @@ function semanticIssues(parsed: Partial<ParsedConfig>, baseDir: string): ConfigI
     for (const name of duplicates(resource.roles.map((r) => r.name))) {
       issues.push({ path: `resources[${i}].roles`, message: `duplicate role "${name}"` });
     }
+  });
+  const idps = new Set((parsed.identity_providers ?? []).map((p) => p.id));
+  (parsed.scim?.clients ?? []).forEach((client, i) => {
+    if (parsed.identity_providers !== undefined && !idps.has(client.idp))
+      issues.push({ path: `scim.clients[${i}].idp`, message: `no identity provider "${client.idp}"` });
   });
   (parsed.policies?.files ?? []).forEach((file, i) => {
     const path = isAbsolute(file) ? file : resolve(baseDir, file);
@@ -340,6 +369,7 @@ export function parseConfig(text: string, file: string, env: Environment = proce
     if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets, baseDir);
     if (sections.resources) resolveResources(sections.resources, secrets);
     if (sections.gateway) resolveGateway(sections.gateway, secrets);
+    if (sections.scim) resolveScimClients(sections.scim, secrets, issues);
     throw new ConfigError(file, [...issues, ...secrets.issues]);
   }
   const parsed = result.data;
@@ -351,6 +381,10 @@ export function parseConfig(text: string, file: string, env: Environment = proce
   const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets, baseDir);
   const resources = resolveResources(parsed.resources, secrets);
   const gateway = parsed.gateway ? resolveGateway(parsed.gateway, secrets) : undefined;
+  const scimClients = resolveScimClients(parsed.scim, secrets, issues);
+  const tokens = scimClients.map((c) => c.token.reveal()).filter((t) => t !== '');
+  if (new Set(tokens).size !== tokens.length)
+    issues.push({ path: 'scim.clients', message: 'every SCIM client needs its own token' });
 
   const allIssues = [...issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);
@@ -384,6 +418,7 @@ export function parseConfig(text: string, file: string, env: Environment = proce
     },
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
     ...(gateway ? { gateway } : {}),
+    scimClients,
   };
   return Object.freeze(config);
 }

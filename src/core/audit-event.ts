@@ -34,6 +34,15 @@ export const auditEventTypes = [
   'gateway.recording_failed',
   'keys.recovery_key_set',
   'keys.emergency_rotated',
+  'scim.user_created',
+  'scim.user_updated',
+  'scim.user_deactivated',
+  'scim.user_reactivated',
+  'scim.user_deleted',
+  'scim.group_created',
+  'scim.group_updated',
+  'scim.group_deleted',
+  'scim.request_rejected',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

@@ -78,3 +78,14 @@ ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` :
 export function messagePage(title: string, message: string): string {
   return layout(title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>`);
 }
+
+/**
+ * A device-flow page (RFC 8628): `form` is oidc-provider's own form (hidden CSRF and code fields,
+ * already escaped by it), `buttons` submit it.
+ */
+export function deviceCodePage(message: string, form: string, buttons: string): string {
+  return layout(
+    'Device sign-in — Portcullis demo identity provider',
+    `<h1>Device sign-in</h1><p>${escapeHtml(message)}</p>${form}${buttons}`,
+  );
+}
