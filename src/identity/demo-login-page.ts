@@ -2,10 +2,7 @@
  * The demo identity provider's pages: a sign-in form and a plain message page. Self-contained
  * HTML (no external fonts or scripts) so the demo works offline and under a strict CSP.
  */
-
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+import { escapeHtml } from '../text/escape-html.js';
 
 /** Headers for every page: not cacheable, not frameable, no scripts. */
 export const pageHeaders: Readonly<Record<string, string>> = {

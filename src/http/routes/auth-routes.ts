@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { escapeHtml } from '../../text/escape-html.js';
 import type { HttpDependencies } from '../context.js';
 import { originOf, principalOf } from '../context.js';
 import { problemView } from '../views.js';
@@ -22,10 +23,6 @@ function readCookie(header: string | undefined, name: string): string | undefine
     if (key === name) return value.join('=') || undefined;
   }
   return undefined;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** Public routes of the browser login (outside /api/v1: the IdP redirects here). */
