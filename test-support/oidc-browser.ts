@@ -145,6 +145,60 @@ export class OidcTestBrowser extends FormBrowser {
   }
 }
 
+/**
+ * Plays the person at the device flow's verification page (RFC 8628): opens
+ * `verification_uri_complete`, confirms the code (or aborts with `abort: true`), signs in, and
+ * resolves with the text of the final page. A fresh browser, so there is no IdP session.
+ */
+export async function approveDeviceCode(
+  verificationUriComplete: string,
+  credentials: SignInCredentials,
+  options: { readonly abort?: boolean; readonly maxSteps?: number } = {},
+): Promise<string> {
+  const browser = new FormBrowser({ timeoutMs: 10_000 });
+  let next: { url: URL; method: string; body?: URLSearchParams } = {
+    url: new URL(verificationUriComplete),
+    method: 'GET',
+  };
+  let credentialsSent = false;
+  let aborted = false;
+  for (let step = 0; step < (options.maxSteps ?? 20); step++) {
+    const response = await browser.fetch(next.url, { method: next.method, body: next.body });
+    const target = await redirectTarget(response, next.url);
+    if (target) {
+      next = { url: target, method: 'GET' };
+      continue;
+    }
+    const html = await response.text();
+    if (aborted) return pageExcerpt(html);
+    const forms = parseForms(html);
+    const fields = (form: HtmlForm) =>
+      new URLSearchParams(form.inputs.map((i): [string, string] => [i.name, i.value]));
+    const confirm = forms.find((form) => form.inputs.some((input) => input.name === 'confirm'));
+    const login = forms.find((form) => form.inputs.some((input) => input.type === 'password'));
+    if (confirm) {
+      const body = fields(confirm);
+      if (options.abort) {
+        body.delete('confirm');
+        body.set('abort', 'yes');
+        aborted = true;
+      }
+      next = { url: new URL(confirm.action || next.url.href, next.url), method: 'POST', body };
+    } else if (login && !credentialsSent) {
+      credentialsSent = true;
+      const body = new URLSearchParams({ username: credentials.username, password: credentials.password });
+      next = { url: new URL(login.action || next.url.href, next.url), method: 'POST', body };
+    } else if (forms[0]?.method === 'POST' && !login) {
+      // oidc-provider's self-submitting "Submitting Callback" page (a script posts it in a browser).
+      const form = forms[0];
+      next = { url: new URL(form.action || next.url.href, next.url), method: 'POST', body: fields(form) };
+    } else {
+      return pageExcerpt(html);
+    }
+  }
+  throw new BrowserLoginError('too_many_steps', 'the device sign-in did not finish');
+}
+
 /** {@link OidcTestBrowser.signIn} with a fresh browser (no IdP session). */
 export function signInThroughBrowser(
   authorizationUrl: string | URL,

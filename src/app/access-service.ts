@@ -244,6 +244,13 @@ export class AccessService {
       now,
     );
     await this.deps.store.transaction(async (tx) => {
+      // INVARIANT: no request outlives its requester's deprovisioning. This waits for a concurrent
+      // one (endAllAccessOf) to commit, so either it sees this request or this sees it.
+      if (!(await tx.principals.lockEnabled(requester.id)))
+        throw new PortcullisError(
+          'principal_disabled',
+          'This account was deprovisioned by its identity provider',
+        );
       await tx.requests.insert(request);
       await tx.audit.append(
         {
@@ -656,6 +663,83 @@ export class AccessService {
     );
     this.deps.onGrantEnded?.(grantId, by === 'requester' ? 'released' : 'revoked');
     return this.completeRevocation(grantId);
+  }
+
+  /**
+   * Ends all access of a principal the identity provider deprovisioned (SCIM): pending and approved
+   * requests are cancelled, active grants revoked — in one transaction together with `alsoInTx`
+   * (the SCIM change itself), so a crash cannot leave the principal disabled with live grants.
+   * The targets are then cleaned up like any revocation (retried with backoff on failure).
+   * `actor` is recorded as is (e.g. `scim:okta`). The transaction is retried on concurrent
+   * changes, so `alsoInTx` may run more than once (each run in a fresh transaction).
+   */
+  async endAllAccessOf(
+    principalId: string,
+    actor: string,
+    reason: string,
+    from: RequestOrigin,
+    alsoInTx: (tx: Transaction, now: number) => Promise<void>,
+  ): Promise<{ cancelled: number; revoked: number }> {
+    const retry = Symbol('retry');
+    for (let attempt = 0; attempt < maxCasAttempts; attempt++) {
+      const now = this.deps.clock.now();
+      let outcome: { cancelled: number; grantIds: string[] };
+      try {
+        outcome = await this.deps.store.transaction(async (tx) => {
+          await alsoInTx(tx, now);
+          const live = await tx.requests.list({
+            requesterId: principalId,
+            states: ['pending', 'approved', 'active'],
+            limit: 1000,
+          });
+          const grantIds: string[] = [];
+          const events: { event: AuditEventInput; at: number }[] = [];
+          let cancelled = 0;
+          for (const request of live) {
+            const ended = core.endForDeprovisioning(request, reason, now);
+            if (!(await tx.requests.update(ended, request.version))) throw retry;
+            const grant = await tx.grants.getByRequest(request.id);
+            if (ended.state === 'revoked' && grant?.status === 'active') {
+              await tx.grants.update(grants.beginRevocation(grant, now));
+              grantIds.push(grant.id);
+            }
+            if (ended.state === 'cancelled') cancelled++;
+            events.push({
+              event: {
+                type: ended.state === 'revoked' ? 'grant.revoked' : 'request.cancelled',
+                actor,
+                severity: 'warning',
+                ...origin(from),
+                requestId: request.id,
+                grantId: grant?.id ?? null,
+                resourceId: request.resourceId,
+                reason: ended.endReason,
+                data: { deprovisioned: principalId, previousState: request.state },
+              },
+              at: now,
+            });
+          }
+          await tx.audit.appendAll(events);
+          return { cancelled, grantIds };
+        });
+      } catch (error) {
+        if (error === retry) continue;
+        throw error;
+      }
+      for (const grantId of outcome.grantIds) this.deps.onGrantEnded?.(grantId, 'revoked');
+      const failures: unknown[] = [];
+      await forEachConcurrently(outcome.grantIds, revocationConcurrency, (grantId) =>
+        this.completeRevocation(grantId).then(
+          () => undefined,
+          (error: unknown) => {
+            failures.push(error);
+          },
+        ),
+      );
+      // A failed target clean-up is recorded and retried by the expiry loop: access has ended.
+      return { cancelled: outcome.cancelled, revoked: outcome.grantIds.length };
+    }
+    throw new PortcullisError('conflict', "The principal's requests kept changing; try again");
   }
 
   /** Ends every active request whose deadline has passed. Returns how many it ended. */

@@ -67,7 +67,91 @@ export interface GrantRepository {
 export interface PrincipalRepository {
   /** Inserts or refreshes a principal at login (groups as asserted now). */
   upsert(principal: Principal, now: number): Promise<void>;
-  get(id: string): Promise<(Principal & { readonly groupsAssertedAt: number }) | undefined>;
+  get(
+    id: string,
+  ): Promise<(Principal & { readonly groupsAssertedAt: number; readonly disabled: boolean }) | undefined>;
+  /**
+   * Disables (deprovisioned by SCIM) or re-enables a principal. A principal never seen at a login
+   * gets a bare row (subject as its name, no groups), so its first login is refused too.
+   */
+  setDisabled(idp: string, subject: string, disabled: boolean, now: number): Promise<void>;
+  /**
+   * Inside a transaction: false when the principal is disabled. It writes the row (unchanged), so
+   * it waits for a concurrent deprovisioning to commit and then sees it, on either database.
+   */
+  lockEnabled(id: string): Promise<boolean>;
+  /** Replaces the groups of an existing principal (a SCIM membership change); false if there is none. */
+  setGroups(id: string, groups: readonly string[], now: number): Promise<boolean>;
+}
+
+/** A user an identity provider provisioned through SCIM: only the link and what SCIM needs. */
+export interface ScimUserRecord {
+  readonly id: string;
+  readonly idp: string;
+  /** The principal's subject at that IdP: the principal is `idp:subject`. */
+  readonly subject: string;
+  readonly userName: string;
+  readonly externalId: string | null;
+  readonly active: boolean;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly version: number;
+}
+
+export interface ScimGroupRecord {
+  readonly id: string;
+  readonly idp: string;
+  readonly displayName: string;
+  readonly externalId: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly version: number;
+}
+
+/** Equality conditions, all of which must hold (a SCIM `eq` filter joined with `and`). */
+export interface ScimQuery {
+  readonly id?: string;
+  /** Compared case-insensitively (userName is not case-exact). */
+  readonly userName?: string;
+  readonly externalId?: string;
+  readonly displayName?: string;
+}
+
+export interface ScimPage<T> {
+  readonly total: number;
+  readonly items: readonly T[];
+}
+
+/** SCIM users, groups and memberships, always within one IdP. */
+export interface ScimRepository {
+  getUser(idp: string, id: string): Promise<ScimUserRecord | undefined>;
+  /** The users of this IdP among `ids` (unknown ids and other IdPs' users are left out). */
+  getUsers(idp: string, ids: readonly string[]): Promise<ScimUserRecord[]>;
+  findUsers(idp: string, query: ScimQuery, offset: number, limit: number): Promise<ScimPage<ScimUserRecord>>;
+  /** Throws `conflict` when the userName or subject is taken at this IdP. */
+  insertUser(user: ScimUserRecord): Promise<void>;
+  /** Compare-and-swap on `version`; throws `conflict` on a taken userName. */
+  updateUser(user: ScimUserRecord, expectedVersion: number): Promise<boolean>;
+  deleteUser(idp: string, id: string): Promise<void>;
+  getGroup(idp: string, id: string): Promise<ScimGroupRecord | undefined>;
+  findGroups(
+    idp: string,
+    query: ScimQuery,
+    offset: number,
+    limit: number,
+  ): Promise<ScimPage<ScimGroupRecord>>;
+  insertGroup(group: ScimGroupRecord): Promise<void>;
+  updateGroup(group: ScimGroupRecord, expectedVersion: number): Promise<boolean>;
+  deleteGroup(idp: string, id: string): Promise<void>;
+  /** Members (id and userName) of each group, by group id. */
+  members(groupIds: readonly string[]): Promise<Map<string, { id: string; userName: string }[]>>;
+  /** Display names of the groups each user is in, by user id (every id present). */
+  groupNamesOf(userIds: readonly string[]): Promise<Map<string, string[]>>;
+  addMembers(groupId: string, userIds: readonly string[]): Promise<void>;
+  /** Removes the given members, or all of them when `userIds` is undefined. */
+  removeMembers(groupId: string, userIds?: readonly string[]): Promise<void>;
+  /** Removes the user from every group. */
+  removeFromAllGroups(userId: string): Promise<void>;
 }
 
 export interface AuditRecord extends AuditEventInput {
@@ -143,6 +227,7 @@ export interface Transaction {
   readonly requests: RequestRepository;
   readonly grants: GrantRepository;
   readonly principals: PrincipalRepository;
+  readonly scim: ScimRepository;
   readonly audit: AuditAppender;
   readonly keys: KeyRepository;
   readonly ephemeral: EphemeralStore;

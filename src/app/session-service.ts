@@ -39,14 +39,56 @@ export interface BrowserLogin {
     redirectUri: string;
     context?: string;
   }): Promise<{ authorizationUrl: string; loginId: string }>;
-  /** `form`: the POSTed fields, for bindings that post (SAML HTTP-POST). */
   /** SAML only: this service provider's metadata XML, to register at the IdP. */
   serviceProviderMetadata?(): string;
+  /** `form`: the POSTed fields, for bindings that post (SAML HTTP-POST). */
   complete(
     callbackUrl: URL,
     loginId?: string,
     form?: Readonly<Record<string, unknown>>,
   ): Promise<{ principal: Principal; context?: string }>;
+  /** Device authorization grant (RFC 8628), for IdPs that offer it; see {@link OidcLogin}. */
+  beginDevice?(): Promise<{
+    deviceCode: string;
+    userCode: string;
+    verificationUri: string;
+    verificationUriComplete: string | undefined;
+    expiresInSeconds: number;
+    intervalSeconds: number;
+  }>;
+  pollDevice?(
+    deviceCode: string,
+  ): Promise<
+    { status: 'authorization_pending' | 'slow_down' } | { status: 'complete'; principal: Principal }
+  >;
+}
+
+/** What a CLI gets when it starts a device login (RFC 8628 §3.2, with Portcullis's own handle). */
+export interface DeviceLoginStart {
+  /** Opaque handle the CLI polls with; the IdP's device code never leaves the server. */
+  readonly deviceId: string;
+  readonly userCode: string;
+  readonly verificationUri: string;
+  readonly verificationUriComplete: string | null;
+  readonly expiresAt: number;
+  readonly intervalSeconds: number;
+}
+
+export type DeviceLoginPoll =
+  | { readonly status: 'authorization_pending' | 'slow_down'; readonly intervalSeconds: number }
+  | {
+      readonly status: 'complete';
+      readonly token: string;
+      readonly expiresAt: number;
+      readonly principal: Principal;
+    };
+
+interface PendingDeviceLogin {
+  readonly idp: string;
+  readonly deviceCode: string;
+  readonly intervalSeconds: number;
+  readonly nextPollAt: number;
+  readonly expiresAt: number;
 }
 
 export interface SessionServiceDeps {
@@ -71,6 +113,9 @@ const cliCodeKind = 'cli-login-code';
 /** Session token ids ended by logout, kept until the token would have expired anyway. */
 const revokedSessionKind = 'revoked-session';
 const cliCodeTtlMs = 120_000;
+const deviceLoginKind = 'cli-device-login';
+/** A poll this much earlier than the interval still counts as on time (network jitter). */
+const devicePollToleranceMs = 500;
 
 function sha256base64url(value: string): string {
   return createHash('sha256').update(value).digest('base64url');
@@ -84,6 +129,17 @@ function decodeJwtPayload(token: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/** A principal the identity provider deprovisioned through SCIM: nothing it presents is accepted. */
+function disabledError(): PortcullisError {
+  return new PortcullisError(
+    'principal_disabled',
+    'This account was deprovisioned by its identity provider',
+    {
+      reason: 'principal_disabled',
+    },
+  );
 }
 
 function sameGroups(a: readonly string[], b: readonly string[]): boolean {
@@ -161,12 +217,14 @@ export class SessionService {
           throw new PortcullisError('invalid_token', 'The session belongs to an unknown principal', {
             reason: 'unknown_principal',
           });
+        if (principal.disabled) throw disabledError();
         this.checkGroupsAge(principal, now);
         return principal;
       }
       const principal = await this.deps.idpBearer.verify(token);
       await this.deps.store.transaction(async (tx) => {
         const known = await tx.principals.get(principal.id);
+        if (known?.disabled) throw disabledError();
         await tx.principals.upsert(principal, now);
         // The groups decide who may approve: a first sight of this principal, or groups that
         // differ from what the last login or token asserted, is a sign-in the audit log shows.
@@ -215,7 +273,8 @@ export class SessionService {
         (code === 'invalid_token' ||
           code === 'unauthenticated' ||
           code === 'reauthentication_required' ||
-          code === 'sign_in_not_allowed')
+          code === 'sign_in_not_allowed' ||
+          code === 'principal_disabled')
       )
         throw error;
       throw new PortcullisError('invalid_token', 'The token is not valid', { reason }, { cause: error });
@@ -293,6 +352,7 @@ export class SessionService {
       // browser (login CSRF, or a victim sent someone else's CLI login). '' matches no loginId, so
       // the pending sign-in is consumed and refused as browser_mismatch.
       result = await this.login(idp, protocol).complete(callbackUrl, loginId ?? '', form);
+      if ((await this.deps.store.principals.get(result.principal.id))?.disabled) throw disabledError();
     } catch (error) {
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
@@ -382,6 +442,134 @@ export class SessionService {
     });
   }
 
+  /**
+   * Starts `portcullis login --device`: a device authorization at the IdP (RFC 8628). The IdP's
+   * device code stays here, under a random handle the CLI polls with. `login_failed`
+   * (`device_flow_unsupported`) when the IdP has no device endpoint: the CLI then uses the browser.
+   */
+  async beginDeviceLogin(idp: string): Promise<DeviceLoginStart> {
+    const login = this.login(idp);
+    if (!login.beginDevice)
+      throw new PortcullisError('login_failed', `identity provider "${idp}" offers no device login`, {
+        reason: 'device_flow_unsupported',
+      });
+    const started = await login.beginDevice();
+    const now = this.deps.clock.now();
+    const deviceId = randomBytes(32).toString('base64url');
+    const expiresAt = now + started.expiresInSeconds * 1000;
+    const pending: PendingDeviceLogin = {
+      idp,
+      deviceCode: started.deviceCode,
+      intervalSeconds: started.intervalSeconds,
+      nextPollAt: now + started.intervalSeconds * 1000 - devicePollToleranceMs,
+      expiresAt,
+    };
+    await this.deps.store.ephemeral.put(
+      deviceLoginKind,
+      sha256base64url(deviceId),
+      JSON.stringify(pending),
+      expiresAt,
+    );
+    return {
+      deviceId,
+      userCode: started.userCode,
+      verificationUri: started.verificationUri,
+      verificationUriComplete: started.verificationUriComplete ?? null,
+      expiresAt,
+      intervalSeconds: started.intervalSeconds,
+    };
+  }
+
+  /**
+   * One poll of a device login. Polls faster than the interval are answered `slow_down` without
+   * asking the IdP (and the interval grows by 5 s, as RFC 8628 §3.5 says), so a CLI cannot make
+   * Portcullis hammer the IdP. On success the principal is signed in like any login (audited,
+   * `client: cli-device`) and gets a session token; failures are audited as `auth.login_failed`.
+   */
+  async pollDeviceLogin(deviceId: string, from: RequestOrigin): Promise<DeviceLoginPoll> {
+    const now = this.deps.clock.now();
+    const key = sha256base64url(deviceId);
+    const raw = await this.deps.store.ephemeral.peek(deviceLoginKind, key, now);
+    if (!raw)
+      throw new PortcullisError('login_failed', 'The device login is unknown, expired or already finished', {
+        reason: 'code_invalid',
+      });
+    const pending = JSON.parse(raw) as PendingDeviceLogin;
+    const remember = (intervalSeconds: number) =>
+      this.deps.store.ephemeral.put(
+        deviceLoginKind,
+        key,
+        JSON.stringify({
+          ...pending,
+          intervalSeconds,
+          nextPollAt: now + intervalSeconds * 1000 - devicePollToleranceMs,
+        }),
+        pending.expiresAt,
+      );
+    if (now < pending.nextPollAt) {
+      await remember(pending.intervalSeconds + 5);
+      return { status: 'slow_down', intervalSeconds: pending.intervalSeconds + 5 };
+    }
+    const login = this.login(pending.idp);
+    let result: Awaited<ReturnType<NonNullable<BrowserLogin['pollDevice']>>>;
+    try {
+      if (!login.pollDevice)
+        throw new PortcullisError('login_failed', 'no device login', { reason: 'device_flow_unsupported' });
+      result = await login.pollDevice(pending.deviceCode);
+      if (result.status === 'complete') {
+        // Single use: of two polls that both got tokens, one signs in.
+        if (!(await this.deps.store.ephemeral.take(deviceLoginKind, key, now)))
+          throw new PortcullisError('login_failed', 'The device login was already finished', {
+            reason: 'code_invalid',
+          });
+        if ((await this.deps.store.principals.get(result.principal.id))?.disabled) throw disabledError();
+      }
+    } catch (error) {
+      if (!(error instanceof PortcullisError && error.code === 'identity_provider_unavailable'))
+        await this.deps.store.ephemeral.take(deviceLoginKind, key, now);
+      await this.deps.store.transaction((tx) =>
+        tx.audit.append(
+          {
+            type: 'auth.login_failed',
+            actor: 'anonymous',
+            severity: 'warning',
+            sourceIp: from.sourceIp,
+            userAgent: from.userAgent,
+            reason: error instanceof Error ? error.message : String(error),
+            data: {
+              idp: pending.idp,
+              client: 'cli-device',
+              code: error instanceof PortcullisError ? error.code : 'internal',
+            },
+          },
+          now,
+        ),
+      );
+      throw error;
+    }
+    if (result.status !== 'complete') {
+      const interval = result.status === 'slow_down' ? pending.intervalSeconds + 5 : pending.intervalSeconds;
+      await remember(interval);
+      return { status: result.status, intervalSeconds: interval };
+    }
+    const { principal } = result;
+    await this.deps.store.transaction(async (tx) => {
+      await tx.principals.upsert(principal, now);
+      await tx.audit.append(
+        {
+          type: 'auth.login',
+          actor: principal.id,
+          sourceIp: from.sourceIp,
+          userAgent: from.userAgent,
+          data: { idp: pending.idp, groups: principal.groups, client: 'cli-device' },
+        },
+        now,
+      );
+    });
+    const session = await this.deps.tokens.issueSessionToken(principal, now, this.deps.sessionTtlSeconds);
+    return { status: 'complete', token: session.token, expiresAt: session.expiresAt, principal };
+  }
+
   /** The CLI trades its one-time code and PKCE verifier for a session token. */
   async exchangeCliCode(input: { code: string; codeVerifier: string; redirectUri: string }): Promise<{
     token: string;
@@ -409,6 +597,7 @@ export class SessionService {
     const principal = await this.deps.store.principals.get(intent.principalId);
     if (!principal)
       throw new PortcullisError('login_failed', 'Unknown principal', { reason: 'unknown_principal' });
+    if (principal.disabled) throw disabledError();
     const session = await this.deps.tokens.issueSessionToken(principal, now, this.deps.sessionTtlSeconds);
     return { ...session, principal };
   }

@@ -13,6 +13,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { escapeHtml } from '../text/escape-html.js';
 import type { ApiClient } from './api-client.js';
 import { CliError, exitCodes } from './cli-error.js';
 
@@ -63,10 +64,6 @@ export function cliAuthorizationUrl(
     state: params.state,
   });
   return `${server}/auth/${protocol}/${encodeURIComponent(idp)}/login?${query.toString()}`;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 function page(title: string, message: string): string {

@@ -133,11 +133,16 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--username <name>', 'scripted login, built-in demo identity provider only')
     .option('--password-stdin', 'read the --username password from stdin (or set PORTCULLIS_PASSWORD)')
     .option('--no-browser', 'print the sign-in URL without opening a browser')
+    .option(
+      '--device',
+      'sign in on another device with a code (OAuth device flow, RFC 8628); no local browser needed',
+    )
     .option('--print-token', 'print the session token on stdout (for tools that need a bearer token)')
     .addHelpText(
       'after',
       example(
         'portcullis login --server https://access.example.com',
+        'portcullis login --device   # on a server or over SSH: enter the code on your phone or laptop',
         'echo alice-demo-password | portcullis login --profile alice --username alice --password-stdin',
       ),
     )
@@ -151,6 +156,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
             passwordStdin?: boolean;
             browser: boolean;
             printToken?: boolean;
+            device?: boolean;
           },
         ) => login(ctx, options),
       ),

@@ -20,6 +20,7 @@ const env: Environment = {
   OKTA_CLIENT_SECRET: 'example-okta-secret',
   ORDERS_DB_ADMIN_URL: 'postgres://portcullis_admin:example-admin-pw@orders-db.internal:5432/orders',
   ALERT_WEBHOOK_SECRET: 'example-webhook-signing-secret-of-32-chars',
+  OKTA_SCIM_TOKEN: 'example-okta-scim-token-0123456789abcdef',
 };
 
 const exampleText = readFileSync(examplePath, 'utf8');
@@ -90,6 +91,7 @@ describe('examples/portcullis.example.yaml', () => {
           'break_glass.alert_channels[0].secret',
           'identity_providers[0].client_secret',
           'resources[0].postgres.admin_url',
+          'scim.clients[0].token',
           'storage.url',
         ]);
         return true;

@@ -101,12 +101,36 @@ export interface Config {
    * (only with `degradable` and at least one emergency account); empty normally.
    */
   readonly degraded: readonly DegradedSection[];
+  /** SCIM clients (`scim.clients`); empty when there is no `scim` section. */
+  readonly scimClients: readonly ScimClientConfig[];
 }
 
 /** A section left out at start-up, and why (shown by /readyz and in the audit log). */
 export interface DegradedSection {
   readonly section: 'identity_providers' | 'policies';
   readonly problems: readonly string[];
+}
+
+/** One SCIM client: an identity provider pushing users and groups with its bearer secret. */
+export interface ScimClientConfig {
+  readonly idp: string;
+  readonly token: Secret;
+  readonly subjectAttribute: 'externalId' | 'userName';
+}
+
+/** Shortest SCIM bearer secret accepted. */
+export const minScimTokenLength = 32;
+
+function resolveScimClients(scim: ParsedConfig['scim'], secrets: SecretResolver, issues: ConfigIssue[]) {
+  return (scim?.clients ?? []).map((client, i): ScimClientConfig => {
+    const token = secrets.resolve(client.token, `scim.clients[${i}].token`);
+    if (token.reveal() !== '' && token.reveal().length < minScimTokenLength)
+      issues.push({
+        path: `scim.clients[${i}].token`,
+        message: `must be at least ${minScimTokenLength} characters (a random secret)`,
+      });
+    return { idp: client.idp, token, subjectAttribute: client.subject_attribute };
+  });
 }
 
 /** The database gateway's settings (`gateway` in the file); see docs/gateway.md. */
@@ -190,6 +214,11 @@ function semanticIssues(parsed: Partial<ParsedConfig>, baseDir: string): ConfigI
     for (const name of duplicates(resource.roles.map((r) => r.name))) {
       issues.push({ path: `resources[${i}].roles`, message: `duplicate role "${name}"` });
     }
+  });
+  const idps = new Set((parsed.identity_providers ?? []).map((p) => p.id));
+  (parsed.scim?.clients ?? []).forEach((client, i) => {
+    if (parsed.identity_providers !== undefined && !idps.has(client.idp))
+      issues.push({ path: `scim.clients[${i}].idp`, message: `no identity provider "${client.idp}"` });
   });
   (parsed.policies?.files ?? []).forEach((file, i) => {
     const path = isAbsolute(file) ? file : resolve(baseDir, file);
@@ -422,6 +451,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
         ...resolveBreakGlass(sections.break_glass, resources, (ref, path) => secrets.resolve(ref, path))
           .issues,
       );
+    if (sections.scim) resolveScimClients(sections.scim, secrets, issues);
     throw new ConfigError(file, [...issues, ...secrets.issues]);
   }
   const parsed = result.data;
@@ -436,6 +466,10 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
   const breakGlass = resolveBreakGlass(parsed.break_glass, resources, (ref, path) =>
     secrets.resolve(ref, path),
   );
+  const scimClients = resolveScimClients(parsed.scim, secrets, issues);
+  const tokens = scimClients.map((c) => c.token.reveal()).filter((t) => t !== '');
+  if (new Set(tokens).size !== tokens.length)
+    issues.push({ path: 'scim.clients', message: 'every SCIM client needs its own token' });
 
   const allIssues = [...issues, ...breakGlass.issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);
@@ -471,6 +505,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     ...(gateway ? { gateway } : {}),
     breakGlass: breakGlass.settings,
     degraded: [],
+    scimClients,
   };
   return Object.freeze(config);
 }

@@ -279,6 +279,26 @@ export const configSchema = z
       })
       .strict()
       .default({ poll_interval: 1 }),
+    /** SCIM 2.0 provisioning at /scim/v2 (docs/scim.md); absent means no SCIM endpoint. */
+    scim: z
+      .object({
+        clients: z
+          .array(
+            z
+              .object({
+                /** The identity provider whose principals this client provisions (and only those). */
+                idp: identifier,
+                /** Bearer secret the IdP sends; at least 32 characters. */
+                token: secretRef,
+                /** SCIM attribute that holds the principal's subject (the OIDC `sub`). */
+                subject_attribute: z.enum(['externalId', 'userName']).default('externalId'),
+              })
+              .strict(),
+          )
+          .min(1),
+      })
+      .strict()
+      .optional(),
     /** The PostgreSQL wire-protocol gateway (docs/gateway.md); absent means no gateway. */
     gateway: z
       .object({

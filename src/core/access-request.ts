@@ -237,6 +237,16 @@ export function cancel(request: AccessRequest, actor: Principal, now: number): A
   return next(request, 'cancelled', now, { endedAt: now, endReason: 'cancelled by requester' });
 }
 
+/**
+ * The identity provider deprovisioned the requester (SCIM): a request not yet active is
+ * cancelled, active access is revoked. Other states are final and stay as they are.
+ */
+export function endForDeprovisioning(request: AccessRequest, reason: string, now: number): AccessRequest {
+  const label = `deprovisioned: ${reason}`;
+  if (request.state === 'active') return next(request, 'revoked', now, { endedAt: now, endReason: label });
+  return next(request, 'cancelled', now, { endedAt: now, endReason: label });
+}
+
 /** True while the grant gives access at `now`: the check tokens and the gateway rely on. */
 export function isAccessLive(request: Pick<AccessRequest, 'state' | 'expiresAt'>, now: number): boolean {
   return request.state === 'active' && request.expiresAt !== null && now < request.expiresAt;

@@ -50,6 +50,15 @@ export const auditEventTypes = [
   'break_glass.rotated',
   'break_glass.drill_recorded',
   'break_glass.alert_failed',
+  'scim.user_created',
+  'scim.user_updated',
+  'scim.user_deactivated',
+  'scim.user_reactivated',
+  'scim.user_deleted',
+  'scim.group_created',
+  'scim.group_updated',
+  'scim.group_deleted',
+  'scim.request_rejected',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

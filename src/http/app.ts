@@ -19,6 +19,7 @@ import { breakGlassRoutes, isCustodianRoute } from './routes/break-glass-routes.
 import { grantRoutes } from './routes/grant-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
 import { requestRoutes } from './routes/request-routes.js';
+import { scimPrefix, scimRoutes } from './routes/scim-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 
 export const apiPrefix = '/api/v1';
@@ -27,6 +28,8 @@ export const apiPrefix = '/api/v1';
 const publicApiRoutes = new Set([
   `${apiPrefix}/auth/providers`,
   `${apiPrefix}/auth/cli/token`,
+  `${apiPrefix}/auth/device`,
+  `${apiPrefix}/auth/device/token`,
   `${apiPrefix}/introspect`,
 ]);
 
@@ -93,6 +96,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
     },
     { prefix: apiPrefix },
   );
+  if (deps.scim) await app.register(scimRoutes(deps.scim.service, deps.scim.baseUrl), { prefix: scimPrefix });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

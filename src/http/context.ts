@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { AccessService } from '../app/access-service.js';
 import type { BreakGlassService } from '../app/break-glass-service.js';
+import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
 import type { RequestOrigin } from '../core/audit-event.js';
 import { PortcullisError } from '../core/errors.js';
@@ -26,6 +27,8 @@ export interface HttpDependencies {
   /** Prometheus text exposition. */
   readonly metrics: () => Promise<{ contentType: string; body: string }>;
   readonly readiness: () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+  /** SCIM provisioning at /scim/v2; null when no SCIM client is configured. */
+  readonly scim?: { readonly service: ScimService; readonly baseUrl: string } | null;
   readonly bodyLimitBytes: number;
   readonly trustProxy: boolean | string[];
   readonly logger: boolean | object;

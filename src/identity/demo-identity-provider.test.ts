@@ -74,13 +74,17 @@ describe('demo identity provider', () => {
     assert.equal(location.searchParams.get('error'), 'invalid_request');
   });
 
-  it('offers the authorization code flow only: no client credentials, password or implicit grants', async () => {
+  it('offers the authorization code and device flows only: no client credentials, password or implicit grants', async () => {
     const metadata = (await (await fetch(`${idp.issuer}/.well-known/openid-configuration`)).json()) as Record<
       string,
       unknown
     >;
     assert.deepEqual(metadata.response_types_supported, ['code']);
-    assert.deepEqual(metadata.grant_types_supported, ['authorization_code']);
+    assert.deepEqual(metadata.grant_types_supported, [
+      'authorization_code',
+      'urn:ietf:params:oauth:grant-type:device_code',
+    ]);
+    assert.equal(metadata.device_authorization_endpoint, `${idp.issuer}/device/auth`);
     assert.deepEqual(metadata.code_challenge_methods_supported, ['S256']);
     assert.ok((metadata.scopes_supported as string[]).includes('groups'));
   });

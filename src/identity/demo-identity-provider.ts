@@ -13,6 +13,7 @@
  *   (`resource=<apiAudience>`), carrying `groups`, `name` and `email`, so IdP-issued API tokens
  *   can be obtained through the real authorization code flow. No client credentials grant, no
  *   password grant, no other shortcut to a user's token;
+ * - the device authorization grant (RFC 8628) for the same client, with its own code pages;
  * - {@link DemoIdentityProvider.rotateSigningKey} to rotate the signing key without a restart.
  *
  * It logs nothing itself.
@@ -32,7 +33,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { type Account, type Configuration, errors } from 'oidc-provider';
-import { loginPage, messagePage, pageHeaders } from './demo-login-page.js';
+import { deviceCodePage, loginPage, messagePage, pageHeaders } from './demo-login-page.js';
 import { DemoProviderStorage } from './demo-provider-storage.js';
 import { type DemoUser, demoUsers } from './demo-users.js';
 
@@ -63,6 +64,8 @@ export interface DemoIdentityProviderOptions {
   readonly claimsInIdToken?: boolean;
   /** Default {@link demoUsers}. */
   readonly users?: readonly DemoUser[];
+  /** Life of a device code (RFC 8628), default 600 s; tests shorten it to see `expired_token`. */
+  readonly deviceCodeTtlSeconds?: number;
 }
 
 export interface DemoIdentityProvider {
@@ -155,6 +158,7 @@ interface ProviderSetup {
   readonly directory: DemoDirectory;
   readonly storage: DemoProviderStorage;
   readonly cookieKeys: readonly string[];
+  readonly deviceCodeTtlSeconds: number;
 }
 
 function buildProvider(setup: ProviderSetup, keys: readonly Record<string, unknown>[]): Provider {
@@ -166,7 +170,7 @@ function buildProvider(setup: ProviderSetup, keys: readonly Record<string, unkno
         client_id: clientId,
         client_secret: setup.clientSecret,
         redirect_uris: setup.redirectUris,
-        grant_types: ['authorization_code'],
+        grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
         id_token_signed_response_alg: 'RS256',
@@ -188,6 +192,7 @@ function buildProvider(setup: ProviderSetup, keys: readonly Record<string, unkno
     ttl: {
       AccessToken: accessTokenTtlSeconds,
       AuthorizationCode: 60,
+      DeviceCode: setup.deviceCodeTtlSeconds,
       IdToken: 600,
       Interaction: 600,
       Session: 3600,
@@ -236,6 +241,32 @@ function buildProvider(setup: ProviderSetup, keys: readonly Record<string, unkno
     },
     features: {
       devInteractions: { enabled: false },
+      // RFC 8628, for `portcullis login --device`: the user code pages are the demo's own.
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: async (ctx, form, _out, err) => {
+          ctx.type = 'html';
+          ctx.body = deviceCodePage(
+            err ? 'That code is not valid or has expired. Try again.' : 'Enter the code your device shows.',
+            form,
+            '<button type="submit" form="op.deviceInputForm">Continue</button>',
+          );
+        },
+        userCodeConfirmSource: async (ctx, form, client, _deviceInfo, userCode) => {
+          ctx.type = 'html';
+          ctx.body = deviceCodePage(
+            `Sign in to ${client.clientId} with the code ${userCode}? Only continue if your device shows this code.`,
+            form,
+            '<button type="submit" form="op.deviceConfirmForm">Continue</button> <button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>',
+          );
+        },
+        successSource: async (ctx) => {
+          ctx.type = 'html';
+          ctx.body = messagePage('Signed in', 'Your device is signed in. You can close this window.');
+        },
+      },
       clientCredentials: { enabled: false },
       resourceIndicators: {
         enabled: true,
@@ -376,6 +407,7 @@ export async function startDemoIdentityProvider(
     directory: new DemoDirectory(options.users ?? demoUsers),
     storage: new DemoProviderStorage(),
     cookieKeys: [randomBytes(32).toString('base64url')],
+    deviceCodeTtlSeconds: options.deviceCodeTtlSeconds ?? 600,
   };
   let keys = [await newSigningKey()];
   try {

@@ -2,10 +2,7 @@
  * The demo identity provider's pages: a sign-in form and a plain message page. Self-contained
  * HTML (no external fonts or scripts) so the demo works offline and under a strict CSP.
  */
-
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+import { escapeHtml } from '../text/escape-html.js';
 
 /** Headers for every page: not cacheable, not frameable, no scripts. */
 export const pageHeaders: Readonly<Record<string, string>> = {
@@ -77,4 +74,15 @@ ${input.error ? `<p class="error" role="alert">${escapeHtml(input.error)}</p>` :
 
 export function messagePage(title: string, message: string): string {
   return layout(title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>`);
+}
+
+/**
+ * A device-flow page (RFC 8628): `form` is oidc-provider's own form (hidden CSRF and code fields,
+ * already escaped by it), `buttons` submit it.
+ */
+export function deviceCodePage(message: string, form: string, buttons: string): string {
+  return layout(
+    'Device sign-in — Portcullis demo identity provider',
+    `<h1>Device sign-in</h1><p>${escapeHtml(message)}</p>${form}${buttons}`,
+  );
 }

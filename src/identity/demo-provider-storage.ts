@@ -17,6 +17,8 @@ const maxEntries = 10_000;
 export class DemoProviderStorage {
   readonly #entries = new Map<string, Entry>();
   readonly #sessionByUid = new Map<string, string>();
+  /** Device flow (RFC 8628): user code → DeviceCode id. */
+  readonly #deviceByUserCode = new Map<string, string>();
 
   /** The adapter factory to pass as oidc-provider's `adapter` option. */
   readonly adapterFor = (model: string): Adapter => {
@@ -25,13 +27,18 @@ export class DemoProviderStorage {
       upsert: async (id, payload, expiresIn) => {
         this.#set(key(id), payload, expiresIn);
         if (model === 'Session' && typeof payload.uid === 'string') this.#sessionByUid.set(payload.uid, id);
+        if (model === 'DeviceCode' && typeof payload.userCode === 'string')
+          this.#deviceByUserCode.set(payload.userCode, id);
       },
       find: async (id) => this.#get(key(id)),
       findByUid: async (uid) => {
         const id = this.#sessionByUid.get(uid);
         return id === undefined ? undefined : this.#get(key(id));
       },
-      findByUserCode: async () => undefined,
+      findByUserCode: async (userCode) => {
+        const id = this.#deviceByUserCode.get(userCode);
+        return id === undefined ? undefined : this.#get(key(id));
+      },
       consume: async (id) => {
         const payload = this.#get(key(id));
         if (payload) payload.consumed = Math.floor(Date.now() / 1000);
@@ -40,6 +47,8 @@ export class DemoProviderStorage {
         const payload = this.#get(key(id));
         this.#entries.delete(key(id));
         if (model === 'Session' && typeof payload?.uid === 'string') this.#sessionByUid.delete(payload.uid);
+        if (model === 'DeviceCode' && typeof payload?.userCode === 'string')
+          this.#deviceByUserCode.delete(payload.userCode);
       },
       revokeByGrantId: async (grantId) => {
         for (const [entryKey, entry] of this.#entries) {

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { base64url, decodeProtectedHeader, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
 import { rejectsWith } from '../../test-support/assertions.js';
+import { freePort } from '../../test-support/free-port.js';
 import {
   closedPort,
   demoIdpSettings,
@@ -184,6 +187,96 @@ describe('IdpJwtVerifier against a real oidc-provider', () => {
       () => new IdpJwtVerifier([demoIdpSettings(primary), demoIdpSettings(primary, { id: 'twin' })]),
       (error: unknown) => error instanceof PortcullisError && error.code === 'config_invalid',
     );
+  });
+});
+
+/**
+ * A pass-through proxy in front of an IdP that counts JWKS requests; the IdP is started with the
+ * proxy's URL as its issuer, so every URL in its metadata points through the proxy.
+ */
+async function countingProxy(): Promise<{
+  url: string;
+  jwksFetches(): number;
+  target(port: number): void;
+  stop(): Promise<void>;
+}> {
+  let targetPort = 0;
+  let fetches = 0;
+  const server = createServer((req, res) => {
+    if ((req.url ?? '').split('?')[0] === '/jwks') fetches++;
+    const upstream = request(
+      { host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    jwksFetches: () => fetches,
+    target: (p) => {
+      targetPort = p;
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+describe('IdpJwtVerifier JWKS refresh on an unknown kid', () => {
+  it('refreshes once per cooldown however many unknown kids are sprayed, and picks up a rotated key after it', async () => {
+    const proxy = await countingProxy();
+    const idpPort = await freePort();
+    proxy.target(idpPort);
+    const idp = await startDemoIdentityProvider({
+      port: idpPort,
+      issuer: proxy.url,
+      redirectUris: [redirectUri],
+      apiAudience,
+    });
+    try {
+      // The IdP listens on its own port; its issuer (and every metadata URL) is the proxy.
+      const verifier = new IdpJwtVerifier([demoIdpSettings(idp)], { jwksCooldownSeconds: 4 });
+      const token = await obtainIdpAccessToken(idp, alice, redirectUri);
+      // Made first: RSA key generation is slow, and the cooldown clock starts at the first fetch.
+      const { privateKey } = await generateKeyPair('RS256');
+      const sprayed = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          new SignJWT(claimsOf(token))
+            .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: `random-kid-${i}` })
+            .sign(privateKey),
+        ),
+      );
+      await verifier.verify(token);
+      assert.equal(proxy.jwksFetches(), 1);
+
+      for (const forged of sprayed) await refusedWith(verifier, forged, 'invalid_token', 'unknown_kid');
+      await Promise.all(sprayed.map((forged) => verifier.verify(forged).catch(() => undefined)));
+      assert.equal(proxy.jwksFetches(), 1, 'no refetch inside the cooldown');
+
+      await new Promise((r) => setTimeout(r, 4100));
+      await Promise.all(sprayed.map((forged) => verifier.verify(forged).catch(() => undefined)));
+      assert.equal(proxy.jwksFetches(), 2, 'one refetch after the cooldown, for all of them');
+
+      const newKid = await idp.rotateSigningKey();
+      const rotated = await obtainIdpAccessToken(idp, alice, redirectUri);
+      assert.equal(decodeProtectedHeader(rotated).kid, newKid);
+      await new Promise((r) => setTimeout(r, 4100));
+      assert.equal((await verifier.verify(rotated)).subject, 'alice');
+      assert.equal(proxy.jwksFetches(), 3, 'the new key was fetched once');
+      assert.equal((await verifier.verify(rotated)).subject, 'alice');
+      assert.equal(proxy.jwksFetches(), 3);
+    } finally {
+      await idp.stop();
+      await proxy.stop();
+    }
   });
 });
 

@@ -18,7 +18,10 @@ export type LoginFailureReason =
   | 'idp_error'
   | 'token_request_failed'
   | 'userinfo_failed'
-  | 'invalid_response';
+  | 'invalid_response'
+  | 'device_flow_unsupported'
+  | 'expired_token'
+  | 'access_denied';
 
 export function loginFailure(reason: LoginFailureReason, message: string, cause?: unknown): PortcullisError {
   return new PortcullisError(

@@ -66,6 +66,24 @@ export interface BegunLogin {
   readonly expiresAt: number;
 }
 
+/** A device authorization (RFC 8628 §3.2) as the IdP answered it. */
+export interface DeviceAuthorization {
+  readonly deviceCode: string;
+  readonly userCode: string;
+  readonly verificationUri: string;
+  readonly verificationUriComplete: string | undefined;
+  readonly expiresInSeconds: number;
+  readonly intervalSeconds: number;
+}
+
+/** One poll of the token endpoint with a device code. */
+export type DevicePoll =
+  | { readonly status: 'authorization_pending' }
+  | { readonly status: 'slow_down' }
+  | { readonly status: 'complete'; readonly principal: Principal };
+
+const deviceCodeGrant = 'urn:ietf:params:oauth:grant-type:device_code';
+
 export interface CompletedLogin {
   readonly principal: Principal;
   /** The `returnTo` given to {@link OidcLogin.begin}, already checked to be a local path. */
@@ -263,6 +281,74 @@ export class OidcLogin {
       returnTo: pending.returnTo,
       context: pending.context,
     };
+  }
+
+  /**
+   * Starts a device authorization (RFC 8628) at the IdP. Fails with `login_failed`
+   * (`device_flow_unsupported`) when discovery advertises no `device_authorization_endpoint`.
+   */
+  async beginDevice(): Promise<DeviceAuthorization> {
+    const configuration = await this.#discovery.configuration();
+    if (!configuration.serverMetadata().device_authorization_endpoint)
+      throw loginFailure(
+        'device_flow_unsupported',
+        `identity provider "${this.id}" does not offer the device authorization grant; use the browser login`,
+      );
+    let answer: Awaited<ReturnType<typeof client.initiateDeviceAuthorization>>;
+    try {
+      answer = await client.initiateDeviceAuthorization(configuration, {
+        scope: [...new Set(['openid', ...this.#settings.scopes])].join(' '),
+      });
+    } catch (error) {
+      if (isUnavailability(error)) throw unavailable(this.id, error, 'device authorization');
+      throw loginFailureFrom(error);
+    }
+    return {
+      deviceCode: answer.device_code,
+      userCode: answer.user_code,
+      verificationUri: answer.verification_uri,
+      verificationUriComplete: answer.verification_uri_complete,
+      expiresInSeconds: answer.expires_in,
+      // RFC 8628 §3.2: 5 seconds when the IdP names no interval.
+      intervalSeconds: answer.interval ?? 5,
+    };
+  }
+
+  /**
+   * Asks the IdP's token endpoint once whether the user finished. The ID token is validated
+   * (issuer, audience, expiry) by openid-client; `expired_token` and `access_denied` end the
+   * login with that reason.
+   */
+  async pollDevice(deviceCode: string): Promise<DevicePoll> {
+    const configuration = await this.#discovery.configuration();
+    let tokens: Awaited<ReturnType<typeof client.genericGrantRequest>>;
+    try {
+      tokens = await client.genericGrantRequest(configuration, deviceCodeGrant, { device_code: deviceCode });
+    } catch (error) {
+      if (isUnavailability(error)) throw unavailable(this.id, error, 'token request');
+      if (error instanceof client.ResponseBodyError) {
+        if (error.error === 'authorization_pending') return { status: 'authorization_pending' };
+        if (error.error === 'slow_down') return { status: 'slow_down' };
+        // Some IdPs (oidc-provider among them) forget an expired device code: invalid_grant.
+        if (error.error === 'expired_token' || error.error === 'invalid_grant')
+          throw loginFailure(
+            'expired_token',
+            'the device code expired (or was used) before the sign-in finished',
+            error,
+          );
+        if (error.error === 'access_denied')
+          throw loginFailure('access_denied', 'the sign-in was refused at the identity provider', error);
+      }
+      throw loginFailureFrom(error);
+    }
+    const idToken: Claims = tokens.claims() ?? {};
+    const subject = subjectOf(idToken);
+    if (subject === undefined) throw loginFailure('id_token_invalid', 'the ID token has no usable subject');
+    let claims = idToken;
+    if (!hasProfileClaims(idToken, this.#settings) && configuration.serverMetadata().userinfo_endpoint) {
+      claims = { ...(await this.#userinfo(configuration, tokens.access_token, subject)), ...idToken };
+    }
+    return { status: 'complete', principal: principalFromClaims(subject, claims, this.#settings) };
   }
 
   async #userinfo(

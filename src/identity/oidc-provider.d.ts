@@ -130,6 +130,25 @@ declare module 'oidc-provider' {
       readonly userinfo?: { readonly enabled: boolean };
       readonly revocation?: { readonly enabled: boolean };
       readonly clientCredentials?: { readonly enabled: boolean };
+      readonly deviceFlow?: {
+        readonly enabled: boolean;
+        readonly charset?: 'base-20' | 'digits';
+        readonly mask?: string;
+        readonly userCodeInputSource?: (
+          ctx: KoaContextWithOIDC,
+          form: string,
+          out: unknown,
+          err: unknown,
+        ) => Promise<void>;
+        readonly userCodeConfirmSource?: (
+          ctx: KoaContextWithOIDC,
+          form: string,
+          client: ClientInfo,
+          deviceInfo: unknown,
+          userCode: string,
+        ) => Promise<void>;
+        readonly successSource?: (ctx: KoaContextWithOIDC) => Promise<void>;
+      };
       readonly resourceIndicators?: {
         readonly enabled: boolean;
         readonly defaultResource?: (

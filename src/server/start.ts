@@ -9,6 +9,7 @@ import { AccessService } from '../app/access-service.js';
 import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
 import type { Store } from '../app/ports.js';
+import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
@@ -262,6 +263,20 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       ),
     });
 
+    const scimBaseUrl = `${config.server.publicUrl}/scim/v2`;
+    const scim = new ScimService({
+      store,
+      access,
+      clock,
+      baseUrl: scimBaseUrl,
+      clients: config.scimClients.map((client) => ({
+        idp: client.idp,
+        token: client.token.reveal(),
+        subjectAttribute: client.subjectAttribute,
+        groupMapping: config.identityProviders.find((p) => p.id === client.idp)?.group_mapping ?? {},
+      })),
+    });
+
     const checkpointNow = async (now: number, force: boolean) => {
       const key = await keys.activeSigningKey('audit');
       const checkpointer = new AuditCheckpointer(store.auditLog, key, {
@@ -386,6 +401,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         return { ready, checks };
       },
       ...(breakGlass ? { breakGlass } : {}),
+      scim: scim.enabled ? { service: scim, baseUrl: scimBaseUrl } : null,
       bodyLimitBytes: config.server.bodyLimitBytes,
       trustProxy: config.server.trustProxy,
       logger: {

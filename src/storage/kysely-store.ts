@@ -9,6 +9,7 @@ import { KyselyKeyRepository } from './key-repository.js';
 import { KyselyPrincipalRepository } from './principal-repository.js';
 import { KyselyRequestRepository } from './request-repository.js';
 import type { Database } from './schema.js';
+import { KyselyScimRepository } from './scim-repository.js';
 import type { StorageBackend, StoreDialect } from './storage-backend.js';
 
 /** Builds the audit appender of one transaction; `db` is that transaction. */
@@ -22,6 +23,7 @@ function repositories(db: Kysely<Database>): Omit<Transaction, 'audit'> {
     requests: new KyselyRequestRepository(db),
     grants: new KyselyGrantRepository(db),
     principals: new KyselyPrincipalRepository(db),
+    scim: new KyselyScimRepository(db),
     keys: new KyselyKeyRepository(db),
     ephemeral: new KyselyEphemeralStore(db),
     breakGlass: new KyselyBreakGlassRepository(db),

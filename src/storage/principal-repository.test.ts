@@ -7,7 +7,11 @@ forEachDialect('PrincipalRepository', (ctx) => {
   it('inserts a principal at first login', async () => {
     const alice = testPrincipal('alice', ['engineering', 'sre']);
     await ctx.store.principals.upsert(alice, testEpoch);
-    assert.deepEqual(await ctx.store.principals.get(alice.id), { ...alice, groupsAssertedAt: testEpoch });
+    assert.deepEqual(await ctx.store.principals.get(alice.id), {
+      ...alice,
+      groupsAssertedAt: testEpoch,
+      disabled: false,
+    });
     assert.equal(await ctx.store.principals.get('okta:nobody'), undefined);
   });
 
@@ -19,6 +23,7 @@ forEachDialect('PrincipalRepository', (ctx) => {
     assert.deepEqual(await ctx.store.principals.get(alice.id), {
       ...later,
       groupsAssertedAt: testEpoch + 60_000,
+      disabled: false,
     });
   });
 
@@ -29,5 +34,36 @@ forEachDialect('PrincipalRepository', (ctx) => {
     await ctx.store.principals.upsert(google, testEpoch);
     assert.deepEqual((await ctx.store.principals.get(okta.id))?.groups, okta.groups);
     assert.deepEqual((await ctx.store.principals.get(google.id))?.groups, ['contractors']);
+  });
+
+  it('disables and re-enables a principal; a login keeps it disabled; an unseen one gets a bare row', async () => {
+    const alice = testPrincipal('alice', ['engineering']);
+    await ctx.store.principals.upsert(alice, testEpoch);
+    await ctx.store.principals.setDisabled(alice.idp, alice.subject, true, testEpoch + 1);
+    await ctx.store.principals.upsert(alice, testEpoch + 2);
+    assert.equal((await ctx.store.principals.get(alice.id))?.disabled, true);
+    assert.deepEqual((await ctx.store.principals.get(alice.id))?.groups, ['engineering']);
+    await ctx.store.principals.setDisabled(alice.idp, alice.subject, false, testEpoch + 3);
+    assert.equal((await ctx.store.principals.get(alice.id))?.disabled, false);
+
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), true);
+    await ctx.store.principals.setDisabled(alice.idp, alice.subject, true, testEpoch + 4);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), false);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled('okta:unknown')), true);
+
+    await ctx.store.principals.setDisabled('okta', 'never-seen', true, testEpoch);
+    const bare = await ctx.store.principals.get('okta:never-seen');
+    assert.equal(bare?.disabled, true);
+    assert.deepEqual(bare?.groups, []);
+  });
+
+  it('replaces the groups of an existing principal only', async () => {
+    const alice = testPrincipal('alice', ['engineering', 'sre']);
+    await ctx.store.principals.upsert(alice, testEpoch);
+    assert.equal(await ctx.store.principals.setGroups(alice.id, ['sre'], testEpoch + 5), true);
+    const stored = await ctx.store.principals.get(alice.id);
+    assert.deepEqual(stored?.groups, ['sre']);
+    assert.equal(stored?.groupsAssertedAt, testEpoch + 5);
+    assert.equal(await ctx.store.principals.setGroups('okta:nobody', ['sre'], testEpoch), false);
   });
 });

@@ -1,10 +1,10 @@
 /** Principals in the `principals` table, refreshed at each login. */
 import type { Kysely, Selectable } from 'kysely';
 import type { PrincipalRepository } from '../app/ports.js';
-import type { Principal } from '../core/principal.js';
+import { type Principal, principalId } from '../core/principal.js';
 import type { Database, PrincipalsTable } from './schema.js';
 
-type StoredPrincipal = Principal & { readonly groupsAssertedAt: number };
+type StoredPrincipal = Principal & { readonly groupsAssertedAt: number; readonly disabled: boolean };
 
 function toPrincipal(row: Selectable<PrincipalsTable>): StoredPrincipal {
   return {
@@ -15,6 +15,7 @@ function toPrincipal(row: Selectable<PrincipalsTable>): StoredPrincipal {
     email: row.email,
     groups: JSON.parse(row.groups) as string[],
     groupsAssertedAt: row.groups_asserted_at,
+    disabled: row.disabled !== 0,
   };
 }
 
@@ -46,6 +47,43 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
       .values({ id: principal.id, ...asserted, disabled: 0 })
       .onConflict((conflict) => conflict.column('id').doUpdateSet(asserted))
       .execute();
+  }
+
+  async setDisabled(idp: string, subject: string, disabled: boolean, now: number): Promise<void> {
+    await this.#db
+      .insertInto('principals')
+      .values({
+        id: principalId(idp, subject),
+        idp,
+        subject,
+        display_name: subject,
+        email: null,
+        groups: '[]',
+        groups_asserted_at: now,
+        last_login_at: 0,
+        disabled: disabled ? 1 : 0,
+      })
+      .onConflict((conflict) => conflict.column('id').doUpdateSet({ disabled: disabled ? 1 : 0 }))
+      .execute();
+  }
+
+  async lockEnabled(id: string): Promise<boolean> {
+    const row = await this.#db
+      .updateTable('principals')
+      .set((eb) => ({ disabled: eb.ref('disabled') }))
+      .where('id', '=', id)
+      .returning('disabled')
+      .executeTakeFirst();
+    return row === undefined || row.disabled === 0;
+  }
+
+  async setGroups(id: string, groups: readonly string[], now: number): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('principals')
+      .set({ groups: JSON.stringify(groups), groups_asserted_at: now })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   async get(id: string): Promise<StoredPrincipal | undefined> {

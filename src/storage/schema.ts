@@ -163,6 +163,35 @@ export interface BreakGlassDrillsTable {
   report: string;
 }
 
+/** SCIM 2.0 users an identity provider provisioned (docs/scim.md). */
+export interface ScimUsersTable {
+  id: string;
+  idp: string;
+  subject: string;
+  user_name: string;
+  user_name_key: string;
+  external_id: string | null;
+  active: number;
+  created_at: number;
+  updated_at: number;
+  version: number;
+}
+
+export interface ScimGroupsTable {
+  id: string;
+  idp: string;
+  display_name: string;
+  external_id: string | null;
+  created_at: number;
+  updated_at: number;
+  version: number;
+}
+
+export interface ScimGroupMembersTable {
+  group_id: string;
+  user_id: string;
+}
+
 export interface Database {
   principals: PrincipalsTable;
   access_requests: AccessRequestsTable;
@@ -177,6 +206,9 @@ export interface Database {
   break_glass_activations: BreakGlassActivationsTable;
   break_glass_guessing: BreakGlassGuessingTable;
   break_glass_drills: BreakGlassDrillsTable;
+  scim_users: ScimUsersTable;
+  scim_groups: ScimGroupsTable;
+  scim_group_members: ScimGroupMembersTable;
 }
 
 export type { Generated };

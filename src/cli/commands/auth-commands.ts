@@ -2,6 +2,7 @@
 import { isCleartextRemote } from '../api-client.js';
 import { usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
+import { deviceLogin } from '../device-login.js';
 import { type CliTokenResponse, loopbackLogin } from '../loopback-login.js';
 import { relativeTime, sanitizeText } from '../output.js';
 import { type DemoCredentials, scriptedDemoLogin } from '../scripted-browser.js';
@@ -14,6 +15,8 @@ export interface LoginOptions {
   /** False with `--no-browser`. */
   readonly browser: boolean;
   readonly printToken?: boolean;
+  /** `--device`: the device authorization grant (RFC 8628) instead of a loopback redirect. */
+  readonly device?: boolean;
 }
 
 interface ProvidersResponse {
@@ -92,18 +95,42 @@ export async function login(ctx: CliContext, options: LoginOptions): Promise<voi
   }
   const { id: idp, protocol } = await chooseProvider(ctx, server, options.idp);
   const client = ctx.anonymousClient(server);
-  const session: CliTokenResponse = await loopbackLogin({
-    client,
-    idp,
-    protocol,
-    present: (authorizationUrl, callbackUrl) => {
-      if (credentials)
-        return scriptedDemoLogin({ authorizationUrl, callbackUrl, credentials, fetch: ctx.io.fetch });
-      ctx.output.note(`Open this URL in your browser to sign in:\n\n  ${authorizationUrl}\n`);
-      if (options.browser && ctx.output.interactive) ctx.io.openBrowser(authorizationUrl);
-      ctx.output.note('Waiting for the sign-in to finish (up to 5 minutes; Ctrl-C to give up)…');
-    },
-  });
+  if (options.device && credentials) throw usageError('--device and --username cannot be combined');
+  const viaDevice = options.device
+    ? await deviceLogin({
+        client,
+        idp,
+        now: ctx.io.now,
+        present: (start) => {
+          ctx.output.note(
+            `To sign in, open ${start.verification_uri} on any device and enter the code:\n\n  ${sanitizeText(start.user_code)}\n`,
+          );
+          if (start.verification_uri_complete)
+            ctx.output.note(
+              `Or open this link, which carries the code:\n\n  ${start.verification_uri_complete}\n`,
+            );
+          ctx.output.note(
+            `Waiting for the sign-in to finish (until ${start.expires_at}; Ctrl-C to give up)…`,
+          );
+        },
+      })
+    : null;
+  if (options.device && !viaDevice)
+    ctx.output.note(`${idp} does not offer the device flow; signing in through the browser instead.`);
+  const session: CliTokenResponse =
+    viaDevice ??
+    (await loopbackLogin({
+      client,
+      idp,
+      protocol,
+      present: (authorizationUrl, callbackUrl) => {
+        if (credentials)
+          return scriptedDemoLogin({ authorizationUrl, callbackUrl, credentials, fetch: ctx.io.fetch });
+        ctx.output.note(`Open this URL in your browser to sign in:\n\n  ${authorizationUrl}\n`);
+        if (options.browser && ctx.output.interactive) ctx.io.openBrowser(authorizationUrl);
+        ctx.output.note('Waiting for the sign-in to finish (up to 5 minutes; Ctrl-C to give up)…');
+      },
+    }));
   const saved: SavedSession = {
     server,
     session_token: session.session_token,

@@ -1,10 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { escapeHtml } from '../../text/escape-html.js';
 import type { HttpDependencies } from '../context.js';
 import { originOf, principalOf } from '../context.js';
 import { problemView } from '../views.js';
 
-const errors = { 400: problemView, 401: problemView, 404: problemView, 502: problemView, 503: problemView };
+const errors = {
+  400: problemView,
+  401: problemView,
+  403: problemView,
+  404: problemView,
+  502: problemView,
+  503: problemView,
+};
 
 const loginCookie = 'portcullis_login';
 const samlLoginCookie = 'portcullis_saml_login';
@@ -15,10 +23,6 @@ function readCookie(header: string | undefined, name: string): string | undefine
     if (key === name) return value.join('=') || undefined;
   }
   return undefined;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** Public routes of the browser login (outside /api/v1: the IdP redirects here). */
@@ -263,6 +267,82 @@ export function authApiRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
             id: session.principal.id,
             display_name: session.principal.displayName,
             groups: [...session.principal.groups],
+          },
+        };
+      },
+    );
+
+    app.post(
+      '/auth/device',
+      {
+        schema: {
+          summary:
+            'Start a CLI login with the device authorization grant (RFC 8628) at the identity provider',
+          tags: ['auth'],
+          body: z.object({ idp: z.string().min(1).max(64) }).strict(),
+          response: {
+            200: z.object({
+              device_id: z.string(),
+              user_code: z.string(),
+              verification_uri: z.string(),
+              verification_uri_complete: z.string().nullable(),
+              expires_at: z.string(),
+              interval: z.number(),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const started = await deps.sessions.beginDeviceLogin(request.body.idp);
+        return {
+          device_id: started.deviceId,
+          user_code: started.userCode,
+          verification_uri: started.verificationUri,
+          verification_uri_complete: started.verificationUriComplete,
+          expires_at: new Date(started.expiresAt).toISOString(),
+          interval: started.intervalSeconds,
+        };
+      },
+    );
+
+    app.post(
+      '/auth/device/token',
+      {
+        schema: {
+          summary:
+            'Poll a device login: authorization_pending or slow_down (wait `interval` seconds), or the session token',
+          tags: ['auth'],
+          body: z.object({ device_id: z.string().min(1).max(128) }).strict(),
+          response: {
+            200: z.union([
+              z.object({ status: z.enum(['authorization_pending', 'slow_down']), interval: z.number() }),
+              z.object({
+                status: z.literal('complete'),
+                session_token: z.string(),
+                expires_at: z.string(),
+                principal: z.object({
+                  id: z.string(),
+                  display_name: z.string(),
+                  groups: z.array(z.string()),
+                }),
+              }),
+            ]),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const polled = await deps.sessions.pollDeviceLogin(request.body.device_id, originOf(request));
+        if (polled.status !== 'complete') return { status: polled.status, interval: polled.intervalSeconds };
+        return {
+          status: 'complete' as const,
+          session_token: polled.token,
+          expires_at: new Date(polled.expiresAt).toISOString(),
+          principal: {
+            id: polled.principal.id,
+            display_name: polled.principal.displayName,
+            groups: [...polled.principal.groups],
           },
         };
       },
