@@ -4,6 +4,7 @@
  * with its audit events.
  */
 import type { Activation, ActivationState } from '../break-glass/activation.js';
+import type { StoredSecurityKey } from '../break-glass/ports.js';
 import type { Seal } from '../break-glass/sealed-shares.js';
 
 /** One custodian's enrolment for one account. The TOTP secret is sealed with the KEK. */
@@ -64,6 +65,16 @@ export interface BreakGlassRepository {
   getGuessing(key: string): Promise<{ state: string; version: number } | undefined>;
   /** Writes the counters if the stored version is still `expectedVersion` (null: not yet stored). */
   putGuessing(key: string, state: string, expectedVersion: number | null): Promise<boolean>;
+  /** The custodian's enrolled security keys (public material only). */
+  listSecurityKeys(accountId: string, custodianId: string): Promise<StoredSecurityKey[]>;
+  insertSecurityKey(
+    accountId: string,
+    custodianId: string,
+    key: StoredSecurityKey & { readonly aaguid: string; readonly backedUp: boolean },
+    at: number,
+  ): Promise<void>;
+  /** Compare-and-swap of the signature counter: false when it is no longer `expected`. */
+  updateSecurityKeyCounter(credentialId: string, expected: number, next: number): Promise<boolean>;
   insertDrill(drill: DrillRecord): Promise<void>;
   lastDrill(accountId: string): Promise<DrillRecord | undefined>;
   listDrills(accountId: string, limit: number): Promise<DrillRecord[]>;

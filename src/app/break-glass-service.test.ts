@@ -12,8 +12,10 @@ import {
   type TestCustodian,
 } from '../../test-support/break-glass-fixtures.js';
 import { forEachDialect } from '../../test-support/dialects.js';
+import { SoftAuthenticator } from '../../test-support/soft-authenticator.js';
 import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.js';
 import type { BreakGlassAlert } from '../break-glass/ports.js';
+import { SecurityKeyCeremonies, webauthnConfigSchema, webauthnSettings } from '../break-glass/webauthn.js';
 import type { BreakGlassSettings, ConfiguredEmergencyAccount } from '../config/break-glass-config.js';
 import { ManualClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
@@ -69,6 +71,7 @@ const settings: BreakGlassSettings = {
   drillAccessSeconds: 30,
   reviewerGroups: ['security'],
   alertChannels: [],
+  webauthn: { rp_name: 'Portcullis break-glass', allow_synced_passkeys: false },
 };
 
 const here = (ip: string) => ({ sourceIp: ip, userAgent: 'test', channel: 'api' });
@@ -100,6 +103,7 @@ forEachDialect('break-glass service', (ctx) => {
   let admin: BreakGlassAdmin;
   let alerts: BreakGlassAlert[];
   let c: Record<string, TestCustodian>;
+  let boxForTests: JweSecretBox;
 
   beforeEach(async () => {
     clock = new ManualClock(Date.now());
@@ -133,6 +137,7 @@ forEachDialect('break-glass service', (ctx) => {
     });
     alerts = [];
     const totpSecrets = box.withPurpose('break-glass-totp');
+    boxForTests = totpSecrets;
     service = new BreakGlassService({
       store,
       access,
@@ -404,6 +409,102 @@ forEachDialect('break-glass service', (ctx) => {
     assert.equal(
       (await store.auditLog.read(0, 10_000)).filter((e) => e.type === 'break_glass.activated').length,
       1,
+    );
+  });
+
+  it('security keys: enrolled after passphrase + TOTP, then a second factor instead of TOTP', async () => {
+    const origin = 'https://portcullis.test';
+    const keyed = new BreakGlassService({
+      store,
+      access,
+      settings,
+      totpSecrets: boxForTests,
+      alerts: new LoggingAlertDispatcher({ warn: () => {} }),
+      clock,
+      newId: randomUUID,
+      adminGroups: [],
+      securityKeys: new SecurityKeyCeremonies(
+        webauthnSettings(webauthnConfigSchema.parse({}), origin),
+        store.ephemeral,
+        () => clock.now(),
+      ),
+    });
+    const alice = c.alice as TestCustodian;
+    const key = new SoftAuthenticator(origin);
+    const creation = await keyed.securityKeyRegistrationOptions(
+      account.id,
+      await alice.proof(),
+      here('10.5.0.1'),
+    );
+    const { credentialId } = await keyed.enrolSecurityKey(
+      account.id,
+      'alice',
+      key.create(creation),
+      here('10.5.0.1'),
+    );
+    assert.equal(credentialId, key.id);
+    // A second enrolment of the same key is refused.
+    clock.advance(30_000);
+    const again = await keyed.securityKeyRegistrationOptions(
+      account.id,
+      await alice.proof(),
+      here('10.5.0.1'),
+    );
+    await rejectsWith(
+      keyed.enrolSecurityKey(account.id, 'alice', key.create(again), here('10.5.0.1')),
+      'break_glass_auth_failed',
+    );
+
+    const sign = async () => key.get(await keyed.securityKeyOptions(account.id, 'alice'));
+    const withKey = async (passphrase = alice.passphrase) => ({
+      custodianId: 'alice',
+      passphrase,
+      securityKey: await sign(),
+    });
+    const { activation } = await keyed.initiate(
+      { accountId: account.id, proof: await withKey(), reason: 'r', incident: 'i', durationMinutes: 5 },
+      here('10.5.0.1'),
+    );
+    assert.equal(activation.initiatorId, 'alice');
+    // A replayed assertion (its challenge is used up) and a wrong passphrase with a valid key fail alike.
+    const used = await sign();
+    await keyed.cancel(
+      activation.id,
+      { proof: { custodianId: 'alice', passphrase: alice.passphrase, securityKey: used } },
+      here('10.5.0.1'),
+    );
+    await rejectsWith(
+      keyed.initiate(
+        {
+          accountId: account.id,
+          proof: { custodianId: 'alice', passphrase: alice.passphrase, securityKey: used },
+          reason: 'r',
+          incident: 'i',
+          durationMinutes: 5,
+        },
+        here('10.5.0.1'),
+      ),
+      'break_glass_auth_failed',
+    );
+    await rejectsWith(
+      keyed.initiate(
+        {
+          accountId: account.id,
+          proof: await withKey('not the passphrase at all'),
+          reason: 'r',
+          incident: 'i',
+          durationMinutes: 5,
+        },
+        here('10.5.0.1'),
+      ),
+      'break_glass_auth_failed',
+    );
+    // Bob has no key: no options, the generic refusal.
+    await rejectsWith(keyed.securityKeyOptions(account.id, 'bob'), 'break_glass_auth_failed');
+    assert.ok(
+      (await store.auditLog.read(0, 10_000)).some(
+        (e) => e.type === 'break_glass.enrolled' && e.data?.securityKey === key.id,
+      ),
     );
   });
 

@@ -12,12 +12,19 @@
  * expiry loop (which also cuts live gateway sessions).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from '@simplewebauthn/server';
 import type { Activation } from '../break-glass/activation.js';
 import * as bg from '../break-glass/activation.js';
 import {
   type CustodianCredentials,
   hashPassphrase,
   type PresentedCredentials,
+  passphraseMatches,
   verifyCustodian,
 } from '../break-glass/credentials.js';
 import { shortenDrill } from '../break-glass/drill.js';
@@ -34,6 +41,7 @@ import {
 import type { AlertDispatcher, BreakGlassAlertKind } from '../break-glass/ports.js';
 import { openSeal } from '../break-glass/sealed-shares.js';
 import type { UsedCodes } from '../break-glass/used-codes.js';
+import { type SecurityKeyCeremonies, SecurityKeyRefused } from '../break-glass/webauthn.js';
 import type { BreakGlassSettings, ConfiguredEmergencyAccount } from '../config/break-glass-config.js';
 import type { AccessRequest } from '../core/access-request.js';
 import { isAccessLive } from '../core/access-request.js';
@@ -57,6 +65,8 @@ export interface BreakGlassServiceDeps {
   readonly newId: () => string;
   readonly adminGroups: readonly string[];
   readonly guessingPolicy?: GuessingPolicy;
+  /** Security-key (WebAuthn) ceremonies; without them only TOTP is accepted. */
+  readonly securityKeys?: SecurityKeyCeremonies;
   /** Called when an activation reaches quorum (re-arms the expiry loop). */
   readonly onActivated?: (expiresAt: number) => void;
 }
@@ -65,7 +75,10 @@ export interface BreakGlassServiceDeps {
 export interface CustodianProof {
   readonly custodianId: string;
   readonly passphrase: string;
-  readonly totp: string;
+  /** The TOTP code; or, instead, a security-key assertion. */
+  readonly totp?: string;
+  /** `navigator.credentials.get()`'s answer to {@link BreakGlassService.securityKeyOptions}. */
+  readonly securityKey?: AuthenticationResponseJSON;
 }
 
 export interface InitiateRequest {
@@ -124,6 +137,9 @@ function emergencyPrincipal(activation: Activation): Principal {
 }
 
 const custodianActor = (custodianId: string) => `break-glass:${custodianId}`;
+
+/** The WebAuthn user of a custodian: one per account, so challenges and keys never cross accounts. */
+const webauthnUser = (accountId: string, custodianId: string) => `${accountId}/${custodianId}`;
 
 /** Never claims a code: used when the custodian is unknown, so the answer and the cost match. */
 const refuseEveryCode: UsedCodes = { claim: async () => false };
@@ -348,7 +364,9 @@ export class BreakGlassService {
         totpSecret: 'A'.repeat(32),
       };
     }
-    const presented: PresentedCredentials = { passphrase: proof.passphrase, totp: proof.totp };
+    if (proof.securityKey !== undefined)
+      return this.#verifyWithSecurityKey(account, proof, credentials, stored !== undefined);
+    const presented: PresentedCredentials = { passphrase: proof.passphrase, totp: proof.totp ?? '' };
     try {
       await verifyCustodian(credentials, presented, usedCodes, now);
       return stored !== undefined;
@@ -356,6 +374,142 @@ export class BreakGlassService {
       if (error instanceof PortcullisError && error.code === 'break_glass_auth_failed') return false;
       throw error;
     }
+  }
+
+  /**
+   * Passphrase plus a security-key assertion, both always evaluated. The assertion's challenge was
+   * bound to this custodian of this account and is used up either way; the new signature counter
+   * is stored with a compare-and-swap, so two racing assertions cannot both pass.
+   */
+  async #verifyWithSecurityKey(
+    account: ConfiguredEmergencyAccount,
+    proof: CustodianProof,
+    credentials: CustodianCredentials,
+    enrolled: boolean,
+  ): Promise<boolean> {
+    const ceremonies = this.#deps.securityKeys;
+    const keys = enrolled
+      ? await this.#deps.store.breakGlass.listSecurityKeys(account.id, proof.custodianId)
+      : [];
+    const [passphraseOk, assertion] = await Promise.all([
+      passphraseMatches(credentials.passphraseHash, proof.passphrase),
+      ceremonies && proof.securityKey
+        ? ceremonies
+            .verifyAuthentication({
+              custodianId: webauthnUser(account.id, proof.custodianId),
+              response: proof.securityKey,
+              keys,
+            })
+            .catch((error: unknown) => {
+              if (error instanceof SecurityKeyRefused) return null;
+              throw error;
+            })
+        : Promise.resolve(null),
+    ]);
+    if (!(passphraseOk && enrolled && assertion)) return false;
+    const key = keys.find((k) => k.credentialId === assertion.credentialId);
+    return (
+      key !== undefined &&
+      (await this.#deps.store.breakGlass.updateSecurityKeyCounter(
+        key.credentialId,
+        key.counter,
+        assertion.newCounter,
+      ))
+    );
+  }
+
+  /** Options for `navigator.credentials.get()`, for a custodian who signs in with a security key. */
+  async securityKeyOptions(
+    accountId: string,
+    custodianId: string,
+  ): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const ceremonies = this.#requireSecurityKeys();
+    const account = this.account(accountId);
+    const keys = account.custodians.includes(custodianId)
+      ? await this.#deps.store.breakGlass.listSecurityKeys(account.id, custodianId)
+      : [];
+    // No key enrolled: the same generic refusal as a wrong factor.
+    if (keys.length === 0)
+      throw new PortcullisError('break_glass_auth_failed', 'The emergency credentials were not accepted');
+    return ceremonies.authenticationOptions({ custodianId: webauthnUser(account.id, custodianId), keys });
+  }
+
+  /**
+   * Starts enrolling a security key: the custodian proves themselves with their passphrase and
+   * TOTP (or an existing key) first. Returns the options for `navigator.credentials.create()`.
+   */
+  async securityKeyRegistrationOptions(
+    accountId: string,
+    proof: CustodianProof,
+    from: RequestOrigin,
+  ): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const ceremonies = this.#requireSecurityKeys();
+    const account = await this.#accountOrRefuse(accountId, proof.custodianId, 'security_key', from);
+    await this.#authenticate(account, proof, 'security_key', from);
+    const existing = await this.#deps.store.breakGlass.listSecurityKeys(account.id, proof.custodianId);
+    return ceremonies.registrationOptions({
+      custodianId: webauthnUser(account.id, proof.custodianId),
+      displayName: `${proof.custodianId} (${account.id})`,
+      existing,
+    });
+  }
+
+  /** Finishes the enrolment: verifies the new credential (challenge bound to the custodian), stores it, audits it. */
+  async enrolSecurityKey(
+    accountId: string,
+    custodianId: string,
+    response: RegistrationResponseJSON,
+    from: RequestOrigin,
+  ): Promise<{ credentialId: string }> {
+    const ceremonies = this.#requireSecurityKeys();
+    const account = await this.#accountOrRefuse(accountId, custodianId, 'security_key', from);
+    const existing = await this.#deps.store.breakGlass.listSecurityKeys(account.id, custodianId);
+    let key: Awaited<ReturnType<SecurityKeyCeremonies['verifyRegistration']>>;
+    try {
+      key = await ceremonies.verifyRegistration({
+        custodianId: webauthnUser(account.id, custodianId),
+        response,
+        existing,
+      });
+    } catch (error) {
+      if (error instanceof SecurityKeyRefused)
+        return this.#refuse(
+          new PortcullisError('break_glass_auth_failed', 'The security key was not accepted', {}),
+          account.id,
+          custodianId,
+          `security_key (${error.reason})`,
+          from,
+        );
+      throw error;
+    }
+    const now = this.#deps.clock.now();
+    await this.#deps.store.transaction(async (tx) => {
+      await tx.breakGlass.insertSecurityKey(account.id, custodianId, key, now);
+      await tx.audit.append(
+        {
+          type: 'break_glass.enrolled',
+          actor: custodianActor(custodianId),
+          severity: 'high',
+          sourceIp: from.sourceIp,
+          userAgent: from.userAgent,
+          data: {
+            accountId: account.id,
+            custodianId,
+            securityKey: key.credentialId,
+            aaguid: key.aaguid,
+            backedUp: key.backedUp,
+          },
+        },
+        now,
+      );
+    });
+    return { credentialId: key.credentialId };
+  }
+
+  #requireSecurityKeys(): SecurityKeyCeremonies {
+    if (!this.#deps.securityKeys)
+      throw new PortcullisError('break_glass_unavailable', 'Security keys are not configured on this server');
+    return this.#deps.securityKeys;
   }
 
   /** Opens the account's seal with the shares; a wrong combination counts as a failed guess. */

@@ -10,6 +10,7 @@ import {
 } from '../break-glass/alerts/alert-config.js';
 import { type EmergencyAccount, validateEmergencyAccounts } from '../break-glass/emergency-account.js';
 import type { AlertChannel } from '../break-glass/ports.js';
+import { type WebAuthnConfig, webauthnConfigSchema } from '../break-glass/webauthn.js';
 import type { ResourceDefinition } from '../core/resource.js';
 import type { ParsedConfig } from './schema.js';
 import { zodIssues } from './zod-issues.js';
@@ -32,6 +33,8 @@ export interface BreakGlassSettings {
   readonly reviewerGroups: readonly string[];
   /** The configured alert channels (secrets resolved); accounts name the ones they use. */
   readonly alertChannels: readonly AlertChannel[];
+  /** Security-key settings (`break_glass.webauthn`); RP id and origin default to `server.public_url`. */
+  readonly webauthn: WebAuthnConfig;
 }
 
 export const noBreakGlass: BreakGlassSettings = {
@@ -40,6 +43,7 @@ export const noBreakGlass: BreakGlassSettings = {
   drillAccessSeconds: 30,
   reviewerGroups: [],
   alertChannels: [],
+  webauthn: { rp_name: 'Portcullis break-glass', allow_synced_passkeys: false },
 };
 
 /** Resolves the section; returns the settings and every problem found. */
@@ -113,6 +117,10 @@ export function resolveBreakGlass(
           });
     });
   }
+  const webauthn = webauthnConfigSchema.safeParse(section.webauthn ?? {});
+  if (!webauthn.success)
+    for (const issue of zodIssues(webauthn.error))
+      issues.push({ path: `break_glass.webauthn.${issue.path}`, message: issue.message });
   if (section.drill_access > maxDrillMinutes * 60)
     issues.push({ path: 'break_glass.drill_access', message: `must be at most ${maxDrillMinutes}m` });
   return {
@@ -122,6 +130,7 @@ export function resolveBreakGlass(
       drillAccessSeconds: section.drill_access,
       reviewerGroups: section.reviewer_groups,
       alertChannels,
+      webauthn: webauthn.success ? webauthn.data : noBreakGlass.webauthn,
     },
     issues: issues.map((i) => ({ path: i.path, message: i.message })),
   };

@@ -214,6 +214,8 @@ export const breakGlassSchema = z
      * `alertChannelSchema` (src/break-glass/alerts/alert-config.ts) when the section is resolved.
      */
     alert_channels: z.array(z.unknown()).default([]),
+    /** Security keys (WebAuthn) as second factor; validated by `webauthnConfigSchema`. */
+    webauthn: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 

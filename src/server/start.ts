@@ -17,6 +17,7 @@ import { AccountAlertRouter } from '../break-glass/account-alert-router.js';
 import { RetryingAlertDispatcher } from '../break-glass/alerts/index.js';
 import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.js';
 import type { AlertDispatcher } from '../break-glass/ports.js';
+import { SecurityKeyCeremonies, webauthnSettings } from '../break-glass/webauthn.js';
 import {
   type Config,
   ConfigError,
@@ -222,6 +223,11 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
             newId: randomUUID,
             adminGroups: config.admins,
             onActivated: (expiresAt) => expiry?.nudge(expiresAt),
+            securityKeys: new SecurityKeyCeremonies(
+              webauthnSettings(config.breakGlass.webauthn, config.server.publicUrl),
+              store.ephemeral,
+              () => clock.now(),
+            ),
           })
         : null;
     if (breakGlass) registerBreakGlassMetrics(metrics.registry, breakGlass);

@@ -7,6 +7,7 @@ import type {
   StoredCustodian,
 } from '../app/break-glass-ports.js';
 import type { Activation, ActivationState } from '../break-glass/activation.js';
+import type { StoredSecurityKey } from '../break-glass/ports.js';
 import type { Seal } from '../break-glass/sealed-shares.js';
 import { insertOrConflict, isUniqueViolation, listLimit } from './query-support.js';
 import type {
@@ -212,6 +213,56 @@ export class KyselyBreakGlassRepository implements BreakGlassRepository {
       .set({ state, version: expectedVersion + 1 })
       .where('key', '=', key)
       .where('version', '=', expectedVersion)
+      .executeTakeFirst();
+    return result.numUpdatedRows === 1n;
+  }
+
+  async listSecurityKeys(accountId: string, custodianId: string): Promise<StoredSecurityKey[]> {
+    const rows = await this.#db
+      .selectFrom('break_glass_security_keys')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('custodian_id', '=', custodianId)
+      .orderBy('created_at')
+      .execute();
+    return rows.map((r) => ({
+      credentialId: r.credential_id,
+      publicKey: r.public_key,
+      counter: Number(r.counter),
+      transports: JSON.parse(r.transports) as string[],
+    }));
+  }
+
+  async insertSecurityKey(
+    accountId: string,
+    custodianId: string,
+    key: StoredSecurityKey & { readonly aaguid: string; readonly backedUp: boolean },
+    at: number,
+  ): Promise<void> {
+    await insertOrConflict(`Security key ${key.credentialId}`, () =>
+      this.#db
+        .insertInto('break_glass_security_keys')
+        .values({
+          credential_id: key.credentialId,
+          account_id: accountId,
+          custodian_id: custodianId,
+          public_key: key.publicKey,
+          counter: key.counter,
+          transports: JSON.stringify(key.transports),
+          aaguid: key.aaguid,
+          backed_up: key.backedUp ? 1 : 0,
+          created_at: at,
+        })
+        .execute(),
+    );
+  }
+
+  async updateSecurityKeyCounter(credentialId: string, expected: number, next: number): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('break_glass_security_keys')
+      .set({ counter: next })
+      .where('credential_id', '=', credentialId)
+      .where('counter', '=', expected)
       .executeTakeFirst();
     return result.numUpdatedRows === 1n;
   }

@@ -153,6 +153,20 @@ export interface BreakGlassGuessingTable {
   version: number;
 }
 
+export interface BreakGlassSecurityKeysTable {
+  credential_id: string;
+  account_id: string;
+  custodian_id: string;
+  /** base64url COSE public key */
+  public_key: string;
+  counter: number;
+  /** JSON string[] */
+  transports: string;
+  aaguid: string;
+  backed_up: number;
+  created_at: number;
+}
+
 export interface BreakGlassDrillsTable {
   id: string;
   account_id: string;
@@ -206,6 +220,7 @@ export interface Database {
   break_glass_activations: BreakGlassActivationsTable;
   break_glass_guessing: BreakGlassGuessingTable;
   break_glass_drills: BreakGlassDrillsTable;
+  break_glass_security_keys: BreakGlassSecurityKeysTable;
   scim_users: ScimUsersTable;
   scim_groups: ScimGroupsTable;
   scim_group_members: ScimGroupMembersTable;

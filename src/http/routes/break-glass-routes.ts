@@ -4,8 +4,11 @@
  * (`X-Break-Glass-Handle`), never by an SSO session — they must work while every IdP is down.
  * Reviews and the account overview are for signed-in people (admins, break-glass reviewers).
  */
+
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { CustodianProof } from '../../app/break-glass-service.js';
 import type { Activation } from '../../break-glass/activation.js';
 import { activationStates } from '../../break-glass/activation.js';
 import { PortcullisError } from '../../core/errors.js';
@@ -28,11 +31,36 @@ const configId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be an identifier from the configuration');
 
+/** A WebAuthn response as the browser returns it; checked in depth by the ceremony. */
+const webauthnResponse = z.looseObject({
+  id: z.string().max(1024),
+  rawId: z.string().max(1024),
+  type: z.string(),
+});
+
 const custodianProof = {
   custodian: configId,
   passphrase: z.string().min(1).max(1024),
-  totp: z.string().min(1).max(16),
+  /** The TOTP code, or `security_key` instead. */
+  totp: z.string().min(1).max(16).optional(),
+  security_key: webauthnResponse.optional(),
 };
+
+type ProofBody = { custodian: string; passphrase: string; totp?: string; security_key?: unknown };
+
+/** Exactly one second factor: a TOTP code or a security-key assertion. */
+function proofOf(b: ProofBody): CustodianProof {
+  if ((b.totp === undefined) === (b.security_key === undefined))
+    throw new PortcullisError('validation_failed', 'Give either totp or security_key', {
+      issues: [{ path: 'body.totp', message: 'exactly one of totp and security_key is required' }],
+    });
+  return {
+    custodianId: b.custodian,
+    passphrase: b.passphrase,
+    ...(b.totp !== undefined ? { totp: b.totp } : {}),
+    ...(b.security_key !== undefined ? { securityKey: b.security_key as AuthenticationResponseJSON } : {}),
+  };
+}
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -147,7 +175,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
         const { activation, handle } = await service().initiate(
           {
             accountId: b.account,
-            proof: { custodianId: b.custodian, passphrase: b.passphrase, totp: b.totp },
+            proof: proofOf(b),
             shares: b.shares,
             reason: b.reason,
             incident: b.incident,
@@ -159,6 +187,67 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
           originOf(request),
         );
         return reply.code(201).send({ activation: toActivationView(activation), handle });
+      },
+    );
+
+    app.post(
+      '/break-glass/activations/security-key-options',
+      {
+        schema: {
+          summary: 'Options for navigator.credentials.get(): sign in as a custodian with a security key',
+          tags: ['break-glass'],
+          security: [],
+          body: z.object({ account: configId, custodian: configId }).strict(),
+          response: { 200: z.record(z.string(), z.unknown()), ...responses },
+        },
+      },
+      async (request) =>
+        ({ ...(await service().securityKeyOptions(request.body.account, request.body.custodian)) }) as Record<
+          string,
+          unknown
+        >,
+    );
+
+    app.post(
+      '/break-glass/activations/security-keys/options',
+      {
+        schema: {
+          summary: 'Start enrolling a security key (custodian passphrase + TOTP or an enrolled key)',
+          tags: ['break-glass'],
+          security: [],
+          body: z.object({ account: configId, ...custodianProof }).strict(),
+          response: { 200: z.record(z.string(), z.unknown()), ...responses },
+        },
+      },
+      async (request) =>
+        ({
+          ...(await service().securityKeyRegistrationOptions(
+            request.body.account,
+            proofOf(request.body),
+            originOf(request),
+          )),
+        }) as Record<string, unknown>,
+    );
+
+    app.post(
+      '/break-glass/activations/security-keys',
+      {
+        schema: {
+          summary: 'Finish enrolling a security key (the response of navigator.credentials.create())',
+          tags: ['break-glass'],
+          security: [],
+          body: z.object({ account: configId, custodian: configId, response: webauthnResponse }).strict(),
+          response: { 201: z.object({ credential_id: z.string() }), ...responses },
+        },
+      },
+      async (request, reply) => {
+        const { credentialId } = await service().enrolSecurityKey(
+          request.body.account,
+          request.body.custodian,
+          request.body.response as unknown as RegistrationResponseJSON,
+          originOf(request),
+        );
+        return reply.code(201).send({ credential_id: credentialId });
       },
     );
 
@@ -179,11 +268,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
           await service().confirm(
             request.params.id,
             request.body.account,
-            {
-              custodianId: request.body.custodian,
-              passphrase: request.body.passphrase,
-              totp: request.body.totp,
-            },
+            proofOf(request.body),
             originOf(request),
           ),
         ),
@@ -203,9 +288,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
       },
       async (request) => {
         const b = request.body;
-        const auth = b
-          ? { proof: { custodianId: b.custodian, passphrase: b.passphrase, totp: b.totp } }
-          : { handle: handleOf(request.headers) };
+        const auth = b ? { proof: proofOf(b) } : { handle: handleOf(request.headers) };
         return toActivationView(await service().cancel(request.params.id, auth, originOf(request)));
       },
     );

@@ -53,6 +53,24 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
 
   await db.schema
+    .createTable('break_glass_security_keys')
+    .addColumn('credential_id', 'text', (c) => c.primaryKey())
+    .addColumn('account_id', 'text', (c) => c.notNull())
+    .addColumn('custodian_id', 'text', (c) => c.notNull())
+    .addColumn('public_key', 'text', (c) => c.notNull())
+    .addColumn('counter', 'bigint', (c) => c.notNull())
+    .addColumn('transports', 'text', (c) => c.notNull())
+    .addColumn('aaguid', 'text', (c) => c.notNull())
+    .addColumn('backed_up', 'integer', (c) => c.notNull())
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createIndex('break_glass_security_keys_custodian')
+    .on('break_glass_security_keys')
+    .columns(['account_id', 'custodian_id'])
+    .execute();
+
+  await db.schema
     .createTable('break_glass_drills')
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('account_id', 'text', (c) => c.notNull())
@@ -71,6 +89,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 export async function down(db: Kysely<unknown>): Promise<void> {
   for (const table of [
     'break_glass_drills',
+    'break_glass_security_keys',
     'break_glass_guessing',
     'break_glass_activations',
     'break_glass_seals',
