@@ -19,6 +19,7 @@ import {
 import { obtainIdpAccessToken } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
+import { SoftAuthenticator } from '../../test-support/soft-authenticator.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test-support/webhook-receiver.js';
 import { systemClock } from '../core/clock.js';
@@ -349,6 +350,45 @@ describe('break-glass when the IdP signing keys changed', async () => {
     const emergencyToken = (creds.body.grants as { token: string }[])[0]?.token as string;
     const introspection = await h.api(null, 'POST', '/api/v1/introspect', { token: emergencyToken });
     assert.equal(introspection.body.active, true);
+
+    // A custodian enrols a security key over HTTP and uses it instead of a TOTP code.
+    const key = new SoftAuthenticator(h.url);
+    const bob = c.bob as TestCustodian;
+    const creation = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-keys/options', {
+      account,
+      ...(await bob.body()),
+    });
+    assert.equal(creation.status, 200, JSON.stringify(creation.body));
+    const enrolled = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-keys', {
+      account,
+      custodian: 'bob',
+      response: key.create(creation.body as never),
+    });
+    assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body));
+    const both = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
+      account,
+      ...(await bob.body()),
+      security_key: { id: 'x', rawId: 'x', type: 'public-key' },
+      reason: 'r',
+      incident: 'i',
+      duration_minutes: 5,
+    });
+    assert.equal(both.status, 400, 'exactly one second factor');
+    const options = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-key-options', {
+      account,
+      custodian: 'bob',
+    });
+    assert.equal(options.status, 200);
+    const withKey = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
+      account,
+      custodian: 'bob',
+      passphrase: bob.passphrase,
+      security_key: key.get(options.body as never),
+      reason: 'second incident, keys only',
+      incident: 'INC-7b',
+      duration_minutes: 5,
+    });
+    assert.equal(withKey.status, 201, JSON.stringify(withKey.body));
   });
 });
 
