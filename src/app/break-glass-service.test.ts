@@ -13,6 +13,7 @@ import {
 } from '../../test-support/break-glass-fixtures.js';
 import { forEachDialect } from '../../test-support/dialects.js';
 import { SoftAuthenticator } from '../../test-support/soft-authenticator.js';
+import * as bg from '../break-glass/activation.js';
 import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.js';
 import type { BreakGlassAlert } from '../break-glass/ports.js';
 import { SecurityKeyCeremonies, webauthnConfigSchema, webauthnSettings } from '../break-glass/webauthn.js';
@@ -30,7 +31,7 @@ import { SigningKeyStore } from '../tokens/key-store.js';
 import { TokenService } from '../tokens/token-service.js';
 import { AccessService } from './access-service.js';
 import { BreakGlassAdmin } from './break-glass-admin.js';
-import { BreakGlassService, type CustodianProof } from './break-glass-service.js';
+import { BreakGlassService, type CustodianProof, emergencyPrincipalId } from './break-glass-service.js';
 import type { Store } from './ports.js';
 
 const resource: ResourceDefinition = {
@@ -506,6 +507,65 @@ forEachDialect('break-glass service', (ctx) => {
         (e) => e.type === 'break_glass.enrolled' && e.data?.securityKey === key.id,
       ),
     );
+  });
+
+  it('after a crash, emergency requests left approved never outlive the activation', async () => {
+    // The state a crash between the quorum commit and provisioning leaves behind.
+    const crashed = async (id: string, minutes: number) => {
+      const started = bg.initiate(
+        account,
+        'alice',
+        { id, reason: 'r', incident: 'i', scope: account.scope, durationMinutes: minutes },
+        clock.now(),
+      );
+      const active = bg.confirm(started, 'bob', clock.now());
+      const requestId = randomUUID();
+      await store.breakGlass.insertActivation({
+        activation: active,
+        handleHash: 'h',
+        requestIds: [requestId],
+      });
+      await store.requests.insert({
+        id: requestId,
+        requesterId: emergencyPrincipalId(active),
+        resourceId: resource.id,
+        role: 'reader',
+        durationSeconds: minutes * 60,
+        reason: `[break-glass ${id}] r`,
+        ticket: 'i',
+        state: 'approved',
+        route: {
+          requiredApprovals: 1,
+          approverGroups: [],
+          maxDurationSeconds: minutes * 60,
+          autoApprove: false,
+          policyId: 'break-glass:x',
+        },
+        reviews: [],
+        createdAt: clock.now(),
+        updatedAt: clock.now(),
+        activatedAt: null,
+        expiresAt: null,
+        endedAt: null,
+        endReason: null,
+        version: 1,
+      });
+      return { active, requestId };
+    };
+    const over = await crashed(randomUUID(), 5);
+    clock.advance(2 * 60_000);
+    const running = await crashed(randomUUID(), 10);
+    clock.advance(4 * 60_000); // the first is over, the second has 6 minutes left
+    assert.equal(await service.prepareRecovery(), 2);
+    await access.recover();
+    assert.equal((await store.requests.get(over.requestId))?.state, 'cancelled');
+    assert.equal((await store.requests.get(running.requestId))?.state, 'cancelled');
+    const replacedBy = (await store.breakGlass.getActivation(running.active.id))?.requestIds[0] as string;
+    assert.notEqual(replacedBy, running.requestId);
+    const resumed = await store.requests.get(replacedBy);
+    assert.equal(resumed?.state, 'active');
+    assert.ok((resumed?.expiresAt as number) <= (running.active.expiresAt as number));
+    assert.equal(await service.prepareRecovery(), 0);
   });
 
   it('counts a confirmer once', async () => {

@@ -44,7 +44,7 @@ import type { UsedCodes } from '../break-glass/used-codes.js';
 import { type SecurityKeyCeremonies, SecurityKeyRefused } from '../break-glass/webauthn.js';
 import type { BreakGlassSettings, ConfiguredEmergencyAccount } from '../config/break-glass-config.js';
 import type { AccessRequest } from '../core/access-request.js';
-import { isAccessLive } from '../core/access-request.js';
+import { cancel as cancelRequest, isAccessLive } from '../core/access-request.js';
 import type { AuditEventInput, RequestOrigin } from '../core/audit-event.js';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
@@ -1250,6 +1250,79 @@ export class BreakGlassService {
       return reviewed;
     }
     throw new PortcullisError('conflict', 'The activation kept changing; try again');
+  }
+
+  // ------------------------------------------------------------ boot
+
+  /**
+   * Run at boot **before** `AccessService.recover()`, which provisions requests a crash left
+   * `approved`: an emergency request must never outlive its activation's hard expiry. Requests of
+   * activations that are over are cancelled; the others get only the seconds still left.
+   */
+  async prepareRecovery(): Promise<number> {
+    let changed = 0;
+    const now = this.#deps.clock.now();
+    for (const stored of await this.#deps.store.breakGlass.listActivations({ limit: 1000 })) {
+      const a = stored.activation;
+      const requestIds = [...stored.requestIds];
+      for (const [index, requestId] of stored.requestIds.entries()) {
+        const request = await this.#deps.store.requests.get(requestId);
+        if (request?.state !== 'approved') continue;
+        const left =
+          a.state === 'active' && a.expiresAt !== null ? Math.floor((a.expiresAt - now) / 1000) : 0;
+        // A request's duration is fixed once made: the stale one is cancelled and, if time is
+        // left, replaced by one for the seconds still left.
+        const cancelled = cancelRequest(request, emergencyPrincipal(a), now);
+        const replacement: AccessRequest | null =
+          left >= 1
+            ? {
+                ...request,
+                id: this.#deps.newId(),
+                durationSeconds: left,
+                route: { ...request.route, maxDurationSeconds: left },
+                createdAt: now,
+                updatedAt: now,
+                version: 1,
+              }
+            : null;
+        if (replacement) requestIds[index] = replacement.id;
+        await this.#deps.store.transaction(async (tx) => {
+          if (!(await tx.requests.update(cancelled, request.version))) return;
+          const events: AuditEventInput[] = [
+            {
+              type: 'request.cancelled',
+              actor: 'system',
+              severity: 'high',
+              requestId,
+              resourceId: request.resourceId,
+              reason: 'break-glass recovery: not provisioned before a restart',
+              data: { activationId: a.id },
+            },
+          ];
+          if (replacement) {
+            await tx.requests.insert(replacement);
+            events.push({
+              type: 'request.created',
+              actor: 'system',
+              severity: 'high',
+              requestId: replacement.id,
+              resourceId: replacement.resourceId,
+              reason: replacement.reason,
+              policyIds: [replacement.route.policyId],
+              data: { activationId: a.id, durationSeconds: left, replaces: requestId },
+            });
+          }
+          await tx.audit.appendAll(events.map((event) => ({ event, at: now })));
+          changed++;
+        });
+      }
+      if (requestIds.some((id, i) => id !== stored.requestIds[i])) {
+        const bumped = { ...a, version: a.version + 1 };
+        if (!(await this.#deps.store.breakGlass.updateActivation(bumped, a.version, requestIds)))
+          throw new PortcullisError('conflict', `Activation ${a.id} changed during recovery; restart again`);
+      }
+    }
+    return changed;
   }
 
   // ------------------------------------------------------------ periodic pass

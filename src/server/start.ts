@@ -331,6 +331,8 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         await breakGlass?.tick();
       },
     });
+    // Emergency requests left approved by a crash must not outlive their activation.
+    await breakGlass?.prepareRecovery();
     const recovered = await access.recover();
     if (recovered.expired + recovered.activated + recovered.revocations > 0)
       logger.info(recovered, 'recovered at boot');
