@@ -3,12 +3,14 @@
  * aborts every insert into audit_events, installed behind the running Portcullis's back). The live
  * session is cut with FATAL 57P01, new logins are refused with 57P03, and once the store accepts
  * writes again the queued statement records, the session's end and a `gateway.recording_failed`
- * event are all in the hash chain, and logins work again.
+ * event are all in the hash chain (the export verifies; a changed statement text is detected), and
+ * logins work again.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
+import type { JWK } from 'jose';
 import {
   connectViaGateway,
   type GatewayGrant,
@@ -21,6 +23,8 @@ import {
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import { waitFor } from '../../test-support/wait-for.js';
+import { exportToLines } from '../audit/audit-test-support.js';
+import { verifyAuditExport } from '../audit/verify.js';
 
 let cluster: ScramCluster | undefined;
 let skip: string | undefined;
@@ -97,5 +101,20 @@ describe('gateway fail closed', () => {
     const failed = await gatewayEvents(h, 'gateway.recording_failed');
     assert.equal(failed.length, 1);
     assert.equal(failed[0]?.severity, 'high');
+
+    // The statements are in the hash chain: the export verifies, and changing one SQL text breaks it.
+    const lines = await exportToLines(h.portcullis.store.auditLog);
+    const jwks = (await (await fetch(`${h.url}/.well-known/portcullis-audit-keys.json`)).json()) as {
+      keys: JWK[];
+    };
+    const verified = await verifyAuditExport(lines, jwks.keys);
+    assert.equal(verified.ok, true, JSON.stringify(verified));
+    const tampered = lines.map((line) =>
+      line.includes('select pg_sleep(10) as slept') ? line.replace('pg_sleep(10)', 'pg_sleep(11)') : line,
+    );
+    assert.notDeepEqual(tampered, lines);
+    const result = await verifyAuditExport(tampered, jwks.keys);
+    assert.equal(result.ok, false);
+    assert.equal(result.ok ? undefined : result.problem.kind, 'changed');
   });
 });
