@@ -1,9 +1,8 @@
 /**
  * Opens the upstream side of a gateway session: a TCP connection to the resource's PostgreSQL
  * (TLS first when the admin URL says `sslmode=require`/`verify-ca`/`verify-full`, checked against
- * its `sslrootcert`), a StartupMessage as the
- * grant's own login, SCRAM-SHA-256 (or cleartext, if the server asks) with the grant's password,
- * and the startup phase up to the first ReadyForQuery. The server's BackendKeyData is kept (for
+ * its `sslrootcert`), a StartupMessage as the grant's own login, SCRAM-SHA-256 (or cleartext, if
+ * the server asks) with the grant's password, and the startup phase up to the first ReadyForQuery. The server's BackendKeyData is kept (for
  * cancel routing) and not forwarded; its ParameterStatus/NoticeResponse frames are handed back to
  * be replayed to the client.
  */
