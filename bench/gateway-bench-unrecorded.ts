@@ -1,7 +1,7 @@
 /**
  * A DIAGNOSTIC second gateway for the gateway benchmark (target `gateway-norec`): built by the same
  * factory as the real one (`gatewayFromConfig`) over the same running Portcullis — same admission,
- * upstream login, relay and recorder — except that its `gateway.statement` events are dropped
+ * upstream login, relay and recorder — except that its `gateway.statements` events are dropped
  * before the store instead of being appended to the audit chain (admission, session start and end
  * are still written). It separates the relay's cost from the recording's; it is not a product
  * configuration and its figures are not the gateway's.
@@ -29,11 +29,11 @@ export async function startUnrecordedGateway(portcullis: RunningPortcullis): Pro
             ...tx,
             audit: {
               append: (event, at) =>
-                event.type === 'gateway.statement'
+                event.type === 'gateway.statements'
                   ? Promise.resolve(undefined as never)
                   : tx.audit.append(event, at),
               appendAll: (events) =>
-                tx.audit.appendAll(events.filter((e) => e.event.type !== 'gateway.statement')),
+                tx.audit.appendAll(events.filter((e) => e.event.type !== 'gateway.statements')),
             },
           }),
         ),

@@ -17,9 +17,10 @@
  *   GATEWAY_BENCH_CLIENTS           client counts (default 1,8,64)
  *   GATEWAY_BENCH_THREADS           pgbench -j (default: min(clients, CPU cores))
  *   GATEWAY_BENCH_SCRIPTS           select,tpcb (default both)
- *   GATEWAY_BENCH_TARGETS           gateway,direct,pgbouncer (default); diagnostic extras: `pipe` (a plain
- *                                   Node byte pipe) and `gateway-norec` (a second gateway whose statement
- *                                   records are dropped: the relay's cost without the recording's)
+ *   GATEWAY_BENCH_TARGETS           gateway,direct,pgbouncer,pipe (default; `pipe` is a plain Node byte pipe,
+ *                                   the floor of a Node proxy); diagnostic extra: `gateway-norec` (a second
+ *                                   gateway whose statement records are dropped: the relay's cost without
+ *                                   the recording's)
  *   GATEWAY_BENCH_SCALE             pgbench -i -s (default 10)
  *   GATEWAY_BENCH_PROTOCOL          pgbench -M (default simple)
  *   GATEWAY_BENCH_TARGET_PG         scram (throw-away SCRAM cluster, default; falls back to the shared server) | shared
@@ -129,7 +130,7 @@ export function configFromEnv(): GatewayBenchConfig {
     clients,
     threads: threadsRaw ? integer('GATEWAY_BENCH_THREADS', 1, 1) : undefined,
     scripts: listOf('GATEWAY_BENCH_SCRIPTS', allScripts, allScripts),
-    targets: listOf('GATEWAY_BENCH_TARGETS', allTargets, ['gateway', 'direct', 'pgbouncer']),
+    targets: listOf('GATEWAY_BENCH_TARGETS', allTargets, ['gateway', 'direct', 'pgbouncer', 'pipe']),
     scale: integer('GATEWAY_BENCH_SCALE', 10, 1),
     protocol: oneOf('GATEWAY_BENCH_PROTOCOL', ['simple', 'extended', 'prepared'], 'simple'),
     targetPg: oneOf('GATEWAY_BENCH_TARGET_PG', ['scram', 'shared'], 'scram'),
@@ -282,7 +283,9 @@ function ratioColumns(targets: readonly TargetName[]): [TargetName, TargetName][
   if (has('gateway') && has('direct')) columns.push(['gateway', 'direct']);
   if (has('gateway') && has('pgbouncer')) columns.push(['gateway', 'pgbouncer']);
   if (has('pgbouncer') && has('direct')) columns.push(['pgbouncer', 'direct']);
-  if (has('pipe') && has('direct')) columns.push(['pipe', 'direct']);
+  // The ceiling of a Node proxy here: a gateway can hardly beat a bare Node pipe.
+  if (has('pipe') && has('pgbouncer')) columns.push(['pipe', 'pgbouncer']);
+  if (has('gateway') && has('pipe')) columns.push(['gateway', 'pipe']);
   if (has('gateway-norec') && has('pgbouncer')) columns.push(['gateway-norec', 'pgbouncer']);
   return columns;
 }
@@ -500,7 +503,7 @@ export async function main(): Promise<void> {
     if (pipe)
       setup.push([
         'node pipe',
-        `127.0.0.1:${pipe.port}: net.Socket.pipe both ways, in this process (diagnostic)`,
+        `127.0.0.1:${pipe.port}: net.Socket.pipe both ways, in this process (reference: the floor of a Node proxy)`,
       ]);
     if (unrecorded)
       setup.push([

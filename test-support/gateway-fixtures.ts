@@ -80,6 +80,25 @@ export async function backendsOf(adminUrl: string, login: string): Promise<numbe
   }
 }
 
+/**
+ * The statements the gateway recorded, one entry per statement, flattened from its
+ * `gateway.statements` batches (with the batch's grant, resource and actor), in order.
+ */
+export async function recordedStatements(h: Harness) {
+  const batches = await gatewayEvents(h, 'gateway.statements');
+  return batches.flatMap((batch) => {
+    const from = batch.data.from as number;
+    return (batch.data.statements as Record<string, unknown>[]).map((statement, i) => ({
+      actor: batch.actor,
+      grantId: batch.grantId,
+      resourceId: batch.resourceId,
+      requestId: batch.requestId,
+      number: from + i,
+      data: { session: batch.data.session, ...statement } as Record<string, unknown>,
+    }));
+  });
+}
+
 /** Audit events of the given type, after the gateway has written what it queued. */
 export async function gatewayEvents(h: Harness, type: string) {
   await h.portcullis.gateway?.flushRecords();

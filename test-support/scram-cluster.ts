@@ -176,6 +176,8 @@ async function tail(file: string, lines = 20): Promise<string> {
 export interface ScramClusterOptions {
   /** `max_connections` of the server (default 60). */
   readonly maxConnections?: number;
+  /** Serve TLS too (`ssl = on`) with this certificate and key (PEM files; copied into the cluster). */
+  readonly ssl?: { readonly certFile: string; readonly keyFile: string };
 }
 
 /** Starts a scram-sha-256 cluster on 127.0.0.1 (one per test file is plenty; startup takes about a second). */
@@ -225,6 +227,24 @@ export async function startScramCluster(options: ScramClusterOptions = {}): Prom
       '--no-sync',
     ]);
     await rm(passwordFile, { force: true });
+    const sslSettings: string[] = [];
+    if (options.ssl) {
+      // The server reads them as its OS user, and refuses a key others can read.
+      const certFile = join(root, 'server.crt');
+      const keyFile = join(root, 'server.key');
+      await writeFile(certFile, await readFile(options.ssl.certFile));
+      await writeFile(keyFile, await readFile(options.ssl.keyFile), { mode: 0o600 });
+      if (osUser) {
+        await chown(certFile, osUser.uid, osUser.gid);
+        await chown(keyFile, osUser.uid, osUser.gid);
+      }
+      const quoted = (path: string) => `'${path.replaceAll("'", "''")}'`;
+      sslSettings.push(
+        'ssl = on',
+        `ssl_cert_file = ${quoted(certFile)}`,
+        `ssl_key_file = ${quoted(keyFile)}`,
+      );
+    }
     await appendFile(
       join(dataDir, 'postgresql.conf'),
       [
@@ -237,6 +257,7 @@ export async function startScramCluster(options: ScramClusterOptions = {}): Prom
         'synchronous_commit = off',
         'full_page_writes = off',
         `max_connections = ${options.maxConnections ?? 60}`,
+        ...sslSettings,
         '',
       ].join('\n'),
     );

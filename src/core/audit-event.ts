@@ -31,6 +31,7 @@ export const auditEventTypes = [
   'gateway.session_started',
   'gateway.session_ended',
   'gateway.statement',
+  'gateway.statements',
   'gateway.recording_failed',
   'keys.recovery_key_set',
   'keys.emergency_rotated',

@@ -40,7 +40,7 @@ import {
 } from './protocol/index.js';
 import type { RegisteredSession, SessionRegistry, TerminationReason } from './session-registry.js';
 import { terminationMessage } from './session-registry.js';
-import type { StatementRecorder } from './statement-recorder.js';
+import type { SessionRecording, StatementRecorder } from './statement-recorder.js';
 import { type SessionFacts, StatementTracker } from './statement-tracker.js';
 import {
   connectUpstream,
@@ -82,6 +82,7 @@ type State = 'startup' | 'password' | 'admitting' | 'relay' | 'closed';
 interface OpenSession {
   readonly facts: SessionFacts;
   readonly tracker: StatementTracker;
+  readonly recording: SessionRecording;
   readonly startedAt: number;
   unregister: () => void;
   cancelProcessId: number | null;
@@ -228,6 +229,8 @@ export class ClientConnection implements RegisteredSession {
           bytesOut: this.#bytesOut,
           durationMs: this.#ctx.now() - session.startedAt,
           relayed: wasRelaying,
+          // The number of the session's last statement: a lost last batch shows as a gap.
+          statements: session.recording.next - 1,
         },
       });
     }
@@ -429,7 +432,8 @@ export class ClientConnection implements RegisteredSession {
     this.#grantId = grant.id;
     this.#session = {
       facts,
-      tracker: new StatementTracker(facts, this.#ctx.recordParameters),
+      tracker: new StatementTracker(this.#ctx.recordParameters),
+      recording: this.#ctx.recorder.openSession(facts),
       startedAt: this.#ctx.now(),
       unregister: () => {},
       cancelProcessId: null,
@@ -505,8 +509,8 @@ export class ClientConnection implements RegisteredSession {
         type === FrontendMessage.Bind ||
         type === FrontendMessage.Execute
       ) {
-        const event = session.tracker.observe(type, reader.body());
-        if (event) this.#ctx.recorder.record(event);
+        const statement = session.tracker.observe(type, reader.body(), this.#ctx.now());
+        if (statement) this.#ctx.recorder.recordStatement(session.recording, statement);
         if (type === FrontendMessage.Query) this.#pending++;
       } else if (type === FrontendMessage.Sync) {
         this.#pending++;

@@ -16,6 +16,7 @@ import {
   type GatewayGrant,
   gatewayEvents,
   liveGrant,
+  recordedStatements,
   rejection,
   viaGateway,
 } from '../../test-support/gateway-fixtures.js';
@@ -87,7 +88,7 @@ describe('gateway with node-postgres', () => {
     assert.equal((await c.query('select 1 as ok')).rows[0].ok, 1, 'the session survives an error');
     await c.end();
 
-    const statements = await gatewayEvents(h, 'gateway.statement');
+    const statements = await recordedStatements(h);
     const mine = statements.filter((e) => e.grantId === grant.grantId);
     const query = mine.find((e) => e.data.sql === 'select name from items order by id');
     assert.equal(query?.data.kind, 'query');

@@ -4,9 +4,11 @@
  * service, live grants and upstream credentials from the access service, records into the store.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Store } from '../app/ports.js';
 import type { ConfiguredResource, GatewayConfig } from '../config/load.js';
 import type { Clock } from '../core/clock.js';
+import { PortcullisError } from '../core/errors.js';
 import { adminAddress, postgresTargetOf } from '../provisioners/postgres-target.js';
 import type { AdmissionDeps } from './admission.js';
 import { type GatewayLog, PostgresGateway } from './postgres-gateway.js';
@@ -23,15 +25,53 @@ export interface GatewayFromConfigDeps {
   readonly log: GatewayLog;
 }
 
-/** libpq's sslmode → how the gateway reaches the server (prefer/allow fall back to plain TCP). */
-function upstreamTls(sslMode: string | null): UpstreamAddress['tls'] {
-  if (sslMode === 'require') return 'require';
-  if (sslMode === 'verify-ca' || sslMode === 'verify-full') return 'verify-full';
+/**
+ * libpq's sslmode → how the gateway reaches the server. prefer/allow fall back to plain TCP; as in
+ * libpq, `require` with a root certificate file checks the chain (verify-ca).
+ */
+function upstreamTls(sslMode: string | null, hasRootCert: boolean): UpstreamAddress['tls'] {
+  if (sslMode === 'require') return hasRootCert ? 'verify-ca' : 'require';
+  if (sslMode === 'verify-ca' || sslMode === 'verify-full') return sslMode;
   return 'disable';
+}
+
+/** The upstream address of a resource, read once: a CA file that cannot be read fails at start-up. */
+function upstreamAddressOf(resource: ConfiguredResource): UpstreamAddress {
+  const address = adminAddress(postgresTargetOf(resource));
+  const tls = upstreamTls(address.sslMode, address.sslRootCert !== null);
+  if (tls === 'disable' || address.sslRootCert === null)
+    return { host: address.host, port: address.port, tls };
+  let ca: string;
+  try {
+    ca = readFileSync(address.sslRootCert, 'utf8');
+  } catch (error) {
+    throw new PortcullisError(
+      'config_invalid',
+      `Resource ${resource.id}: the admin URL's sslrootcert ${address.sslRootCert} cannot be read`,
+      {},
+      { cause: error },
+    );
+  }
+  return { host: address.host, port: address.port, tls, ca };
+}
+
+function adminAddressOrUndefined(resource: ConfiguredResource): unknown {
+  try {
+    return adminAddress(postgresTargetOf(resource));
+  } catch {
+    return undefined;
+  }
 }
 
 export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway {
   const { config, resources, clock } = deps;
+  const addresses = new Map<string, UpstreamAddress>();
+  for (const resource of resources.values()) {
+    if (resource.kind !== 'postgres' || !resource.postgres) continue;
+    // A resource the gateway cannot reach (a unix-socket admin URL) is refused when used, not here.
+    if (adminAddressOrUndefined(resource) === undefined) continue;
+    addresses.set(resource.id, upstreamAddressOf(resource));
+  }
   return new PostgresGateway(
     {
       host: config.host,
@@ -55,10 +95,11 @@ export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway 
           await tx.audit.appendAll(events);
         }),
       upstreamAddress: (resourceId) => {
+        const address = addresses.get(resourceId);
+        if (address) return address;
         const resource = resources.get(resourceId);
         if (!resource) throw new Error(`no resource ${resourceId}`);
-        const address = adminAddress(postgresTargetOf(resource));
-        return { host: address.host, port: address.port, tls: upstreamTls(address.sslMode) };
+        return upstreamAddressOf(resource);
       },
       clock,
       newId: randomUUID,

@@ -14,6 +14,7 @@ import {
   type GatewayGrant,
   gatewayEvents,
   liveGrant,
+  recordedStatements,
   rejection,
   viaGateway,
 } from '../../test-support/gateway-fixtures.js';
@@ -102,7 +103,7 @@ describe('gateway with TLS', () => {
     });
     await c.query('select $1::text as s', ['not recorded']);
     await c.end();
-    const execute = (await gatewayEvents(h, 'gateway.statement')).find(
+    const execute = (await recordedStatements(h)).find(
       (e) => e.data.kind === 'execute' && e.data.sql === 'select $1::text as s',
     );
     assert.equal(execute?.data.kind, 'execute');

@@ -1,13 +1,13 @@
 /**
- * Turns a session's Query, Parse, Bind and Execute messages into audit events. A Query is one
- * event; a Parse is one event (statement name and text); a Bind is remembered (portal → statement
- * and, when configured, its parameters) and folded into the event of the Execute that runs it, so
- * each execution is one event that names the SQL that ran — with `-M prepared` one event per
- * execution, not three.
+ * Turns a session's Query, Parse, Bind and Execute messages into statement records (the recorder
+ * batches them into `gateway.statements` events). A Query is one record; a Parse is one record
+ * (statement name and text); a Bind is remembered (portal → statement and, when configured, its
+ * parameters) and folded into the record of the Execute that runs it, so each execution is one
+ * record that names the SQL that ran — with `-M prepared` one record per execution, not three.
  */
 import { createHash } from 'node:crypto';
-import type { AuditEventInput } from '../core/audit-event.js';
 import { decodeBind, decodeExecute, decodeParse, decodeQuery, FrontendMessage } from './protocol/index.js';
+import type { StatementFields } from './statement-recorder.js';
 
 /** Statement text kept in one event; longer text is cut and its SHA-256 recorded. */
 export const maxRecordedSqlChars = 65_536;
@@ -46,33 +46,39 @@ function recordedValue(value: Buffer | null, binary: boolean): string | null {
   return `base64:${cut.toString('base64')}${suffix}`;
 }
 
-function sqlFields(sql: string): Record<string, unknown> {
-  if (sql.length <= maxRecordedSqlChars) return { sql };
-  return {
-    sql: sql.slice(0, maxRecordedSqlChars),
-    sqlTruncated: true,
-    sqlLength: sql.length,
-    sqlSha256: createHash('sha256').update(sql).digest('hex'),
-  };
+/** Adds `sql` (and, when cut, its length and hash) to `into`, keeping canonical key order. */
+function addSql(into: Record<string, unknown>, sql: string): void {
+  if (sql.length <= maxRecordedSqlChars) {
+    into.sql = sql;
+    return;
+  }
+  into.sql = sql.slice(0, maxRecordedSqlChars);
+  into.sqlLength = sql.length;
+  into.sqlSha256 = createHash('sha256').update(sql).digest('hex');
+  into.sqlTruncated = true;
 }
 
-/** Per-session statement state; `observe` returns the event a message produces, if any. */
+/** Per-session statement state; `observe` returns the record a message produces, if any. */
 export class StatementTracker {
-  readonly #facts: SessionFacts;
   readonly #recordParameters: boolean;
   readonly #statements = new Map<string, string>();
   readonly #portals = new Map<string, Portal>();
 
-  constructor(facts: SessionFacts, recordParameters: boolean) {
-    this.#facts = facts;
+  constructor(recordParameters: boolean) {
     this.#recordParameters = recordParameters;
   }
 
-  /** Throws ProtocolError on a malformed body (the caller ends the connection). */
-  observe(type: number, body: Buffer): AuditEventInput | undefined {
+  /**
+   * The record of one message at time `at`, if it makes one: its keys in canonical (sorted) order.
+   * Throws ProtocolError on a malformed body (the caller ends the connection).
+   */
+  observe(type: number, body: Buffer, at: number): StatementFields | undefined {
     switch (type) {
-      case FrontendMessage.Query:
-        return this.#event({ kind: 'query', ...sqlFields(decodeQuery(body).sql) });
+      case FrontendMessage.Query: {
+        const fields: Record<string, unknown> = { at, kind: 'query' };
+        addSql(fields, decodeQuery(body).sql);
+        return fields as StatementFields;
+      }
       case FrontendMessage.Parse: {
         const parse = decodeParse(body);
         if (parse.statement !== '' && !this.#statements.has(parse.statement)) {
@@ -81,7 +87,10 @@ export class StatementTracker {
           }
         }
         this.#statements.set(parse.statement, parse.query);
-        return this.#event({ kind: 'parse', statement: parse.statement, ...sqlFields(parse.query) });
+        const fields: Record<string, unknown> = { at, kind: 'parse' };
+        addSql(fields, parse.query);
+        fields.statement = parse.statement;
+        return fields as StatementFields;
       }
       case FrontendMessage.Bind: {
         const bind = decodeBind(body);
@@ -101,29 +110,16 @@ export class StatementTracker {
         const execute = decodeExecute(body);
         const portal = this.#portals.get(execute.portal);
         const sql = portal ? this.#statements.get(portal.statement) : undefined;
-        return this.#event({
-          kind: 'execute',
-          portal: execute.portal,
-          ...(portal ? { statement: portal.statement } : {}),
-          ...(sql === undefined ? {} : sqlFields(sql)),
-          ...(portal?.parameters ? { parameters: portal.parameters } : {}),
-          ...(execute.maxRows > 0 ? { maxRows: execute.maxRows } : {}),
-        });
+        const fields: Record<string, unknown> = { at, kind: 'execute' };
+        if (execute.maxRows > 0) fields.maxRows = execute.maxRows;
+        if (portal?.parameters) fields.parameters = portal.parameters;
+        fields.portal = execute.portal;
+        if (sql !== undefined) addSql(fields, sql);
+        if (portal) fields.statement = portal.statement;
+        return fields as StatementFields;
       }
       default:
         return undefined;
     }
-  }
-
-  #event(data: Record<string, unknown>): AuditEventInput {
-    const facts = this.#facts;
-    return {
-      type: 'gateway.statement',
-      actor: facts.principalId,
-      requestId: facts.requestId,
-      grantId: facts.grantId,
-      resourceId: facts.resourceId,
-      data: { session: facts.sessionId, ...data },
-    };
   }
 }

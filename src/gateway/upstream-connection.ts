@@ -1,12 +1,12 @@
 /**
  * Opens the upstream side of a gateway session: a TCP connection to the resource's PostgreSQL
- * (TLS first when the admin URL says `sslmode=require`/`verify-*`), a StartupMessage as the
- * grant's own login, SCRAM-SHA-256 (or cleartext, if the server asks) with the grant's password,
- * and the startup phase up to the first ReadyForQuery. The server's BackendKeyData is kept (for
+ * (TLS first when the admin URL says `sslmode=require`/`verify-ca`/`verify-full`, checked against
+ * its `sslrootcert`), a StartupMessage as the grant's own login, SCRAM-SHA-256 (or cleartext, if
+ * the server asks) with the grant's password, and the startup phase up to the first ReadyForQuery. The server's BackendKeyData is kept (for
  * cancel routing) and not forwarded; its ParameterStatus/NoticeResponse frames are handed back to
  * be replayed to the client.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import {
   BackendMessage,
@@ -27,8 +27,14 @@ import { SCRAM_SHA_256, type ScramExchange, type ScramFinal, startScram } from '
 export interface UpstreamAddress {
   readonly host: string;
   readonly port: number;
-  /** `require`: TLS without certificate checks; `verify-full`: checked; `disable`: plain TCP. */
-  readonly tls: 'disable' | 'require' | 'verify-full';
+  /**
+   * As libpq's sslmode: `disable`, plain TCP; `require`, TLS without certificate checks;
+   * `verify-ca`, TLS with a certificate chained to `ca`; `verify-full`, that and the certificate
+   * names `host` (a DNS name or an IP address). A server that does not offer TLS is refused.
+   */
+  readonly tls: 'disable' | 'require' | 'verify-ca' | 'verify-full';
+  /** PEM of the CAs to trust (libpq's sslrootcert); the system's CAs when absent. */
+  readonly ca?: string;
 }
 
 export interface UpstreamLogin {
@@ -116,10 +122,15 @@ async function startTls(socket: Socket, address: UpstreamAddress, timeoutMs: num
   }
   socket.removeAllListeners('error');
   return new Promise<TLSSocket>((resolve, reject) => {
+    const isIp = isIP(address.host) !== 0;
     const secure = tlsConnect({
       socket,
-      servername: /^[\d.:]+$/.test(address.host) ? undefined : address.host,
-      rejectUnauthorized: address.tls === 'verify-full',
+      // What the certificate is checked against (verify-full): the name, or the IP address.
+      host: address.host,
+      servername: isIp ? undefined : address.host,
+      rejectUnauthorized: address.tls !== 'require',
+      ...(address.ca === undefined ? {} : { ca: address.ca }),
+      ...(address.tls === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
     });
     secure.once('secureConnect', () => {
       secure.removeAllListeners('error');

@@ -93,13 +93,15 @@ export function adminUrlForDatabase(target: PostgresTarget, database: string): s
 }
 
 /**
- * Where Portcullis itself reaches the server (the admin URL's TCP host and port) and the admin
- * URL's `sslmode`: the database gateway connects upstream the same way.
+ * Where Portcullis itself reaches the server (the admin URL's TCP host and port), the admin URL's
+ * `sslmode` and `sslrootcert` (a CA file, as libpq takes it): the database gateway connects
+ * upstream the same way.
  */
 export function adminAddress(target: PostgresTarget): {
   readonly host: string;
   readonly port: number;
   readonly sslMode: string | null;
+  readonly sslRootCert: string | null;
 } {
   const url = parseAdminUrl(target);
   const host = tcpHost(url);
@@ -110,5 +112,10 @@ export function adminAddress(target: PostgresTarget): {
     );
   }
   const port = url.searchParams.get('port') ?? url.port;
-  return { host, port: port ? Number(port) : 5432, sslMode: url.searchParams.get('sslmode') };
+  return {
+    host,
+    port: port ? Number(port) : 5432,
+    sslMode: url.searchParams.get('sslmode'),
+    sslRootCert: url.searchParams.get('sslrootcert'),
+  };
 }
