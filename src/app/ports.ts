@@ -13,6 +13,7 @@ import type {
 } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import type { BreakGlassRepository } from './break-glass-ports.js';
 
 // ---------------------------------------------------------------- storage
 
@@ -230,6 +231,7 @@ export interface Transaction {
   readonly audit: AuditAppender;
   readonly keys: KeyRepository;
   readonly ephemeral: EphemeralStore;
+  readonly breakGlass: BreakGlassRepository;
 }
 
 export interface Store extends Omit<Transaction, 'audit'> {

@@ -76,7 +76,8 @@ export interface PresentedCredentials {
   readonly totp: string;
 }
 
-async function passphraseMatches(hash: string, passphrase: string): Promise<boolean> {
+/** Whether `passphrase` matches the stored argon2id hash; a corrupt hash is a refusal. */
+export async function passphraseMatches(hash: string, passphrase: string): Promise<boolean> {
   try {
     return await argon2.verify(hash, passphrase);
   } catch {

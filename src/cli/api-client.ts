@@ -19,6 +19,8 @@ export interface ApiClientOptions {
   /** Shown under a 401, e.g. "run `portcullis login --profile bob`". */
   readonly unauthenticatedHint?: string;
   readonly userAgent?: string;
+  /** Extra headers sent with every call (e.g. a break-glass activation handle). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -147,6 +149,7 @@ export class ApiClient {
   readonly #timeoutMs: number;
   readonly #hint401: string | undefined;
   readonly #userAgent: string;
+  readonly #headers: Readonly<Record<string, string>>;
 
   constructor(options: ApiClientOptions) {
     this.server = normalizeServerUrl(options.server);
@@ -155,6 +158,7 @@ export class ApiClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#hint401 = options.unauthenticatedHint;
     this.#userAgent = options.userAgent ?? 'portcullis-cli';
+    this.#headers = options.headers ?? {};
   }
 
   /** GET a JSON resource; `query` values that are undefined are left out. */
@@ -215,6 +219,7 @@ export class ApiClient {
       'x-portcullis-client': 'cli',
       'user-agent': this.#userAgent,
     };
+    Object.assign(headers, this.#headers);
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let response: Response;

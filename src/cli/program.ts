@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { PortcullisError } from '../core/errors.js';
 import { exitCodeForStatus } from './api-client.js';
+import { registerBreakGlassCommands } from './break-glass-program.js';
 import { CliError, exitCodeHelp, exitCodes } from './cli-error.js';
 import { exportAuditLog, verifyAuditLog } from './commands/audit-commands.js';
 import { login, logout, whoami } from './commands/auth-commands.js';
@@ -432,6 +433,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       ),
     );
 
+  registerBreakGlassCommands(program, run, configFile);
   return program;
 }
 

@@ -19,6 +19,7 @@ const env: Environment = {
   PORTCULLIS_DATABASE_URL: 'postgres://portcullis:example-db-pw@db.internal:5432/portcullis',
   OKTA_CLIENT_SECRET: 'example-okta-secret',
   ORDERS_DB_ADMIN_URL: 'postgres://portcullis_admin:example-admin-pw@orders-db.internal:5432/orders',
+  ALERT_WEBHOOK_SECRET: 'example-webhook-signing-secret-of-32-chars',
   OKTA_SCIM_TOKEN: 'example-okta-scim-token-0123456789abcdef',
 };
 
@@ -86,6 +87,8 @@ describe('examples/portcullis.example.yaml', () => {
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         assert.deepEqual(error.issues.map((i) => i.path).sort(), [
+          'break_glass.alert_channels[0].secret',
+          'break_glass.alert_channels[0].secret',
           'identity_providers[0].client_secret',
           'resources[0].postgres.admin_url',
           'scim.clients[0].token',

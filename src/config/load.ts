@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { PortcullisError } from '../core/errors.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
 import {
   configSchema,
   type OidcProviderConfig,
@@ -93,8 +94,21 @@ export interface Config {
   readonly expiry: { readonly pollIntervalSeconds: number };
   /** Present when the file has a `gateway` section. */
   readonly gateway?: GatewayConfig;
+  /** Emergency accounts (`break_glass`); no accounts when the section is absent. */
+  readonly breakGlass: BreakGlassSettings;
+  /**
+   * Sections that failed to load and were left out so that the break-glass path still serves
+   * (only with `degradable` and at least one emergency account); empty normally.
+   */
+  readonly degraded: readonly DegradedSection[];
   /** SCIM clients (`scim.clients`); empty when there is no `scim` section. */
   readonly scimClients: readonly ScimClientConfig[];
+}
+
+/** A section left out at start-up, and why (shown by /readyz and in the audit log). */
+export interface DegradedSection {
+  readonly section: 'identity_providers' | 'policies';
+  readonly problems: readonly string[];
 }
 
 /** One SCIM client: an identity provider pushing users and groups with its bearer secret. */
@@ -347,9 +361,24 @@ function resolveGateway(
   };
 }
 
+export interface ParseOptions {
+  /**
+   * When only `identity_providers` or `policies` are broken and emergency accounts are configured,
+   * leave those sections out (listed in `degraded`) instead of refusing: the server then starts
+   * with its break-glass path only. Everything else must still be valid.
+   */
+  readonly degradable?: boolean;
+}
+
+const degradableSections = ['identity_providers', 'policies'] as const;
+
 /** Parses configuration text; `file` names it in messages and anchors relative paths. */
-export function parseConfig(text: string, file: string, env: Environment = process.env): Config {
-  const baseDir = dirname(resolve(file));
+export function parseConfig(
+  text: string,
+  file: string,
+  env: Environment = process.env,
+  options: ParseOptions = {},
+): Config {
   const document = parseDocument(text, { prettyErrors: true });
   if (document.errors.length > 0) {
     throw new ConfigError(
@@ -358,6 +387,53 @@ export function parseConfig(text: string, file: string, env: Environment = proce
     );
   }
   const raw: unknown = document.toJS() ?? {};
+  try {
+    return parseRaw(raw, file, env);
+  } catch (error) {
+    if (!(options.degradable && error instanceof ConfigError)) throw error;
+    const degraded = withoutBrokenSections(raw, file, env, error.issues);
+    if (!degraded) throw error;
+    return degraded;
+  }
+}
+
+function withoutBrokenSections(
+  raw: unknown,
+  file: string,
+  env: Environment,
+  issues: readonly ConfigIssue[],
+): Config | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const bySection = new Map<string, string[]>();
+  for (const issue of issues) {
+    const section = issue.path.split(/[.[]/)[0] ?? '';
+    bySection.set(section, [...(bySection.get(section) ?? []), `${issue.path}: ${issue.message}`]);
+  }
+  if (![...bySection.keys()].every((s) => (degradableSections as readonly string[]).includes(s)))
+    return undefined;
+  const patched: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  if (bySection.has('identity_providers')) patched.identity_providers = [];
+  // A placeholder that passes the checks; the policy files are then dropped below.
+  if (bySection.has('policies')) patched.policies = { files: [resolve(file)] };
+  let config: Config;
+  try {
+    config = parseRaw(patched, file, env);
+  } catch {
+    return undefined;
+  }
+  if (config.breakGlass.accounts.length === 0) return undefined;
+  const degraded = degradableSections
+    .filter((s) => bySection.has(s))
+    .map((section) => ({ section, problems: bySection.get(section) ?? [] }));
+  return Object.freeze({
+    ...config,
+    policyFiles: bySection.has('policies') ? [] : config.policyFiles,
+    degraded,
+  });
+}
+
+function parseRaw(raw: unknown, file: string, env: Environment): Config {
+  const baseDir = dirname(resolve(file));
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     // Report the schema problems together with everything that can still be checked.
@@ -367,8 +443,14 @@ export function parseConfig(text: string, file: string, env: Environment = proce
     if (sections.storage) resolveStorageUrl(sections.storage, secrets);
     if (sections.tokens) resolveKeyEncryptionKey(sections.tokens, secrets, issues);
     if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets, baseDir);
-    if (sections.resources) resolveResources(sections.resources, secrets);
+    const resources = sections.resources ? resolveResources(sections.resources, secrets) : undefined;
     if (sections.gateway) resolveGateway(sections.gateway, secrets);
+    // Checked against the resources only when those are valid (else every scope looks unknown).
+    if (sections.break_glass && resources)
+      issues.push(
+        ...resolveBreakGlass(sections.break_glass, resources, (ref, path) => secrets.resolve(ref, path))
+          .issues,
+      );
     if (sections.scim) resolveScimClients(sections.scim, secrets, issues);
     throw new ConfigError(file, [...issues, ...secrets.issues]);
   }
@@ -381,12 +463,15 @@ export function parseConfig(text: string, file: string, env: Environment = proce
   const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets, baseDir);
   const resources = resolveResources(parsed.resources, secrets);
   const gateway = parsed.gateway ? resolveGateway(parsed.gateway, secrets) : undefined;
+  const breakGlass = resolveBreakGlass(parsed.break_glass, resources, (ref, path) =>
+    secrets.resolve(ref, path),
+  );
   const scimClients = resolveScimClients(parsed.scim, secrets, issues);
   const tokens = scimClients.map((c) => c.token.reveal()).filter((t) => t !== '');
   if (new Set(tokens).size !== tokens.length)
     issues.push({ path: 'scim.clients', message: 'every SCIM client needs its own token' });
 
-  const allIssues = [...issues, ...secrets.issues];
+  const allIssues = [...issues, ...breakGlass.issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);
 
   const port = parsed.server.port;
@@ -418,12 +503,14 @@ export function parseConfig(text: string, file: string, env: Environment = proce
     },
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
     ...(gateway ? { gateway } : {}),
+    breakGlass: breakGlass.settings,
+    degraded: [],
     scimClients,
   };
   return Object.freeze(config);
 }
 
-export function loadConfig(file: string, env: Environment = process.env): Config {
+export function loadConfig(file: string, env: Environment = process.env, options: ParseOptions = {}): Config {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -432,5 +519,5 @@ export function loadConfig(file: string, env: Environment = process.env): Config
       { path: '', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` },
     ]);
   }
-  return parseConfig(text, file, env);
+  return parseConfig(text, file, env, options);
 }

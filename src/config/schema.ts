@@ -171,6 +171,54 @@ export const resourceSchema = z.discriminatedUnion('kind', [
 ]);
 export type ResourceConfig = z.infer<typeof resourceSchema>;
 
+/** One custodian: a local id, optionally tied to their SSO principal so reviews can exclude them. */
+const custodian = z.union([
+  identifier,
+  z.object({ id: identifier, principal: z.string().min(1).optional() }).strict(),
+]);
+
+const emergencyAccount = z
+  .object({
+    id: identifier,
+    /** One resource and some of its roles: everything the account can ever reach. */
+    scope: z.object({ resource: identifier, roles: z.array(identifier).min(1) }).strict(),
+    /** Hard maximum of one activation; at most 240 (the absolute ceiling). */
+    max_duration_minutes: z.number().int().min(1),
+    custodians: z.array(custodian).min(2),
+    /** Distinct custodians needed, the initiator included; at least 2. */
+    quorum: z.number().int().default(2),
+    /** Minutes the other custodians have to confirm; at most 60. */
+    activation_window_minutes: z.number().int().default(15),
+    alert_channels: z.array(identifier).default([]),
+    /** k-of-n Shamir sealing: k shares must be presented at initiation. */
+    sealed: z
+      .object({ threshold: z.number().int().min(2), shares: z.number().int().min(2).max(255) })
+      .strict()
+      .optional(),
+    /** A drill older than this flags the account as overdue (default: break_glass.drill_interval). */
+    drill_interval: duration.optional(),
+  })
+  .strict();
+
+/** Break-glass emergency access (docs/break-glass-operations.md). */
+export const breakGlassSchema = z
+  .object({
+    accounts: z.array(emergencyAccount).default([]),
+    drill_interval: duration.default(90 * 86_400),
+    /** How long a drill's grants last (shortened from minutes to seconds); at most 15m. */
+    drill_access: duration.default(30),
+    /** Portcullis groups (besides `admins`) whose members may record break-glass reviews. */
+    reviewer_groups: z.array(identifier).default([]),
+    /**
+     * Alert channels (webhook, SMTP) named by the accounts; each entry is validated by
+     * `alertChannelSchema` (src/break-glass/alerts/alert-config.ts) when the section is resolved.
+     */
+    alert_channels: z.array(z.unknown()).default([]),
+    /** Security keys (WebAuthn) as second factor; validated by `webauthnConfigSchema`. */
+    webauthn: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     server: z
@@ -277,6 +325,7 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    break_glass: breakGlassSchema.optional(),
   })
   .strict();
 

@@ -45,6 +45,11 @@ export const errorCatalogue = {
   shares_duplicated: { status: 400, title: 'The same recovery share was given more than once' },
   shares_insufficient: { status: 400, title: 'Not enough distinct recovery shares' },
   shares_mismatch: { status: 403, title: 'The recovery shares do not open this seal' },
+  break_glass_not_enrolled: {
+    status: 409,
+    title: 'The emergency account is not ready: a custodian is not enrolled or the seal is missing',
+  },
+  break_glass_unavailable: { status: 503, title: 'Break-glass is not configured on this server' },
   scim_invalid_filter: { status: 400, title: 'The SCIM filter is malformed or not supported' },
   scim_invalid_syntax: { status: 400, title: 'The SCIM request does not follow the schema' },
   scim_invalid_value: { status: 400, title: 'A SCIM attribute has a missing or unacceptable value' },

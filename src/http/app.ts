@@ -15,6 +15,7 @@ import { type HttpDependencies, originOf } from './context.js';
 import { installProblemHandlers } from './problem.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { authApiRoutes, loginRoutes } from './routes/auth-routes.js';
+import { breakGlassRoutes, isCustodianRoute } from './routes/break-glass-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
 import { requestRoutes } from './routes/request-routes.js';
@@ -71,7 +72,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?')[0] ?? '';
-    if (!path.startsWith(`${apiPrefix}/`) || publicApiRoutes.has(path)) return;
+    if (!path.startsWith(`${apiPrefix}/`) || publicApiRoutes.has(path) || isCustodianRoute(path)) return;
     request.principal = await deps.sessions.authenticate(request.headers.authorization, originOf(request));
   });
   app.addHook('onSend', async (_request, reply) => {
@@ -91,6 +92,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
       await api.register(requestRoutes(deps));
       await api.register(grantRoutes(deps));
       await api.register(auditRoutes(deps));
+      await api.register(breakGlassRoutes(deps));
     },
     { prefix: apiPrefix },
   );

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { AccessService } from '../app/access-service.js';
+import type { BreakGlassService } from '../app/break-glass-service.js';
 import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
 import type { RequestOrigin } from '../core/audit-event.js';
@@ -31,6 +32,8 @@ export interface HttpDependencies {
   readonly bodyLimitBytes: number;
   readonly trustProxy: boolean | string[];
   readonly logger: boolean | object;
+  /** Break-glass; absent when no emergency account is configured. */
+  readonly breakGlass?: BreakGlassService;
 }
 
 declare module 'fastify' {

@@ -6,15 +6,22 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { AccessService } from '../app/access-service.js';
+import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
 import type { Store } from '../app/ports.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
+import { AccountAlertRouter } from '../break-glass/account-alert-router.js';
+import { RetryingAlertDispatcher } from '../break-glass/alerts/index.js';
+import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.js';
+import type { AlertDispatcher } from '../break-glass/ports.js';
+import { SecurityKeyCeremonies, webauthnSettings } from '../break-glass/webauthn.js';
 import {
   type Config,
   ConfigError,
+  type DegradedSection,
   decodeKeyEncryptionKey,
   type Environment,
   loadConfig,
@@ -28,8 +35,10 @@ import { buildHttpApp } from '../http/app.js';
 import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { SamlLogin } from '../identity/saml-login.js';
+import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
 import { CedarPolicyEngine } from '../policy/cedar-policy-engine.js';
+import { DenyAllPolicyEngine } from '../policy/deny-all-policy-engine.js';
 import { policyClock } from '../policy/policy-context.js';
 import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
 import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
@@ -48,6 +57,8 @@ export interface StartOptions {
   readonly logLevel?: string;
   /** Do not print the start-up banner (the demo prints its own). */
   readonly quiet?: boolean;
+  /** Break-glass alert dispatcher; default: one that only logs (see docs/break-glass-operations.md). */
+  readonly alerts?: AlertDispatcher;
 }
 
 export interface RunningPortcullis {
@@ -60,6 +71,9 @@ export interface RunningPortcullis {
   readonly expiry: ExpiryLoop;
   /** The database gateway, when `gateway` is configured and the server listens. */
   readonly gateway: PostgresGateway | null;
+  /** Break-glass, when emergency accounts are configured. */
+  readonly breakGlass: BreakGlassService | null;
+  readonly alerts: AlertDispatcher;
   /** Base URL actually listened on (port 0 resolved), or the public URL when not listening. */
   readonly url: string;
   close(): Promise<void>;
@@ -76,8 +90,30 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       censor: '[redacted]',
     },
   });
-  const config = loadConfig(options.configPath, env);
-  const policy = CedarPolicyEngine.fromFiles(config.policyFiles, { timeZone: config.timeZone });
+  // A broken federation or policy section does not stop the break-glass path (docs/break-glass-operations.md).
+  const loaded = loadConfig(options.configPath, env, { degradable: true });
+  const degraded: DegradedSection[] = [...loaded.degraded];
+  let policy: CedarPolicyEngine | DenyAllPolicyEngine;
+  if (degraded.some((d) => d.section === 'policies')) {
+    policy = new DenyAllPolicyEngine(degraded.flatMap((d) => d.problems).join('; '));
+  } else {
+    try {
+      policy = CedarPolicyEngine.fromFiles(loaded.policyFiles, { timeZone: loaded.timeZone });
+    } catch (error) {
+      if (loaded.breakGlass.accounts.length === 0) throw error;
+      const problem = error instanceof Error ? error.message : String(error);
+      degraded.push({ section: 'policies', problems: [problem] });
+      policy = new DenyAllPolicyEngine(problem);
+    }
+  }
+  const config: Config =
+    degraded.length === loaded.degraded.length ? loaded : Object.freeze({ ...loaded, degraded });
+  for (const d of degraded)
+    logger.error(
+      { section: d.section, problems: d.problems },
+      'configuration section failed to load: serving break-glass only for it',
+    );
+  const logAlerts = new LoggingAlertDispatcher(logger.child({ component: 'break-glass-alerts' }));
 
   const store = await openStore(config.storageUrl.reveal(), {
     onBackgroundError: (error) => logger.warn({ err: error }, 'database connection error'),
@@ -87,6 +123,38 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     for (const close of closers.reverse())
       await close().catch((error) => logger.error({ err: error }, 'shutdown'));
   };
+  // Each account's alerts go to its own channels, retried in the background; every failed attempt
+  // is audited (the final one as high severity). Without channels they are only logged.
+  const alerts: AlertDispatcher =
+    options.alerts ??
+    (config.breakGlass.alertChannels.length === 0
+      ? logAlerts
+      : new AccountAlertRouter(
+          config.breakGlass.accounts,
+          config.breakGlass.alertChannels,
+          (channels) =>
+            new RetryingAlertDispatcher({
+              channels,
+              onReport: async (report) => {
+                if (report.delivered) return;
+                await store.transaction((tx) =>
+                  tx.audit.append(
+                    {
+                      type: 'break_glass.alert_failed',
+                      actor: 'system',
+                      severity: report.final ? 'high' : 'warning',
+                      reason: report.error ?? null,
+                      data: { ...report },
+                    },
+                    clock.now(),
+                  ),
+                );
+              },
+              onReportError: (error) => logger.error({ err: error }, 'break-glass alert report'),
+            }),
+          logAlerts,
+        ));
+  if (alerts instanceof AccountAlertRouter) closers.push(() => alerts.close());
   try {
     const kek = decodeKeyEncryptionKey(config.tokens.keyEncryptionKey.reveal());
     if (!kek) throw new PortcullisError('config_invalid', 'tokens.key_encryption_key is not 32 bytes');
@@ -142,6 +210,27 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       onGrantActivated: (expiresAt) => expiry?.nudge(expiresAt),
       onGrantEnded: (grantId, why) => gateway?.endGrant(grantId, why),
     });
+
+    const breakGlass =
+      config.breakGlass.accounts.length > 0
+        ? new BreakGlassService({
+            store,
+            access,
+            settings: config.breakGlass,
+            totpSecrets: box.withPurpose('break-glass-totp'),
+            alerts,
+            clock,
+            newId: randomUUID,
+            adminGroups: config.admins,
+            onActivated: (expiresAt) => expiry?.nudge(expiresAt),
+            securityKeys: new SecurityKeyCeremonies(
+              webauthnSettings(config.breakGlass.webauthn, config.server.publicUrl),
+              store.ephemeral,
+              () => clock.now(),
+            ),
+          })
+        : null;
+    if (breakGlass) registerBreakGlassMetrics(metrics.registry, breakGlass);
 
     const logins = new Map<string, BrowserLogin>();
     const idpIssues: { path: string; message: string }[] = [];
@@ -224,7 +313,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
             resources: [...config.resources.keys()],
             identityProviders: config.identityProviders.map((p) => p.id),
             policyFiles: config.policyFiles,
+            breakGlassAccounts: config.breakGlass.accounts.map((a) => a.id),
+            degraded: config.degraded,
           },
+          ...(config.degraded.length > 0 ? { severity: 'high' as const } : {}),
         },
         clock.now(),
       ),
@@ -236,8 +328,11 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       onTick: async (now) => {
         await checkpointNow(now, false);
         await store.ephemeral.purgeExpired(now);
+        await breakGlass?.tick();
       },
     });
+    // Emergency requests left approved by a crash must not outlive their activation.
+    await breakGlass?.prepareRecovery();
     const recovered = await access.recover();
     if (recovered.expired + recovered.activated + recovered.revocations > 0)
       logger.info(recovered, 'recovered at boot');
@@ -292,8 +387,28 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
           checks.signing_keys = 'unavailable';
         }
         checks.policies = 'ok';
-        return { ready: Object.values(checks).every((v) => v === 'ok'), checks };
+        for (const d of config.degraded)
+          checks[d.section] = `failed to load: ${d.problems.length} problem(s); see the log`;
+        // Drill freshness is reported, but an overdue drill does not take a replica out of service.
+        const informational = new Set(['break_glass_drills']);
+        if (breakGlass) {
+          checks.break_glass = config.degraded.length > 0 ? 'ok (break-glass-only mode)' : 'ok';
+          try {
+            const overdue = (await breakGlass.overview())
+              .filter((a) => a.drillOverdue)
+              .map((a) => a.accountId);
+            checks.break_glass_drills = overdue.length === 0 ? 'ok' : `overdue: ${overdue.join(', ')}`;
+          } catch {
+            checks.break_glass_drills = 'unavailable';
+          }
+        }
+        const ready = Object.entries(checks).every(
+          ([name, v]) =>
+            informational.has(name) || v === 'ok' || (name === 'break_glass' && v.startsWith('ok')),
+        );
+        return { ready, checks };
       },
+      ...(breakGlass ? { breakGlass } : {}),
       scim: scim.enabled ? { service: scim, baseUrl: scimBaseUrl } : null,
       bodyLimitBytes: config.server.bodyLimitBytes,
       trustProxy: config.server.trustProxy,
@@ -335,7 +450,20 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     }
     if (!options.quiet)
       logger.info({ url, config: config.file, storage: store.dialect }, 'Portcullis is serving');
-    return { config, app, store, access, tokens, keys, expiry, gateway, url, close: closeAll };
+    return {
+      config,
+      app,
+      store,
+      access,
+      tokens,
+      keys,
+      expiry,
+      gateway,
+      breakGlass,
+      alerts,
+      url,
+      close: closeAll,
+    };
   } catch (error) {
     await closeAll();
     throw error;

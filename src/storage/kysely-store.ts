@@ -2,6 +2,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
 import type { AuditAppender, AuditReader, Store, Transaction } from '../app/ports.js';
+import { KyselyBreakGlassRepository } from './break-glass-repository.js';
 import { KyselyEphemeralStore } from './ephemeral-store.js';
 import { KyselyGrantRepository } from './grant-repository.js';
 import { KyselyKeyRepository } from './key-repository.js';
@@ -25,6 +26,7 @@ function repositories(db: Kysely<Database>): Omit<Transaction, 'audit'> {
     scim: new KyselyScimRepository(db),
     keys: new KyselyKeyRepository(db),
     ephemeral: new KyselyEphemeralStore(db),
+    breakGlass: new KyselyBreakGlassRepository(db),
   };
 }
 

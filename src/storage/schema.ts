@@ -114,6 +114,69 @@ export interface EphemeralStateTable {
   expires_at: number;
 }
 
+export interface BreakGlassCustodiansTable {
+  account_id: string;
+  custodian_id: string;
+  passphrase_hash: string;
+  sealed_totp_secret: string;
+  last_time_step: number | null;
+  enrolled_at: number;
+  rotated_at: number | null;
+}
+
+export interface BreakGlassSealsTable {
+  account_id: string;
+  /** JSON Seal (verifier only) */
+  seal: string;
+  created_at: number;
+}
+
+export interface BreakGlassActivationsTable {
+  id: string;
+  account_id: string;
+  state: string;
+  drill: number;
+  initiated_at: number;
+  expires_at: number | null;
+  handle_hash: string;
+  /** JSON string[] */
+  request_ids: string;
+  /** JSON Activation */
+  activation: string;
+  version: number;
+}
+
+export interface BreakGlassGuessingTable {
+  key: string;
+  /** JSON GuessingState */
+  state: string;
+  version: number;
+}
+
+export interface BreakGlassSecurityKeysTable {
+  credential_id: string;
+  account_id: string;
+  custodian_id: string;
+  /** base64url COSE public key */
+  public_key: string;
+  counter: number;
+  /** JSON string[] */
+  transports: string;
+  aaguid: string;
+  backed_up: number;
+  created_at: number;
+}
+
+export interface BreakGlassDrillsTable {
+  id: string;
+  account_id: string;
+  activation_id: string;
+  at: number;
+  passed: number;
+  /** JSON report */
+  report: string;
+}
+
 /** SCIM 2.0 users an identity provider provisioned (docs/scim.md). */
 export interface ScimUsersTable {
   id: string;
@@ -152,6 +215,12 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   signing_keys: SigningKeysTable;
   ephemeral_state: EphemeralStateTable;
+  break_glass_custodians: BreakGlassCustodiansTable;
+  break_glass_seals: BreakGlassSealsTable;
+  break_glass_activations: BreakGlassActivationsTable;
+  break_glass_guessing: BreakGlassGuessingTable;
+  break_glass_drills: BreakGlassDrillsTable;
+  break_glass_security_keys: BreakGlassSecurityKeysTable;
   scim_users: ScimUsersTable;
   scim_groups: ScimGroupsTable;
   scim_group_members: ScimGroupMembersTable;

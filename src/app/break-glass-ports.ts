@@ -1,0 +1,81 @@
+/**
+ * What the break-glass service needs from storage. Implemented by `src/storage/break-glass-repository.ts`
+ * on both dialects; reached through `Transaction.breakGlass` so that every change commits together
+ * with its audit events.
+ */
+import type { Activation, ActivationState } from '../break-glass/activation.js';
+import type { StoredSecurityKey } from '../break-glass/ports.js';
+import type { Seal } from '../break-glass/sealed-shares.js';
+
+/** One custodian's enrolment for one account. The TOTP secret is sealed with the KEK. */
+export interface StoredCustodian {
+  readonly accountId: string;
+  readonly custodianId: string;
+  readonly passphraseHash: string;
+  readonly sealedTotpSecret: string;
+  readonly enrolledAt: number;
+  /** When the TOTP secret was last replaced by `break-glass rotate`; null if never. */
+  readonly rotatedAt: number | null;
+}
+
+export interface StoredActivation {
+  readonly activation: Activation;
+  /** SHA-256 (base64url) of the initiator's activation handle; the handle itself is never stored. */
+  readonly handleHash: string;
+  /** Access requests (one per role) created when the quorum was reached. */
+  readonly requestIds: readonly string[];
+}
+
+/** A finished drill and its report (JSON). */
+export interface DrillRecord {
+  readonly id: string;
+  readonly accountId: string;
+  readonly activationId: string;
+  readonly at: number;
+  readonly passed: boolean;
+  readonly report: string;
+}
+
+export interface BreakGlassRepository {
+  getCustodian(accountId: string, custodianId: string): Promise<StoredCustodian | undefined>;
+  listCustodians(accountId: string): Promise<StoredCustodian[]>;
+  /** Inserts or replaces an enrolment; a replaced one forgets its last used TOTP step. */
+  upsertCustodian(custodian: StoredCustodian): Promise<void>;
+  /**
+   * Atomically claims TOTP `timeStep` for the custodian: true only if it is later than every step
+   * claimed before (one conditional UPDATE, so two replicas cannot both accept a code).
+   */
+  claimTimeStep(accountId: string, custodianId: string, timeStep: number): Promise<boolean>;
+  getSeal(accountId: string): Promise<Seal | undefined>;
+  putSeal(seal: Seal): Promise<void>;
+  getActivation(id: string): Promise<StoredActivation | undefined>;
+  insertActivation(stored: StoredActivation): Promise<void>;
+  /** Compare-and-swap on `version`; false when another writer got there first. */
+  updateActivation(
+    activation: Activation,
+    expectedVersion: number,
+    requestIds?: readonly string[],
+  ): Promise<boolean>;
+  listActivations(filter: {
+    readonly accountId?: string;
+    readonly states?: readonly ActivationState[];
+    readonly limit?: number;
+  }): Promise<StoredActivation[]>;
+  /** Guessing counters (JSON) under `key`, with their version for compare-and-swap. */
+  getGuessing(key: string): Promise<{ state: string; version: number } | undefined>;
+  /** Writes the counters if the stored version is still `expectedVersion` (null: not yet stored). */
+  putGuessing(key: string, state: string, expectedVersion: number | null): Promise<boolean>;
+  /** The custodian's enrolled security keys (public material only). */
+  listSecurityKeys(accountId: string, custodianId: string): Promise<StoredSecurityKey[]>;
+  insertSecurityKey(
+    accountId: string,
+    custodianId: string,
+    key: StoredSecurityKey & { readonly aaguid: string; readonly backedUp: boolean },
+    at: number,
+  ): Promise<void>;
+  /** Compare-and-swap of the signature counter: false when it is no longer `expected`. */
+  updateSecurityKeyCounter(credentialId: string, expected: number, next: number): Promise<boolean>;
+  insertDrill(drill: DrillRecord): Promise<void>;
+  lastDrill(accountId: string): Promise<DrillRecord | undefined>;
+  listDrills(accountId: string, limit: number): Promise<DrillRecord[]>;
+}

@@ -1,0 +1,102 @@
+/**
+ * Break-glass test helpers: enrol custodians with light argon2 parameters (the production cost is
+ * for real passphrases, not for test runs), and produce real TOTP codes for them — each a time step
+ * later than the last one used, as an authenticator app would after waiting for the next code.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generate } from 'otplib';
+import { BreakGlassAdmin } from '../src/app/break-glass-admin.js';
+import type { SecretBox, Store } from '../src/app/ports.js';
+import type { BreakGlassSettings } from '../src/config/break-glass-config.js';
+import { decodeKeyEncryptionKey } from '../src/config/load.js';
+import type { Clock } from '../src/core/clock.js';
+import { JweSecretBox } from '../src/crypto/secret-box.js';
+
+export const lightPassphraseParameters = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const;
+
+/** The TOTP box exactly as the server builds it from the key-encryption-key file. */
+export function totpBoxFromKekFile(path: string): SecretBox {
+  const kek = decodeKeyEncryptionKey(readFileSync(path, 'utf8'));
+  if (!kek) throw new Error('bad kek');
+  return new JweSecretBox(kek).withPurpose('break-glass-totp');
+}
+
+export function secretOfUri(uri: string): string {
+  const secret = new URL(uri).searchParams.get('secret');
+  if (!secret) throw new Error(`no secret in ${uri}`);
+  return secret;
+}
+
+/** One enrolled custodian: passphrase, TOTP secret, and fresh codes on demand. */
+export class TestCustodian {
+  #lastStep = Number.NEGATIVE_INFINITY;
+  constructor(
+    readonly id: string,
+    readonly passphrase: string,
+    readonly secret: string,
+    private readonly clock: Clock,
+  ) {}
+
+  /** A valid code whose time step is later than any handed out before (within ±1 step of now). */
+  async code(): Promise<string> {
+    const current = Math.floor(this.clock.now() / 30_000);
+    const step = Math.max(current - 1, this.#lastStep + 1);
+    if (step > current + 1) throw new Error(`${this.id}: no fresh TOTP step left; advance the clock`);
+    this.#lastStep = step;
+    return generate({ secret: this.secret, epoch: step * 30 });
+  }
+
+  /** A code of a step already used (a replay). */
+  async replayedCode(): Promise<string> {
+    return generate({ secret: this.secret, epoch: this.#lastStep * 30 });
+  }
+
+  async proof(): Promise<{ custodianId: string; passphrase: string; totp: string }> {
+    return { custodianId: this.id, passphrase: this.passphrase, totp: await this.code() };
+  }
+
+  /** The HTTP body fields. */
+  async body(): Promise<{ custodian: string; passphrase: string; totp: string }> {
+    return { custodian: this.id, passphrase: this.passphrase, totp: await this.code() };
+  }
+}
+
+export async function enrolCustodians(
+  store: Store,
+  settings: BreakGlassSettings,
+  totpSecrets: SecretBox,
+  clock: Clock,
+  accountId: string,
+  ids: readonly string[],
+): Promise<Record<string, TestCustodian>> {
+  const admin = new BreakGlassAdmin({
+    store,
+    settings,
+    totpSecrets,
+    clock,
+    passphraseParameters: lightPassphraseParameters,
+  });
+  const out: Record<string, TestCustodian> = {};
+  for (const id of ids) {
+    const passphrase = `${id} correct horse battery staple`;
+    const { uri } = await admin.enroll(accountId, id, passphrase, 'operator:test');
+    out[id] = new TestCustodian(id, passphrase, secretOfUri(uri), clock);
+  }
+  return out;
+}
+
+/** The signing secret of {@link webhookChannelConfig} channels. */
+export const testWebhookSecret = randomBytes(32).toString('base64url');
+
+/**
+ * A `break_glass.alert_channels` entry: a signed webhook to `url` (a test receiver, or a closed
+ * loopback port to simulate an outage), its secret in a file.
+ */
+export function webhookChannelConfig(name: string, url: string): Record<string, unknown> {
+  const file = join(mkdtempSync(join(tmpdir(), 'portcullis-alert-')), 'secret');
+  writeFileSync(file, testWebhookSecret, { mode: 0o600 });
+  return { name, type: 'webhook', url, secret: { file }, timeout: '2s' };
+}
