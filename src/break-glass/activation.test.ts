@@ -251,6 +251,11 @@ describe('break-glass activation lifecycle', () => {
     assert.equal(confirm(d, 'ben', t0).expiresAt, t0 + 5 * minute);
   });
 
+  it('owes no rotation after a drill', () => {
+    const d = initiate(account, 'ana', input({ drill: true, durationMinutes: 5 }), t0);
+    assert.equal(requiresRotation(confirm(d, 'ben', t0)), false);
+  });
+
   it('owes a rotation once active, until it is recorded', () => {
     assert.equal(requiresRotation(started()), false);
     assert.equal(requiresRotation(activeOne()), true);

@@ -364,7 +364,9 @@ export function awaitingReview(activation: Activation): boolean {
  * walks the same real path — until {@link recordRotation} says it was done.
  */
 export function requiresRotation(activation: Activation): boolean {
-  return activation.activatedAt !== null && activation.rotatedAt === null;
+  // A drill exposes nothing a real use would not: its TOTP codes are spent, its downstream login is
+  // dropped at its end. Owing a rotation after each drill would make drills rare, which is worse.
+  return !activation.drill && activation.activatedAt !== null && activation.rotatedAt === null;
 }
 
 /** Records that the credentials were rotated after use. */
