@@ -1,7 +1,7 @@
 /** Principals in the `principals` table, refreshed at each login. */
 import type { Kysely, Selectable } from 'kysely';
 import type { PrincipalRepository } from '../app/ports.js';
-import { type Principal, principalId } from '../core/principal.js';
+import type { Principal } from '../core/principal.js';
 import type { Database, PrincipalsTable } from './schema.js';
 
 type StoredPrincipal = Principal & { readonly groupsAssertedAt: number; readonly disabled: boolean };
@@ -49,11 +49,15 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
       .execute();
   }
 
-  async setDisabled(idp: string, subject: string, disabled: boolean, now: number): Promise<void> {
+  async setDisabled(
+    { id, idp, subject }: { readonly id: string; readonly idp: string; readonly subject: string },
+    disabled: boolean,
+    now: number,
+  ): Promise<void> {
     await this.#db
       .insertInto('principals')
       .values({
-        id: principalId(idp, subject),
+        id,
         idp,
         subject,
         display_name: subject,
