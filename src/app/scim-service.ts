@@ -130,7 +130,7 @@ export class ScimService {
         if (!found.items.some((u) => u.subject === identity.subject && u.active)) blockers.push(other);
       }
     }
-    await tx.principals.setDisabled({ id, idp: client.idp, subject }, disabled || blockers.length > 0, at);
+    await tx.principals.setDisabled(id, disabled || blockers.length > 0, at);
     return blockers;
   }
 
@@ -361,13 +361,16 @@ export class ScimService {
     why: string,
     work: (tx: Transaction, at: number) => Promise<void>,
   ): Promise<void> {
-    await this.deps.access.endAllAccessOf(
-      this.#principalIdOf(client, user.subject),
-      client.actor,
-      `${why} by SCIM (${client.idp})`,
-      from,
-      work,
-    );
+    const id = this.#principalIdOf(client, user.subject);
+    const reason = `${why} by SCIM (${client.idp})`;
+    await this.deps.access.endAllAccessOf(id, client.actor, reason, from, work);
+    // A linked identity that signed in before it was linked left a principal of its own: it is
+    // disabled and loses its access too (fail closed), and stays disabled.
+    const own = principalId(client.idp, user.subject);
+    if (own !== id && (await this.deps.store.principals.get(own)))
+      await this.deps.access.endAllAccessOf(own, client.actor, reason, from, (tx, at) =>
+        tx.principals.setDisabled(own, true, at),
+      );
   }
 
   #userEvent(

@@ -8,7 +8,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RequestOrigin } from '../core/audit-event.js';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
-import { IdentityLinks } from '../core/identity-links.js';
+import { IdentityLinks, parseIdentity } from '../core/identity-links.js';
 import { type Principal, principalId } from '../core/principal.js';
 import type { Store } from './ports.js';
 
@@ -200,16 +200,25 @@ export class SessionService {
     });
   }
 
-  /** Refuses a principal whose groups are older than its IdP's `groups_max_age`. */
-  private checkGroupsAge(principal: { idp: string; groupsAssertedAt: number }, now: number): void {
-    const maxAge = this.deps.groupsMaxAgeSeconds?.get(principal.idp);
-    if (maxAge !== undefined && now - principal.groupsAssertedAt > maxAge * 1000) {
+  /**
+   * Refuses a principal whose groups are older than its IdP's `groups_max_age`. A linked principal
+   * may have signed in through any of its IdPs: the shortest of their max ages applies.
+   */
+  private checkGroupsAge(principal: { id: string; groupsAssertedAt: number }, now: number): void {
+    let strictest: { idp: string; maxAge: number } | undefined;
+    for (const identity of this.#links.identitiesOf(principal.id)) {
+      const idp = parseIdentity(identity)?.idp ?? '';
+      const maxAge = this.deps.groupsMaxAgeSeconds?.get(idp);
+      if (maxAge !== undefined && (strictest === undefined || maxAge < strictest.maxAge))
+        strictest = { idp, maxAge };
+    }
+    if (strictest !== undefined && now - principal.groupsAssertedAt > strictest.maxAge * 1000) {
       throw new PortcullisError(
         'reauthentication_required',
-        `The groups from your last sign-in through "${principal.idp}" are older than ${maxAge} s; sign in again`,
+        `The groups from your last sign-in are older than ${strictest.maxAge} s (groups_max_age of "${strictest.idp}"); sign in again`,
         {
           reason: 'groups_too_old',
-          idp: principal.idp,
+          idp: strictest.idp,
           groupsAssertedAt: new Date(principal.groupsAssertedAt).toISOString(),
         },
       );

@@ -36,6 +36,8 @@ const userSchema = 'urn:ietf:params:scim:schemas:core:2.0:User';
 describe('identity links through the HTTP edge', () => {
   let corp: TestSamlIdp;
   let h: Harness;
+  let offset = 0;
+  const clock = { now: () => Date.now() + offset };
   const secrets = mkdtempSync(join(tmpdir(), 'portcullis-links-'));
   const demoSecret = randomBytes(32).toString('base64url');
   const corpSecret = randomBytes(32).toString('base64url');
@@ -46,6 +48,8 @@ describe('identity links through the HTTP edge', () => {
     corp = await startTestSamlIdp({ users: [erin, notAlice] });
     h = await startHarness({
       storage: 'sqlite',
+      clock,
+      demoIdpOverrides: { groups_max_age: '10m' },
       extraIdentityProviders: [
         {
           id: 'corp',
@@ -135,9 +139,10 @@ describe('identity links through the HTTP edge', () => {
 
     const viaOidc = await h.login('alice');
     const alice = await h.api(viaOidc, 'GET', '/api/v1/me');
+    // Stored once per person, under the canonical identity; auth.login names the identity used.
     assert.deepEqual(
       [alice.body.id, alice.body.idp, alice.body.groups],
-      [canonical, 'demo', ['engineering']],
+      [canonical, 'corp', ['engineering']],
     );
     assert.equal(
       (await h.portcullis.store.principals.get('demo:alice')) ?? null,
@@ -172,7 +177,8 @@ describe('identity links through the HTTP edge', () => {
       { username: 'alice', password: 'alice-demo-password' },
       `${h.url}/auth/oidc/demo/callback`,
     );
-    assert.equal((await h.api(jwt, 'GET', '/api/v1/me')).body.id, canonical);
+    const byJwt = await h.api(jwt, 'GET', '/api/v1/me');
+    assert.deepEqual([byJwt.body.id, byJwt.body.idp], [canonical, 'demo']);
     assert.deepEqual((await grantIds(jwt)).sort(), both);
 
     // The audit trail keeps the identity used when it is not the canonical one.
@@ -216,11 +222,24 @@ describe('identity links through the HTTP edge', () => {
     });
     assert.deepEqual([atDemo.status, atCorp.status], [201, 201], JSON.stringify([atDemo.body, atCorp.body]));
 
+    // As if demo:alice had signed in before the link was configured: a principal of its own.
+    await h.portcullis.store.principals.upsert(
+      {
+        id: 'demo:alice',
+        idp: 'demo',
+        subject: 'alice',
+        displayName: 'Alice',
+        email: null,
+        groups: ['engineering'],
+      },
+      Date.now(),
+    );
+
     // The person left the demo IdP; corp still knows them. They lose everything.
     assert.equal((await setActive(demoSecret, atDemo.body.id as string, false)).status, 200);
     const store = h.portcullis.store;
     assert.equal((await store.principals.get(canonical))?.disabled, true);
-    assert.equal(await store.principals.get('demo:alice'), undefined);
+    assert.equal((await store.principals.get('demo:alice'))?.disabled, true, 'the pre-link principal too');
     assert.equal((await store.grants.get(granted.body.grant_id as string))?.status === 'active', false);
     for (const token of [viaSaml, viaOidc]) {
       const refused = await h.api(token, 'GET', '/api/v1/me');
@@ -250,5 +269,16 @@ describe('identity links through the HTTP edge', () => {
     const again = await samlLogin(erin);
     assert.equal((await h.api(again, 'GET', '/api/v1/me')).body.id, canonical);
     assert.deepEqual((await h.api(again, 'GET', '/api/v1/grants?scope=mine&status=active')).body.grants, []);
+  });
+
+  it('groups_max_age: the shortest of the linked IdPs applies, whichever IdP was signed in through', async () => {
+    const viaSaml = await samlLogin(erin);
+    const unlinked = await samlLogin(notAlice);
+    assert.equal((await h.api(viaSaml, 'GET', '/api/v1/me')).status, 200);
+    offset += 11 * 60_000;
+    const stale = await h.api(viaSaml, 'GET', '/api/v1/me');
+    assert.deepEqual([stale.status, stale.body.code], [401, 'reauthentication_required']);
+    // corp has no max age of its own: its unlinked user is not affected.
+    assert.equal((await h.api(unlinked, 'GET', '/api/v1/me')).status, 200);
   });
 });
