@@ -1,9 +1,9 @@
 /**
  * Linked identities end to end (`identity_links`): the real server with the demo OIDC IdP and a
- * real SAML IdP. A configured link makes a SAML identity and an OIDC user one principal (browser
- * and CLI sign-ins, IdP-issued bearer JWTs, grants, audit), an unlinked identity with the same
- * e-mail stays apart, and SCIM deprovisioning through any linked identity ends the principal's
- * access, fail closed.
+ * real SAML IdP. A configured link makes a SAML identity and an OIDC user one principal (CLI
+ * loopback and device sign-ins, IdP-issued bearer JWTs, grants, audit, groups_max_age), an
+ * unlinked identity with the same e-mail stays apart, and SCIM deprovisioning through any linked
+ * identity ends the principal's access, fail closed.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { approveDeviceCode } from '../../test-support/oidc-browser.js';
 import { obtainIdpAccessToken } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import {
@@ -181,6 +182,20 @@ describe('identity links through the HTTP edge', () => {
     assert.deepEqual([byJwt.body.id, byJwt.body.idp], [canonical, 'demo']);
     assert.deepEqual((await grantIds(jwt)).sort(), both);
 
+    // A device login (RFC 8628) of the linked OIDC user too.
+    const started = await h.api(null, 'POST', '/api/v1/auth/device', { idp: 'demo' });
+    await approveDeviceCode(started.body.verification_uri_complete as string, {
+      username: 'alice',
+      password: 'alice-demo-password',
+    });
+    offset += 6_000; // past the poll interval
+    const device = await h.api(null, 'POST', '/api/v1/auth/device/token', {
+      device_id: started.body.device_id,
+    });
+    assert.equal(device.body.status, 'complete', JSON.stringify(device.body));
+    assert.equal((device.body.principal as { id: string }).id, canonical);
+    assert.deepEqual((await grantIds(device.body.session_token as string)).sort(), both);
+
     // The audit trail keeps the identity used when it is not the canonical one.
     const events = await logins(canonical);
     const data = events.map((e) => e.data as Record<string, unknown>);
@@ -191,6 +206,7 @@ describe('identity links through the HTTP edge', () => {
         ['demo', 'cli', 'demo:alice'],
         ['corp', 'cli', undefined],
         ['demo', 'idp_token', 'demo:alice'],
+        ['demo', 'cli-device', 'demo:alice'],
       ],
     );
   });
