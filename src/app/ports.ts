@@ -65,7 +65,10 @@ export interface GrantRepository {
 }
 
 export interface PrincipalRepository {
-  /** Inserts or refreshes a principal at login (groups as asserted now). */
+  /**
+   * Inserts or refreshes a principal at login (groups as asserted now). The row's `idp`/`subject`
+   * are those of `principal.id` (the canonical identity of a linked one), unique per identity.
+   */
   upsert(principal: Principal, now: number): Promise<void>;
   get(
     id: string,
@@ -74,7 +77,7 @@ export interface PrincipalRepository {
    * Disables (deprovisioned by SCIM) or re-enables a principal. A principal never seen at a login
    * gets a bare row (subject as its name, no groups), so its first login is refused too.
    */
-  setDisabled(idp: string, subject: string, disabled: boolean, now: number): Promise<void>;
+  setDisabled(id: string, disabled: boolean, now: number): Promise<void>;
   /**
    * Inside a transaction: false when the principal is disabled. It writes the row (unchanged), so
    * it waits for a concurrent deprovisioning to commit and then sees it, on either database.

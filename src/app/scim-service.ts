@@ -10,6 +10,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AuditEventInput, RequestOrigin } from '../core/audit-event.js';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import { IdentityLinks, parseIdentity } from '../core/identity-links.js';
 import { principalId } from '../core/principal.js';
 import { type GroupMapping, mapIdpGroups } from '../identity/group-mapping.js';
 import {
@@ -55,6 +56,8 @@ export interface ScimServiceDeps {
   /** Absolute base URL of the SCIM endpoint, e.g. `https://portcullis.example.com/scim/v2`. */
   readonly baseUrl: string;
   readonly newId?: () => string;
+  /** `identity_links`: a SCIM user of a linked identity acts on the canonical principal. */
+  readonly identityLinks?: IdentityLinks;
 }
 
 /** Largest page a list answers (also the default `count`). */
@@ -78,13 +81,57 @@ function uniqueness(error: unknown): never {
   throw error;
 }
 
+function keptDisabled(blockers: readonly string[]): { keptDisabledBy?: readonly string[] } {
+  return blockers.length > 0 ? { keptDisabledBy: blockers } : {};
+}
+
 export class ScimService {
   readonly #clients: readonly (ScimClientSettings & { readonly digest: Buffer })[];
   readonly #newId: () => string;
+  readonly #links: IdentityLinks;
 
   constructor(private readonly deps: ScimServiceDeps) {
     this.#clients = deps.clients.map((c) => ({ ...c, digest: digest(c.token) }));
     this.#newId = deps.newId ?? randomUUID;
+    this.#links = deps.identityLinks ?? IdentityLinks.none;
+  }
+
+  /** The principal a SCIM user of this client is: the canonical id when its identity is linked. */
+  #principalIdOf(client: ScimClient, subject: string): string {
+    return this.#links.canonicalId(client.idp, subject);
+  }
+
+  /**
+   * Disables or re-enables the principal of a SCIM user. Fail closed for linked identities:
+   * deprovisioning through any of them disables the canonical principal, and a disabled one is
+   * re-enabled only when every other linked identity whose IdP provisions through SCIM has an
+   * active user there. Returns those that keep it disabled (audited as `keptDisabledBy`).
+   */
+  async #setDisabled(
+    tx: Transaction,
+    client: ScimClient,
+    subject: string,
+    disabled: boolean,
+    at: number,
+  ): Promise<string[]> {
+    const id = this.#principalIdOf(client, subject);
+    const blockers: string[] = [];
+    if (!disabled && (await tx.principals.get(id))?.disabled) {
+      for (const other of this.#links.identitiesOf(id)) {
+        const identity = parseIdentity(other);
+        const otherClient = this.#clients.find((c) => c.idp === identity?.idp);
+        if (!identity || !otherClient || other === principalId(client.idp, subject)) continue;
+        const found = await tx.scim.findUsers(
+          identity.idp,
+          { [otherClient.subjectAttribute]: identity.subject },
+          0,
+          10,
+        );
+        if (!found.items.some((u) => u.subject === identity.subject && u.active)) blockers.push(other);
+      }
+    }
+    await tx.principals.setDisabled(id, disabled || blockers.length > 0, at);
+    return blockers;
   }
 
   get enabled(): boolean {
@@ -213,8 +260,11 @@ export class ScimService {
     const work = async (tx: Transaction, at: number) => {
       await tx.scim.insertUser({ ...user, createdAt: at, updatedAt: at }).catch(uniqueness);
       // A user (re-)provisioned active may sign in again; an inactive one may not.
-      await tx.principals.setDisabled(client.idp, subject, !state.active, at);
-      await tx.audit.append(this.#userEvent('scim.user_created', client, from, user), at);
+      const blockers = await this.#setDisabled(tx, client, subject, !state.active, at);
+      await tx.audit.append(
+        this.#userEvent('scim.user_created', client, from, user, keptDisabled(blockers)),
+        at,
+      );
     };
     if (state.active) await this.deps.store.transaction((tx) => work(tx, now));
     else await this.#deprovision(client, user, from, 'created inactive', work);
@@ -259,8 +309,10 @@ export class ScimService {
       const work = async (tx: Transaction, at: number) => {
         const stamped = { ...updated, updatedAt: at };
         if (!(await tx.scim.updateUser(stamped, current.version).catch(uniqueness))) throw lost;
-        if (next.active !== current.active)
-          await tx.principals.setDisabled(client.idp, current.subject, !next.active, at);
+        const blockers =
+          next.active !== current.active
+            ? await this.#setDisabled(tx, client, current.subject, !next.active, at)
+            : [];
         const type =
           next.active === current.active
             ? 'scim.user_updated'
@@ -270,6 +322,7 @@ export class ScimService {
         await tx.audit.append(
           this.#userEvent(type, client, from, stamped, {
             ...(next.userName !== current.userName ? { previousUserName: current.userName } : {}),
+            ...keptDisabled(blockers),
           }),
           at,
         );
@@ -294,7 +347,7 @@ export class ScimService {
       const before = await tx.scim.groupNamesOf([current.id]);
       await tx.scim.deleteUser(client.idp, current.id);
       // A deleted user stays disabled: its sessions and IdP tokens are refused from now on.
-      await tx.principals.setDisabled(client.idp, current.subject, true, at);
+      await this.#setDisabled(tx, client, current.subject, true, at);
       await this.#applyGroupChanges(tx, client, [current], before, new Map([[current.id, []]]), at);
       await tx.audit.append(this.#userEvent('scim.user_deleted', client, from, current), at);
     });
@@ -308,13 +361,16 @@ export class ScimService {
     why: string,
     work: (tx: Transaction, at: number) => Promise<void>,
   ): Promise<void> {
-    await this.deps.access.endAllAccessOf(
-      principalId(client.idp, user.subject),
-      client.actor,
-      `${why} by SCIM (${client.idp})`,
-      from,
-      work,
-    );
+    const id = this.#principalIdOf(client, user.subject);
+    const reason = `${why} by SCIM (${client.idp})`;
+    await this.deps.access.endAllAccessOf(id, client.actor, reason, from, work);
+    // A linked identity that signed in before it was linked left a principal of its own: it is
+    // disabled and loses its access too (fail closed), and stays disabled.
+    const own = principalId(client.idp, user.subject);
+    if (own !== id && (await this.deps.store.principals.get(own)))
+      await this.deps.access.endAllAccessOf(own, client.actor, reason, from, (tx, at) =>
+        tx.principals.setDisabled(own, true, at),
+      );
   }
 
   #userEvent(
@@ -333,7 +389,10 @@ export class ScimService {
       data: {
         idp: client.idp,
         scimId: user.id,
-        principal: principalId(client.idp, user.subject),
+        principal: this.#principalIdOf(client, user.subject),
+        ...(this.#principalIdOf(client, user.subject) !== principalId(client.idp, user.subject)
+          ? { linkedIdentity: principalId(client.idp, user.subject) }
+          : {}),
         userName: user.userName,
         active: user.active,
         ...extra,
@@ -557,7 +616,7 @@ export class ScimService {
       const added = [...is].filter((g) => !was.has(g));
       const removed = [...was].filter((g) => !is.has(g));
       if (added.length === 0 && removed.length === 0) continue;
-      const id = principalId(client.idp, user.subject);
+      const id = this.#principalIdOf(client, user.subject);
       const principal = await tx.principals.get(id);
       if (!principal) continue;
       const groups = new Set(principal.groups);

@@ -8,7 +8,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RequestOrigin } from '../core/audit-event.js';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
-import type { Principal } from '../core/principal.js';
+import { IdentityLinks, parseIdentity } from '../core/identity-links.js';
+import { type Principal, principalId } from '../core/principal.js';
 import type { Store } from './ports.js';
 
 /** Verifies Portcullis session tokens and issues them. */
@@ -101,6 +102,8 @@ export interface SessionServiceDeps {
   readonly publicUrl: string;
   /** Per IdP `groups_max_age` in seconds: older groups make the session refused until a new sign-in. */
   readonly groupsMaxAgeSeconds?: ReadonlyMap<string, number>;
+  /** `identity_links`: which (idp, subject) sign-ins are one principal. None by default. */
+  readonly identityLinks?: IdentityLinks;
 }
 
 interface CliLoginIntent {
@@ -163,7 +166,27 @@ export function isLoopbackRedirect(uri: string): boolean {
 }
 
 export class SessionService {
-  constructor(private readonly deps: SessionServiceDeps) {}
+  readonly #links: IdentityLinks;
+
+  constructor(private readonly deps: SessionServiceDeps) {
+    this.#links = deps.identityLinks ?? IdentityLinks.none;
+  }
+
+  /**
+   * The one place a sign-in (browser, CLI loopback, device) or an IdP-issued bearer JWT becomes
+   * the principal it acts as: `id` is the canonical id of a linked identity (`identity_links`),
+   * while `idp`/`subject` stay the identity used, for the audit trail. Never by any claim.
+   */
+  #canonical(principal: Principal): Principal {
+    const id = this.#links.canonicalId(principal.idp, principal.subject);
+    return id === principal.id ? principal : { ...principal, id };
+  }
+
+  /** `auth.login` data naming the linked identity used, when it is not the canonical one. */
+  static #linkedVia(principal: Principal): { linkedIdentity?: string } {
+    const used = principalId(principal.idp, principal.subject);
+    return used === principal.id ? {} : { linkedIdentity: used };
+  }
 
   get providers(): { id: string; displayName: string; protocol: 'oidc' | 'saml'; loginUrl: string }[] {
     return [...this.deps.logins.values()].map((l) => {
@@ -177,16 +200,25 @@ export class SessionService {
     });
   }
 
-  /** Refuses a principal whose groups are older than its IdP's `groups_max_age`. */
-  private checkGroupsAge(principal: { idp: string; groupsAssertedAt: number }, now: number): void {
-    const maxAge = this.deps.groupsMaxAgeSeconds?.get(principal.idp);
-    if (maxAge !== undefined && now - principal.groupsAssertedAt > maxAge * 1000) {
+  /**
+   * Refuses a principal whose groups are older than its IdP's `groups_max_age`. A linked principal
+   * may have signed in through any of its IdPs: the shortest of their max ages applies.
+   */
+  private checkGroupsAge(principal: { id: string; groupsAssertedAt: number }, now: number): void {
+    let strictest: { idp: string; maxAge: number } | undefined;
+    for (const identity of this.#links.identitiesOf(principal.id)) {
+      const idp = parseIdentity(identity)?.idp ?? '';
+      const maxAge = this.deps.groupsMaxAgeSeconds?.get(idp);
+      if (maxAge !== undefined && (strictest === undefined || maxAge < strictest.maxAge))
+        strictest = { idp, maxAge };
+    }
+    if (strictest !== undefined && now - principal.groupsAssertedAt > strictest.maxAge * 1000) {
       throw new PortcullisError(
         'reauthentication_required',
-        `The groups from your last sign-in through "${principal.idp}" are older than ${maxAge} s; sign in again`,
+        `The groups from your last sign-in are older than ${strictest.maxAge} s (groups_max_age of "${strictest.idp}"); sign in again`,
         {
           reason: 'groups_too_old',
-          idp: principal.idp,
+          idp: strictest.idp,
           groupsAssertedAt: new Date(principal.groupsAssertedAt).toISOString(),
         },
       );
@@ -221,7 +253,7 @@ export class SessionService {
         this.checkGroupsAge(principal, now);
         return principal;
       }
-      const principal = await this.deps.idpBearer.verify(token);
+      const principal = this.#canonical(await this.deps.idpBearer.verify(token));
       await this.deps.store.transaction(async (tx) => {
         const known = await tx.principals.get(principal.id);
         if (known?.disabled) throw disabledError();
@@ -239,6 +271,7 @@ export class SessionService {
               idp: principal.idp,
               groups: principal.groups,
               client: 'idp_token',
+              ...SessionService.#linkedVia(principal),
               ...(known ? { previousGroups: known.groups } : {}),
             },
           },
@@ -351,7 +384,8 @@ export class SessionService {
       // Always bound to the browser: a callback without the login cookie comes from another
       // browser (login CSRF, or a victim sent someone else's CLI login). '' matches no loginId, so
       // the pending sign-in is consumed and refused as browser_mismatch.
-      result = await this.login(idp, protocol).complete(callbackUrl, loginId ?? '', form);
+      const completed = await this.login(idp, protocol).complete(callbackUrl, loginId ?? '', form);
+      result = { ...completed, principal: this.#canonical(completed.principal) };
       if ((await this.deps.store.principals.get(result.principal.id))?.disabled) throw disabledError();
     } catch (error) {
       await this.deps.store.transaction((tx) =>
@@ -399,7 +433,12 @@ export class SessionService {
           actor: principal.id,
           sourceIp: from.sourceIp,
           userAgent: from.userAgent,
-          data: { idp, groups: principal.groups, client: cli ? 'cli' : 'browser' },
+          data: {
+            idp,
+            groups: principal.groups,
+            client: cli ? 'cli' : 'browser',
+            ...SessionService.#linkedVia(principal),
+          },
         },
         now,
       );
@@ -515,7 +554,9 @@ export class SessionService {
     try {
       if (!login.pollDevice)
         throw new PortcullisError('login_failed', 'no device login', { reason: 'device_flow_unsupported' });
-      result = await login.pollDevice(pending.deviceCode);
+      const polled = await login.pollDevice(pending.deviceCode);
+      result =
+        polled.status === 'complete' ? { ...polled, principal: this.#canonical(polled.principal) } : polled;
       if (result.status === 'complete') {
         // Single use: of two polls that both got tokens, one signs in.
         if (!(await this.deps.store.ephemeral.take(deviceLoginKind, key, now)))
@@ -561,7 +602,12 @@ export class SessionService {
           actor: principal.id,
           sourceIp: from.sourceIp,
           userAgent: from.userAgent,
-          data: { idp: pending.idp, groups: principal.groups, client: 'cli-device' },
+          data: {
+            idp: pending.idp,
+            groups: principal.groups,
+            client: 'cli-device',
+            ...SessionService.#linkedVia(principal),
+          },
         },
         now,
       );

@@ -105,6 +105,41 @@ function paths(error: ConfigError): string[] {
   return error.issues.map((i) => i.path).sort();
 }
 
+describe('parseConfig: identity_links', () => {
+  it('keeps valid links and defaults to none', () => {
+    assert.deepEqual(parse(validConfig()).identityLinks, []);
+    const links = [{ principal: 'okta:00u1abc', also: ['okta:00u9xyz'] }];
+    assert.deepEqual(parse(changed((t) => (t.identity_links = links))).identityLinks, links);
+  });
+
+  it('refuses unknown IdPs, bad ids, double links and self-links, each with its path', () => {
+    const error = refused(
+      stringify(
+        changed((t) => {
+          t.identity_links = [
+            { principal: 'okta:a', also: ['entra:b', 'okta:a'] },
+            { principal: 'okta:c', also: ['okta'] },
+            { principal: 'okta:d', also: ['okta:c'] },
+          ];
+        }),
+      ),
+    );
+    assert.deepEqual(
+      error.issues.map((i) => [i.path, i.message]),
+      [
+        ['identity_links[0].also[0]', 'no identity provider "entra"'],
+        ['identity_links[0].also[1]', '"okta:a" is linked to itself (also at identity_links[0].principal)'],
+        ['identity_links[1].also[0]', '"okta" is not an identity "idp:subject"'],
+        ['identity_links[2].also[0]', '"okta:c" is already linked at identity_links[1].principal'],
+      ],
+    );
+    const empty = refused(
+      stringify(changed((t) => (t.identity_links = [{ principal: 'okta:a', also: [] }]))),
+    );
+    assert.deepEqual(paths(empty), ['identity_links[0].also']);
+  });
+});
+
 describe('parseConfig: a valid configuration', () => {
   it('parses, applies defaults and resolves secrets', () => {
     const config = parse(validConfig());

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { PortcullisError } from '../core/errors.js';
+import { type IdentityLinkConfig, identityLinkIssues } from '../core/identity-links.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
 import {
@@ -80,6 +81,8 @@ export interface Config {
   readonly storageUrl: Secret;
   readonly timeZone: string;
   readonly identityProviders: readonly AnyIdentityProviderSettings[];
+  /** `identity_links`, checked: see src/core/identity-links.ts. */
+  readonly identityLinks: readonly IdentityLinkConfig[];
   readonly resources: ReadonlyMap<string, ConfiguredResource>;
   readonly policyFiles: readonly string[];
   readonly admins: readonly string[];
@@ -220,6 +223,8 @@ function semanticIssues(parsed: Partial<ParsedConfig>, baseDir: string): ConfigI
     if (parsed.identity_providers !== undefined && !idps.has(client.idp))
       issues.push({ path: `scim.clients[${i}].idp`, message: `no identity provider "${client.idp}"` });
   });
+  if (parsed.identity_providers !== undefined)
+    issues.push(...identityLinkIssues(parsed.identity_links ?? [], idps));
   (parsed.policies?.files ?? []).forEach((file, i) => {
     const path = isAbsolute(file) ? file : resolve(baseDir, file);
     if (!existsSync(path))
@@ -487,6 +492,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     storageUrl,
     timeZone: parsed.time_zone,
     identityProviders,
+    identityLinks: parsed.identity_links,
     resources,
     policyFiles: parsed.policies.files.map((f) => (isAbsolute(f) ? f : resolve(baseDir, f))),
     admins: parsed.admins,

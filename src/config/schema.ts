@@ -243,6 +243,10 @@ export const configSchema = z
     /** IANA zone in which policies see `hour` and `weekday`. */
     time_zone: z.string().default('UTC'),
     identity_providers: z.array(identityProviderSchema).default([]),
+    /** Identities (`idp:subject`) that are one person; only explicit pairs, never claims. */
+    identity_links: z
+      .array(z.object({ principal: z.string().min(1), also: z.array(z.string().min(1)).min(1) }).strict())
+      .default([]),
     resources: z.array(resourceSchema).default([]),
     policies: z
       .object({

@@ -1,9 +1,13 @@
 /**
  * A person as an identity provider asserts them. The stable key is `idp` + `subject`; the same
- * e-mail from two IdPs is two principals. Portcullis keeps only what decisions need.
+ * e-mail from two IdPs is two principals unless `identity_links` links the two identities
+ * (src/core/identity-links.ts). Portcullis keeps only what decisions need.
  */
 export interface Principal {
-  /** `${idp}:${subject}` — see {@link principalId}. */
+  /**
+   * `${idp}:${subject}` — see {@link principalId} — or, for a linked identity, the canonical
+   * identity's id; `idp`/`subject` then name the identity used at the latest sign-in.
+   */
   readonly id: string;
   readonly idp: string;
   readonly subject: string;

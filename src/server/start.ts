@@ -28,6 +28,7 @@ import {
 } from '../config/load.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import { IdentityLinks } from '../core/identity-links.js';
 import type { Principal } from '../core/principal.js';
 import { JweSecretBox } from '../crypto/secret-box.js';
 import { gatewayFromConfig, type PostgresGateway } from '../gateway/index.js';
@@ -254,6 +255,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     if (idpIssues.length > 0) throw new ConfigError(config.file, idpIssues);
     const oidcProviders = config.identityProviders.filter((p) => p.type === 'oidc');
     const idpJwts = new IdpJwtVerifier(oidcProviders, { clock });
+    const identityLinks = new IdentityLinks(config.identityLinks);
     const sessions = new SessionService({
       store,
       tokens,
@@ -262,6 +264,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       clock,
       sessionTtlSeconds: config.tokens.sessionTtlSeconds,
       publicUrl: config.server.publicUrl,
+      identityLinks,
       groupsMaxAgeSeconds: new Map(
         config.identityProviders.flatMap((p) =>
           p.groups_max_age === undefined ? [] : [[p.id, p.groups_max_age] as const],
@@ -275,6 +278,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       access,
       clock,
       baseUrl: scimBaseUrl,
+      identityLinks,
       clients: config.scimClients.map((client) => ({
         idp: client.idp,
         token: client.token.reveal(),

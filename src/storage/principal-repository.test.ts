@@ -36,22 +36,32 @@ forEachDialect('PrincipalRepository', (ctx) => {
     assert.deepEqual((await ctx.store.principals.get(google.id))?.groups, ['contractors']);
   });
 
+  it("keys a linked sign-in's row by its canonical identity, beside the identity's pre-link row", async () => {
+    const before = { ...testPrincipal('alice'), id: 'google:al', idp: 'google', subject: 'al' };
+    await ctx.store.principals.upsert(before, testEpoch);
+    // google:al is now linked to okta:alice: its sign-in carries the canonical id.
+    await ctx.store.principals.upsert({ ...before, id: 'okta:alice', groups: ['sre'] }, testEpoch + 1);
+    const stored = await ctx.store.principals.get('okta:alice');
+    assert.deepEqual([stored?.idp, stored?.subject, stored?.groups], ['okta', 'alice', ['sre']]);
+    assert.deepEqual((await ctx.store.principals.get('google:al'))?.groups, before.groups);
+  });
+
   it('disables and re-enables a principal; a login keeps it disabled; an unseen one gets a bare row', async () => {
     const alice = testPrincipal('alice', ['engineering']);
     await ctx.store.principals.upsert(alice, testEpoch);
-    await ctx.store.principals.setDisabled(alice.idp, alice.subject, true, testEpoch + 1);
+    await ctx.store.principals.setDisabled(alice.id, true, testEpoch + 1);
     await ctx.store.principals.upsert(alice, testEpoch + 2);
     assert.equal((await ctx.store.principals.get(alice.id))?.disabled, true);
     assert.deepEqual((await ctx.store.principals.get(alice.id))?.groups, ['engineering']);
-    await ctx.store.principals.setDisabled(alice.idp, alice.subject, false, testEpoch + 3);
+    await ctx.store.principals.setDisabled(alice.id, false, testEpoch + 3);
     assert.equal((await ctx.store.principals.get(alice.id))?.disabled, false);
 
     assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), true);
-    await ctx.store.principals.setDisabled(alice.idp, alice.subject, true, testEpoch + 4);
+    await ctx.store.principals.setDisabled(alice.id, true, testEpoch + 4);
     assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), false);
     assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled('okta:unknown')), true);
 
-    await ctx.store.principals.setDisabled('okta', 'never-seen', true, testEpoch);
+    await ctx.store.principals.setDisabled('okta:never-seen', true, testEpoch);
     const bare = await ctx.store.principals.get('okta:never-seen');
     assert.equal(bare?.disabled, true);
     assert.deepEqual(bare?.groups, []);

@@ -1,8 +1,19 @@
 /** Principals in the `principals` table, refreshed at each login. */
 import type { Kysely, Selectable } from 'kysely';
 import type { PrincipalRepository } from '../app/ports.js';
-import { type Principal, principalId } from '../core/principal.js';
+import { parseIdentity } from '../core/identity-links.js';
+import type { Principal } from '../core/principal.js';
 import type { Database, PrincipalsTable } from './schema.js';
+
+/**
+ * The identity a row is keyed by: that of the id (`idp:subject`), so a linked identity signing in
+ * as its canonical principal never collides with the unique (idp, subject) of another row.
+ */
+function identityOf(id: string): { idp: string; subject: string } {
+  const identity = parseIdentity(id);
+  if (!identity) throw new Error(`not a principal id: ${id}`);
+  return identity;
+}
 
 type StoredPrincipal = Principal & { readonly groupsAssertedAt: number; readonly disabled: boolean };
 
@@ -34,8 +45,7 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
    */
   async upsert(principal: Principal, now: number): Promise<void> {
     const asserted = {
-      idp: principal.idp,
-      subject: principal.subject,
+      ...identityOf(principal.id),
       display_name: principal.displayName,
       email: principal.email,
       groups: JSON.stringify(principal.groups),
@@ -49,11 +59,12 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
       .execute();
   }
 
-  async setDisabled(idp: string, subject: string, disabled: boolean, now: number): Promise<void> {
+  async setDisabled(id: string, disabled: boolean, now: number): Promise<void> {
+    const { idp, subject } = identityOf(id);
     await this.#db
       .insertInto('principals')
       .values({
-        id: principalId(idp, subject),
+        id,
         idp,
         subject,
         display_name: subject,
