@@ -20,6 +20,7 @@ import {
 } from '../../test-support/gateway-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import { createSelfSignedCertificate } from '../../test-support/self-signed-certificate.js';
 
 const run = promisify(execFile);
 
@@ -34,29 +35,13 @@ before(async () => {
   cluster = started.cluster;
   skip = started.skip;
   if (!cluster) return;
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=localhost',
-    '-keyout',
-    join(dir, 'key.pem'),
-    '-out',
-    join(dir, 'cert.pem'),
-  ]);
+  const { certFile, keyFile } = createSelfSignedCertificate(dir);
   h = await startHarness({
     storage: 'sqlite',
     targetAdminUrl: cluster.adminUrl,
     gateway: {
       allow_plaintext_on_loopback: false,
-      tls: { cert: join(dir, 'cert.pem'), key: { file: join(dir, 'key.pem') } },
+      tls: { cert: certFile, key: { file: keyFile } },
     },
   });
   const sessions: Record<string, string> = {};

@@ -23,6 +23,7 @@ import {
 } from '../../test-support/gateway-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import { createSelfSignedCertificate } from '../../test-support/self-signed-certificate.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { openUpstreamSocket } from './upstream-connection.js';
 
@@ -36,26 +37,8 @@ const dir = mkdtempSync(join(tmpdir(), 'portcullis-upstream-tls-'));
 const certFile = join(dir, 'server.crt');
 
 before(async () => {
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout',
-    join(dir, 'server.key'),
-    '-out',
-    certFile,
-  ]);
-  const started = await startScramClusterOrSkip({ ssl: { certFile, keyFile: join(dir, 'server.key') } });
+  const { keyFile } = createSelfSignedCertificate(dir);
+  const started = await startScramClusterOrSkip({ ssl: { certFile, keyFile } });
   cluster = started.cluster;
   skip = started.skip;
   if (!cluster) return;
