@@ -193,7 +193,7 @@ forEachDialect('break-glass service', (ctx) => {
     for (const requestId of stored?.requestIds ?? []) {
       const request = await store.requests.get(requestId);
       assert.equal(request?.state, 'active');
-      assert.equal(request?.requesterId, 'break-glass:ops-emergency:alice');
+      assert.equal(request?.requesterId, `break-glass:ops-emergency:alice:${activation.id}`);
       assert.ok((request?.expiresAt as number) <= (active.expiresAt as number));
       assert.equal((await store.grants.getByRequest(requestId))?.status, 'active');
     }
@@ -252,6 +252,12 @@ forEachDialect('break-glass service', (ctx) => {
       assert.ok(types.includes(t as never), `audit has ${t}`);
     const bgEvents = (await store.auditLog.read(0, 10_000)).filter((e) => e.type.startsWith('break_glass.'));
     assert.ok(bgEvents.every((e) => e.severity === 'high'));
+    // The grants' own events name the activation through their emergency principal.
+    const grantEvents = (await store.auditLog.read(0, 10_000)).filter((e) =>
+      ['token.issued', 'grant.activated'].includes(e.type),
+    );
+    assert.ok(grantEvents.some((e) => e.type === 'token.issued'));
+    assert.ok(grantEvents.every((e) => JSON.stringify(e).includes(activation.id)));
     assert.deepEqual(
       [...new Set(alerts.map((a) => a.kind))].sort(),
       ['activated', 'confirmed', 'drill_overdue', 'ended', 'initiated', 'refused', 'reviewed'].sort(),

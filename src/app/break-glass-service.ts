@@ -120,16 +120,26 @@ function hashHandle(handle: string): string {
   return createHash('sha256').update(handle).digest('base64url');
 }
 
-/** The principal that holds an activation's grants: the initiator, as a break-glass identity. */
-export function emergencyPrincipalId(activation: Pick<Activation, 'accountId' | 'initiatorId'>): string {
-  return `break-glass:${activation.accountId}:${activation.initiatorId}`;
+/**
+ * The principal that holds an activation's grants: the initiator, as a break-glass identity of
+ * that one activation. The activation id is part of it so that every later event of those grants
+ * (activation, credentials, tokens, gateway sessions and statements, expiry) names the activation.
+ */
+export function emergencyPrincipalId(
+  activation: Pick<Activation, 'id' | 'accountId' | 'initiatorId'>,
+): string {
+  return `break-glass:${emergencySubject(activation)}`;
+}
+
+function emergencySubject(activation: Pick<Activation, 'id' | 'accountId' | 'initiatorId'>): string {
+  return `${activation.accountId}:${activation.initiatorId}:${activation.id}`;
 }
 
 function emergencyPrincipal(activation: Activation): Principal {
   return {
     id: emergencyPrincipalId(activation),
     idp: 'break-glass',
-    subject: `${activation.accountId}:${activation.initiatorId}`,
+    subject: emergencySubject(activation),
     displayName: `${activation.initiatorId} (break-glass ${activation.accountId})`,
     email: null,
     groups: [],
