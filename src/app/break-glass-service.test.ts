@@ -355,6 +355,39 @@ forEachDialect('break-glass service', (ctx) => {
     assert.ok((await auditTypes()).includes('break_glass.expired'));
   });
 
+  it('summarises a flood of refusals from one source in the audit log; other sources stay itemised', async () => {
+    const refused = async () =>
+      (await store.auditLog.read(0, 100_000)).filter(
+        (e) => e.type === 'break_glass.refused' && e.sourceIp === '10.9.9.9',
+      );
+    const before = (await refused()).length;
+    for (let i = 0; i < 50; i++) {
+      await rejectsWith(
+        service.initiate(
+          {
+            accountId: `no-such-account-${i}`,
+            proof: { custodianId: 'x', passphrase: 'y', totp: '000000' },
+            reason: 'r',
+            incident: 'i',
+            durationMinutes: 5,
+          },
+          here('10.9.9.9'),
+        ),
+        'unknown_emergency_account',
+      );
+    }
+    const written = (await refused()).slice(before);
+    // 30 one by one, then one marker; the other 19 refusals are refused all the same.
+    assert.equal(written.length, 31);
+    assert.equal(written.at(-1)?.data?.suppressing, true);
+    await rejectsWith(start({ accountId: 'no-such-account' }), 'unknown_emergency_account');
+    const fromElsewhere = (await store.auditLog.read(0, 100_000)).filter(
+      (e) => e.type === 'break_glass.refused' && e.sourceIp === '10.0.0.1',
+    );
+    assert.equal(fromElsewhere.at(-1)?.data?.code, 'unknown_emergency_account');
+    assert.equal(fromElsewhere.at(-1)?.data?.suppressing, undefined);
+  });
+
   it('cancels: by the handle before the quorum, by another custodian, and ends access once active', async () => {
     const first = await start();
     await rejectsWith(

@@ -39,6 +39,7 @@ import {
   recordSuccess,
 } from '../break-glass/guessing.js';
 import type { AlertDispatcher, BreakGlassAlertKind } from '../break-glass/ports.js';
+import { decideRefusalLog, type RefusalThrottleState } from '../break-glass/refusal-log-throttle.js';
 import { openSeal } from '../break-glass/sealed-shares.js';
 import type { UsedCodes } from '../break-glass/used-codes.js';
 import { type SecurityKeyCeremonies, SecurityKeyRefused } from '../break-glass/webauthn.js';
@@ -162,6 +163,8 @@ export class BreakGlassService {
   #dummyHash: Promise<string> | undefined;
   #overdueCheckedAt = Number.NEGATIVE_INFINITY;
   readonly #overdueAlertedAt = new Map<string, number>();
+  /** Per source: how many refusals were written one by one in its current window (per replica). */
+  #refusalLog: RefusalThrottleState = new Map();
 
   constructor(deps: BreakGlassServiceDeps) {
     this.#deps = deps;
@@ -209,7 +212,21 @@ export class BreakGlassService {
     });
   }
 
-  /** Audits and alerts a refusal, then throws it. */
+  /**
+   * Whether a refusal's evidence is written one by one, summarised, or left to the marker already
+   * written (see refusal-log-throttle.ts). Returns the extra audit data, or null to write nothing.
+   */
+  #refusalEvidence(from: RequestOrigin, now: number): Record<string, unknown> | null {
+    const decided = decideRefusalLog(this.#refusalLog, from.sourceIp ?? 'unknown', now);
+    this.#refusalLog = decided.state;
+    const { verdict } = decided;
+    if (verdict.write === 'nothing') return null;
+    if (verdict.write === 'suppressing')
+      return { suppressing: true, suppressingUntil: new Date(verdict.until).toISOString() };
+    return verdict.suppressedBefore > 0 ? { suppressedBefore: verdict.suppressedBefore } : {};
+  }
+
+  /** Audits and alerts a refusal (summarised when one source floods), then throws it. */
   async #refuse(
     error: PortcullisError,
     accountId: string,
@@ -219,12 +236,16 @@ export class BreakGlassService {
     activation: Activation | null = null,
   ): Promise<never> {
     const now = this.#deps.clock.now();
+    const evidence = this.#refusalEvidence(from, now);
+    if (evidence === null) throw error;
     await this.#audit(
       {
         type: 'break_glass.refused',
         actor: custodianId ? custodianActor(custodianId) : 'anonymous',
-        reason: error.message,
-        data: { accountId, activationId: activation?.id ?? null, step, code: error.code },
+        reason: evidence.suppressing
+          ? `${error.message}; further refusals from this source are summarised until ${evidence.suppressingUntil}`
+          : error.message,
+        data: { accountId, activationId: activation?.id ?? null, step, code: error.code, ...evidence },
       },
       from,
       now,
@@ -298,29 +319,33 @@ export class BreakGlassService {
       const refused = verdicts.find((v) => !v.allowed);
       if (refused && !refused.allowed) {
         const retryAfterSeconds = Math.ceil(refused.retryAfterMs / 1000);
-        await this.#audit(
-          {
-            type: 'break_glass.locked_out',
-            actor: custodianActor(proof.custodianId),
-            reason: `too many failed attempts (${refused.limit} limit)`,
-            data: {
-              accountId: account.id,
-              activationId: activation?.id ?? null,
-              step,
-              limit: refused.limit,
-              retryAfterSeconds,
+        const evidence = this.#refusalEvidence(from, now);
+        if (evidence !== null) {
+          await this.#audit(
+            {
+              type: 'break_glass.locked_out',
+              actor: custodianActor(proof.custodianId),
+              reason: `too many failed attempts (${refused.limit} limit)`,
+              data: {
+                accountId: account.id,
+                activationId: activation?.id ?? null,
+                step,
+                limit: refused.limit,
+                retryAfterSeconds,
+                ...evidence,
+              },
             },
-          },
-          from,
-          now,
-        );
-        this.#alert(
-          'locked_out',
-          account.id,
-          activation,
-          now,
-          `Break-glass attempts on ${account.id} delayed (${refused.limit} limit) for ${retryAfterSeconds}s`,
-        );
+            from,
+            now,
+          );
+          this.#alert(
+            'locked_out',
+            account.id,
+            activation,
+            now,
+            `Break-glass attempts on ${account.id} delayed (${refused.limit} limit) for ${retryAfterSeconds}s`,
+          );
+        }
         throw new PortcullisError('break_glass_locked', 'Too many failed attempts; try again later', {
           retryAfterSeconds,
         });
