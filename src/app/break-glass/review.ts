@@ -33,19 +33,12 @@ export async function review(
     const error = found
       ? new PortcullisError('forbidden', 'Only admins or break-glass reviewers may record a review')
       : new PortcullisError('not_found', `No activation ${activationId}`);
-    await audit(
+    await auditRefusedReview(
       ctx,
-      {
-        type: 'break_glass.refused',
-        actor: reviewer.id,
-        reason: error.message,
-        data: {
-          accountId: found?.activation.accountId ?? null,
-          activationId,
-          step: 'review',
-          code: error.code,
-        },
-      },
+      error,
+      reviewer,
+      found?.activation.accountId ?? null,
+      activationId,
       from,
       ctx.deps.clock.now(),
     );
@@ -69,22 +62,7 @@ export async function review(
       };
     } catch (error) {
       if (error instanceof PortcullisError) {
-        await audit(
-          ctx,
-          {
-            type: 'break_glass.refused',
-            actor: reviewer.id,
-            reason: error.message,
-            data: {
-              accountId: current.activation.accountId,
-              activationId,
-              step: 'review',
-              code: error.code,
-            },
-          },
-          from,
-          now,
-        );
+        await auditRefusedReview(ctx, error, reviewer, current.activation.accountId, activationId, from, now);
       }
       throw error;
     }
@@ -117,4 +95,26 @@ export async function review(
     return reviewed;
   }
   throw new PortcullisError('conflict', 'The activation kept changing; try again');
+}
+
+async function auditRefusedReview(
+  ctx: BreakGlassContext,
+  error: PortcullisError,
+  reviewer: Principal,
+  accountId: string | null,
+  activationId: string,
+  from: RequestOrigin,
+  at: number,
+): Promise<void> {
+  await audit(
+    ctx,
+    {
+      type: 'break_glass.refused',
+      actor: reviewer.id,
+      reason: error.message,
+      data: { accountId, activationId, step: 'review', code: error.code },
+    },
+    from,
+    at,
+  );
 }
