@@ -7,6 +7,7 @@ import {
   grantConnectSql,
   grantRoleSql,
   isLoginRoleName,
+  isLoginRoleOid,
   loginRoleComment,
   newLoginRoleName,
   parseLoginRoleComment,
@@ -45,6 +46,13 @@ describe('postgres login roles', () => {
       null,
     ]) {
       assert.equal(isLoginRoleName(name), false, String(name));
+    }
+  });
+
+  it('accepts as a login OID only the decimal text of an OID a created role can have', () => {
+    for (const oid of ['16384', '24601', '4294967295']) assert.equal(isLoginRoleOid(oid), true, oid);
+    for (const oid of ['10', '16383', '4294967296', '016384', '16384 ', '-16384', '1e5', '', 16384, null]) {
+      assert.equal(isLoginRoleOid(oid), false, String(oid));
     }
   });
 

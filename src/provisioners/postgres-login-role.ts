@@ -34,6 +34,20 @@ export function isLoginRoleName(name: unknown): name is string {
   return typeof name === 'string' && loginRolePattern.test(name);
 }
 
+/** OIDs below this are PostgreSQL's own (FirstNormalObjectId): never a role Portcullis made. */
+const firstNormalObjectId = 16384;
+const maxObjectId = 4294967295;
+
+/**
+ * True for the decimal text of an OID a created role can have (16384 … 2^32−1). The OID of a grant's
+ * login is kept in its artefacts so revoke can find sessions that outlive the role.
+ */
+export function isLoginRoleOid(value: unknown): value is string {
+  if (typeof value !== 'string' || !/^[1-9][0-9]{4,9}$/.test(value)) return false;
+  const oid = Number(value);
+  return oid >= firstNormalObjectId && oid <= maxObjectId;
+}
+
 export interface LoginRoleOwner {
   readonly grant: string;
   readonly resource: string;

@@ -11,7 +11,7 @@ import type { ProvisionContext, ProvisionResult } from '../app/ports.js';
 import type { ConfiguredResource, PostgresTarget } from '../config/load.js';
 import { Secret } from '../config/secret.js';
 import { isPortcullisError } from '../core/errors.js';
-import { type Grant, newGrant } from '../core/grant.js';
+import { type Grant, markApplied, newGrant } from '../core/grant.js';
 import type { RoleDefinition } from '../core/resource.js';
 import { PostgresProvisioner } from './postgres-provisioner.js';
 
@@ -136,6 +136,44 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
     return rows.length === 1;
   }
 
+  async function roleOid(name: string): Promise<string | undefined> {
+    const { rows } = await admin.query('select oid::text as oid from pg_roles where rolname = $1', [name]);
+    return rows[0]?.oid;
+  }
+
+  async function sessionsOf(oid: string): Promise<number> {
+    const { rows } = await admin.query(
+      'select count(*)::int as n from pg_stat_activity where usesysid = $1::oid',
+      [oid],
+    );
+    return rows[0]?.n;
+  }
+
+  /** The role dropped behind Portcullis' back while `session` of it still runs. */
+  async function dropRoleUnderSession(
+    login: string,
+    session: pg.Client,
+    grantor = 'postgres',
+  ): Promise<void> {
+    // Only its grantor can revoke the CONNECT that apply granted; then nothing depends on the role.
+    await admin.query(
+      `set role ${grantor}; revoke connect on database ${pg.escapeIdentifier(targetDatabase)} from ${login}; reset role`,
+    );
+    await admin.query(`drop role ${login}`);
+    assert.equal(await roleExists(login), false);
+    assert.deepEqual(
+      (await session.query('select 1 as still')).rows,
+      [{ still: 1 }],
+      'PostgreSQL lets a role be dropped while a session of it runs on',
+    );
+  }
+
+  function limitedResource(): ConfiguredResource {
+    return resource('limited-db', {
+      adminUrl: new Secret(urlFor('postgres', 'portcullis_admin', limitedAdminPassword), 'limited admin url'),
+    });
+  }
+
   async function apply(
     grant: Grant,
     on: ConfiguredResource = prodDb,
@@ -205,7 +243,9 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
     const grant = plannedGrant(prodDb, 'readonly');
     const { artefacts, credentials, cs } = await apply(grant);
     const login = String(grant.artefacts.login);
-    assert.deepEqual(artefacts, { login, database: targetDatabase });
+    const oid = await roleOid(login);
+    assert.match(oid ?? '', /^[1-9][0-9]+$/);
+    assert.deepEqual(artefacts, { login, database: targetDatabase, login_oid: oid });
     assert.deepEqual(Object.keys(credentials ?? {}).sort(), ['connection_string', 'password', 'username']);
     assert.equal(credentials?.username, login);
     assert.match(credentials?.password ?? '', /^[A-Za-z0-9_-]{43}$/, '32 random bytes, base64url');
@@ -336,11 +376,138 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
     await provisioner.revoke(contextFor({ ...plannedGrant(prodDb, 'readonly'), artefacts: {} }));
   });
 
+  for (const adminKind of ['a superuser', 'the least-privileged'] as const) {
+    it(`ends a session that outlived its dropped login on a later revoke (${adminKind} admin)`, async () => {
+      const on = adminKind === 'a superuser' ? prodDb : limitedResource();
+      const planned = plannedGrant(on, 'readonly');
+      const result = await apply(planned, on);
+      const grant = markApplied(planned, result.artefacts);
+      const login = String(grant.artefacts.login);
+      const oid = String(grant.artefacts.login_oid);
+      const session = await connect(result.cs);
+      // What a revocation that dropped the role before this session exited leaves behind.
+      await dropRoleUnderSession(
+        login,
+        session,
+        adminKind === 'a superuser' ? 'postgres' : 'portcullis_admin',
+      );
+      assert.equal(await sessionsOf(oid), 1);
+
+      await provisioner.revoke(contextFor(grant, on));
+
+      const error = await queryError(session, 'select 1');
+      assert.ok(error === '57P01' || /terminat|connection/i.test(String(error)), String(error));
+      assert.equal(await sessionsOf(oid), 0);
+      await provisioner.revoke(contextFor(grant, on)); // nothing left: a no-op success
+    });
+  }
+
+  it('fails while a terminated session of the dropped login has not exited, ends it on a retry', async () => {
+    const quick = new PostgresProvisioner({ sessionEndTimeoutMs: 300 });
+    const planned = plannedGrant(prodDb, 'readonly');
+    const result = await apply(planned);
+    const grant = markApplied(planned, result.artefacts);
+    const session = await connect(result.cs);
+    const pid = Number((await session.query('select pg_backend_pid() as pid')).rows[0]?.pid);
+    await dropRoleUnderSession(String(grant.artefacts.login), session);
+    // A backend that cannot act on its termination yet (stopped): the case the bounded wait exists for.
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        await assert.rejects(quick.revoke(contextFor(grant)), (error: unknown) => {
+          assert.ok(isPortcullisError(error));
+          assert.equal(error.code, 'provisioning_failed');
+          assert.match(error.message, /1 session\(s\) still running after 300 ms/);
+          return true;
+        });
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      await quick.close();
+    }
+    await provisioner.revoke(contextFor(grant));
+    assert.notEqual(await queryError(session, 'select 1'), undefined);
+    assert.equal(await sessionsOf(String(grant.artefacts.login_oid)), 0);
+  });
+
+  it('keeps the old behaviour for a grant applied before its login OID was recorded', async () => {
+    const planned = plannedGrant(prodDb, 'readonly');
+    const result = await apply(planned);
+    const { login_oid: oid, ...older } = markApplied(planned, result.artefacts).artefacts;
+    const grant = { ...planned, artefacts: older };
+    const session = await connect(result.cs);
+    await dropRoleUnderSession(String(grant.artefacts.login), session);
+
+    await provisioner.revoke(contextFor(grant)); // success: nothing says which sessions were its own
+    assert.equal(await queryError(session, 'select 1'), undefined, 'the documented limit');
+    await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where usesysid = $1::oid', [
+      oid,
+    ]);
+  });
+
+  it('never touches a role that now holds the recorded OID but was not made for the grant', async () => {
+    const handMade = 'someone_else';
+    await admin.query(`create role ${handMade} login password 'someone-else-pw'`);
+    await admin.query(`grant connect on database ${pg.escapeIdentifier(targetDatabase)} to ${handMade}`);
+    const handMadeSession = await connect(urlFor(targetDatabase, handMade, 'someone-else-pw'));
+    const other = plannedGrant(prodDb, 'readonly');
+    const otherResult = await apply(other);
+    const otherSession = await connect(otherResult.cs);
+    try {
+      for (const [holder, session] of [
+        [handMade, handMadeSession],
+        [String(other.artefacts.login), otherSession],
+      ] as const) {
+        // A grant whose login is gone and whose recorded OID another role holds now (OID reuse).
+        const grant = markApplied(plannedGrant(prodDb, 'readonly'), {
+          login_oid: String(await roleOid(holder)),
+        });
+        await provisioner.revoke(contextFor(grant));
+        assert.equal(await roleExists(holder), true);
+        assert.deepEqual((await session.query('select 1 as alive')).rows, [{ alive: 1 }], holder);
+      }
+    } finally {
+      await provisioner.revoke(contextFor(other));
+      await handMadeSession.end();
+      await admin.query(`drop owned by ${handMade}`);
+      await admin.query(`drop role ${handMade}`);
+    }
+  });
+
+  it('refuses to count a login renamed behind its back as revoked', async () => {
+    const planned = plannedGrant(prodDb, 'readonly');
+    const result = await apply(planned);
+    const grant = markApplied(planned, result.artefacts);
+    const session = await connect(result.cs);
+    const renamed = 'pc_renamed_by_hand';
+    await admin.query(`alter role ${String(grant.artefacts.login)} rename to ${renamed}`);
+    try {
+      await assert.rejects(
+        provisioner.revoke(contextFor(grant)),
+        /still exists as role "pc_renamed_by_hand"/,
+      );
+      assert.equal(await roleExists(renamed), true);
+    } finally {
+      await session.end();
+      await admin.query(`alter role ${renamed} rename to ${String(grant.artefacts.login)}`);
+      await provisioner.revoke(contextFor(grant));
+    }
+  });
+
+  it('refuses a recorded login OID that is not a role OID', async () => {
+    for (const recorded of ['10', '0', 'abc', '16384; drop role postgres', '4294967296', 16384, true]) {
+      const planned = plannedGrant(prodDb, 'readonly');
+      const grant = { ...planned, artefacts: { ...planned.artefacts, login_oid: recorded } };
+      await assert.rejects(provisioner.revoke(contextFor(grant)), /not a role OID/, String(recorded));
+    }
+  });
+
   it('applies idempotently: the second apply succeeds and only its password works', async () => {
     const grant = plannedGrant(prodDb, 'readonly');
     const first = await apply(grant);
     const second = await apply(grant);
     assert.equal(second.credentials?.username, first.credentials?.username);
+    assert.equal(second.artefacts.login_oid, first.artefacts.login_oid, 'the same role, refreshed');
     assert.notEqual(second.credentials?.password, first.credentials?.password);
     assert.equal(await loginError(first.cs), '28P01');
     assert.equal(await loginError(second.cs), undefined);
@@ -470,9 +637,7 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
   });
 
   it('works through a non-superuser admin with CREATEROLE and pg_signal_backend', async () => {
-    const limited = resource('limited-db', {
-      adminUrl: new Secret(urlFor('postgres', 'portcullis_admin', limitedAdminPassword), 'limited admin url'),
-    });
+    const limited = limitedResource();
     const grant = plannedGrant(limited, 'readwrite');
     const { cs } = await apply(grant, limited);
     const session = await connect(cs);

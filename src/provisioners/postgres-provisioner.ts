@@ -6,7 +6,7 @@
  * end, the resource's `CONNECTION LIMIT` — or, on a retry, refresh it with a new password; mark it
  * with `COMMENT ON ROLE` (grant and resource ids); grant it the roles the Portcullis role maps to
  * and `CONNECT` on the target database. The requester gets a connection string; the grant keeps
- * `{ login, database }`.
+ * `{ login, database, login_oid }` — the role's OID, read in the same transaction.
  *
  * **Revoke** (each step idempotent, so a retry after any failure converges):
  * 1. `ALTER ROLE … NOLOGIN`, so no new session can start;
@@ -15,9 +15,16 @@
  * 3. objects the login created are kept, not lost: in every database where it owns or holds
  *    something, `REASSIGN OWNED BY login TO <reassignOwnedTo>` then `DROP OWNED BY login`
  *    (which now only revokes privileges granted to it);
- * 4. `DROP ROLE IF EXISTS`, then one more termination pass for a session that raced step 2.
- * A role that is already gone is success. A role whose comment names another grant is refused:
- * INVARIANT: revoke only ever drops a login Portcullis created for that very grant.
+ * 4. `DROP ROLE IF EXISTS`, then one more termination pass, by OID, for a session that raced step 2.
+ * PostgreSQL lets a role be dropped while a session of it still runs (the backend keeps its
+ * `usesysid`), so a role that is already gone (a retry, a concurrent revoker) is success only once
+ * no session with the grant's recorded `login_oid` is left: those are terminated, with the same
+ * bounded wait as step 2. That pass, like step 4's, acts only while no role holds the OID: a role
+ * that holds it again and whose comment does not name this grant is someone else's and is left
+ * alone; one whose comment names this grant (the login, renamed) is refused. A grant applied before
+ * `login_oid` was recorded has none: for it a role that is gone is success, as before.
+ * A role found by name whose comment names another grant is refused.
+ * INVARIANT: revoke only ever acts on a login Portcullis created for that very grant.
  *
  * Errors are PortcullisError `provisioning_failed`; messages never contain a password.
  * See docs/provisioners.md for the admin account's privileges.
@@ -40,6 +47,7 @@ import {
   grantLoginToAdminSql,
   grantRoleSql,
   isLoginRoleName,
+  isLoginRoleOid,
   loginRolePrefix,
   newLoginRoleName,
   parseLoginRoleComment,
@@ -126,31 +134,37 @@ export class PostgresProvisioner implements Provisioner {
     };
     const owner = { grant: grant.id, resource: resource.id };
 
-    await this.#run(`create login ${login} for grant ${grant.id} on ${resource.id}`, async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await this.#inTransaction(this.#pool(resource), async (client) => {
-            const existing = await findLoginRole(client, login);
-            if (existing) {
-              assertMadeForGrant(existing, login, grant.id);
-              await client.query(alterLoginRoleSql(settings));
-            } else {
-              await client.query(createLoginRoleSql(settings));
-            }
-            await client.query(commentOnLoginRoleSql(login, owner));
-            for (const mappedRole of role.grants) await client.query(grantRoleSql(mappedRole, login));
-            await client.query(grantConnectSql(target.database, login));
-          });
-          return;
-        } catch (error) {
-          // A concurrent apply of the same grant created the role first: the retry refreshes it.
-          if (attempt >= 2 || !raceCodes.has(sqlState(error) ?? '')) throw error;
+    const loginOid = await this.#run(
+      `create login ${login} for grant ${grant.id} on ${resource.id}`,
+      async () => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await this.#inTransaction(this.#pool(resource), async (client) => {
+              const existing = await findLoginRole(client, login);
+              if (existing) {
+                assertMadeForGrant(existing, login, grant.id);
+                await client.query(alterLoginRoleSql(settings));
+              } else {
+                await client.query(createLoginRoleSql(settings));
+              }
+              await client.query(commentOnLoginRoleSql(login, owner));
+              for (const mappedRole of role.grants) await client.query(grantRoleSql(mappedRole, login));
+              await client.query(grantConnectSql(target.database, login));
+              // Kept in the grant: revoke finds a session that outlived the role by this OID.
+              const oid = (await findLoginRole(client, login))?.oid;
+              if (!isLoginRoleOid(oid)) throw new Error(`Role ${login} has no readable OID`);
+              return oid;
+            });
+          } catch (error) {
+            // A concurrent apply of the same grant created the role first: the retry refreshes it.
+            if (attempt >= 2 || !raceCodes.has(sqlState(error) ?? '')) throw error;
+          }
         }
-      }
-    });
+      },
+    );
 
     return {
-      artefacts: { login, database: target.database },
+      artefacts: { login, database: target.database, login_oid: loginOid },
       credentials: {
         connection_string: connectionString,
         username: login,
@@ -174,7 +188,15 @@ export class PostgresProvisioner implements Provisioner {
     await this.#run(`revoke login ${login} of grant ${grant.id} on ${resource.id}`, async () => {
       const pool = this.#pool(resource);
       const existing = await findLoginRole(pool, login);
-      if (!existing) return;
+      if (!existing) {
+        // Gone already (an earlier attempt, a concurrent revoker, never created) — but a session
+        // terminated by that attempt may not have exited yet: the role can be dropped under it.
+        const recordedOid = recordedLoginOid(grant);
+        if (recordedOid !== undefined) {
+          await this.#endSessionsOfDroppedLogin(pool, recordedOid, login, grant.id);
+        }
+        return;
+      }
       assertMadeForGrant(existing, login, grant.id);
       for (let attempt = 1; ; attempt++) {
         try {
@@ -190,7 +212,12 @@ export class PostgresProvisioner implements Provisioner {
         }
       }
       // A session that authenticated just before NOLOGIN may have appeared after the first pass.
-      await this.#endSessions(pool, existing.oid);
+      await this.#endSessionsOfDroppedLogin(pool, existing.oid, login, grant.id);
+      // An earlier incarnation of the login (recorded OID differs) may have left sessions too.
+      const recordedOid = recordedLoginOid(grant);
+      if (recordedOid !== undefined && recordedOid !== existing.oid) {
+        await this.#endSessionsOfDroppedLogin(pool, recordedOid, login, grant.id);
+      }
     });
   }
 
@@ -268,13 +295,14 @@ export class PostgresProvisioner implements Provisioner {
     return pool;
   }
 
-  async #inTransaction(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<void>) {
+  async #inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
     let broken = false;
     try {
       await client.query('begin');
-      await work(client);
+      const result = await work(client);
       await client.query('commit');
+      return result;
     } catch (error) {
       await client.query('rollback').catch(() => {
         broken = true;
@@ -306,13 +334,48 @@ export class PostgresProvisioner implements Provisioner {
     }
   }
 
-  /** Terminates the role's sessions and waits until none is left (bounded). */
-  async #endSessions(pool: pg.Pool, roleOid: string): Promise<void> {
+  /**
+   * The sessions left by the grant's login once its role is dropped: terminated and waited for
+   * (bounded) while no role holds `roleOid`. If a role holds it again, its sessions are its own —
+   * left alone, unless its comment names this grant (the login under another name): refused.
+   */
+  async #endSessionsOfDroppedLogin(
+    pool: pg.Pool,
+    roleOid: string,
+    login: string,
+    grantId: string,
+  ): Promise<void> {
+    const { rows } = await pool.query<{ rolname: string; comment: string | null }>(
+      `select rolname, shobj_description(oid, 'pg_authid') as comment from pg_roles where oid = $1::oid`,
+      [roleOid],
+    );
+    const holder = rows[0];
+    if (holder) {
+      if (parseLoginRoleComment(holder.comment)?.grant !== grantId) return; // another role: not ours
+      throw new PortcullisError(
+        'provisioning_failed',
+        `Login ${login} of grant ${grantId} still exists as role ${JSON.stringify(holder.rolname)} (OID ${roleOid}); not counting it as revoked`,
+      );
+    }
+    await this.#endSessions(pool, roleOid, { onlyWhileNoRoleHasOid: true });
+  }
+
+  /**
+   * Terminates the role's sessions and waits until none is left (bounded). With
+   * `onlyWhileNoRoleHasOid`, each pass checks, in the same statement, that no role holds the OID,
+   * so a role created with a reused OID meanwhile is never touched.
+   */
+  async #endSessions(
+    pool: pg.Pool,
+    roleOid: string,
+    { onlyWhileNoRoleHasOid = false }: { readonly onlyWhileNoRoleHasOid?: boolean } = {},
+  ): Promise<void> {
     const deadline = Date.now() + this.#sessionEndTimeoutMs;
+    const guard = onlyWhileNoRoleHasOid ? 'and not exists (select 1 from pg_roles where oid = $1::oid)' : '';
     for (;;) {
       const { rows } = await pool.query<{ pid: number }>(
         `select pid, pg_terminate_backend(pid) from pg_stat_activity
-          where usesysid = $1::oid and pid <> pg_backend_pid()`,
+          where usesysid = $1::oid and pid <> pg_backend_pid() ${guard}`,
         [roleOid],
       );
       if (rows.length === 0) return;
@@ -359,6 +422,22 @@ async function findLoginRole(client: Queryable, login: string): Promise<LoginRol
     [login],
   );
   return rows[0];
+}
+
+/**
+ * The login's OID recorded at apply; undefined for a grant applied before it was recorded (or
+ * never applied). Anything else there is refused rather than guessed at.
+ */
+function recordedLoginOid(grant: Grant): string | undefined {
+  const recorded = grant.artefacts.login_oid;
+  if (recorded === undefined || recorded === null) return undefined;
+  if (!isLoginRoleOid(recorded)) {
+    throw new PortcullisError(
+      'provisioning_failed',
+      `Grant ${grant.id} records ${JSON.stringify(recorded)} as its login's OID, which is not a role OID; refusing to act on it`,
+    );
+  }
+  return recorded;
 }
 
 function assertMadeForGrant(role: LoginRoleRow, login: string, grantId: string): void {
