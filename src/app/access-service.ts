@@ -19,6 +19,7 @@ import type {
   AccessMetrics,
   AccessTokenIssuer,
   IssuedToken,
+  OperatorLog,
   PolicyEngine,
   ProvisionerLookup,
   SecretBox,
@@ -48,6 +49,8 @@ export interface AccessServiceDeps {
    * cleaned up — so live sessions (e.g. the database gateway's) can be cut at once.
    */
   readonly onGrantEnded?: (grantId: string, why: 'expired' | 'revoked' | 'released') => void;
+  /** The server log: a target's own error text is written there with its reference. */
+  readonly log?: OperatorLog;
 }
 
 export interface NewRequest {
@@ -91,6 +94,17 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * A failed provisioning or revocation as recorded: its full text, and a reference when that text
+ * is a target system's own (or an unexpected fault's), which may name the target's internals — an
+ * admin account, an address, a server version. Such text is shown only to administrators (grant
+ * view, audit log, server log); requesters and approvers get the reference (docs/security.md).
+ */
+interface Failure {
+  readonly text: string;
+  readonly reference: string | null;
+}
+
 /** Rethrows after a batch: the one failure as is, several as an AggregateError. */
 function throwIfAny(failures: readonly unknown[], what: string): void {
   if (failures.length === 1) throw failures[0];
@@ -125,6 +139,40 @@ export class AccessService {
 
   isAdmin(principal: Principal): boolean {
     return principal.groups.some((g) => this.deps.adminGroups.includes(g));
+  }
+
+  /**
+   * Records how an attempt on a target failed. Portcullis' own refusals (any code but
+   * `provisioning_failed`, e.g. a resource no longer configured) are shown as they are; anything
+   * else gets a short random reference and goes, in full, to the server log here and to the audit
+   * event the caller writes.
+   */
+  private failure(error: unknown, what: 'provisioning' | 'revocation', grant: Grant): Failure {
+    const text = errorText(error);
+    if (error instanceof PortcullisError && error.code !== 'provisioning_failed') {
+      return { text, reference: null };
+    }
+    const reference = this.deps
+      .newId()
+      .replace(/[^0-9a-z]/gi, '')
+      .slice(0, 12)
+      .toLowerCase();
+    this.deps.log?.warn(
+      {
+        reference,
+        grantId: grant.id,
+        requestId: grant.requestId,
+        resourceId: grant.resourceId,
+        error: text,
+      },
+      `${what} failed at the target`,
+    );
+    return { text, reference };
+  }
+
+  /** Audit data of a failure: the full text and its reference, when it has one (admins read the audit log). */
+  private static failureData(failure: Failure): Record<string, unknown> {
+    return failure.reference === null ? {} : { error: failure.text, reference: failure.reference };
   }
 
   private policyContext(
@@ -526,10 +574,12 @@ export class AccessService {
       }
     }
     // Provisioning did not succeed: the request fails and whatever was half-created is cleaned up.
+    const failure = this.failure(lastError, 'provisioning', grant);
     const failedGrant = grants.beginRevocation(
-      grants.markApplyFailed(grant, errorText(lastError)),
+      grants.markApplyFailed(grant, failure.text, failure.reference),
       this.deps.clock.now(),
     );
+    const failureData = AccessService.failureData(failure);
     const failedEvent = (reason: string): AuditEventInput => ({
       type: 'grant.failed',
       actor: 'system',
@@ -538,12 +588,18 @@ export class AccessService {
       grantId: grant.id,
       resourceId: resource.id,
       reason,
+      ...(failure.reference === null ? {} : { data: failureData }),
     });
+    // The request's end reason is seen by its requester and approvers: a reference, not the text.
+    const endReason =
+      failure.reference === null
+        ? `provisioning failed: ${failure.text}`
+        : `provisioning failed at the target (reference ${failure.reference})`;
     try {
       await this.transition(
         requestId,
-        (current, now) => core.markFailed(current, `provisioning failed: ${errorText(lastError)}`, now),
-        () => [failedEvent(errorText(lastError))],
+        (current, now) => core.markFailed(current, endReason, now),
+        () => [failedEvent(failure.text)],
         (tx) => tx.grants.update(failedGrant),
       );
     } catch (error) {
@@ -555,9 +611,13 @@ export class AccessService {
       throw error;
     }
     await this.completeRevocation(failedGrant.id);
-    throw lastError instanceof PortcullisError
-      ? lastError
-      : new PortcullisError('provisioning_failed', errorText(lastError), {}, { cause: lastError });
+    if (failure.reference === null) throw lastError;
+    throw new PortcullisError(
+      'provisioning_failed',
+      grants.targetFailureNotice('provisioning', failure.reference),
+      { reference: failure.reference },
+      { cause: lastError },
+    );
   }
 
   /**
@@ -829,8 +889,9 @@ export class AccessService {
       const role = resource.roles.get(grant.role) ?? { name: grant.role, description: '', grants: [] };
       await this.deps.provisioners.get(resource.kind).revoke({ grant, resource, role });
     } catch (error) {
+      const failure = this.failure(error, 'revocation', grant);
       const now = this.deps.clock.now();
-      const failed = grants.markRevokeFailed(grant, errorText(error), now);
+      const failed = grants.markRevokeFailed(grant, failure.text, now, failure.reference);
       // A concurrent revoker (a repeated release, the expiry loop) may have finished meanwhile:
       // its success stands, this failure is not recorded over it.
       const recorded = await this.deps.store.transaction(async (tx) => {
@@ -843,8 +904,12 @@ export class AccessService {
             requestId: grant.requestId,
             grantId,
             resourceId: grant.resourceId,
-            reason: errorText(error),
-            data: { attempts: failed.revokeAttempts, nextAttemptAt: failed.nextAttemptAt },
+            reason: failure.text,
+            data: {
+              attempts: failed.revokeAttempts,
+              nextAttemptAt: failed.nextAttemptAt,
+              ...AccessService.failureData(failure),
+            },
           },
           now,
         );

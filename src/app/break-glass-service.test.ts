@@ -32,7 +32,7 @@ import { TokenService } from '../tokens/token-service.js';
 import { AccessService } from './access-service.js';
 import { BreakGlassAdmin } from './break-glass-admin.js';
 import { BreakGlassService, type CustodianProof, emergencyPrincipalId } from './break-glass-service.js';
-import type { Store } from './ports.js';
+import type { ProvisionContext, ProvisionResult, Store } from './ports.js';
 
 const resource: ResourceDefinition = {
   id: 'ops-api',
@@ -75,6 +75,16 @@ const settings: BreakGlassSettings = {
   webauthn: { rp_name: 'Portcullis break-glass', allow_synced_passkeys: false },
 };
 
+/** The token provisioner, refusing like a target system while `refusal` is set. */
+class RefusingTokenProvisioner extends TokenProvisioner {
+  refusal: string | null = null;
+
+  override async apply(context: ProvisionContext): Promise<ProvisionResult> {
+    if (this.refusal) throw new PortcullisError('provisioning_failed', this.refusal);
+    return super.apply(context);
+  }
+}
+
 const here = (ip: string) => ({ sourceIp: ip, userAgent: 'test', channel: 'api' });
 const person = (id: string, groups: string[]): Principal => ({
   id,
@@ -105,10 +115,12 @@ forEachDialect('break-glass service', (ctx) => {
   let alerts: BreakGlassAlert[];
   let c: Record<string, TestCustodian>;
   let boxForTests: JweSecretBox;
+  let target: RefusingTokenProvisioner;
 
   beforeEach(async () => {
     clock = new ManualClock(Date.now());
     store = ctx.store;
+    target = new RefusingTokenProvisioner();
     const box = new JweSecretBox(new Uint8Array(randomBytes(32)));
     const keys = new SigningKeyStore(store.keys, box.withPurpose('signing-keys'), {
       longestTokenLifetimeSeconds: 3600,
@@ -125,7 +137,7 @@ forEachDialect('break-glass service', (ctx) => {
     access = new AccessService({
       store,
       policy: new DenyAllPolicyEngine('not used by break-glass'),
-      provisioners: new ProvisionerRegistry([new TokenProvisioner()]),
+      provisioners: new ProvisionerRegistry([target]),
       resources: new Map([[resource.id, resource]]),
       secrets: box.withPurpose('grant-credentials'),
       tokens: { issueAccessToken: (input) => tokens.issueAccessToken({ ...input, scopes: [] }) },
@@ -430,6 +442,34 @@ forEachDialect('break-glass service', (ctx) => {
       assert.equal((await store.grants.getByRequest(requestId))?.status, 'revoked');
     assert.deepEqual((await store.requests.list({})).length, 2, 'only the active one ever had grants');
     assert.ok(alerts.some((a) => a.kind === 'cancelled'));
+  });
+
+  it("a target's refusal: the initiator gets references, the audit log the target's text", async () => {
+    // What a target may say: its admin account and address, nothing for the initiator to see.
+    target.refusal = 'Could not create login: role "ops_root_admin" at 10.9.8.7 is not permitted to log in';
+    const { activation } = await start();
+    const error = await rejectsWith(
+      service.confirm(activation.id, undefined, await (c.bob as TestCustodian).proof(), here('10.0.0.2')),
+      'provisioning_failed',
+    );
+    assert.doesNotMatch(error.message, /ops_root_admin|10\.9\.8\.7/);
+    const references = error.details.references as string[];
+    assert.equal(references.length, 2, 'one per role of the scope');
+    for (const reference of references) {
+      assert.match(reference, /^[0-9a-z]{12}$/);
+      assert.ok(error.message.includes(`(reference ${reference})`), error.message);
+    }
+    const events = await store.auditLog.read(0, 10_000);
+    const summary = events.find((e) => e.type === 'break_glass.provisioning_failed');
+    assert.deepEqual(summary?.data?.references, references);
+    for (const reference of references) {
+      const failed = events.find((e) => e.type === 'grant.failed' && e.data?.reference === reference);
+      assert.match(String(failed?.data?.error), /role "ops_root_admin" at 10\.9\.8\.7/);
+    }
+    // The alert channels reach the custodians, the initiator among them: references only.
+    assert.ok(alerts.some((a) => a.kind === 'refused' && a.summary.includes(references[0] as string)));
+    assert.doesNotMatch(JSON.stringify(alerts), /ops_root_admin|10\.9\.8\.7/);
+    assert.equal((await store.breakGlass.getActivation(activation.id))?.activation.state, 'ended');
   });
 
   it('two confirmations racing: one activation, one set of grants', async () => {

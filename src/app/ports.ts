@@ -335,3 +335,8 @@ export interface AccessMetrics {
   revocationFailed(resourceId: string): void;
   activationLatency(seconds: number): void;
 }
+
+/** The server log, for what only operators should read (e.g. a target's own error text). Pino fits. */
+export interface OperatorLog {
+  warn(fields: Record<string, unknown>, message: string): void;
+}

@@ -7,6 +7,7 @@ import {
   type Grant,
   type GrantStatus,
   grantStatuses,
+  lastErrorNotice,
   markApplied,
   markApplyFailed,
   markRevoked,
@@ -113,12 +114,43 @@ describe('grant state machine', () => {
   });
 
   it('markRevoked clears the schedule and the last error', () => {
-    const failed = markRevokeFailed(beginRevocation(markApplied(fresh(), {}), t0), 'timeout', t0);
+    const failed = markRevokeFailed(beginRevocation(markApplied(fresh(), {}), t0), 'timeout', t0, 'ref1');
     const revoked = markRevoked(failed, t0 + minute);
     assert.equal(revoked.revokedAt, t0 + minute);
     assert.equal(revoked.nextAttemptAt, null);
     assert.equal(revoked.lastError, null);
+    assert.equal(revoked.lastErrorReference, null);
     assert.equal(revoked.revokeAttempts, 1, 'the attempt count stays as history');
+  });
+});
+
+describe("a target's own error text", () => {
+  const said = 'role "pg_admin" at 10.0.0.5 is not permitted to log in';
+
+  it('is replaced by a notice naming its reference, per what failed', () => {
+    const applyFailed = beginRevocation(markApplyFailed(fresh(), said, 'abc123'), t0);
+    assert.equal(applyFailed.lastError, said);
+    assert.equal(applyFailed.lastErrorReference, 'abc123');
+    assert.equal(
+      lastErrorNotice(applyFailed),
+      'Provisioning failed at the target (reference abc123); an administrator can find the details in the audit log under that reference',
+    );
+    const revokeFailed = markRevokeFailed(applyFailed, said, t0, 'def456');
+    assert.match(
+      String(lastErrorNotice(revokeFailed)),
+      /^Revocation failed at the target \(reference def456\)/,
+    );
+  });
+
+  it("Portcullis' own text (no reference) is shown as it is", () => {
+    const failed = markRevokeFailed(
+      beginRevocation(markApplied(fresh(), {}), t0),
+      'Unknown resource "x"',
+      t0,
+    );
+    assert.equal(failed.lastErrorReference, null);
+    assert.equal(lastErrorNotice(failed), 'Unknown resource "x"');
+    assert.equal(lastErrorNotice(fresh()), null);
   });
 });
 

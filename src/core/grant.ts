@@ -31,7 +31,15 @@ export interface Grant {
   readonly revokeAttempts: number;
   /** When the next revocation attempt is due (null when none is pending). */
   readonly nextAttemptAt: number | null;
+  /**
+   * What went wrong in the last failed attempt. When it is a target system's own text (or an
+   * unexpected fault), it may name the target's internals (admin account, address, version):
+   * `lastErrorReference` is then set and only administrators are shown the text, everyone else
+   * {@link targetFailureNotice} (docs/security.md).
+   */
   readonly lastError: string | null;
+  /** The reference of `lastError` in the audit log and the server log; null when it is Portcullis' own text. */
+  readonly lastErrorReference: string | null;
   readonly revokedAt: number | null;
 }
 
@@ -67,6 +75,7 @@ export function newGrant(input: {
     revokeAttempts: 0,
     nextAttemptAt: null,
     lastError: null,
+    lastErrorReference: null,
     revokedAt: null,
   };
 }
@@ -75,8 +84,9 @@ export function markApplied(grant: Grant, artefacts: Artefacts): Grant {
   return move(grant, 'active', { artefacts: { ...grant.artefacts, ...artefacts } });
 }
 
-export function markApplyFailed(grant: Grant, error: string): Grant {
-  return move(grant, 'apply_failed', { lastError: error });
+/** `reference`: set when `error` is a target's own text (see {@link Grant.lastErrorReference}). */
+export function markApplyFailed(grant: Grant, error: string, reference: string | null = null): Grant {
+  return move(grant, 'apply_failed', { lastError: error, lastErrorReference: reference });
 }
 
 /** Access has ended logically (expired or revoked); the target still has to be cleaned up. */
@@ -85,7 +95,12 @@ export function beginRevocation(grant: Grant, now: number): Grant {
 }
 
 export function markRevoked(grant: Grant, now: number): Grant {
-  return move(grant, 'revoked', { revokedAt: now, nextAttemptAt: null, lastError: null });
+  return move(grant, 'revoked', {
+    revokedAt: now,
+    nextAttemptAt: null,
+    lastError: null,
+    lastErrorReference: null,
+  });
 }
 
 export const revocationBackoff = { baseMs: 500, maxMs: 5 * 60_000 } as const;
@@ -96,11 +111,18 @@ export function revocationDelayMs(attempts: number): number {
   return Math.min(revocationBackoff.baseMs * 2 ** exponent, revocationBackoff.maxMs);
 }
 
-export function markRevokeFailed(grant: Grant, error: string, now: number): Grant {
+/** `reference`: set when `error` is a target's own text (see {@link Grant.lastErrorReference}). */
+export function markRevokeFailed(
+  grant: Grant,
+  error: string,
+  now: number,
+  reference: string | null = null,
+): Grant {
   const attempts = grant.revokeAttempts + 1;
   return move(grant, 'revoke_failed', {
     revokeAttempts: attempts,
     lastError: error,
+    lastErrorReference: reference,
     nextAttemptAt: now + revocationDelayMs(attempts),
   });
 }
@@ -108,5 +130,28 @@ export function markRevokeFailed(grant: Grant, error: string, now: number): Gran
 export function needsRevocation(grant: Grant, now: number): boolean {
   return (
     (grant.status === 'revoking' || grant.status === 'revoke_failed') && (grant.nextAttemptAt ?? 0) <= now
+  );
+}
+
+/**
+ * What requesters and approvers read instead of a target system's own error text, which is kept
+ * for administrators (grant view, audit log, server log) under `reference`.
+ */
+export function targetFailureNotice(what: 'provisioning' | 'revocation', reference: string): string {
+  const action = what === 'provisioning' ? 'Provisioning' : 'Revocation';
+  return `${action} failed at the target (reference ${reference}); an administrator can find the details in the audit log under that reference`;
+}
+
+/**
+ * The grant's last error as someone who is not an administrator sees it: a target's own text is
+ * replaced by {@link targetFailureNotice}; Portcullis' own text (e.g. an unknown resource) is kept.
+ */
+export function lastErrorNotice(grant: Grant): string | null {
+  if (grant.lastError === null || grant.lastErrorReference === null) return grant.lastError;
+  // A grant that is revoke_failed failed its revocation; one with an error otherwise (revoking,
+  // apply_failed) failed its provisioning, and a successful revocation clears the error.
+  return targetFailureNotice(
+    grant.status === 'revoke_failed' ? 'revocation' : 'provisioning',
+    grant.lastErrorReference,
   );
 }

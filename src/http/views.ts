@@ -1,7 +1,7 @@
 /** Response shapes of the API: snake_case JSON, ISO-8601 times, nothing secret. */
 import { z } from 'zod';
 import type { AccessRequest } from '../core/access-request.js';
-import type { Grant } from '../core/grant.js';
+import { type Grant, lastErrorNotice } from '../core/grant.js';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -73,12 +73,21 @@ export const grantView = z.object({
   expires_at: z.string(),
   artefacts: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
   revoke_attempts: z.number().int(),
+  /**
+   * The last failure. A target system's own text is shown to administrators only; everyone else
+   * reads a notice naming `last_error_reference`, under which the audit log holds the text.
+   */
   last_error: z.string().nullable(),
+  last_error_reference: z.string().nullable(),
   revoked_at: z.string().nullable(),
 });
 export type GrantView = z.infer<typeof grantView>;
 
-export function toGrantView(grant: Grant): GrantView {
+/**
+ * `viewer.admin`: an administrator, shown a target system's own error text in `last_error`;
+ * everyone else (the requester, resource owners) reads a notice with its reference instead.
+ */
+export function toGrantView(grant: Grant, viewer: { readonly admin: boolean }): GrantView {
   return {
     id: grant.id,
     request_id: grant.requestId,
@@ -90,7 +99,8 @@ export function toGrantView(grant: Grant): GrantView {
     expires_at: iso(grant.expiresAt) ?? '',
     artefacts: { ...grant.artefacts },
     revoke_attempts: grant.revokeAttempts,
-    last_error: grant.lastError,
+    last_error: viewer.admin ? grant.lastError : lastErrorNotice(grant),
+    last_error_reference: grant.lastErrorReference,
     revoked_at: iso(grant.revokedAt),
   };
 }

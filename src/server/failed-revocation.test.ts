@@ -44,6 +44,7 @@ describe('failed revocation', () => {
     if (skip || !cluster) return t.skip(skip);
     const alice = await h.login('alice');
     const bob = await h.login('bob');
+    const dave = await h.login('dave');
     const created = await h.api(alice, 'POST', '/api/v1/requests', {
       resource: 'demo-db',
       role: 'readonly',
@@ -67,7 +68,18 @@ describe('failed revocation', () => {
     assert.equal(released.status, 200);
     assert.equal(released.body.status, 'revoke_failed');
     assert.equal(released.body.revoke_attempts, 1);
-    assert.match(String(released.body.last_error), /not permitted to log in|terminat|connection/i);
+    // The requester reads a notice with a reference, not the target's own words (its admin account).
+    const reference = released.body.last_error_reference as string;
+    assert.match(reference, /^[0-9a-z]{12}$/);
+    assert.equal(
+      released.body.last_error,
+      `Revocation failed at the target (reference ${reference}); an administrator can find the details in the audit log under that reference`,
+    );
+    assert.doesNotMatch(JSON.stringify(released.body), /pc_admin|not permitted|terminat/i);
+    // An administrator sees the target's text (of this or a later retry, each with its reference).
+    const asAdmin = (await h.api(dave, 'GET', `/api/v1/grants/${grantId}`)).body;
+    assert.match(String(asAdmin.last_error), /not permitted to log in|terminat|connection/i);
+    assert.match(String(asAdmin.last_error_reference), /^[0-9a-z]{12}$/);
     // Logically ended at once: no more credentials or tokens for it.
     assert.equal((await h.api(alice, 'GET', `/api/v1/grants/${grantId}/credentials`)).status, 409);
 
@@ -77,6 +89,12 @@ describe('failed revocation', () => {
     const events = await h.portcullis.store.auditLog.read(0, 10_000);
     const failure = events.find((e) => e.type === 'grant.revocation_failed' && e.grantId === grantId);
     assert.equal(failure?.severity, 'high');
+    // The audit log (administrators and auditors) holds the full text under each reference.
+    const byReference = (ref: unknown) =>
+      events.find((e) => e.type === 'grant.revocation_failed' && e.data?.reference === ref);
+    assert.match(String(byReference(reference)?.data?.error), /not permitted to log in|terminat|connection/i);
+    assert.equal(byReference(reference)?.grantId, grantId);
+    assert.equal(byReference(asAdmin.last_error_reference)?.data?.error, asAdmin.last_error);
 
     await superuser.query('alter role pc_admin login');
     const deadline = Date.now() + 10_000;

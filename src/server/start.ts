@@ -210,6 +210,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       accessTokenTtlSeconds: config.tokens.accessTokenTtlSeconds,
       onGrantActivated: (expiresAt) => expiry?.nudge(expiresAt),
       onGrantEnded: (grantId, why) => gateway?.endGrant(grantId, why),
+      log: logger.child({ component: 'access' }),
     });
 
     const breakGlass =

@@ -19,6 +19,7 @@ const grantColumns = [
   'revoke_attempts',
   'next_attempt_at',
   'last_error',
+  'last_error_reference',
   'revoked_at',
 ] as const satisfies readonly (keyof GrantsTable)[];
 
@@ -40,6 +41,7 @@ function toGrant(row: GrantRow): Grant {
     revokeAttempts: row.revoke_attempts,
     nextAttemptAt: row.next_attempt_at,
     lastError: row.last_error,
+    lastErrorReference: row.last_error_reference,
     revokedAt: row.revoked_at,
   };
 }
@@ -58,6 +60,7 @@ function toRow(grant: Grant): GrantRow {
     revoke_attempts: grant.revokeAttempts,
     next_attempt_at: grant.nextAttemptAt,
     last_error: grant.lastError,
+    last_error_reference: grant.lastErrorReference,
     revoked_at: grant.revokedAt,
   };
 }

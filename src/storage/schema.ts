@@ -54,6 +54,8 @@ export interface GrantsTable {
   revoke_attempts: number;
   next_attempt_at: number | null;
   last_error: string | null;
+  /** Reference of a target's own error text in `last_error` (only administrators are shown that text). */
+  last_error_reference: string | null;
   revoked_at: number | null;
   /** Requester credentials sealed with the key-encryption key. */
   sealed_credentials: string | null;

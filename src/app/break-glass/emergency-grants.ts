@@ -71,7 +71,13 @@ export async function provision(
   if (activation.expiresAt !== null) ctx.deps.onActivated?.(activation.expiresAt);
   if (failures.length === 0) return activation;
   const now = ctx.deps.clock.now();
+  // A target's own error text is not repeated here: `activate` recorded it (grant.failed audit
+  // event, server log) under a reference and failed with a notice naming that reference, which is
+  // what the initiator and the alert channels see.
   const message = failures.map((f) => (f instanceof Error ? f.message : String(f))).join('; ');
+  const references = failures.flatMap((f) =>
+    f instanceof PortcullisError && typeof f.details.reference === 'string' ? [f.details.reference] : [],
+  );
   await audit(
     ctx,
     {
@@ -79,7 +85,11 @@ export async function provision(
       actor: 'system',
       resourceId: activation.scope.resourceId,
       reason: message,
-      data: { accountId: activation.accountId, activationId: activation.id },
+      data: {
+        accountId: activation.accountId,
+        activationId: activation.id,
+        ...(references.length > 0 ? { references } : {}),
+      },
     },
     null,
     now,
@@ -97,6 +107,7 @@ export async function provision(
   throw new PortcullisError(
     'provisioning_failed',
     `The emergency access could not be provisioned: ${message}`,
+    references.length > 0 ? { references } : {},
   );
 }
 

@@ -47,7 +47,10 @@ export async function listGrants(ctx: CliContext, options: ListGrantsOptions): P
           `${g.resource}/${g.role}`,
           g.status,
           g.revoked_at ? `ended ${relativeTime(g.revoked_at, now)}` : relativeTime(g.expires_at, now),
-          g.last_error ?? '',
+          // The reference first: the column is cut at 48 characters, and it is what to look up.
+          g.last_error_reference
+            ? `ref ${g.last_error_reference}: ${g.last_error ?? ''}`
+            : (g.last_error ?? ''),
         ]),
       ),
     );

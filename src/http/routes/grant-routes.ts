@@ -22,12 +22,10 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const list = await deps.access.listGrants(
-          principalOf(request),
-          request.query.scope,
-          request.query.status,
-        );
-        return { grants: list.map(toGrantView) };
+        const principal = principalOf(request);
+        const list = await deps.access.listGrants(principal, request.query.scope, request.query.status);
+        const viewer = { admin: deps.access.isAdmin(principal) };
+        return { grants: list.map((grant) => toGrantView(grant, viewer)) };
       },
     );
 
@@ -41,7 +39,12 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           response: { 200: grantView, ...accessProblemResponses },
         },
       },
-      async (request) => toGrantView(await deps.access.getGrant(principalOf(request), request.params.id)),
+      async (request) => {
+        const principal = principalOf(request);
+        return toGrantView(await deps.access.getGrant(principal, request.params.id), {
+          admin: deps.access.isAdmin(principal),
+        });
+      },
     );
 
     app.post(
@@ -58,15 +61,13 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           response: { 200: grantView, ...accessProblemResponses },
         },
       },
-      async (request) =>
-        toGrantView(
-          await deps.access.revoke(
-            principalOf(request),
-            request.params.id,
-            request.body.reason,
-            originOf(request),
-          ),
-        ),
+      async (request) => {
+        const principal = principalOf(request);
+        return toGrantView(
+          await deps.access.revoke(principal, request.params.id, request.body.reason, originOf(request)),
+          { admin: deps.access.isAdmin(principal) },
+        );
+      },
     );
 
     app.get(

@@ -7,9 +7,11 @@ import type { Migration } from 'kysely';
 import * as initial from './0001-initial.js';
 import * as breakGlass from './0002-break-glass.js';
 import * as scim from './0003-scim.js';
+import * as grantErrorReference from './0004-grant-error-reference.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
   '0002-break-glass': breakGlass,
   '0003-scim': scim,
+  '0004-grant-error-reference': grantErrorReference,
 };
