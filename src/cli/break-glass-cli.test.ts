@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { secretOfUri, TestCustodian, webhookChannelConfig } from '../../test-support/break-glass-fixtures.js';
+import { cliArgv } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
 import { systemClock } from '../core/clock.js';
 
-const bin = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
 const account = 'db-emergency';
 
 interface Result {
@@ -31,7 +31,7 @@ describe('portcullis break-glass end to end', async () => {
 
   function cli(args: string[], input = ''): Promise<Result> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [bin, ...args], {
+      const child = spawn(process.execPath, cliArgv(args), {
         env: {
           ...process.env,
           ...h.env,

@@ -8,9 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { cliArgv } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
-
-const bin = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
 
 interface Result {
   readonly code: number | null;
@@ -24,7 +23,7 @@ describe('the portcullis CLI end to end', () => {
 
   function cli(args: string[], input?: string): Promise<Result> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [bin, ...args], {
+      const child = spawn(process.execPath, cliArgv(args), {
         env: { ...process.env, PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url, NO_COLOR: '1' },
         stdio: ['pipe', 'pipe', 'pipe'],
       });

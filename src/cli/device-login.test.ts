@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { cliArgv } from '../../test-support/cli-entry.js';
 import { approveDeviceCode } from '../../test-support/oidc-browser.js';
 import { demoIdpSettings, MemoryEphemeralStore } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
@@ -16,8 +17,6 @@ import { waitFor } from '../../test-support/wait-for.js';
 import { startDemoIdentityProvider } from '../identity/demo-identity-provider.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { sessionPath } from './session-file.js';
-
-const bin = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
 
 describe('device login (RFC 8628)', () => {
   let h: Harness;
@@ -33,10 +32,14 @@ describe('device login (RFC 8628)', () => {
   });
 
   test('the CLI prints the code, the person signs in elsewhere, the session is saved 0600 and audited', async () => {
-    const child = spawn(process.execPath, [bin, 'login', '--device', '--no-browser', '--profile', 'dev'], {
-      env: { ...process.env, PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      cliArgv(['login', '--device', '--no-browser', '--profile', 'dev']),
+      {
+        env: { ...process.env, PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {

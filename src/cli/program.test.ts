@@ -13,16 +13,16 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { cliArgv } from '../../test-support/cli-entry.js';
 import { exitCodes } from './cli-error.js';
 import type { CliIo } from './context.js';
 import { runCli } from './program.js';
 import { type SavedSession, writeSession } from './session-file.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const bin = join(repoRoot, 'bin', 'portcullis.js');
 
 function portcullis(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, [bin, ...args], {
+  const result = spawnSync(process.execPath, cliArgv(args), {
     cwd: repoRoot,
     encoding: 'utf8',
     env: { ...process.env, PORTCULLIS_SERVER: '', PORTCULLIS_PROFILE: '', PORTCULLIS_HOME: home, ...env },
@@ -38,6 +38,16 @@ before(async () => {
 after(() => rm(home, { recursive: true, force: true }));
 
 describe('portcullis as a child process', () => {
+  it('bin/portcullis.js runs the CLI (from dist/ when built, else from the source)', () => {
+    const result = spawnSync(process.execPath, [join(repoRoot, 'bin', 'portcullis.js'), '--version'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /^\d+\.\d+\.\d+/);
+  });
+
   it('--help lists the commands and the exit codes', () => {
     const { code, stdout } = portcullis(['--help']);
     assert.equal(code, 0);

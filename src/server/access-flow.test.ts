@@ -12,13 +12,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import pg from 'pg';
+import { cliArgv } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason } from '../../test-support/postgres.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import { waitFor } from '../../test-support/wait-for.js';
 
 const run = promisify(execFile);
-const cli = join(import.meta.dirname, '..', '..', 'bin', 'portcullis.js');
 
 async function connect(connectionString: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString, connectionTimeoutMillis: 3000 });
@@ -182,7 +182,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       const grantId = created.body.grant_id as string;
       const before = (await h.api(tokens.alice ?? '', 'POST', `/api/v1/grants/${grantId}/token`)).body
         .access_token as string;
-      await run(process.execPath, [cli, 'keys', 'rotate', '--config', h.configPath], {
+      await run(process.execPath, cliArgv(['keys', 'rotate', '--config', h.configPath]), {
         env: { ...process.env, ...h.env },
       });
       h.portcullis.keys.invalidate(); // as the 5-second refresh would
@@ -277,7 +277,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
           `audit has ${type}`,
         );
       }
-      const ok = await run(process.execPath, [cli, 'audit', 'verify', exportFile, '--key', keyFile]);
+      const ok = await run(process.execPath, cliArgv(['audit', 'verify', exportFile, '--key', keyFile]));
       assert.match(ok.stdout, /intact|verified|ok/i);
 
       const lines = text.split('\n');
@@ -287,7 +287,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       writeFileSync(tampered, lines.join('\n'));
       const seq = (JSON.parse(text.split('\n')[target] ?? '{}') as { seq: number }).seq;
       await assert.rejects(
-        run(process.execPath, [cli, 'audit', 'verify', tampered, '--key', keyFile]),
+        run(process.execPath, cliArgv(['audit', 'verify', tampered, '--key', keyFile])),
         (error: unknown) => {
           const e = error as { code: number; stdout: string; stderr: string };
           assert.equal(e.code, 10);
