@@ -6,6 +6,7 @@
  * record that names the SQL that ran — with `-M prepared` one record per execution, not three.
  */
 import { createHash } from 'node:crypto';
+import { binaryParameterText, isTextLikeType } from './binary-parameter.js';
 import { decodeBind, decodeExecute, decodeParse, decodeQuery, FrontendMessage } from './protocol/index.js';
 import type { StatementFields } from './statement-recorder.js';
 
@@ -24,6 +25,12 @@ export interface SessionFacts {
   readonly requestId: string;
 }
 
+interface PreparedStatement {
+  readonly query: string;
+  /** Parameter type OIDs the Parse declared (0 or missing: the server infers the type). */
+  readonly parameterTypes: readonly number[];
+}
+
 interface Portal {
   readonly statement: string;
   readonly parameters: readonly (string | null)[] | undefined;
@@ -31,12 +38,19 @@ interface Portal {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** A parameter as audit-safe JSON: text when it is valid UTF-8 without NUL, else base64; capped. */
-function recordedValue(value: Buffer | null, binary: boolean): string | null {
+/**
+ * A parameter as audit-safe JSON: a binary value of a fixed-size type as its text form
+ * (binary-parameter.ts); text when it is valid UTF-8 without NUL; else base64. Capped.
+ */
+function recordedValue(value: Buffer | null, binary: boolean, typeOid: number): string | null {
   if (value === null) return null;
+  if (binary) {
+    const text = binaryParameterText(typeOid, value);
+    if (text !== undefined) return text;
+  }
   const cut = value.length > maxRecordedParameterBytes ? value.subarray(0, maxRecordedParameterBytes) : value;
   const suffix = cut === value ? '' : `…(${value.length} bytes)`;
-  if (!binary && !cut.includes(0)) {
+  if ((!binary || isTextLikeType(typeOid)) && !cut.includes(0)) {
     try {
       return `${utf8.decode(cut)}${suffix}`;
     } catch {
@@ -61,7 +75,7 @@ function addSql(into: Record<string, unknown>, sql: string): void {
 /** Per-session statement state; `observe` returns the record a message produces, if any. */
 export class StatementTracker {
   readonly #recordParameters: boolean;
-  readonly #statements = new Map<string, string>();
+  readonly #statements = new Map<string, PreparedStatement>();
   readonly #portals = new Map<string, Portal>();
 
   constructor(recordParameters: boolean) {
@@ -86,7 +100,7 @@ export class StatementTracker {
             this.#statements.delete(this.#statements.keys().next().value as string);
           }
         }
-        this.#statements.set(parse.statement, parse.query);
+        this.#statements.set(parse.statement, { query: parse.query, parameterTypes: parse.parameterTypes });
         const fields: Record<string, unknown> = { at, kind: 'parse' };
         addSql(fields, parse.query);
         fields.statement = parse.statement;
@@ -96,10 +110,11 @@ export class StatementTracker {
         const bind = decodeBind(body);
         let parameters: (string | null)[] | undefined;
         if (this.#recordParameters) {
+          const types = this.#statements.get(bind.statement)?.parameterTypes ?? [];
           parameters = bind.parameters.map((value, i) => {
             const format =
               bind.parameterFormats.length === 1 ? bind.parameterFormats[0] : bind.parameterFormats[i];
-            return recordedValue(value, format === 1);
+            return recordedValue(value, format === 1, types[i] ?? 0);
           });
         }
         this.#portals.set(bind.portal, { statement: bind.statement, parameters });
@@ -109,7 +124,7 @@ export class StatementTracker {
       case FrontendMessage.Execute: {
         const execute = decodeExecute(body);
         const portal = this.#portals.get(execute.portal);
-        const sql = portal ? this.#statements.get(portal.statement) : undefined;
+        const sql = portal ? this.#statements.get(portal.statement)?.query : undefined;
         const fields: Record<string, unknown> = { at, kind: 'execute' };
         if (execute.maxRows > 0) fields.maxRows = execute.maxRows;
         if (portal?.parameters) fields.parameters = portal.parameters;
