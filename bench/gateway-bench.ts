@@ -27,7 +27,8 @@
  *   GATEWAY_BENCH_STORAGE           Portcullis storage: sqlite (default) | postgres (the shared server)
  *   GATEWAY_BENCH_RECORD_PARAMETERS gateway.record_parameters (default false)
  *   GATEWAY_BENCH_PGBOUNCER_POOL_MODE  session (default) | transaction
- *   GATEWAY_BENCH_PROFILE_SECONDS   after the table, CPU-profile the gateway under pgbench -S -c 8 for this long (default 0 = off)
+ *   GATEWAY_BENCH_PROFILE_SECONDS   after the table, CPU-profile the gateway under pgbench -S for this long (default 0 = off)
+ *   GATEWAY_BENCH_PROFILE_CLIENTS   pgbench clients while profiling (default 8)
  *   GATEWAY_BENCH_PROFILE_OUT       also write that profile here (.cpuprofile, for Chrome DevTools)
  *   PGBOUNCER_BIN, PGBENCH_BIN      the binaries (default: found on PATH, /usr/sbin)
  */
@@ -79,6 +80,7 @@ export interface GatewayBenchConfig {
   readonly recordParameters: boolean;
   readonly poolMode: string;
   readonly profileSeconds: number;
+  readonly profileClients: number;
   readonly profileOut: string | undefined;
 }
 
@@ -140,6 +142,7 @@ export function configFromEnv(): GatewayBenchConfig {
     ),
     poolMode: oneOf('GATEWAY_BENCH_PGBOUNCER_POOL_MODE', ['session', 'transaction'], 'session'),
     profileSeconds: integer('GATEWAY_BENCH_PROFILE_SECONDS', 0, 0),
+    profileClients: integer('GATEWAY_BENCH_PROFILE_CLIENTS', 8, 1),
     profileOut: process.env.GATEWAY_BENCH_PROFILE_OUT || undefined,
   };
 }
@@ -332,9 +335,9 @@ function printScript(config: GatewayBenchConfig, script: BenchScript, samples: S
   );
 }
 
-function printProfile(summary: ProfileSummary, seconds: number, tps: number): void {
+function printProfile(summary: ProfileSummary, clients: number, seconds: number, tps: number): void {
   console.log(
-    `\nCPU profile of this process (Portcullis + gateway) under pgbench -S -c 8, ${seconds} s, ${tps.toFixed(0)} tps; self time:`,
+    `\nCPU profile of this process (Portcullis + gateway) under pgbench -S -c ${clients}, ${seconds} s, ${tps.toFixed(0)} tps; self time:`,
   );
   const share = (ms: number) => `${((100 * ms) / summary.totalMs).toFixed(1)} %`;
   const areas = summary.areas.filter(([, ms]) => ms / summary.totalMs >= 0.002);
@@ -591,8 +594,8 @@ export async function main(): Promise<void> {
         () =>
           runPgbench(pgbench, {
             script: 'select',
-            clients: 8,
-            threads: threadsFor(8),
+            clients: config.profileClients,
+            threads: threadsFor(config.profileClients),
             seconds: config.profileSeconds,
             protocol: config.protocol,
             env: endpoints.env('gateway'),
@@ -600,7 +603,7 @@ export async function main(): Promise<void> {
         { outFile: config.profileOut, top: 25 },
       );
       await gateway.flushRecords();
-      printProfile(profiled.summary, config.profileSeconds, profiled.result.tps);
+      printProfile(profiled.summary, config.profileClients, config.profileSeconds, profiled.result.tps);
       if (config.profileOut) console.log(`  profile written to ${config.profileOut}`);
     }
   } finally {
