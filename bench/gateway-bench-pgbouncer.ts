@@ -52,6 +52,8 @@ export interface PgbouncerOptions {
   readonly poolMode: string;
   /** Server connections per user/database pair: at least the largest client count. */
   readonly poolSize: number;
+  /** PEM certificate and key: clients must use TLS (client_tls_sslmode = require). */
+  readonly clientTls?: { readonly cert: string; readonly key: string };
 }
 
 export interface RunningPgbouncer {
@@ -119,6 +121,15 @@ export async function startPgbouncer(options: PgbouncerOptions): Promise<Running
     const iniFile = join(dir, 'pgbouncer.ini');
     const userlist = join(dir, 'userlist.txt');
     const logFile = join(dir, 'pgbouncer.log');
+    const certFile = join(dir, 'client-tls.crt');
+    const keyFile = join(dir, 'client-tls.key');
+    const tlsLines = options.clientTls
+      ? [
+          'client_tls_sslmode = require',
+          `client_tls_cert_file = ${certFile}`,
+          `client_tls_key_file = ${keyFile}`,
+        ]
+      : [];
     const ini = [
       '[databases]',
       `${options.database} = host=${options.upstreamHost} port=${options.upstreamPort} dbname=${options.database}`,
@@ -138,12 +149,19 @@ export async function startPgbouncer(options: PgbouncerOptions): Promise<Running
       'log_connections = 0',
       'log_disconnections = 0',
       'ignore_startup_parameters = extra_float_digits',
+      ...tlsLines,
       '',
     ].join('\n');
     writeFileSync(iniFile, ini, { mode: 0o600 });
     writeFileSync(userlist, `${quoted(options.user)} ${quoted(options.password)}\n`, { mode: 0o600 });
     writeFileSync(logFile, '', { mode: 0o600 });
-    if (osUser) for (const path of [dir, iniFile, userlist, logFile]) chownSync(path, osUser.uid, osUser.gid);
+    const owned = [dir, iniFile, userlist, logFile];
+    if (options.clientTls) {
+      writeFileSync(certFile, options.clientTls.cert, { mode: 0o600 });
+      writeFileSync(keyFile, options.clientTls.key, { mode: 0o600 });
+      owned.push(certFile, keyFile);
+    }
+    if (osUser) for (const path of owned) chownSync(path, osUser.uid, osUser.gid);
 
     // uid/gid: libuv drops the supplementary groups too; the pid is PgBouncer's own (for its CPU time).
     const child = spawn(options.binary, [iniFile], {
@@ -174,7 +192,7 @@ export async function startPgbouncer(options: PgbouncerOptions): Promise<Running
       description:
         `${pgbouncerVersion(options.binary)} as OS user ${osUser?.name ?? 'current'}, ` +
         `pool_mode=${options.poolMode}, default_pool_size=${options.poolSize}, auth_type=scram-sha-256 (userlist), ` +
-        'to the server as the same login',
+        `${options.clientTls ? 'clients over TLS (client_tls_sslmode=require), ' : ''}to the server as the same login`,
       async stop() {
         process.removeListener('exit', onExit);
         if (child.exitCode === null && child.signalCode === null) {

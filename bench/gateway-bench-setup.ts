@@ -14,6 +14,10 @@ import pg from 'pg';
 import { type Harness, startHarness } from '../test-support/portcullis-harness.js';
 import { sharedPostgresAdminUrl } from '../test-support/postgres.js';
 import { startScramCluster } from '../test-support/scram-cluster.js';
+import {
+  createSelfSignedCertificate,
+  type SelfSignedCertificate,
+} from '../test-support/self-signed-certificate.js';
 
 const run = promisify(execFile);
 
@@ -45,6 +49,8 @@ export interface SetupOptions {
   /** Largest client count: sizes max_connections and the login's connection limit. */
   readonly maxClients: number;
   readonly recordParameters: boolean;
+  /** Clients reach the gateway over TLS only (a throw-away self-signed certificate). */
+  readonly clientTls: boolean;
   readonly pgbench: string;
   readonly log: (line: string) => void;
   /**
@@ -71,6 +77,8 @@ export interface BenchWorld {
   readonly token: string;
   readonly login: string;
   readonly loginPassword: string;
+  /** The gateway's certificate when clients must use TLS (PgBouncer is given the same). */
+  readonly clientTls: SelfSignedCertificate | undefined;
   /** Superuser connection to the benchmark database (vacuum between read/write cases). */
   readonly admin: pg.Client;
   close(): Promise<void>;
@@ -137,12 +145,19 @@ export async function setUpWorld(options: SetupOptions): Promise<BenchWorld> {
     cleanups.push(() => rmSync(policyDir, { recursive: true, force: true }));
     const policyFile = join(policyDir, 'bench.cedar');
     writeFileSync(policyFile, benchPolicies);
+    const clientTls = options.clientTls ? createSelfSignedCertificate(policyDir) : undefined;
 
     const harness = await startHarness({
       storage: options.storage,
       targetAdminUrl: adminUrl,
       policyFile,
-      gateway: { record_parameters: options.recordParameters },
+      gateway: {
+        record_parameters: options.recordParameters,
+        ...(clientTls && {
+          allow_plaintext_on_loopback: false,
+          tls: { cert: clientTls.certFile, key: { file: clientTls.keyFile } },
+        }),
+      },
       targetConnectionLimit: options.maxClients * 3 + 10,
     });
     const database = harness.targetDatabase ?? '';
@@ -222,6 +237,7 @@ export async function setUpWorld(options: SetupOptions): Promise<BenchWorld> {
       token: String(issued.access_token),
       login: login ?? '',
       loginPassword: credentials.password ?? '',
+      clientTls,
       admin,
       close,
     };

@@ -26,6 +26,7 @@
  *   GATEWAY_BENCH_TARGET_PG         scram (throw-away SCRAM cluster, default; falls back to the shared server) | shared
  *   GATEWAY_BENCH_STORAGE           Portcullis storage: sqlite (default) | postgres (the shared server)
  *   GATEWAY_BENCH_RECORD_PARAMETERS gateway.record_parameters (default false)
+ *   GATEWAY_BENCH_CLIENT_TLS        1: pgbench reaches the gateway and PgBouncer over TLS (sslmode=require); direct and pipe stay plaintext
  *   GATEWAY_BENCH_PGBOUNCER_POOL_MODE  session (default) | transaction
  *   GATEWAY_BENCH_PROFILE_SECONDS   after the table, CPU-profile the gateway under pgbench -S for this long (default 0 = off)
  *   GATEWAY_BENCH_PROFILE_CLIENTS   pgbench clients while profiling (default 8)
@@ -78,6 +79,7 @@ export interface GatewayBenchConfig {
   readonly targetPg: 'scram' | 'shared';
   readonly storage: 'sqlite' | 'postgres';
   readonly recordParameters: boolean;
+  readonly clientTls: boolean;
   readonly poolMode: string;
   readonly profileSeconds: number;
   readonly profileClients: number;
@@ -137,6 +139,9 @@ export function configFromEnv(): GatewayBenchConfig {
     protocol: oneOf('GATEWAY_BENCH_PROTOCOL', ['simple', 'extended', 'prepared'], 'simple'),
     targetPg: oneOf('GATEWAY_BENCH_TARGET_PG', ['scram', 'shared'], 'scram'),
     storage: oneOf('GATEWAY_BENCH_STORAGE', ['sqlite', 'postgres'], 'sqlite'),
+    clientTls: ['true', '1'].includes(
+      oneOf('GATEWAY_BENCH_CLIENT_TLS', ['true', 'false', '1', '0'], 'false'),
+    ),
     recordParameters: ['true', '1'].includes(
       oneOf('GATEWAY_BENCH_RECORD_PARAMETERS', ['true', 'false', '1', '0'], 'false'),
     ),
@@ -422,6 +427,7 @@ export async function main(): Promise<void> {
       scale: config.scale,
       maxClients,
       recordParameters: config.recordParameters,
+      clientTls: config.clientTls,
       pgbench,
       log: (line) => console.log(line),
       onClose: (close) => {
@@ -438,6 +444,7 @@ export async function main(): Promise<void> {
         password: w.loginPassword,
         poolMode: config.poolMode,
         poolSize: maxClients + 10,
+        ...(w.clientTls && { clientTls: { cert: w.clientTls.cert, key: w.clientTls.key } }),
       });
     }
     if (config.targets.includes('pipe')) pipe = await startBytePipe(w.targetHost, w.targetPort);
@@ -448,6 +455,7 @@ export async function main(): Promise<void> {
     const gatewayOf = (target: TargetName) => (target === 'gateway-norec' ? unrecorded : gateway);
 
     const base = { PGHOST: '127.0.0.1', PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' };
+    const overTls = config.clientTls ? { PGSSLMODE: 'require' } : {};
     const asLogin = { PGUSER: w.login, PGPASSWORD: w.loginPassword, PGDATABASE: w.database };
     const endpoints: Endpoints = {
       env: (target) => {
@@ -456,6 +464,7 @@ export async function main(): Promise<void> {
           case 'gateway-norec':
             return {
               ...base,
+              ...overTls,
               PGPORT: String(gatewayOf(target)?.port ?? 0),
               PGUSER: w.principalId,
               PGDATABASE: w.resourceId,
@@ -464,7 +473,7 @@ export async function main(): Promise<void> {
           case 'direct':
             return { ...base, ...asLogin, PGHOST: w.targetHost, PGPORT: String(w.targetPort) };
           case 'pgbouncer':
-            return { ...base, ...asLogin, PGPORT: String(bouncer?.port ?? 0) };
+            return { ...base, ...overTls, ...asLogin, PGPORT: String(bouncer?.port ?? 0) };
           case 'pipe':
             return { ...base, ...asLogin, PGPORT: String(pipe?.port ?? 0) };
         }
@@ -498,11 +507,16 @@ export async function main(): Promise<void> {
       ['pgbouncer', bouncer ? `127.0.0.1:${bouncer.port}, ${bouncer.description}` : 'not run'],
       [
         'gateway',
-        `Portcullis in this process, 127.0.0.1:${w.gatewayPort} plaintext on loopback, user=${w.principalId} ` +
+        `Portcullis in this process, 127.0.0.1:${w.gatewayPort} ${config.clientTls ? 'clients over TLS (sslmode=require)' : 'plaintext on loopback'}, user=${w.principalId} ` +
           `dbname=${w.resourceId} password=<access token of grant ${w.grantId}>; upstream as ${w.login} (${w.targetAuth}); ` +
           `storage ${config.storage} (audit records), record_parameters ${config.recordParameters}`,
       ],
     ];
+    if (config.clientTls)
+      setup.push([
+        'client TLS',
+        'gateway and PgBouncer: sslmode=require, the same self-signed P-256 certificate; direct and node pipe stay plaintext',
+      ]);
     if (pipe)
       setup.push([
         'node pipe',
