@@ -15,24 +15,34 @@ export interface GatewayGrant {
   readonly expiresAt: number;
 }
 
-/** Alice asks for `demo-db/readonly` for `durationSeconds`, bob approves, alice takes a token. */
+/**
+ * Alice asks for `demo-db/readonly` for `durationSeconds` and bob approves; or, for `readwrite`,
+ * she names a ticket and bob and carol approve (the e2e policies want two approvers). She then
+ * takes an access token.
+ */
 export async function liveGrant(
   h: Harness,
   sessions: Readonly<Record<string, string>>,
   durationSeconds = 600,
+  role: 'readonly' | 'readwrite' = 'readonly',
 ): Promise<GatewayGrant> {
   const created = await h.api(sessions.alice ?? '', 'POST', '/api/v1/requests', {
     resource: 'demo-db',
-    role: 'readonly',
+    role,
     duration: durationSeconds,
     reason: 'gateway test',
+    ...(role === 'readwrite' && { ticket: 'OPS-1' }),
   });
   if (created.status !== 201) throw new Error(`request: ${created.status} ${JSON.stringify(created.body)}`);
   const requestId = created.body.id as string;
-  const approved = await h.api(sessions.bob ?? '', 'POST', `/api/v1/requests/${requestId}/approve`, {});
-  if (approved.status !== 200)
-    throw new Error(`approve: ${approved.status} ${JSON.stringify(approved.body)}`);
-  const grantId = approved.body.grant_id as string;
+  const approvers = role === 'readwrite' ? ['bob', 'carol'] : ['bob'];
+  let approved: Awaited<ReturnType<Harness['api']>> | undefined;
+  for (const approver of approvers) {
+    approved = await h.api(sessions[approver] ?? '', 'POST', `/api/v1/requests/${requestId}/approve`, {});
+    if (approved.status !== 200)
+      throw new Error(`approve (${approver}): ${approved.status} ${JSON.stringify(approved.body)}`);
+  }
+  const grantId = approved?.body.grant_id as string;
   const issued = await h.api(sessions.alice ?? '', 'POST', `/api/v1/grants/${grantId}/token`);
   if (issued.status !== 200) throw new Error(`token: ${issued.status} ${JSON.stringify(issued.body)}`);
   const grant = await h.api(sessions.alice ?? '', 'GET', `/api/v1/grants/${grantId}`);
@@ -42,7 +52,7 @@ export async function liveGrant(
     requestId,
     token: issued.body.access_token as string,
     login: artefacts.login ?? '',
-    expiresAt: Date.parse(approved.body.expires_at as string),
+    expiresAt: Date.parse(approved?.body.expires_at as string),
   };
 }
 

@@ -2,8 +2,9 @@
  * The gateway with a JDBC client: pgjdbc (Debian's libpostgresql-jdbc-java) over TLS with
  * sslmode=verify-full, driven by test-support/jdbc/GatewayJdbcProbe.java. It covers what JDBC does
  * differently from libpq and node-postgres: named server-side statements after prepareThreshold,
- * cursor reads in pieces (Execute with a row limit, PortalSuspended), its cancel path, catalog
- * queries of DatabaseMetaData, and its startup parameters.
+ * cursor reads in pieces (Execute with a row limit, PortalSuspended), pipelined batches, COPY
+ * through CopyManager, its cancel path, catalog queries of DatabaseMetaData, and its startup
+ * parameters.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -32,6 +33,7 @@ let skip: string | undefined;
 let h: Harness;
 let grant: GatewayGrant;
 let certFile: string;
+const sessions: Record<string, string> = {};
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-gateway-jdbc-'));
 
 /** Why the JDBC tests cannot run here, or undefined; with CI=true a missing client is a failure. */
@@ -67,8 +69,7 @@ before(async () => {
       tls: { cert: certFile, key: { file: join(dir, 'server.key') } },
     },
   });
-  const sessions: Record<string, string> = {};
-  for (const user of ['alice', 'bob']) sessions[user] = await h.login(user);
+  for (const user of ['alice', 'bob', 'carol']) sessions[user] = await h.login(user);
   grant = await liveGrant(h, sessions);
 });
 after(async () => {
@@ -145,6 +146,34 @@ describe('gateway with JDBC (pgjdbc)', () => {
     assert.ok(statements.every((s) => s.actor === 'demo:alice' && s.grantId === grant.grantId));
     const ended = (await gatewayEvents(h, 'gateway.session_ended')).filter((e) => e.data.session === session);
     assert.equal(ended.length, 1);
+  });
+
+  test('a readwrite grant: a pipelined batch insert, COPY in and COPY out, each recorded', async (t) => {
+    if (skip) return t.skip(skip);
+    const writer = await liveGrant(h, sessions, 600, 'readwrite');
+    const out = await runProbe([jdbcUrl('verify-full'), writer.grantId, writer.token, 'write']);
+    assert.equal(out.get('batch'), '5');
+    assert.equal(out.get('copy_in'), '1000');
+    assert.equal(out.get('copy_out'), '1000,true', 'COPY OUT returns exactly what COPY IN sent');
+    assert.equal(out.get('batch_rows'), '5');
+    assert.equal(out.get('closed'), 'ok');
+
+    const statements = (await recordedStatements(h)).filter((s) => s.grantId === writer.grantId);
+    const inserts = statements.filter(
+      (s) => s.data.kind === 'execute' && s.data.sql === 'insert into items (name) values ($1)',
+    );
+    assert.deepEqual(
+      inserts.map((s) => s.data.parameters),
+      [1, 2, 3, 4, 5].map((i) => [`batch-${i}`]),
+    );
+    assert.ok(statements.some((s) => s.data.sql === 'COPY items (name) FROM STDIN'));
+    assert.ok(statements.some((s) => String(s.data.sql).startsWith('COPY (select name from items')));
+    // Numbered without gaps within the session, whatever the batching.
+    const numbers = statements.map((s) => s.number);
+    assert.deepEqual(
+      numbers,
+      numbers.map((_, i) => i + 1),
+    );
   });
 
   test('without TLS pgjdbc is refused before it sends the token: 28000', async (t) => {

@@ -1,7 +1,10 @@
 // A JDBC client (pgjdbc) driven through the Portcullis database gateway by gateway-jdbc.test.ts.
 // Run with the source launcher: java -cp postgresql.jar GatewayJdbcProbe.java URL USER PASSWORD
 // Prints one "name<TAB>value" line per step; the test asserts on those lines and on the audit log.
-// With a fourth argument "refusal" it only tries to connect and prints the SQLSTATE it was refused with.
+// With a fourth argument "refusal" it only tries to connect and prints the SQLSTATE it was refused with;
+// with "write" (a readwrite grant) it runs a batch insert and COPY in and out through CopyManager.
+import java.io.StringReader;
+import java.io.StringWriter;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -11,6 +14,8 @@ import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
+import org.postgresql.PGConnection;
+import org.postgresql.copy.CopyManager;
 
 public class GatewayJdbcProbe {
   private static void out(String name, Object value) {
@@ -36,6 +41,10 @@ public class GatewayJdbcProbe {
       } catch (SQLException e) {
         out("refused", e.getSQLState() + "\t" + e.getMessage());
       }
+      return;
+    }
+    if (args.length > 3 && args[3].equals("write")) {
+      write(args[0], props);
       return;
     }
     try (Connection conn = DriverManager.getConnection(args[0], props)) {
@@ -124,6 +133,34 @@ public class GatewayJdbcProbe {
       try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("select 'still open'")) {
         rs.next();
         out("after_cancel", rs.getString(1));
+      }
+    }
+    out("closed", "ok");
+  }
+
+  /** A batch (pgjdbc pipelines its Parse/Bind/Execute messages before one Sync) and COPY both ways. */
+  private static void write(String url, Properties props) throws Exception {
+    try (Connection conn = DriverManager.getConnection(url, props)) {
+      try (PreparedStatement ps = conn.prepareStatement("insert into items (name) values (?)")) {
+        for (int i = 1; i <= 5; i++) {
+          ps.setString(1, "batch-" + i);
+          ps.addBatch();
+        }
+        int total = 0;
+        for (int count : ps.executeBatch()) total += count;
+        out("batch", total);
+      }
+      CopyManager copy = conn.unwrap(PGConnection.class).getCopyAPI();
+      StringBuilder lines = new StringBuilder();
+      for (int i = 1; i <= 1000; i++) lines.append("copy-").append(i).append('\n');
+      out("copy_in", copy.copyIn("COPY items (name) FROM STDIN", new StringReader(lines.toString())));
+      StringWriter copied = new StringWriter();
+      long rows = copy.copyOut("COPY (select name from items where name like 'copy-%' order by id) TO STDOUT", copied);
+      out("copy_out", rows + "," + copied.toString().equals(lines.toString()));
+      try (Statement st = conn.createStatement();
+          ResultSet rs = st.executeQuery("select count(*) from items where name like 'batch-%'")) {
+        rs.next();
+        out("batch_rows", rs.getLong(1));
       }
     }
     out("closed", "ok");
