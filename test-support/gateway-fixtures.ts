@@ -92,21 +92,25 @@ export async function backendsOf(adminUrl: string, login: string): Promise<numbe
 
 /**
  * The statements the gateway recorded, one entry per statement, flattened from its
- * `gateway.statements` batches (with the batch's grant, resource and actor), in order.
+ * `gateway.statements` batches (one per grant and flush, a run per session, with the batch's
+ * grant, resource and actor), in chain order.
  */
 export async function recordedStatements(h: Harness) {
   const batches = await gatewayEvents(h, 'gateway.statements');
-  return batches.flatMap((batch) => {
-    const from = batch.data.from as number;
-    return (batch.data.statements as Record<string, unknown>[]).map((statement, i) => ({
-      actor: batch.actor,
-      grantId: batch.grantId,
-      resourceId: batch.resourceId,
-      requestId: batch.requestId,
-      number: from + i,
-      data: { session: batch.data.session, ...statement } as Record<string, unknown>,
-    }));
-  });
+  return batches.flatMap((batch) =>
+    (
+      batch.data.sessions as { from: number; session: string; statements: Record<string, unknown>[] }[]
+    ).flatMap((run) =>
+      run.statements.map((statement, i) => ({
+        actor: batch.actor,
+        grantId: batch.grantId,
+        resourceId: batch.resourceId,
+        requestId: batch.requestId,
+        number: run.from + i,
+        data: { session: run.session, ...statement } as Record<string, unknown>,
+      })),
+    ),
+  );
 }
 
 /** Audit events of the given type, after the gateway has written what it queued. */

@@ -5,24 +5,35 @@ import type { AuditEventInput } from '../core/audit-event.js';
 import { StatementRecorder, type TimedEvent } from './statement-recorder.js';
 import type { SessionFacts } from './statement-tracker.js';
 
-const facts = (sessionId: string): SessionFacts => ({
+const facts = (sessionId: string, grantId = 'g1'): SessionFacts => ({
   sessionId,
-  principalId: 'demo:alice',
-  grantId: 'g1',
+  principalId: grantId === 'g1' ? 'demo:alice' : 'demo:bob',
+  grantId,
   resourceId: 'db',
-  requestId: 'r1',
+  requestId: `r-${grantId}`,
 });
+interface Run {
+  from: number;
+  session: string;
+  statements: { sql: string }[];
+}
 const statement = (n: number) => ({ at: n, kind: 'query', sql: `select ${n}` });
 const ended = (session: string): AuditEventInput => ({
   type: 'gateway.session_ended',
   actor: 'demo:alice',
   data: { session },
 });
+const runsOf = (e: TimedEvent) => (e.event.data?.sessions as Run[] | undefined) ?? [];
+/** An event as `session: sql, sql | session: sql` for a statements batch, else its type. */
 const sqlOf = (e: TimedEvent) =>
-  (e.event.data?.statements as { sql: string }[] | undefined)?.map((s) => s.sql) ?? e.event.type;
+  e.event.type === 'gateway.statements'
+    ? runsOf(e)
+        .map((run) => `${run.session}: ${run.statements.map((s) => s.sql).join(', ')}`)
+        .join(' | ')
+    : e.event.type;
 
 describe('StatementRecorder', () => {
-  test('one gateway.statements event per session and flush, numbered without gaps, in order, never waiting', async () => {
+  test('one gateway.statements event per grant and flush, runs numbered without gaps, never waiting', async () => {
     const writes: TimedEvent[][] = [];
     const recorder = new StatementRecorder({
       write: async (events) => {
@@ -35,29 +46,89 @@ describe('StatementRecorder', () => {
     });
     const a = recorder.openSession(facts('a'));
     const b = recorder.openSession(facts('b'));
+    const c = recorder.openSession(facts('c', 'g2'));
     recorder.recordStatement(a, statement(1));
     recorder.recordStatement(b, statement(2));
-    recorder.recordStatement(a, statement(3));
+    recorder.recordStatement(c, statement(3));
+    recorder.recordStatement(a, statement(4));
     recorder.record(ended('b'));
     assert.equal(writes.length, 0, 'recording does not write');
-    assert.equal(recorder.queued, 4);
+    assert.equal(recorder.queued, 5);
     await recorder.flush();
-    recorder.recordStatement(a, statement(4));
+    recorder.recordStatement(a, statement(5));
     await recorder.flush();
 
     assert.deepEqual(
       writes.map((w) => w.map(sqlOf)),
-      [[['select 1', 'select 3'], ['select 2'], 'gateway.session_ended'], [['select 4']]],
+      [['a: select 1, select 4 | b: select 2', 'c: select 3', 'gateway.session_ended'], ['a: select 5']],
     );
-    const [first, second] = [writes[0]?.[0], writes[1]?.[0]];
+    const [first, other, , second] = [writes[0]?.[0], writes[0]?.[1], undefined, writes[1]?.[0]];
     assert.equal(first?.event.type, 'gateway.statements');
     assert.equal(first?.event.grantId, 'g1');
     assert.equal(first?.event.actor, 'demo:alice');
+    assert.equal(first?.event.requestId, 'r-g1');
+    assert.equal(other?.event.grantId, 'g2');
     assert.equal(first?.at, 1, 'the event is dated by its first statement');
-    assert.deepEqual(Object.keys(first?.event.data ?? {}), ['from', 'session', 'statements']);
-    assert.equal(first?.event.data?.from, 1);
-    assert.equal(second?.event.data?.from, 3, 'the next batch of session a continues at 3');
+    assert.deepEqual(Object.keys(first?.event.data ?? {}), ['sessions']);
+    assert.deepEqual(Object.keys(runsOf(first as TimedEvent)[0] ?? {}), ['from', 'session', 'statements']);
+    assert.deepEqual(
+      runsOf(first as TimedEvent).map((run) => run.from),
+      [1, 1],
+    );
+    assert.equal(runsOf(second as TimedEvent)[0]?.from, 3, 'the next run of session a continues at 3');
     assert.equal(recorder.queued, 0);
+  });
+
+  test('an event seals the open batches: later statements follow it in the chain', async () => {
+    const writes: TimedEvent[][] = [];
+    const recorder = new StatementRecorder({
+      write: async (events) => {
+        writes.push([...events]);
+      },
+      now: () => 7,
+      flushIntervalMs: 10_000,
+      onUnwritable: () => assert.fail('unwritable'),
+      onError: () => {},
+    });
+    const a = recorder.openSession(facts('a'));
+    recorder.recordStatement(a, statement(1));
+    recorder.record({ type: 'gateway.session_started', actor: 'demo:alice', data: { session: 'b' } });
+    const b = recorder.openSession(facts('b'));
+    recorder.recordStatement(b, statement(2));
+    recorder.recordStatement(a, statement(3));
+    await recorder.flush();
+    assert.deepEqual(writes[0]?.map(sqlOf), [
+      'a: select 1',
+      'gateway.session_started',
+      'b: select 2 | a: select 3',
+    ]);
+    assert.deepEqual(
+      writes[0]
+        ?.filter((e) => e.event.type === 'gateway.statements')
+        .flatMap((e) => runsOf(e).map((r) => r.from)),
+      [1, 1, 2],
+    );
+  });
+
+  test('a batch holds at most 1000 statements; the session continues in the next', async () => {
+    const writes: TimedEvent[] = [];
+    const recorder = new StatementRecorder({
+      write: async (events) => {
+        writes.push(...events);
+      },
+      now: () => 1,
+      flushIntervalMs: 10_000,
+      flushAtStatements: 5000,
+      onUnwritable: () => assert.fail('unwritable'),
+      onError: () => {},
+    });
+    const a = recorder.openSession(facts('a'));
+    for (let n = 1; n <= 1500; n++) recorder.recordStatement(a, statement(n));
+    await recorder.flush();
+    assert.deepEqual(
+      writes.map((e) => runsOf(e).map((run) => [run.from, run.statements.length])),
+      [[[1, 1000]], [[1001, 500]]],
+    );
   });
 
   test('a full queue is written at once; writeNow resolves after its own write', async () => {
@@ -78,7 +149,7 @@ describe('StatementRecorder', () => {
     assert.equal(writes.length, 1);
     recorder.recordStatement(a, statement(4));
     await recorder.writeNow({ type: 'gateway.session_started', actor: 'demo:alice' });
-    assert.deepEqual(writes[1]?.map(sqlOf), [['select 4'], 'gateway.session_started']);
+    assert.deepEqual(writes[1]?.map(sqlOf), ['a: select 4', 'gateway.session_started']);
     await recorder.close();
   });
 
@@ -121,12 +192,12 @@ describe('StatementRecorder', () => {
     assert.equal(recorder.writable, true);
     assert.equal(drained, true);
     assert.deepEqual(written.map(sqlOf), [
-      ['select 1', 'select 2'],
+      'a: select 1, select 2',
       'gateway.recording_failed',
-      ['select 3'],
+      'a: select 3',
     ]);
     assert.equal(written[1]?.event.severity, 'high');
-    assert.equal(written[2]?.event.data?.from, 3);
+    assert.equal(runsOf(written[2] as TimedEvent)[0]?.from, 3);
     await recorder.close();
   });
 

@@ -3,12 +3,19 @@
  * queue; a flush writes what is queued in ONE store transaction every `flushIntervalMs`, or at once
  * when `flushAtStatements` statements wait.
  *
- * **One chain entry per session and flush, not per statement.** The statements a session sent
- * since the previous flush become one `gateway.statements` event: `data.statements` is the ordered
- * array of them, and `data.from` the session-wide number of the first (the session's statements
- * are numbered 1, 2, 3, … without gaps, so the events of a session must continue each other: a
- * missing or reordered batch is visible even to someone who reads a single session). Every
- * statement is still in the hash chain; hashing and inserting are paid once per batch.
+ * **One chain entry per grant and flush, not per statement.** The statements that the sessions of
+ * one grant sent since the previous flush become one `gateway.statements` event (actor, grant,
+ * request and resource are the grant's): `data.sessions` holds one run per session, in the order
+ * the runs began, each `{from, session, statements}` — the ordered statements and the
+ * session-wide number of the first. A session's statements are numbered 1, 2, 3, … without gaps,
+ * so its runs must continue each other: a missing or reordered batch is visible even to someone
+ * who reads a single session. Every statement is still in the hash chain; hashing and inserting
+ * are paid once per batch, so a pool of connections on one grant costs one entry a flush, not one
+ * per connection.
+ *
+ * **Chain order is record order.** Queuing an event (`record`, `writeNow`) seals every open batch:
+ * a statement recorded after a session's `gateway.session_started` (or any other event) lands in
+ * an entry after it, never in an earlier batch.
  *
  * Fail closed, at session level:
  * - a failed flush is retried (the same events, in order) up to `maxAttempts` times with backoff;
@@ -49,23 +56,33 @@ const maxCharsPerEvent = 1 << 20;
 /** Fixed per-statement allowance in the character estimate (keys, kind, time). */
 const statementOverheadChars = 64;
 
-/** A session's recording state: the number of its next statement and its batch still queued. */
+/** A session's recording state: the number of its next statement and where new ones go. */
 export class SessionRecording {
   readonly facts: SessionFacts;
   /** Number of the next statement of this session (1-based). */
   next = 1;
-  /** The batch statements are added to, while it is queued and not yet taken by a flush. */
-  open: StatementBatch | undefined;
+  /** This session's run in the batch it last added to (still open, or already sealed). */
+  run: SessionRun | undefined;
 
   constructor(facts: SessionFacts) {
     this.facts = facts;
   }
 }
 
-interface StatementBatch {
+/** One session's consecutive statements inside a batch. */
+interface SessionRun {
+  readonly batch: StatementBatch;
   readonly session: SessionRecording;
   readonly from: number;
   readonly statements: StatementFields[];
+}
+
+/** The statements of one grant's sessions, queued as one chain entry. */
+interface StatementBatch {
+  /** The facts of the session that opened it: principal, grant, request and resource are the grant's. */
+  readonly facts: SessionFacts;
+  readonly runs: SessionRun[];
+  size: number;
   chars: number;
 }
 
@@ -78,16 +95,16 @@ interface QueuedEvent {
 type Entry = StatementBatch | QueuedEvent;
 
 function isBatch(entry: Entry): entry is StatementBatch {
-  return 'statements' in entry;
+  return 'runs' in entry;
 }
 
 function entrySize(entry: Entry): number {
-  return isBatch(entry) ? entry.statements.length : 1;
+  return isBatch(entry) ? entry.size : 1;
 }
 
 function statementsEvent(batch: StatementBatch): TimedEvent {
-  const facts = batch.session.facts;
-  const first = batch.statements[0] as StatementFields;
+  const facts = batch.facts;
+  const first = batch.runs[0]?.statements[0] as StatementFields;
   return {
     at: first.at,
     event: {
@@ -97,7 +114,13 @@ function statementsEvent(batch: StatementBatch): TimedEvent {
       grantId: facts.grantId,
       resourceId: facts.resourceId,
       // Keys in canonical order.
-      data: { from: batch.from, session: facts.sessionId, statements: batch.statements },
+      data: {
+        sessions: batch.runs.map((run) => ({
+          from: run.from,
+          session: run.session.facts.sessionId,
+          statements: run.statements,
+        })),
+      },
     },
   };
 }
@@ -138,6 +161,8 @@ export class StatementRecorder {
   readonly #onUnwritable: (error: unknown) => void;
   readonly #onError: (error: unknown) => void;
   #queue: Entry[] = [];
+  /** Per grant, the batch new statements join; sealed (removed) when an event or a flush passes it. */
+  readonly #openBatches = new Map<string, StatementBatch>();
   /** Statements and events queued or being written. */
   #pending = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -182,28 +207,37 @@ export class StatementRecorder {
 
   /** Queues one statement of `session`; never waits. */
   recordStatement(session: SessionRecording, statement: StatementFields): void {
-    let batch = session.open;
     const chars =
       statementOverheadChars +
       (typeof statement.sql === 'string' ? statement.sql.length : 0) +
       (Array.isArray(statement.parameters) ? JSON.stringify(statement.parameters).length : 0);
+    const grantId = session.facts.grantId;
+    let batch = this.#openBatches.get(grantId);
     if (
       batch === undefined ||
-      batch.statements.length >= maxStatementsPerEvent ||
+      batch.size >= maxStatementsPerEvent ||
       batch.chars + chars > maxCharsPerEvent
     ) {
-      batch = { session, from: session.next, statements: [], chars: 0 };
-      session.open = batch;
+      batch = { facts: session.facts, runs: [], size: 0, chars: 0 };
+      this.#openBatches.set(grantId, batch);
       this.#queue.push(batch);
     }
-    batch.statements.push(statement);
+    let run = session.run;
+    if (run?.batch !== batch) {
+      run = { batch, session, from: session.next, statements: [] };
+      session.run = run;
+      batch.runs.push(run);
+    }
+    run.statements.push(statement);
+    batch.size++;
     batch.chars += chars;
     session.next++;
     this.#queued(1);
   }
 
-  /** Queues one event (after the statements of its session recorded so far); never waits. */
+  /** Queues one event after every statement recorded so far; never waits. */
   record(event: AuditEventInput): void {
+    this.#openBatches.clear();
     this.#queue.push({ timed: { event, at: this.#now() } });
     this.#queued(1);
   }
@@ -211,6 +245,7 @@ export class StatementRecorder {
   /** Queues `event` after everything queued and resolves once it is written; rejects when that fails. */
   writeNow(event: AuditEventInput): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      this.#openBatches.clear();
       this.#queue.push({ timed: { event, at: this.#now() }, waiter: { resolve, reject } });
       this.#pending++;
       if (this.#timer) clearTimeout(this.#timer);
@@ -293,7 +328,8 @@ export class StatementRecorder {
     if (this.#queue.length === 0) return true;
     let entries = this.#queue.splice(0, this.#maxEventsPerWrite);
     for (const entry of entries) {
-      if (isBatch(entry) && entry.session.open === entry) entry.session.open = undefined;
+      if (isBatch(entry) && this.#openBatches.get(entry.facts.grantId) === entry)
+        this.#openBatches.delete(entry.facts.grantId);
     }
     let lastError: unknown;
     // While unwritable, one attempt per retry period is enough.
