@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEventInput } from '../core/audit-event.js';
-import { StatementRecorder, type TimedEvent } from './statement-recorder.js';
+import { StatementRecorder, type StatementRecorderOptions, type TimedEvent } from './statement-recorder.js';
 import type { SessionFacts } from './statement-tracker.js';
 
 const facts = (sessionId: string, grantId = 'g1'): SessionFacts => ({
@@ -32,18 +32,24 @@ const sqlOf = (e: TimedEvent) =>
         .join(' | ')
     : e.event.type;
 
+/** A recorder whose writes land in `writes`, one array per write; no timed flushes unless told. */
+function recorderInto(writes: TimedEvent[][], options: Partial<StatementRecorderOptions> = {}) {
+  return new StatementRecorder({
+    write: async (events) => {
+      writes.push([...events]);
+    },
+    now: () => 7,
+    flushIntervalMs: 10_000,
+    onUnwritable: () => assert.fail('unwritable'),
+    onError: () => {},
+    ...options,
+  });
+}
+
 describe('StatementRecorder', () => {
   test('one gateway.statements event per grant and flush, runs numbered without gaps, never waiting', async () => {
     const writes: TimedEvent[][] = [];
-    const recorder = new StatementRecorder({
-      write: async (events) => {
-        writes.push([...events]);
-      },
-      now: () => 7,
-      flushIntervalMs: 10_000,
-      onUnwritable: () => assert.fail('unwritable'),
-      onError: () => {},
-    });
+    const recorder = recorderInto(writes);
     const a = recorder.openSession(facts('a'));
     const b = recorder.openSession(facts('b'));
     const c = recorder.openSession(facts('c', 'g2'));
@@ -81,15 +87,7 @@ describe('StatementRecorder', () => {
 
   test('an event seals the open batches: later statements follow it in the chain', async () => {
     const writes: TimedEvent[][] = [];
-    const recorder = new StatementRecorder({
-      write: async (events) => {
-        writes.push([...events]);
-      },
-      now: () => 7,
-      flushIntervalMs: 10_000,
-      onUnwritable: () => assert.fail('unwritable'),
-      onError: () => {},
-    });
+    const recorder = recorderInto(writes);
     const a = recorder.openSession(facts('a'));
     recorder.recordStatement(a, statement(1));
     recorder.record({ type: 'gateway.session_started', actor: 'demo:alice', data: { session: 'b' } });
@@ -111,38 +109,20 @@ describe('StatementRecorder', () => {
   });
 
   test('a batch holds at most 1000 statements; the session continues in the next', async () => {
-    const writes: TimedEvent[] = [];
-    const recorder = new StatementRecorder({
-      write: async (events) => {
-        writes.push(...events);
-      },
-      now: () => 1,
-      flushIntervalMs: 10_000,
-      flushAtStatements: 5000,
-      onUnwritable: () => assert.fail('unwritable'),
-      onError: () => {},
-    });
+    const writes: TimedEvent[][] = [];
+    const recorder = recorderInto(writes, { flushAtStatements: 5000 });
     const a = recorder.openSession(facts('a'));
     for (let n = 1; n <= 1500; n++) recorder.recordStatement(a, statement(n));
     await recorder.flush();
     assert.deepEqual(
-      writes.map((e) => runsOf(e).map((run) => [run.from, run.statements.length])),
+      writes.flat().map((e) => runsOf(e).map((run) => [run.from, run.statements.length])),
       [[[1, 1000]], [[1001, 500]]],
     );
   });
 
   test('a full queue is written at once; writeNow resolves after its own write', async () => {
     const writes: TimedEvent[][] = [];
-    const recorder = new StatementRecorder({
-      write: async (events) => {
-        writes.push([...events]);
-      },
-      now: () => 1,
-      flushIntervalMs: 10_000,
-      flushAtStatements: 3,
-      onUnwritable: () => assert.fail('unwritable'),
-      onError: () => {},
-    });
+    const recorder = recorderInto(writes, { flushAtStatements: 3 });
     const a = recorder.openSession(facts('a'));
     for (let n = 1; n <= 3; n++) recorder.recordStatement(a, statement(n));
     await sleep(20);
