@@ -82,6 +82,7 @@ describe('StatementRecorder', () => {
       [1, 1],
     );
     assert.equal(runsOf(second as TimedEvent)[0]?.from, 3, 'the next run of session a continues at 3');
+    assert.equal(a.run, undefined, 'a written batch is not kept alive by the session');
     assert.equal(recorder.queued, 0);
   });
 

@@ -328,8 +328,10 @@ export class StatementRecorder {
     if (this.#queue.length === 0) return true;
     let entries = this.#queue.splice(0, this.#maxEventsPerWrite);
     for (const entry of entries) {
-      if (isBatch(entry) && this.#openBatches.get(entry.facts.grantId) === entry)
-        this.#openBatches.delete(entry.facts.grantId);
+      if (!isBatch(entry)) continue;
+      if (this.#openBatches.get(entry.facts.grantId) === entry) this.#openBatches.delete(entry.facts.grantId);
+      // An idle session must not keep a written batch (up to 1 MiB) alive through its last run.
+      for (const run of entry.runs) if (run.session.run === run) run.session.run = undefined;
     }
     let lastError: unknown;
     // While unwritable, one attempt per retry period is enough.
