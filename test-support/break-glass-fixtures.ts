@@ -4,7 +4,7 @@
  * later than the last one used, as an authenticator app would after waiting for the next code.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'otplib';
@@ -91,12 +91,22 @@ export async function enrolCustodians(
 /** The signing secret of {@link webhookChannelConfig} channels. */
 export const testWebhookSecret = randomBytes(32).toString('base64url');
 
+/** The secrets' directories: configurations are read as long as the test process runs, so they go at its exit. */
+const secretDirs = new Set<string>();
+function removeSecretDirs(): void {
+  for (const dir of secretDirs) rmSync(dir, { recursive: true, force: true });
+  secretDirs.clear();
+}
+
 /**
  * A `break_glass.alert_channels` entry: a signed webhook to `url` (a test receiver, or a closed
  * loopback port to simulate an outage), its secret in a file.
  */
 export function webhookChannelConfig(name: string, url: string): Record<string, unknown> {
-  const file = join(mkdtempSync(join(tmpdir(), 'portcullis-alert-')), 'secret');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-alert-'));
+  if (secretDirs.size === 0) process.once('exit', removeSecretDirs);
+  secretDirs.add(dir);
+  const file = join(dir, 'secret');
   writeFileSync(file, testWebhookSecret, { mode: 0o600 });
   return { name, type: 'webhook', url, secret: { file }, timeout: '2s' };
 }
