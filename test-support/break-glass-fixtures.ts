@@ -40,10 +40,17 @@ export class TestCustodian {
     private readonly clock: Clock,
   ) {}
 
-  /** A valid code whose time step is later than any handed out before (within ±1 step of now). */
-  async code(): Promise<string> {
-    const current = Math.floor(this.clock.now() / 30_000);
-    const step = Math.max(current - 1, this.#lastStep + 1);
+  /**
+   * A valid code whose time step is later than any handed out before (within ±1 step of now) and
+   * that stays valid for at least `minValidityMs` more: a code of step s is accepted until step
+   * s + 1 ends, so the earliest step may have only moments left — too few for a client that still
+   * has to start (a CLI process under a loaded CI machine).
+   */
+  async code(minValidityMs = 0): Promise<string> {
+    const now = this.clock.now();
+    const current = Math.floor(now / 30_000);
+    let step = Math.max(current - 1, this.#lastStep + 1);
+    if ((step + 2) * 30_000 - now < minValidityMs) step++;
     if (step > current + 1) throw new Error(`${this.id}: no fresh TOTP step left; advance the clock`);
     this.#lastStep = step;
     return generate({ secret: this.secret, epoch: step * 30 });

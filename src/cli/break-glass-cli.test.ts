@@ -17,6 +17,8 @@ import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/p
 import { systemClock } from '../core/clock.js';
 
 const account = 'db-emergency';
+/** Each CLI call starts a process first: its TOTP code must not expire meanwhile on a busy machine. */
+const cliStartMarginMs = 15_000;
 
 interface Result {
   readonly code: number | null;
@@ -120,7 +122,7 @@ describe('portcullis break-glass end to end', async () => {
         '--for',
         '15',
       ],
-      `${alice.passphrase}\n${await alice.code()}\n`,
+      `${alice.passphrase}\n${await alice.code(cliStartMarginMs)}\n`,
     );
     assert.equal(activated.code, 0, activated.stderr);
     const id = (json(activated).activation as { id: string }).id;
@@ -128,20 +130,20 @@ describe('portcullis break-glass end to end', async () => {
 
     const selfConfirm = await cli(
       ['break-glass', 'confirm', id, '--custodian', 'alice'],
-      `${alice.passphrase}\n${await alice.code()}\n`,
+      `${alice.passphrase}\n${await alice.code(cliStartMarginMs)}\n`,
     );
     assert.equal(selfConfirm.code, 4, selfConfirm.stderr);
     assert.match(selfConfirm.stderr, /self_confirmation/);
     const wrong = await cli(
       ['break-glass', 'confirm', id, '--custodian', 'bob'],
-      `not bobs passphrase at all\n${await bob.code()}\n`,
+      `not bobs passphrase at all\n${await bob.code(cliStartMarginMs)}\n`,
     );
     assert.equal(wrong.code, 3, wrong.stderr);
     assert.match(wrong.stderr, /break_glass_auth_failed/);
 
     const confirmed = await cli(
       ['--json', 'break-glass', 'confirm', id, '--custodian', 'bob'],
-      `${bob.passphrase}\n${await bob.code()}\n`,
+      `${bob.passphrase}\n${await bob.code(cliStartMarginMs)}\n`,
     );
     assert.equal(confirmed.code, 0, confirmed.stderr);
     assert.equal(json(confirmed).state, 'active');
@@ -224,12 +226,20 @@ describe('portcullis break-glass end to end', async () => {
 
     const initiatorFile = join(home, 'alice.txt');
     const confirmerFile = join(home, 'bob.txt');
-    writeFileSync(initiatorFile, `${alice.passphrase}\n${await (fresh.alice as TestCustodian).code()}\n`, {
-      mode: 0o600,
-    });
-    writeFileSync(confirmerFile, `${bob.passphrase}\n${await (fresh.bob as TestCustodian).code()}\n`, {
-      mode: 0o600,
-    });
+    writeFileSync(
+      initiatorFile,
+      `${alice.passphrase}\n${await (fresh.alice as TestCustodian).code(cliStartMarginMs)}\n`,
+      {
+        mode: 0o600,
+      },
+    );
+    writeFileSync(
+      confirmerFile,
+      `${bob.passphrase}\n${await (fresh.bob as TestCustodian).code(cliStartMarginMs)}\n`,
+      {
+        mode: 0o600,
+      },
+    );
     const drill = await cli([
       '--json',
       'break-glass',

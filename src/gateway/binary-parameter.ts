@@ -46,12 +46,10 @@ function floatText(value: number): string {
 /** The text form of a binary parameter of type `typeOid`, or undefined when it is not decoded. */
 export function binaryParameterText(typeOid: number, value: Buffer): string | undefined {
   switch (typeOid) {
-    case TypeOid.bool:
-      return value.length === 1 && value[0] !== undefined && value[0] <= 1
-        ? value[0] === 1
-          ? 'true'
-          : 'false'
-        : undefined;
+    case TypeOid.bool: {
+      const byte = value.length === 1 ? value[0] : undefined;
+      return byte === 1 ? 'true' : byte === 0 ? 'false' : undefined;
+    }
     case TypeOid.int2:
       return value.length === 2 ? String(value.readInt16BE(0)) : undefined;
     case TypeOid.int4:
