@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -45,12 +45,13 @@ describe('SAML federation through the HTTP edge', () => {
   let h: Harness;
   let hanging: Awaited<ReturnType<typeof startSilentServer>>;
   let offset = 0;
+  let partnerMetadata: string | undefined;
   const clock = { now: () => Date.now() + offset };
 
   before(async () => {
     corp = await startTestSamlIdp();
     partner = await startTestSamlIdp({ users: partnerUsers, signResponse: true, signAssertion: false });
-    const partnerMetadata = join(tmpdir(), `partner-${randomBytes(4).toString('hex')}.xml`);
+    partnerMetadata = join(tmpdir(), `partner-${randomBytes(4).toString('hex')}.xml`);
     writeFileSync(partnerMetadata, partner.metadataXml());
     hanging = await startSilentServer();
     const gonePort = await closedPort();
@@ -99,6 +100,7 @@ describe('SAML federation through the HTTP edge', () => {
     await hanging?.stop();
     await corp?.stop();
     await partner?.stop();
+    if (partnerMetadata) rmSync(partnerMetadata, { force: true });
   });
 
   const corpAcs = () => `${h.url}/auth/saml/corp/acs`;
@@ -445,14 +447,18 @@ describe('a broken identity provider entry', () => {
         /identity_providers\[1\]\.metadata_url: must be https/,
       ],
     ];
-    for (const [entry, expected] of cases) {
-      await assert.rejects(
-        startHarness({ storage: 'sqlite', extraIdentityProviders: [entry] }),
-        (error: Error) => {
-          assert.match(error.message, expected);
-          return true;
-        },
-      );
+    try {
+      for (const [entry, expected] of cases) {
+        await assert.rejects(
+          startHarness({ storage: 'sqlite', extraIdentityProviders: [entry] }),
+          (error: Error) => {
+            assert.match(error.message, expected);
+            return true;
+          },
+        );
+      }
+    } finally {
+      rmSync(notMetadata, { force: true });
     }
   });
 });

@@ -5,7 +5,7 @@
  * readiness and metrics; then the IdP-keys-changed and broken-configuration scenarios.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -394,8 +394,6 @@ describe('break-glass when the IdP signing keys changed', async () => {
 
 describe('break-glass-only mode when federation or policies fail to load', () => {
   it('starts with broken policies and a broken IdP section, says so, and break-glass works', async () => {
-    const dir = join(import.meta.dirname, '..', '..', 'test-support', 'policies');
-    void dir;
     const broken = join((await import('node:os')).tmpdir(), `broken-${process.pid}-${Date.now()}.cedar`);
     writeFileSync(broken, 'permit (principal, action, resource) when { this is not cedar');
     const h = await startHarness({
@@ -442,6 +440,7 @@ describe('break-glass-only mode when federation or policies fail to load', () =>
       assert.equal(confirmed.body.state, 'active', JSON.stringify(confirmed.body));
     } finally {
       await h.close();
+      rmSync(broken, { force: true });
     }
   });
 });

@@ -5,7 +5,7 @@
  * more: it is visible as `revoke_failed` (state, audit event) instead.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -27,9 +27,10 @@ permit (
 
 describe('configuration changed while grants were live', () => {
   let h: Harness;
+  const policyDir = mkdtempSync(join(tmpdir(), 'portcullis-policy-'));
 
   before(async () => {
-    const policyFile = join(mkdtempSync(join(tmpdir(), 'portcullis-policy-')), 'auto.cedar');
+    const policyFile = join(policyDir, 'auto.cedar');
     writeFileSync(policyFile, policy);
     h = await startHarness({
       storage: 'sqlite',
@@ -51,6 +52,7 @@ describe('configuration changed while grants were live', () => {
   });
   after(async () => {
     await h?.close();
+    rmSync(policyDir, { recursive: true, force: true });
   });
 
   test('a removed resource or role neither blocks start-up nor the expiry of other grants', async () => {
