@@ -6,42 +6,30 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
-import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import {
+  type LeastPrivilegedTarget,
+  startLeastPrivilegedTarget,
+} from '../../test-support/least-privileged-target.js';
+import type { Harness } from '../../test-support/portcullis-harness.js';
 
 describe('failed revocation', () => {
-  let cluster: ScramCluster | undefined;
+  let target: LeastPrivilegedTarget | undefined;
   let skip: string | undefined;
   let h: Harness;
   let superuser: pg.Client;
 
   before(async () => {
-    const started = await startScramClusterOrSkip();
-    cluster = started.cluster;
-    skip = started.skip;
-    if (!cluster) return;
-    superuser = new pg.Client({ connectionString: cluster.adminUrl });
-    await superuser.connect();
-    // A least-privileged provisioning account, so the test can take a privilege away from it.
-    await superuser.query(`
-      create role pc_owner nologin;
-      create role pc_admin login password 'admin-password' createrole;
-      grant pg_signal_backend to pc_admin;
-      grant pc_owner to pc_admin;`);
-    h = await startHarness({
-      storage: 'sqlite',
-      targetAdminUrl: cluster.adminUrl,
-      targetResourceAdmin: { user: 'pc_admin', password: 'admin-password', reassignOwnedTo: 'pc_owner' },
-    });
+    ({ target, skip } = await startLeastPrivilegedTarget());
+    if (!target) return;
+    h = target.harness;
+    superuser = target.superuser;
   });
   after(async () => {
-    await h?.close();
-    await superuser?.end();
-    await cluster?.stop();
+    await target?.stop();
   });
 
   test('is visible (state, metric, audit), retried with backoff, and completes later', async (t) => {
-    if (skip || !cluster) return t.skip(skip);
+    if (skip || !target) return t.skip(skip);
     const alice = await h.login('alice');
     const bob = await h.login('bob');
     const dave = await h.login('dave');

@@ -7,8 +7,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
-import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import {
+  type LeastPrivilegedTarget,
+  startLeastPrivilegedTarget,
+} from '../../test-support/least-privileged-target.js';
+import type { Harness } from '../../test-support/portcullis-harness.js';
 
 const notice = (what: 'Provisioning' | 'Revocation', reference: string) =>
   `${what} failed at the target (reference ${reference}); an administrator can find the details in the audit log under that reference`;
@@ -16,37 +19,23 @@ const notice = (what: 'Provisioning' | 'Revocation', reference: string) =>
 const targetText = /role "pc_admin" is not permitted to log in/;
 
 describe("a target's own error text", () => {
-  let cluster: ScramCluster | undefined;
+  let target: LeastPrivilegedTarget | undefined;
   let skip: string | undefined;
   let h: Harness;
   let superuser: pg.Client;
 
   before(async () => {
-    const started = await startScramClusterOrSkip();
-    cluster = started.cluster;
-    skip = started.skip;
-    if (!cluster) return;
-    superuser = new pg.Client({ connectionString: cluster.adminUrl });
-    await superuser.connect();
-    await superuser.query(`
-      create role pc_owner nologin;
-      create role pc_admin login password 'admin-password' createrole;
-      grant pg_signal_backend to pc_admin;
-      grant pc_owner to pc_admin;`);
-    h = await startHarness({
-      storage: 'sqlite',
-      targetAdminUrl: cluster.adminUrl,
-      targetResourceAdmin: { user: 'pc_admin', password: 'admin-password', reassignOwnedTo: 'pc_owner' },
-    });
+    ({ target, skip } = await startLeastPrivilegedTarget());
+    if (!target) return;
+    h = target.harness;
+    superuser = target.superuser;
   });
   after(async () => {
-    await h?.close();
-    await superuser?.end();
-    await cluster?.stop();
+    await target?.stop();
   });
 
   test('is shown to administrators and kept in the audit log; others get a reference', async (t) => {
-    if (skip || !cluster) return t.skip(skip);
+    if (skip || !target) return t.skip(skip);
     const alice = await h.login('alice'); // requester (engineering)
     const bob = await h.login('bob'); // approver (sre)
     const carol = await h.login('carol'); // owner of demo-db (dba), not an administrator
