@@ -96,6 +96,24 @@ export interface NewRequestInput {
 export const maxDurationSeconds = 7 * 24 * 3600;
 export const minDurationSeconds = 1;
 
+/** The lifecycle fields of a request just created: nothing has happened to it yet. */
+export function unstartedLifecycle(
+  now: number,
+): Pick<
+  AccessRequest,
+  'createdAt' | 'updatedAt' | 'activatedAt' | 'expiresAt' | 'endedAt' | 'endReason' | 'version'
+> {
+  return {
+    createdAt: now,
+    updatedAt: now,
+    activatedAt: null,
+    expiresAt: null,
+    endedAt: null,
+    endReason: null,
+    version: 1,
+  };
+}
+
 /** Creates a request the policy allowed. An auto-approve route skips review. */
 export function openRequest(input: NewRequestInput, route: ApprovalRoute, now: number): AccessRequest {
   if (!Number.isInteger(input.durationSeconds) || input.durationSeconds < minDurationSeconds) {
@@ -125,13 +143,7 @@ export function openRequest(input: NewRequestInput, route: ApprovalRoute, now: n
     state: autoApproved ? 'approved' : 'pending',
     route,
     reviews: [],
-    createdAt: now,
-    updatedAt: now,
-    activatedAt: null,
-    expiresAt: null,
-    endedAt: null,
-    endReason: null,
-    version: 1,
+    ...unstartedLifecycle(now),
   };
 }
 

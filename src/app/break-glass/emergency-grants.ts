@@ -3,7 +3,7 @@
  * role, activated by `AccessService.activate` with the usual provisioners, and revoked the usual way.
  */
 import type { Activation } from '../../break-glass/activation.js';
-import type { AccessRequest } from '../../core/access-request.js';
+import { type AccessRequest, unstartedLifecycle } from '../../core/access-request.js';
 import type { RequestOrigin } from '../../core/audit-event.js';
 import { PortcullisError } from '../../core/errors.js';
 import { endActivation } from './activation-closing.js';
@@ -41,13 +41,7 @@ export function emergencyRequests(
       reason: 'break-glass confirmation',
       at: now,
     })),
-    createdAt: now,
-    updatedAt: now,
-    activatedAt: null,
-    expiresAt: null,
-    endedAt: null,
-    endReason: null,
-    version: 1,
+    ...unstartedLifecycle(now),
   }));
 }
 
