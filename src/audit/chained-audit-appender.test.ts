@@ -78,6 +78,42 @@ forEachDialect('ChainedAuditAppender', (ctx) => {
     assert.deepEqual(await ctx.store.auditLog.head(), before);
   });
 
+  it('chains text of every kind and batches of several megabytes to the same hashes as the verifier', async () => {
+    const awkward = 'Zürich 東京 🔐 \u2028 tab\t quote" back\\slash \u0001 é (e\u0301) \uFEFF';
+    const large = 'x'.repeat(3 * 1024 * 1024);
+    const batch = [
+      {
+        event: {
+          ...testEvent(1),
+          actor: `okta:${awkward}`,
+          reason: awkward,
+          userAgent: awkward,
+          policyIds: [awkward],
+          data: { [awkward]: [awkward, -0, 1e21, 0.1, { '': null }], '10': 1, '9': 2 },
+        },
+        at: auditTestEpoch,
+      },
+      // Three events of 3 MiB: more than one database statement's worth.
+      ...[2, 3, 4].map((n) => ({ event: { ...testEvent(n), data: { large } }, at: auditTestEpoch + n })),
+      ...Array.from({ length: 120 }, (_, i) => ({ event: testEvent(5 + i), at: auditTestEpoch + 5 + i })),
+    ];
+    const returned = await ctx.store.transaction((tx) => tx.audit.appendAll(batch));
+    assert.deepEqual(
+      returned.map((r) => r.seq),
+      batch.map((_, i) => i + 1),
+    );
+    const records = await ctx.store.auditLog.read(0, 1000);
+    assert.deepEqual(records, returned);
+    let previous = genesisHash;
+    for (const record of records) {
+      assert.equal(record.prevHash, previous);
+      assert.equal(record.hash, eventHash(hashedFieldsOf(record)));
+      previous = record.hash;
+    }
+    assert.equal(records[0]?.reason, awkward);
+    assert.deepEqual((await ctx.store.auditLog.head()).hash, previous);
+  });
+
   it('returns the record as stored, with every fact of the event', async () => {
     const event = testEvent(6);
     const returned = await ctx.store.transaction((tx) => tx.audit.append(event, auditTestEpoch));

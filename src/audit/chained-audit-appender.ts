@@ -11,6 +11,7 @@ import { isPortcullisError, PortcullisError } from '../core/errors.js';
 import type { Database } from '../storage/schema.js';
 import { CanonicalJsonError, canonicalJson } from './canonical.js';
 import { eventHash, type HashedEventFields, recordOf } from './hash.js';
+import { appendOnPostgres } from './postgres-chain-append.js';
 
 const severities: readonly Severity[] = ['info', 'warning', 'high'];
 const knownTypes: ReadonlySet<string> = new Set(auditEventTypes);
@@ -18,11 +19,14 @@ const knownTypes: ReadonlySet<string> = new Set(auditEventTypes);
 /**
  * The {@link AuditAppender} of the storage layer: one instance per transaction.
  *
- * `append` locks the single `audit_head` row (`select … for update` on PostgreSQL; SQLite's one
- * writer already serialises), takes `seq = head.seq + 1` and `prev_hash = head.hash`, inserts the
- * event and moves the head. Concurrent transactions therefore queue on the head row and the chain
- * stays contiguous; the head update is also guarded by the sequence it read, so a storage layer
- * that forgot to serialise gets an error instead of a fork.
+ * `append` locks the single `audit_head` row, takes `seq = head.seq + 1` and `prev_hash = head.hash`,
+ * inserts the event and moves the head. Concurrent transactions therefore queue on the head row and
+ * the chain stays contiguous.
+ * - PostgreSQL: one statement does all of it and the database finishes the hashes, which are checked
+ *   here (postgres-chain-append.ts), so the lock is held for that statement and the COMMIT only.
+ * - SQLite: its one writer already serialises; the head is read, the events inserted and the head
+ *   moved with a guard on the sequence it read, so a storage layer that forgot to serialise gets an
+ *   error instead of a fork.
  *
  * The head row stays locked until the transaction ends, so every transaction that appends waits
  * for the previous appender to commit: append as late in the transaction as the state change
@@ -64,6 +68,10 @@ export class ChainedAuditAppender implements AuditAppender {
     try {
       // Validated before the head is locked, so refused input never holds the lock.
       const drafts = events.map(({ event, at }) => eventDraft(event, at));
+      if (this.dialect === 'postgres') {
+        const placed = await appendOnPostgres(this.db, drafts);
+        return placed.map(({ fields, hash }) => recordOf(fields, hash));
+      }
       const head = await this.lockHead();
       let seq = head.seq;
       let prevHash = head.hash;

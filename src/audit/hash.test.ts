@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { canonicalJson } from './canonical.js';
 import { eventLine, hashOfEventLine, readEventLineTail } from './export-format.js';
-import { canonicalEventBody, eventHash, type HashedEventFields, hashedFieldNames, recordOf } from './hash.js';
+import {
+  canonicalEventBody,
+  eventBodyPieces,
+  eventHash,
+  type HashedEventFields,
+  hashedFieldNames,
+  recordOf,
+} from './hash.js';
 
 // Computed independently (Python: json.dumps(sort_keys=True, separators=(',', ':'),
 // ensure_ascii=False), then hashlib.sha256((prev_hash + body).encode('utf-8'))).
@@ -102,5 +110,50 @@ describe('event line', () => {
     const nested = line.replace('"user_agent":null', `"user_agent":{"a":1,"prev_hash":"${'0'.repeat(64)}"}`);
     assert.equal(readEventLineTail(nested), undefined);
     assert.equal(readEventLineTail(JSON.stringify(JSON.parse(line), null, 1)), undefined);
+  });
+});
+
+describe('event body pieces', () => {
+  const assembled = (fields: HashedEventFields): string => {
+    const dataJson = canonicalJson(fields.data);
+    const pieces = eventBodyPieces({
+      ...fields,
+      dataJson,
+      policyIdsJson: canonicalJson(fields.policy_ids),
+    });
+    return `${pieces.beforeData}${dataJson}${pieces.afterData}${fields.prev_hash}${pieces.middle}${fields.seq}${pieces.tail}`;
+  };
+
+  it('reassemble the vector body around data, prev_hash and seq', () => {
+    assert.equal(assembled(vector), vectorBody);
+  });
+
+  it('reassemble the canonical body of any event', () => {
+    const text = fc.string({ unit: 'grapheme-composite', maxLength: 20 });
+    const optional = fc.option(text, { nil: null });
+    const json = fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.parse(canonicalJson(value)));
+    const fields: fc.Arbitrary<HashedEventFields> = fc.record({
+      seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+      id: fc.uuid(),
+      at: fc.integer({ min: 0, max: 4_102_444_800_000 }),
+      type: text,
+      actor: text,
+      severity: fc.constantFrom('info', 'warning', 'high'),
+      source_ip: optional,
+      user_agent: optional,
+      request_id: optional,
+      grant_id: optional,
+      resource_id: optional,
+      reason: optional,
+      policy_ids: fc.array(text, { maxLength: 3 }),
+      data: fc.dictionary(text, json, { maxKeys: 4 }).map((value) => JSON.parse(canonicalJson(value))),
+      prev_hash: fc.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    fc.assert(
+      fc.property(fields, (event) => {
+        assert.equal(assembled(event), canonicalEventBody(event));
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -138,3 +138,36 @@ export function recordOf(fields: HashedEventFields, hash: string): AuditRecord {
     hash,
   };
 }
+
+/** The facts of an event with its `data` and `policy_ids` already in canonical JSON. */
+export type UnplacedEventFields = Omit<HashedEventFields, 'seq' | 'prev_hash' | 'data' | 'policy_ids'> & {
+  readonly dataJson: string;
+  readonly policyIdsJson: string;
+};
+
+/**
+ * The canonical body of an event split around the parts only the chain's head decides, so that
+ * a database can finish the hash while it holds the head:
+ *
+ *   canonicalEventBody = beforeData + dataJson + afterData + prev_hash + middle + seq + tail
+ *
+ * and the event's hash is SHA-256 of `prev_hash` followed by that body (see {@link eventHash}).
+ * `data` is left out of the pieces so that it travels to the database once.
+ */
+export interface EventBodyPieces {
+  readonly beforeData: string;
+  readonly afterData: string;
+  readonly middle: string;
+  readonly tail: string;
+}
+
+/** Splits an event's canonical body; see {@link EventBodyPieces}. Keys are in canonical order. */
+export function eventBodyPieces(fields: UnplacedEventFields): EventBodyPieces {
+  const json = JSON.stringify;
+  return {
+    beforeData: `{"actor":${json(fields.actor)},"at":${json(fields.at)},"data":`,
+    afterData: `,"grant_id":${json(fields.grant_id)},"id":${json(fields.id)},"policy_ids":${fields.policyIdsJson},"prev_hash":"`,
+    middle: `","reason":${json(fields.reason)},"request_id":${json(fields.request_id)},"resource_id":${json(fields.resource_id)},"seq":`,
+    tail: `,"severity":${json(fields.severity)},"source_ip":${json(fields.source_ip)},"type":${json(fields.type)},"user_agent":${json(fields.user_agent)}}`,
+  };
+}

@@ -8,10 +8,12 @@ import * as initial from './0001-initial.js';
 import * as breakGlass from './0002-break-glass.js';
 import * as scim from './0003-scim.js';
 import * as grantErrorReference from './0004-grant-error-reference.js';
+import * as auditAppendFunction from './0005-audit-append-function.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
   '0002-break-glass': breakGlass,
   '0003-scim': scim,
   '0004-grant-error-reference': grantErrorReference,
+  '0005-audit-append-function': auditAppendFunction,
 };
