@@ -61,6 +61,24 @@ export interface NewRequest {
   readonly ticket: string | null;
 }
 
+/** The audit event of a grant becoming usable, for the request it activates. */
+function activatedEvent(request: AccessRequest, grant: Grant): AuditEventInput {
+  return {
+    type: 'grant.activated',
+    actor: 'system',
+    requestId: request.id,
+    grantId: grant.id,
+    resourceId: grant.resourceId,
+    data: {
+      role: grant.role,
+      principal: request.requesterId,
+      notBefore: request.activatedAt,
+      expiresAt: request.expiresAt,
+      artefacts: grant.artefacts,
+    },
+  };
+}
+
 const maxCasAttempts = 8;
 /** Grants ended in one transaction by the expiry pass. */
 const expiryBatchSize = 50;
@@ -375,8 +393,15 @@ export class AccessService {
         }
         throw error;
       }
+      // An in-process provisioner (nothing outside Portcullis to create) activates in the same
+      // transaction as the approval: one commit instead of three, and no approved-but-not-active gap.
+      const activation =
+        updated.state === 'approved'
+          ? await this.inProcessActivation(updated, resource, role, now)
+          : undefined;
       const won = await this.deps.store.transaction(async (tx) => {
-        if (!(await tx.requests.update(updated, current.version))) return false;
+        if (!(await tx.requests.update(activation?.request ?? updated, current.version))) return false;
+        if (activation) await tx.grants.insert(activation.grant);
         const events: AuditEventInput[] = [
           {
             type: 'request.reviewed',
@@ -403,13 +428,17 @@ export class AccessService {
             },
           });
         }
+        if (activation) events.push(activation.event);
         await tx.audit.appendAll(events.map((event) => ({ event, at: now })));
         return true;
       });
       if (!won) continue;
       if (updated.state === 'approved') {
         this.deps.metrics.approvalLatency((now - updated.createdAt) / 1000);
-        return this.activate(requestId);
+        if (!activation) return this.activate(requestId);
+        this.deps.metrics.activationLatency((this.deps.clock.now() - now) / 1000);
+        this.deps.onGrantActivated?.(activation.grant.expiresAt);
+        return activation.request;
       }
       return updated;
     }
@@ -500,6 +529,39 @@ export class AccessService {
   // ------------------------------------------------------------ activation
 
   /**
+   * For a provisioner that activates in process: the approved request made active, its grant
+   * (applied) and the `grant.activated` event, to be committed with the approval. Undefined for a
+   * provisioner that acts on a target: {@link activate} then runs after the approval commits.
+   */
+  private async inProcessActivation(
+    approved: AccessRequest,
+    resource: ResourceDefinition,
+    role: RoleDefinition,
+    now: number,
+  ): Promise<{ request: AccessRequest; grant: Grant; event: AuditEventInput } | undefined> {
+    const provisioner = this.deps.provisioners.get(resource.kind);
+    if (!provisioner.activatesInProcess) return undefined;
+    const request = core.activate(approved, now);
+    const id = this.deps.newId();
+    const planned = grants.newGrant({
+      id,
+      requestId: request.id,
+      principalId: request.requesterId,
+      resourceId: resource.id,
+      role: role.name,
+      notBefore: now,
+      expiresAt: request.expiresAt as number,
+      artefacts: provisioner.plan({ id }, resource),
+    });
+    const result = await provisioner.apply({ grant: planned, resource, role });
+    if (result.credentials) {
+      throw new Error(`provisioner ${provisioner.kind} activates in process but returned credentials`);
+    }
+    const grant = grants.markApplied(planned, result.artefacts);
+    return { request, grant, event: activatedEvent(request, grant) };
+  }
+
+  /**
    * Provisions an approved request and makes it active. Idempotent: safe to call again after a
    * crash (the grant row and its planned artefact names are reused). The access clock starts here.
    */
@@ -543,22 +605,7 @@ export class AccessService {
         const { request: active } = await this.transition(
           requestId,
           (current) => core.activate(current, activatedAt),
-          (updated) => [
-            {
-              type: 'grant.activated',
-              actor: 'system',
-              requestId,
-              grantId: applied.id,
-              resourceId: resource.id,
-              data: {
-                role: role.name,
-                principal: updated.requesterId,
-                notBefore: updated.activatedAt,
-                expiresAt: updated.expiresAt,
-                artefacts: applied.artefacts,
-              },
-            },
-          ],
+          (updated) => [activatedEvent(updated, applied)],
           async (tx) => {
             await tx.grants.update(applied);
             if (sealed) await tx.grants.setSealedCredentials(applied.id, sealed);

@@ -286,6 +286,12 @@ export interface ProvisionResult {
  */
 export interface Provisioner {
   readonly kind: string;
+  /**
+   * True when `apply` changes nothing outside Portcullis, does no I/O and returns no credentials
+   * (the token provisioner): an approval and the activation it allows then commit in one
+   * transaction. False for provisioners that act on a target, whose apply may be slow or fail.
+   */
+  readonly activatesInProcess: boolean;
   /** Picks names for the grant's artefacts before anything is created, so a retry after a crash reuses them. */
   plan(grant: Pick<Grant, 'id'>, resource: ResourceDefinition): Artefacts;
   apply(context: ProvisionContext): Promise<ProvisionResult>;

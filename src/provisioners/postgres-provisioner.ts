@@ -94,6 +94,7 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** Makes per-grant PostgreSQL logins; see the module comment for what apply and revoke do. */
 export class PostgresProvisioner implements Provisioner {
   readonly kind = 'postgres';
+  readonly activatesInProcess = false;
   readonly #pools = new Map<string, pg.Pool>();
   readonly #poolSize: number;
   readonly #sessionEndTimeoutMs: number;

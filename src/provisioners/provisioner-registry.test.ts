@@ -9,6 +9,7 @@ import { TokenProvisioner } from './token-provisioner.js';
 function fake(kind: string, onClose: () => Promise<void> = async () => {}): Provisioner {
   return {
     kind,
+    activatesInProcess: false,
     plan: () => ({}),
     apply: async () => ({ artefacts: {} }),
     revoke: async () => {},

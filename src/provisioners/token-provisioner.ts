@@ -12,6 +12,7 @@ import type { ResourceDefinition } from '../core/resource.js';
 /** Provisioner for resources whose access is the Portcullis token itself; stateless. */
 export class TokenProvisioner implements Provisioner {
   readonly kind = 'token';
+  readonly activatesInProcess = true;
 
   /** Nothing to name in advance: `{}`. */
   plan(_grant: Pick<Grant, 'id'>, _resource: ResourceDefinition): Artefacts {

@@ -72,6 +72,20 @@ describe('concurrent approvals on PostgreSQL', () => {
     const events = await eventsFor(request.id);
     assert.equal(events.filter((e) => e === 'request.approved').length, 1);
     assert.equal(events.filter((e) => e === 'grant.activated').length, 1);
+    // A token role activates in the approval's own transaction: its three events are one append.
+    const chain = (await h.portcullis.store.auditLog.read(0, 10_000)).filter(
+      (e) => e.requestId === request.id,
+    );
+    const approval = chain.slice(-3);
+    assert.deepEqual(
+      approval.map((e) => e.type),
+      ['request.reviewed', 'request.approved', 'grant.activated'],
+    );
+    assert.deepEqual(
+      approval.map((e) => e.seq - (approval[0]?.seq ?? 0)),
+      [0, 1, 2],
+    );
+    assert.equal(new Set(approval.map((e) => e.at)).size, 1);
   });
 
   test('twenty approvers racing on a two-approval request: one grant, exactly two distinct approvals', async (t) => {
