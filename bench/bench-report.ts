@@ -164,7 +164,7 @@ export function printThroughput(rows: readonly ThroughputRow[]): void {
   });
   if (ratios.length > 0) console.log(ratios.join('\n'));
   console.log(
-    '  one op = one request + its approval, ending with an active grant: 2 API calls, 3 transactions + 1 ' +
-      'single insert, 4 hash-chained audit events',
+    '  one op = one request + its approval, ending with an active grant: 2 API calls, 2 transactions ' +
+      '(the token role activates with its approval), 4 hash-chained audit events',
   );
 }

@@ -1,8 +1,9 @@
 /**
  * Request + approve throughput. One operation is one request for the `demo-api/operator` token
  * role (a policy needing one approval) followed by its approval, ending with an active grant: two
- * API calls, four storage transactions and four hash-chained audit events. Token resources cost
- * nothing to provision, so this measures Portcullis and its storage.
+ * API calls, two storage transactions (a token role activates in its approval's transaction) and
+ * four hash-chained audit events. Token resources cost nothing to provision, so this measures
+ * Portcullis and its storage.
  *
  * - service: `AccessService.createRequest` + `review` called directly, synthetic principals;
  * - http: POST /api/v1/requests + POST …/approve with real session tokens (client in the same
