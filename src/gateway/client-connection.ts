@@ -23,6 +23,7 @@ import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
 import { type AdmissionDeps, admit } from './admission.js';
 import type { CancelKeys } from './cancel-keys.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
 import {
   BackendMessage,
   decodePasswordMessage,
@@ -73,6 +74,7 @@ export interface ConnectionContext {
   readonly newId: () => string;
   readonly now: () => number;
   readonly log: GatewayLog;
+  readonly metrics: GatewayMetrics;
   /** Called once when the connection is gone. */
   readonly onClosed: (connection: ClientConnection) => void;
 }
@@ -145,6 +147,8 @@ export class ClientConnection implements RegisteredSession {
 
   /** Ends the session because its grant ended, the audit log failed or the gateway stops. */
   terminate(reason: TerminationReason): void {
+    if (this.#closed()) return;
+    this.#ctx.metrics.terminated(reason.kind);
     this.#fatal('57P01', terminationMessage(reason), reason.kind);
   }
 
@@ -181,6 +185,7 @@ export class ClientConnection implements RegisteredSession {
 
   #onFailure(error: unknown): void {
     if (isProtocolError(error)) {
+      this.#ctx.metrics.protocolError();
       this.#fatal(error.sqlState, `invalid message: ${error.message}`, `protocol error: ${error.code}`);
       return;
     }
@@ -327,14 +332,17 @@ export class ClientConnection implements RegisteredSession {
     this.#startup = startup;
     const user = startup.parameters.get('user');
     if (!user) {
+      this.#ctx.metrics.login('rejected');
       this.#fatal('28000', 'no PostgreSQL user name specified in startup packet', 'no user');
       return;
     }
     if (startup.parameters.has('replication')) {
+      this.#ctx.metrics.login('rejected');
       this.#fatal('28000', 'replication connections are not served by the Portcullis gateway', 'replication');
       return;
     }
     if (!this.#tls && !(this.#ctx.allowPlaintextOnLoopback && isLoopback(this.#raw.remoteAddress))) {
+      this.#ctx.metrics.login('rejected');
       this.#fatal(
         '28000',
         this.#ctx.tls
@@ -370,11 +378,13 @@ export class ClientConnection implements RegisteredSession {
       result = await admit(this.#ctx.admission, { user, database, password });
     } catch (error) {
       this.#ctx.log.error({ err: error }, 'gateway admission failed');
+      this.#ctx.metrics.login('unavailable');
       this.#fatal('57P03', 'the Portcullis gateway cannot check access right now', 'admission error');
       return;
     }
     if (this.#closed()) return;
     if (!result.ok) {
+      this.#ctx.metrics.login('refused');
       await this.#ctx.recorder
         .writeNow({
           type: 'gateway.admission_refused',
@@ -399,12 +409,14 @@ export class ClientConnection implements RegisteredSession {
       resourceId: grant.resourceId,
       requestId: grant.requestId,
     };
-    const unavailable = () =>
+    const unavailable = () => {
+      this.#ctx.metrics.login('unavailable');
       this.#fatal(
         '57P03',
         'the audit log cannot be written, so the Portcullis gateway admits no session',
         'audit log unavailable',
       );
+    };
     if (!this.#ctx.recorder.writable) return unavailable();
     try {
       // Written before anything reaches the database: no session without its record.
@@ -455,6 +467,7 @@ export class ClientConnection implements RegisteredSession {
       );
     } catch (error) {
       if (this.#closed()) return;
+      this.#ctx.metrics.login('upstream_failed');
       const sqlState = error instanceof UpstreamError ? error.sqlState : '08006';
       const message = error instanceof Error ? error.message : String(error);
       this.#fatal(
@@ -481,6 +494,7 @@ export class ClientConnection implements RegisteredSession {
     this.#bytesOut += hello.length;
     this.#socket.write(hello);
     this.#state = 'relay';
+    this.#ctx.metrics.login('admitted');
     upstream.socket.on('data', this.#onUpstreamData);
     upstream.socket.on('error', this.#onUpstreamError);
     upstream.socket.on('close', this.#onUpstreamClose);

@@ -74,6 +74,11 @@ describe('gateway fail closed', () => {
     const refused = await rejection(connectViaGateway(viaGateway(h, 'demo:alice', grant.token)));
     assert.equal(refused.code, '57P03');
     assert.match(refused.message, /audit log cannot be written/);
+    // What an operator alerts on.
+    const metrics = await fetch(`${h.url}/metrics`).then((r) => r.text());
+    assert.match(metrics, /^portcullis_gateway_recording_writable 0$/m);
+    assert.match(metrics, /^portcullis_gateway_terminations_total\{reason="recording_failed"\} 1$/m);
+    assert.match(metrics, /^portcullis_gateway_logins_total\{outcome="unavailable"\} 1$/m);
 
     onStore('drop trigger audit_refused');
     const again = await waitFor(

@@ -11,6 +11,7 @@ import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import { adminAddress, postgresTargetOf } from '../provisioners/postgres-target.js';
 import type { AdmissionDeps } from './admission.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
 import { type GatewayLog, PostgresGateway } from './postgres-gateway.js';
 import type { UpstreamAddress } from './upstream-connection.js';
 
@@ -23,6 +24,7 @@ export interface GatewayFromConfigDeps {
   readonly store: Pick<Store, 'transaction'>;
   readonly clock: Clock;
   readonly log: GatewayLog;
+  readonly metrics?: GatewayMetrics;
 }
 
 /**
@@ -104,6 +106,7 @@ export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway 
       clock,
       newId: randomUUID,
       log: deps.log,
+      ...(deps.metrics ? { metrics: deps.metrics } : {}),
     },
   );
 }

@@ -3,6 +3,7 @@
  * uses. Connections, admission, recording and termination are internals.
  */
 export { type GatewayFromConfigDeps, gatewayFromConfig } from './gateway-from-config.js';
+export type { GatewayMetrics, GatewayState, LoginOutcome } from './gateway-metrics.js';
 export {
   type GatewayLog,
   PostgresGateway,

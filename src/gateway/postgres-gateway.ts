@@ -16,6 +16,7 @@ import type { Clock } from '../core/clock.js';
 import type { AdmissionDeps } from './admission.js';
 import { CancelKeys } from './cancel-keys.js';
 import { ClientConnection, type ConnectionContext, type GatewayLog } from './client-connection.js';
+import { type GatewayMetrics, type GatewayState, noGatewayMetrics } from './gateway-metrics.js';
 import { SessionRegistry } from './session-registry.js';
 import { type AuditBatchWriter, StatementRecorder } from './statement-recorder.js';
 import type { UpstreamAddress } from './upstream-connection.js';
@@ -46,6 +47,8 @@ export interface PostgresGatewayDeps {
   readonly clock: Clock;
   readonly newId: () => string;
   readonly log: GatewayLog;
+  /** Counters for monitoring (default: none). */
+  readonly metrics?: GatewayMetrics;
 }
 
 /** The gateway; see the module comment. */
@@ -93,6 +96,7 @@ export class PostgresGateway {
       newId: deps.newId,
       now: () => deps.clock.now(),
       log: deps.log,
+      metrics: deps.metrics ?? noGatewayMetrics,
       onClosed: (connection) => this.#connections.delete(connection),
     };
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
@@ -107,6 +111,17 @@ export class PostgresGateway {
   /** Open client connections (sessions and logins in progress). */
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /** What monitoring reads at scrape time. */
+  state(): GatewayState {
+    return {
+      connections: this.#connections.size,
+      sessions: this.#registry.size,
+      statementsRecorded: this.#recorder.recordedStatements,
+      recordingQueued: this.#recorder.queued,
+      recordingWritable: this.#recorder.writable,
+    };
   }
 
   /** Starts listening; resolves with the bound port (useful with port 0). */

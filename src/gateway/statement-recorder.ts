@@ -170,6 +170,7 @@ export class StatementRecorder {
   #flushing: Promise<boolean> | undefined;
   #writable = true;
   #drainListeners = new Set<() => void>();
+  #recorded = 0;
 
   constructor(options: StatementRecorderOptions) {
     this.#write = options.write;
@@ -198,6 +199,11 @@ export class StatementRecorder {
   /** Statements and events not yet written. */
   get queued(): number {
     return this.#pending;
+  }
+
+  /** Statements recorded since the recorder was made (queued or written). */
+  get recordedStatements(): number {
+    return this.#recorded;
   }
 
   /** Starts the recording of one session. */
@@ -232,6 +238,7 @@ export class StatementRecorder {
     batch.size++;
     batch.chars += chars;
     session.next++;
+    this.#recorded++;
     this.#queued(1);
   }
 

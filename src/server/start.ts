@@ -37,6 +37,7 @@ import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { SamlLogin } from '../identity/saml-login.js';
 import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
+import { registerGatewayMetrics } from '../observability/gateway-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
 import { CedarPolicyEngine } from '../policy/cedar-policy-engine.js';
 import { DenyAllPolicyEngine } from '../policy/deny-all-policy-engine.js';
@@ -443,6 +444,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         store,
         clock,
         log: logger.child({ component: 'gateway' }),
+        metrics: registerGatewayMetrics(metrics.registry, () => gateway?.state()),
       });
       await started.listen();
       gateway = started;

@@ -1,0 +1,86 @@
+/**
+ * The gateway's Prometheus metrics, scraped from /metrics of a real server while real clients log
+ * in, are refused, send garbage, run statements and are cut off by a revocation.
+ */
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, test } from 'node:test';
+import { connectViaGateway, liveGrant, rejection, viaGateway } from '../../test-support/gateway-fixtures.js';
+import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import { waitFor } from '../../test-support/wait-for.js';
+
+let cluster: ScramCluster | undefined;
+let skip: string | undefined;
+let h: Harness;
+const sessions: Record<string, string> = {};
+
+before(async () => {
+  const started = await startScramClusterOrSkip();
+  cluster = started.cluster;
+  skip = started.skip;
+  if (!cluster) return;
+  h = await startHarness({ storage: 'sqlite', targetAdminUrl: cluster.adminUrl, gateway: true });
+  for (const user of ['alice', 'bob', 'carol']) sessions[user] = await h.login(user);
+});
+after(async () => {
+  await h?.close();
+  await cluster?.stop();
+});
+
+/** The value of one sample of the exposition ('' labels for none), or undefined when absent. */
+async function sample(name: string, labels = ''): Promise<number | undefined> {
+  const text = await fetch(`${h.url}/metrics`).then((r) => r.text());
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+/** Sends bytes that are not a startup packet and waits for the gateway to close the connection. */
+async function sendGarbage(): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(h.portcullis.gateway?.port ?? 0, '127.0.0.1', () =>
+      socket.write(Buffer.from([0, 0, 0, 2, 1, 2, 3, 4])),
+    );
+    socket.on('error', reject);
+    socket.on('data', () => {});
+    socket.on('close', () => resolve());
+  });
+}
+
+test('logins, refusals, protocol errors, statements, sessions and terminations are on /metrics', async (t) => {
+  if (skip) return t.skip(skip);
+  assert.equal(await sample('portcullis_gateway_sessions'), 0);
+  assert.equal(await sample('portcullis_gateway_recording_writable'), 1);
+  assert.equal(await sample('portcullis_gateway_statements_recorded_total'), 0);
+
+  const grant = await liveGrant(h, sessions);
+  const client = await connectViaGateway(viaGateway(h, 'demo:alice', grant.token));
+  client.on('error', () => {});
+  for (const n of [1, 2, 3]) await client.query('select $1::int as n', [n]);
+  const wrong = await rejection(
+    connectViaGateway(viaGateway(h, 'demo:alice', `${grant.token.slice(0, -4)}AAAA`)),
+  );
+  assert.equal(wrong.code, '28P01');
+  await sendGarbage();
+
+  assert.equal(await sample('portcullis_gateway_logins_total', '{outcome="admitted"}'), 1);
+  assert.equal(await sample('portcullis_gateway_logins_total', '{outcome="refused"}'), 1);
+  assert.equal(await sample('portcullis_gateway_protocol_errors_total'), 1);
+  assert.equal(await sample('portcullis_gateway_sessions'), 1);
+  assert.equal(await sample('portcullis_gateway_connections'), 1);
+  // An extended query is two records: its Parse, and its Execute with the Bind folded in.
+  assert.equal(await sample('portcullis_gateway_statements_recorded_total'), 6);
+
+  const ended = rejection(client.query('select pg_sleep(30)'));
+  const revoked = await h.api(sessions.carol ?? '', 'POST', `/api/v1/grants/${grant.grantId}/revoke`, {
+    reason: 'metrics test',
+  });
+  assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+  assert.equal((await ended).code, '57P01');
+  await waitFor('the session gone', async () =>
+    (await sample('portcullis_gateway_sessions')) === 0 ? true : undefined,
+  );
+  assert.equal(await sample('portcullis_gateway_terminations_total', '{reason="revoked"}'), 1);
+  assert.equal(await sample('portcullis_gateway_connections'), 0);
+  assert.equal(await sample('portcullis_gateway_recording_writable'), 1);
+});
