@@ -10,7 +10,13 @@ import { type AuditEventInput, auditEventTypes, type Severity } from '../core/au
 import { isPortcullisError, PortcullisError } from '../core/errors.js';
 import type { Database } from '../storage/schema.js';
 import { CanonicalJsonError, canonicalJson } from './canonical.js';
-import { eventHash, type HashedEventFields, recordOf } from './hash.js';
+import {
+  type EventBodyPieces,
+  eventBodyPieces,
+  eventHashOfPieces,
+  type HashedEventFields,
+  recordOf,
+} from './hash.js';
 import { appendOnPostgres } from './postgres-chain-append.js';
 
 const severities: readonly Severity[] = ['info', 'warning', 'high'];
@@ -78,7 +84,7 @@ export class ChainedAuditAppender implements AuditAppender {
       const records: AuditRecord[] = [];
       const rows = drafts.map((draft) => {
         const fields: HashedEventFields = { ...draft, seq: seq + 1, prev_hash: prevHash };
-        const hash = eventHash(fields);
+        const hash = eventHashOfPieces(draft.pieces, draft.dataJson, fields.seq, prevHash);
         records.push(recordOf(fields, hash));
         seq = fields.seq;
         prevHash = hash;
@@ -140,6 +146,8 @@ export class ChainedAuditAppender implements AuditAppender {
 type EventDraft = Omit<HashedEventFields, 'seq' | 'prev_hash'> & {
   readonly dataJson: string;
   readonly policyIdsJson: string;
+  /** The canonical body around data, prev_hash and seq: data is encoded once, here. */
+  readonly pieces: EventBodyPieces;
 };
 
 /** Validates the caller's event and fixes everything but its position in the chain. */
@@ -159,7 +167,7 @@ function eventDraft(event: AuditEventInput, at: number): EventDraft {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) refuse('data must be a JSON object');
   const dataJson = encode(data, 'data');
   const policyIdsJson = encode(policyIds, 'policyIds');
-  const draft: EventDraft = {
+  const unplaced = {
     id: randomUUID(),
     at,
     type: event.type,
@@ -177,7 +185,7 @@ function eventDraft(event: AuditEventInput, at: number): EventDraft {
     dataJson,
     policyIdsJson,
   };
-  return draft;
+  return { ...unplaced, pieces: eventBodyPieces(unplaced) };
 }
 
 function text(value: string | null | undefined, field: string): string | null {

@@ -7,6 +7,7 @@ import {
   canonicalEventBody,
   eventBodyPieces,
   eventHash,
+  eventHashOfPieces,
   type HashedEventFields,
   hashedFieldNames,
   recordOf,
@@ -152,6 +153,13 @@ describe('event body pieces', () => {
     fc.assert(
       fc.property(fields, (event) => {
         assert.equal(assembled(event), canonicalEventBody(event));
+        const dataJson = canonicalJson(event.data);
+        const pieces = eventBodyPieces({
+          ...event,
+          dataJson,
+          policyIdsJson: canonicalJson(event.policy_ids),
+        });
+        assert.equal(eventHashOfPieces(pieces, dataJson, event.seq, event.prev_hash), eventHash(event));
       }),
       { numRuns: 500 },
     );

@@ -6,19 +6,25 @@
  * including COMMIT, with this one for two.
  *
  * The database finishes each hash because only it knows the head when the lock is granted: Node
- * sends every event's canonical body split around `prev_hash` and `seq` ({@link eventBodyPieces}),
+ * sends every event's canonical body split around `prev_hash` and `seq` (`eventBodyPieces` in hash.ts),
  * PostgreSQL computes `sha256(prev_hash || body)` with its built-in `sha256()` (PostgreSQL ≥ 11)
- * over the UTF-8 bytes, exactly as {@link eventHash} defines it. Node then recomputes every hash
+ * over the UTF-8 bytes, exactly as `eventHash` in hash.ts defines it. Node then recomputes every hash
  * from the returned links and refuses the append (the transaction rolls back) unless each one
  * matches and the sequence is contiguous, so the chain's definition still lives in hash.ts and a
  * disagreement fails closed.
  */
 import { type Kysely, sql } from 'kysely';
 import type { Database } from '../storage/schema.js';
-import { eventBodyPieces, eventHash, type HashedEventFields, type UnplacedEventFields } from './hash.js';
+import {
+  type EventBodyPieces,
+  eventHashOfPieces,
+  type HashedEventFields,
+  type UnplacedEventFields,
+} from './hash.js';
 
-/** An event ready to be placed: its facts, with `data` and `policy_ids` as canonical JSON. */
-export type PlaceableEvent = UnplacedEventFields & Pick<HashedEventFields, 'data' | 'policy_ids'>;
+/** An event ready to be placed: its facts, `data` and `policy_ids` also as canonical JSON, its body pieces. */
+export type PlaceableEvent = UnplacedEventFields &
+  Pick<HashedEventFields, 'data' | 'policy_ids'> & { readonly pieces: EventBodyPieces };
 
 /** Events per call at most, and their characters (a gateway batch's data can be 1 MiB). */
 const eventsPerStatement = 100;
@@ -68,7 +74,7 @@ export async function appendOnPostgres(
       if (previous && (fields.seq !== previous.fields.seq + 1 || fields.prev_hash !== previous.hash)) {
         throw new Error(`the audit chain broke at ${fields.seq}: the head moved during the append`);
       }
-      const hash = eventHash(fields);
+      const hash = eventHashOfPieces(event.pieces, event.dataJson, fields.seq, fields.prev_hash);
       if (hash !== row.hash) {
         throw new Error(
           `the database hashed audit event ${fields.seq} differently (${row.hash}, expected ${hash})`,
@@ -98,7 +104,7 @@ function* chunks(events: readonly PlaceableEvent[]): Generator<PlaceableEvent[]>
 
 async function placeChunk(db: Kysely<Database>, events: readonly PlaceableEvent[]): Promise<PlacedRow[]> {
   const column = <T>(pick: (event: PlaceableEvent) => T): T[] => events.map(pick);
-  const pieces = events.map(eventBodyPieces);
+  const pieces = events.map((e) => e.pieces);
   const result = await sql<PlacedRow>`
     select seq, prev_hash, hash from portcullis_audit_append(
       ${column((e) => e.id)}::text[], ${column((e) => e.at)}::bigint[], ${column((e) => e.type)}::text[],
