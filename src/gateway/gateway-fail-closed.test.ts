@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import type { JWK } from 'jose';
 import {
@@ -20,35 +20,22 @@ import {
   rejection,
   viaGateway,
 } from '../../test-support/gateway-fixtures.js';
-import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
-import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import { useGatewayWorld } from '../../test-support/gateway-world.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { exportToLines } from '../audit/audit-test-support.js';
 import { verifyAuditExport } from '../audit/verify.js';
 
-let cluster: ScramCluster | undefined;
-let skip: string | undefined;
-let h: Harness;
 let grant: GatewayGrant;
-
-before(async () => {
-  const started = await startScramClusterOrSkip();
-  cluster = started.cluster;
-  skip = started.skip;
-  if (!cluster) return;
-  h = await startHarness({ storage: 'sqlite', targetAdminUrl: cluster.adminUrl, gateway: true });
-  const sessions: Record<string, string> = {};
-  for (const user of ['alice', 'bob']) sessions[user] = await h.login(user);
-  grant = await liveGrant(h, sessions);
-});
-after(async () => {
-  await h?.close();
-  await cluster?.stop();
+const world = useGatewayWorld({
+  users: ['alice', 'bob'],
+  setUp: async ({ h, sessions }) => {
+    grant = await liveGrant(h, sessions);
+  },
 });
 
 /** Runs `sql` on the Portcullis database through a connection of its own. */
 function onStore(sql: string): void {
-  const db = new BetterSqlite3(join(h.dir, 'portcullis.db'), { timeout: 5000 });
+  const db = new BetterSqlite3(join(world.h.dir, 'portcullis.db'), { timeout: 5000 });
   try {
     db.exec(sql);
   } finally {
@@ -58,10 +45,10 @@ function onStore(sql: string): void {
 
 describe('gateway fail closed', () => {
   test('an audit store that refuses writes cuts the live session and refuses logins until it recovers', async (t) => {
-    if (skip) return t.skip(skip);
-    const c = await connectViaGateway(viaGateway(h, 'demo:alice', grant.token));
+    if (world.skip) return t.skip(world.skip);
+    const c = await connectViaGateway(viaGateway(world.h, 'demo:alice', grant.token));
     assert.equal((await c.query('select 1 as one')).rows[0].one, 1);
-    await h.portcullis.gateway?.flushRecords();
+    await world.h.portcullis.gateway?.flushRecords();
 
     onStore(`create trigger audit_refused before insert on audit_events
              begin select raise(abort, 'audit store refuses writes (test)'); end`);
@@ -71,11 +58,11 @@ describe('gateway fail closed', () => {
     assert.match(error.message, /the audit log cannot be written/);
     assert.ok(Date.now() - cutAt < 3000, `cut after ${Date.now() - cutAt} ms`);
 
-    const refused = await rejection(connectViaGateway(viaGateway(h, 'demo:alice', grant.token)));
+    const refused = await rejection(connectViaGateway(viaGateway(world.h, 'demo:alice', grant.token)));
     assert.equal(refused.code, '57P03');
     assert.match(refused.message, /audit log cannot be written/);
     // What an operator alerts on.
-    const metrics = await fetch(`${h.url}/metrics`).then((r) => r.text());
+    const metrics = await fetch(`${world.h.url}/metrics`).then((r) => r.text());
     assert.match(metrics, /^portcullis_gateway_recording_writable 0$/m);
     assert.match(metrics, /^portcullis_gateway_terminations_total\{reason="recording_failed"\} 1$/m);
     assert.match(metrics, /^portcullis_gateway_logins_total\{outcome="unavailable"\} 1$/m);
@@ -83,13 +70,13 @@ describe('gateway fail closed', () => {
     onStore('drop trigger audit_refused');
     const again = await waitFor(
       'a login after the audit store recovered',
-      () => connectViaGateway(viaGateway(h, 'demo:alice', grant.token)).catch(() => undefined),
+      () => connectViaGateway(viaGateway(world.h, 'demo:alice', grant.token)).catch(() => undefined),
       5000,
     );
     assert.equal((await again.query('select 2 as two')).rows[0].two, 2);
     await again.end();
 
-    const statements = (await recordedStatements(h)).filter((s) => s.grantId === grant.grantId);
+    const statements = (await recordedStatements(world.h)).filter((s) => s.grantId === grant.grantId);
     const slept = statements.find((s) => s.data.sql === 'select pg_sleep(10) as slept');
     assert.ok(slept, 'the statement that was running is on record after the recovery');
     const session = slept?.data.session;
@@ -100,16 +87,18 @@ describe('gateway fail closed', () => {
         [2, 'select pg_sleep(10) as slept'],
       ],
     );
-    const ended = (await gatewayEvents(h, 'gateway.session_ended')).find((e) => e.data.session === session);
+    const ended = (await gatewayEvents(world.h, 'gateway.session_ended')).find(
+      (e) => e.data.session === session,
+    );
     assert.equal(ended?.reason, 'recording_failed');
     assert.equal(ended?.data.statements, 2);
-    const failed = await gatewayEvents(h, 'gateway.recording_failed');
+    const failed = await gatewayEvents(world.h, 'gateway.recording_failed');
     assert.equal(failed.length, 1);
     assert.equal(failed[0]?.severity, 'high');
 
     // The statements are in the hash chain: the export verifies, and changing one SQL text breaks it.
-    const lines = await exportToLines(h.portcullis.store.auditLog);
-    const jwks = (await (await fetch(`${h.url}/.well-known/portcullis-audit-keys.json`)).json()) as {
+    const lines = await exportToLines(world.h.portcullis.store.auditLog);
+    const jwks = (await (await fetch(`${world.h.url}/.well-known/portcullis-audit-keys.json`)).json()) as {
       keys: JWK[];
     };
     const verified = await verifyAuditExport(lines, jwks.keys);

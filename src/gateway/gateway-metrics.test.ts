@@ -4,33 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { connectViaGateway, liveGrant, rejection, viaGateway } from '../../test-support/gateway-fixtures.js';
-import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
-import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import { useGatewayWorld } from '../../test-support/gateway-world.js';
 import { waitFor } from '../../test-support/wait-for.js';
 
-let cluster: ScramCluster | undefined;
-let skip: string | undefined;
-let h: Harness;
-const sessions: Record<string, string> = {};
-
-before(async () => {
-  const started = await startScramClusterOrSkip();
-  cluster = started.cluster;
-  skip = started.skip;
-  if (!cluster) return;
-  h = await startHarness({ storage: 'sqlite', targetAdminUrl: cluster.adminUrl, gateway: true });
-  for (const user of ['alice', 'bob', 'carol']) sessions[user] = await h.login(user);
-});
-after(async () => {
-  await h?.close();
-  await cluster?.stop();
-});
+const world = useGatewayWorld();
 
 /** The value of one sample of the exposition ('' labels for none), or undefined when absent. */
 async function sample(name: string, labels = ''): Promise<number | undefined> {
-  const text = await fetch(`${h.url}/metrics`).then((r) => r.text());
+  const text = await fetch(`${world.h.url}/metrics`).then((r) => r.text());
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
@@ -38,7 +21,7 @@ async function sample(name: string, labels = ''): Promise<number | undefined> {
 /** Sends bytes that are not a startup packet and waits for the gateway to close the connection. */
 async function sendGarbage(): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const socket = connect(h.portcullis.gateway?.port ?? 0, '127.0.0.1', () =>
+    const socket = connect(world.h.portcullis.gateway?.port ?? 0, '127.0.0.1', () =>
       socket.write(Buffer.from([0, 0, 0, 2, 1, 2, 3, 4])),
     );
     socket.on('error', reject);
@@ -48,7 +31,8 @@ async function sendGarbage(): Promise<void> {
 }
 
 test('logins, refusals, protocol errors, statements, sessions and terminations are on /metrics', async (t) => {
-  if (skip) return t.skip(skip);
+  if (world.skip) return t.skip(world.skip);
+  const { h, sessions } = world;
   assert.equal(await sample('portcullis_gateway_sessions'), 0);
   assert.equal(await sample('portcullis_gateway_recording_writable'), 1);
   assert.equal(await sample('portcullis_gateway_statements_recorded_total'), 0);
