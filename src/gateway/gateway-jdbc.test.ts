@@ -42,7 +42,7 @@ async function jdbcSkipReason(): Promise<string | undefined> {
   if (!existsSync(jar)) missing.push(`the pgjdbc jar (${jar})`);
   try {
     // The source launcher (java File.java) compiles with the JDK's compiler module.
-    await run('javac', ['-version']);
+    await run('javac', ['-J-XX:-UsePerfData', '-version']);
   } catch {
     missing.push('a JDK (javac)');
   }
@@ -87,7 +87,7 @@ function jdbcUrl(sslmode: string): string {
 
 /** Runs the probe and returns its "name<TAB>value" lines as a map. */
 async function runProbe(args: readonly string[]): Promise<Map<string, string>> {
-  const { stdout } = await run('java', ['-cp', jar, probe, ...args], { timeout: 60_000 });
+  const { stdout } = await run('java', ['-XX:-UsePerfData', '-cp', jar, probe, ...args], { timeout: 60_000 });
   const lines = new Map<string, string>();
   for (const line of stdout.split('\n')) {
     const tab = line.indexOf('\t');
