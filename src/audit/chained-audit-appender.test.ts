@@ -93,9 +93,14 @@ forEachDialect('ChainedAuditAppender', (ctx) => {
         },
         at: auditTestEpoch,
       },
+      // Text that an array literal could mistake for NULL, empty or a separator stays that text.
+      {
+        event: { ...testEvent(2), reason: 'NULL', userAgent: '', sourceIp: 'null', data: { '{}': 'a,b' } },
+        at: auditTestEpoch + 2,
+      },
       // Three events of 3 MiB: more than one database statement's worth.
-      ...[2, 3, 4].map((n) => ({ event: { ...testEvent(n), data: { large } }, at: auditTestEpoch + n })),
-      ...Array.from({ length: 120 }, (_, i) => ({ event: testEvent(5 + i), at: auditTestEpoch + 5 + i })),
+      ...[3, 4, 5].map((n) => ({ event: { ...testEvent(n), data: { large } }, at: auditTestEpoch + n })),
+      ...Array.from({ length: 120 }, (_, i) => ({ event: testEvent(6 + i), at: auditTestEpoch + 6 + i })),
     ];
     const returned = await ctx.store.transaction((tx) => tx.audit.appendAll(batch));
     assert.deepEqual(
@@ -111,6 +116,9 @@ forEachDialect('ChainedAuditAppender', (ctx) => {
       previous = record.hash;
     }
     assert.equal(records[0]?.reason, awkward);
+    assert.equal(records[1]?.reason, 'NULL');
+    assert.equal(records[1]?.userAgent, '');
+    assert.equal(records[1]?.sourceIp, 'null');
     assert.deepEqual((await ctx.store.auditLog.head()).hash, previous);
   });
 
