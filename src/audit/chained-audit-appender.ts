@@ -51,7 +51,7 @@ const rowsPerInsert = 100;
 export class ChainedAuditAppender implements AuditAppender {
   /**
    * @param db a Kysely transaction handed in by the storage layer.
-   * @param dialect decides how the head row is locked.
+   * @param dialect decides how events are placed (one database call on PostgreSQL).
    */
   constructor(
     private readonly db: Kysely<Database>,
@@ -78,7 +78,7 @@ export class ChainedAuditAppender implements AuditAppender {
         const placed = await appendOnPostgres(this.db, drafts);
         return placed.map(({ fields, hash }) => recordOf(fields, hash));
       }
-      const head = await this.lockHead();
+      const head = await this.readHead();
       let seq = head.seq;
       let prevHash = head.hash;
       const records: AuditRecord[] = [];
@@ -130,12 +130,14 @@ export class ChainedAuditAppender implements AuditAppender {
     }
   }
 
-  private async lockHead(): Promise<{ seq: number; hash: string }> {
-    let query = this.db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1);
-    if (this.dialect === 'postgres') query = query.forUpdate();
-    const head = await query.executeTakeFirst();
+  /** SQLite's head: its single writer is the lock (PostgreSQL locks inside portcullis_audit_append). */
+  private async readHead(): Promise<{ seq: number; hash: string }> {
+    const head = await this.db
+      .selectFrom('audit_head')
+      .select(['seq', 'hash'])
+      .where('id', '=', 1)
+      .executeTakeFirst();
     if (head === undefined) throw new Error('the audit_head row is missing (migrations not run?)');
-    // PostgreSQL returns bigint columns as strings.
     const seq = Number(head.seq);
     if (!Number.isSafeInteger(seq) || seq < 0)
       throw new Error(`the audit head sequence ${head.seq} is invalid`);

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
+import type { ClientConfig } from 'pg';
 import { connectViaGateway, liveGrant, rejection, viaGateway } from '../../test-support/gateway-fixtures.js';
 import { useGatewayWorld } from '../../test-support/gateway-world.js';
 import { waitFor } from '../../test-support/wait-for.js';
@@ -46,9 +47,17 @@ test('logins, refusals, protocol errors, statements, sessions and terminations a
   );
   assert.equal(wrong.code, '28P01');
   await sendGarbage();
+  // node-postgres sends `replication` in the startup packet (its types do not declare it).
+  const asReplication: ClientConfig & { replication: string } = {
+    ...viaGateway(h, 'demo:alice', grant.token),
+    replication: 'database',
+  };
+  const replication = await rejection(connectViaGateway(asReplication));
+  assert.equal(replication.code, '28000');
 
   assert.equal(await sample('portcullis_gateway_logins_total', '{outcome="admitted"}'), 1);
   assert.equal(await sample('portcullis_gateway_logins_total', '{outcome="refused"}'), 1);
+  assert.equal(await sample('portcullis_gateway_logins_total', '{outcome="rejected"}'), 1);
   assert.equal(await sample('portcullis_gateway_protocol_errors_total'), 1);
   assert.equal(await sample('portcullis_gateway_sessions'), 1);
   assert.equal(await sample('portcullis_gateway_connections'), 1);
