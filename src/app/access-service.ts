@@ -21,6 +21,7 @@ import type {
   IssuedToken,
   OperatorLog,
   PolicyEngine,
+  Provisioner,
   ProvisionerLookup,
   SecretBox,
   Store,
@@ -542,23 +543,35 @@ export class AccessService {
     const provisioner = this.deps.provisioners.get(resource.kind);
     if (!provisioner.activatesInProcess) return undefined;
     const request = core.activate(approved, now);
-    const id = this.deps.newId();
-    const planned = grants.newGrant({
-      id,
-      requestId: request.id,
-      principalId: request.requesterId,
-      resourceId: resource.id,
-      role: role.name,
-      notBefore: now,
-      expiresAt: request.expiresAt as number,
-      artefacts: provisioner.plan({ id }, resource),
-    });
+    const planned = this.plannedGrant(request, resource, role, provisioner, now, request.expiresAt as number);
     const result = await provisioner.apply({ grant: planned, resource, role });
     if (result.credentials) {
       throw new Error(`provisioner ${provisioner.kind} activates in process but returned credentials`);
     }
     const grant = grants.markApplied(planned, result.artefacts);
     return { request, grant, event: activatedEvent(request, grant) };
+  }
+
+  /** A new grant for `request`, with the artefact names its provisioner picks before anything exists. */
+  private plannedGrant(
+    request: AccessRequest,
+    resource: ResourceDefinition,
+    role: RoleDefinition,
+    provisioner: Provisioner,
+    notBefore: number,
+    expiresAt: number,
+  ): Grant {
+    const id = this.deps.newId();
+    return grants.newGrant({
+      id,
+      requestId: request.id,
+      principalId: request.requesterId,
+      resourceId: resource.id,
+      role: role.name,
+      notBefore,
+      expiresAt,
+      artefacts: provisioner.plan({ id }, resource),
+    });
   }
 
   /**
@@ -578,17 +591,7 @@ export class AccessService {
     const activatedAt = started;
     const expiresAt = activatedAt + request.durationSeconds * 1000;
     if (!grant) {
-      const id = this.deps.newId();
-      grant = grants.newGrant({
-        id,
-        requestId,
-        principalId: request.requesterId,
-        resourceId: resource.id,
-        role: role.name,
-        notBefore: activatedAt,
-        expiresAt,
-        artefacts: provisioner.plan({ id }, resource),
-      });
+      grant = this.plannedGrant(request, resource, role, provisioner, activatedAt, expiresAt);
       await this.deps.store.grants.insert(grant);
     } else {
       grant = { ...grant, notBefore: activatedAt, expiresAt };
