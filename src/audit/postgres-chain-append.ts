@@ -53,23 +53,7 @@ export async function appendOnPostgres(
     }
     chunk.forEach((event, index) => {
       const row = rows[index] as PlacedRow;
-      const fields: HashedEventFields = {
-        seq: Number(row.seq),
-        id: event.id,
-        at: event.at,
-        type: event.type,
-        actor: event.actor,
-        severity: event.severity,
-        source_ip: event.source_ip,
-        user_agent: event.user_agent,
-        request_id: event.request_id,
-        grant_id: event.grant_id,
-        resource_id: event.resource_id,
-        reason: event.reason,
-        policy_ids: event.policy_ids,
-        data: event.data,
-        prev_hash: row.prev_hash,
-      };
+      const fields: HashedEventFields = { ...event, seq: Number(row.seq), prev_hash: row.prev_hash };
       const previous = placed.at(-1);
       if (previous && (fields.seq !== previous.fields.seq + 1 || fields.prev_hash !== previous.hash)) {
         throw new Error(`the audit chain broke at ${fields.seq}: the head moved during the append`);
