@@ -1,12 +1,19 @@
 /**
  * The gateway's Prometheus metrics, scraped from /metrics of a real server while real clients log
- * in, are refused, send garbage, run statements and are cut off by a revocation.
+ * in, are refused, send garbage, run statements, are cut off by a revocation, or are admitted by
+ * Portcullis but turned away by the database.
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import type { ClientConfig } from 'pg';
-import { connectViaGateway, liveGrant, rejection, viaGateway } from '../../test-support/gateway-fixtures.js';
+import pg, { type ClientConfig } from 'pg';
+import {
+  connectViaGateway,
+  gatewayEvents,
+  liveGrant,
+  rejection,
+  viaGateway,
+} from '../../test-support/gateway-fixtures.js';
 import { useGatewayWorld } from '../../test-support/gateway-world.js';
 import { waitFor } from '../../test-support/wait-for.js';
 
@@ -76,4 +83,34 @@ test('logins, refusals, protocol errors, statements, sessions and terminations a
   assert.equal(await sample('portcullis_gateway_terminations_total', '{reason="revoked"}'), 1);
   assert.equal(await sample('portcullis_gateway_connections'), 0);
   assert.equal(await sample('portcullis_gateway_recording_writable'), 1);
+});
+
+test('a login the database refuses counts as upstream_failed and its session is recorded as ended', async (t) => {
+  if (world.skip) return t.skip(world.skip);
+  const { h, sessions, cluster } = world;
+  const grant = await liveGrant(h, sessions);
+  // Drift behind Portcullis's back: someone with rights on the database locks the grant's role.
+  const admin = new pg.Client({ connectionString: cluster?.adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`alter role ${admin.escapeIdentifier(grant.login)} nologin`);
+  } finally {
+    await admin.end();
+  }
+  const before = (await sample('portcullis_gateway_logins_total', '{outcome="upstream_failed"}')) ?? 0;
+
+  const refused = await rejection(connectViaGateway(viaGateway(h, 'demo:alice', grant.token)));
+  // The database's own SQLSTATE and reason reach the client; the upstream password does not.
+  assert.equal(refused.code, '28000');
+  assert.match(refused.message, /the database refused the session: .*not permitted to log in/);
+
+  assert.equal(await sample('portcullis_gateway_logins_total', '{outcome="upstream_failed"}'), before + 1);
+  await waitFor('the session gone', async () =>
+    (await sample('portcullis_gateway_sessions')) === 0 ? true : undefined,
+  );
+  const ended = (await gatewayEvents(h, 'gateway.session_ended')).filter((e) => e.grantId === grant.grantId);
+  assert.equal(ended.length, 1);
+  assert.equal(ended[0]?.reason, 'upstream refused');
+  assert.equal(ended[0]?.data.relayed, false);
+  assert.equal(ended[0]?.data.statements, 0);
 });
