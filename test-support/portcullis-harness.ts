@@ -137,6 +137,8 @@ export interface HarnessOptions {
   readonly gateway?: boolean | Record<string, unknown>;
   /** `connection_limit` of `demo-db` (default 3). */
   readonly targetConnectionLimit?: number;
+  /** `demo-db` is reached only through the gateway (`postgres.gateway_only`). */
+  readonly targetGatewayOnly?: boolean;
   /** Extra or replaced top-level config keys. */
   readonly configOverrides?: Record<string, unknown>;
   /**
@@ -223,6 +225,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         admin_url: { env: 'E2E_TARGET_ADMIN_URL' },
         database: targetDatabase,
         connection_limit: options.targetConnectionLimit ?? 3,
+        ...(options.targetGatewayOnly ? { gateway_only: true } : {}),
         ...(options.targetResourceAdmin
           ? { reassign_owned_to: options.targetResourceAdmin.reassignOwnedTo }
           : {}),

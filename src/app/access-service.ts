@@ -15,6 +15,7 @@ import * as grants from '../core/grant.js';
 import type { PolicyContext } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { type GatewayEndpoint, gatewayCredentials } from './gateway-credentials.js';
 import type {
   AccessMetrics,
   AccessTokenIssuer,
@@ -52,6 +53,12 @@ export interface AccessServiceDeps {
   readonly onGrantEnded?: (grantId: string, why: 'expired' | 'revoked' | 'released') => void;
   /** The server log: a target's own error text is written there with its reference. */
   readonly log?: OperatorLog;
+  /**
+   * The database gateway's address for a resource people may reach only through it
+   * (`postgres.gateway_only`), else undefined: such grants' credentials are a gateway connection
+   * with an access token, never the grant's own login (see gateway-credentials.ts).
+   */
+  readonly gatewayOnlyEndpoint?: (resourceId: string) => GatewayEndpoint | undefined;
 }
 
 export interface NewRequest {
@@ -1035,6 +1042,11 @@ export class AccessService {
     from: RequestOrigin,
   ): Promise<Record<string, string>> {
     const { grant } = await this.liveGrantOfRequester(principal, grantId);
+    const gateway = this.deps.gatewayOnlyEndpoint?.(grant.resourceId);
+    if (gateway) {
+      const issued = await this.tokenFor(principal, grant, from, { for: 'gateway_credentials' });
+      return gatewayCredentials(gateway, grant, issued);
+    }
     const credentials = await this.openCredentials(grantId);
     if (!credentials)
       throw new PortcullisError('not_found', 'This grant has no credentials; use a token instead');
@@ -1045,6 +1057,16 @@ export class AccessService {
   /** A signed access token for a live grant, never valid past the grant's end. */
   async issueToken(principal: Principal, grantId: string, from: RequestOrigin): Promise<IssuedToken> {
     const { grant } = await this.liveGrantOfRequester(principal, grantId);
+    return this.tokenFor(principal, grant, from);
+  }
+
+  /** Issues an access token for a live grant, audited as `token.issued` before it is returned. */
+  private async tokenFor(
+    principal: Principal,
+    grant: Grant,
+    from: RequestOrigin,
+    context: Record<string, unknown> = {},
+  ): Promise<IssuedToken> {
     const now = this.deps.clock.now();
     const issued = await this.deps.tokens.issueAccessToken({
       grant,
@@ -1055,6 +1077,7 @@ export class AccessService {
     await this.auditGrantUse('token.issued', principal, grant, from, now, {
       jti: issued.jti,
       expiresAt: issued.expiresAt,
+      ...context,
     });
     return issued;
   }

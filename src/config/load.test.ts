@@ -629,3 +629,20 @@ describe('parseConfig: relative paths', () => {
     ]);
   });
 });
+
+describe('parseConfig: gateway-only resources', () => {
+  it('gateway_only defaults to false and needs a gateway section', () => {
+    assert.equal(parse(validConfig()).resources.get('orders-db')?.postgres?.gatewayOnly, false);
+    const error = refused(stringify(changed((t) => (t.resources[0].postgres.gateway_only = true))));
+    assert.deepEqual(paths(error), ['resources[0].postgres.gateway_only']);
+    const served = parse(
+      changed((t) => {
+        t.resources[0].postgres.gateway_only = true;
+        t.gateway = { host: '0.0.0.0', public_host: 'db-gateway.example.com', public_port: 6543 };
+      }),
+    );
+    assert.equal(served.resources.get('orders-db')?.postgres?.gatewayOnly, true);
+    assert.equal(served.gateway?.publicHost, 'db-gateway.example.com');
+    assert.equal(served.gateway?.publicPort, 6543);
+  });
+});

@@ -47,6 +47,8 @@ export interface PostgresTarget {
   readonly publicPort: number | undefined;
   readonly connectionLimit: number;
   readonly reassignOwnedTo: string;
+  /** People reach it only through the gateway; the grant's own login is never shown. */
+  readonly gatewayOnly: boolean;
 }
 
 export interface ConfiguredResource extends ResourceDefinition {
@@ -140,6 +142,10 @@ function resolveScimClients(scim: ParsedConfig['scim'], secrets: SecretResolver,
 export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
+  /** Host people connect to; undefined: `host`, or the public URL's host when `host` is a wildcard. */
+  readonly publicHost: string | undefined;
+  /** Port people connect to; undefined: the port the gateway listens on. */
+  readonly publicPort: number | undefined;
   /** PEM certificate chain and private key; null serves without TLS (answers `N` to SSLRequest). */
   readonly tls: { readonly cert: Secret; readonly key: Secret } | null;
   readonly allowPlaintextOnLoopback: boolean;
@@ -225,6 +231,13 @@ function semanticIssues(parsed: Partial<ParsedConfig>, baseDir: string): ConfigI
   });
   if (parsed.identity_providers !== undefined)
     issues.push(...identityLinkIssues(parsed.identity_links ?? [], idps));
+  (parsed.resources ?? []).forEach((resource, i) => {
+    if (resource.kind === 'postgres' && resource.postgres.gateway_only && parsed.gateway === undefined)
+      issues.push({
+        path: `resources[${i}].postgres.gateway_only`,
+        message: 'needs a `gateway` section: without the gateway nobody could reach this resource',
+      });
+  });
   (parsed.policies?.files ?? []).forEach((file, i) => {
     const path = isAbsolute(file) ? file : resolve(baseDir, file);
     if (!existsSync(path))
@@ -332,6 +345,7 @@ function resolveResources(
           publicPort: pg.public_port,
           connectionLimit: pg.connection_limit,
           reassignOwnedTo: pg.reassign_owned_to,
+          gatewayOnly: pg.gateway_only,
         },
       });
     } else {
@@ -353,6 +367,8 @@ function resolveGateway(
   return {
     host: gateway.host,
     port: gateway.port,
+    publicHost: gateway.public_host,
+    publicPort: gateway.public_port,
     tls: gateway.tls
       ? {
           cert: resolvePem(gateway.tls.cert, 'gateway.tls.cert', secrets),

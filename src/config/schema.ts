@@ -151,6 +151,8 @@ const postgresConnection = z
     public_host: z.string().optional(),
     public_port: z.number().int().min(1).max(65535).optional(),
     connection_limit: z.number().int().min(1).max(10_000).default(5),
+    /** Reached only through the database gateway: the grant's own login is never shown. */
+    gateway_only: z.boolean().default(false),
     /** Role that receives objects a grant's login created, before that login is dropped. */
     reassign_owned_to: z.string().min(1).default('postgres'),
   })
@@ -310,6 +312,9 @@ export const configSchema = z
       .object({
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(6432),
+        /** Where people reach the gateway (put into gateway connection strings). */
+        public_host: z.string().min(1).optional(),
+        public_port: z.number().int().min(1).max(65535).optional(),
         /** Certificate chain and private key (PEM): a path, or a secret reference. */
         tls: z
           .object({

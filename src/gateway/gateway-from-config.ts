@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { GatewayEndpoint } from '../app/gateway-credentials.js';
 import type { Store } from '../app/ports.js';
 import type { ConfiguredResource, GatewayConfig } from '../config/load.js';
 import type { Clock } from '../core/clock.js';
@@ -109,4 +110,24 @@ export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway 
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
     },
   );
+}
+
+const wildcardHosts = new Set(['', '0.0.0.0', '::', '[::]']);
+
+/**
+ * Where people reach the gateway: `public_host`/`public_port` when set; else the listening host
+ * (the public URL's host when the gateway listens on every interface) and the bound port.
+ */
+export function publicGatewayEndpoint(
+  config: GatewayConfig,
+  publicUrl: string,
+  boundPort: number | undefined,
+): GatewayEndpoint {
+  const host =
+    config.publicHost ?? (wildcardHosts.has(config.host) ? new URL(publicUrl).hostname : config.host);
+  return {
+    host: host.replace(/^\[(.*)\]$/, '$1'),
+    port: config.publicPort ?? boundPort ?? config.port,
+    tls: config.tls !== null,
+  };
 }

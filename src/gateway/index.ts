@@ -2,7 +2,11 @@
  * The database gateway's public surface: the gateway itself and the factory the composition root
  * uses. Connections, admission, recording and termination are internals.
  */
-export { type GatewayFromConfigDeps, gatewayFromConfig } from './gateway-from-config.js';
+export {
+  type GatewayFromConfigDeps,
+  gatewayFromConfig,
+  publicGatewayEndpoint,
+} from './gateway-from-config.js';
 export type { GatewayMetrics, GatewayState, LoginOutcome } from './gateway-metrics.js';
 export {
   type GatewayLog,

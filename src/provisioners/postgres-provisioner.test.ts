@@ -65,6 +65,7 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
         publicHost: undefined,
         publicPort: undefined,
         connectionLimit: 2,
+        gatewayOnly: false,
         reassignOwnedTo: 'app_owner',
         ...target,
       },

@@ -18,6 +18,7 @@ function target(overrides: Partial<PostgresTarget> & { url?: string } = {}): Pos
     publicHost: undefined,
     publicPort: undefined,
     connectionLimit: 5,
+    gatewayOnly: false,
     reassignOwnedTo: 'postgres',
     ...rest,
   };

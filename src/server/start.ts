@@ -31,7 +31,7 @@ import { PortcullisError } from '../core/errors.js';
 import { IdentityLinks } from '../core/identity-links.js';
 import type { Principal } from '../core/principal.js';
 import { JweSecretBox } from '../crypto/secret-box.js';
-import { gatewayFromConfig, type PostgresGateway } from '../gateway/index.js';
+import { gatewayFromConfig, type PostgresGateway, publicGatewayEndpoint } from '../gateway/index.js';
 import { buildHttpApp } from '../http/app.js';
 import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
@@ -212,6 +212,10 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       onGrantActivated: (expiresAt) => expiry?.nudge(expiresAt),
       onGrantEnded: (grantId, why) => gateway?.endGrant(grantId, why),
       log: logger.child({ component: 'access' }),
+      gatewayOnlyEndpoint: (resourceId) =>
+        config.gateway && config.resources.get(resourceId)?.postgres?.gatewayOnly
+          ? publicGatewayEndpoint(config.gateway, config.server.publicUrl, gateway?.port)
+          : undefined,
     });
 
     const breakGlass =
