@@ -56,9 +56,10 @@ export interface AccessServiceDeps {
   /**
    * The database gateway's address for a resource people may reach only through it
    * (`postgres.gateway_only`), else undefined: such grants' credentials are a gateway connection
-   * with an access token, never the grant's own login (see gateway-credentials.ts).
+   * with an access token, never the grant's own login (see gateway-credentials.ts). Required, so
+   * that a composition root cannot forget it and show a gateway-only grant's login.
    */
-  readonly gatewayOnlyEndpoint?: (resourceId: string) => GatewayEndpoint | undefined;
+  readonly gatewayOnlyEndpoint: (resourceId: string) => GatewayEndpoint | undefined;
 }
 
 export interface NewRequest {
@@ -1042,7 +1043,7 @@ export class AccessService {
     from: RequestOrigin,
   ): Promise<Record<string, string>> {
     const { grant } = await this.liveGrantOfRequester(principal, grantId);
-    const gateway = this.deps.gatewayOnlyEndpoint?.(grant.resourceId);
+    const gateway = this.deps.gatewayOnlyEndpoint(grant.resourceId);
     if (gateway) {
       const issued = await this.tokenFor(principal, grant, from, { for: 'gateway_credentials' });
       return gatewayCredentials(gateway, grant, issued);
