@@ -117,3 +117,23 @@ export function webhookChannelConfig(name: string, url: string): Record<string, 
   writeFileSync(file, testWebhookSecret, { mode: 0o600 });
   return { name, type: 'webhook', url, secret: { file }, timeout: '2s' };
 }
+
+/**
+ * A `break_glass.accounts` entry for the harness's `demo-db`: `readonly` only, at most 30 minutes,
+ * a quorum of 2, alerts to the `ops` channel; `overrides` adds or replaces keys.
+ */
+export function demoDbEmergencyAccount(
+  id: string,
+  custodians: readonly (string | { id: string; principal: string })[],
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    id,
+    scope: { resource: 'demo-db', roles: ['readonly'] },
+    max_duration_minutes: 30,
+    custodians,
+    quorum: 2,
+    alert_channels: ['ops'],
+    ...overrides,
+  };
+}

@@ -10,7 +10,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { secretOfUri, TestCustodian, webhookChannelConfig } from '../../test-support/break-glass-fixtures.js';
+import {
+  demoDbEmergencyAccount,
+  secretOfUri,
+  TestCustodian,
+  webhookChannelConfig,
+} from '../../test-support/break-glass-fixtures.js';
 import { cliArgv } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
@@ -67,16 +72,7 @@ describe('portcullis break-glass end to end', async () => {
       targetAdminUrl: sharedPostgresAdminUrl,
       configOverrides: {
         break_glass: {
-          accounts: [
-            {
-              id: account,
-              scope: { resource: 'demo-db', roles: ['readonly'] },
-              max_duration_minutes: 30,
-              custodians: ['alice', { id: 'bob', principal: 'demo:bob' }],
-              quorum: 2,
-              alert_channels: ['ops'],
-            },
-          ],
+          accounts: [demoDbEmergencyAccount(account, ['alice', { id: 'bob', principal: 'demo:bob' }])],
           drill_access: '3s',
           alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
         },

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
+import { confirmActivation, initiateActivation } from '../../test-support/break-glass-activation.js';
 import {
+  demoDbEmergencyAccount,
   enrolCustodians,
   type TestCustodian,
   totpBoxFromKekFile,
@@ -25,16 +27,7 @@ const world = useGatewayWorld({
     targetGatewayOnly: true,
     configOverrides: {
       break_glass: {
-        accounts: [
-          {
-            id: account,
-            scope: { resource: 'demo-db', roles: ['readonly'] },
-            max_duration_minutes: 30,
-            custodians: ['alice', 'bob'],
-            quorum: 2,
-            alert_channels: ['ops'],
-          },
-        ],
+        accounts: [demoDbEmergencyAccount(account, ['alice', 'bob'])],
         reviewer_groups: ['sre'],
         // Nothing listens there: an alert outage never blocks break-glass.
         alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
@@ -59,30 +52,20 @@ test('with the IdP down, break-glass credentials lead through the gateway, in sc
   await h.idp.stop();
   const alice = custodians.alice as TestCustodian;
   const bob = custodians.bob as TestCustodian;
-  const initiated = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
-    account,
-    ...(await alice.body()),
+  const { id, handle } = await initiateActivation(h, account, alice, {
     reason: 'orders stuck, IdP outage',
     incident: 'INC-7',
     duration_minutes: 10,
   });
-  assert.equal(initiated.status, 201, JSON.stringify(initiated.body));
-  const handle = { 'x-break-glass-handle': initiated.body.handle as string };
-  const id = (initiated.body.activation as { id: string }).id;
-  const confirmed = await h.api(
-    null,
-    'POST',
-    `/api/v1/break-glass/activations/${id}/confirm`,
-    await bob.body(),
-  );
-  assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
+  assert.equal(await confirmActivation(h, id, bob), 'active');
+  const withHandle = { 'x-break-glass-handle': handle };
 
   const creds = await h.api(
     null,
     'POST',
     `/api/v1/break-glass/activations/${id}/credentials`,
     undefined,
-    handle,
+    withHandle,
   );
   assert.equal(creds.status, 200, JSON.stringify(creds.body));
   const [grant] = creds.body.grants as { grant_id: string; credentials: Record<string, string> }[];
@@ -101,7 +84,7 @@ test('with the IdP down, break-glass credentials lead through the gateway, in sc
   assert.ok(recorded.some((s) => s.data.sql === 'select count(*)::int as n from items'));
 
   const cut = rejection(db.query('select pg_sleep(30)'));
-  const ended = await h.api(null, 'POST', `/api/v1/break-glass/activations/${id}/end`, undefined, handle);
+  const ended = await h.api(null, 'POST', `/api/v1/break-glass/activations/${id}/end`, undefined, withHandle);
   assert.equal(ended.status, 200, JSON.stringify(ended.body));
   assert.equal((await cut).code, '57P01');
   await db.end().catch(() => {});

@@ -9,7 +9,9 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { confirmActivation, initiateActivation } from '../../test-support/break-glass-activation.js';
 import {
+  demoDbEmergencyAccount,
   enrolCustodians,
   type TestCustodian,
   testWebhookSecret,
@@ -28,15 +30,9 @@ import { startDemoIdentityProvider } from '../identity/demo-identity-provider.js
 const account = 'db-emergency';
 const breakGlass = {
   accounts: [
-    {
-      id: account,
-      scope: { resource: 'demo-db', roles: ['readonly'] },
-      max_duration_minutes: 30,
-      custodians: ['alice', { id: 'bob', principal: 'demo:bob' }, 'carol'],
-      quorum: 2,
+    demoDbEmergencyAccount(account, ['alice', { id: 'bob', principal: 'demo:bob' }, 'carol'], {
       activation_window_minutes: 5,
-      alert_channels: ['ops'],
-    },
+    }),
   ],
   drill_access: '3s',
   reviewer_groups: ['sre'],
@@ -110,17 +106,12 @@ for (const storage of ['sqlite', 'postgres'] as const) {
 
       const alice = c.alice as TestCustodian;
       const bob = c.bob as TestCustodian;
-      const initiated = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
-        account,
-        ...(await alice.body()),
+      const { id, handle, state } = await initiateActivation(h, account, alice, {
         reason: 'primary database refuses writes, IdP outage',
         incident: 'INC-2026-1123',
         duration_minutes: 20,
       });
-      assert.equal(initiated.status, 201, JSON.stringify(initiated.body));
-      const handle = initiated.body.handle as string;
-      const id = (initiated.body.activation as { id: string }).id;
-      assert.equal((initiated.body.activation as { state: string }).state, 'awaiting_quorum');
+      assert.equal(state, 'awaiting_quorum');
 
       // No credentials before the quorum; the initiator cannot confirm.
       const early = await h.api(
@@ -141,14 +132,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       assert.equal(self.body.code, 'self_confirmation');
       assert.match(self.contentType, /problem\+json/);
 
-      const confirmed = await h.api(
-        null,
-        'POST',
-        `/api/v1/break-glass/activations/${id}/confirm`,
-        await bob.body(),
-      );
-      assert.equal(confirmed.status, 200, JSON.stringify(confirmed.body));
-      assert.equal(confirmed.body.state, 'active');
+      assert.equal(await confirmActivation(h, id, bob), 'active');
 
       const status = await h.api(
         null,
@@ -323,23 +307,12 @@ describe('break-glass when the IdP signing keys changed', async () => {
     });
     assert.equal(hostile.status, 400);
     assert.equal(hostile.body.code, 'validation_failed');
-    const initiated = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
-      account,
-      ...(await (c.carol as TestCustodian).body()),
+    const { id, handle } = await initiateActivation(h, account, c.carol as TestCustodian, {
       reason: 'IdP keys rotated badly',
       incident: 'INC-7',
       duration_minutes: 5,
     });
-    assert.equal(initiated.status, 201, JSON.stringify(initiated.body));
-    const id = (initiated.body.activation as { id: string }).id;
-    const handle = initiated.body.handle as string;
-    const confirmed = await h.api(
-      null,
-      'POST',
-      `/api/v1/break-glass/activations/${id}/confirm`,
-      await (c.alice as TestCustodian).body(),
-    );
-    assert.equal(confirmed.body.state, 'active');
+    assert.equal(await confirmActivation(h, id, c.alice as TestCustodian), 'active');
     const creds = await h.api(
       null,
       'POST',
@@ -422,22 +395,12 @@ describe('break-glass-only mode when federation or policies fail to load', () =>
       assert.equal(loaded?.severity, 'high');
 
       const c = await enrol(h);
-      const initiated = await h.api(null, 'POST', '/api/v1/break-glass/activations', {
-        account,
-        ...(await (c.alice as TestCustodian).body()),
+      const { id } = await initiateActivation(h, account, c.alice as TestCustodian, {
         reason: 'policy deploy broke everything',
         incident: 'INC-8',
         duration_minutes: 5,
       });
-      assert.equal(initiated.status, 201, JSON.stringify(initiated.body));
-      const id = (initiated.body.activation as { id: string }).id;
-      const confirmed = await h.api(
-        null,
-        'POST',
-        `/api/v1/break-glass/activations/${id}/confirm`,
-        await (c.bob as TestCustodian).body(),
-      );
-      assert.equal(confirmed.body.state, 'active', JSON.stringify(confirmed.body));
+      assert.equal(await confirmActivation(h, id, c.bob as TestCustodian), 'active');
     } finally {
       await h.close();
       rmSync(broken, { force: true });
