@@ -6,6 +6,7 @@
  * unchanged; the gateway admits the grant id as the user name.
  */
 import type { Grant } from '../core/grant.js';
+import { postgresUrl } from '../text/postgres-url.js';
 import type { IssuedToken } from './ports.js';
 
 /** Where people reach the gateway. */
@@ -21,13 +22,16 @@ export function gatewayCredentials(
   grant: Grant,
   token: IssuedToken,
 ): Record<string, string> {
-  const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
   const sslmode = endpoint.tls ? 'require' : 'disable';
-  const user = encodeURIComponent(grant.id);
-  const password = encodeURIComponent(token.token);
-  const database = encodeURIComponent(grant.resourceId);
   return {
-    connection_string: `postgres://${user}:${password}@${host}:${endpoint.port}/${database}?sslmode=${sslmode}`,
+    connection_string: postgresUrl({
+      host: endpoint.host,
+      port: endpoint.port,
+      user: grant.id,
+      password: token.token,
+      database: grant.resourceId,
+      sslmode,
+    }),
     host: endpoint.host,
     port: String(endpoint.port),
     username: grant.id,

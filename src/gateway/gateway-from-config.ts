@@ -11,6 +11,7 @@ import type { ConfiguredResource, GatewayConfig } from '../config/load.js';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import { adminAddress, postgresTargetOf } from '../provisioners/postgres-target.js';
+import { unbracketedHost } from '../text/postgres-url.js';
 import type { AdmissionDeps } from './admission.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { type GatewayLog, PostgresGateway } from './postgres-gateway.js';
@@ -126,7 +127,7 @@ export function publicGatewayEndpoint(
   const host =
     config.publicHost ?? (wildcardHosts.has(config.host) ? new URL(publicUrl).hostname : config.host);
   return {
-    host: host.replace(/^\[(.*)\]$/, '$1'),
+    host: unbracketedHost(host),
     port: config.publicPort ?? boundPort ?? config.port,
     tls: config.tls !== null,
   };

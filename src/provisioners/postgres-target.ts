@@ -5,6 +5,7 @@
 import type { ConfiguredResource, PostgresTarget } from '../config/load.js';
 import { PortcullisError } from '../core/errors.js';
 import type { ResourceDefinition } from '../core/resource.js';
+import { postgresUrl, unbracketedHost } from '../text/postgres-url.js';
 
 /** The resource's PostgreSQL settings; a resource without them is a wiring fault. */
 export function postgresTargetOf(resource: ResourceDefinition): PostgresTarget {
@@ -40,7 +41,7 @@ function parseAdminUrl(target: PostgresTarget): URL {
 function tcpHost(url: URL): string {
   const hostParameter = url.searchParams.get('host');
   if (hostParameter) return hostParameter.startsWith('/') ? '' : hostParameter;
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const hostname = unbracketedHost(url.hostname);
   return hostname === noHost || hostname.startsWith('%2F') || hostname.startsWith('%2f') ? '' : hostname;
 }
 
@@ -63,11 +64,13 @@ export function publicAddress(target: PostgresTarget): { readonly host: string; 
  * the admin URL's `sslmode` is carried over so requesters connect as securely as Portcullis does.
  */
 export function requesterConnectionString(target: PostgresTarget, login: string, password: string): string {
-  const { host, port } = publicAddress(target);
-  const hostPart = host.includes(':') ? `[${host}]` : host;
-  const sslMode = parseAdminUrl(target).searchParams.get('sslmode');
-  const query = sslMode ? `?sslmode=${encodeURIComponent(sslMode)}` : '';
-  return `postgres://${encodeURIComponent(login)}:${encodeURIComponent(password)}@${hostPart}:${port}/${encodeURIComponent(target.database)}${query}`;
+  return postgresUrl({
+    ...publicAddress(target),
+    user: login,
+    password,
+    database: target.database,
+    sslmode: parseAdminUrl(target).searchParams.get('sslmode'),
+  });
 }
 
 /**
