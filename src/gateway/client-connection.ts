@@ -21,6 +21,7 @@
  */
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket } from 'node:tls';
+import { isLoopbackAddress } from '../text/loopback-address.js';
 import { type AdmissionDeps, admit } from './admission.js';
 import type { CancelKeys } from './cancel-keys.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
@@ -37,6 +38,7 @@ import {
   FrameReader,
   FrontendMessage,
   isProtocolError,
+  protocolNegotiation,
   type StartupMessage,
 } from './protocol/index.js';
 import type { RegisteredSession, SessionRegistry, TerminationReason } from './session-registry.js';
@@ -88,11 +90,6 @@ interface OpenSession {
   readonly startedAt: number;
   unregister: () => void;
   cancelProcessId: number | null;
-}
-
-function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
 const startupReplyTypes = new Set<number>([FrontendMessage.Password]);
@@ -341,7 +338,7 @@ export class ClientConnection implements RegisteredSession {
       this.#fatal('28000', 'replication connections are not served by the Portcullis gateway', 'replication');
       return;
     }
-    if (!this.#tls && !(this.#ctx.allowPlaintextOnLoopback && isLoopback(this.#raw.remoteAddress))) {
+    if (!this.#tls && !(this.#ctx.allowPlaintextOnLoopback && isLoopbackAddress(this.#raw.remoteAddress))) {
       this.#ctx.metrics.login('rejected');
       this.#fatal(
         '28000',
@@ -352,6 +349,8 @@ export class ClientConnection implements RegisteredSession {
       );
       return;
     }
+    const negotiation = protocolNegotiation(startup);
+    if (negotiation) this.#socket.write(negotiation);
     this.#socket.write(encodeAuthenticationCleartextPassword());
     this.#state = 'password';
   }

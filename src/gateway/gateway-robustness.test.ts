@@ -15,7 +15,15 @@ import {
 } from '../../test-support/gateway-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
-import { encodePasswordMessage, encodeStartupMessage } from './protocol/index.js';
+import {
+  BackendMessage,
+  decodeAuthentication,
+  decodeNegotiateProtocolVersion,
+  encodePasswordMessage,
+  encodeStartupMessage,
+  encodeTerminate,
+  FrameReader,
+} from './protocol/index.js';
 
 const connectionsHeld = 1000;
 
@@ -94,6 +102,38 @@ describe('gateway robustness', () => {
     });
     assert.equal(sqlState(answer), '08P01');
     await witnessStillWorks();
+  });
+
+  test('a client asking for protocol 3.2 with a _pq_ option is told 3.0 first, then logs in', async (t) => {
+    if (skip) return t.skip(skip);
+    const { answer } = await raw((s) =>
+      s.write(
+        Buffer.concat([
+          encodeStartupMessage({
+            user: 'demo:alice',
+            database: 'demo-db',
+            parameters: { '_pq_.test_option': 'on' },
+            protocolVersion: 0x30002,
+          }),
+          encodePasswordMessage(grant.token),
+          encodeTerminate(),
+        ]),
+      ),
+    );
+    const reader = new FrameReader({ phase: 'regular' });
+    reader.push(answer);
+    const types: string[] = [];
+    while (reader.next()) {
+      types.push(String.fromCharCode(reader.type));
+      if (reader.type === BackendMessage.NegotiateProtocolVersion)
+        assert.deepEqual(decodeNegotiateProtocolVersion(reader.body()), {
+          newestMinorVersion: 0,
+          unrecognizedOptions: ['_pq_.test_option'],
+        });
+      if (types.length === 2) assert.equal(decodeAuthentication(reader.body()).kind, 'cleartext-password');
+    }
+    assert.deepEqual(types.slice(0, 3), ['v', 'R', 'R'], types.join(''));
+    assert.equal(types.at(-1), 'Z', 'logged in: ReadyForQuery');
   });
 
   test('a client that stalls mid-message is cut at the startup timeout; others keep working', async (t) => {

@@ -19,6 +19,7 @@ import {
   encodeSslRequest,
   encodeStartupMessage,
   FrameReader,
+  isProtocolOption,
   ProtocolError,
 } from './protocol/index.js';
 import { SCRAM_SHA_256, type ScramExchange, type ScramFinal, startScram } from './protocol/scram-client.js';
@@ -245,7 +246,7 @@ export async function connectUpstream(
                 );
               }
               case BackendMessage.NegotiateProtocolVersion:
-                // Only options we never send could be unsupported: nothing to adjust.
+                // We ask for 3.0 without protocol options: nothing to adjust.
                 break;
               case BackendMessage.ReadyForQuery: {
                 if (!backendKey) throw new UpstreamError('08P01', 'the database sent no BackendKeyData');
@@ -297,7 +298,10 @@ export async function connectUpstream(
         encodeStartupMessage({
           user: login.username,
           database: login.database,
-          parameters: [...login.parameters].filter(([name]) => name !== 'user' && name !== 'database'),
+          // Protocol options were declined to the client (protocolNegotiation); they are not settings.
+          parameters: [...login.parameters].filter(
+            ([name]) => name !== 'user' && name !== 'database' && !isProtocolOption(name),
+          ),
         }),
       );
     });

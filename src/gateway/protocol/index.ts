@@ -75,6 +75,7 @@ export {
   type StartupPacket,
   type TransactionStatus,
 } from './messages.js';
+export { isProtocolOption, protocolNegotiation } from './negotiation.js';
 export {
   isProtocolError,
   ProtocolError,
