@@ -10,9 +10,10 @@
  * The code is useless without the verifier, which never leaves this process; the listener accepts
  * only its own `state`, so another page cannot inject a login.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sameSecret } from '../crypto/same-secret.js';
 import { escapeHtml } from '../text/escape-html.js';
 import type { ApiClient } from './api-client.js';
 import { CliError, exitCodes } from './cli-error.js';
@@ -82,12 +83,6 @@ function send(response: ServerResponse, status: number, html: string): Promise<v
     });
     response.end(html);
   });
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 /**

@@ -1,24 +1,13 @@
 /** `portcullis serve` and `portcullis dev`: run the server in this process until SIGINT/SIGTERM. */
 import { usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
+import { nextStopSignal } from '../signals.js';
 
-/**
- * Resolves once SIGINT or SIGTERM has arrived and `close` has finished. A second signal while
- * closing ends the process at once (exit 130), for a shutdown that hangs.
- */
-function runUntilSignalled(ctx: CliContext, close: () => Promise<void>): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      process.once('SIGINT', () => process.exit(130));
-      process.once('SIGTERM', () => process.exit(130));
-      ctx.output.note(`${signal}: shutting down (again to force)…`);
-      close().then(resolve, reject);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+/** Resolves once SIGINT or SIGTERM has arrived and `close` has finished (a second signal forces exit). */
+async function runUntilSignalled(ctx: CliContext, close: () => Promise<void>): Promise<void> {
+  const signal = await nextStopSignal().received;
+  ctx.output.note(`${signal}: shutting down (again to force)…`);
+  await close();
 }
 
 /** `portcullis serve [--config portcullis.yaml]`. */

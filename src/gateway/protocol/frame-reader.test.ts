@@ -172,4 +172,25 @@ describe('FrameReader', () => {
     reader.next();
     assert.deepEqual(kept, query);
   });
+
+  it('takeUnframed hands back a partial frame and unread chunks in order, then frames anew', () => {
+    const reader = new FrameReader({ phase: 'regular' });
+    const first = encodeQuery('select 1');
+    const second = encodeQuery('select 2');
+    const third = encodeSync();
+    reader.push(Buffer.concat([first, second.subarray(0, 3)]));
+    reader.push(second.subarray(3, 7));
+    assert.equal(reader.next(), true);
+    assert.deepEqual(reader.bytes(), first);
+    assert.equal(reader.next(), false, 'the second frame is still partial');
+    reader.push(second.subarray(7));
+    reader.push(third);
+    assert.deepEqual(reader.takeUnframed(), Buffer.concat([second, third]));
+    assert.equal(reader.bufferedBytes, 0);
+    assert.equal(reader.next(), false);
+    assert.deepEqual(reader.takeUnframed(), Buffer.alloc(0));
+    reader.push(third);
+    assert.equal(reader.next(), true);
+    assert.equal(reader.type, FrontendMessage.Sync);
+  });
 });

@@ -205,6 +205,27 @@ export class FrameReader implements Frame {
       );
   }
 
+  /**
+   * Hands back every byte not yet returned as a frame (a partial frame, then unread chunks), in
+   * stream order, and empties the reader: for a proxy that stops framing a stream and forwards the
+   * rest as it comes. The reader stays usable (same phase) for bytes pushed afterwards.
+   */
+  takeUnframed(): Buffer {
+    if (this.#failure) throw this.#failure;
+    const parts = [...this.#pieces];
+    if (this.#pos < this.#chunk.length) parts.push(this.#chunk.subarray(this.#pos));
+    parts.push(...this.#queue);
+    const rest = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    this.#chunk = EMPTY;
+    this.#pos = 0;
+    this.#queue = [];
+    this.#buffered = 0;
+    this.#pieces = [];
+    this.#pieceBytes = 0;
+    this.#pieceTotal = -1;
+    return rest;
+  }
+
   get type(): number {
     return this.#type;
   }
