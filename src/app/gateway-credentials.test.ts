@@ -13,6 +13,7 @@ describe('gatewayCredentials', () => {
       'postgres://g-1:aaa.bbb.ccc@[2001:db8::1]:6432/orders-db?sslmode=require',
     );
     assert.equal(over.host, '2001:db8::1');
+    assert.equal(over.via, 'gateway');
     assert.equal(over.password_expires_at, '2026-11-23T12:00:00.000Z');
   });
 });

@@ -24,6 +24,8 @@ export function gatewayCredentials(
 ): Record<string, string> {
   const sslmode = endpoint.tls ? 'require' : 'disable';
   return {
+    // Says what the other fields are: `portcullis proxy` serves only gateway connections.
+    via: 'gateway',
     connection_string: postgresUrl({
       host: endpoint.host,
       port: endpoint.port,

@@ -62,6 +62,7 @@ describe('portcullis as a child process', () => {
       'grants',
       'revoke',
       'creds',
+      'proxy',
       'policy',
       'audit',
       'keys',
@@ -246,6 +247,15 @@ describe('commands against a stand-in API', () => {
         grant_id: 'g-1',
         credentials: { connection_string: 'postgresql://u:p@127.0.0.1/db', username: 'u', password: 'p' },
       }),
+    'GET /api/v1/grants/g-1': (_b, res) =>
+      json(res, 200, {
+        id: 'g-1',
+        principal: 'demo:alice',
+        resource: 'db',
+        role: 'readonly',
+        status: 'active',
+        expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+      }),
     'POST /api/v1/requests/r-1/approve': (_b, res) =>
       json(
         res,
@@ -371,6 +381,24 @@ describe('commands against a stand-in API', () => {
     const bad = await cli(['request', 'demo-db', 'readonly', '--for', 'forever']);
     assert.equal(bad.code, exitCodes.usage);
     assert.match(bad.stderr, /--for "forever" is not a duration/);
+    assert.equal(seen.length, calls);
+  });
+
+  it('proxy refuses a grant whose credentials are direct (exit 2), and a non-loopback address before any call', async () => {
+    const direct = await cli(['proxy', 'g-1']);
+    assert.equal(direct.code, exitCodes.usage);
+    assert.match(
+      direct.stderr,
+      /^error\[not_gateway_only\]: Grant g-1 is on a resource that is not gateway-only/,
+    );
+    assert.match(direct.stderr, /hint: connect with `portcullis creds g-1`/);
+    const calls = seen.length;
+    const exposed = await cli(['proxy', 'g-1', '--host', '0.0.0.0']);
+    assert.equal(exposed.code, exitCodes.usage);
+    assert.match(exposed.stderr, /--host must be a loopback address/);
+    assert.equal((await cli(['proxy', 'g-1', '--port', '70000'])).code, exitCodes.usage);
+    const weak = await cli(['proxy', 'g-1'], { PORTCULLIS_PROXY_PASSWORD: 'short' });
+    assert.equal(weak.code, exitCodes.usage);
     assert.equal(seen.length, calls);
   });
 

@@ -13,6 +13,7 @@ import { issueToken, listGrants, revokeGrant, showCredentials } from './commands
 import { testIdentityProvider } from './commands/idp-commands.js';
 import { emergencyRotate, initRecoveryKey, rotateKeys } from './commands/keys-commands.js';
 import { testPolicies } from './commands/policy-commands.js';
+import { proxyGrant } from './commands/proxy-commands.js';
 import { exportPublicKeys, verifyToken } from './commands/public-key-commands.js';
 import {
   cancelRequest,
@@ -275,6 +276,30 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .argument('<grant>', 'grant id')
     .addHelpText('after', example('psql "$(portcullis creds 7c1d…)"'))
     .action(run((ctx, id: string) => showCredentials(ctx, id)));
+
+  program
+    .command('proxy')
+    .description(
+      'a local PostgreSQL listener for a gateway-only grant: clients log in with a local password, the proxy logs in to the gateway with fresh tokens',
+    )
+    .argument('<grant>', 'grant id')
+    .option('--port <port>', 'local port (default: a free one)')
+    .option('--host <address>', 'local loopback address', '127.0.0.1')
+    .option(
+      '--ca <file>',
+      "CA certificates (PEM) to check the gateway's TLS certificate with, instead of the system's",
+    )
+    .addHelpText(
+      'after',
+      `${example('portcullis proxy 7c1d… --port 5433', 'psql "postgres://7c1d…:<printed password>@127.0.0.1:5433/orders-db"')}
+
+PORTCULLIS_PROXY_PASSWORD sets the local password (at least 16 characters); by default each run makes one.`,
+    )
+    .action(
+      run((ctx, id: string, options: { host?: string; port?: string; ca?: string }) =>
+        proxyGrant(ctx, id, options),
+      ),
+    );
 
   const token = program
     .command('token')
