@@ -37,6 +37,14 @@ export class MemoryEphemeralStore implements EphemeralStore {
     return entry && now < entry.expiresAt ? entry.value : undefined;
   }
 
+  async list(kind: string, now: number): Promise<{ key: string; value: string }[]> {
+    const prefix = `${kind}\u0000`;
+    return [...this.#values]
+      .filter(([id, entry]) => id.startsWith(prefix) && now < entry.expiresAt)
+      .map(([id, entry]) => ({ key: id.slice(prefix.length), value: entry.value }))
+      .sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
   async purgeExpired(now: number): Promise<number> {
     let purged = 0;
     for (const [id, entry] of this.#values) {

@@ -215,13 +215,15 @@ export interface KeyRepository {
   deleteUnpublished(purpose: StoredKey['purpose'], now: number): Promise<number>;
 }
 
-/** Short-lived, single-use values (OIDC login state, one-time CLI login codes), shared by replicas. */
+/** Short-lived values (OIDC login state, one-time CLI login codes, live gateway sessions), shared by replicas. */
 export interface EphemeralStore {
   put(kind: string, key: string, value: string, expiresAt: number): Promise<void>;
   /** Returns and deletes the value atomically; undefined if absent or expired. Single use. */
   take(kind: string, key: string, now: number): Promise<string | undefined>;
   /** Returns the value without using it up; undefined if absent or expired. */
   peek(kind: string, key: string, now: number): Promise<string | undefined>;
+  /** Every live value of a kind, by key (e.g. each replica's published gateway sessions). */
+  list(kind: string, now: number): Promise<{ readonly key: string; readonly value: string }[]>;
   purgeExpired(now: number): Promise<number>;
 }
 

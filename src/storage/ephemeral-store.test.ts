@@ -54,4 +54,15 @@ forEachDialect('EphemeralStore', (ctx) => {
     assert.strictEqual(await ctx.store.ephemeral.purgeExpired(testEpoch), 2);
     assert.equal(await ctx.store.ephemeral.take('oidc_state', 'live', testEpoch), 'v');
   });
+
+  it('lists the live values of one kind by key', async () => {
+    await ctx.store.ephemeral.put('gateway_sessions', 'replica-b', '[2]', testEpoch + 60_000);
+    await ctx.store.ephemeral.put('gateway_sessions', 'replica-a', '[1]', testEpoch + 60_000);
+    await ctx.store.ephemeral.put('gateway_sessions', 'replica-gone', '[]', testEpoch);
+    await ctx.store.ephemeral.put('oidc_state', 'other-kind', 'v', testEpoch + 60_000);
+    assert.deepEqual(await ctx.store.ephemeral.list('gateway_sessions', testEpoch), [
+      { key: 'replica-a', value: '[1]' },
+      { key: 'replica-b', value: '[2]' },
+    ]);
+  });
 });

@@ -1,4 +1,4 @@
-/** Short-lived single-use values in the `ephemeral_state` table, shared by every replica. */
+/** Short-lived values in the `ephemeral_state` table, shared by every replica. */
 import type { Kysely } from 'kysely';
 import type { EphemeralStore } from '../app/ports.js';
 import type { Database } from './schema.js';
@@ -47,6 +47,16 @@ export class KyselyEphemeralStore implements EphemeralStore {
       .where('key', '=', key)
       .executeTakeFirst();
     return row !== undefined && now < Number(row.expires_at) ? row.value : undefined;
+  }
+
+  async list(kind: string, now: number): Promise<{ key: string; value: string }[]> {
+    return this.#db
+      .selectFrom('ephemeral_state')
+      .select(['key', 'value'])
+      .where('kind', '=', kind)
+      .where('expires_at', '>', now)
+      .orderBy('key')
+      .execute();
   }
 
   /** @returns how many expired values were deleted. */
