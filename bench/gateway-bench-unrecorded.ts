@@ -23,6 +23,7 @@ export async function startUnrecordedGateway(portcullis: RunningPortcullis): Pro
     upstreamCredentials: (grantId) => access.upstreamCredentials(grantId),
     isGrantLive: (grantId) => access.isGrantLive(grantId),
     store: {
+      ephemeral: store.ephemeral,
       transaction: <T>(work: (tx: Transaction) => Promise<T>) =>
         store.transaction((tx) =>
           work({

@@ -63,6 +63,7 @@ describe('portcullis as a child process', () => {
       'revoke',
       'creds',
       'proxy',
+      'gateway',
       'policy',
       'audit',
       'keys',

@@ -9,6 +9,7 @@ import { registerBreakGlassCommands } from './break-glass-program.js';
 import { CliError, exitCodeHelp, exitCodes } from './cli-error.js';
 import { exportAuditLog, verifyAuditLog } from './commands/audit-commands.js';
 import { login, logout, whoami } from './commands/auth-commands.js';
+import { endGatewaySession, listGatewaySessions } from './commands/gateway-commands.js';
 import { issueToken, listGrants, revokeGrant, showCredentials } from './commands/grant-commands.js';
 import { testIdentityProvider } from './commands/idp-commands.js';
 import { emergencyRotate, initRecoveryKey, rotateKeys } from './commands/keys-commands.js';
@@ -276,6 +277,25 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .argument('<grant>', 'grant id')
     .addHelpText('after', example('psql "$(portcullis creds 7c1d…)"'))
     .action(run((ctx, id: string) => showCredentials(ctx, id)));
+
+  const gateway = program
+    .command('gateway')
+    .description('open database-gateway sessions: list them, end one (its grant stays)');
+  gateway
+    .command('sessions')
+    .description('open gateway sessions: yours, or with --all every one you may see (owners, admins)')
+    .option('--all', 'every session you may see')
+    .addHelpText('after', example('portcullis gateway sessions --all'))
+    .action(run((ctx, options: { all?: boolean }) => listGatewaySessions(ctx, options)));
+  gateway
+    .command('end')
+    .description('end one gateway session now (the client reads the reason); its grant stays active')
+    .argument('<session>', 'session id (from `gateway sessions`)')
+    .option('--reason <text>', 'why (audited, and shown to the client)')
+    .addHelpText('after', example('portcullis gateway end 5b0e… --reason "runaway query"'))
+    .action(
+      run((ctx, id: string, options: { reason?: string }) => endGatewaySession(ctx, id, options.reason)),
+    );
 
   program
     .command('proxy')

@@ -30,6 +30,7 @@ export const auditEventTypes = [
   'gateway.admission_refused',
   'gateway.session_started',
   'gateway.session_ended',
+  'gateway.session_end_requested',
   'gateway.statement',
   'gateway.statements',
   'gateway.recording_failed',

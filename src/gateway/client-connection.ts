@@ -41,6 +41,7 @@ import {
   protocolNegotiation,
   type StartupMessage,
 } from './protocol/index.js';
+import type { SessionDirectory } from './session-directory.js';
 import type { RegisteredSession, SessionRegistry, TerminationReason } from './session-registry.js';
 import { terminationMessage } from './session-registry.js';
 import type { SessionRecording, StatementRecorder } from './statement-recorder.js';
@@ -71,6 +72,7 @@ export interface ConnectionContext {
   readonly admission: AdmissionDeps;
   readonly recorder: StatementRecorder;
   readonly registry: SessionRegistry;
+  readonly directory: SessionDirectory;
   readonly cancelKeys: CancelKeys;
   readonly upstreamAddress: (resourceId: string) => UpstreamAddress;
   readonly newId: () => string;
@@ -449,7 +451,25 @@ export class ClientConnection implements RegisteredSession {
       unregister: () => {},
       cancelProcessId: null,
     };
-    this.#session.unregister = this.#ctx.registry.add(this, grant.expiresAt);
+    const unregister = this.#ctx.registry.add(this, grant.expiresAt);
+    const unlist = this.#ctx.directory.add(
+      {
+        id: facts.sessionId,
+        grantId: facts.grantId,
+        principalId: facts.principalId,
+        resourceId: facts.resourceId,
+        requestId: facts.requestId,
+        clientAddress: sourceIp,
+        applicationName: userAgent,
+        tls: this.#tls,
+        startedAt: this.#session.startedAt,
+      },
+      (reason) => this.terminate(reason),
+    );
+    this.#session.unregister = () => {
+      unregister();
+      unlist();
+    };
 
     let upstream: UpstreamSession;
     try {

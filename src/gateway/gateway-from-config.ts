@@ -23,7 +23,7 @@ export interface GatewayFromConfigDeps {
   readonly verifyAccessToken: AdmissionDeps['verifyAccessToken'];
   readonly upstreamCredentials: AdmissionDeps['upstreamCredentials'];
   readonly isGrantLive: (grantId: string) => Promise<boolean>;
-  readonly store: Pick<Store, 'transaction'>;
+  readonly store: Pick<Store, 'transaction' | 'ephemeral'>;
   readonly clock: Clock;
   readonly log: GatewayLog;
   readonly metrics?: GatewayMetrics;
@@ -94,6 +94,7 @@ export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway 
         now: () => clock.now(),
       },
       isGrantLive: deps.isGrantLive,
+      sessionStore: deps.store.ephemeral,
       writeAudit: (events) =>
         deps.store.transaction(async (tx) => {
           await tx.audit.appendAll(events);

@@ -12,11 +12,13 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import type { EndRequest } from '../app/live-session-store.js';
 import type { Clock } from '../core/clock.js';
 import type { AdmissionDeps } from './admission.js';
 import { CancelKeys } from './cancel-keys.js';
 import { ClientConnection, type ConnectionContext, type GatewayLog } from './client-connection.js';
 import { type GatewayMetrics, type GatewayState, noGatewayMetrics } from './gateway-metrics.js';
+import { SessionDirectory, type SessionDirectoryOptions } from './session-directory.js';
 import { SessionRegistry } from './session-registry.js';
 import { type AuditBatchWriter, StatementRecorder } from './statement-recorder.js';
 import type { UpstreamAddress } from './upstream-connection.js';
@@ -41,6 +43,8 @@ export interface PostgresGatewaySettings {
 export interface PostgresGatewayDeps {
   readonly admission: AdmissionDeps;
   readonly isGrantLive: (grantId: string) => Promise<boolean>;
+  /** Where replicas publish their open sessions and take requests to end one (session-directory.ts). */
+  readonly sessionStore: SessionDirectoryOptions['store'];
   /** One store transaction per batch, an audit append per event. */
   readonly writeAudit: AuditBatchWriter;
   readonly upstreamAddress: (resourceId: string) => UpstreamAddress;
@@ -57,6 +61,7 @@ export class PostgresGateway {
   readonly #server: Server;
   readonly #connections = new Set<ClientConnection>();
   readonly #registry: SessionRegistry;
+  readonly #directory: SessionDirectory;
   readonly #recorder: StatementRecorder;
   readonly #context: ConnectionContext;
   #port = 0;
@@ -71,6 +76,13 @@ export class PostgresGateway {
       isGrantLive: deps.isGrantLive,
       livenessCheckIntervalMs: settings.livenessCheckIntervalMs,
       onError: (error) => deps.log.warn({ err: error }, 'gateway liveness check failed'),
+    });
+    this.#directory = new SessionDirectory({
+      store: deps.sessionStore,
+      replica: deps.newId(),
+      clock: deps.clock,
+      checkIntervalMs: settings.livenessCheckIntervalMs,
+      onError: (error) => deps.log.warn({ err: error }, 'gateway session directory failed'),
     });
     this.#recorder = new StatementRecorder({
       write: deps.writeAudit,
@@ -91,6 +103,7 @@ export class PostgresGateway {
       admission: deps.admission,
       recorder: this.#recorder,
       registry: this.#registry,
+      directory: this.#directory,
       cancelKeys: new CancelKeys(),
       upstreamAddress: deps.upstreamAddress,
       newId: deps.newId,
@@ -136,12 +149,23 @@ export class PostgresGateway {
     const address = this.#server.address();
     this.#port = typeof address === 'object' && address ? address.port : this.#settings.port;
     this.#registry.start();
+    this.#directory.start();
     return this.#port;
   }
 
   /** A grant ended on this replica: its sessions are closed now (wire to `onGrantEnded`). */
   endGrant(grantId: string, why: 'expired' | 'revoked' | 'released'): void {
     this.#registry.endGrant(grantId, why);
+  }
+
+  /** This replica's open sessions; `allLiveSessions` adds the other replicas'. */
+  get directory(): SessionDirectory {
+    return this.#directory;
+  }
+
+  /** Ends one session held by this replica now; false when it is not here. */
+  endSession(sessionId: string, request: EndRequest): boolean {
+    return this.#directory.endLocal(sessionId, request);
   }
 
   /** Writes every queued record now (tests and shutdown). */
@@ -157,6 +181,7 @@ export class PostgresGateway {
     this.#registry.terminateAll({ kind: 'shutdown' });
     for (const connection of [...this.#connections]) connection.terminate({ kind: 'shutdown' });
     this.#registry.stop();
+    await this.#directory.stop();
     await closed;
     await this.#recorder.close();
   }

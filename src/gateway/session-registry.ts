@@ -11,6 +11,8 @@ export type TerminationReason =
   | { readonly kind: 'expired'; readonly grantId: string; readonly at: number }
   | { readonly kind: 'revoked' | 'released' | 'ended'; readonly grantId: string }
   | { readonly kind: 'recording_failed' }
+  /** One session ended on request (`POST /api/v1/gateway/sessions/{id}/end`), its grant untouched. */
+  | { readonly kind: 'ended_by'; readonly by: string; readonly reason: string }
   | { readonly kind: 'shutdown' };
 
 /** The message of the FATAL ErrorResponse (SQLSTATE 57P01) a terminated client receives. */
@@ -24,6 +26,8 @@ export function terminationMessage(reason: TerminationReason): string {
       return `terminating connection: access grant ${reason.grantId} was released by its holder`;
     case 'ended':
       return `terminating connection: access grant ${reason.grantId} is no longer active`;
+    case 'ended_by':
+      return `terminating connection: session ended by ${reason.by}${reason.reason ? `: ${reason.reason}` : ''}`;
     case 'recording_failed':
       return 'terminating connection: the audit log cannot be written, so statements cannot be recorded';
     case 'shutdown':

@@ -16,6 +16,7 @@ import { installProblemHandlers } from './problem.js';
 import { auditRoutes } from './routes/audit-routes.js';
 import { authApiRoutes, loginRoutes } from './routes/auth-routes.js';
 import { breakGlassRoutes, isCustodianRoute } from './routes/break-glass-routes.js';
+import { gatewayRoutes } from './routes/gateway-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
 import { requestRoutes } from './routes/request-routes.js';
@@ -91,6 +92,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
       await api.register(authApiRoutes(deps));
       await api.register(requestRoutes(deps));
       await api.register(grantRoutes(deps));
+      await api.register(gatewayRoutes(deps));
       await api.register(auditRoutes(deps));
       await api.register(breakGlassRoutes(deps));
     },

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { AccessService } from '../app/access-service.js';
 import type { BreakGlassService } from '../app/break-glass-service.js';
+import type { GatewaySessions } from '../app/gateway-sessions.js';
 import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
 import type { RequestOrigin } from '../core/audit-event.js';
@@ -12,6 +13,8 @@ import type { Principal } from '../core/principal.js';
 export interface HttpDependencies {
   readonly access: AccessService;
   readonly sessions: SessionService;
+  /** Open database-gateway sessions, on every replica. */
+  readonly gatewaySessions: GatewaySessions;
   /** JWKS of the token-signing keys (current and still-published). */
   readonly tokenJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
   /** Public keys that sign audit checkpoints, for offline verification. */

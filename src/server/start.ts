@@ -8,6 +8,7 @@ import pino from 'pino';
 import { AccessService } from '../app/access-service.js';
 import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
+import { GatewaySessions } from '../app/gateway-sessions.js';
 import type { Store } from '../app/ports.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
@@ -352,6 +353,14 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     const app = await buildHttpApp({
       access,
       sessions,
+      gatewaySessions: new GatewaySessions({
+        store,
+        clock,
+        isAdmin: (principal) => access.isAdmin(principal),
+        ownersOf: (resourceId) => config.resources.get(resourceId)?.owners ?? [],
+        // Set once the gateway listens, below; until then there are no local sessions.
+        local: () => gateway?.directory,
+      }),
       tokenJwks: async () => ({ keys: [...(await keys.publicKeys('token', clock.now())).keys] }),
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
       introspect: async (token) =>
