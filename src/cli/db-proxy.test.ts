@@ -116,6 +116,14 @@ test('psql logs in through the proxy, the gateway over checked TLS; tokens are r
     assert.equal(await issuedForGateway(grant.grantId), 1, 'one token for both logins');
     const statements = await recordedStatements(world.h);
     assert.ok(statements.some((s) => s.grantId === grant.grantId && s.data.sql === 'select current_user'));
+    const ended = (await gatewayEvents(world.h, 'gateway.session_ended')).filter(
+      (e) => e.grantId === grant.grantId,
+    );
+    assert.deepEqual(
+      ended.map((e) => e.reason),
+      ['client terminated the session', 'client terminated the session'],
+      "psql's Terminate passes the proxy",
+    );
 
     // Twenty minutes on, the first token (15 minutes) is over: the proxy fetches a new one.
     clock.offsetMs += twentyMinutes;

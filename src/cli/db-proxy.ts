@@ -192,7 +192,12 @@ class LocalSession {
   };
 
   readonly #onClientClose = (): void => {
-    this.#gateway?.destroy();
+    const gateway = this.#gateway;
+    if (gateway) {
+      // end(), not destroy(): the client's Terminate, piped just before, must still reach the gateway.
+      gateway.end();
+      setTimeout(() => gateway.destroy(), 2000).unref();
+    }
     this.#finish();
   };
 
