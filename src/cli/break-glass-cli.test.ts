@@ -5,7 +5,6 @@
  * rotation, and a drill that proves scope, expiry and audit — with the documented exit codes.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import {
   TestCustodian,
   webhookChannelConfig,
 } from '../../test-support/break-glass-fixtures.js';
-import { cliArgv } from '../../test-support/cli-entry.js';
+import { runCliProcess } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
 import { systemClock } from '../core/clock.js';
@@ -37,30 +36,11 @@ describe('portcullis break-glass end to end', async () => {
   let home: string;
 
   function cli(args: string[], input = ''): Promise<Result> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, cliArgv(args), {
-        env: {
-          ...process.env,
-          ...h.env,
-          PORTCULLIS_HOME: home,
-          PORTCULLIS_SERVER: h.url,
-          PORTCULLIS_CONFIG: h.configPath,
-          NO_COLOR: '1',
-        },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input);
-    });
+    return runCliProcess(
+      args,
+      { ...h.env, PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url, PORTCULLIS_CONFIG: h.configPath },
+      input,
+    );
   }
   const json = (r: Result) => JSON.parse(r.stdout) as Record<string, unknown>;
 

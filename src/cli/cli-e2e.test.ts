@@ -3,12 +3,11 @@
  * approve, use and revoke, with the documented exit codes.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cliArgv } from '../../test-support/cli-entry.js';
+import { runCliProcess } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 
 interface Result {
@@ -22,23 +21,7 @@ describe('the portcullis CLI end to end', () => {
   let home: string;
 
   function cli(args: string[], input?: string): Promise<Result> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, cliArgv(args), {
-        env: { ...process.env, PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url, NO_COLOR: '1' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input ?? '');
-    });
+    return runCliProcess(args, { PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url }, input);
   }
 
   before(async () => {

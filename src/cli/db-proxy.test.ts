@@ -4,7 +4,7 @@
  * server's clock, so tokens run out without sleeping.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { cliArgv } from '../../test-support/cli-entry.js';
+import { startCli } from '../../test-support/cli-entry.js';
 import {
   gatewayEvents,
   liveGrant,
@@ -116,14 +116,14 @@ test('psql logs in through the proxy, the gateway over checked TLS; tokens are r
     assert.equal(await issuedForGateway(grant.grantId), 1, 'one token for both logins');
     const statements = await recordedStatements(world.h);
     assert.ok(statements.some((s) => s.grantId === grant.grantId && s.data.sql === 'select current_user'));
-    const ended = (await gatewayEvents(world.h, 'gateway.session_ended')).filter(
-      (e) => e.grantId === grant.grantId,
-    );
-    assert.deepEqual(
-      ended.map((e) => e.reason),
-      ['client terminated the session', 'client terminated the session'],
-      "psql's Terminate passes the proxy",
-    );
+    // psql's Terminate passes the proxy: the gateway records a goodbye, not a dropped connection.
+    const endings = await waitFor('both sessions to be recorded as ended', async () => {
+      const ended = (await gatewayEvents(world.h, 'gateway.session_ended')).filter(
+        (e) => e.grantId === grant.grantId,
+      );
+      return ended.length === 2 ? ended.map((e) => e.reason) : undefined;
+    });
+    assert.deepEqual(endings, ['client terminated the session', 'client terminated the session']);
 
     // Twenty minutes on, the first token (15 minutes) is over: the proxy fetches a new one.
     clock.offsetMs += twentyMinutes;
@@ -267,32 +267,20 @@ test('`portcullis proxy GRANT`: prints a connection string, renews a refused tok
     expires_at: new Date(Date.now() + 3_600_000).toISOString(),
     principal: { id: 'demo:alice', display_name: 'Alice', groups: [] },
   });
-  const child: ChildProcessWithoutNullStreams = spawn(
-    process.execPath,
-    cliArgv(['proxy', grant.grantId, '--ca', certificate.certFile]),
-    { env: { ...process.env, PORTCULLIS_HOME: home, NO_COLOR: '1' } },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const proxy = startCli(['proxy', grant.grantId, '--ca', certificate.certFile], { PORTCULLIS_HOME: home });
   try {
+    // stdout and stderr are separate pipes: wait for both, in no particular order.
     await waitFor(
-      'the printed connection string',
-      async () => (stdout.includes('\n') ? true : undefined),
+      'the connection string on stdout and the note on stderr',
+      async () => (proxy.stdout().includes('\n') && /Proxying grant/.test(proxy.stderr()) ? true : undefined),
       20_000,
     );
-    const url = stdout.trim();
+    const url = proxy.stdout().trim();
     assert.match(
       url,
       new RegExp(`^postgres://${grant.grantId}:[^@]+@127\\.0\\.0\\.1:\\d+/demo-db\\?sslmode=disable$`),
     );
-    assert.match(stderr, /Proxying grant .* through the Portcullis gateway/);
+    assert.match(proxy.stderr(), /Proxying grant .* through the Portcullis gateway/);
     const psql = (sql: string) =>
       run('psql', ['-XAt', '-c', sql, url], { env: { ...process.env, PGCONNECT_TIMEOUT: '5' } });
     assert.equal((await psql('select current_user')).stdout.trim(), grant.login);
@@ -303,8 +291,8 @@ test('`portcullis proxy GRANT`: prints a connection string, renews a refused tok
     assert.equal((await psql("select 'renewed'")).stdout.trim(), 'renewed');
     assert.equal(await issuedForGateway(grant.grantId), 2);
   } finally {
-    child.kill('SIGINT');
+    proxy.child.kill('SIGINT');
   }
-  assert.equal(await exited, 0, stderr);
-  assert.match(stderr, /SIGINT: the proxy stops/);
+  assert.equal(await proxy.exited, 0, proxy.stderr());
+  assert.match(proxy.stderr(), /SIGINT: the proxy stops/);
 });

@@ -4,12 +4,11 @@
  * (slow_down without asking the IdP, access_denied, expired_token), each audited.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cliArgv } from '../../test-support/cli-entry.js';
+import { startCli } from '../../test-support/cli-entry.js';
 import { approveDeviceCode } from '../../test-support/oidc-browser.js';
 import { demoIdpSettings, MemoryEphemeralStore } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
@@ -32,34 +31,21 @@ describe('device login (RFC 8628)', () => {
   });
 
   test('the CLI prints the code, the person signs in elsewhere, the session is saved 0600 and audited', async () => {
-    const child = spawn(
-      process.execPath,
-      cliArgv(['login', '--device', '--no-browser', '--profile', 'dev']),
-      {
-        env: { ...process.env, PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url, NO_COLOR: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
+    const login = startCli(['login', '--device', '--no-browser', '--profile', 'dev'], {
+      PORTCULLIS_HOME: home,
+      PORTCULLIS_SERVER: h.url,
     });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     const link = await waitFor(
       'the verification link',
-      async () => /(http:\S+\/device\?user_code=\S+)/.exec(stderr)?.[1],
+      async () => /(http:\S+\/device\?user_code=\S+)/.exec(login.stderr())?.[1],
       20_000,
     );
-    const code = /enter the code:\s+(\S+)/.exec(stderr)?.[1];
-    assert.ok(code && link.includes(code), stderr);
+    const code = /enter the code:\s+(\S+)/.exec(login.stderr())?.[1];
+    assert.ok(code && link.includes(code), login.stderr());
     const page = await approveDeviceCode(link, { username: 'carol', password: 'carol-demo-password' });
     assert.match(page, /Signed in/);
-    assert.equal(await exited, 0, stderr);
-    assert.match(stdout, /Signed in to .* as Carol .*\(demo:carol\)/);
+    assert.equal(await login.exited, 0, login.stderr());
+    assert.match(login.stdout(), /Signed in to .* as Carol .*\(demo:carol\)/);
     const file = sessionPath(home, 'dev');
     if (process.platform !== 'win32') assert.equal(statSync(file).mode & 0o777, 0o600);
 

@@ -4,42 +4,29 @@
  * reads and writes. Real gateway, real scram cluster, node-postgres.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { promisify } from 'node:util';
 import pg from 'pg';
-import { cliArgv } from '../../test-support/cli-entry.js';
+import { runCliProcess } from '../../test-support/cli-entry.js';
 import { gatewayEvents, liveGrant, viaGateway } from '../../test-support/gateway-fixtures.js';
 import { useGatewayWorld } from '../../test-support/gateway-world.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { liveSessionsKind, requestSessionEnd } from '../app/live-session-store.js';
 import { writeSession } from '../cli/session-file.js';
+import type { GatewaySessionView } from '../http/routes/gateway-routes.js';
 
 const world = useGatewayWorld({ users: ['alice', 'bob', 'carol', 'dave'] });
 
-interface SessionView {
-  readonly id: string;
-  readonly grant_id: string;
-  readonly principal: string;
-  readonly resource: string;
-  readonly client_address: string | null;
-  readonly application_name: string | null;
-  readonly tls: boolean;
-  readonly started_at: string;
-  readonly replica: string;
-}
-
-async function sessionsOf(user: string, scope: 'mine' | 'all' = 'mine'): Promise<SessionView[]> {
+async function sessionsOf(user: string, scope: 'mine' | 'all' = 'mine'): Promise<GatewaySessionView[]> {
   const answer = await world.h.api(
     world.sessions[user] ?? '',
     'GET',
     `/api/v1/gateway/sessions?scope=${scope}`,
   );
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
-  return answer.body.sessions as SessionView[];
+  return answer.body.sessions as GatewaySessionView[];
 }
 
 async function openSession(grantToken: string, applicationName: string) {
@@ -194,9 +181,9 @@ async function cli(user: string, args: string[]): Promise<{ stdout: string; stde
     expires_at: new Date(Date.now() + 3_600_000).toISOString(),
     principal: { id: `demo:${user}`, display_name: user, groups: [] },
   });
-  return promisify(execFile)(process.execPath, cliArgv(['--profile', user, ...args]), {
-    env: { ...process.env, PORTCULLIS_HOME: home, NO_COLOR: '1' },
-  });
+  const result = await runCliProcess(['--profile', user, ...args], { PORTCULLIS_HOME: home });
+  assert.equal(result.code, 0, result.stderr);
+  return result;
 }
 
 test('`portcullis gateway sessions` lists, `portcullis gateway end` ends', async (t) => {

@@ -1,18 +1,7 @@
 /** `portcullis gateway sessions` and `portcullis gateway end`: open database-gateway sessions. */
+import type { GatewaySessionView } from '../../http/routes/gateway-routes.js';
 import type { CliContext } from '../context.js';
 import { formatTable, relativeTime, sanitizeText } from '../output.js';
-
-interface GatewaySessionView {
-  readonly id: string;
-  readonly grant_id: string;
-  readonly principal: string;
-  readonly resource: string;
-  readonly client_address: string | null;
-  readonly application_name: string | null;
-  readonly tls: boolean;
-  readonly started_at: string;
-  readonly replica: string;
-}
 
 /** `portcullis gateway sessions [--all]`. */
 export async function listGatewaySessions(ctx: CliContext, options: { all?: boolean }): Promise<void> {

@@ -20,7 +20,10 @@ const gatewaySessionView = z.object({
   replica: z.string(),
 });
 
-function toView(session: LiveSession): z.infer<typeof gatewaySessionView> {
+/** One open session as the API shows it. */
+export type GatewaySessionView = z.infer<typeof gatewaySessionView>;
+
+function toView(session: LiveSession): GatewaySessionView {
   return {
     id: session.id,
     grant_id: session.grantId,
