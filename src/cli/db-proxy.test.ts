@@ -58,7 +58,8 @@ const world = useGatewayWorld({
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const localPassword = 'local-proxy-password-for-tests';
-const twentyMinutes = 20 * 60_000;
+/** Past a 15-minute access token and the 5 s clock tolerance; three jumps stay within the 1 h session. */
+const pastATokenLife = 16 * 60_000;
 
 function startProxy(grantId: string, options: { ca?: string; timeoutMs?: number } = {}) {
   const api = new ApiClient({ server: world.h.url, token: world.sessions.alice ?? '' });
@@ -125,12 +126,15 @@ test('psql logs in through the proxy, the gateway over checked TLS; tokens are r
     });
     assert.deepEqual(endings, ['client terminated the session', 'client terminated the session']);
 
-    // Twenty minutes on, the first token (15 minutes) is over: the proxy fetches a new one.
-    clock.offsetMs += twentyMinutes;
+    // Sixteen minutes on, the first token (15 minutes) is over: the proxy fetches a new one.
+    clock.offsetMs += pastATokenLife;
     assert.equal((await psql("select 'after renewal'")).stdout.trim(), 'after renewal');
     assert.equal(await issuedForGateway(grant.grantId), 2);
     assert.ok(notes.some((n) => /logged in through the gateway/.test(n)));
-    assert.ok(!notes.some((n) => n.includes(grant.token)), 'no token in the notes');
+    assert.ok(
+      !notes.some((n) => /eyJ[\w-]+\.[\w-]+\./.test(n) || n.includes(localPassword)),
+      'no token or password in the notes',
+    );
   } finally {
     await proxy.close();
   }
@@ -260,39 +264,69 @@ test('cancel and live termination reach the client through the proxy; then the p
 test('`portcullis proxy GRANT`: prints a connection string, renews a refused token, stops on Ctrl-C', async (t) => {
   if (world.skip) return t.skip(world.skip);
   const grant = await liveGrant(world.h, world.sessions, 3600);
-  const home = join(dir, 'home');
+  const proxy = await startCliProxy(grant.grantId, world.sessions.alice ?? '');
+  try {
+    assert.equal((await proxy.psql('select current_user')).stdout.trim(), grant.login);
+    // The server's time moves past the token the CLI holds; the CLI's own clock does not, so the
+    // gateway refuses the cached token and the proxy renews it once.
+    clock.offsetMs += pastATokenLife;
+    assert.equal((await proxy.psql("select 'renewed'")).stdout.trim(), 'renewed');
+    assert.equal(await issuedForGateway(grant.grantId), 2);
+  } finally {
+    proxy.cli.child.kill('SIGINT');
+  }
+  assert.equal(await proxy.cli.exited, 0, proxy.cli.stderr());
+  assert.match(proxy.cli.stderr(), /SIGINT: the proxy stops/);
+});
+
+test('after the CLI session ends, the proxy takes no new login but open sessions go on; then it exits 3', async (t) => {
+  if (world.skip) return t.skip(world.skip);
+  const grant = await liveGrant(world.h, world.sessions, 3600);
+  const session = await world.h.login('alice');
+  const proxy = await startCliProxy(grant.grantId, session);
+  const open = new pg.Client({ connectionString: proxy.url, connectionTimeoutMillis: 5000 });
+  await open.connect();
+  try {
+    const out = await world.h.api(session, 'POST', '/api/v1/auth/logout');
+    assert.ok(out.status < 300, JSON.stringify(out.body));
+    // The cached token runs out; renewing it needs the ended CLI session.
+    clock.offsetMs += pastATokenLife;
+    const late = new pg.Client({ connectionString: proxy.url, connectionTimeoutMillis: 5000 });
+    const refused = await rejection(late.connect());
+    assert.equal(refused.code, '28000');
+    await waitFor('the proxy to say it waits', async () =>
+      /No new logins .*waiting for 1 open session/.test(proxy.cli.stderr()) ? true : undefined,
+    );
+    assert.equal((await open.query('select 1 as ok')).rows[0].ok, 1, 'the open session goes on');
+  } finally {
+    await open.end();
+  }
+  assert.equal(await proxy.cli.exited, 3, proxy.cli.stderr());
+  assert.match(proxy.cli.stderr(), /hint: the session was refused; run `portcullis login/);
+});
+
+/** `portcullis proxy GRANT` as a process, signed in with `sessionToken`, once it has printed its string. */
+async function startCliProxy(grantId: string, sessionToken: string) {
+  const home = mkdtempSync(join(dir, 'home-'));
   await writeSession(home, 'default', {
     server: world.h.url,
-    session_token: world.sessions.alice ?? '',
+    session_token: sessionToken,
     expires_at: new Date(Date.now() + 3_600_000).toISOString(),
     principal: { id: 'demo:alice', display_name: 'Alice', groups: [] },
   });
-  const proxy = startCli(['proxy', grant.grantId, '--ca', certificate.certFile], { PORTCULLIS_HOME: home });
-  try {
-    // stdout and stderr are separate pipes: wait for both, in no particular order.
-    await waitFor(
-      'the connection string on stdout and the note on stderr',
-      async () => (proxy.stdout().includes('\n') && /Proxying grant/.test(proxy.stderr()) ? true : undefined),
-      20_000,
-    );
-    const url = proxy.stdout().trim();
-    assert.match(
-      url,
-      new RegExp(`^postgres://${grant.grantId}:[^@]+@127\\.0\\.0\\.1:\\d+/demo-db\\?sslmode=disable$`),
-    );
-    assert.match(proxy.stderr(), /Proxying grant .* through the Portcullis gateway/);
-    const psql = (sql: string) =>
-      run('psql', ['-XAt', '-c', sql, url], { env: { ...process.env, PGCONNECT_TIMEOUT: '5' } });
-    assert.equal((await psql('select current_user')).stdout.trim(), grant.login);
-
-    // The server's time moves past the token the CLI holds; the CLI's own clock does not, so the
-    // gateway refuses the cached token and the proxy renews it once.
-    clock.offsetMs += twentyMinutes;
-    assert.equal((await psql("select 'renewed'")).stdout.trim(), 'renewed');
-    assert.equal(await issuedForGateway(grant.grantId), 2);
-  } finally {
-    proxy.child.kill('SIGINT');
-  }
-  assert.equal(await proxy.exited, 0, proxy.stderr());
-  assert.match(proxy.stderr(), /SIGINT: the proxy stops/);
-});
+  const cli = startCli(['proxy', grantId, '--ca', certificate.certFile], { PORTCULLIS_HOME: home });
+  // stdout and stderr are separate pipes: wait for both, in no particular order.
+  await waitFor(
+    'the connection string on stdout and the note on stderr',
+    async () => (cli.stdout().includes('\n') && /Proxying grant/.test(cli.stderr()) ? true : undefined),
+    20_000,
+  );
+  const url = cli.stdout().trim();
+  assert.match(
+    url,
+    new RegExp(`^postgres://${grantId}:[^@]+@127\\.0\\.0\\.1:\\d+/demo-db\\?sslmode=disable$`),
+  );
+  const psql = (sql: string) =>
+    run('psql', ['-XAt', '-c', sql, url], { env: { ...process.env, PGCONNECT_TIMEOUT: '5' } });
+  return { cli, url, psql };
+}

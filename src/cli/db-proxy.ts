@@ -67,6 +67,7 @@ export class DbProxy {
   readonly #options: Required<DbProxyOptions>;
   readonly #server: Server;
   readonly #sessions = new Set<LocalSession>();
+  readonly #onDrained: (() => void)[] = [];
   #stop: ((why: string) => void) | undefined;
   /** Settles with why the proxy stopped on its own (credentials can no longer be had). */
   readonly stopped: Promise<string>;
@@ -98,6 +99,12 @@ export class DbProxy {
     return this.#sessions.size;
   }
 
+  /** Resolves once no local connection is open. */
+  drained(): Promise<void> {
+    if (this.#sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#onDrained.push(resolve));
+  }
+
   /** Stops listening and ends every local connection; the gateway ends its side of each. */
   async close(): Promise<void> {
     this.#closing = true;
@@ -115,7 +122,10 @@ export class DbProxy {
     }
     const session = new LocalSession(socket, {
       options: this.#options,
-      onClosed: () => this.#sessions.delete(session),
+      onClosed: () => {
+        this.#sessions.delete(session);
+        if (this.#sessions.size === 0) for (const resolve of this.#onDrained.splice(0)) resolve();
+      },
       onFinal: (why) => this.#stopOnce(why),
     });
     this.#sessions.add(session);

@@ -105,9 +105,16 @@ export async function proxyGrant(ctx: CliContext, grantId: string, options: Prox
     expiryTimer = setTimeout(() => resolve('expired'), Math.min(Math.max(0, delay), 2 ** 31 - 1));
   });
   try {
-    const why = await Promise.race([signal.received, proxy.stopped, expired]);
+    const why = await Promise.race([signal.received, proxy.stopped.then(() => 'stopped' as const), expired]);
     if (why === 'expired') ctx.output.note(`Grant ${sanitizeText(grantId)} has ended; the proxy stops.`);
     else if (why === 'SIGINT' || why === 'SIGTERM') ctx.output.note(`${why}: the proxy stops.`);
+    else if (proxy.connectionCount > 0) {
+      // No new login can succeed, but sessions already open are still admitted by the gateway.
+      ctx.output.note(
+        `No new logins (${sanitizeText(finalError?.message ?? 'no credentials')}); waiting for ${proxy.connectionCount} open session(s) to end (Ctrl-C cuts them).`,
+      );
+      await Promise.race([proxy.drained(), signal.received, expired]);
+    }
   } finally {
     signal.dispose();
     clearTimeout(expiryTimer);
