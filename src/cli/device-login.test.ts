@@ -105,13 +105,14 @@ describe('OidcLogin device flow against a real oidc-provider', () => {
     const idp = await startDemoIdentityProvider({
       port: 0,
       redirectUris: ['http://127.0.0.1:1/cb'],
-      deviceCodeTtlSeconds: 1,
+      // Long enough that the first poll is still in time on a loaded CI machine (1 s was not).
+      deviceCodeTtlSeconds: 3,
     });
     try {
       const login = new OidcLogin(demoIdpSettings(idp), { ephemeral: new MemoryEphemeralStore() });
       const started = await login.beginDevice();
       assert.deepEqual(await login.pollDevice(started.deviceCode), { status: 'authorization_pending' });
-      await new Promise((r) => setTimeout(r, 1500));
+      await new Promise((r) => setTimeout(r, 3500));
       await assert.rejects(login.pollDevice(started.deviceCode), (error: unknown) => {
         assert.equal((error as { details?: { reason?: string } }).details?.reason, 'expired_token');
         return true;
