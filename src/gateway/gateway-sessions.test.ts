@@ -170,6 +170,38 @@ test("another replica's view: published rows are listed, and an end request in t
   }
 });
 
+test('bad input to the session endpoints: clear problems, and nothing is audited or ended', async (t) => {
+  if (world.skip) return t.skip(world.skip);
+  const grant = await liveGrant(world.h, world.sessions);
+  const { client } = await openSession(grant.token, 'bad-input-witness');
+  try {
+    const target = (await sessionsOf('alice')).find((s) => s.application_name === 'bad-input-witness');
+    assert.ok(target);
+    const before = (await gatewayEvents(world.h, 'gateway.session_end_requested')).length;
+    const dave = world.sessions.dave ?? '';
+    const cases: [string | null, string, string, unknown, number][] = [
+      [null, 'GET', '/api/v1/gateway/sessions', undefined, 401],
+      [null, 'POST', `/api/v1/gateway/sessions/${target.id}/end`, {}, 401],
+      [dave, 'GET', '/api/v1/gateway/sessions?scope=everyone', undefined, 400],
+      [dave, 'POST', '/api/v1/gateway/sessions/not%20an%20id/end', {}, 400],
+      [dave, 'POST', `/api/v1/gateway/sessions/${target.id}/end`, { reason: 'x', force: true }, 400],
+      [dave, 'POST', `/api/v1/gateway/sessions/${target.id}/end`, { reason: 'x'.repeat(501) }, 400],
+      [dave, 'POST', `/api/v1/gateway/sessions/${target.id}/end`, { reason: 'bell \u0007' }, 400],
+      [dave, 'POST', '/api/v1/gateway/sessions/00000000-0000-4000-8000-000000000000/end', {}, 404],
+    ];
+    for (const [token, method, path, body, status] of cases) {
+      const answer = await world.h.api(token, method, path, body);
+      assert.equal(answer.status, status, `${method} ${path}: ${JSON.stringify(answer.body)}`);
+      assert.match(answer.contentType, /application\/problem\+json/);
+      assert.equal(typeof answer.body.code, 'string', `${method} ${path} has a stable code`);
+    }
+    assert.equal((await gatewayEvents(world.h, 'gateway.session_end_requested')).length, before);
+    assert.equal((await client.query('select 1 as ok')).rows[0].ok, 1, 'the session was not touched');
+  } finally {
+    await client.end();
+  }
+});
+
 const home = mkdtempSync(join(tmpdir(), 'portcullis-gateway-sessions-'));
 after(() => rmSync(home, { recursive: true, force: true }));
 
