@@ -719,7 +719,7 @@ export class AccessService {
     const request = await this.deps.store.requests.get(grant.requestId);
     if (request && (request.state === 'revoked' || request.state === 'expired')) {
       // Idempotent: access already ended. Only someone who could see the grant learns that.
-      if (isRequester || this.isAdmin(actor) || resource.owners.some((g) => actor.groups.includes(g))) {
+      if (this.maySeeGrant(actor, grant)) {
         return this.completeRevocation(grantId);
       }
     }
@@ -1144,18 +1144,25 @@ export class AccessService {
     return (await this.deps.store.grants.getByRequest(requestId))?.id;
   }
 
+  /**
+   * Whether `viewer` may see a grant of `principalId` on `resourceId` (and what hangs off it, such
+   * as its gateway sessions): its principal, the resource's owners and admins.
+   */
+  maySeeGrant(
+    viewer: Principal,
+    grant: { readonly principalId: string; readonly resourceId: string },
+  ): boolean {
+    return (
+      grant.principalId === viewer.id ||
+      this.isAdmin(viewer) ||
+      (this.deps.resources.get(grant.resourceId)?.owners ?? []).some((o) => viewer.groups.includes(o))
+    );
+  }
+
   /** A grant its principal, the resource owners or an admin may see. */
   async getGrant(viewer: Principal, grantId: string): Promise<Grant> {
     const grant = await this.deps.store.grants.get(grantId);
-    const owners = grant ? (this.deps.resources.get(grant.resourceId)?.owners ?? []) : [];
-    if (
-      !grant ||
-      !(
-        grant.principalId === viewer.id ||
-        this.isAdmin(viewer) ||
-        owners.some((o) => viewer.groups.includes(o))
-      )
-    ) {
+    if (!grant || !this.maySeeGrant(viewer, grant)) {
       throw new PortcullisError('not_found', `No grant ${grantId}`);
     }
     return grant;
@@ -1168,11 +1175,6 @@ export class AccessService {
   ): Promise<Grant[]> {
     if (scope === 'mine') return this.deps.store.grants.listForPrincipal(viewer.id, statuses);
     const all = await this.deps.store.grants.list({ statuses, limit: 500 });
-    if (this.isAdmin(viewer)) return all;
-    return all.filter(
-      (g) =>
-        g.principalId === viewer.id ||
-        (this.deps.resources.get(g.resourceId)?.owners ?? []).some((o) => viewer.groups.includes(o)),
-    );
+    return all.filter((g) => this.maySeeGrant(viewer, g));
   }
 }

@@ -20,9 +20,11 @@ import type { Store } from './ports.js';
 export interface GatewaySessionDeps {
   readonly store: Pick<Store, 'ephemeral' | 'transaction'>;
   readonly clock: Clock;
-  readonly isAdmin: (principal: Principal) => boolean;
-  /** Owner groups of a resource (none for an unknown one). */
-  readonly ownersOf: (resourceId: string) => readonly string[];
+  /** Whether the viewer may see a grant of this principal on this resource (`AccessService.maySeeGrant`). */
+  readonly maySeeGrant: (
+    viewer: Principal,
+    grant: { readonly principalId: string; readonly resourceId: string },
+  ) => boolean;
   /** This process's gateway sessions, when it runs a gateway: current, and ended at once. */
   readonly local: () => LocalSessions | undefined;
 }
@@ -38,7 +40,7 @@ export class GatewaySessions {
   async list(viewer: Principal, scope: 'mine' | 'all'): Promise<LiveSession[]> {
     const sessions = await this.#all();
     return sessions.filter((session) =>
-      scope === 'mine' ? session.principalId === viewer.id : this.#maySee(viewer, session),
+      scope === 'mine' ? session.principalId === viewer.id : this.#deps.maySeeGrant(viewer, session),
     );
   }
 
@@ -50,7 +52,7 @@ export class GatewaySessions {
    */
   async end(actor: Principal, sessionId: string, reason: string, from: RequestOrigin): Promise<LiveSession> {
     const session = (await this.#all()).find((s) => s.id === sessionId);
-    if (!session || !this.#maySee(actor, session))
+    if (!session || !this.#deps.maySeeGrant(actor, session))
       throw new PortcullisError('not_found', `No open gateway session ${sessionId}`);
     const now = this.#deps.clock.now();
     const local = this.#deps.local();
@@ -80,13 +82,5 @@ export class GatewaySessions {
 
   #all(): Promise<LiveSession[]> {
     return allLiveSessions(this.#deps.store.ephemeral, this.#deps.clock.now(), this.#deps.local());
-  }
-
-  #maySee(viewer: Principal, session: LiveSession): boolean {
-    return (
-      session.principalId === viewer.id ||
-      this.#deps.isAdmin(viewer) ||
-      this.#deps.ownersOf(session.resourceId).some((group) => viewer.groups.includes(group))
-    );
   }
 }

@@ -12,7 +12,6 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import type { EndRequest } from '../app/live-session-store.js';
 import type { Clock } from '../core/clock.js';
 import type { AdmissionDeps } from './admission.js';
 import { CancelKeys } from './cancel-keys.js';
@@ -158,14 +157,9 @@ export class PostgresGateway {
     this.#registry.endGrant(grantId, why);
   }
 
-  /** This replica's open sessions; `allLiveSessions` adds the other replicas'. */
+  /** This replica's open sessions, and ending one of them (src/app/gateway-sessions.ts). */
   get directory(): SessionDirectory {
     return this.#directory;
-  }
-
-  /** Ends one session held by this replica now; false when it is not here. */
-  endSession(sessionId: string, request: EndRequest): boolean {
-    return this.#directory.endLocal(sessionId, request);
   }
 
   /** Writes every queued record now (tests and shutdown). */

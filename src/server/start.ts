@@ -356,8 +356,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       gatewaySessions: new GatewaySessions({
         store,
         clock,
-        isAdmin: (principal) => access.isAdmin(principal),
-        ownersOf: (resourceId) => config.resources.get(resourceId)?.owners ?? [],
+        maySeeGrant: (viewer, grant) => access.maySeeGrant(viewer, grant),
         // Set once the gateway listens, below; until then there are no local sessions.
         local: () => gateway?.directory,
       }),
