@@ -154,7 +154,7 @@ class LocalSession {
   readonly #reader = new FrameReader({ maxMessageSize: maxLocalStartupMessageBytes });
   readonly #who: string;
   #state: 'startup' | 'password' | 'connecting' | 'relay' | 'closed' = 'startup';
-  #parameters = new Map<string, string>();
+  readonly #parameters = new Map<string, string>();
   #gateway: Socket | undefined;
   readonly #timer: NodeJS.Timeout;
 

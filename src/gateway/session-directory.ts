@@ -55,6 +55,8 @@ export class SessionDirectory implements LocalSessions {
   #publishedEmpty = true;
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
+  /** The row write under way: one at a time, so an older list never lands after a newer one. */
+  #publishing: Promise<void> | undefined;
 
   constructor(options: SessionDirectoryOptions) {
     this.#options = options;
@@ -97,7 +99,8 @@ export class SessionDirectory implements LocalSessions {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#entries.clear();
-    await this.#publish().catch(this.#options.onError);
+    await this.#publishing?.catch(() => {});
+    await this.#publishOnce().catch(this.#options.onError);
   }
 
   /** One check: takes end requests for sessions held here, and publishes when due. */
@@ -106,11 +109,7 @@ export class SessionDirectory implements LocalSessions {
     this.#ticking = true;
     try {
       if (this.#entries.size > 0) await this.#takeEndRequests();
-      const now = this.#options.clock.now();
-      const due =
-        (this.#dirty && now - this.#publishedAt >= minPublishGapMs) ||
-        (this.#entries.size > 0 && now - this.#publishedAt >= republishMs);
-      if (due) await this.#publish();
+      await this.#publishIfDue();
     } catch (error) {
       this.#options.onError(error);
     } finally {
@@ -120,8 +119,27 @@ export class SessionDirectory implements LocalSessions {
 
   #changed(): void {
     this.#dirty = true;
+    // Only the row is rewritten here: end requests are taken at the next check.
     if (this.#options.clock.now() - this.#publishedAt >= minPublishGapMs)
-      queueMicrotask(() => void this.tick());
+      queueMicrotask(() => void this.#publishIfDue().catch(this.#options.onError));
+  }
+
+  async #publishIfDue(): Promise<void> {
+    if (this.#publishing) return;
+    const now = this.#options.clock.now();
+    const due =
+      (this.#dirty && now - this.#publishedAt >= minPublishGapMs) ||
+      (this.#entries.size > 0 && now - this.#publishedAt >= republishMs);
+    if (due) await this.#publishOnce();
+  }
+
+  async #publishOnce(): Promise<void> {
+    this.#publishing = this.#publish();
+    try {
+      await this.#publishing;
+    } finally {
+      this.#publishing = undefined;
+    }
   }
 
   async #takeEndRequests(): Promise<void> {
