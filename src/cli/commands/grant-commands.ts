@@ -5,7 +5,8 @@ import { usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
 import { formatTable, relativeTime, sanitizeText } from '../output.js';
 
-const grantPath = (id: string) => `/api/v1/grants/${encodeURIComponent(id)}`;
+/** The API path of one grant. */
+export const grantPath = (id: string) => `/api/v1/grants/${encodeURIComponent(id)}`;
 
 export interface ListGrantsOptions {
   readonly all?: boolean;

@@ -11,6 +11,7 @@ import { DbProxy } from '../db-proxy.js';
 import { GatewayCredentialCache, gatewayLoginFrom } from '../gateway-credential-cache.js';
 import { relativeTime, sanitizeText } from '../output.js';
 import { nextStopSignal } from '../signals.js';
+import { grantPath } from './grant-commands.js';
 
 export interface ProxyOptions {
   readonly host?: string;
@@ -31,8 +32,6 @@ const finalExitCodes: ReadonlySet<number> = new Set([
   exitCodes.notFound,
   exitCodes.conflict,
 ]);
-
-const grantPath = (id: string) => `/api/v1/grants/${encodeURIComponent(id)}`;
 
 /** `portcullis proxy GRANT [--port N] [--host 127.0.0.1] [--ca FILE]`; runs until Ctrl-C or the grant's end. */
 export async function proxyGrant(ctx: CliContext, grantId: string, options: ProxyOptions): Promise<void> {
