@@ -202,7 +202,7 @@ test("the gateway's certificate is checked: without its CA the proxy refuses to 
     const client = new pg.Client({ connectionString: localUrl(port), connectionTimeoutMillis: 5000 });
     const error = await rejection(client.connect());
     assert.equal(error.code, '08001');
-    assert.match(error.message, /TLS with the gateway .* failed: .*self.signed/i);
+    assert.match(error.message, /TLS to the gateway .* failed: .*self.signed/i);
     const refusals = await gatewayEvents(world.h, 'gateway.admission_refused');
     assert.ok(!refusals.some((e) => e.grantId === grant.grantId), 'the gateway never saw a login');
   } finally {

@@ -13,10 +13,10 @@ import {
   decodeNoticeFields,
   encodeCancelRequest,
   encodePasswordMessage,
-  encodeSslRequest,
   encodeStartupMessage,
   FrameReader,
 } from '../gateway/protocol/index.js';
+import { openUpstreamSocket } from '../gateway/upstream-connection.js';
 
 /** One gateway login, as `GET /api/v1/grants/{id}/credentials` gives it for a gateway-only grant. */
 export interface GatewayLogin {
@@ -115,88 +115,31 @@ function refused(socket: Socket, error: Buffer): GatewayLoginOutcome {
   return { ok: false, error, sqlState: fields.code, message: fields.message };
 }
 
+/** The gateway's socket, through the gateway's own upstream connector; its errors as GatewayDialError. */
 async function openGatewaySocket(
   login: Pick<GatewayLogin, 'host' | 'port' | 'tls'>,
   tls: GatewayTlsOptions,
   deadline: number,
 ): Promise<Socket> {
-  const where = `${login.host}:${login.port}`;
-  const raw = tcpConnect({ host: login.host, port: login.port, noDelay: true });
   try {
-    await settled(raw, 'connect', deadline, `cannot reach the gateway at ${where}`);
-    if (!login.tls) return raw;
-    raw.write(encodeSslRequest());
-    const answer = await firstByte(raw, deadline);
-    if (answer !== 0x53)
-      throw new GatewayDialError(
-        `the gateway at ${where} does not offer TLS, but its credentials require it (sslmode=require)`,
-      );
-    const secure = tlsConnect({
-      socket: raw,
-      host: login.host,
-      // SNI takes names only; the certificate is still checked against an IP address.
-      ...(isIP(login.host) === 0 ? { servername: login.host } : {}),
-      ...(tls.ca === undefined ? {} : { ca: tls.ca }),
-    });
-    await settled(secure, 'secureConnect', deadline, `TLS with the gateway at ${where} failed`);
-    secure.setNoDelay(true);
-    return secure;
+    return await openUpstreamSocket(
+      {
+        host: login.host,
+        port: login.port,
+        // The certificate must chain to a trusted CA and name the host (IP addresses included).
+        tls: login.tls ? 'verify-full' : 'disable',
+        ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+      },
+      Math.max(0, deadline - Date.now()),
+      undefined,
+      {
+        name: `the gateway at ${login.host}:${login.port}`,
+        tlsDemand: 'which its credentials require (sslmode=require)',
+      },
+    );
   } catch (error) {
-    raw.destroy();
-    throw error;
+    throw new GatewayDialError(messageOf(error), { cause: error });
   }
-}
-
-/** Resolves on `event`; rejects with a GatewayDialError on an error, a close or the deadline. */
-function settled(socket: Socket, event: string, deadline: number, failure: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (error?: Error) => {
-      clearTimeout(timer);
-      socket.off(event, onEvent);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-      if (error) reject(error);
-      else resolve();
-    };
-    const onEvent = () => done();
-    const onError = (error: Error) =>
-      done(new GatewayDialError(`${failure}: ${error.message}`, { cause: error }));
-    const onClose = () => done(new GatewayDialError(`${failure}: the connection closed`));
-    const timer = setTimeout(
-      () => done(new GatewayDialError(`${failure}: timed out`)),
-      Math.max(0, deadline - Date.now()),
-    );
-    socket.once(event, onEvent);
-    socket.once('error', onError);
-    socket.once('close', onClose);
-  });
-}
-
-/** The one-byte answer to an SSLRequest; anything after it would be read as if it came over TLS. */
-function firstByte(socket: Socket, deadline: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const done = (error: Error | undefined, byte = 0) => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('error', done);
-      socket.off('close', onClose);
-      socket.pause();
-      if (error) reject(error);
-      else resolve(byte);
-    };
-    const onData = (chunk: Buffer) =>
-      chunk.length === 1
-        ? done(undefined, chunk[0])
-        : done(new GatewayDialError('the gateway sent data after its answer to the TLS request'));
-    const onClose = () => done(new GatewayDialError('the gateway closed the connection at the TLS request'));
-    const timer = setTimeout(
-      () => done(new GatewayDialError('the gateway did not answer the TLS request in time')),
-      Math.max(0, deadline - Date.now()),
-    );
-    socket.on('data', onData);
-    socket.once('error', done);
-    socket.once('close', onClose);
-  });
 }
 
 interface LoginFrame {

@@ -72,11 +72,26 @@ export class UpstreamError extends Error {
 /** Largest frame accepted from the server (PostgreSQL's own field limit is 1 GiB). */
 export const maxUpstreamMessageBytes = 0x4000_0000;
 
-/** Opens a TCP (and, when asked, TLS) connection; rejects after `timeoutMs`. */
+/** How errors name the server being reached, and what demands TLS from it. */
+export interface PeerWording {
+  /** e.g. "the database". */
+  readonly name: string;
+  /** Ends "… does not accept TLS, …", e.g. "which its admin URL requires". */
+  readonly tlsDemand: string;
+}
+
+const databasePeer: PeerWording = { name: 'the database', tlsDemand: 'which its admin URL requires' };
+
+/**
+ * Opens a TCP (and, when asked, TLS) connection to a PostgreSQL server, or to anything speaking
+ * its startup protocol such as the Portcullis gateway (`portcullis proxy`); rejects with
+ * {@link UpstreamError} (08001) after `timeoutMs` per step, or when TLS is refused or fails.
+ */
 export async function openUpstreamSocket(
   address: UpstreamAddress,
   timeoutMs: number,
   signal?: AbortSignal,
+  peer: PeerWording = databasePeer,
 ): Promise<Socket | TLSSocket> {
   const socket = await new Promise<Socket>((resolve, reject) => {
     const s = netConnect({ host: address.host, port: address.port, noDelay: true });
@@ -85,13 +100,13 @@ export async function openUpstreamSocket(
       reject(error);
     };
     const timer = setTimeout(
-      () => fail(new UpstreamError('08001', 'timed out connecting to the database')),
+      () => fail(new UpstreamError('08001', `timed out connecting to ${peer.name}`)),
       timeoutMs,
     );
     signal?.addEventListener('abort', () => fail(new UpstreamError('57P01', 'aborted')), { once: true });
     s.once('error', (error) => {
       clearTimeout(timer);
-      fail(new UpstreamError('08001', `cannot connect to the database: ${error.message}`, { cause: error }));
+      fail(new UpstreamError('08001', `cannot connect to ${peer.name}: ${error.message}`, { cause: error }));
     });
     s.once('connect', () => {
       clearTimeout(timer);
@@ -100,10 +115,15 @@ export async function openUpstreamSocket(
     });
   });
   if (address.tls === 'disable') return socket;
-  return startTls(socket, address, timeoutMs);
+  return startTls(socket, address, timeoutMs, peer);
 }
 
-async function startTls(socket: Socket, address: UpstreamAddress, timeoutMs: number): Promise<TLSSocket> {
+async function startTls(
+  socket: Socket,
+  address: UpstreamAddress,
+  timeoutMs: number,
+  peer: PeerWording,
+): Promise<TLSSocket> {
   const answer = await new Promise<Buffer>((resolve, reject) => {
     const timer = setTimeout(() => reject(new UpstreamError('08001', 'no answer to SSLRequest')), timeoutMs);
     socket.once('data', (chunk: Buffer) => {
@@ -119,7 +139,7 @@ async function startTls(socket: Socket, address: UpstreamAddress, timeoutMs: num
   // INVARIANT: exactly one byte before the handshake (more would be unencrypted injected data).
   if (answer.length !== 1 || answer[0] !== 0x53) {
     socket.destroy();
-    throw new UpstreamError('08001', 'the database does not accept TLS, which its admin URL requires');
+    throw new UpstreamError('08001', `${peer.name} does not accept TLS, ${peer.tlsDemand}`);
   }
   socket.removeAllListeners('error');
   return new Promise<TLSSocket>((resolve, reject) => {
@@ -139,7 +159,7 @@ async function startTls(socket: Socket, address: UpstreamAddress, timeoutMs: num
     });
     secure.once('error', (error) => {
       secure.destroy();
-      reject(new UpstreamError('08001', `TLS to the database failed: ${error.message}`, { cause: error }));
+      reject(new UpstreamError('08001', `TLS to ${peer.name} failed: ${error.message}`, { cause: error }));
     });
   });
 }
