@@ -184,9 +184,14 @@ class LocalSession {
       this.#finish();
       return;
     }
-    this.#client.end(encodeErrorResponse({ severity: 'FATAL', code: sqlState, message }));
-    setTimeout(() => this.#client.destroy(), 2000).unref();
     this.#gateway?.destroy();
+    this.#closeWith(encodeErrorResponse({ severity: 'FATAL', code: sqlState, message }));
+  }
+
+  /** Sends the client its last message (a FATAL) and ends the session; a client that does not read is cut. */
+  #closeWith(lastMessage: Buffer): void {
+    this.#client.end(lastMessage);
+    setTimeout(() => this.#client.destroy(), 2000).unref();
     this.#finish();
   }
 
@@ -274,9 +279,7 @@ class LocalSession {
     }
     if (!result.ok) {
       options.note(`proxy: the gateway refused ${this.#who}: ${result.message}`);
-      this.#client.end(result.error);
-      setTimeout(() => this.#client.destroy(), 2000).unref();
-      this.#finish();
+      this.#closeWith(result.error);
       return;
     }
     this.#relay(result.socket, result.first, early);
