@@ -89,6 +89,26 @@ function startProxy(grantId: string, options: { ca?: string; timeoutMs?: number 
   return { proxy, notes };
 }
 
+/** A live grant and a started proxy for it, closed after `use`. */
+async function withProxy(
+  options: { ca?: string; timeoutMs?: number },
+  use: (context: {
+    grant: Awaited<ReturnType<typeof liveGrant>>;
+    proxy: DbProxy;
+    port: number;
+    notes: string[];
+  }) => Promise<void>,
+): Promise<void> {
+  const grant = await liveGrant(world.h, world.sessions, 3600);
+  const { proxy, notes } = startProxy(grant.grantId, options);
+  const port = await proxy.listen();
+  try {
+    await use({ grant, proxy, port, notes });
+  } finally {
+    await proxy.close();
+  }
+}
+
 /**
  * A login to the proxy as a client would write it; user and database are the grant's whatever
  * is asked. psql is given `prefer` so that it asks for TLS first and is told `N`.
@@ -104,10 +124,7 @@ async function issuedForGateway(grantId: string): Promise<number> {
 
 test('psql logs in through the proxy, the gateway over checked TLS; tokens are reused, then renewed', async (t) => {
   if (world.skip) return t.skip(world.skip);
-  const grant = await liveGrant(world.h, world.sessions, 3600);
-  const { proxy, notes } = startProxy(grant.grantId, { ca: certificate.cert });
-  const port = await proxy.listen();
-  try {
+  await withProxy({ ca: certificate.cert }, async ({ grant, proxy, port, notes }) => {
     const psql = (sql: string) =>
       run('psql', ['-XAt', '-c', sql, localUrl(port, localPassword, 'prefer')], {
         env: { ...process.env, PGCONNECT_TIMEOUT: '5' },
@@ -135,17 +152,12 @@ test('psql logs in through the proxy, the gateway over checked TLS; tokens are r
       !notes.some((n) => /eyJ[\w-]+\.[\w-]+\./.test(n) || n.includes(localPassword)),
       'no token or password in the notes',
     );
-  } finally {
-    await proxy.close();
-  }
+  });
 });
 
 test('a wrong local password is refused before any token is fetched', async (t) => {
   if (world.skip) return t.skip(world.skip);
-  const grant = await liveGrant(world.h, world.sessions, 3600);
-  const { proxy } = startProxy(grant.grantId, { ca: certificate.cert });
-  const port = await proxy.listen();
-  try {
+  await withProxy({ ca: certificate.cert }, async ({ grant, proxy, port }) => {
     const client = new pg.Client({
       connectionString: localUrl(port, 'not-the-password'),
       connectionTimeoutMillis: 5000,
@@ -154,9 +166,7 @@ test('a wrong local password is refused before any token is fetched', async (t) 
     assert.equal(error.code, '28P01');
     assert.match(error.message, /local Portcullis proxy/);
     assert.equal(await issuedForGateway(grant.grantId), 0);
-  } finally {
-    await proxy.close();
-  }
+  });
 });
 
 /** Writes `bytes` to the proxy and collects its answer until it closes the connection. */
@@ -173,10 +183,7 @@ async function rawExchange(port: number, bytes: Buffer): Promise<{ answer: strin
 
 test('garbage and a stalled login end only that connection, with a FATAL', async (t) => {
   if (world.skip) return t.skip(world.skip);
-  const grant = await liveGrant(world.h, world.sessions, 3600);
-  const { proxy } = startProxy(grant.grantId, { ca: certificate.cert, timeoutMs: 500 });
-  const port = await proxy.listen();
-  try {
+  await withProxy({ ca: certificate.cert, timeoutMs: 500 }, async ({ grant, proxy, port }) => {
     const garbage = await rawExchange(port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
     assert.match(garbage.answer, /C08P01\0/);
     const stalled = await rawExchange(port, encodeStartupMessage({ user: 'x' }).subarray(0, 10));
@@ -188,34 +195,24 @@ test('garbage and a stalled login end only that connection, with a FATAL', async
     assert.equal((await client.query('select 1 as ok')).rows[0].ok, 1);
     await client.end();
     assert.equal(await issuedForGateway(grant.grantId), 1, 'no token was fetched for the bad connections');
-  } finally {
-    await proxy.close();
-  }
+  });
 });
 
 test("the gateway's certificate is checked: without its CA the proxy refuses to send the token", async (t) => {
   if (world.skip) return t.skip(world.skip);
-  const grant = await liveGrant(world.h, world.sessions, 3600);
-  const { proxy } = startProxy(grant.grantId);
-  const port = await proxy.listen();
-  try {
+  await withProxy({}, async ({ grant, port }) => {
     const client = new pg.Client({ connectionString: localUrl(port), connectionTimeoutMillis: 5000 });
     const error = await rejection(client.connect());
     assert.equal(error.code, '08001');
     assert.match(error.message, /TLS to the gateway .* failed: .*self.signed/i);
     const refusals = await gatewayEvents(world.h, 'gateway.admission_refused');
     assert.ok(!refusals.some((e) => e.grantId === grant.grantId), 'the gateway never saw a login');
-  } finally {
-    await proxy.close();
-  }
+  });
 });
 
 test('cancel and live termination reach the client through the proxy; then the proxy stops', async (t) => {
   if (world.skip) return t.skip(world.skip);
-  const grant = await liveGrant(world.h, world.sessions, 3600);
-  const { proxy } = startProxy(grant.grantId, { ca: certificate.cert });
-  const port = await proxy.listen();
-  try {
+  await withProxy({ ca: certificate.cert }, async ({ grant, proxy, port }) => {
     // psql's Ctrl-C sends the gateway's cancel key to the proxy, which passes it on.
     const sleeping = spawn('psql', [
       '-XAt',
@@ -256,9 +253,7 @@ test('cancel and live termination reach the client through the proxy; then the p
     assert.equal(refused.code, '28000');
     assert.match(refused.message, /not active/);
     assert.match(await proxy.stopped, /not active/);
-  } finally {
-    await proxy.close();
-  }
+  });
 });
 
 test('`portcullis proxy GRANT`: prints a connection string, renews a refused token, stops on Ctrl-C', async (t) => {
