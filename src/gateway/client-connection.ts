@@ -318,13 +318,23 @@ export class ClientConnection implements RegisteredSession {
   }
 
   #onCancelRequest(processId: number, secretKey: Buffer): void {
-    const target = this.#ctx.cancelKeys.resolve(processId, secretKey);
     // As PostgreSQL does: no answer either way, the connection just closes.
     this.#state = 'closed';
     clearTimeout(this.#startupTimer);
     this.#socket.destroy();
     this.#ctx.onClosed(this);
-    if (target) this.#sendUpstreamCancel(target.address, target);
+    void this.#ctx.cancelKeys.resolve(processId, secretKey).then((resolution) => {
+      this.#ctx.metrics.cancel(resolution.found);
+      if (resolution.found !== 'here' && resolution.found !== 'shared') return;
+      let address: UpstreamAddress;
+      try {
+        address = this.#ctx.upstreamAddress(resolution.target.resourceId);
+      } catch (error) {
+        this.#ctx.log.warn({ err: error }, 'gateway cannot route a cancel: its resource is gone');
+        return;
+      }
+      this.#sendUpstreamCancel(address, resolution.target);
+    });
   }
 
   #onStartupMessage(startup: StartupMessage): void {
@@ -501,7 +511,10 @@ export class ClientConnection implements RegisteredSession {
       return;
     }
     this.#upstream = upstream;
-    const key = this.#ctx.cancelKeys.issue({ address: this.#upstreamAddress, ...upstream.backendKey });
+    const key = this.#ctx.cancelKeys.issue(
+      { resourceId: grant.resourceId, ...upstream.backendKey },
+      grant.expiresAt,
+    );
     this.#session.cancelProcessId = key.processId;
     clearTimeout(this.#startupTimer);
     const hello = Buffer.concat([

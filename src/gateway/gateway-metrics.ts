@@ -19,12 +19,19 @@ export type LoginOutcome =
   /** Admitted, but the database refused the upstream login or could not be reached. */
   | 'upstream_failed';
 
+/**
+ * How a CancelRequest was routed: by a key this replica issued, by one another replica shared
+ * through the store, not at all (unknown key or wrong secret), or dropped (too many look-ups).
+ */
+export type CancelOutcome = 'here' | 'shared' | 'unknown' | 'dropped';
+
 export interface GatewayMetrics {
   login(outcome: LoginOutcome): void;
   /** Portcullis ended a connection: its grant ended, recording failed, or the gateway stops. */
   terminated(kind: TerminationReason['kind']): void;
   /** A connection sent something that is not PostgreSQL protocol 3.0 (or too large) and was closed. */
   protocolError(): void;
+  cancel(outcome: CancelOutcome): void;
 }
 
 /** The gateway's state, read when metrics are scraped. */
@@ -46,4 +53,5 @@ export const noGatewayMetrics: GatewayMetrics = {
   login() {},
   terminated() {},
   protocolError() {},
+  cancel() {},
 };

@@ -7,7 +7,7 @@ export {
   gatewayFromConfig,
   publicGatewayEndpoint,
 } from './gateway-from-config.js';
-export type { GatewayMetrics, GatewayState, LoginOutcome } from './gateway-metrics.js';
+export type { CancelOutcome, GatewayMetrics, GatewayState, LoginOutcome } from './gateway-metrics.js';
 export {
   type GatewayLog,
   PostgresGateway,

@@ -14,7 +14,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Clock } from '../core/clock.js';
 import type { AdmissionDeps } from './admission.js';
-import { CancelKeys } from './cancel-keys.js';
+import { CancelKeys, type CancelKeysOptions } from './cancel-keys.js';
 import { ClientConnection, type ConnectionContext, type GatewayLog } from './client-connection.js';
 import { type GatewayMetrics, type GatewayState, noGatewayMetrics } from './gateway-metrics.js';
 import { SessionDirectory, type SessionDirectoryOptions } from './session-directory.js';
@@ -42,8 +42,11 @@ export interface PostgresGatewaySettings {
 export interface PostgresGatewayDeps {
   readonly admission: AdmissionDeps;
   readonly isGrantLive: (grantId: string) => Promise<boolean>;
-  /** Where replicas publish their open sessions and take requests to end one (session-directory.ts). */
-  readonly sessionStore: SessionDirectoryOptions['store'];
+  /**
+   * Where replicas publish their open sessions, take requests to end one (session-directory.ts)
+   * and share their cancel keys (cancel-keys.ts).
+   */
+  readonly sessionStore: SessionDirectoryOptions['store'] & CancelKeysOptions['store'];
   /** One store transaction per batch, an audit append per event. */
   readonly writeAudit: AuditBatchWriter;
   readonly upstreamAddress: (resourceId: string) => UpstreamAddress;
@@ -103,7 +106,11 @@ export class PostgresGateway {
       recorder: this.#recorder,
       registry: this.#registry,
       directory: this.#directory,
-      cancelKeys: new CancelKeys(),
+      cancelKeys: new CancelKeys({
+        store: deps.sessionStore,
+        now: () => deps.clock.now(),
+        onError: (error) => deps.log.warn({ err: error }, 'gateway: sharing a cancel key failed'),
+      }),
       upstreamAddress: deps.upstreamAddress,
       newId: deps.newId,
       now: () => deps.clock.now(),

@@ -31,6 +31,12 @@ export function registerGatewayMetrics(
     help: 'Gateway connections closed for malformed, truncated or oversized PostgreSQL messages',
     registers: [registry],
   });
+  const cancels = new Counter({
+    name: 'portcullis_gateway_cancel_requests_total',
+    help: 'CancelRequests by how they were routed: here (a key this replica issued), shared (a key from another replica, found in the store), unknown (no such key; nothing sent), dropped (too many store look-ups at once)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   const gauge = (name: string, help: string, read: (s: GatewayState) => number) =>
     new Gauge({
       name,
@@ -72,5 +78,6 @@ export function registerGatewayMetrics(
     login: (outcome) => logins.inc({ outcome }),
     terminated: (reason) => terminations.inc({ reason }),
     protocolError: () => protocolErrors.inc(),
+    cancel: (outcome) => cancels.inc({ outcome }),
   };
 }
