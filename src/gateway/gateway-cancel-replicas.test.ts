@@ -2,7 +2,7 @@
  * Cancel across replicas: a load balancer may send a client's CancelRequest (a new connection) to
  * another replica than the one holding the session. Two Portcullis servers on the same storage and
  * configuration, each with its gateway; node-postgres logs in through one, its CancelRequest goes
- * to the other, and the real PostgreSQL cancels the query. Real scram cluster, SQLite storage.
+ * to the other, and the real PostgreSQL cancels the query. Real scram cluster, PostgreSQL storage.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,8 @@ import { cancelKeyKind } from './cancel-keys.js';
 
 let second: RunningPortcullis | undefined;
 const world = useGatewayWorld({
+  // Several replicas need PostgreSQL storage (docs/operations.md).
+  harness: { storage: 'postgres' },
   // The second replica: same configuration, same storage, its own gateway on another port.
   setUp: async ({ h }) => {
     const config = parse(readFileSync(h.configPath, 'utf8')) as { server: { port: number } };
