@@ -24,10 +24,12 @@ const minLocalPasswordLength = 16;
 /** After the grant's end, time for the gateway's own FATAL to reach open sessions before they are cut. */
 const endGraceMs = 2000;
 
-/** Errors after which no later login can succeed: the proxy stops and exits with them. */
+/**
+ * Errors after which no later login can succeed: the proxy stops and exits with them. An ended CLI
+ * session (exit 3) is not one of them: a `portcullis login` in another terminal mends it.
+ */
 const finalExitCodes: ReadonlySet<number> = new Set([
   exitCodes.usage,
-  exitCodes.unauthenticated,
   exitCodes.forbidden,
   exitCodes.notFound,
   exitCodes.conflict,
@@ -46,7 +48,9 @@ export async function proxyGrant(ctx: CliContext, grantId: string, options: Prox
   const client = await ctx.client();
   const grant = await client.get<GrantView>(grantPath(grantId));
   const credentials = new GatewayCredentialCache(async () => {
-    const answer = await client.get<{ credentials: Record<string, string> }>(
+    // The saved session is read again for every fetch, so a new `portcullis login` is picked up.
+    const current = await ctx.client();
+    const answer = await current.get<{ credentials: Record<string, string> }>(
       `${grantPath(grantId)}/credentials`,
     );
     return gatewayLoginFrom(grantId, answer.credentials);
@@ -62,9 +66,12 @@ export async function proxyGrant(ctx: CliContext, grantId: string, options: Prox
     login: (fresh) => credentials.get(fresh),
     tls: ca === undefined ? {} : { ca },
     onLoginError: (error) => {
+      const message = error instanceof Error ? error.message : String(error);
+      if (error instanceof CliError && error.exitCode === exitCodes.unauthenticated)
+        return { message: sessionEndedMessage(message, error.hint), final: false };
       const final = error instanceof CliError && finalExitCodes.has(error.exitCode);
       if (final) finalError ??= error;
-      return { message: error instanceof Error ? error.message : String(error), final };
+      return { message, final };
     },
     note: (text) => ctx.output.note(sanitizeText(text)),
   });
@@ -120,6 +127,12 @@ export async function proxyGrant(ctx: CliContext, grantId: string, options: Prox
     await proxy.close();
   }
   if (finalError) throw finalError;
+}
+
+/** What a client and the terminal read while the CLI session is refused. */
+function sessionEndedMessage(message: string, hint: string | undefined): string {
+  const login = hint?.match(/`(portcullis login[^`]*)`/)?.[1] ?? 'portcullis login';
+  return `${message}. Your Portcullis sign-in has ended: run \`${login}\`, then connect again (the proxy keeps running; open sessions go on)`;
 }
 
 function readCa(file: string): string {
