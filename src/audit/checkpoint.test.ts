@@ -102,8 +102,8 @@ describe('AuditCheckpointer', () => {
     }
   });
 
-  it('accepts a WebCrypto private key', async () => {
-    const pair = (await webcrypto.subtle.generateKey({ name: 'Ed25519' }, true, [
+  it('accepts a non-extractable WebCrypto private key, as the key store holds it', async () => {
+    const pair = (await webcrypto.subtle.generateKey({ name: 'Ed25519' }, false, [
       'sign',
       'verify',
     ])) as webcrypto.CryptoKeyPair;
@@ -116,6 +116,22 @@ describe('AuditCheckpointer', () => {
     }).checkpointNow(auditTestEpoch);
     assert.ok(checkpoint);
     assert.equal(checkpointSignatureValid(checkpoint, KeyObject.from(pair.publicKey)), true);
+  });
+
+  it('refuses a non-extractable WebCrypto key that does not match its public JWK, writing nothing', async () => {
+    const pair = (await webcrypto.subtle.generateKey({ name: 'Ed25519' }, false, [
+      'sign',
+      'verify',
+    ])) as webcrypto.CryptoKeyPair;
+    await appendTestEvents(store, 1, 1);
+    const before = (await store.auditLog.checkpoints()).length;
+    const checkpointer = new AuditCheckpointer(store.auditLog, {
+      kid: 'web-mismatch',
+      privateKey: pair.privateKey,
+      publicJwk: testAuditKey().publicJwk,
+    });
+    await assert.rejects(checkpointer.checkpointNow(auditTestEpoch), /does not match/);
+    assert.equal((await store.auditLog.checkpoints()).length, before);
   });
 
   it('refuses a key pair that does not match, or is not Ed25519', () => {

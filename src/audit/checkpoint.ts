@@ -5,9 +5,10 @@
  *
  * The signature is raw Ed25519 (RFC 8032, 64 bytes, base64url) over the UTF-8 bytes of the
  * canonical JSON body `{"at":…,"head_hash":"…","kid":"…","seq":…}`; signing and verifying use
- * node:crypto with Ed25519 key objects.
+ * node:crypto with Ed25519 key objects, or WebCrypto for a non-extractable private CryptoKey (the
+ * key store's: Node 24 deprecates turning one into a KeyObject, DEP0204).
  */
-import { createPublicKey, KeyObject, sign, verify, type webcrypto } from 'node:crypto';
+import { createPublicKey, KeyObject, sign, verify, webcrypto } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { AuditCheckpoint, AuditReader } from '../app/ports.js';
 import { canonicalJson } from './canonical.js';
@@ -75,23 +76,35 @@ export interface CheckpointSchedule {
  *   setInterval(() => checkpointer.checkpointIfDue(clock.now()).catch(log.error), 5000);
  */
 export class AuditCheckpointer {
-  private readonly privateKey: KeyObject;
+  private readonly signBytes: (input: Buffer) => Promise<Buffer>;
+  private readonly publicKey: KeyObject;
   private readonly everyEvents: number;
   private readonly everyMs: number;
 
-  /** @throws Error when the key is not an Ed25519 private key matching `publicJwk`. */
+  /**
+   * @throws Error when the key is not an Ed25519 private key matching `publicJwk` (a CryptoKey that
+   *   cannot be exported is checked against it with its first signature instead).
+   */
   constructor(
     private readonly reader: AuditReader,
     private readonly key: AuditSigningKey,
     schedule: CheckpointSchedule = {},
   ) {
-    this.privateKey = key.privateKey instanceof KeyObject ? key.privateKey : KeyObject.from(key.privateKey);
-    if (this.privateKey.type !== 'private' || this.privateKey.asymmetricKeyType !== 'ed25519') {
-      throw new Error(`audit key ${key.kid} is not an Ed25519 private key`);
-    }
-    const derived = createPublicKey(this.privateKey).export({ format: 'jwk' });
-    if (derived.x !== key.publicJwk.x) {
-      throw new Error(`audit key ${key.kid}: the private key does not match its public JWK`);
+    const notEd25519 = () => new Error(`audit key ${key.kid} is not an Ed25519 private key`);
+    const mismatch = () => new Error(`audit key ${key.kid}: the private key does not match its public JWK`);
+    this.publicKey = ed25519PublicKey(key.publicJwk);
+    const privateKey = key.privateKey;
+    if (privateKey instanceof KeyObject) {
+      if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') throw notEd25519();
+      if (createPublicKey(privateKey).export({ format: 'jwk' }).x !== key.publicJwk.x) throw mismatch();
+      this.signBytes = async (input) => sign(null, input, privateKey);
+    } else {
+      if (privateKey.type !== 'private' || privateKey.algorithm.name !== 'Ed25519') throw notEd25519();
+      this.signBytes = async (input) => {
+        const signature = Buffer.from(await webcrypto.subtle.sign('Ed25519', privateKey, input));
+        if (!verify(null, input, this.publicKey, signature)) throw mismatch();
+        return signature;
+      };
     }
     this.everyEvents = schedule.everyEvents ?? 1000;
     this.everyMs = (schedule.everySeconds ?? 60) * 1000;
@@ -116,7 +129,9 @@ export class AuditCheckpointer {
   }
 
   private async write(head: { seq: number; hash: string }, now: number): Promise<AuditCheckpoint> {
-    const checkpoint = signCheckpoint(head, now, { kid: this.key.kid, privateKey: this.privateKey });
+    const body: CheckpointBody = { seq: head.seq, at: now, headHash: head.hash, kid: this.key.kid };
+    const signature = await this.signBytes(checkpointSigningInput(body));
+    const checkpoint: AuditCheckpoint = { ...body, signature: signature.toString('base64url') };
     await this.reader.insertCheckpoint(checkpoint);
     return checkpoint;
   }
