@@ -12,10 +12,10 @@
  *   that row (two autocommit statements), as many workers — the ceiling the storage itself sets.
  */
 import { randomUUID } from 'node:crypto';
-import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import type { Principal } from '../src/core/principal.js';
 import type { RunningPortcullis } from '../src/server/start.js';
+import BetterSqlite3 from '../src/storage/better-sqlite3.js';
 import type { Harness } from '../test-support/portcullis-harness.js';
 import { type LatencySummary, runConcurrently, summarize } from './bench-support.js';
 

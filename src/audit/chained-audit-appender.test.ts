@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { forEachDialect } from '../../test-support/dialects.js';
 import { isPortcullisError } from '../core/errors.js';
+import BetterSqlite3 from '../storage/better-sqlite3.js';
 import { testPrincipal } from '../storage/test-fixtures.js';
 import {
   appendTestEvents,

@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import BetterSqlite3 from 'better-sqlite3';
 import type { JWK } from 'jose';
 import {
   connectViaGateway,
@@ -24,6 +23,7 @@ import { useGatewayWorld } from '../../test-support/gateway-world.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { exportToLines } from '../audit/audit-test-support.js';
 import { verifyAuditExport } from '../audit/verify.js';
+import BetterSqlite3 from '../storage/better-sqlite3.js';
 
 let grant: GatewayGrant;
 const world = useGatewayWorld({

@@ -5,7 +5,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import {
   CompiledQuery,
   type DatabaseConnection,
@@ -17,6 +16,7 @@ import {
   SqliteDriver,
   sql,
 } from 'kysely';
+import BetterSqlite3, { type SqliteDatabaseHandle, type SqliteStatementHandle } from './better-sqlite3.js';
 import type { Database } from './schema.js';
 import type { StorageBackend } from './storage-backend.js';
 
@@ -47,7 +47,7 @@ class ImmediateTransactionSqliteDialect extends SqliteDialect {
   }
 }
 
-function openDatabaseFile(path: string): BetterSqlite3.Database {
+function openDatabaseFile(path: string): SqliteDatabaseHandle {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const database = new BetterSqlite3(path);
   try {
@@ -74,10 +74,10 @@ export const sqliteStatementCacheSize = 500;
  * SQLite recompiles a kept statement by itself after a schema change.
  */
 function withStatementCache(
-  database: BetterSqlite3.Database,
+  database: SqliteDatabaseHandle,
   capacity = sqliteStatementCacheSize,
 ): SqliteDatabase {
-  const statements = new Map<string, BetterSqlite3.Statement>();
+  const statements = new Map<string, SqliteStatementHandle>();
   return {
     close: () => database.close(),
     prepare(text: string) {
