@@ -28,14 +28,20 @@ function otherSecret(key: GatewayKey): Buffer {
   return secret;
 }
 
+/** Two replicas on one store; A has issued a key for {@link upstream}, shared until a minute on. */
+async function keyIssuedOnA() {
+  const store = new MemoryEphemeralStore();
+  const clock = new ManualClock(start);
+  const a = replica(store, clock);
+  const b = replica(store, clock);
+  const key = a.keys.issue(upstream, start + 60_000);
+  await settle();
+  return { store, clock, a, b, key };
+}
+
 describe('CancelKeys', () => {
   it('routes a key to its target on the replica that issued it and, through the store, on another', async () => {
-    const store = new MemoryEphemeralStore();
-    const clock = new ManualClock(start);
-    const a = replica(store, clock);
-    const b = replica(store, clock);
-    const key = a.keys.issue(upstream, start + 60_000);
-    await settle();
+    const { a, b, key } = await keyIssuedOnA();
 
     assert.deepEqual(await a.keys.resolve(key.processId, key.secretKey), { found: 'here', target: upstream });
     assert.deepEqual(await b.keys.resolve(key.processId, key.secretKey), {
@@ -46,12 +52,7 @@ describe('CancelKeys', () => {
   });
 
   it('routes nothing for a wrong secret, a short secret or an unknown process id', async () => {
-    const store = new MemoryEphemeralStore();
-    const clock = new ManualClock(start);
-    const a = replica(store, clock);
-    const b = replica(store, clock);
-    const key = a.keys.issue(upstream, start + 60_000);
-    await settle();
+    const { a, b, key } = await keyIssuedOnA();
 
     for (const keys of [a.keys, b.keys]) {
       assert.deepEqual(await keys.resolve(key.processId, otherSecret(key)), { found: 'unknown' });
@@ -79,12 +80,7 @@ describe('CancelKeys', () => {
   });
 
   it('ignores a row that was altered in the store', async () => {
-    const store = new MemoryEphemeralStore();
-    const clock = new ManualClock(start);
-    const a = replica(store, clock);
-    const b = replica(store, clock);
-    const key = a.keys.issue(upstream, start + 60_000);
-    await settle();
+    const { store, clock, b, key } = await keyIssuedOnA();
     const [row] = await store.list(cancelKeyKind, clock.now());
     assert.ok(row);
 
