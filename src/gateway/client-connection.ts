@@ -638,7 +638,9 @@ export class ClientConnection implements RegisteredSession {
     this.#upstream = undefined;
     this.#socket.end();
     setTimeout(() => this.#socket.destroy(), 2000).unref();
-    this.#close(why);
+    // After the client's Terminate the server closing is the expected answer, whichever close
+    // reaches the gateway first.
+    this.#close(this.#clientSaidGoodbye ? 'client terminated the session' : why);
   }
 }
 

@@ -10,11 +10,13 @@ import pg from 'pg';
 import {
   connectViaGateway,
   type GatewayGrant,
+  gatewayEvents,
   liveGrant,
   viaGateway,
 } from '../../test-support/gateway-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import { waitFor } from '../../test-support/wait-for.js';
 import {
   BackendMessage,
   decodeAuthentication,
@@ -134,6 +136,27 @@ describe('gateway robustness', () => {
     }
     assert.deepEqual(types.slice(0, 3), ['v', 'R', 'R'], types.join(''));
     assert.equal(types.at(-1), 'Z', 'logged in: ReadyForQuery');
+  });
+
+  test("a Terminate is recorded as the client's goodbye though the server closes before the client", async (t) => {
+    if (skip) return t.skip(skip);
+    const endedBefore = (await gatewayEvents(h, 'gateway.session_ended')).length;
+    // The socket stays open after the Terminate: the server's close reaches the gateway first.
+    await raw((s) =>
+      s.write(
+        Buffer.concat([
+          encodeStartupMessage({ user: 'demo:alice', database: 'demo-db' }),
+          encodePasswordMessage(grant.token),
+          encodeTerminate(),
+        ]),
+      ),
+    );
+    const ended = await waitFor('the session end to be recorded', async () => {
+      const events = await gatewayEvents(h, 'gateway.session_ended');
+      return events.length > endedBefore ? events.at(-1) : undefined;
+    });
+    assert.equal(ended.reason, 'client terminated the session');
+    assert.equal(ended.data.relayed, true);
   });
 
   test('a client that stalls mid-message is cut at the startup timeout; others keep working', async (t) => {
