@@ -56,6 +56,8 @@ export interface CancelKeysOptions {
 interface Entry {
   readonly key: GatewayKey;
   readonly target: CancelTarget;
+  /** The key of its row in the store. */
+  readonly rowKey: string;
   /** The store write; the row is taken back only after it has landed. */
   readonly shared: Promise<void>;
 }
@@ -133,7 +135,7 @@ export class CancelKeys {
     const shared = this.#options.store
       .put(cancelKeyKind, rowKey, seal(target, rowKey, sealKey), expiresAt)
       .catch(this.#options.onError);
-    this.#entries.set(processId, { key, target, shared });
+    this.#entries.set(processId, { key, target, rowKey, shared });
     return key;
   }
 
@@ -141,9 +143,8 @@ export class CancelKeys {
     const entry = this.#entries.get(processId);
     if (!entry) return;
     this.#entries.delete(processId);
-    const { rowKey } = derive(entry.key);
     void entry.shared
-      .then(() => this.#options.store.take(cancelKeyKind, rowKey, this.#options.now()))
+      .then(() => this.#options.store.take(cancelKeyKind, entry.rowKey, this.#options.now()))
       .catch(this.#options.onError);
   }
 

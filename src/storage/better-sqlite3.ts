@@ -12,8 +12,8 @@ import type BetterSqlite3Type from 'better-sqlite3';
 const require = createRequire(import.meta.url);
 const nodeMajor = Number(process.versions.node.split('.')[0]);
 
-/** The module whose builds this process loads: `better-sqlite3-napi` (13) or `better-sqlite3` (12). */
-export const betterSqlite3Module = nodeMajor >= 22 ? 'better-sqlite3-napi' : 'better-sqlite3';
+/** The module whose build this process loads: `better-sqlite3-napi` (13) or `better-sqlite3` (12). */
+const betterSqlite3Module = nodeMajor >= 22 ? 'better-sqlite3-napi' : 'better-sqlite3';
 
 const BetterSqlite3 = require(betterSqlite3Module) as typeof BetterSqlite3Type;
 export default BetterSqlite3;
