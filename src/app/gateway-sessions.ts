@@ -56,7 +56,8 @@ export class GatewaySessions {
       throw new PortcullisError('not_found', `No open gateway session ${sessionId}`);
     const now = this.#deps.clock.now();
     const local = this.#deps.local();
-    const here = local?.local().some((s) => s.id === session.id) ?? false;
+    // #all() lists this replica's own sessions under its id and never another replica's row for it.
+    const here = local !== undefined && session.replica === local.replica;
     const request = { by: actor.id, reason };
     await this.#deps.store.transaction(async (tx) => {
       await tx.audit.append(

@@ -215,7 +215,7 @@ export interface KeyRepository {
   deleteUnpublished(purpose: StoredKey['purpose'], now: number): Promise<number>;
 }
 
-/** Short-lived values (OIDC login state, one-time CLI login codes, live gateway sessions), shared by replicas. */
+/** Short-lived values (OIDC login state, one-time CLI login codes, live gateway sessions and their cancel keys), shared by replicas. */
 export interface EphemeralStore {
   put(kind: string, key: string, value: string, expiresAt: number): Promise<void>;
   /** Returns and deletes the value atomically; undefined if absent or expired. Single use. */
