@@ -28,6 +28,7 @@ import type {
   Store,
   Transaction,
 } from './ports.js';
+import { standingRefusal } from './principal-standing.js';
 
 export interface AccessServiceDeps {
   readonly store: Store;
@@ -319,13 +320,10 @@ export class AccessService {
       now,
     );
     await this.deps.store.transaction(async (tx) => {
-      // INVARIANT: no request outlives its requester's deprovisioning. This waits for a concurrent
+      // INVARIANT: no request outlives its requester's deprovisioning or lock. This waits for a concurrent
       // one (endAllAccessOf) to commit, so either it sees this request or this sees it.
-      if (!(await tx.principals.lockEnabled(requester.id)))
-        throw new PortcullisError(
-          'principal_disabled',
-          'This account was deprovisioned by its identity provider',
-        );
+      const refusal = standingRefusal(await tx.principals.lockStanding(requester.id));
+      if (refusal) throw refusal;
       await tx.requests.insert(request);
       await tx.audit.append(
         {
@@ -784,9 +782,10 @@ export class AccessService {
   }
 
   /**
-   * Ends all access of a principal the identity provider deprovisioned (SCIM): pending and approved
-   * requests are cancelled, active grants revoked — in one transaction together with `alsoInTx`
-   * (the SCIM change itself), so a crash cannot leave the principal disabled with live grants.
+   * Ends all access of a principal the identity provider deprovisioned (SCIM) or an administrator
+   * locked (`closure`): pending and approved requests are cancelled, active grants revoked — in one
+   * transaction together with `alsoInTx` (the SCIM change or the lock itself), so a crash cannot
+   * leave the principal disabled or locked with live grants.
    * The targets are then cleaned up like any revocation (retried with backoff on failure).
    * `actor` is recorded as is (e.g. `scim:okta`). The transaction is retried on concurrent
    * changes, so `alsoInTx` may run more than once (each run in a fresh transaction).
@@ -797,6 +796,7 @@ export class AccessService {
     reason: string,
     from: RequestOrigin,
     alsoInTx: (tx: Transaction, now: number) => Promise<void>,
+    closure: core.AccountClosure = 'deprovisioned',
   ): Promise<{ cancelled: number; revoked: number }> {
     const retry = Symbol('retry');
     for (let attempt = 0; attempt < maxCasAttempts; attempt++) {
@@ -814,7 +814,7 @@ export class AccessService {
           const events: { event: AuditEventInput; at: number }[] = [];
           let cancelled = 0;
           for (const request of live) {
-            const ended = core.endForDeprovisioning(request, reason, now);
+            const ended = core.endForAccountClosure(request, closure, reason, now);
             if (!(await tx.requests.update(ended, request.version))) throw retry;
             const grant = await tx.grants.getByRequest(request.id);
             if (ended.state === 'revoked' && grant?.status === 'active') {
@@ -832,7 +832,7 @@ export class AccessService {
                 grantId: grant?.id ?? null,
                 resourceId: request.resourceId,
                 reason: ended.endReason,
-                data: { deprovisioned: principalId, previousState: request.state },
+                data: { [closure]: principalId, previousState: request.state },
               },
               at: now,
             });

@@ -11,7 +11,7 @@ import type {
   PolicyDecision,
   RequestDecision,
 } from '../core/policy-decision.js';
-import type { Principal } from '../core/principal.js';
+import type { Principal, PrincipalLock, PrincipalStanding } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import type { BreakGlassRepository } from './break-glass-ports.js';
 
@@ -64,27 +64,47 @@ export interface GrantRepository {
   getSealedCredentials(grantId: string): Promise<string | null>;
 }
 
+/** A principal as stored: what the last sign-in asserted, and whether it may act. */
+export type StoredPrincipal = Principal & {
+  readonly groupsAssertedAt: number;
+  /** 0 for a row made by a deactivation or lock before any sign-in. */
+  readonly lastLoginAt: number;
+  /** Deprovisioned through SCIM. */
+  readonly disabled: boolean;
+  readonly lock: PrincipalLock | null;
+  /**
+   * When it was last locked or deactivated: bearer tokens issued until then are refused for good,
+   * also after an unlock or reactivation. Null if never.
+   */
+  readonly sessionsValidAfter: number | null;
+};
+
 export interface PrincipalRepository {
   /**
    * Inserts or refreshes a principal at login (groups as asserted now). The row's `idp`/`subject`
    * are those of `principal.id` (the canonical identity of a linked one), unique per identity.
+   * `disabled` and the lock are kept.
    */
   upsert(principal: Principal, now: number): Promise<void>;
-  get(
-    id: string,
-  ): Promise<(Principal & { readonly groupsAssertedAt: number; readonly disabled: boolean }) | undefined>;
+  get(id: string): Promise<StoredPrincipal | undefined>;
   /**
    * Disables (deprovisioned by SCIM) or re-enables a principal. A principal never seen at a login
-   * gets a bare row (subject as its name, no groups), so its first login is refused too.
+   * gets a bare row (subject as its name, no groups), so its first login is refused too. Disabling
+   * also sets `sessionsValidAfter` to `now`.
    */
   setDisabled(id: string, disabled: boolean, now: number): Promise<void>;
+  /** Locks (an administrator; sets `sessionsValidAfter` too) or unlocks (`null`) a principal; a bare row as for `setDisabled`. */
+  setLock(id: string, lock: PrincipalLock | null, now: number): Promise<void>;
   /**
-   * Inside a transaction: false when the principal is disabled. It writes the row (unchanged), so
-   * it waits for a concurrent deprovisioning to commit and then sees it, on either database.
+   * Inside a transaction: whether the principal may act. It writes the row (unchanged), so it
+   * waits for a concurrent deprovisioning or lock to commit and then sees it, on either database.
+   * A principal without a row is `enabled`.
    */
-  lockEnabled(id: string): Promise<boolean>;
+  lockStanding(id: string): Promise<PrincipalStanding>;
   /** Replaces the groups of an existing principal (a SCIM membership change); false if there is none. */
   setGroups(id: string, groups: readonly string[], now: number): Promise<boolean>;
+  /** Principals that may not act, most recently locked first, then by id; at most `limit`. */
+  listRestricted(standing: 'locked' | 'disabled', limit: number): Promise<StoredPrincipal[]>;
 }
 
 /** A user an identity provider provisioned through SCIM: only the link and what SCIM needs. */

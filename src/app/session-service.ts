@@ -11,6 +11,7 @@ import { PortcullisError } from '../core/errors.js';
 import { IdentityLinks, parseIdentity } from '../core/identity-links.js';
 import { type Principal, principalId } from '../core/principal.js';
 import type { Store } from './ports.js';
+import { assertMayAct } from './principal-standing.js';
 
 /** Verifies Portcullis session tokens and issues them. */
 export interface SessionTokens {
@@ -18,15 +19,24 @@ export interface SessionTokens {
     principal: Principal,
     now: number,
     ttlSeconds: number,
+    sessionsValidAfter: number | null,
   ): Promise<{ token: string; expiresAt: number }>;
   /** Returns the principal id (`sub`) of a valid session token; throws invalid_token. */
-  verifySessionToken(token: string, now: number): Promise<{ sub: string; jti: string; expiresAt: number }>;
+  verifySessionToken(
+    token: string,
+    now: number,
+  ): Promise<{ sub: string; jti: string; sessionsValidAfter: number | null; expiresAt: number }>;
   readonly issuer: string;
 }
 
 /** Verifies IdP-issued JWTs presented as API bearer tokens. */
 export interface IdpBearerVerifier {
-  verify(token: string): Promise<Principal>;
+  verify(token: string): Promise<{
+    readonly principal: Principal;
+    /** `iat` in ms, null when the token has none. */
+    readonly issuedAt: number | null;
+    readonly expiresAt: number;
+  }>;
 }
 
 /** One identity provider's browser login (OIDC or SAML: src/identity). */
@@ -134,17 +144,6 @@ function decodeJwtPayload(token: string): Record<string, unknown> | null {
   }
 }
 
-/** A principal the identity provider deprovisioned through SCIM: nothing it presents is accepted. */
-function disabledError(): PortcullisError {
-  return new PortcullisError(
-    'principal_disabled',
-    'This account was deprovisioned by its identity provider',
-    {
-      reason: 'principal_disabled',
-    },
-  );
-}
-
 function sameGroups(a: readonly string[], b: readonly string[]): boolean {
   const left = [...new Set(a)].sort();
   const right = [...new Set(b)].sort();
@@ -238,7 +237,7 @@ export class SessionService {
     try {
       const payload = decodeJwtPayload(token);
       if (payload?.iss === this.deps.tokens.issuer || !this.deps.idpBearer) {
-        const { sub, jti } = await this.deps.tokens.verifySessionToken(token, now);
+        const { sub, jti, sessionsValidAfter } = await this.deps.tokens.verifySessionToken(token, now);
         if (await this.deps.store.ephemeral.peek(revokedSessionKind, jti, now)) {
           throw new PortcullisError('invalid_token', 'The session was ended (logged out)', {
             reason: 'session_revoked',
@@ -249,14 +248,15 @@ export class SessionService {
           throw new PortcullisError('invalid_token', 'The session belongs to an unknown principal', {
             reason: 'unknown_principal',
           });
-        if (principal.disabled) throw disabledError();
+        assertMayAct(principal, { kind: 'session', sessionsValidAfter });
         this.checkGroupsAge(principal, now);
         return principal;
       }
-      const principal = this.#canonical(await this.deps.idpBearer.verify(token));
+      const verified = await this.deps.idpBearer.verify(token);
+      const principal = this.#canonical(verified.principal);
       await this.deps.store.transaction(async (tx) => {
         const known = await tx.principals.get(principal.id);
-        if (known?.disabled) throw disabledError();
+        assertMayAct(known, { kind: 'idp', issuedAt: verified.issuedAt, expiresAt: verified.expiresAt });
         await tx.principals.upsert(principal, now);
         // The groups decide who may approve: a first sight of this principal, or groups that
         // differ from what the last login or token asserted, is a sign-in the audit log shows.
@@ -307,7 +307,8 @@ export class SessionService {
           code === 'unauthenticated' ||
           code === 'reauthentication_required' ||
           code === 'sign_in_not_allowed' ||
-          code === 'principal_disabled')
+          code === 'principal_disabled' ||
+          code === 'principal_locked')
       )
         throw error;
       throw new PortcullisError('invalid_token', 'The token is not valid', { reason }, { cause: error });
@@ -386,7 +387,7 @@ export class SessionService {
       // the pending sign-in is consumed and refused as browser_mismatch.
       const completed = await this.login(idp, protocol).complete(callbackUrl, loginId ?? '', form);
       result = { ...completed, principal: this.#canonical(completed.principal) };
-      if ((await this.deps.store.principals.get(result.principal.id))?.disabled) throw disabledError();
+      assertMayAct(await this.deps.store.principals.get(result.principal.id));
     } catch (error) {
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
@@ -563,7 +564,7 @@ export class SessionService {
           throw new PortcullisError('login_failed', 'The device login was already finished', {
             reason: 'code_invalid',
           });
-        if ((await this.deps.store.principals.get(result.principal.id))?.disabled) throw disabledError();
+        assertMayAct(await this.deps.store.principals.get(result.principal.id));
       }
     } catch (error) {
       if (!(error instanceof PortcullisError && error.code === 'identity_provider_unavailable'))
@@ -594,8 +595,11 @@ export class SessionService {
       return { status: result.status, intervalSeconds: interval };
     }
     const { principal } = result;
-    await this.deps.store.transaction(async (tx) => {
+    const sessionsValidAfter = await this.deps.store.transaction(async (tx) => {
       await tx.principals.upsert(principal, now);
+      // Checked again with the row written: a lock that committed since the check above wins.
+      const stored = await tx.principals.get(principal.id);
+      assertMayAct(stored);
       await tx.audit.append(
         {
           type: 'auth.login',
@@ -611,8 +615,14 @@ export class SessionService {
         },
         now,
       );
+      return stored?.sessionsValidAfter ?? null;
     });
-    const session = await this.deps.tokens.issueSessionToken(principal, now, this.deps.sessionTtlSeconds);
+    const session = await this.deps.tokens.issueSessionToken(
+      principal,
+      now,
+      this.deps.sessionTtlSeconds,
+      sessionsValidAfter,
+    );
     return { status: 'complete', token: session.token, expiresAt: session.expiresAt, principal };
   }
 
@@ -643,8 +653,13 @@ export class SessionService {
     const principal = await this.deps.store.principals.get(intent.principalId);
     if (!principal)
       throw new PortcullisError('login_failed', 'Unknown principal', { reason: 'unknown_principal' });
-    if (principal.disabled) throw disabledError();
-    const session = await this.deps.tokens.issueSessionToken(principal, now, this.deps.sessionTtlSeconds);
+    assertMayAct(principal);
+    const session = await this.deps.tokens.issueSessionToken(
+      principal,
+      now,
+      this.deps.sessionTtlSeconds,
+      principal.sessionsValidAfter,
+    );
     return { ...session, principal };
   }
 }

@@ -14,6 +14,12 @@ import { issueToken, listGrants, revokeGrant, showCredentials } from './commands
 import { testIdentityProvider } from './commands/idp-commands.js';
 import { emergencyRotate, initRecoveryKey, rotateKeys } from './commands/keys-commands.js';
 import { testPolicies } from './commands/policy-commands.js';
+import {
+  listPrincipals,
+  lockPrincipal,
+  showPrincipal,
+  unlockPrincipal,
+} from './commands/principal-commands.js';
 import { proxyGrant } from './commands/proxy-commands.js';
 import { exportPublicKeys, verifyToken } from './commands/public-key-commands.js';
 import {
@@ -296,6 +302,41 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action(
       run((ctx, id: string, options: { reason?: string }) => endGatewaySession(ctx, id, options.reason)),
     );
+
+  const principals = program
+    .command('principals')
+    .description('administrators: lock a person out at once (incident, offboarding), unlock, list');
+  principals
+    .command('list')
+    .description('locked principals, or with --disabled those their identity provider deactivated (SCIM)')
+    .option('--disabled', 'deactivated through SCIM instead of locked')
+    .addHelpText('after', example('portcullis principals list'))
+    .action(run((ctx, options: { disabled?: boolean }) => listPrincipals(ctx, options)));
+  principals
+    .command('show')
+    .description('one principal: groups, last sign-in, whether it is locked or deactivated')
+    .argument('<principal>', 'principal id, idp:subject')
+    .addHelpText('after', example('portcullis principals show okta:00u1abcd'))
+    .action(run((ctx, id: string) => showPrincipal(ctx, id)));
+  principals
+    .command('lock')
+    .description(
+      'end all access of a principal now (grants revoked, requests cancelled, gateway sessions closed) and refuse its sessions and sign-ins until unlocked',
+    )
+    .argument('<principal>', 'principal id, idp:subject')
+    .requiredOption('--reason <text>', 'why (audited; shown to administrators only)')
+    .addHelpText(
+      'after',
+      example('portcullis principals lock okta:00u1abcd --reason "laptop stolen, INC-512"'),
+    )
+    .action(run((ctx, id: string, options: { reason: string }) => lockPrincipal(ctx, id, options.reason)));
+  principals
+    .command('unlock')
+    .description('lift a lock; restores nothing (ended access stays ended)')
+    .argument('<principal>', 'principal id, idp:subject')
+    .requiredOption('--reason <text>', 'why (audited)')
+    .addHelpText('after', example('portcullis principals unlock okta:00u1abcd --reason "laptop recovered"'))
+    .action(run((ctx, id: string, options: { reason: string }) => unlockPrincipal(ctx, id, options.reason)));
 
   program
     .command('proxy')

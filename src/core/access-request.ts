@@ -249,12 +249,21 @@ export function cancel(request: AccessRequest, actor: Principal, now: number): A
   return next(request, 'cancelled', now, { endedAt: now, endReason: 'cancelled by requester' });
 }
 
+/** Why all of a requester's access ends at once. */
+export type AccountClosure = 'deprovisioned' | 'locked';
+
 /**
- * The identity provider deprovisioned the requester (SCIM): a request not yet active is
- * cancelled, active access is revoked. Other states are final and stay as they are.
+ * The identity provider deprovisioned the requester (SCIM) or an administrator locked them: a
+ * request not yet active is cancelled, active access is revoked. Other states are final and stay
+ * as they are.
  */
-export function endForDeprovisioning(request: AccessRequest, reason: string, now: number): AccessRequest {
-  const label = `deprovisioned: ${reason}`;
+export function endForAccountClosure(
+  request: AccessRequest,
+  closure: AccountClosure,
+  reason: string,
+  now: number,
+): AccessRequest {
+  const label = `${closure}: ${reason}`;
   if (request.state === 'active') return next(request, 'revoked', now, { endedAt: now, endReason: label });
   return next(request, 'cancelled', now, { endedAt: now, endReason: label });
 }

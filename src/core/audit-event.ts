@@ -61,6 +61,8 @@ export const auditEventTypes = [
   'scim.group_updated',
   'scim.group_deleted',
   'scim.request_rejected',
+  'principal.locked',
+  'principal.unlocked',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

@@ -58,6 +58,7 @@ export const errorCatalogue = {
   scim_mutability: { status: 400, title: 'The SCIM attribute cannot be changed' },
   scim_uniqueness: { status: 409, title: 'A SCIM resource with this unique value already exists' },
   principal_disabled: { status: 403, title: 'This account was deprovisioned by its identity provider' },
+  principal_locked: { status: 403, title: 'This account was locked by an administrator' },
   internal: { status: 500, title: 'Internal error' },
   recovery_key_refused: { status: 403, title: 'The recovery key was not accepted' },
 } as const satisfies Record<string, { status: number; title: string }>;

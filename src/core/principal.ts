@@ -31,3 +31,26 @@ export const systemActor: Actor = { kind: 'system' };
 export function actorId(actor: Actor): string {
   return actor.kind === 'system' ? 'system' : actor.principal.id;
 }
+
+/**
+ * An administrator's lock on a principal (incident response, offboarding without SCIM). Kept
+ * apart from a SCIM deactivation, so an identity provider that reactivates the user does not lift
+ * it: only an administrator unlocks.
+ */
+export interface PrincipalLock {
+  readonly at: number;
+  /** The administrator's principal id. */
+  readonly by: string;
+  readonly reason: string;
+}
+
+/** Whether a principal may act: a lock is named before a deactivation, being the more specific. */
+export type PrincipalStanding = 'enabled' | 'disabled' | 'locked';
+
+export function standingOf(principal: {
+  readonly disabled: boolean;
+  readonly lock: PrincipalLock | null;
+}): PrincipalStanding {
+  if (principal.lock) return 'locked';
+  return principal.disabled ? 'disabled' : 'enabled';
+}

@@ -19,6 +19,7 @@ import { breakGlassRoutes, isCustodianRoute } from './routes/break-glass-routes.
 import { gatewayRoutes } from './routes/gateway-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
+import { principalRoutes } from './routes/principal-routes.js';
 import { requestRoutes } from './routes/request-routes.js';
 import { scimPrefix, scimRoutes } from './routes/scim-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
@@ -93,6 +94,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
       await api.register(requestRoutes(deps));
       await api.register(grantRoutes(deps));
       await api.register(gatewayRoutes(deps));
+      await api.register(principalRoutes(deps));
       await api.register(auditRoutes(deps));
       await api.register(breakGlassRoutes(deps));
     },

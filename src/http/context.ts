@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AccessService } from '../app/access-service.js';
 import type { BreakGlassService } from '../app/break-glass-service.js';
 import type { GatewaySessions } from '../app/gateway-sessions.js';
+import type { PrincipalLocks } from '../app/principal-locks.js';
 import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
 import type { RequestOrigin } from '../core/audit-event.js';
@@ -15,6 +16,8 @@ export interface HttpDependencies {
   readonly sessions: SessionService;
   /** Open database-gateway sessions, on every replica. */
   readonly gatewaySessions: GatewaySessions;
+  /** Administrators lock and unlock principals. */
+  readonly principalLocks: PrincipalLocks;
   /** JWKS of the token-signing keys (current and still-published). */
   readonly tokenJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
   /** Public keys that sign audit checkpoints, for offline verification. */

@@ -315,6 +315,12 @@ for (const storage of ['sqlite', 'postgres'] as const) {
         Operations: [{ op: 'Replace', path: 'active', value: 'True' }],
       });
       assert.equal(reactivated.body.active, true);
+      const stale = await h.api(alice, 'GET', '/api/v1/me');
+      assert.deepEqual(
+        [stale.status, stale.body.reason],
+        [401, 'session_revoked'],
+        'a session from before the deactivation stays dead',
+      );
       const again = await h.login('alice');
       const grants = await h.api(again, 'GET', '/api/v1/grants?scope=mine');
       assert.equal(grants.status, 200);

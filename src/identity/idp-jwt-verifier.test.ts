@@ -65,7 +65,8 @@ describe('IdpJwtVerifier against a real oidc-provider', () => {
     const verifier = verifierFor({ group_mapping: { admins: ['admins', 'approvers'] } });
     const daveToken = await obtainIdpAccessToken(primary, dave, redirectUri);
     assert.equal(verifier.handles(daveToken), true);
-    const principal = await verifier.verify(daveToken);
+    const { principal, issuedAt, expiresAt } = await verifier.verify(daveToken);
+    assert.ok(issuedAt !== null && issuedAt <= Date.now() && expiresAt > issuedAt);
     assert.deepEqual(principal, {
       id: 'corp:dave',
       idp: 'corp',
@@ -77,7 +78,7 @@ describe('IdpJwtVerifier against a real oidc-provider', () => {
   });
 
   it('passes identifier groups through when no mapping is configured', async () => {
-    const principal = await verifierFor().verify(aliceToken);
+    const { principal } = await verifierFor().verify(aliceToken);
     assert.deepEqual(principal.groups, ['engineering']);
   });
 
@@ -104,7 +105,7 @@ describe('IdpJwtVerifier against a real oidc-provider', () => {
     await refusedWith(verifierFor({}, { clock }), aliceToken, 'invalid_token', 'expired');
     // Within the tolerance the same token still passes.
     const lenient = verifierFor({}, { clock: new ManualClock((exp + 20) * 1000) });
-    assert.equal((await lenient.verify(aliceToken)).subject, 'alice');
+    assert.equal((await lenient.verify(aliceToken)).principal.subject, 'alice');
   });
 
   it('refuses alg "none"', async () => {
@@ -174,8 +175,12 @@ describe('IdpJwtVerifier against a real oidc-provider', () => {
     const after = await obtainIdpAccessToken(primary, alice, redirectUri);
     assert.equal(decodeProtectedHeader(after).kid, newKid);
     assert.notEqual(decodeProtectedHeader(before).kid, newKid);
-    assert.equal((await verifier.verify(after)).subject, 'alice');
-    assert.equal((await verifier.verify(before)).subject, 'alice', 'the previous key stays published');
+    assert.equal((await verifier.verify(after)).principal.subject, 'alice');
+    assert.equal(
+      (await verifier.verify(before)).principal.subject,
+      'alice',
+      'the previous key stays published',
+    );
   });
 
   it('refuses configurations that would accept ID tokens or are ambiguous', () => {
@@ -269,9 +274,9 @@ describe('IdpJwtVerifier JWKS refresh on an unknown kid', () => {
       const rotated = await obtainIdpAccessToken(idp, alice, redirectUri);
       assert.equal(decodeProtectedHeader(rotated).kid, newKid);
       await new Promise((r) => setTimeout(r, 4100));
-      assert.equal((await verifier.verify(rotated)).subject, 'alice');
+      assert.equal((await verifier.verify(rotated)).principal.subject, 'alice');
       assert.equal(proxy.jwksFetches(), 3, 'the new key was fetched once');
-      assert.equal((await verifier.verify(rotated)).subject, 'alice');
+      assert.equal((await verifier.verify(rotated)).principal.subject, 'alice');
       assert.equal(proxy.jwksFetches(), 3);
     } finally {
       await idp.stop();

@@ -148,6 +148,13 @@ function fromJoseError(idp: string, error: unknown): PortcullisError {
   return invalid('malformed', 'the token could not be verified', error);
 }
 
+/** An IdP-issued bearer token, verified. */
+export interface VerifiedIdpToken {
+  readonly principal: Principal;
+  readonly issuedAt: number | null;
+  readonly expiresAt: number;
+}
+
 export class IdpJwtVerifier {
   readonly #byIssuer = new Map<string, ApiIdp>();
   /** Issuers of IdPs used for sign-in only, to tell "wrong issuer" from "never heard of it". */
@@ -198,8 +205,11 @@ export class IdpJwtVerifier {
     return issuer !== undefined && this.#byIssuer.has(issuerKey(issuer));
   }
 
-  /** Verifies `token` and returns the principal it asserts (groups mapped like at sign-in). */
-  async verify(token: string): Promise<Principal> {
+  /**
+   * Verifies `token` and returns the principal it asserts (groups mapped like at sign-in), with
+   * when it was issued (`iat`, ms; null without one) and when it expires (ms).
+   */
+  async verify(token: string): Promise<VerifiedIdpToken> {
     const issuer = this.#peekIssuer(token);
     if (issuer === undefined) throw invalid('malformed', 'the token is not a well-formed JWT with an issuer');
     const idp = this.#byIssuer.get(issuerKey(issuer));
@@ -227,7 +237,11 @@ export class IdpJwtVerifier {
     }
     const subject = subjectOf(payload);
     if (subject === undefined) throw invalid('malformed', 'the token has no usable subject');
-    return principalFromClaims(subject, payload, settings);
+    return {
+      principal: principalFromClaims(subject, payload, settings),
+      issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : null,
+      expiresAt: (payload.exp ?? 0) * 1000,
+    };
   }
 
   #peekIssuer(token: string): string | undefined {

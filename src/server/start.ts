@@ -10,6 +10,7 @@ import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
 import { GatewaySessions } from '../app/gateway-sessions.js';
 import type { Store } from '../app/ports.js';
+import { PrincipalLocks } from '../app/principal-locks.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer } from '../audit/checkpoint.js';
@@ -359,6 +360,15 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         maySeeGrant: (viewer, grant) => access.maySeeGrant(viewer, grant),
         // Set once the gateway listens, below; until then there are no local sessions.
         local: () => gateway?.directory,
+      }),
+      principalLocks: new PrincipalLocks({
+        store,
+        clock,
+        isAdmin: (principal) => access.isAdmin(principal),
+        endAllAccessOf: (...args) => access.endAllAccessOf(...args),
+        canonicalId: (idp, subject) => identityLinks.canonicalId(idp, subject),
+        identitiesOf: (id) => identityLinks.identitiesOf(id),
+        knowsIdp: (idp) => config.identityProviders.some((p) => p.id === idp),
       }),
       tokenJwks: async () => ({ keys: [...(await keys.publicKeys('token', clock.now())).keys] }),
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),

@@ -10,7 +10,10 @@ forEachDialect('PrincipalRepository', (ctx) => {
     assert.deepEqual(await ctx.store.principals.get(alice.id), {
       ...alice,
       groupsAssertedAt: testEpoch,
+      lastLoginAt: testEpoch,
       disabled: false,
+      lock: null,
+      sessionsValidAfter: null,
     });
     assert.equal(await ctx.store.principals.get('okta:nobody'), undefined);
   });
@@ -23,7 +26,10 @@ forEachDialect('PrincipalRepository', (ctx) => {
     assert.deepEqual(await ctx.store.principals.get(alice.id), {
       ...later,
       groupsAssertedAt: testEpoch + 60_000,
+      lastLoginAt: testEpoch + 60_000,
       disabled: false,
+      lock: null,
+      sessionsValidAfter: null,
     });
   });
 
@@ -56,15 +62,59 @@ forEachDialect('PrincipalRepository', (ctx) => {
     await ctx.store.principals.setDisabled(alice.id, false, testEpoch + 3);
     assert.equal((await ctx.store.principals.get(alice.id))?.disabled, false);
 
-    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), true);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockStanding(alice.id)), 'enabled');
     await ctx.store.principals.setDisabled(alice.id, true, testEpoch + 4);
-    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled(alice.id)), false);
-    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockEnabled('okta:unknown')), true);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockStanding(alice.id)), 'disabled');
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockStanding('okta:unknown')), 'enabled');
 
     await ctx.store.principals.setDisabled('okta:never-seen', true, testEpoch);
     const bare = await ctx.store.principals.get('okta:never-seen');
     assert.equal(bare?.disabled, true);
     assert.deepEqual(bare?.groups, []);
+  });
+
+  it('locks apart from SCIM: a reactivation or login keeps the lock; unlock clears it; lists by standing', async () => {
+    const alice = testPrincipal('alice', ['engineering']);
+    const bob = testPrincipal('bob', ['sre']);
+    await ctx.store.principals.upsert(alice, testEpoch);
+    await ctx.store.principals.upsert(bob, testEpoch);
+    const lock = { at: testEpoch + 10, by: 'okta:admin', reason: 'laptop stolen' };
+    await ctx.store.principals.setLock(alice.id, lock, testEpoch + 10);
+    await ctx.store.principals.setDisabled(alice.id, false, testEpoch + 11);
+    await ctx.store.principals.upsert(alice, testEpoch + 12);
+    const locked = await ctx.store.principals.get(alice.id);
+    assert.deepEqual(locked?.lock, lock);
+    assert.equal(locked?.sessionsValidAfter, testEpoch + 10);
+    assert.equal(locked?.disabled, false);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockStanding(alice.id)), 'locked');
+
+    await ctx.store.principals.setDisabled(bob.id, true, testEpoch + 13);
+    await ctx.store.principals.setLock('okta:never-seen', { ...lock, at: testEpoch + 20 }, testEpoch + 20);
+    const bare = await ctx.store.principals.get('okta:never-seen');
+    assert.deepEqual([bare?.lastLoginAt, bare?.disabled, bare?.groups], [0, false, []]);
+    assert.deepEqual(
+      (await ctx.store.principals.listRestricted('locked', 10)).map((p) => p.id),
+      ['okta:never-seen', alice.id],
+    );
+    assert.deepEqual(
+      (await ctx.store.principals.listRestricted('locked', 1)).map((p) => p.id),
+      ['okta:never-seen'],
+    );
+    assert.deepEqual(
+      (await ctx.store.principals.listRestricted('disabled', 10)).map((p) => p.id),
+      [bob.id],
+    );
+
+    await ctx.store.principals.setLock(alice.id, null, testEpoch + 30);
+    assert.equal((await ctx.store.principals.get(alice.id))?.lock, null);
+    assert.equal(
+      (await ctx.store.principals.get(alice.id))?.sessionsValidAfter,
+      testEpoch + 10,
+      'an unlock keeps earlier sessions dead',
+    );
+    assert.equal((await ctx.store.principals.get(bob.id))?.sessionsValidAfter, testEpoch + 13);
+    assert.equal(await ctx.store.transaction((tx) => tx.principals.lockStanding(alice.id)), 'enabled');
+    assert.deepEqual((await ctx.store.principals.get(alice.id))?.groups, ['engineering']);
   });
 
   it('replaces the groups of an existing principal only', async () => {

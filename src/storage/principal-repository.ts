@@ -1,8 +1,8 @@
 /** Principals in the `principals` table, refreshed at each login. */
 import type { Kysely, Selectable } from 'kysely';
-import type { PrincipalRepository } from '../app/ports.js';
+import type { PrincipalRepository, StoredPrincipal } from '../app/ports.js';
 import { parseIdentity } from '../core/identity-links.js';
-import type { Principal } from '../core/principal.js';
+import { type Principal, type PrincipalLock, type PrincipalStanding, standingOf } from '../core/principal.js';
 import type { Database, PrincipalsTable } from './schema.js';
 
 /**
@@ -15,8 +15,6 @@ function identityOf(id: string): { idp: string; subject: string } {
   return identity;
 }
 
-type StoredPrincipal = Principal & { readonly groupsAssertedAt: number; readonly disabled: boolean };
-
 function toPrincipal(row: Selectable<PrincipalsTable>): StoredPrincipal {
   return {
     id: row.id,
@@ -26,7 +24,13 @@ function toPrincipal(row: Selectable<PrincipalsTable>): StoredPrincipal {
     email: row.email,
     groups: JSON.parse(row.groups) as string[],
     groupsAssertedAt: row.groups_asserted_at,
+    lastLoginAt: row.last_login_at,
     disabled: row.disabled !== 0,
+    lock:
+      row.locked_at === null
+        ? null
+        : { at: row.locked_at, by: row.locked_by ?? '', reason: row.lock_reason ?? '' },
+    sessionsValidAfter: row.sessions_valid_after,
   };
 }
 
@@ -60,6 +64,31 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
   }
 
   async setDisabled(id: string, disabled: boolean, now: number): Promise<void> {
+    await this.#setOrInsertBare(
+      id,
+      disabled ? { disabled: 1, sessions_valid_after: now } : { disabled: 0 },
+      now,
+    );
+  }
+
+  async setLock(id: string, lock: PrincipalLock | null, now: number): Promise<void> {
+    await this.#setOrInsertBare(
+      id,
+      lock
+        ? { locked_at: lock.at, locked_by: lock.by, lock_reason: lock.reason, sessions_valid_after: now }
+        : { locked_at: null, locked_by: null, lock_reason: null },
+      now,
+    );
+  }
+
+  /** Sets `change` on the principal's row, or inserts a bare row (no groups, never logged in) with it. */
+  async #setOrInsertBare(
+    id: string,
+    change: Partial<
+      Pick<PrincipalsTable, 'disabled' | 'locked_at' | 'locked_by' | 'lock_reason' | 'sessions_valid_after'>
+    >,
+    now: number,
+  ): Promise<void> {
     const { idp, subject } = identityOf(id);
     await this.#db
       .insertInto('principals')
@@ -72,20 +101,25 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
         groups: '[]',
         groups_asserted_at: now,
         last_login_at: 0,
-        disabled: disabled ? 1 : 0,
+        disabled: 0,
+        ...change,
       })
-      .onConflict((conflict) => conflict.column('id').doUpdateSet({ disabled: disabled ? 1 : 0 }))
+      .onConflict((conflict) => conflict.column('id').doUpdateSet(change))
       .execute();
   }
 
-  async lockEnabled(id: string): Promise<boolean> {
+  async lockStanding(id: string): Promise<PrincipalStanding> {
     const row = await this.#db
       .updateTable('principals')
       .set((eb) => ({ disabled: eb.ref('disabled') }))
       .where('id', '=', id)
-      .returning('disabled')
+      .returning(['disabled', 'locked_at'])
       .executeTakeFirst();
-    return row === undefined || row.disabled === 0;
+    if (!row) return 'enabled';
+    return standingOf({
+      disabled: row.disabled !== 0,
+      lock: row.locked_at === null ? null : { at: row.locked_at, by: '', reason: '' },
+    });
   }
 
   async setGroups(id: string, groups: readonly string[], now: number): Promise<boolean> {
@@ -95,6 +129,20 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
       .where('id', '=', id)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
+  }
+
+  async listRestricted(standing: 'locked' | 'disabled', limit: number): Promise<StoredPrincipal[]> {
+    const query = this.#db.selectFrom('principals').selectAll();
+    const rows =
+      standing === 'locked'
+        ? await query
+            .where('locked_at', 'is not', null)
+            .orderBy('locked_at', 'desc')
+            .orderBy('id')
+            .limit(limit)
+            .execute()
+        : await query.where('disabled', '<>', 0).orderBy('id').limit(limit).execute();
+    return rows.map(toPrincipal);
   }
 
   async get(id: string): Promise<StoredPrincipal | undefined> {

@@ -16,6 +16,12 @@ export interface PrincipalsTable {
   groups_asserted_at: number;
   last_login_at: number;
   disabled: number;
+  /** An administrator's lock (src/core/principal.ts): all three set, or all null. */
+  locked_at: number | null;
+  locked_by: string | null;
+  lock_reason: string | null;
+  /** Bearer tokens issued until then (ms) are refused: set by a lock or a SCIM deactivation. */
+  sessions_valid_after: number | null;
 }
 
 export interface AccessRequestsTable {

@@ -90,6 +90,8 @@ export interface VerifiedSession {
   readonly principal: Principal;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /** The principal's `sessionsValidAfter` when the session was issued (claim `sva`), or null. */
+  readonly sessionsValidAfter: number | null;
 }
 
 /** RFC 7662 introspection response. An inactive token reveals nothing else. */
@@ -233,8 +235,17 @@ export class TokenService {
     return { token, jti, expiresAt: exp * 1000 };
   }
 
-  /** Issues a session token for the API after login; `ttlSeconds` is capped at the configured session TTL. */
-  async issueSessionToken(principal: Principal, now: number, ttlSeconds?: number): Promise<IssuedToken> {
+  /**
+   * Issues a session token for the API after login; `ttlSeconds` is capped at the configured session
+   * TTL. `sessionsValidAfter` is the principal's stored value, carried as `sva` so a later lock or
+   * deactivation (which changes it) ends this session for good.
+   */
+  async issueSessionToken(
+    principal: Principal,
+    now: number,
+    ttlSeconds?: number,
+    sessionsValidAfter: number | null = null,
+  ): Promise<IssuedToken> {
     const ttl = Math.min(
       positiveTtl(ttlSeconds ?? this.#sessionTtlSeconds, 'ttlSeconds'),
       this.#sessionTtlSeconds,
@@ -254,6 +265,7 @@ export class TokenService {
       name: principal.displayName,
       ...(principal.email === null ? {} : { email: principal.email }),
       groups: [...principal.groups],
+      ...(sessionsValidAfter === null ? {} : { sva: sessionsValidAfter }),
     });
     return { token, jti, expiresAt: (iat + ttl) * 1000 };
   }
@@ -312,6 +324,7 @@ export class TokenService {
       principal,
       issuedAt: requireNumber(payload, 'iat') * 1000,
       expiresAt: requireNumber(payload, 'exp') * 1000,
+      sessionsValidAfter: typeof payload.sva === 'number' ? payload.sva : null,
     };
   }
 

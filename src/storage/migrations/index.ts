@@ -9,6 +9,7 @@ import * as breakGlass from './0002-break-glass.js';
 import * as scim from './0003-scim.js';
 import * as grantErrorReference from './0004-grant-error-reference.js';
 import * as auditAppendFunction from './0005-audit-append-function.js';
+import * as principalLocks from './0006-principal-locks.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
@@ -16,4 +17,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '0003-scim': scim,
   '0004-grant-error-reference': grantErrorReference,
   '0005-audit-append-function': auditAppendFunction,
+  '0006-principal-locks': principalLocks,
 };
