@@ -19,6 +19,7 @@ import { type GatewayEndpoint, gatewayCredentials } from './gateway-credentials.
 import type {
   AccessMetrics,
   AccessTokenIssuer,
+  AuditLastTransaction,
   IssuedToken,
   OperatorLog,
   PolicyEngine,
@@ -788,14 +789,17 @@ export class AccessService {
    * leave the principal disabled or locked with live grants.
    * The targets are then cleaned up like any revocation (retried with backoff on failure).
    * `actor` is recorded as is (e.g. `scim:okta`). The transaction is retried on concurrent
-   * changes, so `alsoInTx` may run more than once (each run in a fresh transaction).
+   * changes, so `alsoInTx` may run more than once (each run in a fresh transaction). The audit
+   * events `alsoInTx` appends are held back and appended first of all at the end: appending them
+   * at once would lock the chain head while this transaction still waits for request rows that a
+   * concurrent activation holds, and that activation waits for the head (a deadlock).
    */
   async endAllAccessOf(
     principalId: string,
     actor: string,
     reason: string,
     from: RequestOrigin,
-    alsoInTx: (tx: Transaction, now: number) => Promise<void>,
+    alsoInTx: (tx: AuditLastTransaction, now: number) => Promise<void>,
     closure: core.AccountClosure = 'deprovisioned',
   ): Promise<{ cancelled: number; revoked: number }> {
     const retry = Symbol('retry');
@@ -804,14 +808,27 @@ export class AccessService {
       let outcome: { cancelled: number; grantIds: string[] };
       try {
         outcome = await this.deps.store.transaction(async (tx) => {
-          await alsoInTx(tx, now);
+          const events: { event: AuditEventInput; at: number }[] = [];
+          await alsoInTx(
+            {
+              ...tx,
+              audit: {
+                append: async (event, at) => {
+                  events.push({ event, at });
+                },
+                appendAll: async (more) => {
+                  events.push(...more);
+                },
+              },
+            },
+            now,
+          );
           const live = await tx.requests.list({
             requesterId: principalId,
             states: ['pending', 'approved', 'active'],
             limit: 1000,
           });
           const grantIds: string[] = [];
-          const events: { event: AuditEventInput; at: number }[] = [];
           let cancelled = 0;
           for (const request of live) {
             const ended = core.endForAccountClosure(request, closure, reason, now);

@@ -259,6 +259,18 @@ export interface Transaction {
   readonly breakGlass: BreakGlassRepository;
 }
 
+/**
+ * A transaction whose audit events are collected and appended at its end, after every other write
+ * (see `AccessService.endAllAccessOf`): the chain head is then locked last, like everywhere else,
+ * and never while the transaction still waits for a row another transaction holds.
+ */
+export type AuditLastTransaction = Omit<Transaction, 'audit'> & {
+  readonly audit: {
+    append(event: AuditEventInput, at: number): Promise<unknown>;
+    appendAll(events: readonly { readonly event: AuditEventInput; readonly at: number }[]): Promise<unknown>;
+  };
+};
+
 export interface Store extends Omit<Transaction, 'audit'> {
   readonly dialect: 'sqlite' | 'postgres';
   readonly auditLog: AuditReader;

@@ -29,7 +29,7 @@ import {
   type UserState,
 } from '../scim/scim-protocol.js';
 import type { AccessService } from './access-service.js';
-import type { ScimGroupRecord, ScimUserRecord, Store, Transaction } from './ports.js';
+import type { AuditLastTransaction, ScimGroupRecord, ScimUserRecord, Store, Transaction } from './ports.js';
 
 /** A configured SCIM client, its secret already resolved. */
 export interface ScimClientSettings {
@@ -108,7 +108,7 @@ export class ScimService {
    * active user there. Returns those that keep it disabled (audited as `keptDisabledBy`).
    */
   async #setDisabled(
-    tx: Transaction,
+    tx: AuditLastTransaction,
     client: ScimClient,
     subject: string,
     disabled: boolean,
@@ -257,7 +257,7 @@ export class ScimService {
       updatedAt: now,
       version: 1,
     };
-    const work = async (tx: Transaction, at: number) => {
+    const work = async (tx: AuditLastTransaction, at: number) => {
       await tx.scim.insertUser({ ...user, createdAt: at, updatedAt: at }).catch(uniqueness);
       // A user (re-)provisioned active may sign in again; an inactive one may not.
       const blockers = await this.#setDisabled(tx, client, subject, !state.active, at);
@@ -306,7 +306,7 @@ export class ScimService {
       const now = this.deps.clock.now();
       const updated: ScimUserRecord = { ...current, ...next, updatedAt: now, version: current.version + 1 };
       const lost = Symbol('lost');
-      const work = async (tx: Transaction, at: number) => {
+      const work = async (tx: AuditLastTransaction, at: number) => {
         const stamped = { ...updated, updatedAt: at };
         if (!(await tx.scim.updateUser(stamped, current.version).catch(uniqueness))) throw lost;
         const blockers =
@@ -359,7 +359,7 @@ export class ScimService {
     user: Pick<ScimUserRecord, 'subject'>,
     from: RequestOrigin,
     why: string,
-    work: (tx: Transaction, at: number) => Promise<void>,
+    work: (tx: AuditLastTransaction, at: number) => Promise<void>,
   ): Promise<void> {
     const id = this.#principalIdOf(client, user.subject);
     const reason = `${why} by SCIM (${client.idp})`;
@@ -602,7 +602,7 @@ export class ScimService {
    * stays). Returns the principals whose groups changed, with the change.
    */
   async #applyGroupChanges(
-    tx: Transaction,
+    tx: AuditLastTransaction,
     client: ScimClient,
     users: readonly ScimUserRecord[],
     before: ReadonlyMap<string, readonly string[]>,

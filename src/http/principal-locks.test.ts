@@ -200,6 +200,49 @@ test('only administrators lock, never themselves, with a reason, and only princi
   );
 });
 
+test('a lock racing with requests and auto-approvals leaves nothing live (PostgreSQL storage)', async (t) => {
+  if (world.skip) return t.skip(world.skip);
+  const { h } = world;
+  const alice = await h.login('alice');
+  const ask = () =>
+    h.api(alice, 'POST', '/api/v1/requests', {
+      resource: 'demo-api',
+      role: 'reader',
+      duration: 600,
+      reason: 'race',
+    });
+  const before = await Promise.all([ask(), ask()]);
+  assert.deepEqual(
+    before.map((r) => r.body.state),
+    ['active', 'active'],
+    'demo-api/reader is auto-approved: each request makes a live grant at once',
+  );
+  const racing = Array.from({ length: 16 }, ask);
+  const lock = asAdmin('POST', '/api/v1/principals/demo:alice/lock', { reason: 'race' });
+  const answers = await Promise.all(racing);
+  assert.equal((await lock).status, 200, JSON.stringify((await lock).body));
+  for (const answer of answers)
+    assert.ok(
+      answer.status === 201 || (answer.status === 403 && answer.body.code === 'principal_locked'),
+      JSON.stringify(answer.body),
+    );
+  const store = h.portcullis.store;
+  const live = await store.requests.list({
+    requesterId: 'demo:alice',
+    states: ['pending', 'approved', 'active'],
+    limit: 100,
+  });
+  assert.deepEqual(live, [], 'no request of a locked principal outlives the lock');
+  for (const answer of [...before, ...answers].filter((a) => a.status === 201))
+    assert.ok(
+      ['revoked', 'cancelled'].includes((await store.requests.get(answer.body.id as string))?.state ?? ''),
+    );
+  assert.equal(
+    (await asAdmin('POST', '/api/v1/principals/demo:alice/unlock', { reason: 'race over' })).status,
+    200,
+  );
+});
+
 const home = mkdtempSync(join(tmpdir(), 'portcullis-principal-locks-'));
 after(() => rmSync(home, { recursive: true, force: true }));
 
