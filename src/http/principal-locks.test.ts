@@ -155,6 +155,16 @@ test('a lock ahead of the first sign-in refuses it', async (t) => {
     200,
   );
   assert.ok(await world.h.login('carol'));
+
+  // Subjects are the IdP's own: a SAML NameID may hold spaces.
+  const spaced = `/api/v1/principals/${encodeURIComponent('demo:Jane Doe')}`;
+  assert.equal((await asAdmin('POST', `${spaced}/lock`, { reason: 'left' })).status, 200);
+  assert.equal((await asAdmin('GET', spaced)).body.id, 'demo:Jane Doe');
+  assert.equal((await asAdmin('POST', `${spaced}/unlock`, { reason: 'back' })).status, 200);
+  const control = await asAdmin('POST', `/api/v1/principals/${encodeURIComponent('demo:a\nb')}/lock`, {
+    reason: 'x',
+  });
+  assert.deepEqual([control.status, control.body.code], [400, 'validation_failed']);
 });
 
 test('only administrators lock, never themselves, with a reason, and only principals of a configured IdP', async (t) => {

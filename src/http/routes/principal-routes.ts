@@ -45,7 +45,8 @@ const principalParam = z.object({
     .string()
     .min(3)
     .max(512)
-    .regex(/^[^:\s]+:\S+$/, 'must be a principal id, idp:subject'),
+    // The subject is the IdP's own (a SAML NameID may hold spaces); only control characters are refused.
+    .regex(/^[^:\s]+:[^\p{Cc}]+$/u, 'must be a principal id, idp:subject'),
 });
 
 const reasonBody = z.object({ reason: safeText(1000).refine((s) => s.trim() !== '', 'required') }).strict();
