@@ -30,6 +30,7 @@ import type {
   Transaction,
 } from './ports.js';
 import { standingRefusal } from './principal-standing.js';
+import { recordSecurityEvent } from './security-events.js';
 
 export interface AccessServiceDeps {
   readonly store: Store;
@@ -526,12 +527,7 @@ export class AccessService {
     now: number,
     fields: Partial<AuditEventInput>,
   ): Promise<void> {
-    await this.deps.store.transaction((tx) =>
-      tx.audit.append(
-        { ...fields, type, actor: actor?.id ?? 'anonymous', severity: 'warning', ...origin(from) },
-        now,
-      ),
-    );
+    await recordSecurityEvent(this.deps.store, actor, type, from, now, fields);
   }
 
   // ------------------------------------------------------------ activation

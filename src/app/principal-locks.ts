@@ -11,7 +11,8 @@ import { PortcullisError } from '../core/errors.js';
 import { parseIdentity } from '../core/identity-links.js';
 import type { Principal, PrincipalLock } from '../core/principal.js';
 import type { AccessService } from './access-service.js';
-import type { Store, StoredPrincipal, Transaction } from './ports.js';
+import type { Store, StoredPrincipal } from './ports.js';
+import { recordSecurityEvent } from './security-events.js';
 
 export interface PrincipalLockDeps {
   readonly store: Pick<Store, 'principals' | 'transaction'>;
@@ -181,19 +182,9 @@ export class PrincipalLocks {
 
   async #requireAdmin(actor: Principal, from: RequestOrigin, what: string): Promise<void> {
     if (this.#deps.isAdmin(actor)) return;
-    await this.#deps.store.transaction((tx: Transaction) =>
-      tx.audit.append(
-        {
-          type: 'security.denied',
-          actor: actor.id,
-          severity: 'warning',
-          sourceIp: from.sourceIp,
-          userAgent: from.userAgent,
-          reason: `${what} refused: not an administrator`,
-        },
-        this.#deps.clock.now(),
-      ),
-    );
+    await recordSecurityEvent(this.#deps.store, actor, 'security.denied', from, this.#deps.clock.now(), {
+      reason: `${what} refused: not an administrator`,
+    });
     throw new PortcullisError('forbidden', 'Only administrators may do this');
   }
 

@@ -26,12 +26,15 @@ function toPrincipal(row: Selectable<PrincipalsTable>): StoredPrincipal {
     groupsAssertedAt: row.groups_asserted_at,
     lastLoginAt: row.last_login_at,
     disabled: row.disabled !== 0,
-    lock:
-      row.locked_at === null
-        ? null
-        : { at: row.locked_at, by: row.locked_by ?? '', reason: row.lock_reason ?? '' },
+    lock: lockOf(row),
     sessionsValidAfter: row.sessions_valid_after,
   };
+}
+
+function lockOf(row: Pick<PrincipalsTable, 'locked_at' | 'locked_by' | 'lock_reason'>): PrincipalLock | null {
+  return row.locked_at === null
+    ? null
+    : { at: row.locked_at, by: row.locked_by ?? '', reason: row.lock_reason ?? '' };
 }
 
 /** {@link PrincipalRepository} over a Kysely instance or transaction. */
@@ -113,13 +116,9 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
       .updateTable('principals')
       .set((eb) => ({ disabled: eb.ref('disabled') }))
       .where('id', '=', id)
-      .returning(['disabled', 'locked_at'])
+      .returning(['disabled', 'locked_at', 'locked_by', 'lock_reason'])
       .executeTakeFirst();
-    if (!row) return 'enabled';
-    return standingOf({
-      disabled: row.disabled !== 0,
-      lock: row.locked_at === null ? null : { at: row.locked_at, by: '', reason: '' },
-    });
+    return row ? standingOf({ disabled: row.disabled !== 0, lock: lockOf(row) }) : 'enabled';
   }
 
   async setGroups(id: string, groups: readonly string[], now: number): Promise<boolean> {
