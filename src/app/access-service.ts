@@ -392,7 +392,7 @@ export class AccessService {
         );
       } catch (error) {
         if (error instanceof PortcullisError && ['self_review', 'not_an_approver'].includes(error.code)) {
-          await this.securityEvent(reviewer, 'request.review_rejected', from, now, {
+          await recordSecurityEvent(this.deps.store, reviewer, 'request.review_rejected', from, now, {
             requestId,
             resourceId: current.resourceId,
             reason: error.message,
@@ -510,7 +510,7 @@ export class AccessService {
     const request = await this.deps.store.requests.get(requestId);
     if (request && (await this.canView(actor, request))) return request;
     if (request) {
-      await this.securityEvent(actor, type, from, this.deps.clock.now(), {
+      await recordSecurityEvent(this.deps.store, actor, type, from, this.deps.clock.now(), {
         requestId,
         resourceId: request.resourceId,
         reason: 'refused: the request is not visible to this principal',
@@ -518,16 +518,6 @@ export class AccessService {
       });
     }
     throw new PortcullisError('not_found', `No request ${requestId}`);
-  }
-
-  private async securityEvent(
-    actor: Principal | null,
-    type: AuditEventInput['type'],
-    from: RequestOrigin,
-    now: number,
-    fields: Partial<AuditEventInput>,
-  ): Promise<void> {
-    await recordSecurityEvent(this.deps.store, actor, type, from, now, fields);
   }
 
   // ------------------------------------------------------------ activation
@@ -738,7 +728,7 @@ export class AccessService {
       );
       policyIds = decision.policyIds;
       if (!(isOwner || this.isAdmin(actor) || decision.allowed)) {
-        await this.securityEvent(actor, 'security.denied', from, now, {
+        await recordSecurityEvent(this.deps.store, actor, 'security.denied', from, now, {
           grantId,
           resourceId: grant.resourceId,
           reason: 'revoke refused: not owner, admin or permitted by policy',
