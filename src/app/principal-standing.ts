@@ -2,24 +2,16 @@
 import { PortcullisError } from '../core/errors.js';
 import { type PrincipalLock, type PrincipalStanding, standingOf } from '../core/principal.js';
 
-/** The error for a principal that may not act; `undefined` when it may. */
+/** The error for a principal that may not act (the catalogue's title as its message); `undefined` when it may. */
 export function standingRefusal(standing: PrincipalStanding): PortcullisError | undefined {
   switch (standing) {
     case 'enabled':
       return undefined;
     case 'disabled':
-      return new PortcullisError(
-        'principal_disabled',
-        'This account was deprovisioned by its identity provider',
-        {
-          reason: 'principal_disabled',
-        },
-      );
+      return new PortcullisError('principal_disabled', undefined, { reason: 'principal_disabled' });
     case 'locked':
-      // The lock's reason is for administrators and the audit log, not for whoever holds the token.
-      return new PortcullisError('principal_locked', 'This account was locked by an administrator', {
-        reason: 'principal_locked',
-      });
+      // The catalogue's title only: the lock's reason is for administrators and the audit log.
+      return new PortcullisError('principal_locked', undefined, { reason: 'principal_locked' });
   }
 }
 

@@ -29,14 +29,17 @@ export interface SessionTokens {
   readonly issuer: string;
 }
 
+/** An IdP-issued bearer token, verified. */
+export interface VerifiedIdpToken {
+  readonly principal: Principal;
+  /** `iat` in ms, null when the token has none. */
+  readonly issuedAt: number | null;
+  readonly expiresAt: number;
+}
+
 /** Verifies IdP-issued JWTs presented as API bearer tokens. */
 export interface IdpBearerVerifier {
-  verify(token: string): Promise<{
-    readonly principal: Principal;
-    /** `iat` in ms, null when the token has none. */
-    readonly issuedAt: number | null;
-    readonly expiresAt: number;
-  }>;
+  verify(token: string): Promise<VerifiedIdpToken>;
 }
 
 /** One identity provider's browser login (OIDC or SAML: src/identity). */

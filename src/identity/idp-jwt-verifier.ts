@@ -15,10 +15,10 @@
  * if (verifier.handles(bearer)) principal = await verifier.verify(bearer);
  */
 import { createRemoteJWKSet, decodeJwt, errors, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import type { VerifiedIdpToken } from '../app/session-service.js';
 import type { IdentityProviderSettings } from '../config/load.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
-import type { Principal } from '../core/principal.js';
 import { principalFromClaims, subjectOf } from './idp-claims.js';
 import { IdpDiscovery, isLoopbackUrl, isUnavailability, unavailable } from './idp-discovery.js';
 
@@ -146,13 +146,6 @@ function fromJoseError(idp: string, error: unknown): PortcullisError {
     return unavailable(idp, error, 'JWKS', 'unreachable');
   }
   return invalid('malformed', 'the token could not be verified', error);
-}
-
-/** An IdP-issued bearer token, verified. */
-export interface VerifiedIdpToken {
-  readonly principal: Principal;
-  readonly issuedAt: number | null;
-  readonly expiresAt: number;
 }
 
 export class IdpJwtVerifier {
