@@ -105,6 +105,31 @@ export interface PrincipalRepository {
   setGroups(id: string, groups: readonly string[], now: number): Promise<boolean>;
   /** Principals that may not act, most recently locked first, then by id; at most `limit`. */
   listRestricted(standing: 'locked' | 'disabled', limit: number): Promise<StoredPrincipal[]>;
+  /** Enabled, unlocked principals holding any of `groups` (as last asserted), by id; at most `limit`. */
+  membersOf(groups: readonly string[], limit: number): Promise<StoredPrincipal[]>;
+}
+
+/**
+ * Where each notification channel has got to in the audit log, and which replica delivers for it.
+ * A replica holds a channel's lease while it delivers; another takes over once the lease lapses.
+ */
+export interface NotificationCursorRepository {
+  /**
+   * Takes or renews the lease of `channel` for `owner` until `leaseUntil` and returns the channel's
+   * position (the last audit sequence handled), or undefined while another owner's lease runs. A
+   * channel never seen starts at `startAt`.
+   */
+  claim(
+    channel: string,
+    owner: string,
+    now: number,
+    leaseUntil: number,
+    startAt: number,
+  ): Promise<number | undefined>;
+  /** Moves the position forward and renews the lease; false if `owner` no longer holds it. */
+  advance(channel: string, owner: string, position: number, leaseUntil: number): Promise<boolean>;
+  /** Gives the lease up (shutdown), keeping the position. */
+  release(channel: string, owner: string): Promise<void>;
 }
 
 /** A user an identity provider provisioned through SCIM: only the link and what SCIM needs. */
@@ -257,6 +282,7 @@ export interface Transaction {
   readonly keys: KeyRepository;
   readonly ephemeral: EphemeralStore;
   readonly breakGlass: BreakGlassRepository;
+  readonly notificationCursors: NotificationCursorRepository;
 }
 
 /**

@@ -6,6 +6,7 @@ import { KyselyBreakGlassRepository } from './break-glass-repository.js';
 import { KyselyEphemeralStore } from './ephemeral-store.js';
 import { KyselyGrantRepository } from './grant-repository.js';
 import { KyselyKeyRepository } from './key-repository.js';
+import { KyselyNotificationCursorRepository } from './notification-cursor-repository.js';
 import { KyselyPrincipalRepository } from './principal-repository.js';
 import { KyselyRequestRepository } from './request-repository.js';
 import type { Database } from './schema.js';
@@ -27,6 +28,7 @@ function repositories(db: Kysely<Database>): Omit<Transaction, 'audit'> {
     keys: new KyselyKeyRepository(db),
     ephemeral: new KyselyEphemeralStore(db),
     breakGlass: new KyselyBreakGlassRepository(db),
+    notificationCursors: new KyselyNotificationCursorRepository(db),
   };
 }
 

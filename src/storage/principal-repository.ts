@@ -1,5 +1,5 @@
 /** Principals in the `principals` table, refreshed at each login. */
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { PrincipalRepository, StoredPrincipal } from '../app/ports.js';
 import { parseIdentity } from '../core/identity-links.js';
 import { type Principal, type PrincipalLock, type PrincipalStanding, standingOf } from '../core/principal.js';
@@ -35,6 +35,11 @@ function lockOf(row: Pick<PrincipalsTable, 'locked_at' | 'locked_by' | 'lock_rea
   return row.locked_at === null
     ? null
     : { at: row.locked_at, by: row.locked_by ?? '', reason: row.lock_reason ?? '' };
+}
+
+/** `text` with LIKE's wildcards escaped by `\\` (SQLite has no default escape character: the query names it). */
+function likePattern(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 /** {@link PrincipalRepository} over a Kysely instance or transaction. */
@@ -142,6 +147,32 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
             .execute()
         : await query.where('disabled', '<>', 0).orderBy('id').limit(limit).execute();
     return rows.map(toPrincipal);
+  }
+
+  async membersOf(groups: readonly string[], limit: number): Promise<StoredPrincipal[]> {
+    if (groups.length === 0) return [];
+    // Groups are a JSON array of strings: the LIKE narrows the rows, the parse decides exactly
+    // (a group name that is a substring of another must not match it).
+    const rows = await this.#db
+      .selectFrom('principals')
+      .selectAll()
+      .where((eb) =>
+        eb.or(
+          groups.map(
+            (group) =>
+              sql<boolean>`${sql.ref('groups')} like ${`%${likePattern(JSON.stringify(group))}%`} escape '\\'`,
+          ),
+        ),
+      )
+      .where('disabled', '=', 0)
+      .where('locked_at', 'is', null)
+      .orderBy('id')
+      .execute();
+    const wanted = new Set(groups);
+    return rows
+      .map(toPrincipal)
+      .filter((p) => p.groups.some((g) => wanted.has(g)))
+      .slice(0, limit);
   }
 
   async get(id: string): Promise<StoredPrincipal | undefined> {

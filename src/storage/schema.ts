@@ -214,6 +214,15 @@ export interface ScimGroupMembersTable {
   user_id: string;
 }
 
+export interface NotificationCursorsTable {
+  channel: string;
+  /** The last audit sequence the channel has handled. */
+  position: number;
+  lease_owner: string | null;
+  /** Epoch ms; 0 when released. */
+  lease_until: Generated<number>;
+}
+
 export interface Database {
   principals: PrincipalsTable;
   access_requests: AccessRequestsTable;
@@ -232,6 +241,7 @@ export interface Database {
   scim_users: ScimUsersTable;
   scim_groups: ScimGroupsTable;
   scim_group_members: ScimGroupMembersTable;
+  notification_cursors: NotificationCursorsTable;
 }
 
 export type { Generated };

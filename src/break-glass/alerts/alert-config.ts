@@ -28,10 +28,10 @@ import { type SecretRef, secretRef } from '../../config/schema.js';
 import type { Secret } from '../../config/secret.js';
 import { PortcullisError } from '../../core/errors.js';
 import type { AlertChannel } from '../ports.js';
-import { SmtpAlertChannel } from './smtp-channel.js';
+import { SmtpAlertChannel, type SmtpServerOptions } from './smtp-channel.js';
 import { minWebhookSecretLength, WebhookAlertChannel } from './webhook-channel.js';
 
-const channelName = z
+export const channelName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lowercase letters, digits, "-" or "_" (at most 63)');
 
@@ -46,7 +46,8 @@ const timeout = z.union([z.string(), z.number()]).transform((value, ctx) => {
 
 const email = z.email();
 
-const webhookChannel = z
+/** The fields of a webhook channel; notification channels extend them. */
+export const webhookChannelFields = z
   .object({
     name: channelName,
     type: z.literal('webhook'),
@@ -59,7 +60,8 @@ const webhookChannel = z
   })
   .strict();
 
-const smtpChannel = z
+/** The fields of an SMTP channel; notification channels extend them. */
+export const smtpChannelFields = z
   .object({
     name: channelName,
     type: z.literal('smtp'),
@@ -80,18 +82,27 @@ const smtpChannel = z
     /** Time allowed for connecting, the greeting and each SMTP command. */
     timeout: timeout.default(10),
   })
-  .strict()
-  .refine((channel) => !(channel.secure && channel.starttls), {
-    message: 'secure (implicit TLS) and starttls exclude each other; choose one',
-    path: ['starttls'],
-  })
-  .refine((channel) => channel.auth === undefined || channel.secure || channel.starttls, {
-    message: 'SMTP credentials are never sent without TLS: set secure or starttls',
-    path: ['auth'],
-  });
+  .strict();
+
+/** The TLS rules of an SMTP channel, on its fields or on an extension of them. */
+export function withSmtpTlsRules<T extends z.ZodType<{ secure: boolean; starttls: boolean; auth?: unknown }>>(
+  schema: T,
+) {
+  return schema
+    .refine((channel) => !(channel.secure && channel.starttls), {
+      message: 'secure (implicit TLS) and starttls exclude each other; choose one',
+      path: ['starttls'],
+    })
+    .refine((channel) => channel.auth === undefined || channel.secure || channel.starttls, {
+      message: 'SMTP credentials are never sent without TLS: set secure or starttls',
+      path: ['auth'],
+    });
+}
+
+const smtpChannel = withSmtpTlsRules(smtpChannelFields);
 
 /** One alert channel as written in the configuration. */
-export const alertChannelSchema = z.discriminatedUnion('type', [webhookChannel, smtpChannel]);
+export const alertChannelSchema = z.discriminatedUnion('type', [webhookChannelFields, smtpChannel]);
 export type AlertChannelConfig = z.output<typeof alertChannelSchema>;
 
 /** The list of channels; names are unique because reports and audit events name the channel. */
@@ -146,6 +157,62 @@ export function webhookUrlProblem(value: string): string | null {
   return 'must be https:// (plain http:// only to a loopback address)';
 }
 
+type Issues = { path: string; message: string }[];
+
+/** A webhook channel's URL and signing secret, resolved and checked; problems go to `issues`. */
+export function resolveWebhookTarget(
+  channel: z.output<typeof webhookChannelFields>,
+  at: string,
+  resolveSecret: ResolveSecret,
+  issues: Issues,
+): { url: string; secret: string } {
+  const url =
+    typeof channel.url === 'string' ? channel.url : resolveSecret(channel.url, `${at}.url`).reveal();
+  const urlProblem = webhookUrlProblem(url);
+  // The URL may be a secret: the message never repeats it.
+  if (urlProblem) issues.push({ path: `${at}.url`, message: urlProblem });
+  const secret = resolveSecret(channel.secret, `${at}.secret`);
+  if (secret.reveal().length < minWebhookSecretLength) {
+    issues.push({ path: `${at}.secret`, message: `must be at least ${minWebhookSecretLength} characters` });
+  }
+  return { url, secret: secret.reveal() };
+}
+
+/** An SMTP channel's server settings, CA file read and password resolved; problems go to `issues`. */
+export function resolveSmtpServer(
+  channel: z.output<typeof smtpChannelFields>,
+  at: string,
+  resolveSecret: ResolveSecret,
+  readFile: (path: string) => string,
+  issues: Issues,
+): SmtpServerOptions {
+  let ca: string | undefined;
+  if (channel.ca_file) {
+    try {
+      ca = readFile(channel.ca_file);
+    } catch (error) {
+      issues.push({
+        path: `${at}.ca_file`,
+        message: `cannot read ${channel.ca_file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      });
+    }
+  }
+  return {
+    host: channel.host,
+    port: channel.port,
+    secure: channel.secure,
+    starttls: channel.starttls,
+    ...(ca !== undefined ? { ca } : {}),
+    ...(channel.auth
+      ? { auth: { user: channel.auth.user, pass: resolveSecret(channel.auth.pass, `${at}.auth.pass`) } }
+      : {}),
+    timeoutMs: channel.timeout * 1000,
+  };
+}
+
+/** Reads a file as UTF-8 text (the default of `readFile` options). */
+export const readTextFile = (path: string) => readFileSync(path, 'utf8');
+
 /**
  * Builds the channels of a parsed configuration. Every problem (an unreadable secret, a short
  * signing secret, a bad URL) is collected and reported together as one `config_invalid` error.
@@ -158,60 +225,25 @@ export function createAlertChannels(
   options: AlertChannelFactoryOptions & { readonly prefix?: string } = {},
 ): AlertChannel[] {
   const prefix = options.prefix ?? 'break_glass.alert_channels';
-  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
-  const issues: { path: string; message: string }[] = [];
+  const readFile = options.readFile ?? readTextFile;
+  const issues: Issues = [];
   const channels: AlertChannel[] = [];
   for (const [index, channel] of config.entries()) {
     const at = `${prefix}[${index}]`;
     if (channel.type === 'webhook') {
-      const url =
-        typeof channel.url === 'string' ? channel.url : resolveSecret(channel.url, `${at}.url`).reveal();
-      const urlProblem = webhookUrlProblem(url);
-      // The URL may be a secret: the message never repeats it.
-      if (urlProblem) issues.push({ path: `${at}.url`, message: urlProblem });
-      const secret = resolveSecret(channel.secret, `${at}.secret`);
-      if (secret.reveal().length < minWebhookSecretLength) {
-        issues.push({
-          path: `${at}.secret`,
-          message: `must be at least ${minWebhookSecretLength} characters`,
-        });
-      }
+      const target = resolveWebhookTarget(channel, at, resolveSecret, issues);
       channels.push(
         new WebhookAlertChannel({
           name: channel.name,
-          url,
-          secret: secret.reveal(),
+          ...target,
           timeoutMs: channel.timeout * 1000,
           ...(options.now ? { now: options.now } : {}),
         }),
       );
     } else {
-      let ca: string | undefined;
-      if (channel.ca_file) {
-        try {
-          ca = readFile(channel.ca_file);
-        } catch (error) {
-          issues.push({
-            path: `${at}.ca_file`,
-            message: `cannot read ${channel.ca_file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-          });
-        }
-      }
+      const server = resolveSmtpServer(channel, at, resolveSecret, readFile, issues);
       channels.push(
-        new SmtpAlertChannel({
-          name: channel.name,
-          host: channel.host,
-          port: channel.port,
-          secure: channel.secure,
-          starttls: channel.starttls,
-          ...(ca !== undefined ? { ca } : {}),
-          ...(channel.auth
-            ? { auth: { user: channel.auth.user, pass: resolveSecret(channel.auth.pass, `${at}.auth.pass`) } }
-            : {}),
-          from: channel.from,
-          to: channel.to,
-          timeoutMs: channel.timeout * 1000,
-        }),
+        new SmtpAlertChannel({ name: channel.name, ...server, from: channel.from, to: channel.to }),
       );
     }
   }

@@ -12,8 +12,8 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type { Secret } from '../../config/secret.js';
 import type { AlertChannel, BreakGlassAlert } from '../ports.js';
 
-export interface SmtpAlertChannelOptions {
-  readonly name: string;
+/** How to reach one SMTP server. */
+export interface SmtpServerOptions {
   readonly host: string;
   readonly port: number;
   /** Implicit TLS. */
@@ -23,14 +23,18 @@ export interface SmtpAlertChannelOptions {
   /** PEM CA certificates to trust instead of the system store. */
   readonly ca?: string;
   readonly auth?: { readonly user: string; readonly pass: Secret };
-  readonly from: string;
-  readonly to: readonly string[];
   /** Connect, greeting and per-command socket timeout. */
   readonly timeoutMs: number;
 }
 
+export interface SmtpAlertChannelOptions extends SmtpServerOptions {
+  readonly name: string;
+  readonly from: string;
+  readonly to: readonly string[];
+}
+
 /** Control characters other than tab and newline are dropped from free text (reason, incident). */
-function clean(text: string): string {
+export function clean(text: string): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '');
 }
 
@@ -61,12 +65,40 @@ export function alertText(alert: BreakGlassAlert): string {
   ].join('\n');
 }
 
-function describeFailure(error: unknown): string {
+/** An SMTP failure in a few words: the error code, the command and the reply code, never the server's text. */
+export function describeSmtpFailure(error: unknown): string {
   const e = error as { code?: unknown; responseCode?: unknown; command?: unknown };
   const parts = [typeof e.code === 'string' ? e.code : 'failed'];
   if (typeof e.command === 'string') parts.push(`at ${e.command.split(' ')[0]}`);
   if (typeof e.responseCode === 'number') parts.push(`reply ${e.responseCode}`);
   return parts.join(' ');
+}
+
+/**
+ * A nodemailer transport for one message: TLS verified (TLS 1.2 at least), credentials only over
+ * TLS (the config schema refuses anything else), and no logging of the exchange.
+ */
+export function smtpTransport(o: SmtpServerOptions) {
+  const transport: SMTPTransport.Options = {
+    host: o.host,
+    port: o.port,
+    secure: o.secure,
+    requireTLS: o.starttls,
+    connectionTimeout: o.timeoutMs,
+    greetingTimeout: o.timeoutMs,
+    socketTimeout: o.timeoutMs,
+    dnsTimeout: o.timeoutMs,
+    tls: {
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+    },
+    ...(o.auth ? { auth: { user: o.auth.user, pass: o.auth.pass.reveal() } } : {}),
+    // nodemailer logs nothing unless asked; make it explicit (the AUTH exchange must never be logged).
+    logger: false,
+    debug: false,
+  };
+  return nodemailer.createTransport(transport);
 }
 
 export class SmtpAlertChannel implements AlertChannel {
@@ -79,32 +111,8 @@ export class SmtpAlertChannel implements AlertChannel {
     this.#options = options;
   }
 
-  #transport() {
-    const o = this.#options;
-    const transport: SMTPTransport.Options = {
-      host: o.host,
-      port: o.port,
-      secure: o.secure,
-      requireTLS: o.starttls,
-      connectionTimeout: o.timeoutMs,
-      greetingTimeout: o.timeoutMs,
-      socketTimeout: o.timeoutMs,
-      dnsTimeout: o.timeoutMs,
-      tls: {
-        rejectUnauthorized: true,
-        minVersion: 'TLSv1.2',
-        ...(o.ca !== undefined ? { ca: o.ca } : {}),
-      },
-      ...(o.auth ? { auth: { user: o.auth.user, pass: o.auth.pass.reveal() } } : {}),
-      // nodemailer logs nothing unless asked; make it explicit (the AUTH exchange must never be logged).
-      logger: false,
-      debug: false,
-    };
-    return nodemailer.createTransport(transport);
-  }
-
   async send(alert: BreakGlassAlert): Promise<void> {
-    const transport = this.#transport();
+    const transport = smtpTransport(this.#options);
     try {
       const info = await transport.sendMail({
         from: this.#options.from,
@@ -126,7 +134,7 @@ export class SmtpAlertChannel implements AlertChannel {
         });
       }
     } catch (error) {
-      throw new Error(`smtp ${this.name}: ${describeFailure(error)}`);
+      throw new Error(`smtp ${this.name}: ${describeSmtpFailure(error)}`);
     } finally {
       transport.close();
     }

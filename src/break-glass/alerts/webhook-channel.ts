@@ -110,48 +110,75 @@ function describeFailure(error: unknown, timeoutMs: number): string {
   return 'connection failed';
 }
 
-/** Delivers each alert as one signed `POST`; a non-2xx answer (redirects included) is a failure. */
+/** One signed JSON `POST`, as every Portcullis webhook sends it. */
+export interface SignedPost {
+  readonly url: string;
+  readonly secret: string;
+  readonly timeoutMs: number;
+  /** Epoch ms, for the signature timestamp. */
+  readonly now: () => number;
+  /** Used in error messages instead of the URL, which may embed a token: "webhook soc-hook". */
+  readonly label: string;
+  readonly userAgent: string;
+  /** Extra headers, such as the id receivers drop duplicates by. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * Sends `body` once, signed (`Portcullis-Signature`); a non-2xx answer (redirects included) or no
+ * answer within the timeout is a thrown error that never repeats the URL.
+ */
+export async function postSignedJson(target: SignedPost, body: string): Promise<void> {
+  const timestamp = Math.floor(target.now() / 1000);
+  let response: Response;
+  try {
+    response = await fetch(target.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': target.userAgent,
+        ...target.headers,
+        [signatureHeader]: signWebhookPayload(target.secret, timestamp, body),
+      },
+      body,
+      // A redirect could carry the signed payload to a host nobody configured.
+      redirect: 'manual',
+      signal: AbortSignal.timeout(target.timeoutMs),
+    });
+  } catch (error) {
+    throw new Error(`${target.label}: ${describeFailure(error, target.timeoutMs)}`);
+  }
+  // The receiver's answer is not needed; do not keep the socket busy reading it.
+  await response.body?.cancel().catch(() => undefined);
+  if (response.status < 200 || response.status > 299) {
+    throw new Error(`${target.label}: HTTP ${response.status}`);
+  }
+}
+
+/** Delivers each alert as one signed `POST`. */
 export class WebhookAlertChannel implements AlertChannel {
   readonly kind = 'webhook';
   readonly name: string;
-  readonly #url: string;
-  readonly #secret: string;
-  readonly #timeoutMs: number;
-  readonly #now: () => number;
+  readonly #options: WebhookAlertChannelOptions;
 
   constructor(options: WebhookAlertChannelOptions) {
     this.name = options.name;
-    this.#url = options.url;
-    this.#secret = options.secret;
-    this.#timeoutMs = options.timeoutMs;
-    this.#now = options.now ?? Date.now;
+    this.#options = options;
   }
 
   async send(alert: BreakGlassAlert): Promise<void> {
-    const body = webhookBody(alert);
-    const timestamp = Math.floor(this.#now() / 1000);
-    let response: Response;
-    try {
-      response = await fetch(this.#url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Portcullis-Alerts/1',
-          [alertIdHeader]: alert.id,
-          [signatureHeader]: signWebhookPayload(this.#secret, timestamp, body),
-        },
-        body,
-        // A redirect could carry the signed alert to a host nobody configured.
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-    } catch (error) {
-      throw new Error(`webhook ${this.name}: ${describeFailure(error, this.#timeoutMs)}`);
-    }
-    // The receiver's answer is not needed; do not keep the socket busy reading it.
-    await response.body?.cancel().catch(() => undefined);
-    if (response.status < 200 || response.status > 299) {
-      throw new Error(`webhook ${this.name}: HTTP ${response.status}`);
-    }
+    const o = this.#options;
+    await postSignedJson(
+      {
+        url: o.url,
+        secret: o.secret,
+        timeoutMs: o.timeoutMs,
+        now: o.now ?? Date.now,
+        label: `webhook ${this.name}`,
+        userAgent: 'Portcullis-Alerts/1',
+        headers: { [alertIdHeader]: alert.id },
+      },
+      webhookBody(alert),
+    );
   }
 }

@@ -10,6 +10,7 @@ import * as scim from './0003-scim.js';
 import * as grantErrorReference from './0004-grant-error-reference.js';
 import * as auditAppendFunction from './0005-audit-append-function.js';
 import * as principalLocks from './0006-principal-locks.js';
+import * as notificationCursors from './0007-notification-cursors.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
@@ -18,4 +19,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '0004-grant-error-reference': grantErrorReference,
   '0005-audit-append-function': auditAppendFunction,
   '0006-principal-locks': principalLocks,
+  '0007-notification-cursors': notificationCursors,
 };
