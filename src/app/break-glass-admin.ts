@@ -64,7 +64,9 @@ export class BreakGlassAdmin {
 
   /**
    * Enrols (or re-enrols) a custodian: argon2id hash of the passphrase and a new TOTP secret,
-   * sealed with the KEK. Returns the otpauth:// URI, to show once.
+   * sealed with the KEK. A re-enrolment also deletes the custodian's security keys (a key someone
+   * else enrolled must not survive it); they enrol theirs again. Returns the otpauth:// URI, to
+   * show once.
    */
   async enroll(
     accountId: string,
@@ -95,12 +97,18 @@ export class BreakGlassAdmin {
         enrolledAt: now,
         rotatedAt: null,
       });
+      const removed = await tx.breakGlass.deleteSecurityKeys(accountId, { custodianId });
       await tx.audit.append(
         {
           type: 'break_glass.enrolled',
           actor: operator,
           severity: 'high',
-          data: { accountId, custodianId, reenrolled: existing !== undefined },
+          data: {
+            accountId,
+            custodianId,
+            reenrolled: existing !== undefined,
+            securityKeysRemoved: removed.map((k) => k.credentialId),
+          },
         },
         now,
       );
@@ -139,8 +147,9 @@ export class BreakGlassAdmin {
   /**
    * Rotates the account's emergency credentials after use: a new TOTP secret for every enrolled
    * custodian (each must re-add it to their app) and, if sealed, a new seal with new shares (old
-   * shares are then refused as `share_wrong_account`). Downstream passwords are per grant and die
-   * with it. Clears the rotation owed by every activation of the account that was used.
+   * shares are then refused as `share_wrong_account`). Every security key of the account is
+   * deleted: custodians enrol theirs again. Downstream passwords are per grant and die with it.
+   * Clears the rotation owed by every activation of the account that was used.
    */
   async rotate(accountId: string, operator: string) {
     const account = this.account(accountId);
@@ -165,9 +174,12 @@ export class BreakGlassAdmin {
       bg.requiresRotation(s.activation),
     );
     const rotatedActivations: string[] = [];
+    const securityKeysRemoved: string[] = [];
     await this.#deps.store.transaction(async (tx) => {
       for (const c of replaced) await tx.breakGlass.upsertCustodian({ ...c, accountId, rotatedAt: now });
       if (sealed) await tx.breakGlass.putSeal(sealed.seal);
+      const removedKeys = await tx.breakGlass.deleteSecurityKeys(accountId, {});
+      securityKeysRemoved.push(...removedKeys.map((k) => k.credentialId));
       for (const s of owed) {
         const rotated = bg.recordRotation(s.activation, operator, now);
         if (!(await tx.breakGlass.updateActivation(rotated, s.activation.version)))
@@ -184,12 +196,13 @@ export class BreakGlassAdmin {
             custodians: replaced.map((c) => c.custodianId),
             sealId: sealed?.seal.sealId ?? null,
             activations: rotatedActivations,
+            securityKeysRemoved,
           },
         },
         now,
       );
     });
-    return { totp, shares: sealed?.shares ?? null, rotatedActivations };
+    return { totp, shares: sealed?.shares ?? null, rotatedActivations, securityKeysRemoved };
   }
 
   /** The evidence of one activation: timeline, grants, every audit event tagged with it. */
@@ -257,6 +270,8 @@ export interface AccountOverview {
   readonly roles: readonly string[];
   readonly custodians: readonly string[];
   readonly enrolled: readonly string[];
+  /** Security keys enrolled, per custodian (custodians without a key are absent). */
+  readonly securityKeys: Readonly<Record<string, number>>;
   readonly quorum: number;
   readonly sealed: boolean;
   readonly sealReady: boolean;
@@ -278,6 +293,9 @@ export async function accountOverview(
   for (const account of settings.accounts) {
     const enrolled = (await store.breakGlass.listCustodians(account.id)).map((c) => c.custodianId);
     const seal = account.sealed ? await store.breakGlass.getSeal(account.id) : undefined;
+    const securityKeys: Record<string, number> = {};
+    for (const key of await store.breakGlass.listAccountSecurityKeys(account.id))
+      securityKeys[key.custodianId] = (securityKeys[key.custodianId] ?? 0) + 1;
     const last = await store.breakGlass.lastDrill(account.id);
     const activations = await store.breakGlass.listActivations({
       accountId: account.id,
@@ -289,6 +307,7 @@ export async function accountOverview(
       roles: account.scope.roles,
       custodians: account.custodians,
       enrolled: enrolled.filter((c) => account.custodians.includes(c)),
+      securityKeys,
       quorum: account.quorum,
       sealed: account.sealed !== null,
       sealReady: account.sealed === null || seal !== undefined,

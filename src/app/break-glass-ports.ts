@@ -26,6 +26,17 @@ export interface StoredActivation {
   readonly requestIds: readonly string[];
 }
 
+/** An enrolled security key as an administrator sees it: whose it is and when it came; no key material. */
+export interface EnrolledSecurityKey {
+  readonly credentialId: string;
+  readonly accountId: string;
+  readonly custodianId: string;
+  readonly aaguid: string;
+  readonly backedUp: boolean;
+  readonly transports: readonly string[];
+  readonly createdAt: number;
+}
+
 /** A finished drill and its report (JSON). */
 export interface DrillRecord {
   readonly id: string;
@@ -73,6 +84,16 @@ export interface BreakGlassRepository {
     key: StoredSecurityKey & { readonly aaguid: string; readonly backedUp: boolean },
     at: number,
   ): Promise<void>;
+  /** Every security key enrolled for the account: by custodian, then oldest first. */
+  listAccountSecurityKeys(accountId: string): Promise<EnrolledSecurityKey[]>;
+  /**
+   * Deletes the account's security keys that match: one credential, one custodian's, or (empty
+   * filter) all of them. Returns the keys deleted.
+   */
+  deleteSecurityKeys(
+    accountId: string,
+    filter: { readonly custodianId?: string; readonly credentialId?: string },
+  ): Promise<EnrolledSecurityKey[]>;
   /** Compare-and-swap of the signature counter: false when it is no longer `expected`. */
   updateSecurityKeyCounter(credentialId: string, expected: number, next: number): Promise<boolean>;
   insertDrill(drill: DrillRecord): Promise<void>;

@@ -589,6 +589,110 @@ forEachDialect('break-glass service', (ctx) => {
     );
   });
 
+  it('security keys: every enrolment alerts; admins list and revoke; re-enrolment and rotation delete them', async () => {
+    const origin = 'https://portcullis.test';
+    const keyed = new BreakGlassService({
+      store,
+      access,
+      settings,
+      totpSecrets: boxForTests,
+      alerts: new LoggingAlertDispatcher({
+        warn: (fields) => alerts.push((fields as { breakGlassAlert: BreakGlassAlert }).breakGlassAlert),
+      }),
+      clock,
+      newId: randomUUID,
+      adminGroups: ['admins'],
+      securityKeys: new SecurityKeyCeremonies(
+        webauthnSettings(webauthnConfigSchema.parse({}), origin),
+        store.ephemeral,
+        () => clock.now(),
+      ),
+    });
+    const enrolKey = async (custodian: TestCustodian) => {
+      const key = new SoftAuthenticator(origin);
+      const creation = await keyed.securityKeyRegistrationOptions(
+        account.id,
+        await custodian.proof(),
+        here('10.6.0.1'),
+      );
+      await keyed.enrolSecurityKey(account.id, custodian.id, key.create(creation), here('10.6.0.1'));
+      return key;
+    };
+    const events = async (type: string) =>
+      (await store.auditLog.read(0, 10_000)).filter((e) => e.type === type);
+    const adminPerson = person('demo:erin', ['admins']);
+
+    // An enrolment is alerted to the account's channels, naming the custodian, and audited high.
+    const aliceKey = await enrolKey(c.alice as TestCustodian);
+    const enrolledAlert = alerts.find((a) => a.kind === 'security_key_enrolled');
+    assert.equal(enrolledAlert?.accountId, account.id);
+    assert.deepEqual(enrolledAlert?.custodians, ['alice']);
+    const enrolledEvent = (await events('break_glass.enrolled')).find(
+      (e) => e.data?.securityKey === aliceKey.id,
+    );
+    assert.equal(enrolledEvent?.severity, 'high');
+    const bobKey = await enrolKey(c.bob as TestCustodian);
+    assert.equal(alerts.filter((a) => a.kind === 'security_key_enrolled').length, 2);
+
+    // Key counts per custodian in the overview.
+    const overviewOf = async () => (await keyed.overview()).find((a) => a.accountId === account.id);
+    assert.deepEqual((await overviewOf())?.securityKeys, { alice: 1, bob: 1 });
+
+    // Admins only: a reviewer may not list or revoke.
+    const reviewer = person('demo:dave', ['security']);
+    await rejectsWith(keyed.listSecurityKeys(reviewer, account.id), 'forbidden');
+    await rejectsWith(
+      keyed.revokeSecurityKey(reviewer, account.id, aliceKey.id, here('10.6.0.9')),
+      'forbidden',
+    );
+    const listed = await keyed.listSecurityKeys(adminPerson, account.id);
+    assert.deepEqual(
+      listed.map((k) => [k.custodianId, k.credentialId]),
+      [
+        ['alice', aliceKey.id],
+        ['bob', bobKey.id],
+      ],
+    );
+
+    // Revocation: deleted, audited, alerted; the key no longer signs in.
+    const revoked = await keyed.revokeSecurityKey(adminPerson, account.id, aliceKey.id, here('10.6.0.9'));
+    assert.equal(revoked.custodianId, 'alice');
+    const revokedEvent = (await events('break_glass.security_key_revoked')).at(-1);
+    assert.equal(revokedEvent?.actor, 'demo:erin');
+    assert.equal(revokedEvent?.severity, 'high');
+    assert.deepEqual(revokedEvent?.data, {
+      accountId: account.id,
+      custodianId: 'alice',
+      securityKey: aliceKey.id,
+    });
+    assert.ok(alerts.some((a) => a.kind === 'security_key_revoked' && a.custodians.includes('alice')));
+    await rejectsWith(keyed.securityKeyOptions(account.id, 'alice'), 'break_glass_auth_failed');
+    await rejectsWith(
+      keyed.revokeSecurityKey(adminPerson, account.id, aliceKey.id, here('10.6.0.9')),
+      'not_found',
+    );
+    await rejectsWith(
+      keyed.revokeSecurityKey(adminPerson, sealedAccount.id, bobKey.id, here('10.6.0.9')),
+      'not_found',
+    );
+    assert.deepEqual((await overviewOf())?.securityKeys, { bob: 1 });
+
+    // Re-enrolling bob deletes his keys (and says so in the audit event).
+    await admin.enroll(account.id, 'bob', 'bob has a brand new passphrase', 'operator:test');
+    await rejectsWith(keyed.securityKeyOptions(account.id, 'bob'), 'break_glass_auth_failed');
+    assert.deepEqual((await events('break_glass.enrolled')).at(-1)?.data?.securityKeysRemoved, [bobKey.id]);
+
+    // Rotation deletes every key of the account.
+    clock.advance(30_000);
+    const carolKey = await enrolKey(c.carol as TestCustodian);
+    assert.deepEqual((await overviewOf())?.securityKeys, { carol: 1 });
+    const rotated = await admin.rotate(account.id, 'operator:test');
+    assert.deepEqual(rotated.securityKeysRemoved, [carolKey.id]);
+    assert.deepEqual((await events('break_glass.rotated')).at(-1)?.data?.securityKeysRemoved, [carolKey.id]);
+    assert.deepEqual(await keyed.listSecurityKeys(adminPerson, account.id), []);
+    assert.deepEqual((await overviewOf())?.securityKeys, {});
+  });
+
   it('after a crash, emergency requests left approved never outlive the activation', async () => {
     // The state a crash between the quorum commit and provisioning leaves behind.
     const crashed = async (id: string, minutes: number) => {

@@ -45,7 +45,7 @@ import type {
   InitiateRequest,
 } from './break-glass/types.js';
 import type { AccountOverview } from './break-glass-admin.js';
-import type { StoredActivation } from './break-glass-ports.js';
+import type { EnrolledSecurityKey, StoredActivation } from './break-glass-ports.js';
 
 export type { BreakGlassServiceDeps } from './break-glass/context.js';
 export { emergencyPrincipalId } from './break-glass/identities.js';
@@ -98,6 +98,21 @@ export class BreakGlassService {
     from: RequestOrigin,
   ): Promise<{ credentialId: string }> {
     return securityKeys.enrolSecurityKey(this.#ctx, accountId, custodianId, response, from);
+  }
+
+  /** The security keys enrolled for an account (administrators only). */
+  listSecurityKeys(principal: Principal, accountId: string): Promise<EnrolledSecurityKey[]> {
+    return securityKeys.listSecurityKeys(this.#ctx, principal, accountId);
+  }
+
+  /** Revokes one security key (administrators only): deleted, audited and alerted. */
+  revokeSecurityKey(
+    principal: Principal,
+    accountId: string,
+    credentialId: string,
+    from: RequestOrigin,
+  ): Promise<EnrolledSecurityKey> {
+    return securityKeys.revokeSecurityKey(this.#ctx, principal, accountId, credentialId, from);
   }
 
   // ------------------------------------------------------------ initiate and confirm

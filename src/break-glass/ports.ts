@@ -4,7 +4,7 @@
  * `src/break-glass/webauthn.ts`, the service in `src/app/break-glass-service.ts`.
  */
 
-/** Steps of an activation that every configured channel hears about. */
+/** Steps of an activation, and changes to custodians' factors, that every configured channel hears about. */
 export type BreakGlassAlertKind =
   | 'initiated'
   | 'confirmed'
@@ -17,7 +17,9 @@ export type BreakGlassAlertKind =
   | 'reviewed'
   | 'rotated'
   | 'drill_completed'
-  | 'drill_overdue';
+  | 'drill_overdue'
+  | 'security_key_enrolled'
+  | 'security_key_revoked';
 
 /** One alert. Never carries a secret: no passphrase, code, share or downstream password. */
 export interface BreakGlassAlert {

@@ -18,6 +18,7 @@ import {
 import { runCliProcess } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
+import { SoftAuthenticator } from '../../test-support/soft-authenticator.js';
 import { systemClock } from '../core/clock.js';
 
 const account = 'db-emergency';
@@ -159,6 +160,38 @@ describe('portcullis break-glass end to end', async () => {
     ]);
     assert.equal(reviewed.code, 0, reviewed.stderr);
     assert.equal(json(reviewed).state, 'reviewed');
+
+    // A security key enrolled (in a browser) shows in `accounts`; an admin lists and revokes it.
+    const key = new SoftAuthenticator(h.url);
+    const creation = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-keys/options', {
+      account,
+      ...(await alice.body()),
+    });
+    assert.equal(creation.status, 200, JSON.stringify(creation.body));
+    const enrolledKey = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-keys', {
+      account,
+      custodian: 'alice',
+      response: key.create(creation.body as never),
+    });
+    assert.equal(enrolledKey.status, 201, JSON.stringify(enrolledKey.body));
+    const withKey = await cli(['break-glass', 'accounts']);
+    assert.match(withKey.stdout, /alice \(1 security key\)/);
+    const keysByBob = await cli(['break-glass', 'keys', 'list', account, '--profile', 'bob']);
+    assert.equal(keysByBob.code, 4, keysByBob.stderr);
+    const keys = await cli(['--json', 'break-glass', 'keys', 'list', account, '--profile', 'dave']);
+    assert.equal(keys.code, 0, keys.stderr);
+    assert.deepEqual(
+      (json(keys).security_keys as { custodian: string; credential_id: string }[]).map((k) => [
+        k.custodian,
+        k.credential_id,
+      ]),
+      [['alice', key.id]],
+    );
+    const revokedKey = await cli(['break-glass', 'keys', 'revoke', account, key.id, '--profile', 'dave']);
+    assert.equal(revokedKey.code, 0, revokedKey.stderr);
+    assert.match(revokedKey.stdout, /Revoked security key/);
+    const revokedAgain = await cli(['break-glass', 'keys', 'revoke', account, key.id, '--profile', 'dave']);
+    assert.equal(revokedAgain.code, 5, revokedAgain.stderr);
 
     const out = join(home, 'reports');
     const report = await cli(['--json', 'break-glass', 'report', id, '--out', out]);

@@ -160,6 +160,22 @@ export function registerBreakGlassCommands(
     .requiredOption('--notes <text>', 'what was checked and concluded')
     .action(run((ctx, id: string, o: { notes: string }) => bg.review(ctx, id, o)));
 
+  const keys = group
+    .command('keys')
+    .description("list and revoke custodians' security keys (signed-in admin)");
+  keys
+    .command('list')
+    .description('the security keys enrolled for an account, per custodian')
+    .argument('<account>', 'emergency account id')
+    .action(run((ctx, account: string) => bg.listKeys(ctx, account)));
+  keys
+    .command('revoke')
+    .description('revoke one security key (audited and alerted); the custodian enrols again if needed')
+    .argument('<account>', 'emergency account id')
+    .argument('<credential>', 'credential id, as `keys list` shows it')
+    .addHelpText('after', example('portcullis break-glass keys revoke prod-db-emergency q2v3…'))
+    .action(run((ctx, account: string, credential: string) => bg.revokeKey(ctx, account, credential)));
+
   group
     .command('drill')
     .description('walk the whole path in drill mode, check scope and expiry, write and record a report')

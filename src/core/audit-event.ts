@@ -52,6 +52,7 @@ export const auditEventTypes = [
   'break_glass.rotated',
   'break_glass.drill_recorded',
   'break_glass.alert_failed',
+  'break_glass.security_key_revoked',
   'scim.user_created',
   'scim.user_updated',
   'scim.user_deactivated',
@@ -63,6 +64,7 @@ export const auditEventTypes = [
   'scim.request_rejected',
   'principal.locked',
   'principal.unlocked',
+  'notification.failed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

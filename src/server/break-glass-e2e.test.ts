@@ -245,6 +245,69 @@ for (const storage of ['sqlite', 'postgres'] as const) {
       const metrics = await fetch(`${h.url}/metrics`).then((r) => r.text());
       assert.match(metrics, /portcullis_break_glass_drill_overdue\{account="db-emergency"\} 1/);
     });
+
+    it('a security key enrolled over HTTP is alerted; an admin lists and revokes it', { skip }, async () => {
+      const carol = c.carol as TestCustodian;
+      const key = new SoftAuthenticator(h.url);
+      const creation = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-keys/options', {
+        account,
+        ...(await carol.body()),
+      });
+      assert.equal(creation.status, 200, JSON.stringify(creation.body));
+      const enrolled = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-keys', {
+        account,
+        custodian: 'carol',
+        response: key.create(creation.body as never),
+      });
+      assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body));
+      await waitFor('the enrolment alert', async () =>
+        receiver
+          .accepted()
+          .map((b) => (b as { alert: { kind: string; account_id: string; custodians: string[] } }).alert)
+          .find((a) => a.kind === 'security_key_enrolled' && a.custodians.includes('carol')),
+      );
+
+      const keysPath = `/api/v1/break-glass/accounts/${account}/security-keys`;
+      const byNonAdmin = await h.api(bobSession, 'GET', keysPath);
+      assert.equal(byNonAdmin.status, 403);
+      const listed = await h.api(daveSession, 'GET', keysPath);
+      assert.equal(listed.status, 200, JSON.stringify(listed.body));
+      assert.deepEqual(
+        (listed.body.security_keys as { custodian: string; credential_id: string }[]).map((k) => [
+          k.custodian,
+          k.credential_id,
+        ]),
+        [['carol', key.id]],
+      );
+      const overview = await h.api(daveSession, 'GET', '/api/v1/break-glass/accounts');
+      assert.deepEqual((overview.body.accounts as { security_keys: unknown }[])[0]?.security_keys, {
+        carol: 1,
+      });
+
+      const refused = await h.api(bobSession, 'POST', `${keysPath}/${key.id}/revoke`);
+      assert.equal(refused.status, 403);
+      const revoked = await h.api(daveSession, 'POST', `${keysPath}/${key.id}/revoke`);
+      assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+      assert.equal(revoked.body.custodian, 'carol');
+      const twice = await h.api(daveSession, 'POST', `${keysPath}/${key.id}/revoke`);
+      assert.equal(twice.status, 404);
+      const options = await h.api(null, 'POST', '/api/v1/break-glass/activations/security-key-options', {
+        account,
+        custodian: 'carol',
+      });
+      assert.equal(options.status, 401, 'no key left to sign in with');
+      await waitFor('the revocation alert', async () =>
+        receiver
+          .accepted()
+          .map((b) => (b as { alert: { kind: string } }).alert)
+          .find((a) => a.kind === 'security_key_revoked'),
+      );
+      const event = (await h.portcullis.store.auditLog.read(0, 10_000)).find(
+        (e) => e.type === 'break_glass.security_key_revoked',
+      );
+      assert.equal(event?.actor, 'demo:dave');
+      assert.equal(event?.data?.securityKey, key.id);
+    });
   });
 }
 

@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type {
   BreakGlassRepository,
   DrillRecord,
+  EnrolledSecurityKey,
   StoredActivation,
   StoredCustodian,
 } from '../app/break-glass-ports.js';
@@ -14,6 +15,7 @@ import type {
   BreakGlassActivationsTable,
   BreakGlassCustodiansTable,
   BreakGlassDrillsTable,
+  BreakGlassSecurityKeysTable,
   Database,
 } from './schema.js';
 
@@ -44,6 +46,18 @@ function toDrill(row: Selectable<BreakGlassDrillsTable>): DrillRecord {
     at: Number(row.at),
     passed: row.passed === 1,
     report: row.report,
+  };
+}
+
+function toEnrolledKey(row: Selectable<BreakGlassSecurityKeysTable>): EnrolledSecurityKey {
+  return {
+    credentialId: row.credential_id,
+    accountId: row.account_id,
+    custodianId: row.custodian_id,
+    aaguid: row.aaguid,
+    backedUp: Number(row.backed_up) === 1,
+    transports: JSON.parse(row.transports) as string[],
+    createdAt: Number(row.created_at),
   };
 }
 
@@ -255,6 +269,40 @@ export class KyselyBreakGlassRepository implements BreakGlassRepository {
         })
         .execute(),
     );
+  }
+
+  async listAccountSecurityKeys(accountId: string): Promise<EnrolledSecurityKey[]> {
+    const rows = await this.#db
+      .selectFrom('break_glass_security_keys')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .orderBy('custodian_id')
+      .orderBy('created_at')
+      .orderBy('credential_id')
+      .execute();
+    return rows.map(toEnrolledKey);
+  }
+
+  async deleteSecurityKeys(
+    accountId: string,
+    filter: { readonly custodianId?: string; readonly credentialId?: string },
+  ): Promise<EnrolledSecurityKey[]> {
+    let select = this.#db
+      .selectFrom('break_glass_security_keys')
+      .selectAll()
+      .where('account_id', '=', accountId);
+    let remove = this.#db.deleteFrom('break_glass_security_keys').where('account_id', '=', accountId);
+    if (filter.custodianId !== undefined) {
+      select = select.where('custodian_id', '=', filter.custodianId);
+      remove = remove.where('custodian_id', '=', filter.custodianId);
+    }
+    if (filter.credentialId !== undefined) {
+      select = select.where('credential_id', '=', filter.credentialId);
+      remove = remove.where('credential_id', '=', filter.credentialId);
+    }
+    const rows = await select.orderBy('created_at').orderBy('credential_id').execute();
+    if (rows.length > 0) await remove.execute();
+    return rows.map(toEnrolledKey);
   }
 
   async updateSecurityKeyCounter(credentialId: string, expected: number, next: number): Promise<boolean> {

@@ -22,7 +22,10 @@ export async function audit(
   );
 }
 
-/** Dispatches an alert about `activation` (or the account alone); never waits for delivery. */
+/**
+ * Dispatches an alert about `activation` (or the account alone, naming `custodians` when given);
+ * never waits for delivery.
+ */
 export function alert(
   ctx: BreakGlassContext,
   kind: BreakGlassAlertKind,
@@ -30,15 +33,15 @@ export function alert(
   activation: Activation | null,
   at: number,
   summary: string,
+  custodians: readonly string[] = activation ? [activation.initiatorId, ...activation.confirmerIds] : [],
 ): void {
-  const custodians = activation ? [activation.initiatorId, ...activation.confirmerIds] : [];
   ctx.deps.alerts.dispatch({
     id: ctx.deps.newId(),
     kind,
     accountId,
     activationId: activation?.id ?? null,
     drill: activation?.drill ?? false,
-    custodians,
+    custodians: [...custodians],
     reason: activation?.reason ?? null,
     incident: activation?.incident ?? null,
     at,

@@ -1,6 +1,9 @@
 /**
  * Security-key (WebAuthn) ceremonies of a custodian: the options to sign in with a key, and
- * enrolling a new key after proving themselves with the factors they already have.
+ * enrolling a new key after proving themselves with the factors they already have. Every
+ * enrolment is audited and alerted: a key enrolled by someone who learnt a custodian's passphrase
+ * and one TOTP code would otherwise be a silent, lasting second factor. Administrators list and
+ * revoke keys (also audited and alerted).
  */
 import type {
   PublicKeyCredentialCreationOptionsJSON,
@@ -10,6 +13,9 @@ import type {
 import { type SecurityKeyCeremonies, SecurityKeyRefused } from '../../break-glass/webauthn.js';
 import type { RequestOrigin } from '../../core/audit-event.js';
 import { PortcullisError } from '../../core/errors.js';
+import type { Principal } from '../../core/principal.js';
+import type { EnrolledSecurityKey } from '../break-glass-ports.js';
+import { alert } from './audit-and-alerts.js';
 import { type BreakGlassContext, configuredAccount } from './context.js';
 import { authenticate } from './custodian-auth.js';
 import { custodianActor, webauthnUser } from './identities.js';
@@ -105,7 +111,75 @@ export async function enrolSecurityKey(
       now,
     );
   });
+  alert(
+    ctx,
+    'security_key_enrolled',
+    account.id,
+    null,
+    now,
+    `Break-glass: a security key was ENROLLED for ${custodianId} on ${account.id}; if ${custodianId} did not do this, revoke it (portcullis break-glass keys revoke) and rotate`,
+    [custodianId],
+  );
   return { credentialId: key.credentialId };
+}
+
+/** Whether `principal` is an administrator (`admins` groups); only they list and revoke keys. */
+function requireAdmin(ctx: BreakGlassContext, principal: Principal, what: string): void {
+  if (!principal.groups.some((g) => ctx.deps.adminGroups.includes(g)))
+    throw new PortcullisError('forbidden', `Only administrators may ${what}`);
+}
+
+/** The security keys enrolled for an account, for an administrator. */
+export async function listSecurityKeys(
+  ctx: BreakGlassContext,
+  principal: Principal,
+  accountId: string,
+): Promise<EnrolledSecurityKey[]> {
+  requireAdmin(ctx, principal, 'list security keys');
+  const account = configuredAccount(ctx, accountId);
+  return ctx.deps.store.breakGlass.listAccountSecurityKeys(account.id);
+}
+
+/**
+ * Revokes one security key of an account (an administrator): deleted, audited
+ * (`break_glass.security_key_revoked`) and alerted. `not_found` when the account has no such key.
+ */
+export async function revokeSecurityKey(
+  ctx: BreakGlassContext,
+  principal: Principal,
+  accountId: string,
+  credentialId: string,
+  from: RequestOrigin,
+): Promise<EnrolledSecurityKey> {
+  requireAdmin(ctx, principal, 'revoke security keys');
+  const account = configuredAccount(ctx, accountId);
+  const now = ctx.deps.clock.now();
+  const revoked = await ctx.deps.store.transaction(async (tx) => {
+    const [key] = await tx.breakGlass.deleteSecurityKeys(account.id, { credentialId });
+    if (!key) throw new PortcullisError('not_found', `No security key ${credentialId} on ${account.id}`);
+    await tx.audit.append(
+      {
+        type: 'break_glass.security_key_revoked',
+        actor: principal.id,
+        severity: 'high',
+        sourceIp: from.sourceIp,
+        userAgent: from.userAgent,
+        data: { accountId: account.id, custodianId: key.custodianId, securityKey: key.credentialId },
+      },
+      now,
+    );
+    return key;
+  });
+  alert(
+    ctx,
+    'security_key_revoked',
+    account.id,
+    null,
+    now,
+    `Break-glass: security key of ${revoked.custodianId} on ${account.id} REVOKED by ${principal.id}`,
+    [revoked.custodianId],
+  );
+  return revoked;
 }
 
 function requireSecurityKeys(ctx: BreakGlassContext): SecurityKeyCeremonies {

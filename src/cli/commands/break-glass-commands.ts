@@ -5,7 +5,8 @@
  *   needed): `enroll`, `seal`, `rotate`, `report`, `accounts`.
  * - **Over the HTTP API, authenticated by custodian credentials, never SSO**: `activate`,
  *   `confirm`, `status`, `credentials`, `end`, `cancel`, `drill`; and `review` with a normal
- *   signed-in session (the reviewer is a person other than the participants).
+ *   signed-in session (the reviewer is a person other than the participants), and `keys list` /
+ *   `keys revoke` with an administrator's session.
  *
  * Secrets are never taken from argv: a passphrase and a TOTP code come from files
  * (`--passphrase-file`, `--totp-file`), the environment (`PORTCULLIS_BG_PASSPHRASE`,
@@ -225,7 +226,7 @@ export async function accounts(ctx: CliContext, options: { config: string }): Pr
           a.rotationOwed > 0 ? `${a.rotationOwed} rotation(s) owed` : null,
         ].filter((f) => f !== null);
         ctx.output.line(
-          `${a.accountId}: ${a.resourceId} [${a.roles.join(', ')}], quorum ${a.quorum}, enrolled ${a.enrolled.join(', ') || 'nobody'}; last drill ${a.lastDrillAt ? new Date(a.lastDrillAt).toISOString() : 'never'}${flags.length ? ` — ${flags.join('; ')}` : ''}`,
+          `${a.accountId}: ${a.resourceId} [${a.roles.join(', ')}], quorum ${a.quorum}, enrolled ${a.enrolled.map((c) => (a.securityKeys[c] ? `${c} (${a.securityKeys[c]} security key${a.securityKeys[c] === 1 ? '' : 's'})` : c)).join(', ') || 'nobody'}; last drill ${a.lastDrillAt ? new Date(a.lastDrillAt).toISOString() : 'never'}${flags.length ? ` — ${flags.join('; ')}` : ''}`,
         );
       }
     });
@@ -442,6 +443,41 @@ export async function review(
     { notes: options.notes },
   );
   ctx.output.result(activation, () => printActivation(ctx, activation));
+}
+
+// ------------------------------------------------------------ security keys (signed-in admin)
+
+interface SecurityKeyView {
+  credential_id: string;
+  custodian: string;
+  aaguid: string;
+  backed_up: boolean;
+  created_at: string;
+}
+
+const keysPath = (accountId: string) =>
+  `/api/v1/break-glass/accounts/${encodeURIComponent(accountId)}/security-keys`;
+
+export async function listKeys(ctx: CliContext, accountId: string): Promise<void> {
+  const client = await ctx.client();
+  const result = await client.get<{ security_keys: SecurityKeyView[] }>(keysPath(accountId));
+  ctx.output.result(result, () => {
+    if (result.security_keys.length === 0) ctx.output.line(`No security keys enrolled on ${accountId}.`);
+    for (const k of result.security_keys)
+      ctx.output.line(
+        `${k.custodian}: ${k.credential_id} (enrolled ${k.created_at}${k.backed_up ? ', synced passkey' : ''})`,
+      );
+  });
+}
+
+export async function revokeKey(ctx: CliContext, accountId: string, credentialId: string): Promise<void> {
+  const client = await ctx.client();
+  const revoked = await client.post<SecurityKeyView>(
+    `${keysPath(accountId)}/${encodeURIComponent(credentialId)}/revoke`,
+  );
+  ctx.output.result(revoked, () =>
+    ctx.output.line(`Revoked security key ${revoked.credential_id} of ${revoked.custodian} on ${accountId}.`),
+  );
 }
 
 // ------------------------------------------------------------ drill

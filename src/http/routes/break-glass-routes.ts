@@ -2,12 +2,14 @@
  * Break-glass over HTTP. The custodian routes (`/break-glass/activations…`) are authenticated by
  * custodian credentials in the body or by the initiator's activation handle
  * (`X-Break-Glass-Handle`), never by an SSO session — they must work while every IdP is down.
- * Reviews and the account overview are for signed-in people (admins, break-glass reviewers).
+ * Reviews and the account overview are for signed-in people (admins, break-glass reviewers);
+ * listing and revoking custodians' security keys for admins.
  */
 
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { EnrolledSecurityKey } from '../../app/break-glass-ports.js';
 import type { CustodianProof } from '../../app/break-glass-service.js';
 import type { Activation } from '../../break-glass/activation.js';
 import { activationStates } from '../../break-glass/activation.js';
@@ -448,6 +450,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
                   roles: z.array(z.string()),
                   custodians: z.array(z.string()),
                   enrolled: z.array(z.string()),
+                  security_keys: z.record(z.string(), z.number()),
                   quorum: z.number(),
                   sealed: z.boolean(),
                   seal_ready: z.boolean(),
@@ -479,6 +482,7 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
             roles: [...a.roles],
             custodians: [...a.custodians],
             enrolled: [...a.enrolled],
+            security_keys: { ...a.securityKeys },
             quorum: a.quorum,
             sealed: a.sealed,
             seal_ready: a.sealReady,
@@ -491,6 +495,64 @@ export function breakGlassRoutes(deps: HttpDependencies): FastifyPluginAsyncZod 
           })),
         };
       },
+    );
+
+    const securityKeyView = z.object({
+      credential_id: z.string(),
+      custodian: z.string(),
+      aaguid: z.string(),
+      backed_up: z.boolean(),
+      transports: z.array(z.string()),
+      created_at: z.string(),
+    });
+    const toKeyView = (k: EnrolledSecurityKey): z.infer<typeof securityKeyView> => ({
+      credential_id: k.credentialId,
+      custodian: k.custodianId,
+      aaguid: k.aaguid,
+      backed_up: k.backedUp,
+      transports: [...k.transports],
+      created_at: iso(k.createdAt) as string,
+    });
+
+    app.get(
+      '/break-glass/accounts/:account/security-keys',
+      {
+        schema: {
+          summary: "The security keys enrolled for an emergency account's custodians (admins)",
+          tags: ['break-glass'],
+          params: z.object({ account: configId }),
+          response: { 200: z.object({ security_keys: z.array(securityKeyView) }), ...responses },
+        },
+      },
+      async (request) => ({
+        security_keys: (await service().listSecurityKeys(principalOf(request), request.params.account)).map(
+          toKeyView,
+        ),
+      }),
+    );
+
+    app.post(
+      '/break-glass/accounts/:account/security-keys/:credential/revoke',
+      {
+        schema: {
+          summary: "Revoke a custodian's security key (admins); audited and alerted",
+          tags: ['break-glass'],
+          params: z.object({
+            account: configId,
+            credential: z.string().regex(/^[A-Za-z0-9_-]{1,1024}$/, 'must be a base64url credential id'),
+          }),
+          response: { 200: securityKeyView, ...responses },
+        },
+      },
+      async (request) =>
+        toKeyView(
+          await service().revokeSecurityKey(
+            principalOf(request),
+            request.params.account,
+            request.params.credential,
+            originOf(request),
+          ),
+        ),
     );
   };
 }
