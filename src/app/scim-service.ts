@@ -3,7 +3,8 @@
  * deletes users and groups. Each client is bound to one IdP by its bearer secret and can only see
  * and touch that IdP's resources. Deactivating or deleting a user disables the principal and ends
  * all of its access through {@link AccessService.endAllAccessOf}; group membership changes map
- * through the IdP's group mapping onto the principal's groups at once. Every change is audited
+ * through the IdP's sign-in group mapping (`group_mapping`, `mapping_rules`) onto the principal's
+ * groups at once. Every change is audited
  * with the client (`scim:<idp>`) as the actor; refused requests leave a security event.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -12,7 +13,7 @@ import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import { IdentityLinks, parseIdentity } from '../core/identity-links.js';
 import { principalId } from '../core/principal.js';
-import { type GroupMapping, mapIdpGroups } from '../identity/group-mapping.js';
+import { type MappingSettings, mapPushedGroups } from '../identity/mapping-rules.js';
 import {
   applyUserPatch,
   type GroupChange,
@@ -36,8 +37,11 @@ export interface ScimClientSettings {
   readonly idp: string;
   readonly token: string;
   readonly subjectAttribute: 'externalId' | 'userName';
-  /** The IdP's `group_mapping`: SCIM group display names map through it like group claims. */
-  readonly groupMapping: GroupMapping;
+  /**
+   * The IdP's mapping settings, the same a sign-in through it reads (`group_mapping`,
+   * `mapping_rules`): SCIM group display names map through them (see {@link mapPushedGroups}).
+   */
+  readonly mapping: MappingSettings;
 }
 
 /** The authenticated caller of a SCIM request. */
@@ -45,7 +49,7 @@ export interface ScimClient {
   readonly idp: string;
   readonly actor: string;
   readonly subjectAttribute: 'externalId' | 'userName';
-  readonly groupMapping: GroupMapping;
+  readonly mapping: MappingSettings;
 }
 
 export interface ScimServiceDeps {
@@ -154,7 +158,7 @@ export class ScimService {
         idp: found.idp,
         actor: `scim:${found.idp}`,
         subjectAttribute: found.subjectAttribute,
-        groupMapping: found.groupMapping,
+        mapping: found.mapping,
       };
     const code = match ? 'invalid_token' : 'unauthenticated';
     await this.deps.store.transaction((tx) =>
@@ -597,9 +601,11 @@ export class ScimService {
 
   /**
    * The IdP's word on groups, pushed instead of asserted at a login: for each user, the Portcullis
-   * groups mapped from its SCIM groups before and after the change are compared, and only that
-   * difference is applied to the principal's groups (what its last login asserted otherwise
-   * stays). Returns the principals whose groups changed, with the change.
+   * groups mapped from its SCIM groups before and after the change (with the IdP's sign-in
+   * mapping, {@link mapPushedGroups}) are compared, and only that difference is applied to the
+   * principal's groups (what its last login asserted otherwise stays): a group is added when the
+   * mapping now certainly gives it, removed when it no longer possibly does. Returns the
+   * principals whose groups changed, with the change.
    */
   async #applyGroupChanges(
     tx: AuditLastTransaction,
@@ -611,14 +617,15 @@ export class ScimService {
   ): Promise<{ principal: string; added: string[]; removed: string[] }[]> {
     const changed: { principal: string; added: string[]; removed: string[] }[] = [];
     for (const user of users) {
-      const was = new Set(mapIdpGroups(before.get(user.id) ?? [], client.groupMapping));
-      const is = new Set(mapIdpGroups(after.get(user.id) ?? [], client.groupMapping));
-      const added = [...is].filter((g) => !was.has(g));
-      const removed = [...was].filter((g) => !is.has(g));
-      if (added.length === 0 && removed.length === 0) continue;
       const id = this.#principalIdOf(client, user.subject);
       const principal = await tx.principals.get(id);
       if (!principal) continue;
+      const email = principal.email ?? undefined;
+      const was = mapPushedGroups(before.get(user.id) ?? [], email, client.mapping);
+      const is = mapPushedGroups(after.get(user.id) ?? [], email, client.mapping);
+      const added = is.certain.filter((g) => !was.certain.includes(g));
+      const removed = was.possible.filter((g) => !is.possible.includes(g));
+      if (added.length === 0 && removed.length === 0) continue;
       const groups = new Set(principal.groups);
       for (const g of removed) groups.delete(g);
       for (const g of added) groups.add(g);

@@ -25,6 +25,8 @@ export {
   evaluateMapping,
   type MappingOutcome,
   type MappingSettings,
+  mapPushedGroups,
+  type PushedGroups,
 } from './mapping-rules.js';
 export {
   type BeginLoginInput,
@@ -43,4 +45,4 @@ export {
   samlRequestKind,
 } from './saml-login.js';
 export { type IdpMetadata, parseIdpMetadata, SamlMetadataSource } from './saml-metadata.js';
-export { explainSignIn, type SignInExplanation } from './sign-in-explain.js';
+export { explainSignIn, mappingSettingsOf, type SignInExplanation } from './sign-in-explain.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { evaluateMapping, type MappingSettings } from './mapping-rules.js';
+import { evaluateMapping, type MappingSettings, mapPushedGroups } from './mapping-rules.js';
 
 const base: MappingSettings = { groups_claim: 'groups', group_mapping: {} };
 const claims = {
@@ -116,4 +116,55 @@ describe('evaluateMapping', () => {
       'oncall ← mapping_rules[0]',
     ]);
   });
+});
+
+describe('mapPushedGroups (SCIM)', () => {
+  const pushed = ['Eng-Prod', 'sre', 'admins'];
+  const cases: [string, Partial<MappingSettings>, { certain: string[]; possible: string[] }][] = [
+    [
+      'no rules: valid identifiers pass through, as at sign-in',
+      {},
+      { certain: ['admins', 'sre'], possible: ['admins', 'sre'] },
+    ],
+    [
+      'mapping rules alone turn pass-through off, as at sign-in',
+      { mapping_rules: [{ when: { group: 'sre' }, groups: ['oncall'] }] },
+      { certain: ['oncall'], possible: ['oncall'] },
+    ],
+    [
+      'group_mapping keeps only listed groups',
+      { group_mapping: { 'Eng-Prod': ['engineering'] } },
+      { certain: ['engineering'], possible: ['engineering'] },
+    ],
+    [
+      'email_domain reads the kept e-mail',
+      { mapping_rules: [{ when: { group: 'sre', email_domain: 'corp.example' }, groups: ['oncall'] }] },
+      { certain: ['oncall'], possible: ['oncall'] },
+    ],
+    [
+      'a claim on the groups claim is known',
+      { mapping_rules: [{ when: { claim: 'groups', equals: 'sre' }, groups: ['oncall'] }] },
+      { certain: ['oncall'], possible: ['oncall'] },
+    ],
+    [
+      'another claim is unknown: possible, never certain',
+      { mapping_rules: [{ when: { group: 'sre', claim: 'department', equals: 'ops' }, groups: ['oncall'] }] },
+      { certain: [], possible: ['oncall'] },
+    ],
+    [
+      'an unknown claim does not rescue a failing group condition',
+      { mapping_rules: [{ when: { group: 'dba', claim: 'department' }, groups: ['oncall'] }] },
+      { certain: [], possible: [] },
+    ],
+    [
+      'allow and deny decide sign-ins, not SCIM groups',
+      { deny: [{ group: 'sre' }], allow: [{ email_domain: 'other.example' }] },
+      { certain: ['admins', 'sre'], possible: ['admins', 'sre'] },
+    ],
+  ];
+  for (const [name, settings, expected] of cases) {
+    it(name, () => {
+      assert.deepEqual(mapPushedGroups(pushed, 'a@corp.example', { ...base, ...settings }), expected);
+    });
+  }
 });

@@ -102,28 +102,16 @@ export function conditionHolds(
 }
 
 /**
- * Decides whether these claims may sign in through this IdP and which Portcullis groups they
- * get. `email` is the e-mail Portcullis keeps (an address the IdP marks unverified is none).
+ * Where each Portcullis group comes from: `group_mapping` (or pass-through when neither it nor
+ * `mapping_rules` is configured) and every rule for which `holds` is true. Shared by sign-in and
+ * SCIM so both map groups the same way.
  */
-export function evaluateMapping(
+function groupSources(
   claims: Claims,
-  email: string | undefined,
   settings: MappingSettings,
-): MappingOutcome {
-  const deny = settings.deny ?? [];
-  const allow = settings.allow ?? [];
+  holds: (condition: MappingCondition) => boolean,
+): Map<string, string[]> {
   const rules = settings.mapping_rules ?? [];
-  const denied = deny.findIndex((c) => conditionHolds(c, claims, email, settings));
-  if (denied >= 0) {
-    return { allowed: false, reason: `deny[${denied}] matched`, groups: [], explanation: [] };
-  }
-  let reason = 'no allow rules';
-  if (allow.length > 0) {
-    const allowed = allow.findIndex((c) => conditionHolds(c, claims, email, settings));
-    if (allowed < 0) return { allowed: false, reason: 'no allow rule matched', groups: [], explanation: [] };
-    reason = `allow[${allowed}] matched`;
-  }
-
   const raw = readClaim(claims, settings.groups_claim);
   const sources = new Map<string, string[]>();
   const add = (group: string, source: string) => {
@@ -145,14 +133,82 @@ export function evaluateMapping(
     }
   }
   rules.forEach((rule, i) => {
-    if (!conditionHolds(rule.when, claims, email, settings)) return;
+    if (!holds(rule.when)) return;
     for (const group of rule.groups) add(group, `mapping_rules[${i}]`);
   });
+  return sources;
+}
+
+/**
+ * Decides whether these claims may sign in through this IdP and which Portcullis groups they
+ * get. `email` is the e-mail Portcullis keeps (an address the IdP marks unverified is none).
+ */
+export function evaluateMapping(
+  claims: Claims,
+  email: string | undefined,
+  settings: MappingSettings,
+): MappingOutcome {
+  const deny = settings.deny ?? [];
+  const allow = settings.allow ?? [];
+  const denied = deny.findIndex((c) => conditionHolds(c, claims, email, settings));
+  if (denied >= 0) {
+    return { allowed: false, reason: `deny[${denied}] matched`, groups: [], explanation: [] };
+  }
+  let reason = 'no allow rules';
+  if (allow.length > 0) {
+    const allowed = allow.findIndex((c) => conditionHolds(c, claims, email, settings));
+    if (allowed < 0) return { allowed: false, reason: 'no allow rule matched', groups: [], explanation: [] };
+    reason = `allow[${allowed}] matched`;
+  }
+
+  const sources = groupSources(claims, settings, (c) => conditionHolds(c, claims, email, settings));
   const groups = [...sources.keys()].sort();
   return {
     allowed: true,
     reason,
     groups,
     explanation: groups.map((g) => `${g} ← ${(sources.get(g) ?? []).join(', ')}`),
+  };
+}
+
+/** What {@link mapPushedGroups} makes of the groups an IdP pushed for one user. */
+export interface PushedGroups {
+  /** Groups the IdP's settings certainly give: a sign-in with these groups would get them. */
+  readonly certain: readonly string[];
+  /**
+   * Those plus the groups of rules that hold unless a condition on another claim fails, a claim
+   * SCIM does not carry. Always a superset of `certain`.
+   */
+  readonly possible: readonly string[];
+}
+
+/**
+ * The Portcullis groups for the IdP groups pushed through SCIM for one user: the same
+ * `group_mapping` and `mapping_rules` as a sign-in ({@link evaluateMapping}), the pushed group
+ * names standing for the groups claim and `email` being the e-mail Portcullis keeps for the
+ * principal. `allow` and `deny` are not read: they decide sign-ins, SCIM deprovisions with
+ * `active`. A rule's `claim` condition on any claim other than the groups claim cannot be known
+ * from SCIM: such a rule counts as `possible`, never `certain`. So SCIM adds a group only when
+ * certain, and removes one only when it is no longer possible.
+ *
+ * @example
+ * mapPushedGroups(['admins', 'eng'], undefined, { groups_claim: 'groups', group_mapping: {},
+ *   mapping_rules: [{ when: { group: 'eng' }, groups: ['engineering'] }] })
+ * // → { certain: ['engineering'], possible: ['engineering'] } (no pass-through of `admins`)
+ */
+export function mapPushedGroups(
+  groups: readonly string[],
+  email: string | undefined,
+  settings: MappingSettings,
+): PushedGroups {
+  const claims: Claims = { [settings.groups_claim]: [...groups] };
+  const known = (c: MappingCondition) => c.claim === undefined || c.claim === settings.groups_claim;
+  const holds = (c: MappingCondition) => conditionHolds(c, claims, email, settings);
+  // A condition on a claim SCIM does not carry may hold when the rest of it does.
+  const mayHold = (c: MappingCondition) =>
+    known(c) ? holds(c) : holds({ group: c.group, email_domain: c.email_domain });
+  return {
+    certain: [...groupSources(claims, settings, (c) => known(c) && holds(c)).keys()].sort(),
+    possible: [...groupSources(claims, settings, mayHold).keys()].sort(),
   };
 }

@@ -24,16 +24,20 @@ export interface SignInExplanation {
   readonly explanation: readonly string[];
 }
 
+/** An IdP's settings as the group mapping reads them, for sign-in and SCIM alike. */
+export function mappingSettingsOf(settings: AnyIdentityProviderSettings): MappingSettings {
+  return settings.type === 'saml' ? samlClaimSettings(settings) : settings;
+}
+
 /**
  * For SAML, `claims` are the attributes by Name; `NameID` (or `sub`) stands for the NameID.
  */
 export function explainSignIn(settings: AnyIdentityProviderSettings, input: Claims): SignInExplanation {
   const saml = settings.type === 'saml';
   const claims: Claims = saml ? samlClaims(input, input.NameID ?? input.sub, settings) : input;
-  const mapping: MappingSettings = saml ? samlClaimSettings(settings) : settings;
   const subject = typeof claims.sub === 'string' && claims.sub !== '' ? claims.sub : null;
   const email = keptEmail(claims) ?? null;
-  const outcome = evaluateMapping(claims, email ?? undefined, mapping);
+  const outcome = evaluateMapping(claims, email ?? undefined, mappingSettingsOf(settings));
   return {
     idp: settings.id,
     type: settings.type,

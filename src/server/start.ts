@@ -38,6 +38,7 @@ import { buildHttpApp } from '../http/app.js';
 import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { SamlLogin } from '../identity/saml-login.js';
+import { mappingSettingsOf } from '../identity/sign-in-explain.js';
 import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
 import { registerGatewayMetrics } from '../observability/gateway-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
@@ -287,12 +288,19 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       clock,
       baseUrl: scimBaseUrl,
       identityLinks,
-      clients: config.scimClients.map((client) => ({
-        idp: client.idp,
-        token: client.token.reveal(),
-        subjectAttribute: client.subjectAttribute,
-        groupMapping: config.identityProviders.find((p) => p.id === client.idp)?.group_mapping ?? {},
-      })),
+      clients: config.scimClients.flatMap((client) => {
+        // The config loader refuses a SCIM client of an unknown identity provider.
+        const idp = config.identityProviders.find((p) => p.id === client.idp);
+        if (!idp) return [];
+        return [
+          {
+            idp: client.idp,
+            token: client.token.reveal(),
+            subjectAttribute: client.subjectAttribute,
+            mapping: mappingSettingsOf(idp),
+          },
+        ];
+      }),
     });
 
     const checkpointNow = async (now: number, force: boolean) => {
