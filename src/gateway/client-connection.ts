@@ -10,8 +10,9 @@
  *    synchronously, then the upstream login (upstream-connection.ts); the client gets
  *    AuthenticationOk, the server's ParameterStatus, the gateway's own BackendKeyData and
  *    ReadyForQuery.
- * 4. **Relay**: client → upstream, frames are read by header only; Query/Parse/Bind/Execute are
- *    decoded for the recorder; the original bytes are forwarded with one write per incoming chunk.
+ * 4. **Relay**: client → upstream, frames are read by header only; Query, Parse, Bind, Execute
+ *    and FunctionCall are decoded for the recorder; the original bytes are forwarded with one write
+ *    per incoming chunk.
  *    Upstream → client, frames are only delimited (so a FATAL can be inserted at a message
  *    boundary) and forwarded the same way. Backpressure both ways, and from the recorder.
  * 5. **End**: the client leaves, the server leaves, the grant ends (57P01), the audit log fails
@@ -553,7 +554,8 @@ export class ClientConnection implements RegisteredSession {
         type === FrontendMessage.Query ||
         type === FrontendMessage.Parse ||
         type === FrontendMessage.Bind ||
-        type === FrontendMessage.Execute
+        type === FrontendMessage.Execute ||
+        type === FrontendMessage.FunctionCall
       ) {
         const statement = session.tracker.observe(type, reader.body(), this.#ctx.now());
         if (statement) this.#ctx.recorder.recordStatement(session.recording, statement);

@@ -5,6 +5,7 @@ import { canonicalJson } from '../audit/canonical.js';
 import {
   encodeBind,
   encodeExecute,
+  encodeFunctionCall,
   encodeParse,
   encodeQuery,
   encodeSync,
@@ -59,5 +60,23 @@ describe('StatementTracker', () => {
     assert.equal(cut?.sqlSha256, createHash('sha256').update(long).digest('hex'));
     assert.equal(cut?.sqlTruncated, true);
     assert.equal(JSON.stringify(cut), canonicalJson(cut));
+  });
+
+  test('a FunctionCall is a record of its own: the OID, and its arguments only when configured', () => {
+    const call = encodeFunctionCall({
+      functionOid: 2078,
+      argumentFormats: [0, 0, 1],
+      arguments: ['search_path', 'public', Buffer.from([0])],
+    });
+    const withArguments = new StatementTracker(true).observe(FrontendMessage.FunctionCall, body(call), 5);
+    assert.deepEqual(withArguments, {
+      at: 5,
+      functionOid: 2078,
+      kind: 'function_call',
+      parameters: ['search_path', 'public', 'base64:AA=='],
+    });
+    assert.equal(JSON.stringify(withArguments), canonicalJson(withArguments));
+    const without = new StatementTracker(false).observe(FrontendMessage.FunctionCall, body(call), 6);
+    assert.deepEqual(without, { at: 6, functionOid: 2078, kind: 'function_call' });
   });
 });

@@ -1,13 +1,21 @@
 /**
- * Turns a session's Query, Parse, Bind and Execute messages into statement records (the recorder
- * batches them into `gateway.statements` events). A Query is one record; a Parse is one record
+ * Turns a session's Query, Parse, Bind, Execute and FunctionCall messages into statement records
+ * (the recorder batches them into `gateway.statements` events). A Query is one record; a
+ * FunctionCall is one record (function OID and, when configured, its arguments); a Parse is one record
  * (statement name and text); a Bind is remembered (portal → statement and, when configured, its
  * parameters) and folded into the record of the Execute that runs it, so each execution is one
  * record that names the SQL that ran — with `-M prepared` one record per execution, not three.
  */
 import { createHash } from 'node:crypto';
 import { binaryParameterText, isTextLikeType } from './binary-parameter.js';
-import { decodeBind, decodeExecute, decodeParse, decodeQuery, FrontendMessage } from './protocol/index.js';
+import {
+  decodeBind,
+  decodeExecute,
+  decodeFunctionCall,
+  decodeParse,
+  decodeQuery,
+  FrontendMessage,
+} from './protocol/index.js';
 import type { StatementFields } from './statement-recorder.js';
 
 /** Statement text kept in one event; longer text is cut and its SHA-256 recorded. */
@@ -131,6 +139,20 @@ export class StatementTracker {
         fields.portal = execute.portal;
         if (sql !== undefined) addSql(fields, sql);
         if (portal) fields.statement = portal.statement;
+        return fields as StatementFields;
+      }
+      case FrontendMessage.FunctionCall: {
+        // A function called by OID, outside SQL: it can run anything (query_to_xml runs a query,
+        // set_config changes settings), so it is a record of its own, with its arguments as a
+        // Bind's parameters. The OID is not resolved to a name here: nothing is asked upstream.
+        const call = decodeFunctionCall(body);
+        const fields: Record<string, unknown> = { at, functionOid: call.functionOid, kind: 'function_call' };
+        if (this.#recordParameters) {
+          const formats = call.argumentFormats;
+          fields.parameters = call.arguments.map((value, i) =>
+            recordedValue(value, (formats.length === 1 ? formats[0] : formats[i]) === 1, 0),
+          );
+        }
         return fields as StatementFields;
       }
       default:

@@ -71,6 +71,27 @@ const regularCases: fc.Arbitrary<Case>[] = [
       },
     };
   }),
+  record({
+    functionOid: fc.nat({ max: 2 ** 32 - 1 }),
+    arguments: fc.array(fc.option(bytes, { nil: null }), { maxLength: 6 }),
+    formatShape: fc.constantFrom('none', 'one', 'each'),
+    formats: fc.array(format, { minLength: 6, maxLength: 6 }),
+    resultFormat: format,
+  }).map((call) => {
+    const argumentFormats =
+      call.formatShape === 'none'
+        ? []
+        : call.formatShape === 'one'
+          ? call.formats.slice(0, 1)
+          : call.formats.slice(0, call.arguments.length);
+    const expected = {
+      functionOid: call.functionOid,
+      argumentFormats,
+      arguments: call.arguments,
+      resultFormat: call.resultFormat,
+    };
+    return { frame: encode.encodeFunctionCall(expected), decode: decode.decodeFunctionCall, expected };
+  }),
   record({ portal: text, maxRows: int32 }).map((execute) => ({
     frame: encode.encodeExecute(execute.portal, execute.maxRows),
     decode: decode.decodeExecute,
@@ -335,6 +356,7 @@ describe('codec properties', () => {
       decode.decodeParse,
       decode.decodeBind,
       decode.decodeExecute,
+      decode.decodeFunctionCall,
       (body) => decode.decodeDescribeOrClose(body, 'Describe'),
       (body) => decode.decodeEmpty(body, 'Terminate'),
       decode.decodeAuthentication,

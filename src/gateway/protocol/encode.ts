@@ -371,6 +371,32 @@ export function encodeExecute(portal = '', maxRows = 0): Buffer {
     .finish();
 }
 
+export interface FunctionCallFields {
+  readonly functionOid: number;
+  readonly argumentFormats?: readonly FormatCode[];
+  readonly arguments?: readonly (Uint8Array | string | null)[];
+  readonly resultFormat?: FormatCode;
+}
+
+/** FunctionCall ('F'). String arguments are sent as UTF-8 text. */
+export function encodeFunctionCall(call: FunctionCallFields): Buffer {
+  const args = call.arguments ?? [];
+  const formats = call.argumentFormats ?? [];
+  const writer = new FrameWriter(FrontendMessage.FunctionCall, 64)
+    .uint32(call.functionOid, 'function OID')
+    .uint16(formats.length, 'argument format count');
+  for (const code of formats) writer.int16(code, 'argument format');
+  writer.uint16(args.length, 'argument count');
+  for (const value of args) {
+    if (value === null) writer.int32(-1, 'argument length');
+    else {
+      const bytes = asBytes(value);
+      writer.int32(bytes.length, 'argument length').bytes(bytes);
+    }
+  }
+  return writer.int16(call.resultFormat ?? 0, 'result format').finish();
+}
+
 /** Sync ('S'). */
 export function encodeSync(): Buffer {
   return new FrameWriter(FrontendMessage.Sync).finish();

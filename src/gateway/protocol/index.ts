@@ -18,6 +18,7 @@ export {
   encodeCommandComplete,
   encodeErrorResponse,
   encodeExecute,
+  encodeFunctionCall,
   encodeNegotiateProtocolVersion,
   encodeNoticeResponse,
   encodeParameterStatus,
@@ -32,6 +33,7 @@ export {
   encodeStartupMessage,
   encodeSync,
   encodeTerminate,
+  type FunctionCallFields,
   type StartupParameters,
 } from './encode.js';
 export {
@@ -56,6 +58,7 @@ export {
   decodeDescribeOrClose,
   decodeEmpty,
   decodeExecute,
+  decodeFunctionCall,
   decodeNegotiateProtocolVersion,
   decodeNoticeFields,
   decodeParameterStatus,
@@ -67,6 +70,7 @@ export {
   decodeSaslResponse,
   decodeStartupPacket,
   type FormatCode,
+  type FunctionCallMessage,
   MAX_CANCEL_KEY_LENGTH,
   type NoticeFields,
   type ParseMessage,

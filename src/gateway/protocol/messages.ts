@@ -207,6 +207,40 @@ export function decodeExecute(body: Buffer): { readonly portal: string; readonly
   return { portal, maxRows };
 }
 
+export interface FunctionCallMessage {
+  /** The function's OID (unsigned), e.g. 2924 for `query_to_xml`. */
+  readonly functionOid: number;
+  /** Empty (all text), one code for all arguments, or one per argument. */
+  readonly argumentFormats: readonly FormatCode[];
+  /** Values as views into the body; null for SQL NULL. */
+  readonly arguments: readonly (Buffer | null)[];
+  readonly resultFormat: FormatCode;
+}
+
+/**
+ * FunctionCall ('F'): a call of any function by OID, outside SQL (libpq's `PQfn`, used by its
+ * large-object functions). The format-code count must be 0, 1 or the argument count.
+ */
+export function decodeFunctionCall(body: Buffer): FunctionCallMessage {
+  const cursor = new BodyCursor(body, 'FunctionCall');
+  const functionOid = cursor.uint32('function OID');
+  const argumentFormats = formatCodes(cursor, 'argument format');
+  const count = cursor.count(cursor.uint16('argument count'), 4, 'argument');
+  if (argumentFormats.length > 1 && argumentFormats.length !== count)
+    throw cursor.fail(`${argumentFormats.length} argument formats but ${count} arguments`);
+  const args = new Array<Buffer | null>(count);
+  for (let i = 0; i < count; i++) {
+    const length = cursor.int32(`length of argument ${i + 1}`);
+    if (length < -1) throw cursor.fail(`argument ${i + 1} has invalid length ${length}`);
+    args[i] = length === -1 ? null : cursor.bytes(length, `argument ${i + 1}`);
+  }
+  const resultFormat = cursor.int16('result format');
+  if (resultFormat !== 0 && resultFormat !== 1)
+    throw cursor.fail(`unsupported result format code ${resultFormat}`);
+  cursor.done();
+  return { functionOid, argumentFormats, arguments: args, resultFormat };
+}
+
 /** Describe ('D') or Close ('C'): 'S' for a prepared statement, 'P' for a portal, and its name. */
 export function decodeDescribeOrClose(
   body: Buffer,

@@ -1,0 +1,64 @@
+/**
+ * The gateway against clients that speak the protocol by hand (test-support/gateway-raw-client.ts):
+ * messages no common driver sends, or sends in an order drivers avoid, each checked against what
+ * really ran on a real PostgreSQL and what the audit log says about it. Started from the security
+ * review's reproductions.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type GatewayGrant, liveGrant, recordedStatements } from '../../test-support/gateway-fixtures.js';
+import { functionCall, query, RawClient } from '../../test-support/gateway-raw-client.js';
+import { useGatewayWorld } from '../../test-support/gateway-world.js';
+
+let grant: GatewayGrant;
+const world = useGatewayWorld({
+  harness: { gateway: { record_parameters: true } },
+  setUp: async ({ h, sessions }) => {
+    grant = await liveGrant(h, sessions);
+  },
+});
+
+const gatewayPort = () => world.h.portcullis.gateway?.port ?? 0;
+
+async function open(parameters: [string, string][] = []): Promise<RawClient> {
+  const raw = new RawClient();
+  const hello = await raw.open(gatewayPort(), 'demo:alice', grant.token, parameters);
+  assert.equal(hello.at(-1)?.type, 'Z', `login: ${hello.map((f) => f.type).join('')}`);
+  return raw;
+}
+
+/** The statement records of one session (by its recorded session id), in order. */
+async function sessionRecords(sessionId: string) {
+  return (await recordedStatements(world.h))
+    .filter((s) => s.grantId === grant.grantId && s.data.session === sessionId)
+    .map((s) => s.data);
+}
+
+/** The session id of the last statement recorded with `sql` (a marker query the test sent). */
+async function sessionOf(sql: string): Promise<string> {
+  const found = (await recordedStatements(world.h)).filter((s) => s.data.sql === sql).at(-1);
+  assert.ok(found, `no record of ${sql}`);
+  return found.data.session as string;
+}
+
+describe('gateway: raw protocol', () => {
+  test('a FunctionCall is recorded with its function OID and arguments', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open();
+    raw.send(query('select 1 as fc_marker'));
+    await raw.until((f) => f.type === 'Z');
+    // query_to_xml(text, bool, bool, text), OID 2924: runs a query of its caller's choosing.
+    raw.send(functionCall(2924, ['select name, 4242 as marker from items', 'f', 'f', '']));
+    const got = await raw.until((f) => f.type === 'Z');
+    const result = got.find((f) => f.type === 'V');
+    assert.ok(result, `no FunctionCallResponse: ${got.map((f) => f.type).join('')}`);
+    assert.match(result.body.toString(), /4242/);
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf('select 1 as fc_marker'));
+    const call = records.find((r) => r.kind === 'function_call');
+    assert.ok(call, JSON.stringify(records));
+    assert.equal(call.functionOid, 2924);
+    assert.deepEqual(call.parameters, ['select name, 4242 as marker from items', 'f', 'f', '']);
+  });
+});
