@@ -79,6 +79,8 @@ export async function runExpiryLagBench(options: ExpiryLagOptions): Promise<Expi
   const firstDeadline = Date.now() + options.leadSeconds * 1000;
 
   try {
+    // As a sign-in would: the approval re-checks each request with the requester's stored groups.
+    await store.principals.upsert(requester, Date.now());
     const creationStarted = performance.now();
     await runConcurrently(options.creators, options.grants, async (index) => {
       const deadline = firstDeadline + (options.spreadSeconds * 1000 * index) / options.grants;

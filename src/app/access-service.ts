@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import type { Grant } from '../core/grant.js';
 import * as grants from '../core/grant.js';
-import type { PolicyContext } from '../core/policy-decision.js';
+import type { ApprovalRoute, PolicyContext } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { type GatewayEndpoint, gatewayCredentials } from './gateway-credentials.js';
@@ -87,6 +87,43 @@ function activatedEvent(request: AccessRequest, grant: Grant): AuditEventInput {
       notBefore: request.activatedAt,
       expiresAt: request.expiresAt,
       artefacts: grant.artefacts,
+    },
+  };
+}
+
+/** The route id prefix of break-glass requests (src/app/break-glass/emergency-grants.ts): no policy decides them. */
+const breakGlassRoutePrefix = 'break-glass:';
+
+/** Why the re-check before access starts refused a request. */
+interface RecheckRefusal {
+  readonly reason: string;
+  readonly policyIds: readonly string[];
+  /** The stricter route the policy gives now, when it still allows the request. */
+  readonly route?: ApprovalRoute;
+}
+
+/** The `request.denied` event of a request the re-check refused, by the system. */
+function recheckDeniedEvent(
+  request: AccessRequest,
+  refused: RecheckRefusal,
+  at: 'approval' | 'activation',
+  from: Pick<AuditEventInput, 'sourceIp' | 'userAgent'>,
+): AuditEventInput {
+  return {
+    type: 'request.denied',
+    actor: 'system',
+    severity: 'warning',
+    ...from,
+    requestId: request.id,
+    resourceId: request.resourceId,
+    reason: refused.reason,
+    policyIds: refused.policyIds,
+    data: {
+      recheck: at,
+      principal: request.requesterId,
+      followedRoute: request.route,
+      ...(refused.route ? { currentRoute: refused.route } : {}),
+      approvals: request.reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId),
     },
   };
 }
@@ -317,7 +354,7 @@ export class AccessService {
       throw new PortcullisError('policy_denied', decision.reason, { policyIds: decision.policyIds });
     }
     const request = core.openRequest(
-      { id: this.deps.newId(), requester, ...input, ticket: input.ticket },
+      { id: this.deps.newId(), requester, ...input, ticket: input.ticket, source: from.channel },
       decision.route,
       now,
     );
@@ -383,9 +420,9 @@ export class AccessService {
       const now = this.deps.clock.now();
       const context = this.policyContext(now, resource, { ...current, source: from.channel });
       const decision = this.deps.policy.decide(reviewer, 'approve', resource, role, context);
-      let updated: AccessRequest;
+      let reviewed: AccessRequest;
       try {
-        updated = core.applyReview(
+        reviewed = core.applyReview(
           current,
           { reviewer, verdict, reason, policyAllows: decision.allowed },
           now,
@@ -402,6 +439,10 @@ export class AccessService {
         }
         throw error;
       }
+      // The approval that completes the route: the requester's own `request` decision must still hold.
+      const refused =
+        reviewed.state === 'approved' ? await this.recheck(reviewed, resource, role, now) : undefined;
+      const updated = refused ? core.denyOnRecheck(reviewed, refused.reason, now) : reviewed;
       // An in-process provisioner (nothing outside Portcullis to create) activates in the same
       // transaction as the approval: one commit instead of three, and no approved-but-not-active gap.
       const activation =
@@ -423,7 +464,9 @@ export class AccessService {
             data: { verdict },
           },
         ];
-        if (updated.state === 'approved' || updated.state === 'denied') {
+        if (refused) {
+          events.push(recheckDeniedEvent(updated, refused, 'approval', origin(from)));
+        } else if (updated.state === 'approved' || updated.state === 'denied') {
           events.push({
             type: updated.state === 'approved' ? 'request.approved' : 'request.denied',
             actor: reviewer.id,
@@ -579,6 +622,8 @@ export class AccessService {
     const role = this.role(resource, request.role);
     const provisioner = this.deps.provisioners.get(resource.kind);
     const started = this.deps.clock.now();
+    const refused = await this.recheck(request, resource, role, started);
+    if (refused) return this.denyBeforeActivation(requestId, refused);
 
     let grant = await this.deps.store.grants.getByRequest(requestId);
     const activatedAt = started;
@@ -690,6 +735,74 @@ export class AccessService {
       if (abandoned) await this.completeRevocation(grantId);
     }
     return request;
+  }
+
+  /**
+   * The re-check before access starts (docs/policies.md "Re-checked before access starts"): the
+   * requester's `request` decision at `now`, for their principal as stored (groups as last
+   * asserted), with the request's own duration, reason, ticket and source. Undefined when it still
+   * allows the request by a route that asks no more than the one it followed; otherwise why not.
+   * Break-glass requests are not decided by policy and are not re-checked.
+   */
+  private async recheck(
+    request: AccessRequest,
+    resource: ResourceDefinition,
+    role: RoleDefinition,
+    now: number,
+  ): Promise<RecheckRefusal | undefined> {
+    if (request.route.policyId.startsWith(breakGlassRoutePrefix)) return undefined;
+    const requester = await this.deps.store.principals.get(request.requesterId);
+    if (!requester) {
+      return { reason: 'denied on re-check: the requester is no longer known', policyIds: [] };
+    }
+    if (requester.disabled || requester.lock) {
+      return { reason: 'denied on re-check: the requester may no longer act', policyIds: [] };
+    }
+    const context = this.policyContext(now, resource, { ...request, source: request.source ?? 'api' });
+    const decision = this.deps.policy.decideRequest(requester, resource, role, context);
+    if (!decision.allowed) {
+      return {
+        reason: `denied on re-check: the policy no longer allows it (${decision.reason})`,
+        policyIds: decision.policyIds,
+      };
+    }
+    if (!core.routeStillCovers(request.route, decision.route, request.durationSeconds)) {
+      return {
+        reason: `denied on re-check: policy ${decision.route.policyId} now asks for more than policy ${request.route.policyId} did; request again`,
+        policyIds: decision.policyIds,
+        route: decision.route,
+      };
+    }
+    return undefined;
+  }
+
+  /**
+   * An approved request failed the re-check before activation: it ends denied, and a grant left
+   * half-applied by an earlier attempt (a crash) is taken back.
+   */
+  private async denyBeforeActivation(requestId: string, refused: RecheckRefusal): Promise<AccessRequest> {
+    const grant = await this.deps.store.grants.getByRequest(requestId);
+    let ended: Grant | undefined;
+    try {
+      await this.transition(
+        requestId,
+        (current, now) => core.denyOnRecheck(current, refused.reason, now),
+        (updated) => [recheckDeniedEvent(updated, refused, 'activation', {})],
+        async (tx, _updated, now) => {
+          const stored = grant && (await tx.grants.get(grant.id));
+          if (stored?.status !== 'applying') return;
+          ended = grants.beginRevocation(grants.markApplyFailed(stored, refused.reason), now);
+          await tx.grants.update(ended);
+        },
+      );
+    } catch (error) {
+      // It left `approved` meanwhile (activated, cancelled): that outcome stands.
+      if (!(error instanceof PortcullisError && error.code === 'invalid_transition')) throw error;
+    }
+    if (ended) await this.completeRevocation(ended.id);
+    const stored = await this.deps.store.requests.get(requestId);
+    if (!stored) throw new PortcullisError('not_found', `No request ${requestId}`);
+    return stored;
   }
 
   // ------------------------------------------------------------ ending access

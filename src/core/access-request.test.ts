@@ -8,6 +8,7 @@ import {
   assertTransition,
   cancel,
   canTransition,
+  denyOnRecheck,
   type EndedBy,
   expire,
   isAccessLive,
@@ -18,6 +19,7 @@ import {
   type RequestState,
   requestStates,
   revoke,
+  routeStillCovers,
   terminalStates,
   type Verdict,
 } from './access-request.js';
@@ -105,6 +107,7 @@ const lifecycle: ReadonlyArray<readonly [RequestState, RequestState]> = [
   ['pending', 'denied'],
   ['pending', 'cancelled'],
   ['approved', 'active'],
+  ['approved', 'denied'],
   ['approved', 'failed'],
   ['approved', 'cancelled'],
   ['active', 'expired'],
@@ -702,6 +705,7 @@ describe('properties over random operation sequences', () => {
       by: fc.constantFrom<EndedBy>('owner', 'requester'),
     }),
     fc.record({ op: fc.constant('cancel' as const), actor: arbPerson }),
+    fc.record({ op: fc.constant('recheck' as const) }),
   );
   type Operation = typeof arbOperation extends fc.Arbitrary<infer T> ? T : never;
   const arbStep = fc.record({ operation: arbOperation, elapsedMs: fc.integer({ min: 0, max: 2 * hour }) });
@@ -736,6 +740,8 @@ describe('properties over random operation sequences', () => {
         return revoke(request, operation.actor, operation.by, 'r', now);
       case 'cancel':
         return cancel(request, operation.actor, now);
+      case 'recheck':
+        return denyOnRecheck(request, 'denied on re-check', now);
     }
   }
 
@@ -794,5 +800,73 @@ describe('properties over random operation sequences', () => {
     );
     // The generator is only worth something if it reaches every legal transition.
     assert.deepEqual([...observed].sort(), lifecycle.map(([from, to]) => `${from}→${to}`).sort());
+  });
+});
+
+describe('routeStillCovers: the route the policy gives at re-check against the one followed', () => {
+  const followed: ApprovalRoute = {
+    requiredApprovals: 1,
+    approverGroups: ['sre', 'dba'],
+    maxDurationSeconds: 3600,
+    autoApprove: false,
+    policyId: 'followed',
+  };
+  const cases: ReadonlyArray<{ description: string; current: Partial<ApprovalRoute>; holds: boolean }> = [
+    { description: 'the same route holds', current: {}, holds: true },
+    {
+      description: 'another policy with the same demands holds',
+      current: { policyId: 'other' },
+      holds: true,
+    },
+    { description: 'fewer demands hold (any approver)', current: { approverGroups: [] }, holds: true },
+    {
+      description: 'more approver groups hold',
+      current: { approverGroups: ['sre', 'dba', 'ops'] },
+      holds: true,
+    },
+    {
+      description: 'two approvals instead of one do not hold',
+      current: { requiredApprovals: 2 },
+      holds: false,
+    },
+    {
+      description: 'a narrower approver group does not hold',
+      current: { approverGroups: ['dba'] },
+      holds: false,
+    },
+    {
+      description: 'other approver groups do not hold',
+      current: { approverGroups: ['security'] },
+      holds: false,
+    },
+    {
+      description: 'a maximum below the duration does not hold',
+      current: { maxDurationSeconds: 1799 },
+      holds: false,
+    },
+    {
+      description: 'a maximum equal to the duration holds',
+      current: { maxDurationSeconds: 1800 },
+      holds: true,
+    },
+    {
+      description: '0 approvals without auto-approve still needs one, as followed',
+      current: { requiredApprovals: 0 },
+      holds: true,
+    },
+  ];
+  for (const { description, current, holds } of cases) {
+    it(description, () => {
+      assert.equal(routeStillCovers(followed, { ...followed, ...current }, 1800), holds);
+    });
+  }
+  it('an auto-approved request needs an auto-approve route at activation', () => {
+    const auto: ApprovalRoute = { ...followed, requiredApprovals: 0, autoApprove: true, approverGroups: [] };
+    assert.equal(routeStillCovers(auto, auto, 60), true);
+    assert.equal(routeStillCovers(auto, { ...auto, autoApprove: false }, 60), false);
+    assert.equal(routeStillCovers(auto, { ...auto, requiredApprovals: 1 }, 60), false);
+  });
+  it('a route that restricts approvers where anyone could approve does not hold', () => {
+    assert.equal(routeStillCovers({ ...followed, approverGroups: [] }, followed, 60), false);
   });
 });

@@ -3,7 +3,9 @@
  * wraps these in a compare-and-swap on `version`.
  *
  *   pending → approved → active → expired | revoked
- *   pending → denied | cancelled;  approved → failed | cancelled
+ *   pending → denied | cancelled;  approved → denied | failed | cancelled
+ *
+ * `approved → denied` is the policy re-check at activation ({@link denyOnRecheck}).
  */
 import { PortcullisError } from './errors.js';
 import type { ApprovalRoute } from './policy-decision.js';
@@ -24,7 +26,7 @@ export type RequestState = (typeof requestStates)[number];
 // INVARIANT: this table is the only place that says which transition is legal.
 const allowedTransitions: Readonly<Record<RequestState, readonly RequestState[]>> = {
   pending: ['approved', 'denied', 'cancelled'],
-  approved: ['active', 'failed', 'cancelled'],
+  approved: ['active', 'denied', 'failed', 'cancelled'],
   active: ['expired', 'revoked'],
   expired: [],
   revoked: [],
@@ -80,6 +82,12 @@ export interface AccessRequest {
   readonly endReason: string | null;
   /** Optimistic-concurrency counter; every transition increments it. */
   readonly version: number;
+  /**
+   * Where the request was made (`api`, `cli`, …): the policy's `context.source`, kept so that the
+   * re-check at approval and activation sees what the decision at creation saw. Absent on
+   * break-glass requests (no policy decides them) and read as `api` for rows from before it was kept.
+   */
+  readonly source?: string;
 }
 
 export interface NewRequestInput {
@@ -90,6 +98,8 @@ export interface NewRequestInput {
   readonly durationSeconds: number;
   readonly reason: string;
   readonly ticket: string | null;
+  /** `context.source` of the decision: `api`, `cli`, … */
+  readonly source?: string;
 }
 
 /** Absolute ceiling on any grant, whatever a policy says. */
@@ -140,6 +150,7 @@ export function openRequest(input: NewRequestInput, route: ApprovalRoute, now: n
     durationSeconds: input.durationSeconds,
     reason: input.reason,
     ticket: input.ticket,
+    ...(input.source === undefined ? {} : { source: input.source }),
     state: autoApproved ? 'approved' : 'pending',
     route,
     reviews: [],
@@ -206,6 +217,42 @@ export function applyReview(request: AccessRequest, input: ReviewInput, now: num
     return next(request, 'approved', now, { reviews });
   }
   return { ...request, reviews, updatedAt: now, version: request.version + 1 };
+}
+
+/**
+ * Approvals a route really needs: none for an auto-approve route without approvals, otherwise at
+ * least one (a route of 0 approvals that is not auto-approved still needs someone to approve).
+ */
+export function effectiveApprovals(route: ApprovalRoute): number {
+  return route.autoApprove && route.requiredApprovals === 0 ? 0 : Math.max(1, route.requiredApprovals);
+}
+
+/**
+ * Whether the route the policy gives now (`current`) asks no more than the route the request has
+ * followed (`followed`), for a request of `durationSeconds`. It asks more when it needs more
+ * approvals, when its approver groups leave out a group whose approvals counted (or restrict a
+ * route where anyone authorised could approve), or when its maximum is below the duration.
+ */
+export function routeStillCovers(
+  followed: ApprovalRoute,
+  current: ApprovalRoute,
+  durationSeconds: number,
+): boolean {
+  if (effectiveApprovals(current) > effectiveApprovals(followed)) return false;
+  if (!(durationSeconds <= Math.min(current.maxDurationSeconds, maxDurationSeconds))) return false;
+  if (current.approverGroups.length === 0) return true;
+  return (
+    followed.approverGroups.length > 0 &&
+    followed.approverGroups.every((g) => current.approverGroups.includes(g))
+  );
+}
+
+/**
+ * The policy re-check at approval or activation failed: the request (pending with its last
+ * approval applied, or approved and not yet active) ends denied by the system.
+ */
+export function denyOnRecheck(request: AccessRequest, reason: string, now: number): AccessRequest {
+  return next(request, 'denied', now, { endedAt: now, endReason: reason });
 }
 
 /** Access becomes usable: the clock starts now, not when the request was made. */

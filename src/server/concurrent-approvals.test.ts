@@ -38,6 +38,8 @@ describe('concurrent approvals on PostgreSQL', () => {
       storage: 'postgres',
       policyFile: join(import.meta.dirname, '../../test-support/policies/review.cedar'),
     });
+    // As a sign-in would: the approval re-checks the request with the requester's stored groups.
+    await h.portcullis.store.principals.upsert(requester, Date.now());
   });
   after(async () => {
     await h?.close();

@@ -73,6 +73,8 @@ describe('the demo', () => {
       groups: ['sre'],
     };
     const origin = { sourceIp: null, userAgent: null, channel: 'cli' };
+    // As their sign-in would: the approval re-checks alice's request with her stored groups.
+    for (const p of [alice, bob]) await store.principals.upsert(p, Date.now());
     const request = await access.createRequest(
       alice,
       { resourceId: 'demo-db', role: 'readonly', durationSeconds: 60, reason: 'demo tour', ticket: null },

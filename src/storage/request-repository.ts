@@ -27,6 +27,7 @@ function toRequest(row: RequestRow): AccessRequest {
     endedAt: row.ended_at,
     endReason: row.end_reason,
     version: row.version,
+    source: row.source,
   };
 }
 
@@ -55,6 +56,7 @@ function toRow(request: AccessRequest): RequestRow {
     ticket: request.ticket,
     route: JSON.stringify(request.route),
     created_at: request.createdAt,
+    source: request.source ?? 'api',
     ...mutableColumns(request),
   };
 }

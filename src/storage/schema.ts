@@ -44,6 +44,8 @@ export interface AccessRequestsTable {
   ended_at: number | null;
   end_reason: string | null;
   version: number;
+  /** `context.source` at creation (`api`, `cli`, …); `api` for rows from before 0009. */
+  source: Generated<string>;
 }
 
 export interface GrantsTable {

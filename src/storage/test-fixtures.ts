@@ -40,6 +40,7 @@ export function testRequest(id: string, overrides: Partial<AccessRequest> = {}):
       durationSeconds: 1800,
       reason: 'migration INC-42',
       ticket: 'INC-42',
+      source: 'cli',
     },
     testRoute,
     testEpoch,
