@@ -401,6 +401,67 @@ forEachDialect('break-glass service', (ctx) => {
     assert.equal(fromElsewhere.at(-1)?.data?.suppressing, undefined);
   });
 
+  it('a flood of refusals for made-up accounts never silences guesses and lockouts on a real account', async () => {
+    const source = '10.9.8.7';
+    const fromSource = async () =>
+      (await store.auditLog.read(0, 100_000)).filter((e) => e.sourceIp === source);
+    for (let i = 0; i < 31; i++)
+      await rejectsWith(
+        service.initiate(
+          {
+            accountId: `made-up-${i}`,
+            proof: { custodianId: 'x', passphrase: 'y', totp: '000000' },
+            reason: 'r',
+            incident: 'i',
+            durationMinutes: 5,
+          },
+          here(source),
+        ),
+        'unknown_emergency_account',
+      );
+    assert.equal((await fromSource()).at(-1)?.data?.suppressing, true, 'the made-up accounts are summarised');
+    const before = (await fromSource()).length;
+    const alertsBefore = alerts.length;
+    const guess = () =>
+      service.initiate(
+        {
+          accountId: account.id,
+          proof: { custodianId: 'alice', passphrase: 'guess guess guess', totp: '111111' },
+          reason: 'r',
+          incident: 'i',
+          durationMinutes: 5,
+        },
+        here(source),
+      );
+    for (let i = 0; i < 3; i++) await rejectsWith(guess(), 'break_glass_auth_failed');
+    for (let i = 0; i < 3; i++) await rejectsWith(guess(), 'break_glass_locked');
+    const written = (await fromSource()).slice(before);
+    assert.deepEqual(
+      written.map((e) => e.type),
+      [...Array(3).fill('break_glass.refused'), ...Array(3).fill('break_glass.locked_out')],
+    );
+    assert.ok(written.every((e) => e.data?.accountId === account.id && e.data?.suppressing === undefined));
+    const raised = alerts.slice(alertsBefore);
+    assert.equal(raised.filter((a) => a.kind === 'refused' && a.accountId === account.id).length, 3);
+    assert.equal(raised.filter((a) => a.kind === 'locked_out' && a.accountId === account.id).length, 3);
+    // Made-up accounts from that source stay summarised.
+    await rejectsWith(start({ accountId: 'made-up-again' }), 'unknown_emergency_account');
+    await rejectsWith(
+      service.initiate(
+        {
+          accountId: 'made-up-again',
+          proof: { custodianId: 'x', passphrase: 'y', totp: '000000' },
+          reason: 'r',
+          incident: 'i',
+          durationMinutes: 5,
+        },
+        here(source),
+      ),
+      'unknown_emergency_account',
+    );
+    assert.equal((await fromSource()).length, before + 6);
+  });
+
   it('cancels: by the handle before the quorum, by another custodian, and ends access once active', async () => {
     const first = await start();
     await rejectsWith(

@@ -61,7 +61,7 @@ export async function authenticate(
     const refused = verdicts.find((v) => !v.allowed);
     if (refused && !refused.allowed) {
       const retryAfterSeconds = Math.ceil(refused.retryAfterMs / 1000);
-      const evidence = refusalEvidence(ctx, from, now);
+      const evidence = refusalEvidence(ctx, from, now, account.id, 'guess');
       if (evidence !== null) {
         await audit(
           ctx,
@@ -116,6 +116,7 @@ export async function authenticate(
         step,
         from,
         activation,
+        'guess',
       );
     }
   });
@@ -239,6 +240,15 @@ export async function checkShares(
         now,
       );
     }
-    await refuse(ctx, error, account.id, proof.custodianId, 'initiate', from);
+    await refuse(
+      ctx,
+      error,
+      account.id,
+      proof.custodianId,
+      'initiate',
+      from,
+      null,
+      error.code === 'shares_mismatch' ? 'guess' : 'other',
+    );
   }
 }

@@ -87,6 +87,8 @@ export async function enrolSecurityKey(
         custodianId,
         `security_key (${error.reason})`,
         from,
+        null,
+        'guess',
       );
     throw error;
   }
