@@ -114,8 +114,16 @@ export class ClientConnection implements RegisteredSession {
   #grantId = '';
   #bytesIn = 0;
   #bytesOut = 0;
-  /** Queries and Syncs sent upstream minus ReadyForQuery received: > 0 while something runs. */
+  /**
+   * Queries, FunctionCalls and Syncs sent upstream minus ReadyForQuery received: each of them is
+   * answered by exactly one ReadyForQuery, so this is > 0 while one is unanswered. It may overcount
+   * (a Query sent while the server skips to the next Sync gets no answer), never undercount.
+   */
   #pending = 0;
+  /** A Parse, Bind or Execute went upstream since the last Sync: it may run with no Sync to end it. */
+  #unsynced = false;
+  /** Portcullis itself ends the session (grant ended, shutdown, recording failure, protocol error). */
+  #endedByGateway = false;
   #clientSaidGoodbye = false;
   #upstreamBlocked = false;
   #recorderBlocked = false;
@@ -197,6 +205,7 @@ export class ClientConnection implements RegisteredSession {
   #fatal(sqlState: string, message: string, why: string): void {
     if (this.#closed()) return;
     this.#endReason = why;
+    this.#endedByGateway = true;
     const socket = this.#socket;
     if (!socket.destroyed && socket.writable) {
       socket.end(encodeErrorResponse({ severity: 'FATAL', code: sqlState, message }));
@@ -246,8 +255,12 @@ export class ClientConnection implements RegisteredSession {
     const upstream = this.#upstream;
     if (!upstream) return;
     this.#upstream = undefined;
-    // A backend busy with a query would only notice the closed socket when the query ends.
-    if (this.#pending > 0 && !this.#clientSaidGoodbye && this.#upstreamAddress) {
+    // A backend busy with a query would only notice the closed socket when the query ends. When
+    // Portcullis ends the session the cancel is always sent (to an idle backend it is a no-op), so
+    // no guess about the protocol state can leave a query running; when the client goes, only if
+    // something may run and the client did not say goodbye.
+    const busy = this.#pending > 0 || this.#unsynced;
+    if (this.#upstreamAddress && (this.#endedByGateway || (busy && !this.#clientSaidGoodbye))) {
       this.#sendUpstreamCancel(this.#upstreamAddress, upstream.backendKey);
     }
     // end(), not destroy(): a Terminate the client sent last must still reach the server.
@@ -550,18 +563,21 @@ export class ClientConnection implements RegisteredSession {
     const out = new FrameRuns();
     while (reader.next()) {
       const type = reader.type;
-      if (
-        type === FrontendMessage.Query ||
+      if (type === FrontendMessage.Query || type === FrontendMessage.FunctionCall) {
+        const statement = session.tracker.observe(type, reader.body(), this.#ctx.now());
+        if (statement) this.#ctx.recorder.recordStatement(session.recording, statement);
+        this.#pending++;
+      } else if (
         type === FrontendMessage.Parse ||
         type === FrontendMessage.Bind ||
-        type === FrontendMessage.Execute ||
-        type === FrontendMessage.FunctionCall
+        type === FrontendMessage.Execute
       ) {
         const statement = session.tracker.observe(type, reader.body(), this.#ctx.now());
         if (statement) this.#ctx.recorder.recordStatement(session.recording, statement);
-        if (type === FrontendMessage.Query) this.#pending++;
+        this.#unsynced = true;
       } else if (type === FrontendMessage.Sync) {
         this.#pending++;
+        this.#unsynced = false;
       } else if (type === FrontendMessage.Terminate) {
         this.#clientSaidGoodbye = true;
       }

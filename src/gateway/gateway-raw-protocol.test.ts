@@ -6,8 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { type GatewayGrant, liveGrant, recordedStatements } from '../../test-support/gateway-fixtures.js';
-import { functionCall, query, RawClient } from '../../test-support/gateway-raw-client.js';
+import {
+  bind,
+  execute,
+  flush,
+  functionCall,
+  parse,
+  query,
+  RawClient,
+} from '../../test-support/gateway-raw-client.js';
 import { useGatewayWorld } from '../../test-support/gateway-world.js';
 
 let grant: GatewayGrant;
@@ -61,4 +71,51 @@ describe('gateway: raw protocol', () => {
     assert.equal(call.functionOid, 2924);
     assert.deepEqual(call.parameters, ['select name, 4242 as marker from items', 'f', 'f', '']);
   });
+
+  for (const [what, pipeline] of [
+    [
+      'Parse/Bind/Execute/Flush, no Sync',
+      () => [parse('', 'select pg_sleep(120)'), bind('', ''), execute(''), flush()],
+    ],
+    [
+      'a FunctionCall, then a Query',
+      () => [functionCall(2078, ['search_path', 'public', 'f']), query('select pg_sleep(120)')],
+    ],
+  ] as const) {
+    test(`a session ended on request cancels its running query (${what})`, async (t) => {
+      if (world.skip) return t.skip(world.skip);
+      const applicationName = `victim-${what.length}`;
+      const raw = await open([['application_name', applicationName]]);
+      raw.send(...pipeline());
+      const admin = new pg.Client({ connectionString: world.cluster?.adminUrl });
+      await admin.connect();
+      t.after(() => admin.end());
+      const running = async () =>
+        (
+          await admin.query(
+            "select pid from pg_stat_activity where application_name = $1 and state = 'active' and query like '%pg_sleep(120)%'",
+            [applicationName],
+          )
+        ).rowCount ?? 0;
+      while ((await running()) === 0) await sleep(50);
+
+      const alice = world.sessions.alice ?? '';
+      const list = await world.h.api(alice, 'GET', '/api/v1/gateway/sessions?scope=mine');
+      const target = (list.body.sessions as { id: string; application_name: string }[]).find(
+        (s) => s.application_name === applicationName,
+      );
+      assert.ok(target);
+      const ended = await world.h.api(alice, 'POST', `/api/v1/gateway/sessions/${target.id}/end`, {
+        reason: 'runaway query',
+      });
+      assert.equal(ended.status, 202, JSON.stringify(ended.body));
+      await raw.until((f) => f.type === 'E');
+      raw.close();
+      // The query would run for 120 s: gone well before that means it was cancelled. A generous
+      // bound, not a timing assertion.
+      const deadline = Date.now() + 60_000;
+      while ((await running()) > 0 && Date.now() < deadline) await sleep(100);
+      assert.equal(await running(), 0, 'the backend still runs the query after its session was ended');
+    });
+  }
 });
