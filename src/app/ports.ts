@@ -101,8 +101,12 @@ export interface PrincipalRepository {
    * A principal without a row is `enabled`.
    */
   lockStanding(id: string): Promise<PrincipalStanding>;
-  /** Replaces the groups of an existing principal (a SCIM membership change); false if there is none. */
-  setGroups(id: string, groups: readonly string[], now: number): Promise<boolean>;
+  /**
+   * Replaces the groups of an existing principal (a SCIM membership change); false if there is
+   * none. `groupsAssertedAt` is kept: only a sign-in or an IdP token (`upsert`) restarts the
+   * `groups_max_age` clock, since a push vouches for the groups it changes, not for the others.
+   */
+  setGroups(id: string, groups: readonly string[]): Promise<boolean>;
   /** Principals that may not act, most recently locked first, then by id; at most `limit`. */
   listRestricted(standing: 'locked' | 'disabled', limit: number): Promise<StoredPrincipal[]>;
   /** Enabled, unlocked principals holding any of `groups` (as last asserted), by id; at most `limit`. */

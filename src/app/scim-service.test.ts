@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { ManualClock } from '../core/clock.js';
 
 const userSchema = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const groupSchema = 'urn:ietf:params:scim:schemas:core:2.0:Group';
@@ -139,7 +140,7 @@ describe('SCIM group mapping with group_mapping and a rule on a claim SCIM does 
 
     // As if a sign-in had asserted department=ops: the principal has "oncall".
     await h.portcullis.store.transaction((tx) =>
-      tx.principals.setGroups('demo:bob', ['engineering', 'oncall'], Date.now()),
+      tx.principals.setGroups('demo:bob', ['engineering', 'oncall']),
     );
     assert.deepEqual(await me(), ['engineering', 'oncall']);
     for (const id of [sre, engineering]) {
@@ -150,5 +151,40 @@ describe('SCIM group mapping with group_mapping and a rule on a claim SCIM does 
       assert.equal(removed.status, 200);
     }
     assert.deepEqual(await me(), [], 'out of "sre" the rule can no longer hold: "oncall" goes too');
+  });
+});
+
+describe('SCIM group pushes and groups_max_age', () => {
+  let h: Harness;
+  const clock = new ManualClock(Date.now());
+  const minute = 60_000;
+  before(async () => {
+    h = await startHarness({
+      storage: 'sqlite',
+      clock,
+      demoIdpOverrides: { groups_max_age: '30m' },
+      configOverrides: scimClients,
+    });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  test('a push does not restart the clock of the groups the last sign-in asserted', async () => {
+    const alice = await h.login('alice');
+    const aliceId = await scimUser(h, 'alice');
+    clock.advance(25 * minute);
+    await scimGroup(h, 'sre', [aliceId]);
+    assert.deepEqual((await h.api(alice, 'GET', '/api/v1/me')).body.groups, ['engineering', 'sre']);
+
+    clock.advance(6 * minute);
+    const stale = await h.api(alice, 'GET', '/api/v1/me');
+    assert.deepEqual(
+      [stale.status, stale.body.code, stale.body.reason],
+      [401, 'reauthentication_required', 'groups_too_old'],
+      '"engineering" was asserted 31 minutes ago, whatever SCIM pushed since',
+    );
+    const again = await h.login('alice');
+    assert.equal((await h.api(again, 'GET', '/api/v1/me')).status, 200, 'a sign-in restarts the clock');
   });
 });

@@ -352,7 +352,7 @@ export class ScimService {
       await tx.scim.deleteUser(client.idp, current.id);
       // A deleted user stays disabled: its sessions and IdP tokens are refused from now on.
       await this.#setDisabled(tx, client, current.subject, true, at);
-      await this.#applyGroupChanges(tx, client, [current], before, new Map([[current.id, []]]), at);
+      await this.#applyGroupChanges(tx, client, [current], before, new Map([[current.id, []]]));
       await tx.audit.append(this.#userEvent('scim.user_deleted', client, from, current), at);
     });
   }
@@ -576,7 +576,7 @@ export class ScimService {
     // A deleted group had all its members removed above, so this is right for deletion too.
     const after = await tx.scim.groupNamesOf(affected.map((u) => u.id));
     const membersAfter = (await tx.scim.members([group.id])).get(group.id) ?? [];
-    const principals = await this.#applyGroupChanges(tx, client, affected, before, after, now);
+    const principals = await this.#applyGroupChanges(tx, client, affected, before, after);
     const beforeIds = new Set(membersBefore.map((m) => m.id));
     const afterIds = new Set(membersAfter.map((m) => m.id));
     await tx.audit.append(
@@ -604,8 +604,9 @@ export class ScimService {
    * groups mapped from its SCIM groups before and after the change (with the IdP's sign-in
    * mapping, {@link mapPushedGroups}) are compared, and only that difference is applied to the
    * principal's groups (what its last login asserted otherwise stays): a group is added when the
-   * mapping now certainly gives it, removed when it no longer possibly does. Returns the
-   * principals whose groups changed, with the change.
+   * mapping now certainly gives it, removed when it no longer possibly does. When the groups were
+   * asserted is kept, so `groups_max_age` still counts from the last sign-in or IdP token. Returns
+   * the principals whose groups changed, with the change.
    */
   async #applyGroupChanges(
     tx: AuditLastTransaction,
@@ -613,7 +614,6 @@ export class ScimService {
     users: readonly ScimUserRecord[],
     before: ReadonlyMap<string, readonly string[]>,
     after: ReadonlyMap<string, readonly string[]>,
-    now: number,
   ): Promise<{ principal: string; added: string[]; removed: string[] }[]> {
     const changed: { principal: string; added: string[]; removed: string[] }[] = [];
     for (const user of users) {
@@ -629,7 +629,7 @@ export class ScimService {
       const groups = new Set(principal.groups);
       for (const g of removed) groups.delete(g);
       for (const g of added) groups.add(g);
-      await tx.principals.setGroups(id, [...groups].sort(), now);
+      await tx.principals.setGroups(id, [...groups].sort());
       changed.push({ principal: id, added, removed });
     }
     return changed;

@@ -126,10 +126,10 @@ export class KyselyPrincipalRepository implements PrincipalRepository {
     return row ? standingOf({ disabled: row.disabled !== 0, lock: lockOf(row) }) : 'enabled';
   }
 
-  async setGroups(id: string, groups: readonly string[], now: number): Promise<boolean> {
+  async setGroups(id: string, groups: readonly string[]): Promise<boolean> {
     const result = await this.#db
       .updateTable('principals')
-      .set({ groups: JSON.stringify(groups), groups_asserted_at: now })
+      .set({ groups: JSON.stringify(groups) })
       .where('id', '=', id)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
