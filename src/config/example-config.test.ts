@@ -21,6 +21,9 @@ const env: Environment = {
   ORDERS_DB_ADMIN_URL: 'postgres://portcullis_admin:example-admin-pw@orders-db.internal:5432/orders',
   ALERT_WEBHOOK_SECRET: 'example-webhook-signing-secret-of-32-chars',
   OKTA_SCIM_TOKEN: 'example-okta-scim-token-0123456789abcdef',
+  ACCESS_WEBHOOK_URL: 'https://chat-relay.example.com/hooks/access',
+  ACCESS_WEBHOOK_SECRET: 'example-access-webhook-secret-of-32-chars',
+  SMTP_PASSWORD: 'example-smtp-password',
 };
 
 const exampleText = readFileSync(examplePath, 'utf8');
@@ -90,6 +93,11 @@ describe('examples/portcullis.example.yaml', () => {
           'break_glass.alert_channels[0].secret',
           'break_glass.alert_channels[0].secret',
           'identity_providers[0].client_secret',
+          'notifications.channels[0].secret',
+          'notifications.channels[0].secret',
+          'notifications.channels[0].url',
+          'notifications.channels[0].url',
+          'notifications.channels[1].auth.pass',
           'resources[0].postgres.admin_url',
           'scim.clients[0].token',
           'storage.url',

@@ -8,6 +8,7 @@ import { parseDocument } from 'yaml';
 import { PortcullisError } from '../core/errors.js';
 import { type IdentityLinkConfig, identityLinkIssues } from '../core/identity-links.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { type NotificationSettings, resolveNotifications } from '../notifications/notification-config.js';
 import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
 import {
   configSchema,
@@ -108,6 +109,23 @@ export interface Config {
   readonly degraded: readonly DegradedSection[];
   /** SCIM clients (`scim.clients`); empty when there is no `scim` section. */
   readonly scimClients: readonly ScimClientConfig[];
+  /** Request notification channels (`notifications`); none when the section is absent. */
+  readonly notifications: NotificationSettings;
+}
+
+function resolveNotificationsSection(
+  section: unknown,
+  resources: ReadonlyMap<string, unknown>,
+  secrets: SecretResolver,
+  baseDir: string,
+  publicUrl: string,
+) {
+  return resolveNotifications(section, {
+    resourceIds: new Set(resources.keys()),
+    publicUrl,
+    resolveSecret: (ref, path) => secrets.resolve(ref, path),
+    readFile: (path) => readFileSync(isAbsolute(path) ? path : resolve(baseDir, path), 'utf8'),
+  });
 }
 
 /** A section left out at start-up, and why (shown by /readyz and in the audit log). */
@@ -473,6 +491,10 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
           .issues,
       );
     if (sections.scim) resolveScimClients(sections.scim, secrets, issues);
+    if (resources)
+      issues.push(
+        ...resolveNotificationsSection(sections.notifications, resources, secrets, baseDir, '').issues,
+      );
     throw new ConfigError(file, [...issues, ...secrets.issues]);
   }
   const parsed = result.data;
@@ -492,16 +514,25 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
   if (new Set(tokens).size !== tokens.length)
     issues.push({ path: 'scim.clients', message: 'every SCIM client needs its own token' });
 
-  const allIssues = [...issues, ...breakGlass.issues, ...secrets.issues];
+  const port = parsed.server.port;
+  const publicUrl = (parsed.server.public_url ?? `http://${parsed.server.host}:${port}`).replace(/\/$/, '');
+  const notifications = resolveNotificationsSection(
+    parsed.notifications,
+    resources,
+    secrets,
+    baseDir,
+    publicUrl,
+  );
+
+  const allIssues = [...issues, ...breakGlass.issues, ...notifications.issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);
 
-  const port = parsed.server.port;
   const config: Config = {
     file,
     server: {
       host: parsed.server.host,
       port,
-      publicUrl: (parsed.server.public_url ?? `http://${parsed.server.host}:${port}`).replace(/\/$/, ''),
+      publicUrl,
       trustProxy: parsed.server.trust_proxy,
       bodyLimitBytes: parsed.server.body_limit_bytes,
     },
@@ -526,6 +557,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
     ...(gateway ? { gateway } : {}),
     breakGlass: breakGlass.settings,
+    notifications: notifications.settings,
     degraded: [],
     scimClients,
   };

@@ -335,6 +335,8 @@ export const configSchema = z
       .strict()
       .optional(),
     break_glass: breakGlassSchema.optional(),
+    /** Request notifications; validated by `notificationsSchema` (src/notifications/notification-config.ts). */
+    notifications: z.unknown().optional(),
   })
   .strict();
 

@@ -3,12 +3,14 @@
  * them into the application services, the HTTP edge and the expiry loop.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { AccessService } from '../app/access-service.js';
 import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
 import { GatewaySessions } from '../app/gateway-sessions.js';
+import { NotificationRelay } from '../app/notification-relay.js';
 import type { Store } from '../app/ports.js';
 import { PrincipalLocks } from '../app/principal-locks.js';
 import { ScimService } from '../app/scim-service.js';
@@ -358,6 +360,19 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       logger.info(recovered, 'recovered at boot');
     expiry.start();
     closers.push(() => (expiry as ExpiryLoop).stop());
+
+    if (config.notifications.channels.length > 0) {
+      const notifications = new NotificationRelay({
+        store,
+        channels: config.notifications.channels,
+        clock,
+        owner: `${hostname()}:${process.pid}:${randomUUID()}`,
+        maxAttempts: config.notifications.maxAttempts,
+        onError: (error, channel) => logger.error({ err: error, channel }, 'notification relay'),
+      });
+      notifications.start();
+      closers.push(() => notifications.stop());
+    }
 
     const app = await buildHttpApp({
       access,
