@@ -227,7 +227,10 @@ export class SessionService {
     }
   }
 
-  /** Resolves the caller of an API request; throws unauthenticated / invalid_token. */
+  /**
+   * Resolves the caller of an API request; throws unauthenticated / invalid_token (audited as
+   * `auth.token_rejected`), or identity_provider_unavailable when an IdP token cannot be checked.
+   */
   async authenticate(authorization: string | undefined, from: RequestOrigin): Promise<Principal> {
     const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '');
     if (!match?.[1])
@@ -283,6 +286,9 @@ export class SessionService {
       });
       return principal;
     } catch (error) {
+      // The IdP being down says nothing about the token: the caller may retry, and it is no
+      // rejection to record (a 502, not a 401 that would send clients to sign in again).
+      if (error instanceof PortcullisError && error.code === 'identity_provider_unavailable') throw error;
       const code = error instanceof PortcullisError ? error.code : 'invalid_token';
       const reason =
         error instanceof PortcullisError
