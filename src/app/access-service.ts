@@ -404,12 +404,18 @@ export class AccessService {
 
   // ------------------------------------------------------------ review
 
+  /**
+   * Records `reviewer`'s verdict. `canonicalId` maps a principal id to its canonical one under the
+   * configured `identity_links` (pass `IdentityLinks.none.canonicalOf` when there are none): the
+   * requester, every earlier reviewer and `reviewer` are compared as people, not as identities.
+   */
   async review(
     reviewer: Principal,
     requestId: string,
     verdict: core.Verdict,
     reason: string,
     from: RequestOrigin,
+    canonicalId: (principalId: string) => string,
   ): Promise<AccessRequest> {
     for (let attempt = 0; attempt < maxCasAttempts; attempt++) {
       const current = await this.requestVisibleTo(reviewer, requestId, from, 'request.review_rejected', {
@@ -424,7 +430,7 @@ export class AccessService {
       try {
         reviewed = core.applyReview(
           current,
-          { reviewer, verdict, reason, policyAllows: decision.allowed },
+          { reviewer, verdict, reason, policyAllows: decision.allowed, canonicalId },
           now,
         );
       } catch (error) {

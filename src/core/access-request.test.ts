@@ -870,3 +870,39 @@ describe('routeStillCovers: the route the policy gives at re-check against the o
     assert.equal(routeStillCovers({ ...followed, approverGroups: [] }, followed, 60), false);
   });
 });
+
+describe('applyReview with identity links: identities of one person are one person', () => {
+  // demo:bob is linked into okta:bob; requests and reviews may name either.
+  const canonicalId = (id: string) => (id === 'demo:bob' ? principalId('okta', 'bob') : id);
+  const bobElsewhere: Principal = { ...bob, id: 'demo:bob', idp: 'demo' };
+
+  it('a request by a linked identity cannot be reviewed by the canonical one', () => {
+    const request = { ...pending({ requiredApprovals: 1 }), requesterId: 'demo:bob' };
+    throwsCode(
+      () =>
+        applyReview(
+          request,
+          { reviewer: bob, verdict: 'approve', reason: '', policyAllows: true, canonicalId },
+          t0,
+        ),
+      'self_review',
+    );
+  });
+
+  it('an approval under one identity and one under the other count once', () => {
+    const once = applyReview(
+      pending({ requiredApprovals: 2 }),
+      { reviewer: bobElsewhere, verdict: 'approve', reason: '', policyAllows: true, canonicalId },
+      t0,
+    );
+    throwsCode(
+      () =>
+        applyReview(
+          once,
+          { reviewer: bob, verdict: 'approve', reason: '', policyAllows: true, canonicalId },
+          t0,
+        ),
+      'already_reviewed',
+    );
+  });
+});

@@ -179,11 +179,17 @@ export interface ReviewInput {
   readonly reason: string;
   /** Whether the policy set authorises this reviewer for `approve` on the resource. */
   readonly policyAllows: boolean;
+  /**
+   * The canonical id of a principal id (`identity_links`): identities linked into one person are
+   * one person here, also when the request or an earlier review was made before the link existed.
+   * The identity when absent (no links).
+   */
+  readonly canonicalId?: (principalId: string) => string;
 }
 
 /**
  * Applies one review. Nobody reviews their own request; a person counts once whatever groups they
- * hold; a denial by an authorised approver ends the request; the threshold approves it.
+ * hold and whichever of their linked identities they use; a denial by an authorised approver ends the request; the threshold approves it.
  */
 export function applyReview(request: AccessRequest, input: ReviewInput, now: number): AccessRequest {
   if (request.state !== 'pending') {
@@ -191,7 +197,9 @@ export function applyReview(request: AccessRequest, input: ReviewInput, now: num
       state: request.state,
     });
   }
-  if (input.reviewer.id === request.requesterId) {
+  const canonical = input.canonicalId ?? ((id: string) => id);
+  const reviewer = canonical(input.reviewer.id);
+  if (reviewer === canonical(request.requesterId)) {
     throw new PortcullisError('self_review', 'Nobody may approve or deny their own request');
   }
   if (!input.policyAllows || !reviewerQualifies(request.route, input.reviewer)) {
@@ -199,7 +207,7 @@ export function applyReview(request: AccessRequest, input: ReviewInput, now: num
       approverGroups: request.route.approverGroups,
     });
   }
-  if (request.reviews.some((r) => r.reviewerId === input.reviewer.id)) {
+  if (request.reviews.some((r) => canonical(r.reviewerId) === reviewer)) {
     throw new PortcullisError('already_reviewed', 'You have already reviewed this request');
   }
   const review: Review = {
@@ -212,7 +220,9 @@ export function applyReview(request: AccessRequest, input: ReviewInput, now: num
   if (input.verdict === 'deny') {
     return next(request, 'denied', now, { reviews, endedAt: now, endReason: input.reason || 'denied' });
   }
-  const approvals = new Set(reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId)).size;
+  const approvals = new Set(
+    reviews.filter((r) => r.verdict === 'approve').map((r) => canonical(r.reviewerId)),
+  ).size;
   if (approvals >= Math.max(1, request.route.requiredApprovals)) {
     return next(request, 'approved', now, { reviews });
   }

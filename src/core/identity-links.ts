@@ -84,6 +84,15 @@ export class IdentityLinks {
     return this.#canonical.get(own) ?? own;
   }
 
+  /**
+   * The canonical id of a principal id (`idp:subject`), e.g. one recorded on a request before the
+   * link was configured; an id that is not `idp:subject` is returned as it is.
+   */
+  canonicalOf(principalId: string): string {
+    const identity = parseIdentity(principalId);
+    return identity ? this.canonicalId(identity.idp, identity.subject) : principalId;
+  }
+
   /** Every identity (`idp:subject`) of the principal `canonicalId`, itself first. */
   identitiesOf(canonicalId: string): readonly string[] {
     return this.#members.get(canonicalId) ?? [canonicalId];

@@ -10,7 +10,11 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { freePort } from '../../test-support/free-port.js';
 import { postgresReachable, postgresSkipReason } from '../../test-support/postgres.js';
+import { IdentityLinks } from '../core/identity-links.js';
 import { type RunningDemo, startDemo } from './demo.js';
+
+/** No identity links are configured here. */
+const noLinks = (id: string): string => IdentityLinks.none.canonicalOf(id);
 
 describe('the demo', () => {
   let demo: RunningDemo;
@@ -81,7 +85,7 @@ describe('the demo', () => {
       origin,
     );
     assert.equal(request.state, 'pending');
-    const active = await access.review(bob, request.id, 'approve', 'ok', origin);
+    const active = await access.review(bob, request.id, 'approve', 'ok', origin, noLinks);
     assert.equal(active.state, 'active');
     const grant = await store.grants.getByRequest(request.id);
     assert.ok(grant);

@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { ManualClock } from '../core/clock.js';
+import { IdentityLinks } from '../core/identity-links.js';
 import type { Principal } from '../core/principal.js';
+
+/** No identity links are configured here. */
+const noLinks = (id: string): string => IdentityLinks.none.canonicalOf(id);
 
 const policies = join(import.meta.dirname, '../../test-support/policies/recheck.cedar');
 
@@ -58,7 +62,7 @@ describe('policy re-check through the HTTP API', () => {
     await signIn();
     const id = await requestReader('before leaving engineering');
     // The IdP says she is no longer in engineering (as a SCIM membership change or a new login would).
-    assert.ok(await h.portcullis.store.principals.setGroups('demo:alice', ['contractors'], Date.now()));
+    assert.ok(await h.portcullis.store.principals.setGroups('demo:alice', ['contractors']));
     const approved = await h.api(bob, 'POST', `/api/v1/requests/${id}/approve`, { reason: 'lgtm' });
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.equal(approved.body.state, 'denied');
@@ -74,7 +78,7 @@ describe('policy re-check through the HTTP API', () => {
     assert.equal((denied?.data as { recheck: string }).recheck, 'approval');
     assert.equal((await h.portcullis.store.grants.getByRequest(id)) ?? null, null);
     // Back in the group (her next login), a new request goes through as usual.
-    assert.ok(await h.portcullis.store.principals.setGroups('demo:alice', ['engineering'], Date.now()));
+    assert.ok(await h.portcullis.store.principals.setGroups('demo:alice', ['engineering']));
     const again = await requestReader('back in engineering');
     const ok = await h.api(bob, 'POST', `/api/v1/requests/${again}/approve`, {});
     assert.equal(ok.body.state, 'active', JSON.stringify(ok.body));
@@ -180,7 +184,7 @@ describe('policy re-check against the clock (service)', () => {
     const request = await requestOperator('friday evening');
     assert.equal(request.state, 'pending');
     clock.set(saturdayNight);
-    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'sure', origin);
+    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'sure', origin, noLinks);
     assert.equal(reviewed.state, 'denied');
     assert.match(reviewed.endReason ?? '', /no policy permits demo:alice to request demo-api\/operator/);
     const stored = await h.portcullis.store.requests.get(request.id);
@@ -209,7 +213,7 @@ describe('policy re-check against the clock (service)', () => {
   test('within office hours the same request activates', async () => {
     clock.set(fridayEvening);
     const request = await requestOperator('in time');
-    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'ok', origin);
+    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'ok', origin, noLinks);
     assert.equal(reviewed.state, 'active');
   });
 });

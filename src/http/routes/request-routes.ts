@@ -105,6 +105,7 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
               verdict,
               request.body.reason,
               originOf(request),
+              (id) => deps.principalLocks.canonicalOf(id),
             ),
           ),
       );
