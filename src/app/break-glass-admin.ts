@@ -275,15 +275,21 @@ export interface AccountOverview {
   readonly quorum: number;
   readonly sealed: boolean;
   readonly sealReady: boolean;
+  /** The latest drill, passed or failed, and whether it passed. */
   readonly lastDrillAt: number | null;
   readonly lastDrillPassed: boolean | null;
+  /** The latest drill that passed: the only kind that counts for `drillOverdue` and the metrics. */
+  readonly lastPassedDrillAt: number | null;
   readonly drillOverdue: boolean;
   readonly openActivations: number;
   readonly awaitingReview: number;
   readonly rotationOwed: number;
 }
 
-/** Per account: enrolment, seal, drills (overdue flagged), open activations, reviews and rotations owed. */
+/**
+ * Per account: enrolment, seal, drills (overdue unless a passed drill is recent enough), open
+ * activations, reviews and rotations owed.
+ */
 export async function accountOverview(
   store: Store,
   settings: BreakGlassSettings,
@@ -297,6 +303,7 @@ export async function accountOverview(
     for (const key of await store.breakGlass.listAccountSecurityKeys(account.id))
       securityKeys[key.custodianId] = (securityKeys[key.custodianId] ?? 0) + 1;
     const last = await store.breakGlass.lastDrill(account.id);
+    const lastPassed = await store.breakGlass.lastPassedDrill(account.id);
     const activations = await store.breakGlass.listActivations({
       accountId: account.id,
       limit: 1000,
@@ -313,7 +320,9 @@ export async function accountOverview(
       sealReady: account.sealed === null || seal !== undefined,
       lastDrillAt: last?.at ?? null,
       lastDrillPassed: last ? last.passed : null,
-      drillOverdue: drillOverdue(last?.at ?? null, account.drillIntervalSeconds, now),
+      lastPassedDrillAt: lastPassed?.at ?? null,
+      // A failed drill proves the procedure does not work: it never clears "overdue".
+      drillOverdue: drillOverdue(lastPassed?.at ?? null, account.drillIntervalSeconds, now),
       openActivations: activations.filter((s) =>
         ['initiated', 'awaiting_quorum', 'active'].includes(s.activation.state),
       ).length,

@@ -37,11 +37,12 @@ export interface EnrolledSecurityKey {
   readonly createdAt: number;
 }
 
-/** A finished drill and its report (JSON). */
+/** A finished drill and its report (JSON); at most one per drill activation. */
 export interface DrillRecord {
   readonly id: string;
   readonly accountId: string;
   readonly activationId: string;
+  /** When the drill's activation ended (not when the report was posted). */
   readonly at: number;
   readonly passed: boolean;
   readonly report: string;
@@ -96,7 +97,12 @@ export interface BreakGlassRepository {
   ): Promise<EnrolledSecurityKey[]>;
   /** Compare-and-swap of the signature counter: false when it is no longer `expected`. */
   updateSecurityKeyCounter(credentialId: string, expected: number, next: number): Promise<boolean>;
+  /** Stores a drill; `drill_already_recorded` when its activation already has one. */
   insertDrill(drill: DrillRecord): Promise<void>;
+  getDrillByActivation(activationId: string): Promise<DrillRecord | undefined>;
+  /** The latest drill, passed or failed. */
   lastDrill(accountId: string): Promise<DrillRecord | undefined>;
+  /** The latest drill that passed: the only kind that keeps an account's drills fresh. */
+  lastPassedDrill(accountId: string): Promise<DrillRecord | undefined>;
   listDrills(accountId: string, limit: number): Promise<DrillRecord[]>;
 }

@@ -462,6 +462,80 @@ forEachDialect('break-glass service', (ctx) => {
     assert.equal((await fromSource()).length, before + 6);
   });
 
+  it('drills: one record per activation, dated at its end; only a passed drill clears "overdue"', async () => {
+    const drillRun = async (clientPassed: boolean) => {
+      const { activation, handle } = await start({ drill: true, durationMinutes: 1 });
+      await service.confirm(
+        activation.id,
+        undefined,
+        await (c.bob as TestCustodian).proof(),
+        here('10.0.0.2'),
+      );
+      clock.advance(settings.drillAccessSeconds * 1000);
+      await access.expireDue();
+      await service.tick();
+      const ended = (await store.breakGlass.getActivation(activation.id))?.activation;
+      assert.equal(ended?.state, 'ended');
+      clock.advance(5 * 60_000); // the report is posted some minutes after the drill ended
+      const checks = [{ name: 'client check', passed: clientPassed, detail: 'd' }];
+      const recorded = await service.recordDrill(activation.id, handle, checks, here('10.0.0.1'));
+      assert.equal(recorded.passed, clientPassed);
+      return { id: activation.id, handle, endedAt: ended?.endedAt as number, checks };
+    };
+    const overviewOf = async () => (await service.overview()).find((a) => a.accountId === account.id);
+    assert.equal((await overviewOf())?.drillOverdue, true, 'never drilled');
+
+    // A failed drill is recorded but does not clear "overdue".
+    const failed = await drillRun(false);
+    let o = await overviewOf();
+    assert.equal(o?.lastDrillAt, failed.endedAt, 'dated when the activation ended');
+    assert.equal(o?.lastDrillPassed, false);
+    assert.equal(o?.lastPassedDrillAt, null);
+    assert.equal(o?.drillOverdue, true);
+
+    // A passed drill does; posting its report again is refused (audited) and changes nothing.
+    clock.advance(60_000);
+    const passed = await drillRun(true);
+    o = await overviewOf();
+    assert.equal(o?.lastPassedDrillAt, passed.endedAt);
+    assert.equal(o?.drillOverdue, false);
+    clock.advance(account.drillIntervalSeconds * 1000 + 1000);
+    assert.equal((await overviewOf())?.drillOverdue, true);
+    await rejectsWith(
+      service.recordDrill(passed.id, passed.handle, passed.checks, here('10.0.0.1')),
+      'drill_already_recorded',
+    );
+    await rejectsWith(
+      service.recordDrill(
+        failed.id,
+        failed.handle,
+        [{ name: 'redo', passed: true, detail: 'd' }],
+        here('10.0.0.1'),
+      ),
+      'drill_already_recorded',
+    );
+    o = await overviewOf();
+    assert.equal(o?.lastPassedDrillAt, passed.endedAt);
+    assert.equal(o?.drillOverdue, true, 'a repost does not freshen the drill');
+    assert.equal((await store.breakGlass.listDrills(account.id, 10)).length, 2);
+    const refusals = (await store.auditLog.read(0, 10_000)).filter(
+      (e) => e.type === 'break_glass.refused' && e.data?.code === 'drill_already_recorded',
+    );
+    assert.equal(refusals.length, 2);
+    // The storage refuses a second record of one activation too (the unique index).
+    await rejectsWith(
+      store.breakGlass.insertDrill({
+        id: randomUUID(),
+        accountId: account.id,
+        activationId: passed.id,
+        at: clock.now(),
+        passed: true,
+        report: '{}',
+      }),
+      'drill_already_recorded',
+    );
+  });
+
   it('cancels: by the handle before the quorum, by another custodian, and ends access once active', async () => {
     const first = await start();
     await rejectsWith(

@@ -50,6 +50,7 @@ export const errorCatalogue = {
     title: 'The emergency account is not ready: a custodian is not enrolled or the seal is missing',
   },
   break_glass_unavailable: { status: 503, title: 'Break-glass is not configured on this server' },
+  drill_already_recorded: { status: 409, title: 'This drill was already recorded' },
   scim_invalid_filter: { status: 400, title: 'The SCIM filter is malformed or not supported' },
   scim_invalid_syntax: { status: 400, title: 'The SCIM request does not follow the schema' },
   scim_invalid_value: { status: 400, title: 'A SCIM attribute has a missing or unacceptable value' },

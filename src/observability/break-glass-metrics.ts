@@ -16,12 +16,12 @@ export function registerBreakGlassMetrics(registry: Registry, service: BreakGlas
   });
   new Gauge({
     name: 'portcullis_break_glass_last_drill_timestamp_seconds',
-    help: 'When each emergency account was last drilled (0 = never)',
+    help: 'When each emergency account last passed a drill (0 = never)',
     labelNames: ['account'],
     registers: [registry],
     async collect() {
       this.reset();
-      for (const a of await overview()) this.set({ account: a.accountId }, (a.lastDrillAt ?? 0) / 1000);
+      for (const a of await overview()) this.set({ account: a.accountId }, (a.lastPassedDrillAt ?? 0) / 1000);
     },
   });
   new Gauge({

@@ -10,6 +10,7 @@ import type {
 import type { Activation, ActivationState } from '../break-glass/activation.js';
 import type { StoredSecurityKey } from '../break-glass/ports.js';
 import type { Seal } from '../break-glass/sealed-shares.js';
+import { PortcullisError } from '../core/errors.js';
 import { insertOrConflict, isUniqueViolation, listLimit } from './query-support.js';
 import type {
   BreakGlassActivationsTable,
@@ -316,21 +317,54 @@ export class KyselyBreakGlassRepository implements BreakGlassRepository {
   }
 
   async insertDrill(drill: DrillRecord): Promise<void> {
-    await this.#db
-      .insertInto('break_glass_drills')
-      .values({
-        id: drill.id,
-        account_id: drill.accountId,
-        activation_id: drill.activationId,
-        at: drill.at,
-        passed: drill.passed ? 1 : 0,
-        report: drill.report,
-      })
-      .execute();
+    try {
+      await this.#db
+        .insertInto('break_glass_drills')
+        .values({
+          id: drill.id,
+          account_id: drill.accountId,
+          activation_id: drill.activationId,
+          at: drill.at,
+          passed: drill.passed ? 1 : 0,
+          report: drill.report,
+        })
+        .execute();
+    } catch (error) {
+      if (isUniqueViolation(error))
+        throw new PortcullisError(
+          'drill_already_recorded',
+          `The drill of activation ${drill.activationId} was already recorded`,
+          { activationId: drill.activationId },
+          { cause: error },
+        );
+      throw error;
+    }
+  }
+
+  async getDrillByActivation(activationId: string): Promise<DrillRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('break_glass_drills')
+      .selectAll()
+      .where('activation_id', '=', activationId)
+      .executeTakeFirst();
+    return row && toDrill(row);
   }
 
   async lastDrill(accountId: string): Promise<DrillRecord | undefined> {
     return (await this.listDrills(accountId, 1))[0];
+  }
+
+  async lastPassedDrill(accountId: string): Promise<DrillRecord | undefined> {
+    const row = await this.#db
+      .selectFrom('break_glass_drills')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('passed', '=', 1)
+      .orderBy('at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row && toDrill(row);
   }
 
   async listDrills(accountId: string, limit: number): Promise<DrillRecord[]> {
@@ -339,6 +373,7 @@ export class KyselyBreakGlassRepository implements BreakGlassRepository {
       .selectAll()
       .where('account_id', '=', accountId)
       .orderBy('at', 'desc')
+      .orderBy('id', 'desc')
       .limit(listLimit(limit))
       .execute();
     return rows.map(toDrill);

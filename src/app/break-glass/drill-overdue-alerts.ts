@@ -17,7 +17,7 @@ export async function alertOverdueDrills(ctx: BreakGlassContext, now: number): P
       a.accountId,
       null,
       now,
-      `Break-glass drill OVERDUE on ${a.accountId} (last: ${a.lastDrillAt ? new Date(a.lastDrillAt).toISOString() : 'never'})`,
+      `Break-glass drill OVERDUE on ${a.accountId} (last passed: ${a.lastPassedDrillAt ? new Date(a.lastPassedDrillAt).toISOString() : 'never'})`,
     );
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Recording a finished drill: the client's checks plus the server's own, which it does not take on
- * trust, kept as a report and audited.
+ * trust, kept as a report and audited. One record per drill activation, dated when the activation
+ * ended; only a passed drill keeps the account's drills fresh (see `accountOverview`).
  */
 import type { RequestOrigin } from '../../core/audit-event.js';
 import { PortcullisError } from '../../core/errors.js';
@@ -46,7 +47,27 @@ export async function recordDrill(
       a,
     );
   }
+  // INVARIANT: one record per drill activation (also a unique index): posting the report again
+  // must not make the account look freshly drilled.
+  if (await ctx.deps.store.breakGlass.getDrillByActivation(activationId))
+    return refuse(
+      ctx,
+      new PortcullisError(
+        'drill_already_recorded',
+        `The drill of activation ${activationId} was already recorded`,
+        {
+          activationId,
+        },
+      ),
+      a.accountId,
+      a.initiatorId,
+      'drill',
+      from,
+      a,
+    );
   const now = ctx.deps.clock.now();
+  // The drill happened when its activation ended, not when the report was posted.
+  const drilledAt = a.endedAt ?? now;
   const account = configuredAccount(ctx, a.accountId);
   const evidence = await collectEvidence(ctx.deps.store, activationId, now);
   const types = new Set(evidence.auditEvents.map((e) => e.type));
@@ -99,6 +120,7 @@ export async function recordDrill(
     drillOf: a.accountId,
     activationId,
     recordedAt: new Date(now).toISOString(),
+    drilledAt: new Date(drilledAt).toISOString(),
     passed,
     checks: all,
     activation: {
@@ -115,7 +137,7 @@ export async function recordDrill(
       id,
       accountId: a.accountId,
       activationId,
-      at: now,
+      at: drilledAt,
       passed,
       report: JSON.stringify(report),
     });

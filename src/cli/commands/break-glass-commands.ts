@@ -226,7 +226,7 @@ export async function accounts(ctx: CliContext, options: { config: string }): Pr
           a.rotationOwed > 0 ? `${a.rotationOwed} rotation(s) owed` : null,
         ].filter((f) => f !== null);
         ctx.output.line(
-          `${a.accountId}: ${a.resourceId} [${a.roles.join(', ')}], quorum ${a.quorum}, enrolled ${a.enrolled.map((c) => (a.securityKeys[c] ? `${c} (${a.securityKeys[c]} security key${a.securityKeys[c] === 1 ? '' : 's'})` : c)).join(', ') || 'nobody'}; last drill ${a.lastDrillAt ? new Date(a.lastDrillAt).toISOString() : 'never'}${flags.length ? ` — ${flags.join('; ')}` : ''}`,
+          `${a.accountId}: ${a.resourceId} [${a.roles.join(', ')}], quorum ${a.quorum}, enrolled ${a.enrolled.map((c) => (a.securityKeys[c] ? `${c} (${a.securityKeys[c]} security key${a.securityKeys[c] === 1 ? '' : 's'})` : c)).join(', ') || 'nobody'}; last drill ${a.lastDrillAt ? `${new Date(a.lastDrillAt).toISOString()} (${a.lastDrillPassed ? 'passed' : 'FAILED'})` : 'never'}${flags.length ? ` — ${flags.join('; ')}` : ''}`,
         );
       }
     });

@@ -11,6 +11,7 @@ import * as grantErrorReference from './0004-grant-error-reference.js';
 import * as auditAppendFunction from './0005-audit-append-function.js';
 import * as principalLocks from './0006-principal-locks.js';
 import * as notificationCursors from './0007-notification-cursors.js';
+import * as oneDrillPerActivation from './0008-one-drill-per-activation.js';
 import * as requestSource from './0009-request-source.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
@@ -21,5 +22,6 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '0005-audit-append-function': auditAppendFunction,
   '0006-principal-locks': principalLocks,
   '0007-notification-cursors': notificationCursors,
+  '0008-one-drill-per-activation': oneDrillPerActivation,
   '0009-request-source': requestSource,
 };
