@@ -576,6 +576,7 @@ export class ClientConnection implements RegisteredSession {
         if (statement) this.#ctx.recorder.recordStatement(session.recording, statement);
         this.#unsynced = true;
       } else if (type === FrontendMessage.Sync) {
+        session.tracker.sync();
         this.#pending++;
         this.#unsynced = false;
       } else if (type === FrontendMessage.Terminate) {
@@ -627,9 +628,20 @@ export class ClientConnection implements RegisteredSession {
     const upstream = this.#upstream;
     if (!upstream) return;
     const reader = upstream.reader;
+    const tracker = this.#session?.tracker;
     const out = new FrameRuns();
     while (reader.next()) {
-      if (reader.type === BackendMessage.ReadyForQuery && this.#pending > 0) this.#pending--;
+      const type = reader.type;
+      if (type === BackendMessage.ReadyForQuery) {
+        if (this.#pending > 0) this.#pending--;
+        tracker?.serverSaid(type);
+      } else if (
+        (type === BackendMessage.ParseComplete || type === BackendMessage.ErrorResponse) &&
+        tracker?.awaitingParse
+      ) {
+        // Only what the server accepted becomes a statement the Execute records name.
+        tracker.serverSaid(type);
+      }
       out.add(reader.buffer, reader.offset, reader.end);
     }
     const pieces = out.take();

@@ -17,6 +17,7 @@ import {
   parse,
   query,
   RawClient,
+  sync,
 } from '../../test-support/gateway-raw-client.js';
 import { useGatewayWorld } from '../../test-support/gateway-world.js';
 
@@ -118,4 +119,48 @@ describe('gateway: raw protocol', () => {
       assert.equal(await running(), 0, 'the backend still runs the query after its session was ended');
     });
   }
+
+  test('a re-Parse the server refused does not change the SQL its Execute records', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open();
+    raw.send(parse('s1', "select 'really_ran'::text"), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('s1', 'select 1 as harmless'), sync()); // 42P05: already exists
+    const second = await raw.until((f) => f.type === 'Z');
+    assert.ok(second.some((f) => f.type === 'E' && f.body.toString().includes('42P05')));
+    raw.send(bind('', 's1'), execute(''), sync());
+    const third = await raw.until((f) => f.type === 'Z');
+    assert.match(third.find((f) => f.type === 'D')?.body.toString('latin1') ?? '', /really_ran/);
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf("select 'really_ran'::text"));
+    const executed = records.filter((r) => r.kind === 'execute');
+    assert.equal(executed.length, 1);
+    assert.equal(executed[0]?.sql, "select 'really_ran'::text");
+    assert.equal(executed[0]?.statement, 's1');
+    // The refused Parse is still recorded: it was sent.
+    assert.equal(records.filter((r) => r.kind === 'parse').length, 2);
+  });
+
+  test('after DEALLOCATE and PREPARE in SQL the Execute records the statement name and no SQL', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open();
+    raw.send(parse('s2', 'select 1 as harmless_s2'), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(query("deallocate s2; prepare s2 as select 'swapped_ran'::text"));
+    await raw.until((f) => f.type === 'Z');
+    raw.send(bind('', 's2'), execute(''), sync());
+    const got = await raw.until((f) => f.type === 'Z');
+    assert.match(got.find((f) => f.type === 'D')?.body.toString('latin1') ?? '', /swapped_ran/);
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf('select 1 as harmless_s2'));
+    const executed = records.filter((r) => r.kind === 'execute');
+    assert.deepEqual(
+      executed.map((r) => [r.statement, r.sql, r.sqlUnknown]),
+      [['s2', null, 'redefined_in_sql']],
+    );
+    // What did run is in the log: the Query that prepared it.
+    assert.ok(records.some((r) => r.kind === 'query' && String(r.sql).includes('swapped_ran')));
+  });
 });

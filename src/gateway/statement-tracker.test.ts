@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { canonicalJson } from '../audit/canonical.js';
 import {
+  BackendMessage,
   encodeBind,
   encodeExecute,
   encodeFunctionCall,
@@ -78,5 +79,112 @@ describe('StatementTracker', () => {
     assert.equal(JSON.stringify(withArguments), canonicalJson(withArguments));
     const without = new StatementTracker(false).observe(FrontendMessage.FunctionCall, body(call), 6);
     assert.deepEqual(without, { at: 6, functionOid: 2078, kind: 'function_call' });
+  });
+
+  describe('Execute records name only SQL the server accepted', () => {
+    const parse = (t: StatementTracker, name: string, sql: string) =>
+      t.observe(FrontendMessage.Parse, body(encodeParse(name, sql)), 1);
+    const run = (t: StatementTracker, statement: string, portal = '') => {
+      t.observe(FrontendMessage.Bind, body(encodeBind({ portal, statement })), 2);
+      return t.observe(FrontendMessage.Execute, body(encodeExecute(portal)), 3);
+    };
+    const answer = (t: StatementTracker, ...types: number[]) => {
+      for (const type of types) t.serverSaid(type);
+    };
+    const { ParseComplete, ErrorResponse, ReadyForQuery } = BackendMessage;
+
+    test('a re-Parse the server refused (42P05) leaves the statement it had', () => {
+      const t = new StatementTracker(false);
+      parse(t, 's1', "select 'really_ran'");
+      t.sync();
+      answer(t, ParseComplete, ReadyForQuery);
+      parse(t, 's1', 'select 1 as harmless');
+      t.sync();
+      answer(t, ErrorResponse, ReadyForQuery);
+      const execute = run(t, 's1');
+      assert.equal(execute?.sql, "select 'really_ran'");
+      assert.equal(execute?.sqlUnknown, undefined);
+    });
+
+    test('a Parse, Bind and Execute sent together name the Parse; Parses skipped after an error are dropped', () => {
+      const t = new StatementTracker(false);
+      parse(t, 'a', 'select 1/0');
+      parse(t, 'b', 'select 2');
+      assert.equal(run(t, 'a')?.sql, 'select 1/0');
+      t.sync();
+      answer(t, ErrorResponse, ReadyForQuery); // b was skipped: never a statement
+      assert.equal(t.awaitingParse, false);
+      assert.deepEqual(
+        { sql: run(t, 'b')?.sql, why: run(t, 'b')?.sqlUnknown },
+        { sql: null, why: 'statement_not_seen' },
+      );
+    });
+
+    test('a Bind while a Parse of other text under the same name is unanswered records no SQL', () => {
+      const t = new StatementTracker(false);
+      parse(t, 's1', 'select 1');
+      t.sync();
+      answer(t, ParseComplete, ReadyForQuery);
+      parse(t, 's1', 'select 2'); // may fail with 42P05
+      t.sync();
+      assert.equal(run(t, 's1')?.sqlUnknown, 'parse_pending');
+      // Without a committed statement, only the pending Parse can have made it.
+      parse(t, 's9', 'select 9');
+      t.sync();
+      assert.equal(run(t, 's9')?.sql, 'select 9');
+    });
+
+    test('after PREPARE, DEALLOCATE or DISCARD in SQL (or a FunctionCall), named statements are not trusted', () => {
+      for (const [what, act] of [
+        [
+          'a Query',
+          (t: StatementTracker) => t.observe(FrontendMessage.Query, body(encodeQuery('deallocate s2')), 4),
+        ],
+        [
+          'an executed statement',
+          (t: StatementTracker) => {
+            parse(t, 'd', 'DISCARD ALL');
+            run(t, 'd');
+          },
+        ],
+        [
+          'a FunctionCall',
+          (t: StatementTracker) =>
+            t.observe(FrontendMessage.FunctionCall, body(encodeFunctionCall({ functionOid: 2924 })), 4),
+        ],
+      ] as const) {
+        const t = new StatementTracker(false);
+        parse(t, 's2', 'select 1 as harmless');
+        parse(t, '', 'select 3');
+        t.sync();
+        answer(t, ParseComplete, ParseComplete, ReadyForQuery);
+        act(t);
+        const execute = run(t, 's2');
+        assert.deepEqual(
+          [execute?.sql, execute?.sqlUnknown, execute?.statement],
+          [null, 'redefined_in_sql', 's2'],
+          what,
+        );
+        assert.equal(JSON.stringify(execute), canonicalJson(execute));
+        // The unnamed statement cannot be replaced in SQL.
+        assert.equal(run(t, '')?.sql, 'select 3', what);
+        // A Parse the server accepts afterwards is certain again.
+        t.sync();
+        parse(t, 's3', 'select 4');
+        t.sync();
+        assert.equal(run(t, 's3')?.sql, 'select 4', what);
+      }
+    });
+
+    test('beyond the cap the oldest portal is forgotten, not all of them', () => {
+      const t = new StatementTracker(false);
+      parse(t, '', 'select 5');
+      for (let i = 0; i <= 10_000; i++)
+        t.observe(FrontendMessage.Bind, body(encodeBind({ portal: `p${i}` })), 1);
+      const first = t.observe(FrontendMessage.Execute, body(encodeExecute('p0')), 2);
+      assert.deepEqual([first?.sql, first?.sqlUnknown], [null, 'portal_not_seen']);
+      assert.equal(t.observe(FrontendMessage.Execute, body(encodeExecute('p1')), 2)?.sql, 'select 5');
+      assert.equal(t.observe(FrontendMessage.Execute, body(encodeExecute('p10000')), 2)?.sql, 'select 5');
+    });
   });
 });
