@@ -986,6 +986,51 @@ forEachDialect('break-glass service', (ctx) => {
     assert.equal(exempt.activation.state, 'awaiting_quorum');
   });
 
+  it('others failing at a shared address do not lock out a custodian who succeeded from there', async () => {
+    const shared = '192.0.2.77';
+    const carol = c.carol as TestCustodian;
+    const first = await service.initiate(
+      { accountId: account.id, proof: await carol.proof(), reason: 'r', incident: 'i', durationMinutes: 5 },
+      here(shared),
+    );
+    await service.cancel(first.activation.id, { handle: first.handle }, here(shared));
+    // Someone else behind the same address fails as other custodians until the source is blocked.
+    const guess = (custodianId: string) =>
+      service.initiate(
+        {
+          accountId: account.id,
+          proof: { custodianId, passphrase: 'guess guess guess', totp: '111111' },
+          reason: 'r',
+          incident: 'i',
+          durationMinutes: 5,
+        },
+        here(shared),
+      );
+    for (const who of ['alice', 'bob', 'mallory']) await rejectsWith(guess(who), 'break_glass_auth_failed');
+    const blocked = await rejectsWith(guess('dave'), 'break_glass_locked');
+    assert.ok((blocked.details.retryAfterSeconds as number) >= 1);
+    // Bob never succeeded from there: he waits like the others.
+    await rejectsWith(
+      service.initiate(
+        {
+          accountId: account.id,
+          proof: await (c.bob as TestCustodian).proof(),
+          reason: 'r',
+          incident: 'i',
+          durationMinutes: 5,
+        },
+        here(shared),
+      ),
+      'break_glass_locked',
+    );
+    // Carol, known at that address, is not blocked by their failures.
+    const again = await service.initiate(
+      { accountId: account.id, proof: await carol.proof(), reason: 'r2', incident: 'i2', durationMinutes: 5 },
+      here(shared),
+    );
+    assert.equal(again.activation.initiatorId, 'carol');
+  });
+
   it('sealed mode: k distinct shares of this seal, each refusal with its own code', async () => {
     const box = new JweSecretBox(new Uint8Array(32).fill(7));
     const sealedService = new BreakGlassService({

@@ -50,6 +50,21 @@ describe('guessing resistance', () => {
     assert.equal(v.allowed === false && v.limit, 'source');
   });
 
+  it('a source block spares a custodian who succeeded from that source before, not a new one', () => {
+    const shared = '192.0.2.50';
+    let s = recordSuccess(emptyGuessingState(policy, t0), { custodianId: 'ana', source: shared }, t0);
+    for (const c of ['ben', 'cho', 'dev', 'eve']) s = fail(s, { custodianId: c, source: shared }, 1);
+    const stranger = checkAttempt(s, { custodianId: 'fay', source: shared }, policy, t0 + 1);
+    assert.equal(stranger.allowed === false && stranger.limit, 'source');
+    assert.deepEqual(checkAttempt(s, { custodianId: 'ana', source: shared }, policy, t0 + 1), {
+      allowed: true,
+    });
+    // Ana's own failures there still lock her pair.
+    const own = fail(s, { custodianId: 'ana', source: shared }, 4);
+    const v = checkAttempt(own, { custodianId: 'ana', source: shared }, policy, t0 + 1);
+    assert.equal(v.allowed === false && v.limit, 'pair');
+  });
+
   it('throttles a distributed attack account-wide, but exempts custodians at known places', () => {
     let s = recordSuccess(emptyGuessingState(policy, t0), anaAtDesk, t0);
     for (let i = 0; i < policy.accountBurst; i++)

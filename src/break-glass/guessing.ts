@@ -8,7 +8,8 @@
  *   the only *lock*, and it binds one custodian at one source. An attacker hammering from their
  *   own address locks only themselves: the real custodian at their own workstation is untouched.
  * - **Per source** (across custodians): the same backoff, so one address cannot spray every
- *   custodian in turn to multiply its guesses.
+ *   custodian in turn to multiply its guesses. Pairs with a past success are exempt, so people
+ *   sharing an address cannot keep a custodian who succeeded from there before locked out.
  * - **Per account** (all sources): a token bucket on *failures*, refilling slowly. It bounds the
  *   total guessing rate of a distributed attacker. When empty it does not lock the account; it
  *   only delays attempts from (custodian, source) pairs that never succeeded before — pairs with a
@@ -101,13 +102,19 @@ export function checkAttempt(
   policy: GuessingPolicy,
   now: number,
 ): AttemptVerdict {
-  const pair = state.pairs[pairKey(attempt)];
+  const key = pairKey(attempt);
+  const known = state.knownPairs.includes(key);
+  const pair = state.pairs[key];
   if (pair && now < pair.blockedUntil)
     return { allowed: false, retryAfterMs: pair.blockedUntil - now, limit: 'pair' };
+  // A known pair is exempt from the source block: others' failures at a shared address (a NAT, an
+  // office, a proxy) must not lock out a custodian who succeeded from there before — their own
+  // failures still lock their pair. A source block could only be cleared by a success, which it
+  // would otherwise prevent.
   const source = state.sources[attempt.source];
-  if (source && now < source.blockedUntil)
+  if (!known && source && now < source.blockedUntil)
     return { allowed: false, retryAfterMs: source.blockedUntil - now, limit: 'source' };
-  if (!state.knownPairs.includes(pairKey(attempt)) && tokensAt(state, policy, now) < 1) {
+  if (!known && tokensAt(state, policy, now) < 1) {
     const sinceUpdate = Math.max(0, now - state.accountUpdatedAt) % policy.accountRefillMs;
     return { allowed: false, retryAfterMs: policy.accountRefillMs - sinceUpdate, limit: 'account' };
   }
