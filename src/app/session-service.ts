@@ -190,6 +190,15 @@ export class SessionService {
     return used === principal.id ? {} : { linkedIdentity: used };
   }
 
+  /**
+   * Whether browsers reach Portcullis over https: `server.public_url` says so, not the protocol of
+   * a request, which is plain http behind a TLS-terminating proxy unless `trust_proxy` is set.
+   * Login cookies are `Secure` (and the SAML one `SameSite=None`) exactly then.
+   */
+  get httpsPublicUrl(): boolean {
+    return new URL(this.deps.publicUrl).protocol === 'https:';
+  }
+
   get providers(): { id: string; displayName: string; protocol: 'oidc' | 'saml'; loginUrl: string }[] {
     return [...this.deps.logins.values()].map((l) => {
       const protocol = l.protocol ?? 'oidc';

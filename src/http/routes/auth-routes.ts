@@ -27,6 +27,20 @@ function readCookie(header: string | undefined, name: string): string | undefine
 
 /** Public routes of the browser login (outside /api/v1: the IdP redirects here). */
 export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
+  // Whether browsers use https comes from server.public_url, not from request.protocol: behind a
+  // TLS-terminating proxy with trust_proxy false every request looks like plain http.
+  const https = deps.sessions.httpsPublicUrl;
+  /** The OIDC browser binding cookie: the IdP redirects back with a top-level GET, so Lax. */
+  const oidcCookie = (idp: string, value: string, maxAge: number) =>
+    `${loginCookie}=${value}; Path=/auth/oidc/${encodeURIComponent(idp)}; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${https ? '; Secure' : ''}`;
+  /**
+   * The IdP POSTs the SAML Response from its own site: a SameSite=Lax cookie would not come along,
+   * so over https the browser binding cookie is SameSite=None; Secure. Over plain http (loopback
+   * development, where the IdP is same-site) browsers refuse SameSite=None without Secure: Lax.
+   */
+  const samlCookie = (idp: string, value: string, maxAge: number) =>
+    `${samlLoginCookie}=${value}; Path=/auth/saml/${encodeURIComponent(idp)}; HttpOnly; ${https ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAge}`;
+
   return async (app) => {
     app.get(
       '/auth/login',
@@ -68,11 +82,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
           : null;
         const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli, 'oidc');
-        const secure = request.protocol === 'https' ? '; Secure' : '';
-        reply.header(
-          'set-cookie',
-          `${loginCookie}=${loginId}; Path=/auth/oidc/${encodeURIComponent(request.params.idp)}; HttpOnly; SameSite=Lax; Max-Age=600${secure}`,
-        );
+        reply.header('set-cookie', oidcCookie(request.params.idp, loginId, 600));
         return reply.redirect(authorizationUrl, 302);
       },
     );
@@ -97,23 +107,13 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           undefined,
           'oidc',
         );
-        reply.header(
-          'set-cookie',
-          `${loginCookie}=; Path=/auth/oidc/${encodeURIComponent(request.params.idp)}; HttpOnly; SameSite=Lax; Max-Age=0`,
-        );
+        reply.header('set-cookie', oidcCookie(request.params.idp, '', 0));
         if (redirectTo) return reply.redirect(redirectTo, 302);
         return reply.type('text/html; charset=utf-8').send(signedInPage(principal));
       },
     );
 
     const samlParams = z.object({ idp: z.string().max(64) });
-    /**
-     * The IdP POSTs the Response from its own site: a SameSite=Lax cookie would not come along, so
-     * over https the browser binding cookie is SameSite=None; Secure. Over plain http (loopback
-     * development, where the IdP is same-site) browsers refuse SameSite=None without Secure: Lax.
-     */
-    const samlCookie = (idp: string, value: string, maxAge: number, https: boolean) =>
-      `${samlLoginCookie}=${value}; Path=/auth/saml/${encodeURIComponent(idp)}; HttpOnly; ${https ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAge}`;
 
     app.get(
       '/auth/saml/:idp/login',
@@ -137,10 +137,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
           : null;
         const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli, 'saml');
-        reply.header(
-          'set-cookie',
-          samlCookie(request.params.idp, loginId, 600, request.protocol === 'https'),
-        );
+        reply.header('set-cookie', samlCookie(request.params.idp, loginId, 600));
         return reply.redirect(authorizationUrl, 302);
       },
     );
@@ -170,7 +167,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           request.body,
           'saml',
         );
-        reply.header('set-cookie', samlCookie(idp, '', 0, request.protocol === 'https'));
+        reply.header('set-cookie', samlCookie(idp, '', 0));
         // 303: the browser follows a POST with a GET.
         if (redirectTo) return reply.redirect(redirectTo, 303);
         return reply.type('text/html; charset=utf-8').send(signedInPage(principal));

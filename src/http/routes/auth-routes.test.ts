@@ -1,0 +1,111 @@
+/**
+ * Login cookies behind a TLS-terminating proxy: `server.public_url` is https, Portcullis itself is
+ * reached over plain http and `trust_proxy` is false, so every request looks like http. The
+ * cookies must still be what a browser on the https site needs (the real server, the real demo
+ * OIDC provider and a real SAML IdP, requests through `inject`).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type Harness, startHarness } from '../../../test-support/portcullis-harness.js';
+import {
+  type SamlTestUser,
+  samlSignIn,
+  samlTestUsers,
+  startTestSamlIdp,
+  type TestSamlIdp,
+} from '../../../test-support/saml-idp.js';
+
+const [erin] = samlTestUsers as [SamlTestUser];
+const publicUrl = 'https://portcullis.example.com';
+const proxied = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'portcullis.example.com' };
+
+/** The attributes of a Set-Cookie header, lowercased, without the name=value pair. */
+function attributes(setCookie: unknown): string[] {
+  assert.equal(typeof setCookie, 'string');
+  return (setCookie as string)
+    .split(';')
+    .slice(1)
+    .map((a) => a.trim().toLowerCase());
+}
+
+describe('login cookies with an https public_url behind a proxy (trust_proxy false)', () => {
+  let corp: TestSamlIdp;
+  let h: Harness;
+  before(async () => {
+    corp = await startTestSamlIdp();
+    h = await startHarness({
+      storage: 'sqlite',
+      extraIdentityProviders: [
+        { id: 'corp', type: 'saml', display_name: 'Corp', metadata_url: corp.metadataUrl },
+      ],
+      configOverrides: {
+        server: { host: '127.0.0.1', port: 0, public_url: publicUrl, trust_proxy: false },
+      },
+    });
+  });
+  after(async () => {
+    await h?.close();
+    await corp?.stop();
+  });
+
+  test('SAML: the binding cookie is SameSite=None; Secure, and the sign-in completes', async () => {
+    const app = h.portcullis.app;
+    const begin = await app.inject({ method: 'GET', url: '/auth/saml/corp/login', headers: proxied });
+    assert.equal(begin.statusCode, 302, begin.body);
+    const set = attributes(begin.headers['set-cookie']);
+    assert.ok(set.includes('samesite=none'), `the IdP's cross-site POST carries it: ${set}`);
+    assert.ok(set.includes('secure'));
+    assert.ok(set.includes('httponly'));
+
+    const cookie = String(begin.headers['set-cookie']).split(';')[0] ?? '';
+    const posted = await samlSignIn(String(begin.headers.location), erin);
+    assert.equal(posted.acsUrl, `${publicUrl}/auth/saml/corp/acs`);
+    const finished = await app.inject({
+      method: 'POST',
+      url: '/auth/saml/corp/acs',
+      headers: { ...proxied, 'content-type': 'application/x-www-form-urlencoded', cookie },
+      payload: new URLSearchParams({ SAMLResponse: posted.SAMLResponse }).toString(),
+    });
+    assert.equal(finished.statusCode, 200, finished.body);
+    assert.match(finished.body, /Signed in as Erin Example/);
+    const cleared = attributes(finished.headers['set-cookie']);
+    assert.ok(
+      cleared.includes('max-age=0') && cleared.includes('secure') && cleared.includes('samesite=none'),
+    );
+  });
+
+  test('OIDC: the binding cookie is Secure (SameSite=Lax: the IdP redirects back with a GET)', async () => {
+    const begin = await h.portcullis.app.inject({
+      method: 'GET',
+      url: '/auth/oidc/demo/login',
+      headers: proxied,
+    });
+    assert.equal(begin.statusCode, 302, begin.body);
+    const set = attributes(begin.headers['set-cookie']);
+    assert.ok(set.includes('secure'), String(set));
+    assert.ok(set.includes('samesite=lax'));
+    assert.ok(set.includes('httponly'));
+  });
+});
+
+describe('login cookies with a plain-http public_url (loopback development)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ storage: 'sqlite' });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  test('the OIDC cookie is not Secure, even if a request claims https', async () => {
+    const begin = await h.portcullis.app.inject({
+      method: 'GET',
+      url: '/auth/oidc/demo/login',
+      headers: proxied,
+    });
+    assert.equal(begin.statusCode, 302, begin.body);
+    const set = attributes(begin.headers['set-cookie']);
+    assert.ok(!set.includes('secure'), String(set));
+    assert.ok(set.includes('samesite=lax'));
+  });
+});
