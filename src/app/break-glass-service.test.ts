@@ -1031,6 +1031,35 @@ forEachDialect('break-glass service', (ctx) => {
     assert.equal(again.activation.initiatorId, 'carol');
   });
 
+  it('IPv6 guesses count by /64: twelve addresses of one /64 are one source', async () => {
+    const guess = (ip: string, custodianId: string) =>
+      service.initiate(
+        {
+          accountId: account.id,
+          proof: { custodianId, passphrase: 'guess guess guess', totp: '111111' },
+          reason: 'r',
+          incident: 'i',
+          durationMinutes: 5,
+        },
+        here(ip),
+      );
+    const outcomes: string[] = [];
+    for (let i = 1; i <= 12; i++) {
+      const who = ['alice', 'bob', 'carol'][i % 3] as string;
+      const error = await guess(`2001:db8::${i.toString(16)}`, who).catch((e: PortcullisError) => e);
+      outcomes.push((error as PortcullisError).code);
+    }
+    assert.deepEqual(outcomes.slice(0, 3), Array(3).fill('break_glass_auth_failed'));
+    assert.deepEqual(outcomes.slice(3), Array(9).fill('break_glass_locked'));
+    // An IPv4-mapped address is its IPv4 address.
+    for (let i = 0; i < 3; i++) await rejectsWith(guess('192.0.2.99', 'alice'), 'break_glass_auth_failed');
+    await rejectsWith(guess('::ffff:192.0.2.99', 'bob'), 'break_glass_locked');
+    // The audit log keeps each full address.
+    const locked = (await store.auditLog.read(0, 10_000)).filter((e) => e.type === 'break_glass.locked_out');
+    assert.ok(locked.some((e) => e.sourceIp === '2001:db8::c'));
+    assert.ok(locked.some((e) => e.sourceIp === '::ffff:192.0.2.99'));
+  });
+
   it('sealed mode: k distinct shares of this seal, each refusal with its own code', async () => {
     const box = new JweSecretBox(new Uint8Array(32).fill(7));
     const sealedService = new BreakGlassService({

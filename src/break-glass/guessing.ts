@@ -63,7 +63,7 @@ export interface GuessingState {
 
 export interface Attempt {
   readonly custodianId: string;
-  /** Where the attempt comes from, e.g. the client IP (or its /64 for IPv6). */
+  /** Where the attempt comes from: the client IPv4 address or IPv6 /64 (see `source-address.ts`). */
   readonly source: string;
 }
 

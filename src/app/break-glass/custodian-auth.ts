@@ -14,6 +14,7 @@ import {
 } from '../../break-glass/credentials.js';
 import { type Attempt, checkAttempt, recordFailure, recordSuccess } from '../../break-glass/guessing.js';
 import { openSeal } from '../../break-glass/sealed-shares.js';
+import { guessingSource } from '../../break-glass/source-address.js';
 import type { UsedCodes } from '../../break-glass/used-codes.js';
 import { SecurityKeyRefused } from '../../break-glass/webauthn.js';
 import type { ConfiguredEmergencyAccount } from '../../config/break-glass-config.js';
@@ -43,7 +44,7 @@ export async function authenticate(
   from: RequestOrigin,
   activation: Activation | null = null,
 ): Promise<void> {
-  const attempt: Attempt = { custodianId: proof.custodianId, source: from.sourceIp ?? 'unknown' };
+  const attempt: Attempt = { custodianId: proof.custodianId, source: guessingSource(from.sourceIp) };
   const accountKey = `account:${account.id}`;
   // The global key counts a source across accounts, so spraying several accounts does not help.
   const globalAttempt: Attempt = {
@@ -232,7 +233,7 @@ export async function checkShares(
     if (!(error instanceof PortcullisError)) throw error;
     if (error.code === 'shares_mismatch') {
       const now = ctx.deps.clock.now();
-      const attempt: Attempt = { custodianId: proof.custodianId, source: from.sourceIp ?? 'unknown' };
+      const attempt: Attempt = { custodianId: proof.custodianId, source: guessingSource(from.sourceIp) };
       await updateGuessing(
         ctx,
         `account:${account.id}`,

@@ -9,6 +9,7 @@
 import type { Activation } from '../../break-glass/activation.js';
 import { findAccount } from '../../break-glass/activation.js';
 import { decideRefusalLog } from '../../break-glass/refusal-log-throttle.js';
+import { guessingSource } from '../../break-glass/source-address.js';
 import type { ConfiguredEmergencyAccount } from '../../config/break-glass-config.js';
 import type { RequestOrigin } from '../../core/audit-event.js';
 import { PortcullisError } from '../../core/errors.js';
@@ -45,7 +46,7 @@ export function refusalEvidence(
   const configured = isConfigured(ctx, accountId);
   // INVARIANT: guesses and lockouts against a configured account are always written and alerted.
   if (configured && kind === 'guess') return {};
-  const source = from.sourceIp ?? 'unknown';
+  const source = guessingSource(from.sourceIp);
   // Separate budgets: made-up accounts share one per source; each configured account has its own.
   const budget = configured ? `${source}\0account:${accountId}` : `${source}\0unconfigured`;
   const decided = decideRefusalLog(ctx.memory.refusalLog, budget, now);
