@@ -128,6 +128,15 @@ function recheckDeniedEvent(
   };
 }
 
+/**
+ * How long an activation claim holds before another activation may take it over (its activator
+ * presumably died). Far above one provisioning attempt, which the provisioners' statement and
+ * connection timeouts bound to well under a minute.
+ */
+export const activationLeaseMs = 5 * 60_000;
+/** Thrown inside the activation's transaction when its claim was taken over. */
+const lostActivationClaim = Symbol('lost activation claim');
+
 const maxCasAttempts = 8;
 /** Grants ended in one transaction by the expiry pass. */
 const expiryBatchSize = 50;
@@ -631,19 +640,20 @@ export class AccessService {
     const refused = await this.recheck(request, resource, role, started);
     if (refused) return this.denyBeforeActivation(requestId, refused);
 
-    let grant = await this.deps.store.grants.getByRequest(requestId);
     const activatedAt = started;
     const expiresAt = activatedAt + request.durationSeconds * 1000;
-    if (!grant) {
-      grant = this.plannedGrant(request, resource, role, provisioner, activatedAt, expiresAt);
-      await this.deps.store.grants.insert(grant);
-    } else {
-      grant = { ...grant, notBefore: activatedAt, expiresAt };
-    }
+    // INVARIANT: only the holder of the activation claim touches the target. Another activation of
+    // the same request (a replica's recover(), a retry) stops here; were it to apply, it would set
+    // a new password that the stored credentials do not know.
+    const grant = await this.claimActivation(request, resource, role, provisioner, activatedAt, expiresAt);
+    if (!grant) return (await this.deps.store.requests.get(requestId)) ?? request;
 
     let lastError: unknown;
     for (let attempt = 1; attempt <= applyAttempts; attempt++) {
       try {
+        if (attempt > 1 && !(await this.holdsActivationClaim(grant))) {
+          return (await this.deps.store.requests.get(requestId)) ?? request;
+        }
         const result = await provisioner.apply({ grant, resource, role });
         const applied = grants.markApplied(grant, result.artefacts);
         const sealed = result.credentials
@@ -654,6 +664,8 @@ export class AccessService {
           (current) => core.activate(current, activatedAt),
           (updated) => [activatedEvent(updated, applied)],
           async (tx) => {
+            // The claim lapsed and another activation took it over: its credentials are the ones kept.
+            if (!(await this.holdsActivationClaim(grant, tx))) throw lostActivationClaim;
             await tx.grants.update(applied);
             if (sealed) await tx.grants.setSealedCredentials(applied.id, sealed);
           },
@@ -662,6 +674,7 @@ export class AccessService {
         this.deps.onGrantActivated?.(expiresAt);
         return active;
       } catch (error) {
+        if (error === lostActivationClaim) return (await this.deps.store.requests.get(requestId)) ?? request;
         lastError = error;
         if (error instanceof PortcullisError && error.code !== 'provisioning_failed') break;
         if (attempt < applyAttempts) await new Promise((r) => setTimeout(r, 200 * attempt));
@@ -712,6 +725,65 @@ export class AccessService {
       { reference: failure.reference },
       { cause: lastError },
     );
+  }
+
+  /**
+   * Claims the activation of an approved request; the grant to apply, or undefined when another
+   * activation holds the claim (or has finished). The first activation claims by inserting the
+   * grant (one per request); a grant still `applying` whose claim is older than
+   * {@link activationLeaseMs} (its activator died) is claimed again by a compare-and-swap on the
+   * request's version, which moves the grant's `notBefore` — the claim's time — to now.
+   */
+  private async claimActivation(
+    request: AccessRequest,
+    resource: ResourceDefinition,
+    role: RoleDefinition,
+    provisioner: Provisioner,
+    now: number,
+    expiresAt: number,
+  ): Promise<Grant | undefined> {
+    const existing = await this.deps.store.grants.getByRequest(request.id);
+    if (!existing) {
+      const planned = this.plannedGrant(request, resource, role, provisioner, now, expiresAt);
+      try {
+        await this.deps.store.grants.insert(planned);
+        return planned;
+      } catch (error) {
+        if (error instanceof PortcullisError && error.code === 'conflict') return undefined;
+        throw error;
+      }
+    }
+    if (existing.status !== 'applying' || now - existing.notBefore < activationLeaseMs) return undefined;
+    const claimed: Grant = { ...existing, notBefore: now, expiresAt };
+    const won = await this.deps.store.transaction(async (tx) => {
+      const touched = { ...request, updatedAt: now, version: request.version + 1 };
+      if (!(await tx.requests.update(touched, request.version))) return false;
+      await tx.grants.update(claimed);
+      return true;
+    });
+    return won ? claimed : undefined;
+  }
+
+  /** Whether `grant` (as claimed) still holds its activation claim: nobody claimed it again since. */
+  private async holdsActivationClaim(
+    grant: Grant,
+    tx: Pick<Transaction, 'grants'> = this.deps.store,
+  ): Promise<boolean> {
+    const stored = await tx.grants.get(grant.id);
+    return stored?.status === 'applying' && stored.notBefore === grant.notBefore;
+  }
+
+  /** Activates approved requests whose activation nobody holds (its activator died): the expiry loop's pass. */
+  async resumeActivations(limit = 100): Promise<number> {
+    let activated = 0;
+    for (const request of await this.deps.store.requests.listApprovedAwaitingActivation(limit)) {
+      try {
+        if ((await this.activate(request.id)).state === 'active') activated++;
+      } catch {
+        // activate() already recorded the failure.
+      }
+    }
+    return activated;
   }
 
   /**

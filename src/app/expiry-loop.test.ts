@@ -19,6 +19,7 @@ describe('ExpiryLoop', () => {
         return 0;
       },
       processDueRevocations: async () => 0,
+      resumeActivations: async () => 0,
     } as unknown as AccessService;
     let releaseRead: (() => void) | undefined;
     let reads = 0;
@@ -60,6 +61,7 @@ describe('ExpiryLoop', () => {
     const service = {
       expireDue: async () => 0,
       processDueRevocations: async () => 0,
+      resumeActivations: async () => 0,
     } as unknown as AccessService;
     const store = {
       requests: {

@@ -74,6 +74,8 @@ export class ExpiryLoop {
       try {
         await this.service.expireDue();
         await this.service.processDueRevocations();
+        // An approved request whose activator died (another replica, a crash) once its claim lapses.
+        await this.service.resumeActivations();
         await this.options.onTick?.(this.clock.now());
       } catch (error) {
         this.options.onError(error);

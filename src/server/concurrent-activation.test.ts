@@ -1,0 +1,113 @@
+/**
+ * Two activations of one approved request at once (every replica runs recover() at boot, which
+ * activates approved requests another replica may be activating): only the one that claims the
+ * activation touches the target, so the password the target has is the one the stored credentials
+ * hold. PostgreSQL storage, and a target that only accepts SCRAM passwords.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setImmediate } from 'node:timers/promises';
+import pg from 'pg';
+import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { postgresSkipReason } from '../../test-support/postgres.js';
+import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
+import type { Principal } from '../core/principal.js';
+
+const origin = { sourceIp: '127.0.0.1', userAgent: 'test', channel: 'api' };
+const alice: Principal = {
+  id: 'demo:alice',
+  idp: 'demo',
+  subject: 'alice',
+  displayName: 'Alice',
+  email: null,
+  groups: ['engineering'],
+};
+
+describe('concurrent activation of one request (PostgreSQL storage)', () => {
+  let cluster: ScramCluster | undefined;
+  let skip: string | undefined;
+  let h: Harness;
+
+  before(async () => {
+    skip = await postgresSkipReason();
+    if (skip) return;
+    const started = await startScramClusterOrSkip();
+    cluster = started.cluster;
+    skip = started.skip;
+    if (!cluster) return;
+    h = await startHarness({ storage: 'postgres', targetAdminUrl: cluster.adminUrl });
+    await h.portcullis.store.principals.upsert(alice, Date.now());
+  });
+  after(async () => {
+    await h?.close();
+    await cluster?.stop();
+  });
+
+  test('a second activate() while the first provisions stops without touching the target', async (t) => {
+    if (skip || !cluster) return t.skip(skip);
+    const { access, store } = h.portcullis;
+    const request = await access.createRequest(
+      alice,
+      { resourceId: 'demo-db', role: 'readonly', durationSeconds: 600, reason: 'race', ticket: null },
+      origin,
+    );
+    assert.equal(request.state, 'pending');
+    // Approved, as by a review whose replica then died before activating it.
+    assert.ok(
+      await store.requests.update(
+        { ...request, state: 'approved', version: request.version + 1 },
+        request.version,
+      ),
+    );
+    const first = access.activate(request.id);
+    // As soon as the first has claimed it (its grant row exists), while it provisions.
+    while ((await store.grants.getByRequest(request.id)) === undefined) await setImmediate();
+    const second = access.activate(request.id);
+    const [a, b] = await Promise.all([first, second]);
+    assert.ok([a.state, b.state].includes('active'), `${a.state} / ${b.state}`);
+
+    const stored = await store.requests.get(request.id);
+    assert.equal(stored?.state, 'active');
+    const events = (await store.auditLog.read(0, 10_000)).filter((e) => e.requestId === request.id);
+    assert.equal(events.filter((e) => e.type === 'grant.activated').length, 1);
+    assert.equal(events.filter((e) => e.type === 'grant.failed').length, 0);
+
+    // The stored credentials log in: the target's SCRAM verifier is for the stored password.
+    const grant = await store.grants.getByRequest(request.id);
+    assert.equal(grant?.status, 'active');
+    const credentials = await access.credentials(alice, grant?.id ?? '', origin);
+    const session = new pg.Client({ connectionString: credentials.connection_string });
+    await session.connect();
+    try {
+      assert.equal((await session.query('select current_user as u')).rows[0].u, credentials.username);
+    } finally {
+      await session.end();
+    }
+  });
+
+  test('an activation whose claim is fresh is left alone by recover(); the next pass does nothing twice', async (t) => {
+    if (skip || !cluster) return t.skip(skip);
+    const { access, store } = h.portcullis;
+    const request = await access.createRequest(
+      alice,
+      { resourceId: 'demo-db', role: 'readonly', durationSeconds: 600, reason: 'recover race', ticket: null },
+      origin,
+    );
+    assert.ok(
+      await store.requests.update(
+        { ...request, state: 'approved', version: request.version + 1 },
+        request.version,
+      ),
+    );
+    // Two replicas booting at once: both recover() the same approved request.
+    const results = await Promise.all([access.recover(), access.recover(), access.activate(request.id)]);
+    assert.ok(results);
+    const events = (await store.auditLog.read(0, 10_000)).filter((e) => e.requestId === request.id);
+    assert.equal(events.filter((e) => e.type === 'grant.activated').length, 1);
+    const grant = await store.grants.getByRequest(request.id);
+    const credentials = await access.credentials(alice, grant?.id ?? '', origin);
+    const session = new pg.Client({ connectionString: credentials.connection_string });
+    await session.connect();
+    await session.end();
+  });
+});
