@@ -14,7 +14,8 @@
  *    and FunctionCall are decoded for the recorder; the original bytes are forwarded with one write
  *    per incoming chunk.
  *    Upstream → client, frames are only delimited (so a FATAL can be inserted at a message
- *    boundary) and forwarded the same way. Backpressure both ways, and from the recorder.
+ *    boundary) and forwarded the same way; a large message is forwarded in pieces as it arrives,
+ *    never collected whole. Backpressure both ways, and from the recorder.
  * 5. **End**: the client leaves, the server leaves, the grant ends (57P01), the audit log fails
  *    (57P01), a protocol error (08P01), or the startup timeout. The upstream connection is closed in
  *    every case (with a CancelRequest first when a query is still running), and
@@ -96,6 +97,13 @@ interface OpenSession {
 }
 
 const startupReplyTypes = new Set<number>([FrontendMessage.Password]);
+
+/**
+ * A server message larger than this that does not arrive in one chunk is forwarded in pieces as
+ * its bytes arrive, not collected first: a session holds at most about this much of it (plus the
+ * sockets' buffers), whatever the size of a row.
+ */
+const streamServerFramesAbove = 64 * 1024;
 
 /** One client connection; see the module comment for its life. */
 export class ClientConnection implements RegisteredSession {
@@ -207,7 +215,10 @@ export class ClientConnection implements RegisteredSession {
     this.#endReason = why;
     this.#endedByGateway = true;
     const socket = this.#socket;
-    if (!socket.destroyed && socket.writable) {
+    // Inside a server message streamed to the client, an ErrorResponse would corrupt it: the
+    // connection is then cut without one.
+    const atBoundary = !this.#upstream?.reader.inFrame;
+    if (!socket.destroyed && socket.writable && atBoundary) {
       socket.end(encodeErrorResponse({ severity: 'FATAL', code: sqlState, message }));
       // A client that does not read must not keep the socket (and its buffers) forever.
       setTimeout(() => socket.destroy(), 2000).unref();
@@ -525,6 +536,7 @@ export class ClientConnection implements RegisteredSession {
       return;
     }
     this.#upstream = upstream;
+    upstream.reader.streamFramesAbove(streamServerFramesAbove);
     const key = this.#ctx.cancelKeys.issue(
       { resourceId: grant.resourceId, ...upstream.backendKey },
       grant.expiresAt,
@@ -623,7 +635,10 @@ export class ClientConnection implements RegisteredSession {
     }
   };
 
-  /** Upstream → client: whole frames only, so a FATAL can always be added at a boundary. */
+  /**
+   * Upstream → client: whole frames, except that a large one is forwarded in pieces as it arrives
+   * (streamServerFramesAbove); a FATAL is added only at a boundary (see #fatal).
+   */
   #relayFromUpstream(): void {
     const upstream = this.#upstream;
     if (!upstream) return;
@@ -632,7 +647,9 @@ export class ClientConnection implements RegisteredSession {
     const out = new FrameRuns();
     while (reader.next()) {
       const type = reader.type;
-      if (type === BackendMessage.ReadyForQuery) {
+      if (reader.continued) {
+        // a later piece of a large message, forwarded as it came
+      } else if (type === BackendMessage.ReadyForQuery) {
         if (this.#pending > 0) this.#pending--;
         tracker?.serverSaid(type);
       } else if (

@@ -345,6 +345,45 @@ describe('codec properties', () => {
     );
   });
 
+  it('a streamed stream (frames above a size in pieces) carries the same frames, bytes and boundaries', () => {
+    fc.assert(
+      fc.property(plausibleStream, cuts, fc.integer({ min: 5, max: 60 }), (stream, cutPoints, above) => {
+        const options: FrameReaderOptions = { phase: 'regular', maxMessageSize: 1 << 20 };
+        const reader = new FrameReader(options);
+        reader.streamFramesAbove(above);
+        const frames: string[] = [];
+        let error: string | undefined;
+        let current: Buffer[] = [];
+        let type = 0;
+        let length = 0;
+        try {
+          for (const chunk of splitAt(stream, cutPoints)) {
+            reader.push(chunk);
+            while (reader.next()) {
+              if (!reader.continued) {
+                assert.equal(current.length, 0, 'a new frame began inside a streamed one');
+                type = reader.type;
+                length = reader.length;
+              } else assert.equal(reader.type, type);
+              current.push(Buffer.from(reader.buffer.subarray(reader.offset, reader.end)));
+              if (!reader.inFrame) {
+                frames.push(`${type}/0/${length}/${Buffer.concat(current).toString('hex')}`);
+                current = [];
+              }
+            }
+          }
+        } catch (caught) {
+          if (!(caught instanceof ProtocolError)) throw caught;
+          error = caught.code;
+        }
+        const whole = frameAll([stream], options);
+        assert.deepStrictEqual(frames, whole.frames);
+        assert.equal(error, whole.error);
+      }),
+      { numRuns: runs * 3 },
+    );
+  });
+
   // A decoder that loops forever fails this by the test's timeout. There is no per-call time bound:
   // under a loaded machine a GC pause or the scheduler made one of the 900 cases exceed a second.
   it('garbage never throws anything but ProtocolError, and every call returns', { timeout: 120_000 }, () => {

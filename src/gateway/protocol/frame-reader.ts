@@ -28,6 +28,15 @@
  * - Consecutive frames in the same `buffer` are adjacent (`end` of one is `offset` of the next), so the
  *   proxy can forward a run of frames with one write.
  *
+ * ## Streaming large frames
+ * With {@link FrameReader.streamFramesAbove} set, a regular frame larger than that which is not
+ * already whole in one chunk is not collected: `next()` returns it in pieces as its bytes arrive,
+ * so a proxy forwards a 400 MB DataRow without holding it. The first piece starts with the header
+ * (`type`, `length` and `bodyOffset` as usual, `end` where the bytes available end); later pieces
+ * have {@link FrameReader.continued} set (`offset` = `bodyOffset`, `type` still the frame's), and
+ * {@link FrameReader.inFrame} stays true until the piece that ends the frame was returned — only
+ * then is the stream at a message boundary. The body of a streamed frame cannot be decoded.
+ *
  * @example
  * const reader = new FrameReader({ phase: 'regular' });
  * socket.on('data', (chunk) => {
@@ -97,6 +106,11 @@ export class FrameReader implements Frame {
 
   #failure: ProtocolError | undefined;
 
+  // Streaming: frames above this size are returned in pieces; bytes of the current one still to come.
+  #streamAbove = Number.POSITIVE_INFINITY;
+  #streamLeft = 0;
+  #continued = false;
+
   // The current frame.
   #type = 0;
   #code = 0;
@@ -127,8 +141,29 @@ export class FrameReader implements Frame {
    * the proxy's own StartupMessage). Throws while inside a partial frame.
    */
   setPhase(phase: FramePhase): void {
-    if (this.#pieces.length > 0) throw new Error('cannot change the phase inside a partial frame');
+    if (this.#pieces.length > 0 || this.#streamLeft > 0)
+      throw new Error('cannot change the phase inside a partial frame');
     this.#phase = phase;
+  }
+
+  /**
+   * Regular frames of more than `bytes` (type byte and length included) that are not whole in one
+   * chunk are returned in pieces from now on (see the module documentation); at least 5.
+   */
+  streamFramesAbove(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 5)
+      throw new RangeError(`cannot stream frames above ${bytes} bytes`);
+    this.#streamAbove = bytes;
+  }
+
+  /** The current piece is a later part of a streamed frame: no header, `offset` = `bodyOffset`. */
+  get continued(): boolean {
+    return this.#continued;
+  }
+
+  /** More bytes of the current (streamed) frame are still to come: not at a message boundary. */
+  get inFrame(): boolean {
+    return this.#streamLeft > 0;
   }
 
   /**
@@ -167,6 +202,18 @@ export class FrameReader implements Frame {
         this.#chunk = chunk = queued;
         this.#pos = pos = 0;
       }
+      if (this.#streamLeft > 0) {
+        const take = Math.min(this.#streamLeft, chunk.length - pos);
+        this.#streamLeft -= take;
+        this.#pos = pos + take;
+        this.#buffered -= take;
+        this.#buffer = chunk;
+        this.#offset = pos;
+        this.#bodyOffset = pos;
+        this.#end = pos + take;
+        this.#continued = true;
+        return true;
+      }
       if (this.#pieces.length > 0) {
         if (this.#continuePartial(chunk, pos)) return true;
         continue;
@@ -180,6 +227,10 @@ export class FrameReader implements Frame {
       }
       const total = this.#frameSize(chunk, pos);
       if (available < total) {
+        if (total > this.#streamAbove && !startup) {
+          this.#startStream(chunk, pos, available, total);
+          return true;
+        }
         this.#startPartial(chunk, pos, total);
         continue;
       }
@@ -196,6 +247,13 @@ export class FrameReader implements Frame {
    */
   finish(): void {
     if (this.#failure) throw this.#failure;
+    if (this.#streamLeft > 0)
+      throw this.#fail(
+        new ProtocolError(
+          'unexpected_eof',
+          `the stream ended inside a message (${this.#streamLeft} bytes missing)`,
+        ),
+      );
     if (this.#buffered > 0)
       throw this.#fail(
         new ProtocolError(
@@ -223,6 +281,7 @@ export class FrameReader implements Frame {
     this.#pieces = [];
     this.#pieceBytes = 0;
     this.#pieceTotal = -1;
+    this.#streamLeft = 0;
     return rest;
   }
 
@@ -328,6 +387,14 @@ export class FrameReader implements Frame {
       const header = Buffer.concat(this.#pieces, headerSize);
       this.#pieces = [header];
       this.#pieceTotal = this.#frameSize(header, 0);
+      if (this.#pieceTotal > this.#streamAbove && this.#phase === 'regular') {
+        this.#pieces = [];
+        this.#pieceBytes = 0;
+        const total = this.#pieceTotal;
+        this.#pieceTotal = -1;
+        this.#startStream(header, 0, headerSize, total);
+        return true;
+      }
     }
     const take = Math.min(this.#pieceTotal - this.#pieceBytes, chunk.length - pos);
     if (take > 0) {
@@ -347,7 +414,17 @@ export class FrameReader implements Frame {
     return true;
   }
 
+  /** Returns the first `available` bytes of a streamed frame of `total` bytes (header complete). */
+  #startStream(buf: Buffer, pos: number, available: number, total: number): void {
+    this.#pos = buf === this.#chunk ? pos + available : this.#pos;
+    this.#buffered -= available;
+    this.#streamLeft = total - available;
+    this.#setFrame(buf, pos, available);
+    this.#length = total - 1;
+  }
+
   #setFrame(buf: Buffer, offset: number, total: number): void {
+    this.#continued = false;
     this.#buffer = buf;
     this.#offset = offset;
     this.#end = offset + total;
