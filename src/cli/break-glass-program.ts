@@ -14,9 +14,9 @@ const secretOptions = (command: Command) =>
   command
     .option(
       '--passphrase-file <file>',
-      'passphrase in a file (else PORTCULLIS_BG_PASSPHRASE, else stdin line 1)',
+      'passphrase in a file (else PORTCULLIS_BG_PASSPHRASE, else the first stdin line)',
     )
-    .option('--totp-file <file>', 'TOTP code in a file (else PORTCULLIS_BG_TOTP, else stdin line 2)');
+    .option('--totp-file <file>', 'TOTP code in a file (else PORTCULLIS_BG_TOTP, else the next stdin line)');
 
 export function registerBreakGlassCommands(
   program: Command,

@@ -10,7 +10,8 @@
  *
  * Secrets are never taken from argv: a passphrase and a TOTP code come from files
  * (`--passphrase-file`, `--totp-file`), the environment (`PORTCULLIS_BG_PASSPHRASE`,
- * `PORTCULLIS_BG_TOTP`) or stdin (first line passphrase, second line code, further lines shares).
+ * `PORTCULLIS_BG_TOTP`) or stdin: one line each, in order, for whatever was not given otherwise
+ * (passphrase, code), then the shares.
  * The initiator's activation handle is saved under `$PORTCULLIS_HOME/break-glass/` (0600).
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -62,28 +63,28 @@ async function readSecrets(
     return stdinLines;
   };
   const fromFile = (path: string | undefined) => (path ? firstLine(readFileSync(path, 'utf8')) : undefined);
+  // Stdin lines are taken in order by what is not given otherwise: passphrase, code, then shares.
+  let consumed = 0;
+  const nextLine = async () => (await stdin())[consumed++];
   const passphrase =
     fromFile(options.passphraseFile) ??
     (ctx.io.env.PORTCULLIS_BG_PASSPHRASE || undefined) ??
-    (await stdin())[0] ??
+    (await nextLine()) ??
     '';
   if (passphrase === '')
     throw usageError('No passphrase: give --passphrase-file, PORTCULLIS_BG_PASSPHRASE or stdin');
   let totp = '';
   if (need.totp) {
     totp =
-      fromFile(options.totpFile) ??
-      (ctx.io.env.PORTCULLIS_BG_TOTP || undefined) ??
-      (await stdin())[options.passphraseFile || ctx.io.env.PORTCULLIS_BG_PASSPHRASE ? 0 : 1] ??
-      '';
+      fromFile(options.totpFile) ?? (ctx.io.env.PORTCULLIS_BG_TOTP || undefined) ?? (await nextLine()) ?? '';
     if (totp === '')
-      throw usageError('No TOTP code: give --totp-file, PORTCULLIS_BG_TOTP or a second line on stdin');
+      throw usageError('No TOTP code: give --totp-file, PORTCULLIS_BG_TOTP or a line on stdin');
   }
   let shares: string[] = [];
   if (need.shares) {
     if (options.sharesFile) shares = readFileSync(options.sharesFile, 'utf8').split(/\r?\n/);
     else if (ctx.io.env.PORTCULLIS_BG_SHARES) shares = ctx.io.env.PORTCULLIS_BG_SHARES.split(/[\n,]/);
-    else shares = (await stdin()).slice(2);
+    else shares = (await stdin()).slice(consumed);
     shares = shares.map((s) => s.trim()).filter((s) => s !== '');
   }
   return { passphrase, totp, shares };
