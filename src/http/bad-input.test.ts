@@ -126,6 +126,18 @@ describe('requests that must be refused without changing anything', () => {
       code: 'validation_failed',
     },
     {
+      name: 'lone surrogate in the reason',
+      body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'fix \uD800 now' },
+      status: 400,
+      code: 'validation_failed',
+    },
+    {
+      name: 'lone low surrogate in the ticket',
+      body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'x', ticket: 'OPS-\uDC00' },
+      status: 400,
+      code: 'validation_failed',
+    },
+    {
       name: 'reason too long',
       body: { resource: 'demo-api', role: 'reader', duration: '1h', reason: 'x'.repeat(1001) },
       status: 400,

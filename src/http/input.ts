@@ -6,10 +6,19 @@ import { PortcullisError } from '../core/errors.js';
 // C0 controls except tab/newline, DEL, C1 controls, and bidirectional overrides that can disguise text.
 const hostileCharacters = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/;
 
+// In a `u` regex a surrogate pair is one code point; only a lone surrogate is of category Cs.
+const loneSurrogate = /\p{Cs}/u;
+
+/**
+ * Free text of at most `max` UTF-16 code units: well-formed Unicode (a lone surrogate cannot be
+ * stored, signed or shown faithfully, and the policy engine refuses it), with no control or
+ * bidirectional-override characters.
+ */
 export function safeText(max: number) {
   return z
     .string()
     .max(max)
+    .refine((s) => !loneSurrogate.test(s), 'must be well-formed Unicode (no lone surrogates)')
     .refine(
       (s) => !hostileCharacters.test(s),
       'must not contain control or bidirectional-override characters',

@@ -553,3 +553,20 @@ describe('CedarPolicyEngine start-up', () => {
     assert.equal(engine.decideRequest(impostor, resource, role, testContext()).allowed, false);
   });
 });
+
+describe('an evaluation that throws is a deny', () => {
+  const engine = engineFrom(`@id("engineers-wiki") permit(${engineers}, ${request}, resource);
+@id("anyone-approves") permit(principal, action == Portcullis::Action::"approve", resource);`);
+  const wiki = resources.get('wiki');
+  const edit = wiki?.roles.get('edit');
+
+  it('a lone surrogate in the reason: request and approve are denied, not thrown', () => {
+    assert.ok(wiki && edit);
+    const context = testContext({ reason: 'fix \uD800 now', ticket: 'OPS-\uDC00' });
+    const asked = engine.decideRequest(testPrincipal('alice', ['engineering']), wiki, edit, context);
+    assert.equal(asked.allowed, false);
+    assert.match(asked.allowed ? '' : asked.reason, /policy evaluation failed/);
+    const approval = engine.decide(testPrincipal('bob', ['sre']), 'approve', wiki, edit, context);
+    assert.equal(approval.allowed, false);
+  });
+});

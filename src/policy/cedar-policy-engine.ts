@@ -185,16 +185,27 @@ export class CedarPolicyEngine implements PolicyEngine {
     const slice = this.index.sliceFor(action, target?.resource.id ?? null);
     if (slice === undefined) return { outcome: 'no_permit' };
 
-    const entities: EntityJson[] = [userEntity(principal)];
-    if (target) entities.push(roleEntity(target.resource, target.role));
-    const answer = statefulIsAuthorized({
-      principal: userUid(principal.id),
-      action: actionUid(action),
-      resource: target ? roleUid(target.resource.id, target.role.name) : auditLogUid,
-      context: toCedarContext(context),
-      preparsedPolicySetId: slice,
-      entities,
-    });
+    let answer: ReturnType<typeof statefulIsAuthorized>;
+    try {
+      const entities: EntityJson[] = [userEntity(principal)];
+      if (target) entities.push(roleEntity(target.resource, target.role));
+      answer = statefulIsAuthorized({
+        principal: userUid(principal.id),
+        action: actionUid(action),
+        resource: target ? roleUid(target.resource.id, target.role.name) : auditLogUid,
+        context: toCedarContext(context),
+        preparsedPolicySetId: slice,
+        entities,
+      });
+    } catch (error) {
+      // INVARIANT: a failure to evaluate is a deny, also when cedar-wasm throws instead of answering
+      // (e.g. a string it cannot take, such as one with a lone surrogate).
+      return {
+        outcome: 'error',
+        policyIds: [],
+        message: `policy evaluation failed: ${error instanceof Error ? error.message : String(error)}`,
+      };
+    }
     if (answer.type === 'failure') {
       return {
         outcome: 'error',
