@@ -386,6 +386,34 @@ export class SessionService {
   }
 
   /**
+   * Records a refused sign-in as `auth.login_failed` (severity warning): `data.code` is the error
+   * code, `data.failure` the refusal's `reason` (the code when it has none), beside `data`.
+   */
+  async #loginFailed(
+    error: unknown,
+    from: RequestOrigin,
+    data: Readonly<Record<string, string>>,
+    now: number,
+  ): Promise<void> {
+    const code = error instanceof PortcullisError ? error.code : 'internal';
+    const reason = error instanceof PortcullisError ? error.details.reason : undefined;
+    await this.deps.store.transaction((tx) =>
+      tx.audit.append(
+        {
+          type: 'auth.login_failed',
+          actor: 'anonymous',
+          severity: 'warning',
+          sourceIp: from.sourceIp,
+          userAgent: from.userAgent,
+          reason: error instanceof Error ? error.message : String(error),
+          data: { ...data, code, failure: typeof reason === 'string' ? reason : code },
+        },
+        now,
+      ),
+    );
+  }
+
+  /**
    * Finishes a browser login. Returns where to send the browser: the CLI's loopback listener with a
    * one-time code, or nothing for a plain browser login.
    */
@@ -407,26 +435,7 @@ export class SessionService {
       result = { ...completed, principal: this.#canonical(completed.principal) };
       assertMayAct(await this.deps.store.principals.get(result.principal.id));
     } catch (error) {
-      await this.deps.store.transaction((tx) =>
-        tx.audit.append(
-          {
-            type: 'auth.login_failed',
-            actor: 'anonymous',
-            severity: 'warning',
-            sourceIp: from.sourceIp,
-            userAgent: from.userAgent,
-            reason: error instanceof Error ? error.message : String(error),
-            data: {
-              idp,
-              code: error instanceof PortcullisError ? error.code : 'internal',
-              ...(error instanceof PortcullisError && typeof error.details.reason === 'string'
-                ? { failure: error.details.reason }
-                : {}),
-            },
-          },
-          now,
-        ),
-      );
+      await this.#loginFailed(error, from, { idp }, now);
       throw error;
     }
     const { principal } = result;
@@ -548,10 +557,15 @@ export class SessionService {
     const now = this.deps.clock.now();
     const key = sha256base64url(deviceId);
     const raw = await this.deps.store.ephemeral.peek(deviceLoginKind, key, now);
-    if (!raw)
-      throw new PortcullisError('login_failed', 'The device login is unknown, expired or already finished', {
-        reason: 'code_invalid',
-      });
+    if (!raw) {
+      const error = new PortcullisError(
+        'login_failed',
+        'The device login is unknown, expired or already finished',
+        { reason: 'code_invalid' },
+      );
+      await this.#loginFailed(error, from, { client: 'cli-device' }, now);
+      throw error;
+    }
     const pending = JSON.parse(raw) as PendingDeviceLogin;
     const remember = (intervalSeconds: number) =>
       this.deps.store.ephemeral.put(
@@ -587,24 +601,7 @@ export class SessionService {
     } catch (error) {
       if (!(error instanceof PortcullisError && error.code === 'identity_provider_unavailable'))
         await this.deps.store.ephemeral.take(deviceLoginKind, key, now);
-      await this.deps.store.transaction((tx) =>
-        tx.audit.append(
-          {
-            type: 'auth.login_failed',
-            actor: 'anonymous',
-            severity: 'warning',
-            sourceIp: from.sourceIp,
-            userAgent: from.userAgent,
-            reason: error instanceof Error ? error.message : String(error),
-            data: {
-              idp: pending.idp,
-              client: 'cli-device',
-              code: error instanceof PortcullisError ? error.code : 'internal',
-            },
-          },
-          now,
-        ),
-      );
+      await this.#loginFailed(error, from, { idp: pending.idp, client: 'cli-device' }, now);
       throw error;
     }
     if (result.status !== 'complete') {
@@ -644,19 +641,43 @@ export class SessionService {
     return { status: 'complete', token: session.token, expiresAt: session.expiresAt, principal };
   }
 
-  /** The CLI trades its one-time code and PKCE verifier for a session token. */
-  async exchangeCliCode(input: { code: string; codeVerifier: string; redirectUri: string }): Promise<{
+  /**
+   * The CLI trades its one-time code and PKCE verifier for a session token. A refusal (unknown,
+   * expired or used code, `pkce_mismatch`, a principal that may not act) is audited as
+   * `auth.login_failed` with `client: cli` and, once the code is known, the principal it was for.
+   */
+  async exchangeCliCode(
+    input: { code: string; codeVerifier: string; redirectUri: string },
+    from: RequestOrigin,
+  ): Promise<{
     token: string;
     expiresAt: number;
     principal: Principal;
   }> {
     const now = this.deps.clock.now();
     const stored = await this.deps.store.ephemeral.take(cliCodeKind, sha256base64url(input.code), now);
-    if (!stored)
-      throw new PortcullisError('login_failed', 'The login code is unknown, expired or already used', {
-        reason: 'code_invalid',
-      });
+    if (!stored) {
+      const error = new PortcullisError(
+        'login_failed',
+        'The login code is unknown, expired or already used',
+        {
+          reason: 'code_invalid',
+        },
+      );
+      await this.#loginFailed(error, from, { client: 'cli' }, now);
+      throw error;
+    }
     const intent = JSON.parse(stored) as { principalId: string; codeChallenge: string; redirectUri: string };
+    const refused = async (error: PortcullisError): Promise<never> => {
+      const idp = parseIdentity(intent.principalId)?.idp;
+      await this.#loginFailed(
+        error,
+        from,
+        { ...(idp ? { idp } : {}), client: 'cli', principal: intent.principalId },
+        now,
+      );
+      throw error;
+    };
     const expected = Buffer.from(intent.codeChallenge);
     const actual = Buffer.from(sha256base64url(input.codeVerifier));
     if (
@@ -664,14 +685,23 @@ export class SessionService {
       !timingSafeEqual(expected, actual) ||
       intent.redirectUri !== input.redirectUri
     ) {
-      throw new PortcullisError('login_failed', 'The code verifier or redirect URI does not match', {
-        reason: 'pkce_mismatch',
-      });
+      return refused(
+        new PortcullisError('login_failed', 'The code verifier or redirect URI does not match', {
+          reason: 'pkce_mismatch',
+        }),
+      );
     }
     const principal = await this.deps.store.principals.get(intent.principalId);
     if (!principal)
-      throw new PortcullisError('login_failed', 'Unknown principal', { reason: 'unknown_principal' });
-    assertMayAct(principal);
+      return refused(
+        new PortcullisError('login_failed', 'Unknown principal', { reason: 'unknown_principal' }),
+      );
+    try {
+      assertMayAct(principal);
+    } catch (error) {
+      if (error instanceof PortcullisError) return refused(error);
+      throw error;
+    }
     const session = await this.deps.tokens.issueSessionToken(
       principal,
       now,

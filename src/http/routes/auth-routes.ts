@@ -252,11 +252,14 @@ export function authApiRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const session = await deps.sessions.exchangeCliCode({
-          code: request.body.code,
-          codeVerifier: request.body.code_verifier,
-          redirectUri: request.body.redirect_uri,
-        });
+        const session = await deps.sessions.exchangeCliCode(
+          {
+            code: request.body.code,
+            codeVerifier: request.body.code_verifier,
+            redirectUri: request.body.redirect_uri,
+          },
+          originOf(request),
+        );
         return {
           session_token: session.token,
           expires_at: new Date(session.expiresAt).toISOString(),
