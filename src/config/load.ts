@@ -169,6 +169,8 @@ export interface GatewayConfig {
   readonly allowPlaintextOnLoopback: boolean;
   readonly recordParameters: boolean;
   readonly maxMessageBytes: number;
+  readonly maxConnections: number;
+  readonly maxLoginsPerAddress: number;
   readonly livenessCheckIntervalSeconds: number;
 }
 
@@ -396,6 +398,8 @@ function resolveGateway(
     allowPlaintextOnLoopback: gateway.allow_plaintext_on_loopback,
     recordParameters: gateway.record_parameters,
     maxMessageBytes: gateway.max_message_bytes,
+    maxConnections: gateway.max_connections,
+    maxLoginsPerAddress: gateway.max_logins_per_address,
     livenessCheckIntervalSeconds: gateway.liveness_check_interval,
   };
 }

@@ -329,6 +329,10 @@ export const configSchema = z
         record_parameters: z.boolean().default(false),
         /** Largest protocol message accepted from a client; a larger one ends its connection. */
         max_message_bytes: z.number().int().min(8192).max(1_073_741_824).default(1_048_576),
+        /** Client connections at once (logins in progress included); more are closed when accepted. */
+        max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
+        /** Logins in progress at once from one client address; more are refused (53300). */
+        max_logins_per_address: z.number().int().min(1).max(1_000_000).default(256),
         /** Re-check of every open session's grant, for revocations made by other replicas. */
         liveness_check_interval: duration.default(1),
       })

@@ -83,6 +83,8 @@ export interface ConnectionContext {
   readonly metrics: GatewayMetrics;
   /** Called once when the connection is gone. */
   readonly onClosed: (connection: ClientConnection) => void;
+  /** Called once when the connection's login is over (admitted, refused or gone). */
+  readonly onLoginOver: (connection: ClientConnection) => void;
 }
 
 type State = 'startup' | 'password' | 'admitting' | 'relay' | 'closed';
@@ -97,6 +99,12 @@ interface OpenSession {
 }
 
 const startupReplyTypes = new Set<number>([FrontendMessage.Password]);
+
+/**
+ * Largest message a client may send before it is logged in (its password: PostgreSQL itself takes
+ * at most 65,535 bytes); `max_message_bytes` applies once it is admitted.
+ */
+export const maxPreAuthMessageBytes = 64 * 1024;
 
 /**
  * A server message larger than this that does not arrive in one chunk is forwarded in pieces as
@@ -132,6 +140,7 @@ export class ClientConnection implements RegisteredSession {
   #unsynced = false;
   /** Portcullis itself ends the session (grant ended, shutdown, recording failure, protocol error). */
   #endedByGateway = false;
+  #loginOver = false;
   #clientSaidGoodbye = false;
   #upstreamBlocked = false;
   #recorderBlocked = false;
@@ -140,8 +149,12 @@ export class ClientConnection implements RegisteredSession {
   constructor(socket: Socket, ctx: ConnectionContext) {
     this.#ctx = ctx;
     this.#raw = socket;
+    this.remoteAddress = socket.remoteAddress;
     this.#socket = socket;
-    this.#reader = new FrameReader({ phase: 'startup', maxMessageSize: ctx.maxMessageBytes });
+    this.#reader = new FrameReader({
+      phase: 'startup',
+      maxMessageSize: Math.min(ctx.maxMessageBytes, maxPreAuthMessageBytes),
+    });
     socket.setNoDelay(true);
     this.#listen(socket);
     this.#startupTimer = setTimeout(
@@ -154,6 +167,15 @@ export class ClientConnection implements RegisteredSession {
       ctx.startupTimeoutMs,
     );
     this.#startupTimer.unref();
+  }
+
+  /** The client's address, as the socket had it when the connection was accepted. */
+  readonly remoteAddress: string | undefined;
+
+  #endLogin(): void {
+    if (this.#loginOver) return;
+    this.#loginOver = true;
+    this.#ctx.onLoginOver(this);
   }
 
   /** The grant of the session ('' before admission). */
@@ -232,6 +254,7 @@ export class ClientConnection implements RegisteredSession {
     if (this.#closed()) return;
     const wasRelaying = this.#state === 'relay';
     this.#state = 'closed';
+    this.#endLogin();
     clearTimeout(this.#startupTimer);
     this.#abort.abort();
     if (!this.#socket.writableEnded) this.#socket.destroy();
@@ -347,6 +370,7 @@ export class ClientConnection implements RegisteredSession {
     this.#state = 'closed';
     clearTimeout(this.#startupTimer);
     this.#socket.destroy();
+    this.#endLogin();
     this.#ctx.onClosed(this);
     void this.#ctx.cancelKeys.resolve(processId, secretKey).then((resolution) => {
       this.#ctx.metrics.cancel(resolution.found);
@@ -552,6 +576,8 @@ export class ClientConnection implements RegisteredSession {
     this.#bytesOut += hello.length;
     this.#socket.write(hello);
     this.#state = 'relay';
+    this.#reader.setMaxMessageSize(this.#ctx.maxMessageBytes);
+    this.#endLogin();
     this.#ctx.metrics.login('admitted');
     upstream.socket.on('data', this.#onUpstreamData);
     upstream.socket.on('error', this.#onUpstreamError);

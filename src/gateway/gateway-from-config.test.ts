@@ -13,6 +13,8 @@ const gateway = (overrides: Partial<GatewayConfig> = {}): GatewayConfig => ({
   allowPlaintextOnLoopback: false,
   recordParameters: false,
   maxMessageBytes: 1_048_576,
+  maxConnections: 10_000,
+  maxLoginsPerAddress: 256,
   livenessCheckIntervalSeconds: 1,
   ...overrides,
 });

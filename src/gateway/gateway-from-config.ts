@@ -84,6 +84,8 @@ export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway 
       allowPlaintextOnLoopback: config.allowPlaintextOnLoopback,
       recordParameters: config.recordParameters,
       maxMessageBytes: config.maxMessageBytes,
+      maxConnections: config.maxConnections,
+      maxLoginsPerAddress: config.maxLoginsPerAddress,
       livenessCheckIntervalMs: config.livenessCheckIntervalSeconds * 1000,
     },
     {

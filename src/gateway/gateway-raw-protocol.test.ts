@@ -5,6 +5,7 @@
  * review's reproductions.
  */
 import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -17,14 +18,15 @@ import {
   parse,
   query,
   RawClient,
+  sqlState,
   sync,
 } from '../../test-support/gateway-raw-client.js';
 import { useGatewayWorld } from '../../test-support/gateway-world.js';
-import { FrameReader } from './protocol/index.js';
+import { encodeStartupMessage, FrameReader } from './protocol/index.js';
 
 let grant: GatewayGrant;
 const world = useGatewayWorld({
-  harness: { gateway: { record_parameters: true } },
+  harness: { gateway: { record_parameters: true, max_logins_per_address: 3, max_connections: 6 } },
   setUp: async ({ h, sessions }) => {
     grant = await liveGrant(h, sessions);
   },
@@ -212,5 +214,57 @@ describe('gateway: raw protocol', () => {
     const grew = peak - before;
     t.diagnostic(`arrayBuffers grew by ${Math.round(grew / 1e6)} MB at most`);
     assert.ok(grew < size / 4, `arrayBuffers grew by ${grew} bytes`);
+  });
+
+  /** A TCP connection to the gateway, and everything it receives until it closes. */
+  async function socketToGateway(): Promise<{ socket: Socket; closed: Promise<Buffer> }> {
+    const socket = connect({ host: '127.0.0.1', port: gatewayPort() });
+    socket.on('error', () => {});
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise<Buffer>((resolve) =>
+      socket.once('close', () => resolve(Buffer.concat(received))),
+    );
+    await new Promise((resolve) => socket.once('connect', resolve));
+    return { socket, closed };
+  }
+
+  /** The SQLSTATE of the first ErrorResponse in `bytes` (a server stream after the startup). */
+  function firstError(bytes: Buffer): string {
+    const reader = new FrameReader({ phase: 'regular' });
+    reader.push(bytes);
+    while (reader.next()) if (reader.type === 0x45) return sqlState(reader.body());
+    return '';
+  }
+
+  test('before login a message above 64 KiB ends the connection from its header (08P01)', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const { socket, closed } = await socketToGateway();
+    const header = Buffer.alloc(5);
+    header.write('p', 0, 'latin1');
+    header.writeInt32BE(1_040_000, 1); // below max_message_bytes (1 MiB), above the pre-login cap
+    socket.write(Buffer.concat([encodeStartupMessage({ user: 'demo:alice', database: 'demo-db' }), header]));
+    assert.equal(firstError(await closed), '08P01');
+  });
+
+  test('logins in progress per address and connections in all are capped', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const connections = () => world.h.portcullis.gateway?.connectionCount ?? -1;
+    while (connections() > 0) await sleep(20); // earlier tests' connections are gone
+    // Three logins in progress from 127.0.0.1 (max_logins_per_address: 3): the fourth is refused.
+    const parked = [await socketToGateway(), await socketToGateway(), await socketToGateway()];
+    const fourth = await socketToGateway();
+    assert.equal(firstError(await fourth.closed), '53300');
+    // A login that ends frees its place.
+    parked.pop()?.socket.destroy();
+    while (connections() > 2) await sleep(20);
+    const sessions = [await open(), await open()];
+    // Admitted sessions do not count as logins in progress, but count as connections
+    // (max_connections: 6): 2 parked + 2 sessions + 2 more parked; the next is closed unanswered.
+    parked.push(await socketToGateway(), await socketToGateway());
+    const beyond = await socketToGateway();
+    assert.equal((await beyond.closed).length, 0);
+    for (const { socket } of parked) socket.destroy();
+    for (const session of sessions) session.close();
   });
 });

@@ -17,6 +17,7 @@ import type { AdmissionDeps } from './admission.js';
 import { CancelKeys, type CancelKeysOptions } from './cancel-keys.js';
 import { ClientConnection, type ConnectionContext, type GatewayLog } from './client-connection.js';
 import { type GatewayMetrics, type GatewayState, noGatewayMetrics } from './gateway-metrics.js';
+import { encodeErrorResponse } from './protocol/index.js';
 import { SessionDirectory, type SessionDirectoryOptions } from './session-directory.js';
 import { SessionRegistry } from './session-registry.js';
 import { type AuditBatchWriter, StatementRecorder } from './statement-recorder.js';
@@ -33,6 +34,10 @@ export interface PostgresGatewaySettings {
   readonly recordParameters: boolean;
   readonly maxMessageBytes: number;
   readonly livenessCheckIntervalMs: number;
+  /** Client connections at once, logins in progress included; more are closed at once (default 10,000). */
+  readonly maxConnections?: number;
+  /** Logins in progress at once from one client address; more are refused with 53300 (default 256). */
+  readonly maxLoginsPerAddress?: number;
   /** Time a client has from connecting to being logged in (default 10 s). */
   readonly startupTimeoutMs?: number;
   /** Time allowed to connect and log in upstream (default 10 s). */
@@ -62,6 +67,9 @@ export class PostgresGateway {
   readonly #settings: PostgresGatewaySettings;
   readonly #server: Server;
   readonly #connections = new Set<ClientConnection>();
+  /** Logins in progress by client address. */
+  readonly #logins = new Map<string, number>();
+  readonly #maxLoginsPerAddress: number;
   readonly #registry: SessionRegistry;
   readonly #directory: SessionDirectory;
   readonly #recorder: StatementRecorder;
@@ -117,8 +125,17 @@ export class PostgresGateway {
       log: deps.log,
       metrics: deps.metrics ?? noGatewayMetrics,
       onClosed: (connection) => this.#connections.delete(connection),
+      onLoginOver: (connection) => {
+        const address = connection.remoteAddress ?? '';
+        const left = (this.#logins.get(address) ?? 1) - 1;
+        if (left > 0) this.#logins.set(address, left);
+        else this.#logins.delete(address);
+      },
     };
+    this.#maxLoginsPerAddress = settings.maxLoginsPerAddress ?? 256;
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
+    // Beyond this Node closes a new connection as soon as it is accepted, before any byte is read.
+    this.#server.maxConnections = settings.maxConnections ?? 10_000;
     this.#server.on('error', (error) => deps.log.error({ err: error }, 'gateway listener error'));
   }
 
@@ -194,6 +211,22 @@ export class PostgresGateway {
     }
     // Until the connection has its own handler, an early reset must not become an uncaught error.
     socket.on('error', () => {});
+    const address = socket.remoteAddress ?? '';
+    const logins = this.#logins.get(address) ?? 0;
+    if (logins >= this.#maxLoginsPerAddress) {
+      // Unauthenticated connections from one address cannot pile up (each may hold a message).
+      this.#context.metrics.login('rejected');
+      socket.end(
+        encodeErrorResponse({
+          severity: 'FATAL',
+          code: '53300',
+          message: 'too many logins in progress from this address; try again later',
+        }),
+      );
+      setTimeout(() => socket.destroy(), 2000).unref();
+      return;
+    }
+    this.#logins.set(address, logins + 1);
     this.#connections.add(new ClientConnection(socket, this.#context));
   }
 }

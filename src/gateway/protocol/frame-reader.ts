@@ -90,7 +90,7 @@ const EMPTY = Buffer.alloc(0);
 /** Incremental framer; see the module documentation for phases, caps and ownership of the bytes. */
 export class FrameReader implements Frame {
   #phase: FramePhase;
-  readonly #maxMessageSize: number;
+  #maxMessageSize: number;
   readonly #maxStartupSize: number;
 
   // Input: the chunk being read, the read position in it, and chunks pushed before it was used up.
@@ -144,6 +144,16 @@ export class FrameReader implements Frame {
     if (this.#pieces.length > 0 || this.#streamLeft > 0)
       throw new Error('cannot change the phase inside a partial frame');
     this.#phase = phase;
+  }
+
+  /**
+   * Changes the cap on regular frames whose header has not been read yet (e.g. raised once a
+   * client is logged in, after a tighter cap on what it may send before).
+   */
+  setMaxMessageSize(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 5 || bytes > 0x7fffffff)
+      throw new RangeError(`maxMessageSize must be an integer from 5 to 2^31-1, not ${bytes}`);
+    this.#maxMessageSize = bytes;
   }
 
   /**
