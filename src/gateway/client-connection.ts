@@ -40,6 +40,7 @@ import {
   FrameReader,
   FrontendMessage,
   isProtocolError,
+  isProtocolOption,
   protocolNegotiation,
   type StartupMessage,
 } from './protocol/index.js';
@@ -494,6 +495,8 @@ export class ClientConnection implements RegisteredSession {
           login: result.upstream.username,
           tls: this.#tls,
           expiresAt: grant.expiresAt,
+          // What goes upstream with the login: `options` can set any setting (search_path, roles' GUCs).
+          parameters: passedParameters(parameters),
         },
       });
     } catch (error) {
@@ -715,6 +718,15 @@ export class ClientConnection implements RegisteredSession {
     // reaches the gateway first.
     this.#close(this.#clientSaidGoodbye ? 'client terminated the session' : why);
   }
+}
+
+/** The startup parameters passed upstream (all but user, database and `_pq_.` protocol options). */
+function passedParameters(parameters: ReadonlyMap<string, string>): Record<string, string> {
+  const passed: Record<string, string> = {};
+  for (const [name, value] of parameters) {
+    if (name !== 'user' && name !== 'database' && !isProtocolOption(name)) passed[name] = value;
+  }
+  return passed;
 }
 
 /** One write, or a corked batch that leaves as one writev. */

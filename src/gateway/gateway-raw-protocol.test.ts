@@ -9,7 +9,12 @@ import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { type GatewayGrant, liveGrant, recordedStatements } from '../../test-support/gateway-fixtures.js';
+import {
+  type GatewayGrant,
+  gatewayEvents,
+  liveGrant,
+  recordedStatements,
+} from '../../test-support/gateway-fixtures.js';
 import {
   bind,
   execute,
@@ -266,5 +271,25 @@ describe('gateway: raw protocol', () => {
     assert.equal((await beyond.closed).length, 0);
     for (const { socket } of parked) socket.destroy();
     for (const session of sessions) session.close();
+    while (connections() > 0) await sleep(20); // leave no login in progress to later tests
+  });
+
+  test('the startup parameters passed upstream are recorded with the session start', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const options = '-c search_path=pg_temp,public -c statement_timeout=1234';
+    const raw = await open([
+      ['application_name', 'startup-parameters'],
+      ['options', options],
+    ]);
+    raw.send(query('show statement_timeout'));
+    const got = await raw.until((f) => f.type === 'Z');
+    assert.match(got.find((f) => f.type === 'D')?.body.toString('latin1') ?? '', /1234ms/);
+    raw.close();
+    const started = (await gatewayEvents(world.h, 'gateway.session_started')).filter(
+      (e) =>
+        (e.data.parameters as Record<string, string> | undefined)?.application_name === 'startup-parameters',
+    );
+    assert.equal(started.length, 1);
+    assert.deepEqual(started[0]?.data.parameters, { application_name: 'startup-parameters', options });
   });
 });
