@@ -134,6 +134,8 @@ function recheckDeniedEvent(
  * connection timeouts bound to well under a minute.
  */
 export const activationLeaseMs = 5 * 60_000;
+/** How long the expiry loop leaves a just-approved request to the replica that approved it. */
+export const activationGraceMs = 30_000;
 /** Thrown inside the activation's transaction when its claim was taken over. */
 const lostActivationClaim = Symbol('lost activation claim');
 
@@ -773,10 +775,17 @@ export class AccessService {
     return stored?.status === 'applying' && stored.notBefore === grant.notBefore;
   }
 
-  /** Activates approved requests whose activation nobody holds (its activator died): the expiry loop's pass. */
+  /**
+   * Activates approved requests whose activation nobody holds (its activator died): the expiry
+   * loop's pass. A request approved less than {@link activationGraceMs} ago is left to the replica
+   * that approved it, which activates it at once: taken from it, its approve call would answer
+   * `approved` instead of `active`.
+   */
   async resumeActivations(limit = 100): Promise<number> {
     let activated = 0;
+    const settledBefore = this.deps.clock.now() - activationGraceMs;
     for (const request of await this.deps.store.requests.listApprovedAwaitingActivation(limit)) {
+      if (request.updatedAt > settledBefore) continue;
       try {
         if ((await this.activate(request.id)).state === 'active') activated++;
       } catch {

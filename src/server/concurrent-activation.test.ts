@@ -110,4 +110,25 @@ describe('concurrent activation of one request (PostgreSQL storage)', () => {
     await session.connect();
     await session.end();
   });
+
+  test("the expiry loop's pass leaves a just-approved request to its approver, and takes an orphaned one", async (t) => {
+    if (skip || !cluster) return t.skip(skip);
+    const { access, store } = h.portcullis;
+    const approve = async (reason: string, approvedAgoMs: number) => {
+      const request = await access.createRequest(
+        alice,
+        { resourceId: 'demo-db', role: 'readonly', durationSeconds: 600, reason, ticket: null },
+        origin,
+      );
+      const approved = { ...request, state: 'approved' as const, updatedAt: Date.now() - approvedAgoMs };
+      assert.ok(await store.requests.update({ ...approved, version: request.version + 1 }, request.version));
+      return request.id;
+    };
+    const fresh = await approve('fresh', 0);
+    const orphaned = await approve('orphaned', 60_000);
+    await access.resumeActivations();
+    assert.equal((await store.requests.get(orphaned))?.state, 'active');
+    assert.equal((await store.requests.get(fresh))?.state, 'approved');
+    assert.equal(await store.grants.getByRequest(fresh), undefined, 'not even claimed');
+  });
 });
