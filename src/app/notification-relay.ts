@@ -11,7 +11,7 @@
  * event's), by which receivers drop duplicates. A notification still failing after `maxAttempts`
  * is given up and recorded as a `notification.failed` audit event, and the channel moves on.
  */
-import { backoffDelayMs } from '../break-glass/alerts/dispatcher.js';
+import { abortableDelay, backoffDelayMs, errorText, withinTime } from '../break-glass/alerts/dispatcher.js';
 import type { Clock } from '../core/clock.js';
 import { type AccessNotification, isNotifiableEvent, notificationFor } from '../core/notification.js';
 import type { NotificationChannel } from '../notifications/ports.js';
@@ -40,11 +40,6 @@ export interface NotificationRelayOptions {
 }
 
 const batchSize = 200;
-
-/** Error text for the audit log: one line, bounded, never the error object. */
-function errorText(error: unknown): string {
-  return (error instanceof Error ? error.message : 'failed').replace(/\s+/g, ' ').slice(0, 300);
-}
 
 export class NotificationRelay {
   readonly #o: NotificationRelayOptions;
@@ -189,7 +184,8 @@ export class NotificationRelay {
       }
       try {
         const recipients = await this.#recipients(channel, n);
-        await this.#attempt(() => channel.send(n, recipients));
+        const limit = o.attemptTimeoutMs ?? 30_000;
+        await withinTime(() => channel.send(n, recipients), limit, `no answer within ${limit} ms`);
         return true;
       } catch (error) {
         lastError = errorText(error);
@@ -218,30 +214,7 @@ export class NotificationRelay {
     return true;
   }
 
-  async #attempt(send: () => Promise<void>): Promise<void> {
-    const limit = this.#o.attemptTimeoutMs ?? 30_000;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${limit} ms`)), limit);
-    });
-    try {
-      await Promise.race([Promise.resolve().then(send), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
   #wait(ms: number): Promise<void> {
-    const signal = this.#stopping.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return abortableDelay(ms, this.#stopping.signal);
   }
 }

@@ -51,8 +51,35 @@ export function backoffDelayMs(
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
+/** Runs `work` (a synchronous throw becomes a rejection) and rejects with `message` after `ms`. */
+export async function withinTime(work: () => Promise<void>, ms: number, message: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    await Promise.race([Promise.resolve().then(work), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Waits `ms`, or less if `signal` aborts (at once if it already has). */
+export function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** Error text for a report: one line, bounded, never the error object (which could hold a secret). */
-function errorText(error: unknown): string {
+export function errorText(error: unknown): string {
   const text = error instanceof Error ? error.message : 'failed';
   return text.replace(/\s+/g, ' ').slice(0, 300);
 }
@@ -116,21 +143,12 @@ export class RetryingAlertDispatcher implements AlertDispatcher {
     }
   }
 
-  async #attempt(alert: BreakGlassAlert, channel: AlertChannel): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new Error(`${channel.kind} ${channel.name}: no answer within ${this.#attemptTimeoutMs} ms`)),
-        this.#attemptTimeoutMs,
-      );
-    });
-    try {
-      // `then` also turns a synchronous throw of `send` into a rejection.
-      await Promise.race([Promise.resolve().then(() => channel.send(alert)), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #attempt(alert: BreakGlassAlert, channel: AlertChannel): Promise<void> {
+    return withinTime(
+      () => channel.send(alert),
+      this.#attemptTimeoutMs,
+      `${channel.kind} ${channel.name}: no answer within ${this.#attemptTimeoutMs} ms`,
+    );
   }
 
   async #deliver(alert: BreakGlassAlert, channel: AlertChannel): Promise<void> {
@@ -175,16 +193,6 @@ export class RetryingAlertDispatcher implements AlertDispatcher {
   }
 
   #wait(ms: number): Promise<void> {
-    const signal = this.#closing.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return abortableDelay(ms, this.#closing.signal);
   }
 }
