@@ -48,6 +48,8 @@ export class NotificationRelay {
   readonly #maxAttempts: number;
   readonly #stopping = new AbortController();
   readonly #loops: Promise<void>[] = [];
+  /** Channels whose cursor row exists (claimed once by this process). */
+  readonly #seen = new Set<string>();
 
   constructor(options: NotificationRelayOptions) {
     this.#o = options;
@@ -89,15 +91,17 @@ export class NotificationRelay {
   async drain(channel: NotificationChannel): Promise<void> {
     const { store, owner } = this.#o;
     const leaseUntil = () => this.#o.clock.now() + this.#leaseMs;
-    // A channel configured for the first time starts at the end of the log, not at its beginning.
-    const head = await store.auditLog.head();
+    // A channel configured for the first time starts at the end of the log, not at its beginning;
+    // once its row exists, where a new one would start no longer matters.
+    const startAt = this.#seen.has(channel.name) ? 0 : (await store.auditLog.head()).seq;
     let position = await store.notificationCursors.claim(
       channel.name,
       owner,
       this.#o.clock.now(),
       leaseUntil(),
-      head.seq,
+      startAt,
     );
+    this.#seen.add(channel.name);
     if (position === undefined) return;
     for (;;) {
       const events = await store.auditLog.read(position, batchSize);
