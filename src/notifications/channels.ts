@@ -4,12 +4,8 @@
  * error reporting behave the same everywhere.
  */
 
-import {
-  describeSmtpFailure,
-  type SmtpServerOptions,
-  smtpTransport,
-} from '../break-glass/alerts/smtp-channel.js';
-import { postSignedJson } from '../break-glass/alerts/webhook-channel.js';
+import { type SmtpServerOptions, sendOneMail } from '../break-glass/alerts/smtp-channel.js';
+import { postSignedJson, type WebhookTarget } from '../break-glass/alerts/webhook-channel.js';
 import type { AccessNotification, NotifiableEvent, NotificationAudience } from '../core/notification.js';
 import type { NotificationChannel } from './ports.js';
 import { notificationJson, notificationSubject, notificationText } from './render.js';
@@ -27,15 +23,11 @@ function wants(filter: ChannelFilter, event: NotifiableEvent, resourceId: string
   return filter.events.has(event) && (filter.resources === null || filter.resources.has(resourceId));
 }
 
-export interface WebhookNotificationChannelOptions {
+export interface WebhookNotificationChannelOptions extends WebhookTarget {
   readonly name: string;
-  readonly url: string;
-  readonly secret: string;
-  readonly timeoutMs: number;
   readonly filter: ChannelFilter;
   /** Base of the links in the payload (`server.public_url`). */
   readonly publicUrl: string;
-  readonly now?: () => number;
 }
 
 export class WebhookNotificationChannel implements NotificationChannel {
@@ -56,11 +48,8 @@ export class WebhookNotificationChannel implements NotificationChannel {
   async send(notification: AccessNotification): Promise<void> {
     const o = this.#options;
     await postSignedJson(
+      o,
       {
-        url: o.url,
-        secret: o.secret,
-        timeoutMs: o.timeoutMs,
-        now: o.now ?? Date.now,
         label: `webhook ${this.name}`,
         userAgent: 'Portcullis-Notifications/1',
         headers: { [notificationIdHeader]: notification.id },
@@ -101,31 +90,16 @@ export class SmtpNotificationChannel implements NotificationChannel {
     const o = this.#options;
     const to = [...new Set([...o.to, ...recipients])];
     if (to.length === 0) return;
-    const transport = smtpTransport(o);
-    try {
-      const info = await transport.sendMail({
-        from: o.from,
-        to,
-        subject: notificationSubject(notification),
-        text: notificationText(o.publicUrl, notification),
-        // One Message-ID across retries, so mail clients fold duplicates.
-        messageId: `<${notification.id}.${this.name}@portcullis.notifications>`,
-        headers: {
-          'X-Portcullis-Notification-Id': notification.id,
-          'X-Portcullis-Event': notification.event,
-        },
-        disableFileAccess: true,
-        disableUrlAccess: true,
-      });
-      if (info.rejected.length > 0) {
-        throw Object.assign(new Error('recipients rejected'), {
-          code: `${info.rejected.length} of ${to.length} recipients rejected`,
-        });
-      }
-    } catch (error) {
-      throw new Error(`smtp ${this.name}: ${describeSmtpFailure(error)}`);
-    } finally {
-      transport.close();
-    }
+    await sendOneMail(o, `smtp ${this.name}`, {
+      from: o.from,
+      to,
+      subject: notificationSubject(notification),
+      text: notificationText(o.publicUrl, notification),
+      messageId: `<${notification.id}.${this.name}@portcullis.notifications>`,
+      headers: {
+        'X-Portcullis-Notification-Id': notification.id,
+        'X-Portcullis-Event': notification.event,
+      },
+    });
   }
 }

@@ -2,13 +2,9 @@
  * The words and links of a notification, shared by every channel. Built only from the
  * notification, which carries no secret: no token, no password, no credential.
  */
+import { clean } from '../break-glass/alerts/smtp-channel.js';
 import { formatDuration } from '../config/duration.js';
 import type { AccessNotification } from '../core/notification.js';
-
-/** Control characters other than tab and newline are dropped from free text (reasons, tickets). */
-function clean(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '');
-}
 
 /** One human line, e.g. "alice requests orders-db/readonly for 1h: needs 1 approval". */
 export function notificationSummary(n: AccessNotification): string {

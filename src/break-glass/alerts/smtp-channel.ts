@@ -66,7 +66,7 @@ export function alertText(alert: BreakGlassAlert): string {
 }
 
 /** An SMTP failure in a few words: the error code, the command and the reply code, never the server's text. */
-export function describeSmtpFailure(error: unknown): string {
+function describeSmtpFailure(error: unknown): string {
   const e = error as { code?: unknown; responseCode?: unknown; command?: unknown };
   const parts = [typeof e.code === 'string' ? e.code : 'failed'];
   if (typeof e.command === 'string') parts.push(`at ${e.command.split(' ')[0]}`);
@@ -78,7 +78,7 @@ export function describeSmtpFailure(error: unknown): string {
  * A nodemailer transport for one message: TLS verified (TLS 1.2 at least), credentials only over
  * TLS (the config schema refuses anything else), and no logging of the exchange.
  */
-export function smtpTransport(o: SmtpServerOptions) {
+function smtpTransport(o: SmtpServerOptions) {
   const transport: SMTPTransport.Options = {
     host: o.host,
     port: o.port,
@@ -101,6 +101,44 @@ export function smtpTransport(o: SmtpServerOptions) {
   return nodemailer.createTransport(transport);
 }
 
+/** One plain-text message, as every Portcullis e-mail is sent. */
+export interface OneMail {
+  readonly from: string;
+  readonly to: readonly string[];
+  readonly subject: string;
+  readonly text: string;
+  /** The same across retries, so mail clients fold duplicates. */
+  readonly messageId: string;
+  readonly priority?: 'high' | 'normal';
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * Sends `mail` once over a transport of its own; a failure, or any recipient refused, is a thrown
+ * error labelled `label` ("smtp security-mail") that gives codes only, never the server's text.
+ */
+export async function sendOneMail(server: SmtpServerOptions, label: string, mail: OneMail): Promise<void> {
+  const transport = smtpTransport(server);
+  try {
+    const info = await transport.sendMail({
+      ...mail,
+      to: [...mail.to],
+      headers: { ...mail.headers },
+      disableFileAccess: true,
+      disableUrlAccess: true,
+    });
+    if (info.rejected.length > 0) {
+      throw Object.assign(new Error('recipients rejected'), {
+        code: `${info.rejected.length} of ${mail.to.length} recipients rejected`,
+      });
+    }
+  } catch (error) {
+    throw new Error(`${label}: ${describeSmtpFailure(error)}`);
+  } finally {
+    transport.close();
+  }
+}
+
 export class SmtpAlertChannel implements AlertChannel {
   readonly kind = 'smtp';
   readonly name: string;
@@ -112,31 +150,17 @@ export class SmtpAlertChannel implements AlertChannel {
   }
 
   async send(alert: BreakGlassAlert): Promise<void> {
-    const transport = smtpTransport(this.#options);
-    try {
-      const info = await transport.sendMail({
-        from: this.#options.from,
-        to: [...this.#options.to],
-        subject: alertSubject(alert),
-        text: alertText(alert),
-        messageId: `<${alert.id}.${this.name}@portcullis.alerts>`,
-        priority: alert.drill ? 'normal' : 'high',
-        headers: {
-          'X-Portcullis-Alert-Id': alert.id,
-          'X-Portcullis-Event': `break_glass.${alert.kind}`,
-        },
-        disableFileAccess: true,
-        disableUrlAccess: true,
-      });
-      if (info.rejected.length > 0) {
-        throw Object.assign(new Error('recipients rejected'), {
-          code: `${info.rejected.length} of ${this.#options.to.length} recipients rejected`,
-        });
-      }
-    } catch (error) {
-      throw new Error(`smtp ${this.name}: ${describeSmtpFailure(error)}`);
-    } finally {
-      transport.close();
-    }
+    await sendOneMail(this.#options, `smtp ${this.name}`, {
+      from: this.#options.from,
+      to: [...this.#options.to],
+      subject: alertSubject(alert),
+      text: alertText(alert),
+      messageId: `<${alert.id}.${this.name}@portcullis.alerts>`,
+      priority: alert.drill ? 'normal' : 'high',
+      headers: {
+        'X-Portcullis-Alert-Id': alert.id,
+        'X-Portcullis-Event': `break_glass.${alert.kind}`,
+      },
+    });
   }
 }

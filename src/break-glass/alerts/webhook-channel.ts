@@ -90,14 +90,8 @@ export function webhookBody(alert: BreakGlassAlert): string {
   });
 }
 
-export interface WebhookAlertChannelOptions {
+export interface WebhookAlertChannelOptions extends WebhookTarget {
   readonly name: string;
-  readonly url: string;
-  readonly secret: string;
-  /** Per attempt: connecting, sending and receiving the response headers. */
-  readonly timeoutMs: number;
-  /** Epoch ms, for the signature timestamp. */
-  readonly now?: () => number;
 }
 
 /** Describes a fetch failure without repeating the URL (which may embed a token). */
@@ -110,13 +104,18 @@ function describeFailure(error: unknown, timeoutMs: number): string {
   return 'connection failed';
 }
 
-/** One signed JSON `POST`, as every Portcullis webhook sends it. */
-export interface SignedPost {
+/** Where a Portcullis webhook posts, and how it signs. */
+export interface WebhookTarget {
   readonly url: string;
   readonly secret: string;
+  /** Per attempt: connecting, sending and receiving the response headers. */
   readonly timeoutMs: number;
   /** Epoch ms, for the signature timestamp. */
-  readonly now: () => number;
+  readonly now?: () => number;
+}
+
+/** What differs between the kinds of webhook a Portcullis process sends. */
+export interface SignedPost {
   /** Used in error messages instead of the URL, which may embed a token: "webhook soc-hook". */
   readonly label: string;
   readonly userAgent: string;
@@ -128,16 +127,16 @@ export interface SignedPost {
  * Sends `body` once, signed (`Portcullis-Signature`); a non-2xx answer (redirects included) or no
  * answer within the timeout is a thrown error that never repeats the URL.
  */
-export async function postSignedJson(target: SignedPost, body: string): Promise<void> {
-  const timestamp = Math.floor(target.now() / 1000);
+export async function postSignedJson(target: WebhookTarget, post: SignedPost, body: string): Promise<void> {
+  const timestamp = Math.floor((target.now ?? Date.now)() / 1000);
   let response: Response;
   try {
     response = await fetch(target.url, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        'user-agent': target.userAgent,
-        ...target.headers,
+        'user-agent': post.userAgent,
+        ...post.headers,
         [signatureHeader]: signWebhookPayload(target.secret, timestamp, body),
       },
       body,
@@ -146,12 +145,12 @@ export async function postSignedJson(target: SignedPost, body: string): Promise<
       signal: AbortSignal.timeout(target.timeoutMs),
     });
   } catch (error) {
-    throw new Error(`${target.label}: ${describeFailure(error, target.timeoutMs)}`);
+    throw new Error(`${post.label}: ${describeFailure(error, target.timeoutMs)}`);
   }
   // The receiver's answer is not needed; do not keep the socket busy reading it.
   await response.body?.cancel().catch(() => undefined);
   if (response.status < 200 || response.status > 299) {
-    throw new Error(`${target.label}: HTTP ${response.status}`);
+    throw new Error(`${post.label}: HTTP ${response.status}`);
   }
 }
 
@@ -167,13 +166,9 @@ export class WebhookAlertChannel implements AlertChannel {
   }
 
   async send(alert: BreakGlassAlert): Promise<void> {
-    const o = this.#options;
     await postSignedJson(
+      this.#options,
       {
-        url: o.url,
-        secret: o.secret,
-        timeoutMs: o.timeoutMs,
-        now: o.now ?? Date.now,
         label: `webhook ${this.name}`,
         userAgent: 'Portcullis-Alerts/1',
         headers: { [alertIdHeader]: alert.id },
