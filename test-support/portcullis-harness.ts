@@ -139,6 +139,8 @@ export interface HarnessOptions {
   readonly targetConnectionLimit?: number;
   /** `demo-db` is reached only through the gateway (`postgres.gateway_only`). */
   readonly targetGatewayOnly?: boolean;
+  /** More keys of the target's `postgres` section (e.g. `gateway_upstream_auth`). */
+  readonly targetPostgresOverrides?: Record<string, unknown>;
   /** Extra or replaced top-level config keys. */
   readonly configOverrides?: Record<string, unknown>;
   /**
@@ -229,6 +231,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
         ...(options.targetResourceAdmin
           ? { reassign_owned_to: options.targetResourceAdmin.reassignOwnedTo }
           : {}),
+        ...options.targetPostgresOverrides,
       },
       roles: [
         { name: 'readonly', grants: ['app_readonly'] },

@@ -178,6 +178,11 @@ export interface ScramClusterOptions {
   readonly maxConnections?: number;
   /** Serve TLS too (`ssl = on`) with this certificate and key (PEM files; copied into the cluster). */
   readonly ssl?: { readonly certFile: string; readonly keyFile: string };
+  /**
+   * How every role but the superuser authenticates over TCP (default `scram-sha-256`): `password`
+   * asks for the password in cleartext, `trust` for none.
+   */
+  readonly otherRolesAuth?: 'scram-sha-256' | 'password' | 'trust';
 }
 
 /** Starts a scram-sha-256 cluster on 127.0.0.1 (one per test file is plenty; startup takes about a second). */
@@ -227,6 +232,19 @@ export async function startScramCluster(options: ScramClusterOptions = {}): Prom
       '--no-sync',
     ]);
     await rm(passwordFile, { force: true });
+    if (options.otherRolesAuth && options.otherRolesAuth !== 'scram-sha-256') {
+      // pg_hba takes the first matching line: these go before initdb's.
+      const hbaFile = join(dataDir, 'pg_hba.conf');
+      const initial = await readFile(hbaFile, 'utf8');
+      await writeFile(
+        hbaFile,
+        [
+          `host all ${superuser} 127.0.0.1/32 scram-sha-256`,
+          `host all all 127.0.0.1/32 ${options.otherRolesAuth}`,
+          initial,
+        ].join('\n'),
+      );
+    }
     const sslSettings: string[] = [];
     if (options.ssl) {
       // The server reads them as its OS user, and refuses a key others can read.

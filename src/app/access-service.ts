@@ -47,6 +47,8 @@ export interface AccessServiceDeps {
   /** Portcullis groups with full administrative rights. */
   readonly adminGroups: readonly string[];
   readonly accessTokenTtlSeconds: number;
+  /** How long a request may wait for its reviews (`requests.pending_ttl`). */
+  readonly pendingTtlSeconds: number;
   /** Called when a grant becomes active, so the expiry loop can re-arm its timer. */
   readonly onGrantActivated?: (expiresAt: number) => void;
   /**
@@ -365,7 +367,14 @@ export class AccessService {
       throw new PortcullisError('policy_denied', decision.reason, { policyIds: decision.policyIds });
     }
     const request = core.openRequest(
-      { id: this.deps.newId(), requester, ...input, ticket: input.ticket, source: from.channel },
+      {
+        id: this.deps.newId(),
+        requester,
+        ...input,
+        ticket: input.ticket,
+        source: from.channel,
+        pendingTtlSeconds: this.deps.pendingTtlSeconds,
+      },
       decision.route,
       now,
     );
@@ -1063,6 +1072,45 @@ export class AccessService {
     throw new PortcullisError('conflict', "The principal's requests kept changing; try again");
   }
 
+  /**
+   * Ends every pending request whose review deadline has passed (`requests.pending_ttl`): nobody
+   * completed its reviews in time. Returns how many it ended.
+   */
+  async lapseDue(limit = 200): Promise<number> {
+    const now = this.deps.clock.now();
+    const due = await this.deps.store.requests.listPastReviewDeadline(now, limit);
+    let lapsed = 0;
+    for (let start = 0; start < due.length; start += expiryBatchSize) {
+      const batch = due.slice(start, start + expiryBatchSize);
+      lapsed += await this.deps.store.transaction(async (tx) => {
+        const events: { event: AuditEventInput; at: number }[] = [];
+        for (const request of batch) {
+          const ended = core.lapse(request, now);
+          // Reviewed, cancelled or lapsed by another replica meanwhile: the next pass re-reads it.
+          if (!(await tx.requests.update(ended, request.version))) continue;
+          events.push({
+            event: {
+              type: 'request.expired',
+              actor: 'system',
+              requestId: request.id,
+              resourceId: request.resourceId,
+              reason: ended.endReason,
+              data: {
+                reviewBy: request.reviewBy,
+                approvals: request.reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId),
+                approvalsRequired: core.effectiveApprovals(request.route),
+              },
+            },
+            at: now,
+          });
+        }
+        await tx.audit.appendAll(events);
+        return events.length;
+      });
+    }
+    return lapsed;
+  }
+
   /** Ends every active request whose deadline has passed. Returns how many it ended. */
   async expireDue(limit = 200): Promise<number> {
     const now = this.deps.clock.now();
@@ -1206,7 +1254,7 @@ export class AccessService {
 
   /** At boot: end overdue grants, finish interrupted activations and revocations. */
   async recover(): Promise<{ expired: number; activated: number; revocations: number }> {
-    const expired = await this.expireDue(10_000);
+    const expired = (await this.expireDue(10_000)) + (await this.lapseDue(10_000));
     let activated = 0;
     for (const request of await this.deps.store.requests.listApprovedAwaitingActivation(1000)) {
       try {

@@ -147,6 +147,7 @@ forEachDialect('break-glass service', (ctx) => {
       localTime: () => ({ hour: 12, weekday: 'mon' }),
       adminGroups: ['admins'],
       accessTokenTtlSeconds: 900,
+      pendingTtlSeconds: 86_400,
       gatewayOnlyEndpoint: () => undefined,
     });
     alerts = [];

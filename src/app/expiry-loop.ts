@@ -1,5 +1,5 @@
 /**
- * Ends grants at their deadline. The deadline lives in the database; this loop sleeps until the
+ * Ends grants at their deadline, and pending requests at their review deadline. The deadline lives in the database; this loop sleeps until the
  * earliest one (or a due revocation retry), with a periodic poll as a safety net, so access ends
  * within a second of `expires_at` — also after a restart, because `recover()` runs first.
  */
@@ -60,7 +60,7 @@ export class ExpiryLoop {
     this.timer.unref?.();
   }
 
-  /** One pass: expire, retry revocations, then sleep until the next deadline. */
+  /** One pass: expire, lapse, retry revocations, then sleep until the next deadline. */
   async tick(): Promise<void> {
     if (this.running) return;
     this.running = true;
@@ -73,6 +73,7 @@ export class ExpiryLoop {
     try {
       try {
         await this.service.expireDue();
+        await this.service.lapseDue();
         await this.service.processDueRevocations();
         // An approved request whose activator died (another replica, a crash) once its claim lapses.
         await this.service.resumeActivations();
@@ -82,12 +83,13 @@ export class ExpiryLoop {
       }
       if (this.stopped) return;
       try {
-        const [expiry, retry] = await Promise.all([
+        const [expiry, reviewBy, retry] = await Promise.all([
           this.store.requests.nextExpiry(),
+          this.store.requests.nextReviewDeadline(),
           this.store.grants.nextRevocationAttempt(),
         ]);
         const now = this.clock.now();
-        for (const deadline of [expiry, retry]) {
+        for (const deadline of [expiry, reviewBy, retry]) {
           if (deadline !== null) delay = Math.min(delay, Math.max(0, deadline - now));
         }
       } catch (error) {

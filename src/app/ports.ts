@@ -35,6 +35,10 @@ export interface RequestRepository {
   list(filter: RequestFilter): Promise<AccessRequest[]>;
   /** Active requests whose `expires_at` is at or before `now`, oldest first. */
   listExpired(now: number, limit: number): Promise<AccessRequest[]>;
+  /** Pending requests whose review deadline (`reviewBy`) is at or before `now`, oldest first. */
+  listPastReviewDeadline(now: number, limit: number): Promise<AccessRequest[]>;
+  /** Earliest review deadline among pending requests, or null. */
+  nextReviewDeadline(): Promise<number | null>;
   /** Approved requests still waiting for provisioning (e.g. after a crash). */
   listApprovedAwaitingActivation(limit: number): Promise<AccessRequest[]>;
   /** Earliest `expires_at` among active requests, or null. */

@@ -187,6 +187,7 @@ const request = {
   reviews: [],
   grant_id: null,
   created_at: new Date(now - 60_000).toISOString(),
+  review_by: new Date(now - 60_000 + 86_400_000).toISOString(),
   activated_at: null,
   expires_at: null,
   ended_at: null,
@@ -364,7 +365,7 @@ describe('commands against a stand-in API', () => {
     });
     assert.match(
       stdout,
-      /^Request r-1: demo-db\/readonly for 45m\n {2}pending: waiting for 1 more approval \(of 1\) from sre, dba; policy engineers-readonly\n$/,
+      /^Request r-1: demo-db\/readonly for 45m\n {2}pending: waiting for 1 more approval \(of 1\) from sre, dba; policy engineers-readonly; lapses in 23h 59m\n$/,
     );
   });
 

@@ -50,6 +50,8 @@ export interface PostgresTarget {
   readonly reassignOwnedTo: string;
   /** People reach it only through the gateway; the grant's own login is never shown. */
   readonly gatewayOnly: boolean;
+  /** How the server may authenticate the gateway's logins (`scram-sha-256` unless widened). */
+  readonly gatewayUpstreamAuth: readonly ('scram-sha-256' | 'password' | 'none')[];
 }
 
 export interface ConfiguredResource extends ResourceDefinition {
@@ -98,6 +100,7 @@ export interface Config {
   };
   readonly audit: { readonly checkpointEveryEvents: number; readonly checkpointIntervalSeconds: number };
   readonly expiry: { readonly pollIntervalSeconds: number };
+  readonly requests: { readonly pendingTtlSeconds: number };
   /** Present when the file has a `gateway` section. */
   readonly gateway?: GatewayConfig;
   /** Emergency accounts (`break_glass`); no accounts when the section is absent. */
@@ -366,6 +369,7 @@ function resolveResources(
           connectionLimit: pg.connection_limit,
           reassignOwnedTo: pg.reassign_owned_to,
           gatewayOnly: pg.gateway_only,
+          gatewayUpstreamAuth: pg.gateway_upstream_auth,
         },
       });
     } else {
@@ -559,6 +563,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
       checkpointIntervalSeconds: parsed.audit.checkpoint_interval,
     },
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
+    requests: { pendingTtlSeconds: parsed.requests.pending_ttl },
     ...(gateway ? { gateway } : {}),
     breakGlass: breakGlass.settings,
     notifications: notifications.settings,

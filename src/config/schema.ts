@@ -155,6 +155,12 @@ const postgresConnection = z
     gateway_only: z.boolean().default(false),
     /** Role that receives objects a grant's login created, before that login is dropped. */
     reassign_owned_to: z.string().min(1).default('postgres'),
+    /** How the server may authenticate the gateway's logins; anything else ends the session. */
+    gateway_upstream_auth: z
+      .array(z.enum(['scram-sha-256', 'password', 'none']))
+      .min(1)
+      .refine((methods) => new Set(methods).size === methods.length, 'lists a method twice')
+      .default(['scram-sha-256']),
   })
   .strict();
 
@@ -280,6 +286,20 @@ export const configSchema = z
       })
       .strict()
       .default({ checkpoint_every_events: 1000, checkpoint_interval: 300 }),
+    requests: z
+      .object({
+        /** How long a request may wait for its reviews before it lapses (1 minute to 30 days). */
+        pending_ttl: duration
+          .pipe(
+            z
+              .number()
+              .min(60, 'must be at least 1m')
+              .max(30 * 86_400, 'must be at most 30d'),
+          )
+          .default(86_400),
+      })
+      .strict()
+      .default({ pending_ttl: 86_400 }),
     expiry: z
       .object({
         /** Safety-net poll of the database for due expiries; precise timers do the rest. */

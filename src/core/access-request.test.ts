@@ -12,6 +12,8 @@ import {
   type EndedBy,
   expire,
   isAccessLive,
+  isPastReviewDeadline,
+  lapse,
   markFailed,
   maxDurationSeconds,
   type NewRequestInput,
@@ -68,6 +70,7 @@ function input(overrides: Partial<NewRequestInput> = {}): NewRequestInput {
     durationSeconds: 1800,
     reason: 'INC-42 investigate slow query',
     ticket: 'INC-42',
+    pendingTtlSeconds: 86_400,
     ...overrides,
   };
 }
@@ -106,6 +109,7 @@ const lifecycle: ReadonlyArray<readonly [RequestState, RequestState]> = [
   ['pending', 'approved'],
   ['pending', 'denied'],
   ['pending', 'cancelled'],
+  ['pending', 'expired'],
   ['approved', 'active'],
   ['approved', 'denied'],
   ['approved', 'failed'],
@@ -655,6 +659,60 @@ describe('cancel', () => {
   });
 });
 
+describe('review deadline and lapse', () => {
+  const ttl = 4 * hour;
+
+  it('a pending request must be reviewed within pending_ttl of being made; an auto-approved one has no deadline', () => {
+    assert.equal(openRequest(input({ pendingTtlSeconds: ttl / 1000 }), route(), t0).reviewBy, t0 + ttl);
+    const auto = openRequest(input(), route({ autoApprove: true, requiredApprovals: 0 }), t0);
+    assert.equal(auto.reviewBy, undefined);
+    assert.equal(isPastReviewDeadline(auto, t0 + 100 * hour), false);
+  });
+
+  it('a review one millisecond before the deadline counts; at the deadline it is refused (request_expired)', () => {
+    const request = openRequest(
+      input({ pendingTtlSeconds: ttl / 1000 }),
+      route({ requiredApprovals: 2 }),
+      t0,
+    );
+    const review = { reviewer: bob, verdict: 'approve' as const, reason: '', policyAllows: true };
+    assert.equal(applyReview(request, review, t0 + ttl - 1).reviews.length, 1);
+    const error = throwsCode(() => applyReview(request, review, t0 + ttl), 'request_expired');
+    assert.deepEqual(error.details, { reviewBy: new Date(t0 + ttl).toISOString() });
+  });
+
+  it('lapse ends a pending request expired, dated at its deadline, keeping the approvals it had', () => {
+    const opened = openRequest(input({ pendingTtlSeconds: ttl / 1000 }), route({ requiredApprovals: 2 }), t0);
+    const halfway = applyReview(
+      opened,
+      { reviewer: bob, verdict: 'approve', reason: '', policyAllows: true },
+      t0 + hour,
+    );
+    const lapsed = lapse(halfway, t0 + ttl + 700);
+    assert.equal(lapsed.state, 'expired');
+    assert.equal(lapsed.endedAt, t0 + ttl);
+    assert.equal(lapsed.endReason, 'not reviewed in time');
+    assert.equal(lapsed.reviews.length, 1);
+    assert.equal(lapsed.expiresAt, null, 'no access was ever given');
+  });
+
+  it('lapse refuses before the deadline and any request that is not pending', () => {
+    const request = openRequest(input({ pendingTtlSeconds: ttl / 1000 }), route(), t0);
+    throwsCode(() => lapse(request, t0 + ttl - 1), 'invalid_transition');
+    const approved = applyReview(
+      request,
+      { reviewer: bob, verdict: 'approve', reason: '', policyAllows: true },
+      t0 + 1,
+    );
+    throwsCode(() => lapse(approved, t0 + 2 * ttl), 'invalid_transition');
+  });
+
+  it('the requester may still cancel a request past its deadline that has not lapsed yet', () => {
+    const request = openRequest(input({ pendingTtlSeconds: ttl / 1000 }), route(), t0);
+    assert.equal(cancel(request, alice, t0 + 2 * ttl).state, 'cancelled');
+  });
+});
+
 describe('isAccessLive', () => {
   const activatedAt = t0 + 2 * minute;
   const active = activeRequest(activatedAt);
@@ -706,6 +764,7 @@ describe('properties over random operation sequences', () => {
     }),
     fc.record({ op: fc.constant('cancel' as const), actor: arbPerson }),
     fc.record({ op: fc.constant('recheck' as const) }),
+    fc.record({ op: fc.constant('lapse' as const) }),
   );
   type Operation = typeof arbOperation extends fc.Arbitrary<infer T> ? T : never;
   const arbStep = fc.record({ operation: arbOperation, elapsedMs: fc.integer({ min: 0, max: 2 * hour }) });
@@ -742,6 +801,8 @@ describe('properties over random operation sequences', () => {
         return cancel(request, operation.actor, now);
       case 'recheck':
         return denyOnRecheck(request, 'denied on re-check', now);
+      case 'lapse':
+        return lapse(request, now);
     }
   }
 
@@ -750,7 +811,11 @@ describe('properties over random operation sequences', () => {
     fc.assert(
       fc.property(arbRoute, fc.array(arbStep, { maxLength: 30 }), (randomRoute, steps) => {
         let now = t0;
-        let request = openRequest(input({ durationSeconds: 60 }), randomRoute, now);
+        let request = openRequest(
+          input({ durationSeconds: 60, pendingTtlSeconds: 3 * 3600 }),
+          randomRoute,
+          now,
+        );
         for (const { operation, elapsedMs } of steps) {
           now += elapsedMs;
           const before = request;
@@ -778,6 +843,9 @@ describe('properties over random operation sequences', () => {
           if (after.state === before.state) {
             assert.equal(operation.op, 'review', 'only a counted approval changes a request in place');
             assert.equal(after.reviews.length, before.reviews.length + 1);
+          }
+          if (isPastReviewDeadline(before, now)) {
+            assert.notEqual(operation.op, 'review', 'a review was taken past the review deadline');
           }
           if (after.state === 'approved' && before.state === 'pending') {
             const approvers = new Set(

@@ -3,7 +3,7 @@
  * wraps these in a compare-and-swap on `version`.
  *
  *   pending → approved → active → expired | revoked
- *   pending → denied | cancelled;  approved → denied | failed | cancelled
+ *   pending → denied | cancelled | expired;  approved → denied | failed | cancelled
  *
  * `approved → denied` is the policy re-check at activation ({@link denyOnRecheck}).
  */
@@ -25,7 +25,7 @@ export type RequestState = (typeof requestStates)[number];
 
 // INVARIANT: this table is the only place that says which transition is legal.
 const allowedTransitions: Readonly<Record<RequestState, readonly RequestState[]>> = {
-  pending: ['approved', 'denied', 'cancelled'],
+  pending: ['approved', 'denied', 'cancelled', 'expired'],
   approved: ['active', 'denied', 'failed', 'cancelled'],
   active: ['expired', 'revoked'],
   expired: [],
@@ -88,6 +88,11 @@ export interface AccessRequest {
    * break-glass requests (no policy decides them) and read as `api` for rows from before it was kept.
    */
   readonly source?: string;
+  /**
+   * When a request still pending lapses (`requests.pending_ttl` after it was made): no review is
+   * taken from then on. Absent on requests that were never pending (auto-approved, break-glass).
+   */
+  readonly reviewBy?: number;
 }
 
 export interface NewRequestInput {
@@ -100,6 +105,8 @@ export interface NewRequestInput {
   readonly ticket: string | null;
   /** `context.source` of the decision: `api`, `cli`, … */
   readonly source?: string;
+  /** How long the request may wait for its reviews (`requests.pending_ttl`). */
+  readonly pendingTtlSeconds: number;
 }
 
 /** Absolute ceiling on any grant, whatever a policy says. */
@@ -155,7 +162,27 @@ export function openRequest(input: NewRequestInput, route: ApprovalRoute, now: n
     route,
     reviews: [],
     ...unstartedLifecycle(now),
+    ...(autoApproved ? {} : { reviewBy: now + input.pendingTtlSeconds * 1000 }),
   };
+}
+
+/** True once a pending request can no longer be reviewed; the expiry loop then ends it ({@link lapse}). */
+export function isPastReviewDeadline(
+  request: Pick<AccessRequest, 'state' | 'reviewBy'>,
+  now: number,
+): boolean {
+  return request.state === 'pending' && request.reviewBy !== undefined && now >= request.reviewBy;
+}
+
+/** Nobody completed the reviews in time: the request ends `expired`, dated at its deadline. */
+export function lapse(request: AccessRequest, now: number): AccessRequest {
+  if (!isPastReviewDeadline(request, now)) {
+    throw new PortcullisError('invalid_transition', 'The request has not reached its review deadline');
+  }
+  return next(request, 'expired', now, {
+    endedAt: request.reviewBy ?? now,
+    endReason: 'not reviewed in time',
+  });
 }
 
 function next(
@@ -196,6 +223,13 @@ export function applyReview(request: AccessRequest, input: ReviewInput, now: num
     throw new PortcullisError('invalid_transition', `The request is ${request.state}, not pending`, {
       state: request.state,
     });
+  }
+  if (isPastReviewDeadline(request, now)) {
+    throw new PortcullisError(
+      'request_expired',
+      'The request was not reviewed in time (requests.pending_ttl); the requester may ask again',
+      { reviewBy: new Date(request.reviewBy ?? now).toISOString() },
+    );
   }
   const canonical = input.canonicalId ?? ((id: string) => id);
   const reviewer = canonical(input.reviewer.id);

@@ -14,6 +14,7 @@ export const auditEventTypes = [
   'request.denied',
   'request.reviewed',
   'request.cancelled',
+  'request.expired',
   'request.review_rejected',
   'grant.activated',
   'grant.failed',

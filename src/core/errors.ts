@@ -18,6 +18,7 @@ export const errorCatalogue = {
   unknown_role: { status: 404, title: 'Unknown role for this resource' },
   invalid_transition: { status: 409, title: 'The request is not in a state that allows this' },
   already_reviewed: { status: 409, title: 'You have already reviewed this request' },
+  request_expired: { status: 409, title: 'The request was not reviewed in time' },
   conflict: { status: 409, title: 'The resource changed concurrently; try again' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },

@@ -12,6 +12,7 @@ export const notifiableEvents = [
   'request.approved',
   'request.denied',
   'request.cancelled',
+  'request.expired',
   'grant.activated',
   'grant.failed',
   'grant.expired',
@@ -25,6 +26,7 @@ export const defaultNotificationEvents: readonly NotifiableEvent[] = [
   'request.created',
   'request.approved',
   'request.denied',
+  'request.expired',
   'grant.failed',
   'grant.revoked',
 ];

@@ -55,6 +55,7 @@ import {
   type UpstreamAddress,
   UpstreamError,
   type UpstreamSession,
+  type UpstreamTarget,
 } from './upstream-connection.js';
 
 /** The slice of a logger the gateway uses (pino's signature). */
@@ -77,7 +78,7 @@ export interface ConnectionContext {
   readonly registry: SessionRegistry;
   readonly directory: SessionDirectory;
   readonly cancelKeys: CancelKeys;
-  readonly upstreamAddress: (resourceId: string) => UpstreamAddress;
+  readonly upstreamTarget: (resourceId: string) => UpstreamTarget;
   readonly newId: () => string;
   readonly now: () => number;
   readonly log: GatewayLog;
@@ -127,7 +128,7 @@ export class ClientConnection implements RegisteredSession {
   readonly #abort = new AbortController();
   #session: OpenSession | undefined;
   #upstream: UpstreamSession | undefined;
-  #upstreamAddress: UpstreamAddress | undefined;
+  #upstreamTarget: UpstreamTarget | undefined;
   #grantId = '';
   #bytesIn = 0;
   #bytesOut = 0;
@@ -295,8 +296,8 @@ export class ClientConnection implements RegisteredSession {
     // no guess about the protocol state can leave a query running; when the client goes, only if
     // something may run and the client did not say goodbye.
     const busy = this.#pending > 0 || this.#unsynced;
-    if (this.#upstreamAddress && (this.#endedByGateway || (busy && !this.#clientSaidGoodbye))) {
-      this.#sendUpstreamCancel(this.#upstreamAddress, upstream.backendKey);
+    if (this.#upstreamTarget && (this.#endedByGateway || (busy && !this.#clientSaidGoodbye))) {
+      this.#sendUpstreamCancel(this.#upstreamTarget, upstream.backendKey);
     }
     // end(), not destroy(): a Terminate the client sent last must still reach the server.
     upstream.socket.end();
@@ -378,7 +379,7 @@ export class ClientConnection implements RegisteredSession {
       if (resolution.found !== 'here' && resolution.found !== 'shared') return;
       let address: UpstreamAddress;
       try {
-        address = this.#ctx.upstreamAddress(resolution.target.resourceId);
+        address = this.#ctx.upstreamTarget(resolution.target.resourceId);
       } catch (error) {
         this.#ctx.log.warn({ err: error }, 'gateway cannot route a cancel: its resource is gone');
         return;
@@ -535,9 +536,9 @@ export class ClientConnection implements RegisteredSession {
 
     let upstream: UpstreamSession;
     try {
-      this.#upstreamAddress = this.#ctx.upstreamAddress(grant.resourceId);
+      this.#upstreamTarget = this.#ctx.upstreamTarget(grant.resourceId);
       upstream = await connectUpstream(
-        this.#upstreamAddress,
+        this.#upstreamTarget,
         {
           username: result.upstream.username,
           password: result.upstream.password,

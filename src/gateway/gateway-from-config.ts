@@ -15,7 +15,7 @@ import { unbracketedHost } from '../text/postgres-url.js';
 import type { AdmissionDeps } from './admission.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { type GatewayLog, PostgresGateway } from './postgres-gateway.js';
-import type { UpstreamAddress } from './upstream-connection.js';
+import type { UpstreamAddress, UpstreamTarget } from './upstream-connection.js';
 
 export interface GatewayFromConfigDeps {
   readonly config: GatewayConfig;
@@ -39,12 +39,23 @@ function upstreamTls(sslMode: string | null, hasRootCert: boolean): UpstreamAddr
   return 'disable';
 }
 
-/** The upstream address of a resource, read once: a CA file that cannot be read fails at start-up. */
-function upstreamAddressOf(resource: ConfiguredResource): UpstreamAddress {
-  const address = adminAddress(postgresTargetOf(resource));
+/**
+ * The upstream target of a resource, read once: a CA file that cannot be read, or a cleartext
+ * password allowed to a server whose certificate is not checked, fails at start-up.
+ */
+export function upstreamTargetOf(resource: ConfiguredResource): UpstreamTarget {
+  const target = postgresTargetOf(resource);
+  const address = adminAddress(target);
   const tls = upstreamTls(address.sslMode, address.sslRootCert !== null);
+  const acceptedAuth = new Set(target.gatewayUpstreamAuth);
+  if (acceptedAuth.has('password') && tls !== 'verify-ca' && tls !== 'verify-full') {
+    throw new PortcullisError(
+      'config_invalid',
+      `Resource ${resource.id}: gateway_upstream_auth allows a cleartext password, which needs an admin URL with sslmode=verify-ca or verify-full (anyone on the path could ask for it)`,
+    );
+  }
   if (tls === 'disable' || address.sslRootCert === null)
-    return { host: address.host, port: address.port, tls };
+    return { host: address.host, port: address.port, tls, acceptedAuth };
   let ca: string;
   try {
     ca = readFileSync(address.sslRootCert, 'utf8');
@@ -56,7 +67,7 @@ function upstreamAddressOf(resource: ConfiguredResource): UpstreamAddress {
       { cause: error },
     );
   }
-  return { host: address.host, port: address.port, tls, ca };
+  return { host: address.host, port: address.port, tls, ca, acceptedAuth };
 }
 
 function adminAddressOrUndefined(resource: ConfiguredResource): unknown {
@@ -69,12 +80,12 @@ function adminAddressOrUndefined(resource: ConfiguredResource): unknown {
 
 export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway {
   const { config, resources, clock } = deps;
-  const addresses = new Map<string, UpstreamAddress>();
+  const targets = new Map<string, UpstreamTarget>();
   for (const resource of resources.values()) {
     if (resource.kind !== 'postgres' || !resource.postgres) continue;
     // A resource the gateway cannot reach (a unix-socket admin URL) is refused when used, not here.
     if (adminAddressOrUndefined(resource) === undefined) continue;
-    addresses.set(resource.id, upstreamAddressOf(resource));
+    targets.set(resource.id, upstreamTargetOf(resource));
   }
   return new PostgresGateway(
     {
@@ -101,12 +112,12 @@ export function gatewayFromConfig(deps: GatewayFromConfigDeps): PostgresGateway 
         deps.store.transaction(async (tx) => {
           await tx.audit.appendAll(events);
         }),
-      upstreamAddress: (resourceId) => {
-        const address = addresses.get(resourceId);
-        if (address) return address;
+      upstreamTarget: (resourceId) => {
+        const target = targets.get(resourceId);
+        if (target) return target;
         const resource = resources.get(resourceId);
         if (!resource) throw new Error(`no resource ${resourceId}`);
-        return upstreamAddressOf(resource);
+        return upstreamTargetOf(resource);
       },
       clock,
       newId: randomUUID,

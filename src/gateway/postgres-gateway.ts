@@ -4,7 +4,7 @@
  * when the grant ends. See docs/gateway.md.
  *
  * @example
- * const gateway = new PostgresGateway(settings, { admission, isGrantLive, writeAudit, clock, newId, log, upstreamAddress });
+ * const gateway = new PostgresGateway(settings, { admission, isGrantLive, writeAudit, clock, newId, log, upstreamTarget });
  * const port = await gateway.listen();
  * access.onGrantEnded = (grantId, why) => gateway.endGrant(grantId, why);
  * // …
@@ -21,7 +21,7 @@ import { encodeErrorResponse } from './protocol/index.js';
 import { SessionDirectory, type SessionDirectoryOptions } from './session-directory.js';
 import { SessionRegistry } from './session-registry.js';
 import { type AuditBatchWriter, StatementRecorder } from './statement-recorder.js';
-import type { UpstreamAddress } from './upstream-connection.js';
+import type { UpstreamTarget } from './upstream-connection.js';
 
 export type { GatewayLog } from './client-connection.js';
 
@@ -54,7 +54,7 @@ export interface PostgresGatewayDeps {
   readonly sessionStore: SessionDirectoryOptions['store'] & CancelKeysOptions['store'];
   /** One store transaction per batch, an audit append per event. */
   readonly writeAudit: AuditBatchWriter;
-  readonly upstreamAddress: (resourceId: string) => UpstreamAddress;
+  readonly upstreamTarget: (resourceId: string) => UpstreamTarget;
   readonly clock: Clock;
   readonly newId: () => string;
   readonly log: GatewayLog;
@@ -119,7 +119,7 @@ export class PostgresGateway {
         now: () => deps.clock.now(),
         onError: (error) => deps.log.warn({ err: error }, 'gateway: sharing a cancel key failed'),
       }),
-      upstreamAddress: deps.upstreamAddress,
+      upstreamTarget: deps.upstreamTarget,
       newId: deps.newId,
       now: () => deps.clock.now(),
       log: deps.log,

@@ -1,8 +1,9 @@
 /**
  * Opens the upstream side of a gateway session: a TCP connection to the resource's PostgreSQL
  * (TLS first when the admin URL says `sslmode=require`/`verify-ca`/`verify-full`, checked against
- * its `sslrootcert`), a StartupMessage as the grant's own login, SCRAM-SHA-256 (or cleartext, if
- * the server asks) with the grant's password, and the startup phase up to the first ReadyForQuery. The server's BackendKeyData is kept (for
+ * its `sslrootcert`), a StartupMessage as the grant's own login, SCRAM-SHA-256 with the grant's
+ * password (cleartext or no password only where the resource allows it), and the startup phase up to
+ * the first ReadyForQuery. The server's BackendKeyData is kept (for
  * cancel routing) and not forwarded; its ParameterStatus/NoticeResponse frames are handed back to
  * be replayed to the client.
  */
@@ -38,6 +39,18 @@ export interface UpstreamAddress {
   readonly ca?: string;
 }
 
+/**
+ * How the gateway lets a server authenticate its login, as libpq's `require_auth`:
+ * `scram-sha-256` (the server proves it knows the password too), `password` (the password in
+ * cleartext, to whoever asks), `none` (the server asks for nothing, so proves nothing).
+ */
+export type UpstreamAuthMethod = 'scram-sha-256' | 'password' | 'none';
+
+/** A resource's server: where it is, and which authentication the gateway accepts from it. */
+export interface UpstreamTarget extends UpstreamAddress {
+  readonly acceptedAuth: ReadonlySet<UpstreamAuthMethod>;
+}
+
 export interface UpstreamLogin {
   readonly username: string;
   readonly password: string;
@@ -67,6 +80,14 @@ export class UpstreamError extends Error {
     super(message, options);
     this.name = 'UpstreamError';
   }
+}
+
+function refuseUnaccepted(target: UpstreamTarget, method: UpstreamAuthMethod, what: string): void {
+  if (target.acceptedAuth.has(method)) return;
+  throw new UpstreamError(
+    '28000',
+    `the database ${what}, which this resource's gateway_upstream_auth does not accept (${[...target.acceptedAuth].join(', ')})`,
+  );
 }
 
 /** Largest frame accepted from the server (PostgreSQL's own field limit is 1 GiB). */
@@ -169,7 +190,7 @@ async function startTls(
  * {@link UpstreamError} (the server's own SQLSTATE and message when it sent an ErrorResponse).
  */
 export async function connectUpstream(
-  address: UpstreamAddress,
+  address: UpstreamTarget,
   login: UpstreamLogin,
   options: { readonly timeoutMs: number; readonly signal?: AbortSignal },
 ): Promise<UpstreamSession> {
@@ -183,6 +204,7 @@ export async function connectUpstream(
       let scramFinal: ScramFinal | undefined;
       let busy = false;
       let serverProven = false;
+      let passwordSent = false;
       let done = false;
       const finish = (error: unknown, session?: UpstreamSession) => {
         if (done) return;
@@ -223,9 +245,12 @@ export async function connectUpstream(
                 if (auth.kind === 'ok') {
                   if (scram && !serverProven)
                     throw new UpstreamError('08006', 'the database skipped the SCRAM server proof');
+                  if (!scram && !passwordSent) refuseUnaccepted(address, 'none', 'asks for no password');
                   break;
                 }
                 if (auth.kind === 'sasl') {
+                  if (!address.acceptedAuth.has('scram-sha-256'))
+                    refuseUnaccepted(address, 'scram-sha-256', 'asks for SCRAM-SHA-256');
                   if (!auth.mechanisms.includes(SCRAM_SHA_256))
                     throw new UpstreamError(
                       '28000',
@@ -241,7 +266,10 @@ export async function connectUpstream(
                   // A server that cannot prove it knows the password is not talked to.
                   scramFinal.verify(auth.data);
                   serverProven = true;
-                } else if (auth.kind === 'cleartext-password') {
+                } else if (auth.kind === 'cleartext-password' && !scram && !passwordSent) {
+                  // Whoever asks gets the password: only where TLS proved who is asking.
+                  refuseUnaccepted(address, 'password', 'asks for the password in cleartext');
+                  passwordSent = true;
                   socket.write(encodePasswordMessage(login.password));
                 } else {
                   throw new UpstreamError(

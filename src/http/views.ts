@@ -27,6 +27,8 @@ export const requestView = z.object({
   reviews: z.array(reviewView),
   grant_id: z.string().nullable(),
   created_at: z.string(),
+  /** When a request still pending lapses without its reviews (`requests.pending_ttl`); null if it never waited. */
+  review_by: z.string().nullable(),
   activated_at: z.string().nullable(),
   expires_at: z.string().nullable(),
   ended_at: z.string().nullable(),
@@ -55,6 +57,7 @@ export function toRequestView(request: AccessRequest, grantId: string | null): R
     })),
     grant_id: grantId,
     created_at: iso(request.createdAt) ?? '',
+    review_by: iso(request.reviewBy ?? null),
     activated_at: iso(request.activatedAt),
     expires_at: iso(request.expiresAt),
     ended_at: iso(request.endedAt),

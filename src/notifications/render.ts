@@ -20,6 +20,8 @@ export function notificationSummary(n: AccessNotification): string {
       return `${who}'s request for ${what} was denied${by}`;
     case 'request.cancelled':
       return `${who}'s request for ${what} was cancelled${by}`;
+    case 'request.expired':
+      return `${who}'s request for ${what} lapsed: it was not reviewed in time`;
     case 'grant.activated':
       return `${who} now has ${what}${n.expiresAt === null ? '' : ` until ${new Date(n.expiresAt).toISOString()}`}`;
     case 'grant.failed':

@@ -66,6 +66,7 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
         publicPort: undefined,
         connectionLimit: 2,
         gatewayOnly: false,
+        gatewayUpstreamAuth: ['scram-sha-256'],
         reassignOwnedTo: 'app_owner',
         ...target,
       },

@@ -19,6 +19,7 @@ function target(overrides: Partial<PostgresTarget> & { url?: string } = {}): Pos
     publicPort: undefined,
     connectionLimit: 5,
     gatewayOnly: false,
+    gatewayUpstreamAuth: ['scram-sha-256'],
     reassignOwnedTo: 'postgres',
     ...rest,
   };

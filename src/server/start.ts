@@ -214,6 +214,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       localTime: (now) => policyClock(now, config.timeZone),
       adminGroups: config.admins,
       accessTokenTtlSeconds: config.tokens.accessTokenTtlSeconds,
+      pendingTtlSeconds: config.requests.pendingTtlSeconds,
       onGrantActivated: (expiresAt) => expiry?.nudge(expiresAt),
       onGrantEnded: (grantId, why) => gateway?.endGrant(grantId, why),
       log: logger.child({ component: 'access' }),

@@ -74,6 +74,50 @@ forEachDialect('migrateToLatest', (ctx) => {
     });
   });
 
+  it('0010 gives requests pending before it 24 hours from when they were made, and no others a deadline', async () => {
+    await withEmptyBackend(ctx.dialect, async (backend) => {
+      const names = Object.keys(releasedMigrations);
+      const before = Object.fromEntries(
+        names.filter((name) => name < '0010').map((name) => [name, releasedMigrations[name] as Migration]),
+      );
+      await migrateToLatest(backend, before);
+      const row = (id: string, state: string) => ({
+        id,
+        requester_id: 'demo:alice',
+        resource_id: 'demo-db',
+        role: 'readonly',
+        duration_seconds: 600,
+        reason: 'r',
+        ticket: null,
+        state,
+        route: '{}',
+        reviews: '[]',
+        created_at: 1_000,
+        updated_at: 1_000,
+        activated_at: null,
+        expires_at: null,
+        ended_at: null,
+        end_reason: null,
+        version: 1,
+      });
+      const db = backend.db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+      await db
+        .insertInto('access_requests')
+        .values([row('waiting', 'pending'), row('done', 'denied')])
+        .execute();
+      await migrateToLatest(backend);
+      const deadlines = await db
+        .selectFrom('access_requests')
+        .select(['id', 'review_by'])
+        .orderBy('id')
+        .execute();
+      assert.deepEqual(deadlines, [
+        { id: 'done', review_by: null },
+        { id: 'waiting', review_by: 1_000 + 86_400_000 },
+      ]);
+    });
+  });
+
   if (ctx.dialect === 'postgres') {
     it('releases its advisory lock after migrating, even after a failure', async () => {
       await withEmptyBackend(ctx.dialect, async (backend) => {

@@ -117,6 +117,26 @@ forEachDialect('RequestRepository', (ctx) => {
     assert.deepEqual(await expired(testEpoch + 10 * minute, 2), ['early', 'on-time']);
   });
 
+  it('finds pending requests past their review deadline oldest deadline first, and the next deadline', async () => {
+    assert.equal(await ctx.store.requests.nextReviewDeadline(), null);
+    const pending = (id: string, reviewBy: number) => testRequest(id, { reviewBy });
+    await ctx.store.requests.insert(pending('late', testEpoch + 3 * minute));
+    await ctx.store.requests.insert(pending('early', testEpoch + minute));
+    await ctx.store.requests.insert(pending('on-time', testEpoch + 2 * minute));
+    // Not pending: never lapses, whatever its review_by says; nor does one without a deadline.
+    await ctx.store.requests.insert(testRequest('approved', { state: 'approved', reviewBy: testEpoch }));
+    const { reviewBy: _none, ...withoutDeadline } = testRequest('no-deadline');
+    await ctx.store.requests.insert(withoutDeadline);
+    assert.deepEqual(await ctx.store.requests.get('no-deadline'), withoutDeadline);
+
+    assert.strictEqual(await ctx.store.requests.nextReviewDeadline(), testEpoch + minute);
+    const due = async (now: number, limit = 10) =>
+      (await ctx.store.requests.listPastReviewDeadline(now, limit)).map((request) => request.id);
+    assert.deepEqual(await due(testEpoch + minute - 1), []);
+    assert.deepEqual(await due(testEpoch + 2 * minute), ['early', 'on-time'], 'at review_by exactly');
+    assert.deepEqual(await due(testEpoch + 10 * minute, 2), ['early', 'on-time']);
+  });
+
   it('lists approved requests awaiting activation, oldest approval first', async () => {
     await ctx.store.requests.insert(testRequest('r1', { state: 'approved', updatedAt: testEpoch + 2 }));
     await ctx.store.requests.insert(testRequest('r2', { state: 'approved', updatedAt: testEpoch + 1 }));

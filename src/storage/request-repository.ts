@@ -28,6 +28,7 @@ function toRequest(row: RequestRow): AccessRequest {
     endReason: row.end_reason,
     version: row.version,
     source: row.source,
+    ...(row.review_by === null ? {} : { reviewBy: row.review_by }),
   };
 }
 
@@ -57,6 +58,7 @@ function toRow(request: AccessRequest): RequestRow {
     route: JSON.stringify(request.route),
     created_at: request.createdAt,
     source: request.source ?? 'api',
+    review_by: request.reviewBy ?? null,
     ...mutableColumns(request),
   };
 }
@@ -127,6 +129,28 @@ export class KyselyRequestRepository implements RequestRepository {
       .limit(listLimit(limit))
       .execute();
     return rows.map(toRequest);
+  }
+
+  async listPastReviewDeadline(now: number, limit: number): Promise<AccessRequest[]> {
+    const rows = await this.#db
+      .selectFrom('access_requests')
+      .selectAll()
+      .where('state', '=', 'pending')
+      .where('review_by', '<=', now)
+      .orderBy('review_by')
+      .orderBy('id')
+      .limit(listLimit(limit))
+      .execute();
+    return rows.map(toRequest);
+  }
+
+  async nextReviewDeadline(): Promise<number | null> {
+    const row = await this.#db
+      .selectFrom('access_requests')
+      .select((eb) => eb.fn.min('review_by').as('next'))
+      .where('state', '=', 'pending')
+      .executeTakeFirst();
+    return row?.next ?? null;
   }
 
   async listApprovedAwaitingActivation(limit: number): Promise<AccessRequest[]> {

@@ -46,6 +46,8 @@ export interface AccessRequestsTable {
   version: number;
   /** `context.source` at creation (`api`, `cli`, …); `api` for rows from before 0009. */
   source: Generated<string>;
+  /** Deadline of a pending request's reviews (ms); null when it never waited for any (0010). */
+  review_by: number | null;
 }
 
 export interface GrantsTable {

@@ -41,6 +41,7 @@ export function testRequest(id: string, overrides: Partial<AccessRequest> = {}):
       reason: 'migration INC-42',
       ticket: 'INC-42',
       source: 'cli',
+      pendingTtlSeconds: 86_400,
     },
     testRoute,
     testEpoch,

@@ -22,7 +22,8 @@ export function describeState(request: RequestView, now: number): string {
     case 'pending': {
       const missing = Math.max(0, request.approvals_required - approvalsGiven(request));
       const groups = request.approver_groups.map((g) => sanitizeText(g)).join(', ') || '(any approver)';
-      return `pending: waiting for ${missing} more approval${missing === 1 ? '' : 's'} (of ${request.approvals_required}) from ${groups}; policy ${sanitizeText(request.policy_id)}`;
+      const lapses = request.review_by ? `; lapses ${relativeTime(request.review_by, now)}` : '';
+      return `pending: waiting for ${missing} more approval${missing === 1 ? '' : 's'} (of ${request.approvals_required}) from ${groups}; policy ${sanitizeText(request.policy_id)}${lapses}`;
     }
     case 'approved':
       return 'approved: access is being set up';

@@ -13,6 +13,7 @@ import * as principalLocks from './0006-principal-locks.js';
 import * as notificationCursors from './0007-notification-cursors.js';
 import * as oneDrillPerActivation from './0008-one-drill-per-activation.js';
 import * as requestSource from './0009-request-source.js';
+import * as requestReviewDeadline from './0010-request-review-deadline.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
@@ -24,4 +25,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '0007-notification-cursors': notificationCursors,
   '0008-one-drill-per-activation': oneDrillPerActivation,
   '0009-request-source': requestSource,
+  '0010-request-review-deadline': requestReviewDeadline,
 };
