@@ -12,6 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import type { Grant } from '../core/grant.js';
 import * as grants from '../core/grant.js';
+import type { IdentityLinks } from '../core/identity-links.js';
 import type { ApprovalRoute, PolicyContext } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
@@ -25,6 +26,7 @@ import type {
   PolicyEngine,
   Provisioner,
   ProvisionerLookup,
+  RequestListPosition,
   SecretBox,
   Store,
   Transaction,
@@ -46,6 +48,11 @@ export interface AccessServiceDeps {
   readonly localTime: (now: number) => { hour: number; weekday: string };
   /** Portcullis groups with full administrative rights. */
   readonly adminGroups: readonly string[];
+  /**
+   * The configured `identity_links`: a request or grant made under any identity of a person is
+   * theirs to see, cancel or release (`IdentityLinks.none` when there are none).
+   */
+  readonly identityLinks: Pick<IdentityLinks, 'canonicalOf' | 'identitiesOf'>;
   readonly accessTokenTtlSeconds: number;
   /** How long a request may wait for its reviews (`requests.pending_ttl`). */
   readonly pendingTtlSeconds: number;
@@ -141,6 +148,10 @@ export const activationGraceMs = 30_000;
 /** Thrown inside the activation's transaction when its claim was taken over. */
 const lostActivationClaim = Symbol('lost activation claim');
 
+/** Rows read at a time when a listing filters by visibility row by row. */
+const listPageSize = 200;
+/** Most rows one such listing reads before it returns what it has, with where to go on. */
+const listScanBudget = 5000;
 const maxCasAttempts = 8;
 /** Grants ended in one transaction by the expiry pass. */
 const expiryBatchSize = 50;
@@ -289,7 +300,7 @@ export class AccessService {
 
   /** Requesters see their own; approvers the ones they may review; owners and admins those of their resources. */
   async canView(viewer: Principal, request: AccessRequest): Promise<boolean> {
-    if (request.requesterId === viewer.id || this.isAdmin(viewer)) return true;
+    if (this.isSamePerson(viewer, request.requesterId) || this.isAdmin(viewer)) return true;
     const resource = this.deps.resources.get(request.resourceId);
     if (!resource) return false;
     if (resource.owners.some((g) => viewer.groups.includes(g))) return true;
@@ -298,7 +309,11 @@ export class AccessService {
 
   private mayReview(viewer: Principal, request: AccessRequest, resource: ResourceDefinition): boolean {
     const role = resource.roles.get(request.role);
-    if (!role || viewer.id === request.requesterId || !core.reviewerQualifies(request.route, viewer))
+    if (
+      !role ||
+      this.isSamePerson(viewer, request.requesterId) ||
+      !core.reviewerQualifies(request.route, viewer)
+    )
       return false;
     const context = this.policyContext(this.deps.clock.now(), resource, {
       ...request,
@@ -308,27 +323,60 @@ export class AccessService {
     return this.deps.policy.decide(viewer, 'approve', resource, role, context).allowed;
   }
 
+  /**
+   * One page of the requests `viewer` may see, newest first: their own (under any of their linked
+   * identities), those they may review now (`reviewable`: pending), or all they may see. Continues
+   * after `before` when given; `next` is where the following page starts, or null at the end.
+   * Visibility is decided per row, so `reviewable` and `all` read the store page by page and stop
+   * after {@link listScanBudget} rows: a page may then hold fewer than `limit` with `next` set.
+   */
   async listRequests(
     viewer: Principal,
-    filter: { scope: 'mine' | 'reviewable' | 'all'; states?: core.RequestState[]; limit?: number },
-  ): Promise<AccessRequest[]> {
+    filter: {
+      scope: 'mine' | 'reviewable' | 'all';
+      states?: core.RequestState[];
+      limit?: number;
+      before?: RequestListPosition;
+    },
+  ): Promise<{ requests: AccessRequest[]; next: RequestListPosition | null }> {
     const limit = Math.min(filter.limit ?? 100, 500);
-    if (filter.scope === 'mine') {
-      return this.deps.store.requests.list({ requesterId: viewer.id, states: filter.states, limit });
+    const base = {
+      ...(filter.scope === 'mine' ? { requesterIds: this.identitiesOf(viewer) } : {}),
+      ...(filter.scope === 'reviewable'
+        ? { states: ['pending' as const] }
+        : filter.states
+          ? { states: filter.states }
+          : {}),
+    };
+    const visible =
+      filter.scope === 'mine'
+        ? async () => true
+        : filter.scope === 'reviewable'
+          ? async (r: AccessRequest) => {
+              const resource = this.deps.resources.get(r.resourceId);
+              return resource !== undefined && this.mayReview(viewer, r, resource);
+            }
+          : (r: AccessRequest) => this.canView(viewer, r);
+    const found: AccessRequest[] = [];
+    let position = filter.before;
+    let scanned = 0;
+    for (;;) {
+      const pageSize = filter.scope === 'mine' ? limit : listPageSize;
+      const page = await this.deps.store.requests.list({
+        ...base,
+        limit: pageSize,
+        ...(position ? { before: position } : {}),
+      });
+      for (const request of page) {
+        scanned++;
+        position = { createdAt: request.createdAt, id: request.id };
+        if (!(await visible(request))) continue;
+        found.push(request);
+        if (found.length === limit) return { requests: found, next: position };
+      }
+      if (page.length < pageSize) return { requests: found, next: null };
+      if (scanned >= listScanBudget) return { requests: found, next: position ?? null };
     }
-    if (filter.scope === 'reviewable') {
-      const pending = await this.deps.store.requests.list({ states: ['pending'], limit: 500 });
-      return pending
-        .filter((r) => {
-          const resource = this.deps.resources.get(r.resourceId);
-          return resource !== undefined && this.mayReview(viewer, r, resource);
-        })
-        .slice(0, limit);
-    }
-    const all = await this.deps.store.requests.list({ states: filter.states, limit: 500 });
-    const visible: AccessRequest[] = [];
-    for (const r of all) if (await this.canView(viewer, r)) visible.push(r);
-    return visible.slice(0, limit);
   }
 
   // ------------------------------------------------------------ request
@@ -527,7 +575,7 @@ export class AccessService {
     await this.requestVisibleTo(requester, requestId, from, 'security.denied', { action: 'cancel' });
     return this.transition(
       requestId,
-      (current, now) => core.cancel(current, requester, now),
+      (current, now) => core.cancel(current, requester, now, (id) => this.deps.identityLinks.canonicalOf(id)),
       (updated, now) => [
         {
           type: 'request.cancelled',
@@ -909,7 +957,7 @@ export class AccessService {
     if (!grant) throw new PortcullisError('not_found', `No grant ${grantId}`);
     const resource = this.resource(grant.resourceId);
     const now = this.deps.clock.now();
-    const isRequester = grant.principalId === actor.id;
+    const isRequester = this.isSamePerson(actor, grant.principalId);
     const request = await this.deps.store.requests.get(grant.requestId);
     if (request && (request.state === 'revoked' || request.state === 'expired')) {
       // Idempotent: access already ended. Only someone who could see the grant learns that.
@@ -955,7 +1003,8 @@ export class AccessService {
     }
     await this.transition(
       grant.requestId,
-      (current, at) => core.revoke(current, actor, by, reason, at),
+      (current, at) =>
+        core.revoke(current, actor, by, reason, at, (id) => this.deps.identityLinks.canonicalOf(id)),
       (updated) => [
         {
           type: by === 'requester' ? 'grant.released' : 'grant.revoked',
@@ -1019,7 +1068,7 @@ export class AccessService {
             now,
           );
           const live = await tx.requests.list({
-            requesterId: principalId,
+            requesterIds: [principalId],
             states: ['pending', 'approved', 'active'],
             limit: 1000,
           });
@@ -1404,7 +1453,7 @@ export class AccessService {
     grant: { readonly principalId: string; readonly resourceId: string },
   ): boolean {
     return (
-      grant.principalId === viewer.id ||
+      this.isSamePerson(viewer, grant.principalId) ||
       this.isAdmin(viewer) ||
       (this.deps.resources.get(grant.resourceId)?.owners ?? []).some((o) => viewer.groups.includes(o))
     );
@@ -1424,8 +1473,34 @@ export class AccessService {
     scope: 'mine' | 'all',
     statuses?: grants.GrantStatus[],
   ): Promise<Grant[]> {
-    if (scope === 'mine') return this.deps.store.grants.listForPrincipal(viewer.id, statuses);
-    const all = await this.deps.store.grants.list({ statuses, limit: 500 });
-    return all.filter((g) => this.maySeeGrant(viewer, g));
+    const identities = this.identitiesOf(viewer);
+    if (scope === 'mine' && identities.length === 1)
+      return this.deps.store.grants.listForPrincipal(viewer.id, statuses);
+    // Visibility in the query, so the newest 500 are the newest 500 this viewer may see.
+    const owned = [...this.deps.resources.values()]
+      .filter((r) => r.owners.some((g) => viewer.groups.includes(g)))
+      .map((r) => r.id);
+    const visibleTo =
+      scope === 'mine'
+        ? { principalIds: identities, resourceIds: [] }
+        : this.isAdmin(viewer)
+          ? undefined
+          : { principalIds: identities, resourceIds: owned };
+    return this.deps.store.grants.list({
+      limit: 500,
+      ...(statuses ? { statuses } : {}),
+      ...(visibleTo ? { visibleTo } : {}),
+    });
+  }
+
+  /** Every identity of the person `principal` is, under the configured identity links. */
+  private identitiesOf(principal: Principal): readonly string[] {
+    const all = this.deps.identityLinks.identitiesOf(this.deps.identityLinks.canonicalOf(principal.id));
+    return all.includes(principal.id) ? all : [principal.id, ...all];
+  }
+
+  /** Whether `principalId` is one of `principal`'s identities (the same person). */
+  private isSamePerson(principal: Principal, principalId: string): boolean {
+    return principalId === principal.id || this.identitiesOf(principal).includes(principalId);
   }
 }

@@ -20,6 +20,7 @@ import { SecurityKeyCeremonies, webauthnConfigSchema, webauthnSettings } from '.
 import type { BreakGlassSettings, ConfiguredEmergencyAccount } from '../config/break-glass-config.js';
 import { ManualClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import { IdentityLinks } from '../core/identity-links.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition } from '../core/resource.js';
 import { JweSecretBox } from '../crypto/secret-box.js';
@@ -148,6 +149,7 @@ forEachDialect('break-glass service', (ctx) => {
       adminGroups: ['admins'],
       accessTokenTtlSeconds: 900,
       pendingTtlSeconds: 86_400,
+      identityLinks: IdentityLinks.none,
       gatewayOnlyEndpoint: () => undefined,
     });
     alerts = [];

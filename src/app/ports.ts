@@ -17,11 +17,20 @@ import type { BreakGlassRepository } from './break-glass-ports.js';
 
 // ---------------------------------------------------------------- storage
 
+/** Where a newest-first listing of requests continues: strictly older than this request. */
+export interface RequestListPosition {
+  readonly createdAt: number;
+  readonly id: string;
+}
+
 export interface RequestFilter {
-  readonly requesterId?: string;
+  /** Requests made by any of these principal ids. */
+  readonly requesterIds?: readonly string[];
   readonly states?: readonly RequestState[];
   readonly resourceId?: string;
   readonly limit?: number;
+  /** Only requests after this one in newest-first order (keyset pagination). */
+  readonly before?: RequestListPosition;
 }
 
 export interface RequestRepository {
@@ -57,7 +66,16 @@ export interface GrantRepository {
    */
   updateIfStatus(grant: Grant, expected: readonly GrantStatus[]): Promise<boolean>;
   listForPrincipal(principalId: string, statuses?: readonly GrantStatus[]): Promise<Grant[]>;
-  list(filter: { statuses?: readonly GrantStatus[]; resourceId?: string; limit?: number }): Promise<Grant[]>;
+  /**
+   * Newest first. With `visibleTo`, only grants held by one of its principal ids or on one of its
+   * resources (the view of someone who is not an administrator).
+   */
+  list(filter: {
+    statuses?: readonly GrantStatus[];
+    resourceId?: string;
+    limit?: number;
+    visibleTo?: { readonly principalIds: readonly string[]; readonly resourceIds: readonly string[] };
+  }): Promise<Grant[]>;
   /** Grants in `revoking`/`revoke_failed` whose next attempt is due. */
   listDueRevocations(now: number, limit: number): Promise<Grant[]>;
   /** Earliest due revocation attempt, or null. */

@@ -342,8 +342,11 @@ describe('commands against a stand-in API', () => {
   it('prints JSON for scripts with --json, wherever the flag is', async () => {
     const { code, stdout } = await cli(['--json', 'requests']);
     assert.equal(code, 0);
-    assert.deepEqual(JSON.parse(stdout), { requests: [request] });
-    assert.deepEqual(JSON.parse((await cli(['requests', '--json'])).stdout), { requests: [request] });
+    assert.deepEqual(JSON.parse(stdout), { requests: [request], next_cursor: null });
+    assert.deepEqual(JSON.parse((await cli(['requests', '--json'])).stdout), {
+      requests: [request],
+      next_cursor: null,
+    });
   });
 
   it('request prints what it waits for', async () => {
@@ -365,7 +368,7 @@ describe('commands against a stand-in API', () => {
     });
     assert.match(
       stdout,
-      /^Request r-1: demo-db\/readonly for 45m\n {2}pending: waiting for 1 more approval \(of 1\) from sre, dba; policy engineers-readonly; lapses in 23h 59m\n$/,
+      /^Request r-1: demo-db\/readonly for 45m\n {2}pending: waiting for 1 more approval \(of 1\) from sre, dba; policy engineers-readonly; lapses in 23h 5[89]m\n$/,
     );
   });
 

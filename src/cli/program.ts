@@ -215,6 +215,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       'comma-separated: pending,approved,active,expired,revoked,denied,cancelled,failed',
     )
     .option('--limit <n>', 'at most this many (1–500, default 100)')
+    .option('--cursor <cursor>', 'continue where the previous listing said "More requests"')
     .addHelpText(
       'after',
       example('portcullis requests --reviewable', 'portcullis requests --all --state pending,active'),

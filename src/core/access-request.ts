@@ -317,24 +317,36 @@ export function expire(request: AccessRequest, now: number): AccessRequest {
 
 export type EndedBy = 'owner' | 'requester';
 
-/** Ends active access early: revoked by an owner/admin, or released by the requester. */
+/**
+ * Ends active access early: revoked by an owner/admin, or released by the requester (under any of
+ * their linked identities, by `canonicalId`).
+ */
 export function revoke(
   request: AccessRequest,
   actor: Principal,
   by: EndedBy,
   reason: string,
   now: number,
+  canonicalId: (principalId: string) => string = (id) => id,
 ): AccessRequest {
-  if (by === 'requester' && actor.id !== request.requesterId) {
+  if (by === 'requester' && canonicalId(actor.id) !== canonicalId(request.requesterId)) {
     throw new PortcullisError('forbidden', 'Only the requester can release their own access');
   }
   const label = by === 'requester' ? 'released by requester' : 'revoked';
   return next(request, 'revoked', now, { endedAt: now, endReason: reason ? `${label}: ${reason}` : label });
 }
 
-/** The requester withdraws a request that has not become active. */
-export function cancel(request: AccessRequest, actor: Principal, now: number): AccessRequest {
-  if (actor.id !== request.requesterId) {
+/**
+ * The requester withdraws a request that has not become active. `canonicalId` as in
+ * {@link ReviewInput}: the requester under any of their linked identities.
+ */
+export function cancel(
+  request: AccessRequest,
+  actor: Principal,
+  now: number,
+  canonicalId: (principalId: string) => string = (id) => id,
+): AccessRequest {
+  if (canonicalId(actor.id) !== canonicalId(request.requesterId)) {
     throw new PortcullisError('forbidden', 'Only the requester can cancel their request');
   }
   return next(request, 'cancelled', now, { endedAt: now, endReason: 'cancelled by requester' });

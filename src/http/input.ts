@@ -60,3 +60,28 @@ export const idParam = z.object({
     .max(64)
     .regex(/^[A-Za-z0-9-]+$/, 'must be an id'),
 });
+
+/** Where a newest-first listing continues: the creation time and id of the last row seen. */
+export interface ListPosition {
+  readonly createdAt: number;
+  readonly id: string;
+}
+
+/** A listing's position as an opaque, URL-safe cursor. */
+export function encodeListCursor(position: ListPosition): string {
+  return Buffer.from(`${position.createdAt}.${position.id}`, 'utf8').toString('base64url');
+}
+
+/** A `cursor` query parameter: what {@link encodeListCursor} wrote, or a 400 naming it. */
+export const listCursor = z
+  .string()
+  .max(200)
+  .transform((value, ctx): ListPosition => {
+    const decoded = /^[A-Za-z0-9_-]+$/.test(value) ? Buffer.from(value, 'base64url').toString('utf8') : '';
+    const match = /^(\d{1,16})\.([A-Za-z0-9-]{1,64})$/.exec(decoded);
+    if (!match) {
+      ctx.addIssue({ code: 'custom', message: 'is not a cursor this server gave out' });
+      return z.NEVER;
+    }
+    return { createdAt: Number(match[1]), id: match[2] ?? '' };
+  });

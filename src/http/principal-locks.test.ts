@@ -238,7 +238,7 @@ test('a lock racing with requests and auto-approvals leaves nothing live (Postgr
     );
   const store = h.portcullis.store;
   const live = await store.requests.list({
-    requesterId: 'demo:alice',
+    requesterIds: ['demo:alice'],
     states: ['pending', 'approved', 'active'],
     limit: 100,
   });

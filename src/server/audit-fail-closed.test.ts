@@ -102,7 +102,7 @@ for (const storage of ['sqlite', 'postgres'] as const) {
         reason: 'must not be stored',
       });
       assert.equal(noRequest.status, 503);
-      const mine = await h.portcullis.store.requests.list({ requesterId: 'demo:alice', limit: 100 });
+      const mine = await h.portcullis.store.requests.list({ requesterIds: ['demo:alice'], limit: 100 });
       assert.ok(!mine.some((r) => r.reason === 'must not be stored'));
       assert.deepEqual(await h.portcullis.store.auditLog.head(), headBefore);
 

@@ -80,4 +80,47 @@ describe('reviews across linked identities (HTTP)', () => {
     assert.equal(stored?.state, 'pending', 'one person, one approval: a second person is still needed');
     assert.equal(stored?.reviews.length, 1);
   });
+
+  test("requests and grants made under an identity later linked are the person's: listed, shown, cancelled, released", async () => {
+    await link([]);
+    const alice = await h.login('alice');
+    const [bob, carol] = [await h.login('bob'), await h.login('carol')];
+    const waiting = await requestReader(alice, 'still waiting');
+    const granted = await requestReader(alice, 'approved before the link');
+    for (const approver of [bob, carol]) {
+      const answer = await h.api(approver, 'POST', `/api/v1/requests/${granted}/approve`, {});
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    }
+    const grantId = (await h.api(alice, 'GET', `/api/v1/requests/${granted}`)).body.grant_id as string;
+    assert.ok(grantId);
+
+    // alice's sign-ins now resolve to demo:bob, who signs in as the same person.
+    await link([{ principal: 'demo:bob', also: ['demo:alice'] }]);
+    const person = await h.login('alice');
+    const mine = await h.api(person, 'GET', '/api/v1/requests?scope=mine');
+    assert.equal(mine.status, 200, JSON.stringify(mine.body));
+    const ids = (mine.body.requests as { id: string }[]).map((r) => r.id);
+    assert.ok(ids.includes(waiting) && ids.includes(granted), JSON.stringify(ids));
+    assert.equal((await h.api(person, 'GET', `/api/v1/requests/${waiting}`)).status, 200);
+    const grants = await h.api(person, 'GET', '/api/v1/grants?scope=mine');
+    assert.ok(
+      (grants.body.grants as { id: string }[]).some((g) => g.id === grantId),
+      JSON.stringify(grants.body),
+    );
+
+    const cancelled = await h.api(person, 'POST', `/api/v1/requests/${waiting}/cancel`, {});
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+    assert.equal(cancelled.body.state, 'cancelled');
+    const released = await h.api(person, 'POST', `/api/v1/grants/${grantId}/revoke`, { reason: 'done' });
+    assert.equal(released.status, 200, JSON.stringify(released.body));
+    const events = await h.portcullis.store.auditLog.read(0, 10_000);
+    const ended = events.find((e) => e.grantId === grantId && e.type === 'grant.released');
+    assert.equal(ended?.actor, 'demo:bob', 'released by the requester, under the identity signed in');
+
+    // carol, an approver of it, is another person: it is not hers to cancel.
+    const other = await requestReader(person, 'made as demo:bob');
+    const refused = await h.api(carol, 'POST', `/api/v1/requests/${other}/cancel`, {});
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.code, 'forbidden');
+  });
 });

@@ -195,6 +195,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
 
     let expiry: ExpiryLoop | undefined;
     let gateway: PostgresGateway | null = null;
+    const identityLinks = new IdentityLinks(config.identityLinks);
     const access = new AccessService({
       store,
       policy,
@@ -213,6 +214,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       newId: randomUUID,
       localTime: (now) => policyClock(now, config.timeZone),
       adminGroups: config.admins,
+      identityLinks,
       accessTokenTtlSeconds: config.tokens.accessTokenTtlSeconds,
       pendingTtlSeconds: config.requests.pendingTtlSeconds,
       onGrantActivated: (expiresAt) => expiry?.nudge(expiresAt),
@@ -267,7 +269,6 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     if (idpIssues.length > 0) throw new ConfigError(config.file, idpIssues);
     const oidcProviders = config.identityProviders.filter((p) => p.type === 'oidc');
     const idpJwts = new IdpJwtVerifier(oidcProviders, { clock });
-    const identityLinks = new IdentityLinks(config.identityLinks);
     const sessions = new SessionService({
       store,
       tokens,

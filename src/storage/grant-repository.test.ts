@@ -100,6 +100,14 @@ forEachDialect('GrantRepository', (ctx) => {
     assert.deepEqual(ids(await ctx.store.grants.list({ statuses: ['active'] })), ['g3', 'g1']);
     assert.deepEqual(ids(await ctx.store.grants.list({ resourceId: 'staging-db' })), ['g3']);
     assert.deepEqual(ids(await ctx.store.grants.list({ limit: 1 })), ['g3']);
+    // What someone who is not an administrator may see: their own, and those on resources they own.
+    const visible = (principalIds: string[], resourceIds: string[]) =>
+      ctx.store.grants.list({ visibleTo: { principalIds, resourceIds } }).then(ids);
+    assert.deepEqual(await visible([carol.id], []), ['g3']);
+    assert.deepEqual(await visible(['demo:nobody'], ['staging-db']), ['g3']);
+    assert.deepEqual(await visible([carol.id, alice], []), ['g3', 'g2', 'g1']);
+    assert.deepEqual(await visible([], ['prod-db']), ['g2', 'g1']);
+    assert.deepEqual(await visible([], []), []);
   });
 
   it('lists due revocations, earliest first, and the next attempt', async () => {

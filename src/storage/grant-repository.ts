@@ -128,6 +128,7 @@ export class KyselyGrantRepository implements GrantRepository {
     statuses?: readonly GrantStatus[];
     resourceId?: string;
     limit?: number;
+    visibleTo?: { readonly principalIds: readonly string[]; readonly resourceIds: readonly string[] };
   }): Promise<Grant[]> {
     return this.#list(filter);
   }
@@ -137,9 +138,16 @@ export class KyselyGrantRepository implements GrantRepository {
     statuses?: readonly GrantStatus[] | undefined;
     resourceId?: string;
     limit?: number;
+    visibleTo?: { readonly principalIds: readonly string[]; readonly resourceIds: readonly string[] };
   }): Promise<Grant[]> {
     if (filter.statuses?.length === 0) return [];
     let query = this.#select();
+    const visibleTo = filter.visibleTo;
+    if (visibleTo !== undefined) {
+      const held = visibleTo.principalIds.length > 0 ? visibleTo.principalIds : [''];
+      const owned = visibleTo.resourceIds.length > 0 ? visibleTo.resourceIds : [''];
+      query = query.where((eb) => eb.or([eb('principal_id', 'in', held), eb('resource_id', 'in', owned)]));
+    }
     if (filter.principalId !== undefined) query = query.where('principal_id', '=', filter.principalId);
     if (filter.resourceId !== undefined) query = query.where('resource_id', '=', filter.resourceId);
     if (filter.statuses !== undefined) query = query.where('status', 'in', filter.statuses);

@@ -89,13 +89,36 @@ forEachDialect('RequestRepository', (ctx) => {
       (await ctx.store.requests.list(filter)).map((request) => request.id);
 
     assert.deepEqual(await ids({}), ['r5', 'r4', 'r3', 'r2', 'r1']);
-    assert.deepEqual(await ids({ requesterId: carol.id }), ['r3']);
+    assert.deepEqual(await ids({ requesterIds: [carol.id] }), ['r3']);
     assert.deepEqual(await ids({ resourceId: 'staging-db' }), ['r4']);
     assert.deepEqual(await ids({ states: ['pending'] }), ['r4', 'r3', 'r1']);
     assert.deepEqual(await ids({ states: ['approved', 'denied'] }), ['r5', 'r2']);
     assert.deepEqual(await ids({ states: [] }), []);
     assert.deepEqual(await ids({ states: ['pending'], resourceId: 'prod-db', limit: 1 }), ['r3']);
     assert.deepEqual(await ids({ limit: 2 }), ['r5', 'r4']);
+    assert.deepEqual(
+      await ids({ requesterIds: [carol.id, 'demo:nobody', requests[0]?.requesterId ?? ''] }).then(
+        (l) => l.length,
+      ),
+      5,
+    );
+    assert.deepEqual(await ids({ requesterIds: [] }), []);
+  });
+
+  it('continues a newest-first listing strictly after a position, ties broken by id', async () => {
+    // r-b and r-c were made in the same millisecond: the id orders them.
+    const requests = [
+      testRequest('r-a', { createdAt: testEpoch }),
+      testRequest('r-b', { createdAt: testEpoch + 1 }),
+      testRequest('r-c', { createdAt: testEpoch + 1 }),
+      testRequest('r-d', { createdAt: testEpoch + 2 }),
+    ];
+    for (const request of requests) await ctx.store.requests.insert(request);
+    const page = async (before?: { createdAt: number; id: string }) =>
+      (await ctx.store.requests.list({ limit: 2, ...(before ? { before } : {}) })).map((r) => r.id);
+    assert.deepEqual(await page(), ['r-d', 'r-c']);
+    assert.deepEqual(await page({ createdAt: testEpoch + 1, id: 'r-c' }), ['r-b', 'r-a']);
+    assert.deepEqual(await page({ createdAt: testEpoch, id: 'r-a' }), []);
   });
 
   it('finds expired active requests oldest first, and the next expiry', async () => {

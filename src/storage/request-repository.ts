@@ -106,8 +106,18 @@ export class KyselyRequestRepository implements RequestRepository {
 
   async list(filter: RequestFilter): Promise<AccessRequest[]> {
     if (filter.states?.length === 0) return [];
+    if (filter.requesterIds?.length === 0) return [];
     let query = this.#db.selectFrom('access_requests').selectAll();
-    if (filter.requesterId !== undefined) query = query.where('requester_id', '=', filter.requesterId);
+    if (filter.requesterIds !== undefined) query = query.where('requester_id', 'in', filter.requesterIds);
+    const before = filter.before;
+    if (before !== undefined) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('created_at', '<', before.createdAt),
+          eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)]),
+        ]),
+      );
+    }
     if (filter.resourceId !== undefined) query = query.where('resource_id', '=', filter.resourceId);
     if (filter.states !== undefined) query = query.where('state', 'in', filter.states);
     const rows = await query

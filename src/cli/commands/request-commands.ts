@@ -142,9 +142,10 @@ export interface ListRequestsOptions {
   readonly all?: boolean;
   readonly state?: string;
   readonly limit?: string;
+  readonly cursor?: string;
 }
 
-/** `portcullis requests [--reviewable | --all] [--state pending,active]`. */
+/** `portcullis requests [--reviewable | --all] [--state pending,active] [--cursor C]`. */
 export async function listRequests(ctx: CliContext, options: ListRequestsOptions): Promise<void> {
   if (options.reviewable && options.all) throw usageError('Use either --reviewable or --all, not both');
   if (options.state) {
@@ -158,12 +159,18 @@ export async function listRequests(ctx: CliContext, options: ListRequestsOptions
     throw usageError('--limit must be a whole number from 1 to 500');
   }
   const scope = options.reviewable ? 'reviewable' : options.all ? 'all' : 'mine';
-  const { requests } = await (await ctx.client()).get<{ requests: RequestView[] }>('/api/v1/requests', {
+  const { requests, next_cursor } = await (await ctx.client()).get<{
+    requests: RequestView[];
+    next_cursor?: string | null;
+  }>('/api/v1/requests', {
     scope,
     state: options.state,
     limit: options.limit,
+    cursor: options.cursor,
   });
-  ctx.output.result({ requests }, () => {
+  const more = next_cursor ?? null;
+  ctx.output.result({ requests, next_cursor: more }, () => {
+    if (more !== null) ctx.output.note(`More requests: add --cursor ${sanitizeText(more)}`);
     if (requests.length === 0) {
       ctx.output.line(
         scope === 'reviewable'

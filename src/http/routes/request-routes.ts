@@ -3,7 +3,15 @@ import { z } from 'zod';
 import { requestStates } from '../../core/access-request.js';
 import type { HttpDependencies } from '../context.js';
 import { originOf, principalOf } from '../context.js';
-import { commaSeparatedEnum, durationInput, idParam, requestedSeconds, safeText } from '../input.js';
+import {
+  commaSeparatedEnum,
+  durationInput,
+  encodeListCursor,
+  idParam,
+  listCursor,
+  requestedSeconds,
+  safeText,
+} from '../input.js';
 import { accessProblemResponses, requestView, toRequestView } from '../views.js';
 
 export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
@@ -55,17 +63,30 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
             scope: z.enum(['mine', 'reviewable', 'all']).default('mine'),
             state: commaSeparatedEnum(requestStates),
             limit: z.coerce.number().int().min(1).max(500).default(100),
+            /** `next_cursor` of the previous page. */
+            cursor: listCursor.optional(),
           }),
-          response: { 200: z.object({ requests: z.array(requestView) }), ...accessProblemResponses },
+          response: {
+            200: z.object({
+              requests: z.array(requestView),
+              /** Pass as `cursor` for the next page; null when there is no more. */
+              next_cursor: z.string().nullable(),
+            }),
+            ...accessProblemResponses,
+          },
         },
       },
       async (request) => {
-        const list = await deps.access.listRequests(principalOf(request), {
+        const page = await deps.access.listRequests(principalOf(request), {
           scope: request.query.scope,
           states: request.query.state,
           limit: request.query.limit,
+          ...(request.query.cursor ? { before: request.query.cursor } : {}),
         });
-        return { requests: await Promise.all(list.map(view)) };
+        return {
+          requests: await Promise.all(page.requests.map(view)),
+          next_cursor: page.next ? encodeListCursor(page.next) : null,
+        };
       },
     );
 
