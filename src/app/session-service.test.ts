@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { signInThroughBrowser } from '../../test-support/oidc-browser.js';
 import { obtainIdpAccessToken } from '../../test-support/oidc-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
@@ -37,6 +38,52 @@ describe('an IdP-issued bearer token while the IdP is down', () => {
       events.filter((e) => e.type === 'auth.token_rejected'),
       [],
       'the token was not rejected: it could not be checked',
+    );
+  });
+});
+
+describe('an IdP-issued bearer token while the database fails', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ storage: 'postgres' });
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  async function onStorage(statement: string): Promise<void> {
+    const client = new pg.Client({ connectionString: h.storageUrl });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  }
+
+  test('is a 500 server fault, not a 401 that would send the client to sign in again', async () => {
+    const token = await obtainIdpAccessToken(
+      h.idp,
+      { username: 'bob', password: 'bob-demo-password' },
+      `${h.url}/auth/oidc/demo/callback`,
+    );
+    // The principals table is gone for a moment: the token is fine, the server is not.
+    await onStorage('alter table principals rename to principals_elsewhere');
+    try {
+      const response = await h.api(token, 'GET', '/api/v1/me');
+      assert.equal(response.status, 500, JSON.stringify(response.body));
+      assert.match(response.contentType, /^application\/problem\+json/);
+      assert.equal(response.body.code, 'internal');
+    } finally {
+      await onStorage('alter table principals_elsewhere rename to principals');
+    }
+    const again = await h.api(token, 'GET', '/api/v1/me');
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    const events = await h.portcullis.store.auditLog.read(0, 10_000);
+    assert.deepEqual(
+      events.filter((e) => e.type === 'auth.token_rejected'),
+      [],
+      'the token was never rejected',
     );
   });
 });

@@ -167,6 +167,16 @@ export function isLoopbackRedirect(uri: string): boolean {
   }
 }
 
+/** Errors that mean an IdP-issued token, or the principal it names, is refused. */
+const tokenRejectionCodes: ReadonlySet<string> = new Set([
+  'invalid_token',
+  'unauthenticated',
+  'reauthentication_required',
+  'sign_in_not_allowed',
+  'principal_disabled',
+  'principal_locked',
+]);
+
 export class SessionService {
   readonly #links: IdentityLinks;
 
@@ -295,14 +305,11 @@ export class SessionService {
       });
       return principal;
     } catch (error) {
-      // The IdP being down says nothing about the token: the caller may retry, and it is no
-      // rejection to record (a 502, not a 401 that would send clients to sign in again).
-      if (error instanceof PortcullisError && error.code === 'identity_provider_unavailable') throw error;
-      const code = error instanceof PortcullisError ? error.code : 'invalid_token';
-      const reason =
-        error instanceof PortcullisError
-          ? String(error.details.reason ?? error.details.rule ?? error.message)
-          : 'malformed';
+      // Only a verdict on the token or on its principal is a rejection. The IdP being down, the
+      // database or the audit log failing say nothing about the token: the caller may retry, and a
+      // 401 would send clients to sign in again while hiding the fault (502, 503 or 500 instead).
+      if (!(error instanceof PortcullisError) || !tokenRejectionCodes.has(error.code)) throw error;
+      const reason = String(error.details.reason ?? error.details.rule ?? error.message);
       await this.deps.store.transaction((tx) =>
         tx.audit.append(
           {
@@ -319,17 +326,7 @@ export class SessionService {
           now,
         ),
       );
-      if (
-        error instanceof PortcullisError &&
-        (code === 'invalid_token' ||
-          code === 'unauthenticated' ||
-          code === 'reauthentication_required' ||
-          code === 'sign_in_not_allowed' ||
-          code === 'principal_disabled' ||
-          code === 'principal_locked')
-      )
-        throw error;
-      throw new PortcullisError('invalid_token', 'The token is not valid', { reason }, { cause: error });
+      throw error;
     }
   }
 
