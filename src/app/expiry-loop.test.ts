@@ -20,12 +20,14 @@ describe('ExpiryLoop', () => {
       },
       processDueRevocations: async () => 0,
       resumeActivations: async () => 0,
+      lapseDue: async () => 0,
     } as unknown as AccessService;
     let releaseRead: (() => void) | undefined;
     let reads = 0;
     const store = {
       requests: {
         // The first read is slow: it started before the new grant was committed, so it misses it.
+        nextReviewDeadline: async () => null,
         nextExpiry: async () => {
           reads++;
           if (reads === 1) await new Promise<void>((resolve) => (releaseRead = resolve));
@@ -62,9 +64,11 @@ describe('ExpiryLoop', () => {
       expireDue: async () => 0,
       processDueRevocations: async () => 0,
       resumeActivations: async () => 0,
+      lapseDue: async () => 0,
     } as unknown as AccessService;
     const store = {
       requests: {
+        nextReviewDeadline: async () => null,
         nextExpiry: async () => {
           await new Promise<void>((resolve) => (release = resolve));
           finished = true;
