@@ -48,6 +48,19 @@ export function upstreamTargetOf(resource: ConfiguredResource): UpstreamTarget {
   const address = adminAddress(target);
   const tls = upstreamTls(address.sslMode, address.sslRootCert !== null);
   const acceptedAuth = new Set(target.gatewayUpstreamAuth);
+  const channelBinding = address.channelBinding ?? 'prefer';
+  if (channelBinding !== 'disable' && channelBinding !== 'prefer' && channelBinding !== 'require') {
+    throw new PortcullisError(
+      'config_invalid',
+      `Resource ${resource.id}: the admin URL's channel_binding must be disable, prefer or require`,
+    );
+  }
+  if (channelBinding === 'require' && tls === 'disable') {
+    throw new PortcullisError(
+      'config_invalid',
+      `Resource ${resource.id}: channel_binding=require needs TLS to the server (an sslmode of require or stricter)`,
+    );
+  }
   if (acceptedAuth.has('password') && tls !== 'verify-ca' && tls !== 'verify-full') {
     throw new PortcullisError(
       'config_invalid',
@@ -55,7 +68,7 @@ export function upstreamTargetOf(resource: ConfiguredResource): UpstreamTarget {
     );
   }
   if (tls === 'disable' || address.sslRootCert === null)
-    return { host: address.host, port: address.port, tls, acceptedAuth };
+    return { host: address.host, port: address.port, tls, acceptedAuth, channelBinding };
   let ca: string;
   try {
     ca = readFileSync(address.sslRootCert, 'utf8');
@@ -67,7 +80,7 @@ export function upstreamTargetOf(resource: ConfiguredResource): UpstreamTarget {
       { cause: error },
     );
   }
-  return { host: address.host, port: address.port, tls, ca, acceptedAuth };
+  return { host: address.host, port: address.port, tls, ca, acceptedAuth, channelBinding };
 }
 
 function adminAddressOrUndefined(resource: ConfiguredResource): unknown {

@@ -161,6 +161,7 @@ describe('upstream login against a server that asks for the password in cleartex
           port: phisher.port,
           tls: 'disable' as const,
           acceptedAuth: new Set<UpstreamAuthMethod>(accepted),
+          channelBinding: 'prefer' as const,
         };
         // With `password` the phisher goes on to wait forever: the login times out.
         const error = await rejection(connectUpstream(target, login, { timeoutMs: leaks ? 300 : 5000 }));
@@ -215,5 +216,23 @@ describe('gateway_upstream_auth at start-up', () => {
       [...upstreamTargetOf(configured('postgres://a:b@db.internal/app', ['scram-sha-256'])).acceptedAuth],
       ['scram-sha-256'],
     );
+  });
+
+  test('channel_binding from the admin URL: prefer by default, require only with TLS, nothing else', () => {
+    const of = (query: string) =>
+      upstreamTargetOf(configured(`postgres://a:b@db.internal/app?${query}`, ['scram-sha-256']))
+        .channelBinding;
+    assert.equal(of('sslmode=require'), 'prefer');
+    assert.equal(of('sslmode=require&channel_binding=require'), 'require');
+    assert.equal(of('sslmode=disable&channel_binding=disable'), 'disable');
+    for (const [query, problem] of [
+      ['sslmode=disable&channel_binding=require', /channel_binding=require needs TLS to the server/],
+      ['sslmode=require&channel_binding=always', /channel_binding must be disable, prefer or require/],
+    ] as const) {
+      assert.throws(
+        () => of(query),
+        (error) => isPortcullisError(error) && error.code === 'config_invalid' && problem.test(error.message),
+      );
+    }
   });
 });

@@ -8,9 +8,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import {
@@ -25,9 +27,41 @@ import { type Harness, startHarness } from '../../test-support/portcullis-harnes
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import { createSelfSignedCertificate } from '../../test-support/self-signed-certificate.js';
 import { waitFor } from '../../test-support/wait-for.js';
-import { openUpstreamSocket } from './upstream-connection.js';
+import { connectUpstream, openUpstreamSocket } from './upstream-connection.js';
 
 const run = promisify(execFile);
+
+/**
+ * A machine in the middle: answers the SSLRequest itself, terminates TLS with `certificate`, and
+ * relays the plaintext over its own TLS connection to the server on `serverPort`.
+ */
+async function tlsTerminatingRelay(
+  serverPort: number,
+  certificate: { readonly cert: string; readonly key: string },
+): Promise<{ port: number; close: () => void }> {
+  const server = createServer((client) => {
+    client.on('error', () => {});
+    client.once('data', () => {
+      client.write('S');
+      const fromClient = new TLSSocket(client, {
+        isServer: true,
+        cert: certificate.cert,
+        key: certificate.key,
+      });
+      fromClient.on('error', () => {});
+      openUpstreamSocket({ host: '127.0.0.1', port: serverPort, tls: 'require' }, 5000).then(
+        (toServer) => {
+          toServer.on('error', () => {});
+          fromClient.pipe(toServer).pipe(fromClient);
+        },
+        () => client.destroy(),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return { port: typeof address === 'object' && address ? address.port : 0, close: () => server.close() };
+}
 
 let cluster: ScramCluster | undefined;
 let skip: string | undefined;
@@ -117,5 +151,53 @@ describe('gateway TLS upstream', () => {
     } finally {
       await setServerTls(true);
     }
+  });
+
+  describe('channel binding (SCRAM-SHA-256-PLUS)', () => {
+    const login = {
+      username: 'cb_login',
+      password: 'cb-password-1',
+      database: 'postgres',
+      parameters: new Map(),
+    };
+    const target = (port: number, channelBinding: 'disable' | 'prefer' | 'require') => ({
+      host: '127.0.0.1',
+      port,
+      tls: 'require' as const,
+      acceptedAuth: new Set(['scram-sha-256'] as const),
+      channelBinding,
+    });
+    let relay: { port: number; close: () => void } | undefined;
+
+    before(async () => {
+      if (!cluster) return;
+      const admin = new pg.Client({ connectionString: cluster.adminUrl });
+      await admin.connect();
+      try {
+        await admin.query(`create role ${login.username} login password '${login.password}'`);
+      } finally {
+        await admin.end();
+      }
+      relay = await tlsTerminatingRelay(cluster.port, createSelfSignedCertificate(dir, 'relay'));
+    });
+    after(() => relay?.close());
+
+    test('against the real server, a login bound to its certificate succeeds (channel_binding=require)', async (t) => {
+      if (skip) return t.skip(skip);
+      const session = await connectUpstream(target(cluster?.port ?? 0, 'require'), login, {
+        timeoutMs: 5000,
+      });
+      session.socket.destroy();
+    });
+
+    test('a relay that terminates TLS with its own certificate cannot pass the login on (prefer)', async (t) => {
+      if (skip) return t.skip(skip);
+      const port = relay?.port ?? 0;
+      // Unbound, the relay gets a working session: the attack channel binding stops.
+      const unbound = await connectUpstream(target(port, 'disable'), login, { timeoutMs: 5000 });
+      unbound.socket.destroy();
+      const error = await rejection(connectUpstream(target(port, 'prefer'), login, { timeoutMs: 5000 }));
+      assert.match(error.message, /channel binding/i);
+    });
   });
 });

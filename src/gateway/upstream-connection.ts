@@ -23,7 +23,14 @@ import {
   isProtocolOption,
   ProtocolError,
 } from './protocol/index.js';
-import { SCRAM_SHA_256, type ScramExchange, type ScramFinal, startScram } from './protocol/scram-client.js';
+import {
+  SCRAM_SHA_256,
+  SCRAM_SHA_256_PLUS,
+  type ScramExchange,
+  type ScramFinal,
+  startScram,
+} from './protocol/scram-client.js';
+import { tlsServerEndPoint } from './protocol/tls-server-end-point.js';
 
 /** Where the upstream server is and how to reach it. */
 export interface UpstreamAddress {
@@ -49,6 +56,12 @@ export type UpstreamAuthMethod = 'scram-sha-256' | 'password' | 'none';
 /** A resource's server: where it is, and which authentication the gateway accepts from it. */
 export interface UpstreamTarget extends UpstreamAddress {
   readonly acceptedAuth: ReadonlySet<UpstreamAuthMethod>;
+  /**
+   * As libpq's `channel_binding`: `prefer` binds SCRAM to the TLS connection
+   * (`SCRAM-SHA-256-PLUS`) whenever the server offers it; `require` refuses a login that is not
+   * bound; `disable` never binds. Without TLS there is nothing to bind to.
+   */
+  readonly channelBinding: 'disable' | 'prefer' | 'require';
 }
 
 export interface UpstreamLogin {
@@ -80,6 +93,13 @@ export class UpstreamError extends Error {
     super(message, options);
     this.name = 'UpstreamError';
   }
+}
+
+/** The channel binding data of a TLS connection's server certificate; null over plain TCP. */
+function channelBindingOf(socket: Socket | TLSSocket): Buffer | null {
+  if (!('getPeerX509Certificate' in socket)) return null;
+  const certificate = socket.getPeerX509Certificate();
+  return certificate ? tlsServerEndPoint(certificate.raw) : null;
 }
 
 function refuseUnaccepted(target: UpstreamTarget, method: UpstreamAuthMethod, what: string): void {
@@ -246,18 +266,33 @@ export async function connectUpstream(
                   if (scram && !serverProven)
                     throw new UpstreamError('08006', 'the database skipped the SCRAM server proof');
                   if (!scram && !passwordSent) refuseUnaccepted(address, 'none', 'asks for no password');
+                  if (!scram && address.channelBinding === 'require')
+                    throw new UpstreamError(
+                      '28000',
+                      'the database logged in without SCRAM, which channel_binding=require demands',
+                    );
                   break;
                 }
                 if (auth.kind === 'sasl') {
                   if (!address.acceptedAuth.has('scram-sha-256'))
                     refuseUnaccepted(address, 'scram-sha-256', 'asks for SCRAM-SHA-256');
-                  if (!auth.mechanisms.includes(SCRAM_SHA_256))
+                  const binding =
+                    address.channelBinding !== 'disable' && auth.mechanisms.includes(SCRAM_SHA_256_PLUS)
+                      ? channelBindingOf(socket)
+                      : null;
+                  if (binding === null && address.channelBinding === 'require')
+                    throw new UpstreamError(
+                      '28000',
+                      `the database cannot bind the login to TLS (it offers ${auth.mechanisms.join(', ')}), which channel_binding=require demands`,
+                    );
+                  const mechanism = binding ? SCRAM_SHA_256_PLUS : SCRAM_SHA_256;
+                  if (!auth.mechanisms.includes(mechanism))
                     throw new UpstreamError(
                       '28000',
                       `the database offers no supported SASL mechanism (${auth.mechanisms.join(', ')})`,
                     );
-                  scram = startScram(login.password);
-                  socket.write(encodeSaslInitialResponse(SCRAM_SHA_256, scram.clientFirstMessage));
+                  scram = startScram(login.password, binding ? { channelBinding: binding } : {});
+                  socket.write(encodeSaslInitialResponse(mechanism, scram.clientFirstMessage));
                 } else if (auth.kind === 'sasl-continue' && scram && !scramFinal) {
                   scramFinal = await scram.next(Buffer.from(auth.data));
                   if (done) return;
@@ -269,6 +304,11 @@ export async function connectUpstream(
                 } else if (auth.kind === 'cleartext-password' && !scram && !passwordSent) {
                   // Whoever asks gets the password: only where TLS proved who is asking.
                   refuseUnaccepted(address, 'password', 'asks for the password in cleartext');
+                  if (address.channelBinding === 'require')
+                    throw new UpstreamError(
+                      '28000',
+                      'the database asks for the password in cleartext, which channel_binding=require refuses',
+                    );
                   passwordSent = true;
                   socket.write(encodePasswordMessage(login.password));
                 } else {

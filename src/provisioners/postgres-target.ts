@@ -105,6 +105,7 @@ export function adminAddress(target: PostgresTarget): {
   readonly port: number;
   readonly sslMode: string | null;
   readonly sslRootCert: string | null;
+  readonly channelBinding: string | null;
 } {
   const url = parseAdminUrl(target);
   const host = tcpHost(url);
@@ -120,5 +121,6 @@ export function adminAddress(target: PostgresTarget): {
     port: port ? Number(port) : 5432,
     sslMode: url.searchParams.get('sslmode'),
     sslRootCert: url.searchParams.get('sslrootcert'),
+    channelBinding: url.searchParams.get('channel_binding'),
   };
 }

@@ -1,7 +1,9 @@
 /**
  * The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) for the proxy's upstream authentication, on
- * node:crypto primitives. No channel binding (gs2 header `n,,`): PostgreSQL then accepts the
- * plain `SCRAM-SHA-256` mechanism over TLS or not.
+ * node:crypto primitives. Without channel binding (gs2 header `n,,`) PostgreSQL accepts the plain
+ * `SCRAM-SHA-256` mechanism over TLS or not; with `channelBinding` (over TLS), the exchange is
+ * `SCRAM-SHA-256-PLUS` bound to the server certificate (`tls-server-end-point`, RFC 5929), so a
+ * machine in the middle that terminates TLS with another certificate cannot relay the login.
  *
  * The exchange refuses a server that does not extend the client nonce, a salt that is not base64, an
  * iteration count outside [4096, `maxIterations`], and, above all, a server signature that does not
@@ -26,13 +28,15 @@ import { ProtocolError } from './protocol-error.js';
 
 /** The SASL mechanism name. */
 export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
+/** The mechanism name with channel binding. */
+export const SCRAM_SHA_256_PLUS = 'SCRAM-SHA-256-PLUS';
 /** RFC 7677's minimum iteration count (PostgreSQL's default). */
 export const MIN_SCRAM_ITERATIONS = 4096;
 /** Default cap on the iteration count a server may ask for (about a second of PBKDF2). */
 export const DEFAULT_MAX_SCRAM_ITERATIONS = 1_000_000;
 
 const GS2_HEADER = 'n,,';
-const CHANNEL_BINDING = Buffer.from(GS2_HEADER).toString('base64'); // "biws"
+const GS2_HEADER_BOUND = 'p=tls-server-end-point,,';
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const PRINTABLE_NONCE = /^[\x21-\x2b\x2d-\x7e]+$/; // printable ASCII except ','
 
@@ -49,6 +53,11 @@ export interface ScramOptions {
    * derivation: the result depends only on the password, salt and iteration count.
    */
   readonly deriveKey?: (password: Buffer, salt: Buffer, iterations: number) => Promise<Buffer>;
+  /**
+   * Binds the exchange to the TLS connection (`SCRAM-SHA-256-PLUS`): the `tls-server-end-point`
+   * data, the hash of the server certificate ({@link tlsServerEndPoint}).
+   */
+  readonly channelBinding?: Buffer;
 }
 
 export interface ScramExchange {
@@ -80,10 +89,15 @@ export function startScram(password: string, options: ScramOptions = {}): ScramE
   const maxIterations = options.maxIterations ?? DEFAULT_MAX_SCRAM_ITERATIONS;
   const deriveKey = options.deriveKey ?? pbkdf2Sha256;
   const clientFirstBare = `n=${saslName(options.username ?? '')},r=${clientNonce}`;
+  const gs2Header = options.channelBinding ? GS2_HEADER_BOUND : GS2_HEADER;
+  const channelBinding = Buffer.concat([
+    Buffer.from(gs2Header),
+    options.channelBinding ?? Buffer.alloc(0),
+  ]).toString('base64');
   let used = false;
 
   return {
-    clientFirstMessage: GS2_HEADER + clientFirstBare,
+    clientFirstMessage: gs2Header + clientFirstBare,
     async next(serverFirst) {
       if (used) throw new Error('ScramExchange.next may be called once');
       used = true;
@@ -94,7 +108,7 @@ export function startScram(password: string, options: ScramOptions = {}): ScramE
         salt,
         iterations,
       );
-      const clientFinalWithoutProof = `c=${CHANNEL_BINDING},r=${nonce}`;
+      const clientFinalWithoutProof = `c=${channelBinding},r=${nonce}`;
       const authMessage = `${clientFirstBare},${serverFirstMessage},${clientFinalWithoutProof}`;
 
       const clientKey = hmac(saltedPassword, 'Client Key');
