@@ -9,13 +9,9 @@
  * checks on the target that every login is gone and every held session was closed.
  */
 import pg from 'pg';
-import { IdentityLinks } from '../src/core/identity-links.js';
 import type { Principal } from '../src/core/principal.js';
 import type { RunningPortcullis } from '../src/server/start.js';
 import { type LatencySummary, runConcurrently, sleep, summarize } from './bench-support.js';
-
-/** No identity links are configured here. */
-const noLinks = (id: string): string => IdentityLinks.none.canonicalOf(id);
 
 export interface ExpiryLagFigures {
   readonly grants: number;
@@ -101,7 +97,7 @@ export async function runExpiryLagBench(options: ExpiryLagOptions): Promise<Expi
         },
         origin,
       );
-      const active = await access.review(approver, request.id, 'approve', 'bench', origin, noLinks);
+      const active = await access.review(approver, request.id, 'approve', 'bench', origin);
       if (active.state !== 'active' || active.expiresAt === null)
         throw new Error(`grant for request ${request.id} is ${active.state}`);
       const grantId = await access.grantIdOf(request.id);

@@ -13,15 +13,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { IdentityLinks } from '../src/core/identity-links.js';
 import type { Principal } from '../src/core/principal.js';
 import type { RunningPortcullis } from '../src/server/start.js';
 import BetterSqlite3 from '../src/storage/better-sqlite3.js';
 import type { Harness } from '../test-support/portcullis-harness.js';
 import { type LatencySummary, runConcurrently, summarize } from './bench-support.js';
-
-/** No identity links are configured here. */
-const noLinks = (id: string): string => IdentityLinks.none.canonicalOf(id);
 
 export interface ThroughputFigures {
   readonly operations: number;
@@ -107,14 +103,7 @@ export async function runServiceThroughput(
       },
       origin,
     );
-    const approved = await portcullis.access.review(
-      approver,
-      request.id,
-      'approve',
-      'bench',
-      origin,
-      noLinks,
-    );
+    const approved = await portcullis.access.review(approver, request.id, 'approve', 'bench', origin);
     if (approved.state !== 'active') throw new Error(`approved request is ${approved.state}`);
   });
 }

@@ -203,6 +203,10 @@ function throwIfAny(failures: readonly unknown[], what: string): void {
 }
 
 export class AccessService {
+  /** The canonical principal id of an identity under the configured `identity_links`. */
+  private readonly canonicalOf = (principalId: string): string =>
+    this.deps.identityLinks.canonicalOf(principalId);
+
   constructor(private readonly deps: AccessServiceDeps) {}
 
   // ------------------------------------------------------------ lookups
@@ -360,8 +364,8 @@ export class AccessService {
     const found: AccessRequest[] = [];
     let position = filter.before;
     let scanned = 0;
+    const pageSize = filter.scope === 'mine' ? limit : listPageSize;
     for (;;) {
-      const pageSize = filter.scope === 'mine' ? limit : listPageSize;
       const page = await this.deps.store.requests.list({
         ...base,
         limit: pageSize,
@@ -473,9 +477,8 @@ export class AccessService {
   // ------------------------------------------------------------ review
 
   /**
-   * Records `reviewer`'s verdict. `canonicalId` maps a principal id to its canonical one under the
-   * configured `identity_links` (pass `IdentityLinks.none.canonicalOf` when there are none): the
-   * requester, every earlier reviewer and `reviewer` are compared as people, not as identities.
+   * Records `reviewer`'s verdict. The requester, every earlier reviewer and `reviewer` are compared
+   * as people under the configured `identity_links`, not as identities.
    */
   async review(
     reviewer: Principal,
@@ -483,7 +486,6 @@ export class AccessService {
     verdict: core.Verdict,
     reason: string,
     from: RequestOrigin,
-    canonicalId: (principalId: string) => string,
   ): Promise<AccessRequest> {
     for (let attempt = 0; attempt < maxCasAttempts; attempt++) {
       const current = await this.requestVisibleTo(reviewer, requestId, from, 'request.review_rejected', {
@@ -498,7 +500,7 @@ export class AccessService {
       try {
         reviewed = core.applyReview(
           current,
-          { reviewer, verdict, reason, policyAllows: decision.allowed, canonicalId },
+          { reviewer, verdict, reason, policyAllows: decision.allowed, canonicalId: this.canonicalOf },
           now,
         );
       } catch (error) {
@@ -575,7 +577,7 @@ export class AccessService {
     await this.requestVisibleTo(requester, requestId, from, 'security.denied', { action: 'cancel' });
     return this.transition(
       requestId,
-      (current, now) => core.cancel(current, requester, now, (id) => this.deps.identityLinks.canonicalOf(id)),
+      (current, now) => core.cancel(current, requester, now, this.canonicalOf),
       (updated, now) => [
         {
           type: 'request.cancelled',
@@ -1003,8 +1005,7 @@ export class AccessService {
     }
     await this.transition(
       grant.requestId,
-      (current, at) =>
-        core.revoke(current, actor, by, reason, at, (id) => this.deps.identityLinks.canonicalOf(id)),
+      (current, at) => core.revoke(current, actor, by, reason, at, this.canonicalOf),
       (updated) => [
         {
           type: by === 'requester' ? 'grant.released' : 'grant.revoked',
@@ -1301,9 +1302,10 @@ export class AccessService {
     return revoked;
   }
 
-  /** At boot: end overdue grants, finish interrupted activations and revocations. */
-  async recover(): Promise<{ expired: number; activated: number; revocations: number }> {
-    const expired = (await this.expireDue(10_000)) + (await this.lapseDue(10_000));
+  /** At boot: end overdue grants and requests, finish interrupted activations and revocations. */
+  async recover(): Promise<{ expired: number; lapsed: number; activated: number; revocations: number }> {
+    const expired = await this.expireDue(10_000);
+    const lapsed = await this.lapseDue(10_000);
     let activated = 0;
     for (const request of await this.deps.store.requests.listApprovedAwaitingActivation(1000)) {
       try {
@@ -1314,7 +1316,7 @@ export class AccessService {
       }
     }
     const revocations = await this.processDueRevocations(10_000);
-    return { expired, activated, revocations };
+    return { expired, lapsed, activated, revocations };
   }
 
   // ------------------------------------------------------------ using access
@@ -1474,33 +1476,26 @@ export class AccessService {
     statuses?: grants.GrantStatus[],
   ): Promise<Grant[]> {
     const identities = this.identitiesOf(viewer);
-    if (scope === 'mine' && identities.length === 1)
-      return this.deps.store.grants.listForPrincipal(viewer.id, statuses);
+    if (scope === 'mine') return this.deps.store.grants.listForPrincipals(identities, statuses);
     // Visibility in the query, so the newest 500 are the newest 500 this viewer may see.
     const owned = [...this.deps.resources.values()]
       .filter((r) => r.owners.some((g) => viewer.groups.includes(g)))
       .map((r) => r.id);
-    const visibleTo =
-      scope === 'mine'
-        ? { principalIds: identities, resourceIds: [] }
-        : this.isAdmin(viewer)
-          ? undefined
-          : { principalIds: identities, resourceIds: owned };
     return this.deps.store.grants.list({
       limit: 500,
       ...(statuses ? { statuses } : {}),
-      ...(visibleTo ? { visibleTo } : {}),
+      ...(this.isAdmin(viewer) ? {} : { visibleTo: { principalIds: identities, resourceIds: owned } }),
     });
   }
 
   /** Every identity of the person `principal` is, under the configured identity links. */
   private identitiesOf(principal: Principal): readonly string[] {
-    const all = this.deps.identityLinks.identitiesOf(this.deps.identityLinks.canonicalOf(principal.id));
+    const all = this.deps.identityLinks.identitiesOf(this.canonicalOf(principal.id));
     return all.includes(principal.id) ? all : [principal.id, ...all];
   }
 
   /** Whether `principalId` is one of `principal`'s identities (the same person). */
   private isSamePerson(principal: Principal, principalId: string): boolean {
-    return principalId === principal.id || this.identitiesOf(principal).includes(principalId);
+    return this.canonicalOf(principalId) === this.canonicalOf(principal.id);
   }
 }

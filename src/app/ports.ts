@@ -65,7 +65,8 @@ export interface GrantRepository {
    * `expected`. Returns false when another writer moved it first (e.g. a concurrent revoker).
    */
   updateIfStatus(grant: Grant, expected: readonly GrantStatus[]): Promise<boolean>;
-  listForPrincipal(principalId: string, statuses?: readonly GrantStatus[]): Promise<Grant[]>;
+  /** Grants held by any of these principal ids (one person's linked identities), newest first. */
+  listForPrincipals(principalIds: readonly string[], statuses?: readonly GrantStatus[]): Promise<Grant[]>;
   /**
    * Newest first. With `visibleTo`, only grants held by one of its principal ids or on one of its
    * resources (the view of someone who is not an administrator).

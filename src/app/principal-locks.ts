@@ -171,16 +171,6 @@ export class PrincipalLocks {
     return id;
   }
 
-  /**
-   * The canonical id of a principal id under the configured identity links (an id that is not
-   * `idp:subject` as it is): what the review of a request compares, so that linked identities are
-   * one person there too.
-   */
-  canonicalOf(principalId: string): string {
-    const identity = parseIdentity(principalId);
-    return identity ? this.#deps.canonicalId(identity.idp, identity.subject) : principalId;
-  }
-
   #canonical(target: string): string {
     const identity = parseIdentity(target);
     if (!identity)

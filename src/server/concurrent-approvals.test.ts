@@ -7,11 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason } from '../../test-support/postgres.js';
-import { IdentityLinks } from '../core/identity-links.js';
 import type { Principal } from '../core/principal.js';
-
-/** No identity links are configured here. */
-const noLinks = (id: string): string => IdentityLinks.none.canonicalOf(id);
 
 const origin = { sourceIp: '127.0.0.1', userAgent: 'test', channel: 'api' };
 const approvers: Principal[] = Array.from({ length: 20 }, (_, i) => ({
@@ -64,7 +60,7 @@ describe('concurrent approvals on PostgreSQL', () => {
     );
     assert.equal(request.state, 'pending');
     const results = await Promise.allSettled(
-      approvers.map((a) => access.review(a, request.id, 'approve', 'lgtm', origin, noLinks)),
+      approvers.map((a) => access.review(a, request.id, 'approve', 'lgtm', origin)),
     );
     const fulfilled = results.filter((r) => r.status === 'fulfilled');
     assert.equal(fulfilled.length, 1, 'exactly one approval wins');
@@ -102,9 +98,7 @@ describe('concurrent approvals on PostgreSQL', () => {
       { resourceId: 'demo-api', role: 'reader', durationSeconds: 600, reason: 'race two', ticket: null },
       origin,
     );
-    await Promise.allSettled(
-      approvers.map((a) => access.review(a, request.id, 'approve', '', origin, noLinks)),
-    );
+    await Promise.allSettled(approvers.map((a) => access.review(a, request.id, 'approve', '', origin)));
     const stored = await h.portcullis.store.requests.get(request.id);
     assert.equal(stored?.state, 'active');
     assert.equal(stored?.reviews.length, 2);
@@ -123,7 +117,7 @@ describe('concurrent approvals on PostgreSQL', () => {
     );
     const same = approvers[0] as Principal;
     const results = await Promise.allSettled(
-      Array.from({ length: 20 }, () => access.review(same, request.id, 'approve', '', origin, noLinks)),
+      Array.from({ length: 20 }, () => access.review(same, request.id, 'approve', '', origin)),
     );
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
     const stored = await h.portcullis.store.requests.get(request.id);

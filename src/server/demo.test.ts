@@ -10,11 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { freePort } from '../../test-support/free-port.js';
 import { postgresReachable, postgresSkipReason } from '../../test-support/postgres.js';
-import { IdentityLinks } from '../core/identity-links.js';
 import { type RunningDemo, startDemo } from './demo.js';
-
-/** No identity links are configured here. */
-const noLinks = (id: string): string => IdentityLinks.none.canonicalOf(id);
 
 describe('the demo', () => {
   let demo: RunningDemo;
@@ -85,7 +81,7 @@ describe('the demo', () => {
       origin,
     );
     assert.equal(request.state, 'pending');
-    const active = await access.review(bob, request.id, 'approve', 'ok', origin, noLinks);
+    const active = await access.review(bob, request.id, 'approve', 'ok', origin);
     assert.equal(active.state, 'active');
     const grant = await store.grants.getByRequest(request.id);
     assert.ok(grant);

@@ -11,11 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { ManualClock } from '../core/clock.js';
-import { IdentityLinks } from '../core/identity-links.js';
 import type { Principal } from '../core/principal.js';
-
-/** No identity links are configured here. */
-const noLinks = (id: string): string => IdentityLinks.none.canonicalOf(id);
 
 const policies = join(import.meta.dirname, '../../test-support/policies/recheck.cedar');
 
@@ -184,7 +180,7 @@ describe('policy re-check against the clock (service)', () => {
     const request = await requestOperator('friday evening');
     assert.equal(request.state, 'pending');
     clock.set(saturdayNight);
-    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'sure', origin, noLinks);
+    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'sure', origin);
     assert.equal(reviewed.state, 'denied');
     assert.match(reviewed.endReason ?? '', /no policy permits demo:alice to request demo-api\/operator/);
     const stored = await h.portcullis.store.requests.get(request.id);
@@ -213,7 +209,7 @@ describe('policy re-check against the clock (service)', () => {
   test('within office hours the same request activates', async () => {
     clock.set(fridayEvening);
     const request = await requestOperator('in time');
-    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'ok', origin, noLinks);
+    const reviewed = await h.portcullis.access.review(bob, request.id, 'approve', 'ok', origin);
     assert.equal(reviewed.state, 'active');
   });
 });

@@ -358,8 +358,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     // Emergency requests left approved by a crash must not outlive their activation.
     await breakGlass?.prepareRecovery();
     const recovered = await access.recover();
-    if (recovered.expired + recovered.activated + recovered.revocations > 0)
-      logger.info(recovered, 'recovered at boot');
+    if (Object.values(recovered).some((count) => count > 0)) logger.info(recovered, 'recovered at boot');
     expiry.start();
     closers.push(() => (expiry as ExpiryLoop).stop());
 

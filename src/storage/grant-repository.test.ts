@@ -92,10 +92,12 @@ forEachDialect('GrantRepository', (ctx) => {
     const ids = (grants: readonly { id: string }[]) => grants.map((grant) => grant.id);
     const alice = request(0).requesterId;
 
-    assert.deepEqual(ids(await ctx.store.grants.listForPrincipal(alice)), ['g2', 'g1']);
-    assert.deepEqual(ids(await ctx.store.grants.listForPrincipal(alice, ['active'])), ['g1']);
-    assert.deepEqual(ids(await ctx.store.grants.listForPrincipal(alice, [])), []);
-    assert.deepEqual(ids(await ctx.store.grants.listForPrincipal(carol.id)), ['g3']);
+    assert.deepEqual(ids(await ctx.store.grants.listForPrincipals([alice])), ['g2', 'g1']);
+    assert.deepEqual(ids(await ctx.store.grants.listForPrincipals([alice], ['active'])), ['g1']);
+    assert.deepEqual(ids(await ctx.store.grants.listForPrincipals([alice], [])), []);
+    assert.deepEqual(ids(await ctx.store.grants.listForPrincipals([carol.id])), ['g3']);
+    assert.deepEqual(ids(await ctx.store.grants.listForPrincipals([carol.id, alice])), ['g3', 'g2', 'g1']);
+    assert.deepEqual(ids(await ctx.store.grants.listForPrincipals([])), []);
     assert.deepEqual(ids(await ctx.store.grants.list({})), ['g3', 'g2', 'g1']);
     assert.deepEqual(ids(await ctx.store.grants.list({ statuses: ['active'] })), ['g3', 'g1']);
     assert.deepEqual(ids(await ctx.store.grants.list({ resourceId: 'staging-db' })), ['g3']);

@@ -120,8 +120,11 @@ export class KyselyGrantRepository implements GrantRepository {
     return result.numUpdatedRows === 1n;
   }
 
-  async listForPrincipal(principalId: string, statuses?: readonly GrantStatus[]): Promise<Grant[]> {
-    return this.#list({ principalId, statuses });
+  async listForPrincipals(
+    principalIds: readonly string[],
+    statuses?: readonly GrantStatus[],
+  ): Promise<Grant[]> {
+    return this.#list({ principalIds, statuses });
   }
 
   async list(filter: {
@@ -134,13 +137,13 @@ export class KyselyGrantRepository implements GrantRepository {
   }
 
   async #list(filter: {
-    principalId?: string;
+    principalIds?: readonly string[];
     statuses?: readonly GrantStatus[] | undefined;
     resourceId?: string;
     limit?: number;
     visibleTo?: { readonly principalIds: readonly string[]; readonly resourceIds: readonly string[] };
   }): Promise<Grant[]> {
-    if (filter.statuses?.length === 0) return [];
+    if (filter.statuses?.length === 0 || filter.principalIds?.length === 0) return [];
     let query = this.#select();
     const visibleTo = filter.visibleTo;
     if (visibleTo !== undefined) {
@@ -148,7 +151,7 @@ export class KyselyGrantRepository implements GrantRepository {
       const owned = visibleTo.resourceIds.length > 0 ? visibleTo.resourceIds : [''];
       query = query.where((eb) => eb.or([eb('principal_id', 'in', held), eb('resource_id', 'in', owned)]));
     }
-    if (filter.principalId !== undefined) query = query.where('principal_id', '=', filter.principalId);
+    if (filter.principalIds !== undefined) query = query.where('principal_id', 'in', filter.principalIds);
     if (filter.resourceId !== undefined) query = query.where('resource_id', '=', filter.resourceId);
     if (filter.statuses !== undefined) query = query.where('status', 'in', filter.statuses);
     const rows = await query

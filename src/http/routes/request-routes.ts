@@ -126,7 +126,6 @@ export function requestRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
               verdict,
               request.body.reason,
               originOf(request),
-              (id) => deps.principalLocks.canonicalOf(id),
             ),
           ),
       );
