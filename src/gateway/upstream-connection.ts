@@ -102,7 +102,10 @@ function channelBindingOf(socket: Socket | TLSSocket): Buffer | null {
   return certificate ? tlsServerEndPoint(certificate.raw) : null;
 }
 
+/** Ends the login when `target` does not accept `method`; only SCRAM can be bound to TLS. */
 function refuseUnaccepted(target: UpstreamTarget, method: UpstreamAuthMethod, what: string): void {
+  if (method !== 'scram-sha-256' && target.channelBinding === 'require')
+    throw new UpstreamError('28000', `the database ${what}, which channel_binding=require refuses`);
   if (target.acceptedAuth.has(method)) return;
   throw new UpstreamError(
     '28000',
@@ -266,16 +269,10 @@ export async function connectUpstream(
                   if (scram && !serverProven)
                     throw new UpstreamError('08006', 'the database skipped the SCRAM server proof');
                   if (!scram && !passwordSent) refuseUnaccepted(address, 'none', 'asks for no password');
-                  if (!scram && address.channelBinding === 'require')
-                    throw new UpstreamError(
-                      '28000',
-                      'the database logged in without SCRAM, which channel_binding=require demands',
-                    );
                   break;
                 }
                 if (auth.kind === 'sasl') {
-                  if (!address.acceptedAuth.has('scram-sha-256'))
-                    refuseUnaccepted(address, 'scram-sha-256', 'asks for SCRAM-SHA-256');
+                  refuseUnaccepted(address, 'scram-sha-256', 'asks for SCRAM-SHA-256');
                   const binding =
                     address.channelBinding !== 'disable' && auth.mechanisms.includes(SCRAM_SHA_256_PLUS)
                       ? channelBindingOf(socket)
@@ -304,11 +301,6 @@ export async function connectUpstream(
                 } else if (auth.kind === 'cleartext-password' && !scram && !passwordSent) {
                   // Whoever asks gets the password: only where TLS proved who is asking.
                   refuseUnaccepted(address, 'password', 'asks for the password in cleartext');
-                  if (address.channelBinding === 'require')
-                    throw new UpstreamError(
-                      '28000',
-                      'the database asks for the password in cleartext, which channel_binding=require refuses',
-                    );
                   passwordSent = true;
                   socket.write(encodePasswordMessage(login.password));
                 } else {
