@@ -118,6 +118,19 @@ forEachDialect('break-glass service', (ctx) => {
   let boxForTests: JweSecretBox;
   let target: RefusingTokenProvisioner;
 
+  /** An initiation as `custodianId` from `ip` with a wrong passphrase and TOTP code. */
+  const wrongCredentials = (custodianId: string, ip: string) =>
+    service.initiate(
+      {
+        accountId: account.id,
+        proof: { custodianId, passphrase: 'guess guess guess', totp: '111111' },
+        reason: 'r',
+        incident: 'i',
+        durationMinutes: 5,
+      },
+      here(ip),
+    );
+
   beforeEach(async () => {
     clock = new ManualClock(Date.now());
     store = ctx.store;
@@ -425,17 +438,7 @@ forEachDialect('break-glass service', (ctx) => {
     assert.equal((await fromSource()).at(-1)?.data?.suppressing, true, 'the made-up accounts are summarised');
     const before = (await fromSource()).length;
     const alertsBefore = alerts.length;
-    const guess = () =>
-      service.initiate(
-        {
-          accountId: account.id,
-          proof: { custodianId: 'alice', passphrase: 'guess guess guess', totp: '111111' },
-          reason: 'r',
-          incident: 'i',
-          durationMinutes: 5,
-        },
-        here(source),
-      );
+    const guess = () => wrongCredentials('alice', source);
     for (let i = 0; i < 3; i++) await rejectsWith(guess(), 'break_glass_auth_failed');
     for (let i = 0; i < 3; i++) await rejectsWith(guess(), 'break_glass_locked');
     const written = (await fromSource()).slice(before);
@@ -940,17 +943,7 @@ forEachDialect('break-glass service', (ctx) => {
 
   it('locks out a guessing source, but an attacker cannot lock out the custodians', async () => {
     const carol = c.carol as TestCustodian;
-    const guess = (ip: string, custodianId = 'carol') =>
-      service.initiate(
-        {
-          accountId: account.id,
-          proof: { custodianId, passphrase: 'guess guess guess', totp: '111111' },
-          reason: 'r',
-          incident: 'i',
-          durationMinutes: 5,
-        },
-        here(ip),
-      );
+    const guess = (ip: string, custodianId = 'carol') => wrongCredentials(custodianId, ip);
     for (let i = 0; i < 3; i++) await rejectsWith(guess('203.0.113.66'), 'break_glass_auth_failed');
     const locked = await rejectsWith(guess('203.0.113.66'), 'break_glass_locked');
     assert.ok((locked.details.retryAfterSeconds as number) >= 1);
@@ -998,17 +991,7 @@ forEachDialect('break-glass service', (ctx) => {
     );
     await service.cancel(first.activation.id, { handle: first.handle }, here(shared));
     // Someone else behind the same address fails as other custodians until the source is blocked.
-    const guess = (custodianId: string) =>
-      service.initiate(
-        {
-          accountId: account.id,
-          proof: { custodianId, passphrase: 'guess guess guess', totp: '111111' },
-          reason: 'r',
-          incident: 'i',
-          durationMinutes: 5,
-        },
-        here(shared),
-      );
+    const guess = (custodianId: string) => wrongCredentials(custodianId, shared);
     for (const who of ['alice', 'bob', 'mallory']) await rejectsWith(guess(who), 'break_glass_auth_failed');
     const blocked = await rejectsWith(guess('dave'), 'break_glass_locked');
     assert.ok((blocked.details.retryAfterSeconds as number) >= 1);
@@ -1035,17 +1018,7 @@ forEachDialect('break-glass service', (ctx) => {
   });
 
   it('IPv6 guesses count by /64: twelve addresses of one /64 are one source', async () => {
-    const guess = (ip: string, custodianId: string) =>
-      service.initiate(
-        {
-          accountId: account.id,
-          proof: { custodianId, passphrase: 'guess guess guess', totp: '111111' },
-          reason: 'r',
-          incident: 'i',
-          durationMinutes: 5,
-        },
-        here(ip),
-      );
+    const guess = (ip: string, custodianId: string) => wrongCredentials(custodianId, ip);
     const outcomes: string[] = [];
     for (let i = 1; i <= 12; i++) {
       const who = ['alice', 'bob', 'carol'][i % 3] as string;

@@ -20,10 +20,9 @@ import {
   viaGateway,
 } from '../../test-support/gateway-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { testPostgresResource } from '../../test-support/postgres-target.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import { createSelfSignedCertificate } from '../../test-support/self-signed-certificate.js';
-import type { ConfiguredResource } from '../config/load.js';
-import { Secret } from '../config/secret.js';
 import { isPortcullisError } from '../core/errors.js';
 import { upstreamTargetOf } from './gateway-from-config.js';
 import { connectUpstream, type UpstreamAuthMethod } from './upstream-connection.js';
@@ -177,25 +176,8 @@ describe('upstream login against a server that asks for the password in cleartex
 });
 
 describe('gateway_upstream_auth at start-up', () => {
-  const configured = (url: string, accepted: readonly UpstreamAuthMethod[]): ConfiguredResource => ({
-    id: 'prod-db',
-    kind: 'postgres',
-    description: '',
-    sensitivity: 'high',
-    labels: {},
-    owners: [],
-    roles: new Map(),
-    postgres: {
-      adminUrl: new Secret(url, 'PROD_DB_ADMIN_URL'),
-      database: 'app',
-      publicHost: undefined,
-      publicPort: undefined,
-      connectionLimit: 5,
-      gatewayOnly: false,
-      gatewayUpstreamAuth: accepted,
-      reassignOwnedTo: 'postgres',
-    },
-  });
+  const configured = (url: string, accepted: readonly UpstreamAuthMethod[]) =>
+    testPostgresResource({ url, gatewayUpstreamAuth: accepted });
 
   test('a cleartext password is allowed only when the server certificate is checked', () => {
     for (const sslmode of ['disable', 'prefer', 'require']) {

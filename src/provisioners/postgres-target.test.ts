@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ConfiguredResource, PostgresTarget } from '../config/load.js';
-import { Secret } from '../config/secret.js';
+import { testPostgresTarget } from '../../test-support/postgres-target.js';
+import type { ConfiguredResource } from '../config/load.js';
 import { isPortcullisError } from '../core/errors.js';
 import {
   adminUrlForDatabase,
@@ -10,20 +10,7 @@ import {
   requesterConnectionString,
 } from './postgres-target.js';
 
-function target(overrides: Partial<PostgresTarget> & { url?: string } = {}): PostgresTarget {
-  const { url = 'postgres://admin:s3cret@db.internal:6432/postgres', ...rest } = overrides;
-  return {
-    adminUrl: new Secret(url, 'PROD_DB_ADMIN_URL'),
-    database: 'app',
-    publicHost: undefined,
-    publicPort: undefined,
-    connectionLimit: 5,
-    gatewayOnly: false,
-    gatewayUpstreamAuth: ['scram-sha-256'],
-    reassignOwnedTo: 'postgres',
-    ...rest,
-  };
-}
+const target = testPostgresTarget;
 
 describe('postgres target', () => {
   it('hands requesters the admin URL host and port unless public ones are configured', () => {
