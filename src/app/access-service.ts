@@ -1129,78 +1129,52 @@ export class AccessService {
   async lapseDue(limit = 200): Promise<number> {
     const now = this.deps.clock.now();
     const due = await this.deps.store.requests.listPastReviewDeadline(now, limit);
-    let lapsed = 0;
-    for (let start = 0; start < due.length; start += expiryBatchSize) {
-      const batch = due.slice(start, start + expiryBatchSize);
-      lapsed += await this.deps.store.transaction(async (tx) => {
-        const events: { event: AuditEventInput; at: number }[] = [];
-        for (const request of batch) {
-          const ended = core.lapse(request, now);
-          // Reviewed, cancelled or lapsed by another replica meanwhile: the next pass re-reads it.
-          if (!(await tx.requests.update(ended, request.version))) continue;
-          events.push({
-            event: {
-              type: 'request.expired',
-              actor: 'system',
-              requestId: request.id,
-              resourceId: request.resourceId,
-              reason: ended.endReason,
-              data: {
-                reviewBy: request.reviewBy,
-                approvals: request.reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId),
-                approvalsRequired: core.effectiveApprovals(request.route),
-              },
-            },
-            at: now,
-          });
-        }
-        await tx.audit.appendAll(events);
-        return events.length;
-      });
-    }
-    return lapsed;
+    const lapsed = await this.endInBatches(due, now, core.lapse, async (request, ended) => ({
+      event: {
+        type: 'request.expired',
+        actor: 'system',
+        requestId: request.id,
+        resourceId: request.resourceId,
+        reason: ended.endReason,
+        data: {
+          reviewBy: request.reviewBy,
+          approvals: request.reviews.filter((r) => r.verdict === 'approve').map((r) => r.reviewerId),
+          approvalsRequired: core.effectiveApprovals(request.route),
+        },
+      },
+      result: request.id,
+    }));
+    return lapsed.length;
   }
 
   /** Ends every active request whose deadline has passed. Returns how many it ended. */
   async expireDue(limit = 200): Promise<number> {
     const now = this.deps.clock.now();
     const due = await this.deps.store.requests.listExpired(now, limit);
-    const ended: string[] = [];
-    // Ending access is a database change: many grants end in one transaction (one lock on the
-    // audit chain, one commit), so a burst of deadlines is not serialised one commit at a time.
-    for (let start = 0; start < due.length; start += expiryBatchSize) {
-      const batch = due.slice(start, start + expiryBatchSize);
-      const endedHere = await this.deps.store.transaction(async (tx) => {
-        const grantIds: string[] = [];
-        const events: { event: AuditEventInput; at: number }[] = [];
-        for (const request of batch) {
-          const expired = core.expire(request, now);
-          // A concurrent revoke or another replica changed it first: the next pass re-reads it.
-          if (!(await tx.requests.update(expired, request.version))) continue;
-          const grant = await tx.grants.getByRequest(request.id);
-          if (grant?.status === 'active') {
-            await tx.grants.update(grants.beginRevocation(grant, now));
-            grantIds.push(grant.id);
-          }
-          events.push({
-            event: {
-              type: 'grant.expired',
-              actor: 'system',
-              requestId: request.id,
-              grantId: grant?.id ?? null,
-              resourceId: request.resourceId,
-              data: { expiresAt: request.expiresAt },
-            },
-            at: now,
-          });
-        }
-        // Appended last and all at once: the chain head stays locked as briefly as possible.
-        await tx.audit.appendAll(events);
-        return grantIds;
-      });
-      ended.push(...endedHere);
-      for (const grantId of endedHere) this.deps.onGrantEnded?.(grantId, 'expired');
-    }
+    const ended = await this.endInBatches(
+      due,
+      now,
+      core.expire,
+      async (request, _expired, tx) => {
+        const grant = await tx.grants.getByRequest(request.id);
+        const active = grant?.status === 'active';
+        if (active) await tx.grants.update(grants.beginRevocation(grant, now));
+        return {
+          event: {
+            type: 'grant.expired',
+            actor: 'system',
+            requestId: request.id,
+            grantId: grant?.id ?? null,
+            resourceId: request.resourceId,
+            data: { expiresAt: request.expiresAt },
+          },
+          ...(active ? { result: grant.id } : {}),
+        };
+      },
+      (grantIds) => {
+        for (const grantId of grantIds) this.deps.onGrantEnded?.(grantId, 'expired');
+      },
+    );
     // Then the targets are cleaned up, several at a time; a failure there is recorded per grant.
     const failures: unknown[] = [];
     await forEachConcurrently(ended, revocationConcurrency, (grantId) =>
@@ -1213,6 +1187,47 @@ export class AccessService {
     );
     throwIfAny(failures, 'grants could not be expired');
     return ended.length;
+  }
+
+  /**
+   * Moves each of `due` on by `end` (a pure transition), a batch per transaction: many requests end
+   * under one lock on the audit chain and one commit, so a burst of deadlines is not serialised one
+   * commit at a time. A request another writer changed first (a review, a revoke, another replica)
+   * is skipped; the next pass re-reads it. `record` makes the transition's other writes in the same
+   * transaction and gives its audit event, appended last and all at once so the chain head stays
+   * locked briefly, and optionally a result. `committed` gets each batch's results after its commit.
+   */
+  private async endInBatches<T>(
+    due: readonly AccessRequest[],
+    now: number,
+    end: (request: AccessRequest, now: number) => AccessRequest,
+    record: (
+      request: AccessRequest,
+      ended: AccessRequest,
+      tx: Transaction,
+    ) => Promise<{ event: AuditEventInput; result?: T }>,
+    committed?: (results: readonly T[]) => void,
+  ): Promise<T[]> {
+    const all: T[] = [];
+    for (let start = 0; start < due.length; start += expiryBatchSize) {
+      const batch = due.slice(start, start + expiryBatchSize);
+      const results = await this.deps.store.transaction(async (tx) => {
+        const done: T[] = [];
+        const events: { event: AuditEventInput; at: number }[] = [];
+        for (const request of batch) {
+          const ended = end(request, now);
+          if (!(await tx.requests.update(ended, request.version))) continue;
+          const { event, result } = await record(request, ended, tx);
+          events.push({ event, at: now });
+          if (result !== undefined) done.push(result);
+        }
+        await tx.audit.appendAll(events);
+        return done;
+      });
+      all.push(...results);
+      committed?.(results);
+    }
+    return all;
   }
 
   /** Retries revocations that are due (after a failure, or left over by a crash). */
