@@ -4,24 +4,19 @@
  * activation touches the target, so the password the target has is the one the stored credentials
  * hold. PostgreSQL storage, and a target that only accepts SCRAM passwords.
  */
+
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setImmediate } from 'node:timers/promises';
 import pg from 'pg';
+import { demoPrincipal } from '../../test-support/demo-principal.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason } from '../../test-support/postgres.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import type { Principal } from '../core/principal.js';
 
 const origin = { sourceIp: '127.0.0.1', userAgent: 'test', channel: 'api' };
-const alice: Principal = {
-  id: 'demo:alice',
-  idp: 'demo',
-  subject: 'alice',
-  displayName: 'Alice',
-  email: null,
-  groups: ['engineering'],
-};
+const alice = demoPrincipal('alice', ['engineering']);
 
 describe('concurrent activation of one request (PostgreSQL storage)', () => {
   let cluster: ScramCluster | undefined;

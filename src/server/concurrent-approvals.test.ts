@@ -2,9 +2,11 @@
  * Real concurrency on real PostgreSQL storage: many approvals racing on one request produce
  * exactly one grant, and one person counts once however often they press the button.
  */
+
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { demoPrincipal } from '../../test-support/demo-principal.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason } from '../../test-support/postgres.js';
 import type { Principal } from '../core/principal.js';
@@ -18,14 +20,7 @@ const approvers: Principal[] = Array.from({ length: 20 }, (_, i) => ({
   email: null,
   groups: ['sre'],
 }));
-const requester: Principal = {
-  id: 'demo:requester',
-  idp: 'demo',
-  subject: 'requester',
-  displayName: 'Requester',
-  email: null,
-  groups: ['engineering'],
-};
+const requester = demoPrincipal('requester', ['engineering']);
 
 describe('concurrent approvals on PostgreSQL', () => {
   let h: Harness;

@@ -2,12 +2,14 @@
  * The `npm start` demo: SQLite, the built-in demo IdP, demo policies, and a real PostgreSQL
  * resource when the local server is reachable — walked through request → approve → use → expiry.
  */
+
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { demoPrincipal } from '../../test-support/demo-principal.js';
 import { freePort } from '../../test-support/free-port.js';
 import { postgresReachable, postgresSkipReason } from '../../test-support/postgres.js';
 import { type RunningDemo, startDemo } from './demo.js';
@@ -56,22 +58,8 @@ describe('the demo', () => {
     const access = demo.portcullis.access;
     const store = demo.portcullis.store;
     // Sign-in is covered elsewhere; here the demo users' groups as the demo IdP asserts them.
-    const alice = {
-      id: 'demo:alice',
-      idp: 'demo',
-      subject: 'alice',
-      displayName: 'Alice',
-      email: null,
-      groups: ['engineering'],
-    };
-    const bob = {
-      id: 'demo:bob',
-      idp: 'demo',
-      subject: 'bob',
-      displayName: 'Bob',
-      email: null,
-      groups: ['sre'],
-    };
+    const alice = demoPrincipal('alice', ['engineering']);
+    const bob = demoPrincipal('bob', ['sre']);
     const origin = { sourceIp: null, userAgent: null, channel: 'cli' };
     // As their sign-in would: the approval re-checks alice's request with her stored groups.
     for (const p of [alice, bob]) await store.principals.upsert(p, Date.now());

@@ -4,11 +4,13 @@
  * group, an office-hours permit outside office hours, a change freeze added after the request, or a
  * policy that now asks for more approvals all end the request `denied` instead of giving access.
  */
+
 import assert from 'node:assert/strict';
 import { appendFileSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { demoPrincipal } from '../../test-support/demo-principal.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { ManualClock } from '../core/clock.js';
 import type { Principal } from '../core/principal.js';
@@ -147,15 +149,8 @@ describe('policy re-check against the clock (service)', () => {
   const saturdayNight = Date.parse('2025-01-11T02:00:00Z');
   const clock = new ManualClock(fridayEvening);
   const origin = { sourceIp: '127.0.0.1', userAgent: 'test', channel: 'api' };
-  const alice: Principal = {
-    id: 'demo:alice',
-    idp: 'demo',
-    subject: 'alice',
-    displayName: 'Alice',
-    email: null,
-    groups: ['engineering'],
-  };
-  const bob: Principal = { ...alice, id: 'demo:bob', subject: 'bob', displayName: 'Bob', groups: ['sre'] };
+  const alice = demoPrincipal('alice', ['engineering']);
+  const bob = demoPrincipal('bob', ['sre']);
   let h: Harness;
 
   before(async () => {
