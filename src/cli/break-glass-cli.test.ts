@@ -73,7 +73,7 @@ describe('portcullis break-glass end to end', async () => {
       assert.equal(r.code, 0, r.stderr);
       const uri = json(r).otpauth_uri as string;
       assert.match(uri, /^otpauth:\/\/totp\//);
-      custodians[id] = new TestCustodian(id, passphrase, secretOfUri(uri), systemClock);
+      custodians[id] = new TestCustodian(id, passphrase, secretOfUri(uri), systemClock, true);
     }
     const alice = custodians.alice as TestCustodian;
     const bob = custodians.bob as TestCustodian;
@@ -229,6 +229,7 @@ describe('portcullis break-glass end to end', async () => {
           (custodians[t.custodian] as TestCustodian).passphrase,
           secretOfUri(t.otpauth_uri),
           systemClock,
+          true,
         ),
       ]),
     ) as Record<string, TestCustodian>;
