@@ -460,6 +460,27 @@ describe('parseConfig: secrets', () => {
     ]);
   });
 
+  it("checks the login policy of Portcullis's own PostgreSQL URLs, without quoting them", () => {
+    const error = refused(stringify(validConfig()), {
+      ...env,
+      PORTCULLIS_DATABASE_URL: `${databaseUrl}?require_auth=password`,
+      ORDERS_ADMIN_URL: `${ordersAdminUrl}?sslmode=require&channel_binding=always`,
+    });
+    assert.deepEqual(error.issues.map((i) => [i.path, i.message]).sort(), [
+      ['resources[0].postgres.admin_url', 'channel_binding must be disable, prefer or require'],
+      [
+        'storage.url',
+        'require_auth allows a cleartext password, which needs sslmode=verify-ca or verify-full (or a unix socket): anyone on the path could ask for it',
+      ],
+    ]);
+    assert.doesNotMatch(error.message, /db-pw-7f3a9e|orders-admin-pw-c4d1/);
+    const accepted = parse(validConfig(), {
+      ...env,
+      PORTCULLIS_DATABASE_URL: `${databaseUrl}?sslmode=verify-full&require_auth=scram-sha-256,password`,
+    });
+    assert.equal(accepted.storageUrl.reveal().endsWith('require_auth=scram-sha-256,password'), true);
+  });
+
   it('an empty environment variable counts as missing', () => {
     const error = refused(stringify(validConfig()), { ...env, OKTA_CLIENT_SECRET: '' });
     assert.deepEqual(paths(error), ['identity_providers[0].client_secret']);

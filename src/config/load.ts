@@ -9,6 +9,7 @@ import { PortcullisError } from '../core/errors.js';
 import { type IdentityLinkConfig, identityLinkIssues } from '../core/identity-links.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { type NotificationSettings, resolveNotifications } from '../notifications/notification-config.js';
+import { readPostgresAuthPolicy } from '../postgres/auth-policy.js';
 import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
 import {
   configSchema,
@@ -379,6 +380,29 @@ function resolveResources(
   return resources;
 }
 
+/**
+ * Portcullis's own PostgreSQL URLs (storage, admin URLs) must name a login policy it can keep
+ * (require_auth, channel_binding): a bad one stops the start, not the first provisioning.
+ */
+function postgresUrlIssues(
+  storageUrl: Secret,
+  configured: ParsedConfig['resources'],
+  resources: ReadonlyMap<string, ConfiguredResource>,
+): ConfigIssue[] {
+  const urls: [string, string][] = [];
+  const storage = storageUrl.reveal();
+  if (storage.startsWith('postgres://') || storage.startsWith('postgresql://'))
+    urls.push(['storage.url', storage]);
+  configured.forEach((resource, i) => {
+    const adminUrl = resources.get(resource.id)?.postgres?.adminUrl.reveal();
+    if (adminUrl) urls.push([`resources[${i}].postgres.admin_url`, adminUrl]);
+  });
+  return urls.flatMap(([path, url]) => {
+    const read = readPostgresAuthPolicy(url);
+    return 'problem' in read ? [{ path, message: read.problem }] : [];
+  });
+}
+
 /** A PEM value given as a path (relative to the file) or as a secret reference. */
 function resolvePem(value: string | SecretRef, path: string, secrets: SecretResolver): Secret {
   return secrets.resolve(typeof value === 'string' ? { file: value } : value, path);
@@ -532,6 +556,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     publicUrl,
   );
 
+  issues.push(...postgresUrlIssues(storageUrl, parsed.resources, resources));
   const allIssues = [...issues, ...breakGlass.issues, ...notifications.issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);
 

@@ -28,6 +28,10 @@ export const errorCatalogue = {
   reauthentication_required: { status: 401, title: 'Your groups are too old; sign in again' },
   audit_unavailable: { status: 503, title: 'The audit log cannot be written; the action was refused' },
   provisioning_failed: { status: 502, title: 'The target system did not accept the change' },
+  database_auth_refused: {
+    status: 502,
+    title: 'The database asked for a login this connection does not allow; nothing was sent',
+  },
   identity_provider_unavailable: { status: 502, title: 'The identity provider could not be reached' },
   config_invalid: { status: 500, title: 'The configuration is not valid' },
   unknown_emergency_account: { status: 404, title: 'Unknown emergency account' },

@@ -10,6 +10,7 @@ import type { Store } from '../app/ports.js';
 import type { ConfiguredResource, GatewayConfig } from '../config/load.js';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import { channelBindingOf } from '../postgres/auth-policy.js';
 import { adminAddress, postgresTargetOf } from '../provisioners/postgres-target.js';
 import { unbracketedHost } from '../text/postgres-url.js';
 import type { AdmissionDeps } from './admission.js';
@@ -48,13 +49,7 @@ export function upstreamTargetOf(resource: ConfiguredResource): UpstreamTarget {
   const address = adminAddress(target);
   const tls = upstreamTls(address.sslMode, address.sslRootCert !== null);
   const acceptedAuth = new Set(target.gatewayUpstreamAuth);
-  const channelBinding = address.channelBinding ?? 'prefer';
-  if (channelBinding !== 'disable' && channelBinding !== 'prefer' && channelBinding !== 'require') {
-    throw new PortcullisError(
-      'config_invalid',
-      `Resource ${resource.id}: the admin URL's channel_binding must be disable, prefer or require`,
-    );
-  }
+  const channelBinding = channelBindingOf(address.channelBinding, `Resource ${resource.id}'s admin URL`);
   if (channelBinding === 'require' && tls === 'disable') {
     throw new PortcullisError(
       'config_invalid',

@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fakePostgresServer } from '../../test-support/fake-postgres-server.js';
 import {
   backendsOf,
   connectViaGateway,
@@ -115,30 +115,6 @@ describe('gateway upstream authentication', () => {
   });
 });
 
-/** A "server" that asks every connection for a cleartext password and keeps what it is sent. */
-async function passwordPhisher(): Promise<{ server: Server; port: number; received: () => Buffer }> {
-  const chunks: Buffer[] = [];
-  const server = createServer((socket) => {
-    let askedFor = false;
-    socket.on('data', (chunk) => {
-      if (askedFor) {
-        chunks.push(chunk);
-        return;
-      }
-      askedFor = true; // the StartupMessage; answer AuthenticationCleartextPassword
-      socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]));
-    });
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  return {
-    server,
-    port: typeof address === 'object' && address ? address.port : 0,
-    received: () => Buffer.concat(chunks),
-  };
-}
-
 describe('upstream login against a server that asks for the password in cleartext', () => {
   const login = {
     username: 'grant_login',
@@ -155,7 +131,7 @@ describe('upstream login against a server that asks for the password in cleartex
     [['scram-sha-256', 'password'], 'require', false],
   ] as const) {
     test(`accepting ${accepted.join(', ')}, channel_binding=${channelBinding}: the password is ${leaks ? '' : 'not '}sent`, async () => {
-      const phisher = await passwordPhisher();
+      const phisher = await fakePostgresServer({ login: 'cleartext' });
       try {
         const target = {
           host: '127.0.0.1',
@@ -169,7 +145,7 @@ describe('upstream login against a server that asks for the password in cleartex
         assert.equal((error as { sqlState?: string }).sqlState, leaks ? '08001' : '28000');
         assert.equal(phisher.received().includes(login.password), leaks);
       } finally {
-        phisher.server.close();
+        await phisher.close();
       }
     });
   }

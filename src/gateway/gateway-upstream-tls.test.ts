@@ -26,42 +26,11 @@ import {
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import { createSelfSignedCertificate } from '../../test-support/self-signed-certificate.js';
+import { tlsTerminatingRelay } from '../../test-support/tls-terminating-relay.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { connectUpstream, openUpstreamSocket } from './upstream-connection.js';
 
 const run = promisify(execFile);
-
-/**
- * A machine in the middle: answers the SSLRequest itself, terminates TLS with `certificate`, and
- * relays the plaintext over its own TLS connection to the server on `serverPort`.
- */
-async function tlsTerminatingRelay(
-  serverPort: number,
-  certificate: { readonly cert: string; readonly key: string },
-): Promise<{ port: number; close: () => void }> {
-  const server = createServer((client) => {
-    client.on('error', () => {});
-    client.once('data', () => {
-      client.write('S');
-      const fromClient = new TLSSocket(client, {
-        isServer: true,
-        cert: certificate.cert,
-        key: certificate.key,
-      });
-      fromClient.on('error', () => {});
-      openUpstreamSocket({ host: '127.0.0.1', port: serverPort, tls: 'require' }, 5000).then(
-        (toServer) => {
-          toServer.on('error', () => {});
-          fromClient.pipe(toServer).pipe(fromClient);
-        },
-        () => client.destroy(),
-      );
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  return { port: typeof address === 'object' && address ? address.port : 0, close: () => server.close() };
-}
 
 let cluster: ScramCluster | undefined;
 let skip: string | undefined;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { fakePostgresServer } from '../../test-support/fake-postgres-server.js';
 import { startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import type { ProvisionContext, ProvisionResult } from '../app/ports.js';
 import type { ConfiguredResource, PostgresTarget } from '../config/load.js';
@@ -616,6 +617,34 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
         return true;
       },
     );
+  });
+
+  it('never gives the admin password to a server that asks for it in cleartext', async () => {
+    const phisher = await fakePostgresServer({ login: 'cleartext' });
+    try {
+      const phishing = resource('phishing-db', {
+        adminUrl: new Secret(
+          `postgres://postgres:hunter2-secret@127.0.0.1:${phisher.port}/postgres`,
+          'phisher',
+        ),
+      });
+      await assert.rejects(
+        provisioner.apply(contextFor(plannedGrant(phishing, 'readonly'), phishing)),
+        (error) => {
+          assert.ok(isPortcullisError(error));
+          assert.equal(error.code, 'provisioning_failed');
+          assert.match(
+            error.message,
+            /Refused to log in to PostgreSQL: the server asks for the password in cleartext/,
+          );
+          return true;
+        },
+      );
+      assert.equal(phisher.received().includes('hunter2-secret'), false);
+      assert.equal(phisher.received().length, 0);
+    } finally {
+      await phisher.close();
+    }
   });
 
   it('refuses to revoke a role Portcullis did not make for the grant', async () => {

@@ -36,6 +36,7 @@ import type { PostgresTarget } from '../config/load.js';
 import { isPortcullisError, PortcullisError } from '../core/errors.js';
 import type { Artefacts, Grant } from '../core/grant.js';
 import type { ResourceDefinition } from '../core/resource.js';
+import { GuardedClient, guardedPoolSettings } from '../postgres/guarded-client.js';
 import {
   alterLoginRoleSql,
   commentOnLoginRoleSql,
@@ -276,7 +277,10 @@ export class PostgresProvisioner implements Provisioner {
     let pool = this.#pools.get(resource.id);
     if (!pool) {
       pool = new pg.Pool({
-        connectionString: postgresTargetOf(resource).adminUrl.reveal(),
+        ...guardedPoolSettings(
+          postgresTargetOf(resource).adminUrl.reveal(),
+          `resource ${resource.id}'s postgres.admin_url`,
+        ),
         max: this.#poolSize,
         idleTimeoutMillis: 30_000,
         connectionTimeoutMillis: this.#connectTimeoutMs,
@@ -320,8 +324,9 @@ export class PostgresProvisioner implements Provisioner {
     database: string,
     work: (client: pg.Client) => Promise<void>,
   ) {
-    const client = new pg.Client({
+    const client = new GuardedClient({
       connectionString: adminUrlForDatabase(target, database),
+      urlSource: `the admin URL for database ${database}`,
       connectionTimeoutMillis: this.#connectTimeoutMs,
       statement_timeout: this.#statementTimeoutMs,
       application_name: 'portcullis-provisioner',

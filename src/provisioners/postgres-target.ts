@@ -5,7 +5,7 @@
 import type { ConfiguredResource, PostgresTarget } from '../config/load.js';
 import { PortcullisError } from '../core/errors.js';
 import type { ResourceDefinition } from '../core/resource.js';
-import { postgresUrl, unbracketedHost } from '../text/postgres-url.js';
+import { formatPostgresUrl, parsePostgresUrl, postgresUrl, tcpHostOf } from '../text/postgres-url.js';
 
 /** The resource's PostgreSQL settings; a resource without them is a wiring fault. */
 export function postgresTargetOf(resource: ResourceDefinition): PostgresTarget {
@@ -19,36 +19,19 @@ export function postgresTargetOf(resource: ResourceDefinition): PostgresTarget {
   return target;
 }
 
-/** Stands in for the empty host of `postgres://user:pw@/db?host=/socket`, which WHATWG URLs reject. */
-const noHost = 'portcullis-no-host.invalid';
-
 function parseAdminUrl(target: PostgresTarget): URL {
-  const text = target.adminUrl.reveal();
-  for (const candidate of [text, text.replace('@/', `@${noHost}/`)]) {
-    try {
-      return new URL(candidate);
-    } catch {
-      // The error would quote the URL, password included: report it without a cause below.
-    }
-  }
+  const url = parsePostgresUrl(target.adminUrl.reveal());
+  if (url) return url;
   throw new PortcullisError(
     'provisioning_failed',
     `The admin URL ${target.adminUrl} is not a postgres:// URL`,
   );
 }
 
-/** The admin URL's TCP host, or '' when it connects through a unix socket. */
-function tcpHost(url: URL): string {
-  const hostParameter = url.searchParams.get('host');
-  if (hostParameter) return hostParameter.startsWith('/') ? '' : hostParameter;
-  const hostname = unbracketedHost(url.hostname);
-  return hostname === noHost || hostname.startsWith('%2F') || hostname.startsWith('%2f') ? '' : hostname;
-}
-
 /** Where requesters connect: public_host/public_port, else the admin URL's host and port. */
 export function publicAddress(target: PostgresTarget): { readonly host: string; readonly port: number } {
   const admin = target.publicHost && target.publicPort ? undefined : parseAdminUrl(target);
-  const host = target.publicHost ?? (admin ? tcpHost(admin) : '');
+  const host = target.publicHost ?? (admin ? tcpHostOf(admin) : '');
   if (host === '') {
     throw new PortcullisError(
       'provisioning_failed',
@@ -92,7 +75,7 @@ export function adminUrlForDatabase(target: PostgresTarget, database: string): s
       `Cannot connect to database ${JSON.stringify(database)} through a node-postgres URL`,
     );
   }
-  return url.toString().replace(`@${noHost}/`, '@/');
+  return formatPostgresUrl(url);
 }
 
 /**
@@ -108,7 +91,7 @@ export function adminAddress(target: PostgresTarget): {
   readonly channelBinding: string | null;
 } {
   const url = parseAdminUrl(target);
-  const host = tcpHost(url);
+  const host = tcpHostOf(url);
   if (host === '') {
     throw new PortcullisError(
       'provisioning_failed',

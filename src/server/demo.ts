@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { stringify } from 'yaml';
 import { startDemoIdentityProvider } from '../identity/demo-identity-provider.js';
+import { GuardedClient } from '../postgres/guarded-client.js';
 import { type RunningPortcullis, startPortcullis } from './start.js';
 
 export interface DemoOptions {
@@ -47,7 +47,11 @@ function secretFile(path: string, make: () => string): string {
 
 /** Creates the demo database and its two group roles on a reachable PostgreSQL; false if none. */
 async function prepareDemoDatabase(adminUrl: string): Promise<string | null> {
-  const admin = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 2000 });
+  const admin = new GuardedClient({
+    connectionString: adminUrl,
+    urlSource: 'the demo admin URL',
+    connectionTimeoutMillis: 2000,
+  });
   try {
     await admin.connect();
   } catch {
@@ -61,7 +65,7 @@ async function prepareDemoDatabase(adminUrl: string): Promise<string | null> {
   }
   const url = new URL(adminUrl);
   url.pathname = '/portcullis_demo';
-  const demo = new pg.Client({ connectionString: url.toString() });
+  const demo = new GuardedClient({ connectionString: url.toString(), urlSource: 'the demo admin URL' });
   await demo.connect();
   try {
     await demo.query(`

@@ -5,6 +5,7 @@
  */
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { guardedPoolSettings } from '../postgres/guarded-client.js';
 import type { Database } from './schema.js';
 import type { StorageBackend } from './storage-backend.js';
 
@@ -54,7 +55,8 @@ export function openPostgresBackend(
   options: PostgresBackendOptions = {},
 ): StorageBackend {
   const pool = new pg.Pool({
-    connectionString,
+    // Logs in only as the URL's require_auth and channel_binding allow.
+    ...guardedPoolSettings(connectionString, 'storage.url'),
     max: options.maxConnections ?? 10,
     // A parameter in the URL wins over this default.
     application_name: 'portcullis',

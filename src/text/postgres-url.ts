@@ -22,3 +22,45 @@ export function postgresUrl(parts: PostgresUrlParts): string {
 export function unbracketedHost(host: string): string {
   return host.replace(/^\[(.*)\]$/, '$1');
 }
+
+/** Stands in for the empty host of `postgres://user:pw@/db?host=/socket`, which WHATWG URLs reject. */
+const noHost = 'portcullis-no-host.invalid';
+
+/**
+ * A libpq URI as a WHATWG URL (its query parameters decoded), or undefined when it is not one. The
+ * caller reports the failure without the text, which may hold a password.
+ */
+export function parsePostgresUrl(text: string): URL | undefined {
+  for (const candidate of [text, text.replace('@/', `@${noHost}/`)]) {
+    try {
+      return new URL(candidate);
+    } catch {
+      // The error would quote the URL, password included.
+    }
+  }
+  return undefined;
+}
+
+/** The URL as node-postgres reads it again: the stand-in for an empty host removed. */
+export function formatPostgresUrl(url: URL): string {
+  return url.toString().replace(`@${noHost}/`, '@/');
+}
+
+/** The URL's TCP host, or '' when it names none (a unix socket, or the default host). */
+export function tcpHostOf(url: URL): string {
+  const hostParameter = url.searchParams.get('host');
+  if (hostParameter) return hostParameter.startsWith('/') ? '' : hostParameter;
+  const hostname = unbracketedHost(url.hostname);
+  return hostname === noHost || isEncodedPath(hostname) ? '' : hostname;
+}
+
+/** Whether the URL connects through a unix socket (`?host=/dir` or an encoded `%2Fdir` host). */
+export function connectsThroughUnixSocket(url: URL): boolean {
+  const hostParameter = url.searchParams.get('host');
+  if (hostParameter) return hostParameter.startsWith('/');
+  return isEncodedPath(url.hostname);
+}
+
+function isEncodedPath(hostname: string): boolean {
+  return hostname.startsWith('%2F') || hostname.startsWith('%2f');
+}

@@ -498,10 +498,20 @@ interface Check {
   detail: string;
 }
 
-async function probePostgres(connectionString: string, outOfScope: readonly string[]): Promise<Check[]> {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+/** A client for the emergency login that sends its password only as its URL allows (guarded-client.ts). */
+async function emergencyLoginClient(connectionString: string) {
+  const { GuardedClient } = await import('../../postgres/guarded-client.js');
+  const client = new GuardedClient({
+    connectionString,
+    urlSource: 'the emergency login',
+    connectionTimeoutMillis: 5000,
+  });
   client.on('error', () => {});
+  return client;
+}
+
+async function probePostgres(connectionString: string, outOfScope: readonly string[]): Promise<Check[]> {
+  const client = await emergencyLoginClient(connectionString);
   const checks: Check[] = [];
   try {
     await client.connect();
@@ -533,17 +543,20 @@ async function probePostgres(connectionString: string, outOfScope: readonly stri
 }
 
 async function postgresLoginRefused(connectionString: string): Promise<Check> {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
-  client.on('error', () => {});
+  const client = await emergencyLoginClient(connectionString);
   try {
     await client.connect();
     return { name: 'login refused after the end', passed: false, detail: 'the login still works' };
   } catch (error) {
+    // Only the server turning the login away proves the access ended; an unreachable server does not.
+    const code = (error as { code?: string }).code;
+    const refusedByServer = code === '28P01' || code === '28000';
     return {
       name: 'login refused after the end',
-      passed: true,
-      detail: (error as { code?: string }).code ?? 'refused',
+      passed: refusedByServer,
+      detail: refusedByServer
+        ? `the server refused the login (SQLSTATE ${code})`
+        : `could not tell: ${(error as Error).message}`,
     };
   } finally {
     await client.end().catch(() => {});
