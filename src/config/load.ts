@@ -389,18 +389,20 @@ function postgresUrlIssues(
   configured: ParsedConfig['resources'],
   resources: ReadonlyMap<string, ConfiguredResource>,
 ): ConfigIssue[] {
-  const urls: [string, string][] = [];
-  const storage = storageUrl.reveal();
-  if (storage.startsWith('postgres://') || storage.startsWith('postgresql://'))
-    urls.push(['storage.url', storage]);
+  const isPostgresUrl = (url: string) => url.startsWith('postgres://') || url.startsWith('postgresql://');
+  const urls: [string, string][] = [['storage.url', storageUrl.reveal()]];
   configured.forEach((resource, i) => {
     const adminUrl = resources.get(resource.id)?.postgres?.adminUrl.reveal();
     if (adminUrl) urls.push([`resources[${i}].postgres.admin_url`, adminUrl]);
   });
-  return urls.flatMap(([path, url]) => {
-    const read = readPostgresAuthPolicy(url);
-    return 'problem' in read ? [{ path, message: read.problem }] : [];
-  });
+  // Other values are another field's concern (storage.url: sqlite:) or the provisioner's (it names
+  // an admin URL that is not one when it first connects); the offline commands fill placeholders.
+  return urls
+    .filter(([, url]) => isPostgresUrl(url))
+    .flatMap(([path, url]) => {
+      const read = readPostgresAuthPolicy(url);
+      return 'problem' in read ? [{ path, message: read.problem }] : [];
+    });
 }
 
 /** A PEM value given as a path (relative to the file) or as a secret reference. */

@@ -73,17 +73,26 @@ export class GuardedClient extends pg.Client {
   override connect(): Promise<pg.Client>;
   override connect(callback: Callback): void;
   override connect(callback?: Callback): Promise<pg.Client> | undefined {
-    const connected = super.connect().then((client) => {
+    if (!callback) {
+      return new Promise((resolve, reject) => {
+        this.connect((error, client) => (error || !client ? reject(error) : resolve(client)));
+      });
+    }
+    // The callback runs in the same turn as ReadyForQuery, as node-postgres's does: a pool attaches
+    // its 'error' listener there, before a FATAL that arrived in the same read is handled.
+    super.connect((error: Error | null) => {
+      if (error) {
+        callback(error);
+        return;
+      }
       const refusal = this.#refusalOnceLoggedIn();
-      if (!refusal) return client;
-      this.connection.stream.destroy();
-      throw refusal;
+      if (!refusal) {
+        callback(null, this);
+        return;
+      }
+      this.end().catch(() => {});
+      callback(refusal);
     });
-    if (!callback) return connected;
-    connected.then(
-      (client) => callback(null, client),
-      (error: Error) => callback(error),
-    );
     return undefined;
   }
 
