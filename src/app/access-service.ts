@@ -1324,8 +1324,8 @@ export class AccessService {
     let activated = 0;
     for (const request of await this.deps.store.requests.listApprovedAwaitingActivation(1000)) {
       try {
-        await this.activate(request.id);
-        activated++;
+        // Not counted: a request another replica is activating, or one the re-check denied.
+        if ((await this.activate(request.id)).state === 'active') activated++;
       } catch {
         // activate() already recorded the failure.
       }
