@@ -14,6 +14,8 @@ export type LoginOutcome =
   | 'refused'
   /** Refused before admission: no TLS, no user name, a replication connection. */
   | 'rejected'
+  /** Turned away unread: too many logins in progress from one address, or max_connections reached. */
+  | 'throttled'
   /** Portcullis could not decide or record it (admission error, audit log unwritable): 57P03. */
   | 'unavailable'
   /** Admitted, but the database refused the upstream login or could not be reached. */

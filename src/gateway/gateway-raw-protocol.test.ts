@@ -252,6 +252,11 @@ describe('gateway: raw protocol', () => {
     assert.equal(firstError(await closed), '08P01');
   });
 
+  const throttledLogins = async () => {
+    const metrics = await fetch(`${world.h.url}/metrics`).then((r) => r.text());
+    return Number(/^portcullis_gateway_logins_total\{outcome="throttled"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+  };
+
   test('logins in progress per address and connections in all are capped', async (t) => {
     if (world.skip) return t.skip(world.skip);
     const connections = () => world.h.portcullis.gateway?.connectionCount ?? -1;
@@ -260,6 +265,7 @@ describe('gateway: raw protocol', () => {
     const parked = [await socketToGateway(), await socketToGateway(), await socketToGateway()];
     const fourth = await socketToGateway();
     assert.equal(firstError(await fourth.closed), '53300');
+    assert.equal(await throttledLogins(), 1);
     // A login that ends frees its place.
     parked.pop()?.socket.destroy();
     while (connections() > 2) await sleep(20);
@@ -269,6 +275,10 @@ describe('gateway: raw protocol', () => {
     parked.push(await socketToGateway(), await socketToGateway());
     const beyond = await socketToGateway();
     assert.equal((await beyond.closed).length, 0);
+    // Counted as throttled, not as refused or rejected logins: the fourth above, the second of the
+    // two parked just now (a fourth login in progress again, answered 53300 and left open until the
+    // client closes it), and this one.
+    assert.equal(await throttledLogins(), 3);
     for (const { socket } of parked) socket.destroy();
     for (const session of sessions) session.close();
     while (connections() > 0) await sleep(20); // leave no login in progress to later tests

@@ -136,6 +136,8 @@ export class PostgresGateway {
     this.#server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
     // Beyond this Node closes a new connection as soon as it is accepted, before any byte is read.
     this.#server.maxConnections = settings.maxConnections ?? 10_000;
+    // Node closes a connection beyond maxConnections unread; it still shows on /metrics.
+    this.#server.on('drop', () => this.#context.metrics.login('throttled'));
     this.#server.on('error', (error) => deps.log.error({ err: error }, 'gateway listener error'));
   }
 
@@ -215,7 +217,7 @@ export class PostgresGateway {
     const logins = this.#logins.get(address) ?? 0;
     if (logins >= this.#maxLoginsPerAddress) {
       // Unauthenticated connections from one address cannot pile up (each may hold a message).
-      this.#context.metrics.login('rejected');
+      this.#context.metrics.login('throttled');
       socket.end(
         encodeErrorResponse({
           severity: 'FATAL',

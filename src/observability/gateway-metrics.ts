@@ -16,7 +16,7 @@ export function registerGatewayMetrics(
 ): GatewayMetrics {
   const logins = new Counter({
     name: 'portcullis_gateway_logins_total',
-    help: 'Logins to the database gateway by outcome: admitted, refused (token or grant), rejected (before the token: no TLS, no user, replication), unavailable (Portcullis could not check or record), upstream_failed',
+    help: 'Logins to the database gateway by outcome: admitted, refused (token or grant), rejected (before the token: no TLS, no user, replication), throttled (too many logins in progress from one address, or max_connections reached), unavailable (Portcullis could not check or record), upstream_failed',
     labelNames: ['outcome'],
     registers: [registry],
   });
