@@ -10,6 +10,7 @@ import { type IdentityLinkConfig, identityLinkIssues } from '../core/identity-li
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { type NotificationSettings, resolveNotifications } from '../notifications/notification-config.js';
 import { readPostgresAuthPolicy } from '../postgres/auth-policy.js';
+import { isPostgresUrl } from '../text/postgres-url.js';
 import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
 import {
   configSchema,
@@ -389,7 +390,6 @@ function postgresUrlIssues(
   configured: ParsedConfig['resources'],
   resources: ReadonlyMap<string, ConfiguredResource>,
 ): ConfigIssue[] {
-  const isPostgresUrl = (url: string) => url.startsWith('postgres://') || url.startsWith('postgresql://');
   const urls: [string, string][] = [['storage.url', storageUrl.reveal()]];
   configured.forEach((resource, i) => {
     const adminUrl = resources.get(resource.id)?.postgres?.adminUrl.reveal();

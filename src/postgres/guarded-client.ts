@@ -26,6 +26,8 @@ interface GuardedClientConfig extends pg.ClientConfig {
   readonly connectionString: string;
   /** Names the URL in errors. Default 'the PostgreSQL URL'. */
   readonly urlSource?: string;
+  /** The URL's policy when already read (a pool's connections share one); else read here. */
+  readonly authPolicy?: PostgresAuthPolicy;
 }
 
 type Callback = (error: Error | null, client?: pg.Client) => void;
@@ -49,7 +51,9 @@ export class GuardedClient extends pg.Client {
   #serverProofReceived = false;
 
   constructor(config: GuardedClientConfig) {
-    const policy = postgresAuthPolicy(config.connectionString, config.urlSource ?? 'the PostgreSQL URL');
+    const policy =
+      config.authPolicy ??
+      postgresAuthPolicy(config.connectionString, config.urlSource ?? 'the PostgreSQL URL');
     super({ ...config, enableChannelBinding: policy.channelBinding !== 'disable' });
     this.#policy = policy;
     const secret = this.password;
@@ -149,7 +153,8 @@ function refused(reason: string): PortcullisError {
 
 /**
  * The part of a node-postgres pool's settings that makes its connections {@link GuardedClient}s.
- * The URL is checked here, so a bad one fails when the pool is made, not at its first query.
+ * The URL is read here, once for every connection, so a bad one fails when the pool is made, not
+ * at its first query.
  */
 export function guardedPoolSettings(
   connectionString: string,
@@ -157,8 +162,11 @@ export function guardedPoolSettings(
 ): {
   readonly connectionString: string;
   readonly Client: new () => pg.ClientBase;
-  readonly urlSource: string;
+  readonly authPolicy: PostgresAuthPolicy;
 } {
-  postgresAuthPolicy(connectionString, urlSource);
-  return { connectionString, Client: GuardedClient as unknown as new () => pg.ClientBase, urlSource };
+  return {
+    connectionString,
+    Client: GuardedClient as unknown as new () => pg.ClientBase,
+    authPolicy: postgresAuthPolicy(connectionString, urlSource),
+  };
 }

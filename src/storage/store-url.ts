@@ -3,6 +3,7 @@
  * password, so no error message repeats it.
  */
 import { PortcullisError } from '../core/errors.js';
+import { isPostgresUrl } from '../text/postgres-url.js';
 
 export type StoreLocation =
   | {
@@ -30,7 +31,7 @@ export function parseStoreUrl(url: string): StoreLocation {
     }
     return { dialect: 'sqlite', path };
   }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+  if (isPostgresUrl(url)) {
     return { dialect: 'postgres', connectionString: url };
   }
   throw new PortcullisError(

@@ -23,6 +23,11 @@ export function unbracketedHost(host: string): string {
   return host.replace(/^\[(.*)\]$/, '$1');
 }
 
+/** Whether `text` is a libpq URI by its scheme (`postgres://` or `postgresql://`). */
+export function isPostgresUrl(text: string): boolean {
+  return text.startsWith('postgres://') || text.startsWith('postgresql://');
+}
+
 /** Stands in for the empty host of `postgres://user:pw@/db?host=/socket`, which WHATWG URLs reject. */
 const noHost = 'portcullis-no-host.invalid';
 
