@@ -131,6 +131,19 @@ forEachDialect('break-glass service', (ctx) => {
       here(ip),
     );
 
+  /** An initiation from `ip` for an account that does not exist. */
+  const madeUpAccount = (accountId: string, ip: string) =>
+    service.initiate(
+      {
+        accountId,
+        proof: { custodianId: 'x', passphrase: 'y', totp: '000000' },
+        reason: 'r',
+        incident: 'i',
+        durationMinutes: 5,
+      },
+      here(ip),
+    );
+
   beforeEach(async () => {
     clock = new ManualClock(Date.now());
     store = ctx.store;
@@ -391,19 +404,7 @@ forEachDialect('break-glass service', (ctx) => {
       );
     const before = (await refused()).length;
     for (let i = 0; i < 50; i++) {
-      await rejectsWith(
-        service.initiate(
-          {
-            accountId: `no-such-account-${i}`,
-            proof: { custodianId: 'x', passphrase: 'y', totp: '000000' },
-            reason: 'r',
-            incident: 'i',
-            durationMinutes: 5,
-          },
-          here('10.9.9.9'),
-        ),
-        'unknown_emergency_account',
-      );
+      await rejectsWith(madeUpAccount(`no-such-account-${i}`, '10.9.9.9'), 'unknown_emergency_account');
     }
     const written = (await refused()).slice(before);
     // 30 one by one, then one marker; the other 19 refusals are refused all the same.
@@ -422,19 +423,7 @@ forEachDialect('break-glass service', (ctx) => {
     const fromSource = async () =>
       (await store.auditLog.read(0, 100_000)).filter((e) => e.sourceIp === source);
     for (let i = 0; i < 31; i++)
-      await rejectsWith(
-        service.initiate(
-          {
-            accountId: `made-up-${i}`,
-            proof: { custodianId: 'x', passphrase: 'y', totp: '000000' },
-            reason: 'r',
-            incident: 'i',
-            durationMinutes: 5,
-          },
-          here(source),
-        ),
-        'unknown_emergency_account',
-      );
+      await rejectsWith(madeUpAccount(`made-up-${i}`, source), 'unknown_emergency_account');
     assert.equal((await fromSource()).at(-1)?.data?.suppressing, true, 'the made-up accounts are summarised');
     const before = (await fromSource()).length;
     const alertsBefore = alerts.length;
@@ -452,19 +441,7 @@ forEachDialect('break-glass service', (ctx) => {
     assert.equal(raised.filter((a) => a.kind === 'locked_out' && a.accountId === account.id).length, 3);
     // Made-up accounts from that source stay summarised.
     await rejectsWith(start({ accountId: 'made-up-again' }), 'unknown_emergency_account');
-    await rejectsWith(
-      service.initiate(
-        {
-          accountId: 'made-up-again',
-          proof: { custodianId: 'x', passphrase: 'y', totp: '000000' },
-          reason: 'r',
-          incident: 'i',
-          durationMinutes: 5,
-        },
-        here(source),
-      ),
-      'unknown_emergency_account',
-    );
+    await rejectsWith(madeUpAccount('made-up-again', source), 'unknown_emergency_account');
     assert.equal((await fromSource()).length, before + 6);
   });
 

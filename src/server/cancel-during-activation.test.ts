@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/postgres.js';
+import { eventsOfRequest } from '../../test-support/requests.js';
 import { waitFor } from '../../test-support/wait-for.js';
 
 describe('cancel while access is being provisioned', () => {
@@ -81,7 +82,7 @@ describe('cancel while access is being provisioned', () => {
     const left = await superuser.query('select 1 from pg_roles where rolname = $1', [login]);
     assert.equal(left.rowCount, 0, `login ${login} was left behind`);
     assert.equal((await store.requests.get(requestId))?.state, 'cancelled');
-    const events = (await store.auditLog.read(0, 10_000)).filter((e) => e.requestId === requestId);
+    const events = await eventsOfRequest(store, requestId);
     const types = events.map((e) => e.type);
     assert.ok(types.includes('request.cancelled'), types.join());
     assert.ok(types.includes('grant.failed'), types.join());

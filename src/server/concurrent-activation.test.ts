@@ -12,6 +12,7 @@ import pg from 'pg';
 import { demoPrincipal } from '../../test-support/demo-principal.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason } from '../../test-support/postgres.js';
+import { eventsOfRequest } from '../../test-support/requests.js';
 import { type ScramCluster, startScramClusterOrSkip } from '../../test-support/scram-cluster.js';
 import type { Principal } from '../core/principal.js';
 
@@ -63,7 +64,7 @@ describe('concurrent activation of one request (PostgreSQL storage)', () => {
 
     const stored = await store.requests.get(request.id);
     assert.equal(stored?.state, 'active');
-    const events = (await store.auditLog.read(0, 10_000)).filter((e) => e.requestId === request.id);
+    const events = await eventsOfRequest(store, request.id);
     assert.equal(events.filter((e) => e.type === 'grant.activated').length, 1);
     assert.equal(events.filter((e) => e.type === 'grant.failed').length, 0);
 
@@ -106,7 +107,7 @@ describe('concurrent activation of one request (PostgreSQL storage)', () => {
       'someone activated it',
     );
     assert.ok(first.activated + second.activated <= 1, 'recover() counts only what it activated');
-    const events = (await store.auditLog.read(0, 10_000)).filter((e) => e.requestId === request.id);
+    const events = await eventsOfRequest(store, request.id);
     assert.equal(events.filter((e) => e.type === 'grant.activated').length, 1);
     const grant = await store.grants.getByRequest(request.id);
     const credentials = await access.credentials(alice, grant?.id ?? '', origin);

@@ -12,14 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { demoPrincipal } from '../../test-support/demo-principal.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { eventsOfRequest, requestDemoApi } from '../../test-support/requests.js';
 import { ManualClock } from '../core/clock.js';
 import type { Principal } from '../core/principal.js';
 
 const policies = join(import.meta.dirname, '../../test-support/policies/recheck.cedar');
-
-async function eventsOf(h: Harness, requestId: string) {
-  return (await h.portcullis.store.auditLog.read(0, 10_000)).filter((e) => e.requestId === requestId);
-}
 
 describe('policy re-check through the HTTP API', () => {
   let h: Harness;
@@ -45,15 +42,9 @@ describe('policy re-check through the HTTP API', () => {
   }
 
   async function requestReader(reason: string): Promise<string> {
-    const created = await h.api(alice, 'POST', '/api/v1/requests', {
-      resource: 'demo-api',
-      role: 'reader',
-      duration: 600,
-      reason,
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    assert.equal(created.body.state, 'pending');
-    return created.body.id as string;
+    const created = await requestDemoApi(h, alice, 'reader', reason);
+    assert.equal(created.state, 'pending');
+    return created.id as string;
   }
 
   test('a requester removed from the eligible group is denied at approval', async () => {
@@ -66,7 +57,7 @@ describe('policy re-check through the HTTP API', () => {
     assert.equal(approved.body.state, 'denied');
     assert.equal(approved.body.grant_id, null);
     assert.match(approved.body.end_reason as string, /denied on re-check: the policy no longer allows it/);
-    const events = await eventsOf(h, id);
+    const events = await eventsOfRequest(h.portcullis.store, id);
     assert.deepEqual(
       events.map((e) => e.type),
       ['request.created', 'request.reviewed', 'request.denied'],
@@ -99,7 +90,7 @@ forbid (principal, action == Portcullis::Action::"request", resource);
       assert.equal(approved.status, 200, JSON.stringify(approved.body));
       assert.equal(approved.body.state, 'denied');
       assert.match(approved.body.end_reason as string, /forbidden by policy change-freeze/);
-      const denied = (await eventsOf(h, id)).at(-1);
+      const denied = (await eventsOfRequest(h.portcullis.store, id)).at(-1);
       assert.equal(denied?.type, 'request.denied');
       assert.deepEqual(denied?.policyIds, ['change-freeze']);
     } finally {
@@ -131,7 +122,7 @@ permit (
       const approved = await h.api(bob, 'POST', `/api/v1/requests/${id}/approve`, {});
       assert.equal(approved.body.state, 'denied', JSON.stringify(approved.body));
       assert.match(approved.body.end_reason as string, /reader-two-approvals now asks for more/);
-      const denied = (await eventsOf(h, id)).at(-1);
+      const denied = (await eventsOfRequest(h.portcullis.store, id)).at(-1);
       assert.equal(
         (denied?.data as { currentRoute: { requiredApprovals: number } }).currentRoute.requiredApprovals,
         2,
@@ -196,7 +187,7 @@ describe('policy re-check against the clock (service)', () => {
     const stored = await h.portcullis.store.requests.get(request.id);
     assert.equal(stored?.state, 'denied');
     assert.equal(await h.portcullis.store.grants.getByRequest(request.id), undefined);
-    const denied = (await eventsOf(h, request.id)).at(-1);
+    const denied = (await eventsOfRequest(h.portcullis.store, request.id)).at(-1);
     assert.equal(denied?.type, 'request.denied');
     assert.equal((denied?.data as { recheck: string }).recheck, 'activation');
   });

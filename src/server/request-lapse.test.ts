@@ -7,26 +7,17 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { eventsOfRequest, requestDemoApi } from '../../test-support/requests.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { ManualClock } from '../core/clock.js';
 
 const policyFile = new URL('../../test-support/policies/review.cedar', import.meta.url).pathname;
 const pendingTtlMs = 2 * 60_000;
 
-async function eventsOf(h: Harness, requestId: string) {
-  return (await h.portcullis.store.auditLog.read(0, 10_000)).filter((e) => e.requestId === requestId);
-}
-
 async function requestOperator(h: Harness, session: string, reason: string) {
-  const created = await h.api(session, 'POST', '/api/v1/requests', {
-    resource: 'demo-api',
-    role: 'operator',
-    duration: 600,
-    reason,
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  assert.equal(created.body.state, 'pending');
-  return created.body;
+  const created = await requestDemoApi(h, session, 'operator', reason);
+  assert.equal(created.state, 'pending');
+  return created;
 }
 
 describe('requests not reviewed in time', () => {
@@ -81,7 +72,7 @@ describe('requests not reviewed in time', () => {
     assert.equal(ended.body.ended_at, created.review_by, 'dated at its deadline');
     assert.equal(ended.body.grant_id, null);
     assert.equal(ended.body.expires_at, null, 'no access was given');
-    const events = await eventsOf(h, id);
+    const events = await eventsOfRequest(h.portcullis.store, id);
     assert.deepEqual(
       events.map((e) => e.type),
       ['request.created', 'request.expired'],
@@ -115,7 +106,9 @@ describe('requests not reviewed in time', () => {
       return now.body.state === 'expired' ? true : undefined;
     });
     assert.equal((await h.api(alice, 'GET', `/api/v1/requests/${reviewed}`)).body.state, 'active');
-    const lapsed = (await eventsOf(h, forgotten)).filter((e) => e.type === 'request.expired');
+    const lapsed = (await eventsOfRequest(h.portcullis.store, forgotten)).filter(
+      (e) => e.type === 'request.expired',
+    );
     assert.equal(lapsed.length, 1, 'lapsed once');
   });
 });

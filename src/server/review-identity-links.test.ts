@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { requestDemoApi } from '../../test-support/requests.js';
 
 describe('reviews across linked identities (HTTP)', () => {
   let h: Harness;
@@ -31,14 +32,7 @@ describe('reviews across linked identities (HTTP)', () => {
   }
 
   async function requestReader(token: string, reason: string): Promise<string> {
-    const created = await h.api(token, 'POST', '/api/v1/requests', {
-      resource: 'demo-api',
-      role: 'reader',
-      duration: 600,
-      reason,
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    return created.body.id as string;
+    return (await requestDemoApi(h, token, 'reader', reason)).id as string;
   }
 
   test('a request made before its requester was linked into the approver cannot be self-approved', async () => {

@@ -28,6 +28,17 @@ function attributes(setCookie: unknown): string[] {
     .map((a) => a.trim().toLowerCase());
 }
 
+/** Starts the demo OIDC sign-in through the proxy; asserts the redirect, returns its cookie's attributes. */
+async function oidcBindingCookie(h: Harness): Promise<string[]> {
+  const begin = await h.portcullis.app.inject({
+    method: 'GET',
+    url: '/auth/oidc/demo/login',
+    headers: proxied,
+  });
+  assert.equal(begin.statusCode, 302, begin.body);
+  return attributes(begin.headers['set-cookie']);
+}
+
 describe('login cookies with an https public_url behind a proxy (trust_proxy false)', () => {
   let corp: TestSamlIdp;
   let h: Harness;
@@ -75,13 +86,7 @@ describe('login cookies with an https public_url behind a proxy (trust_proxy fal
   });
 
   test('OIDC: the binding cookie is Secure (SameSite=Lax: the IdP redirects back with a GET)', async () => {
-    const begin = await h.portcullis.app.inject({
-      method: 'GET',
-      url: '/auth/oidc/demo/login',
-      headers: proxied,
-    });
-    assert.equal(begin.statusCode, 302, begin.body);
-    const set = attributes(begin.headers['set-cookie']);
+    const set = await oidcBindingCookie(h);
     assert.ok(set.includes('secure'), String(set));
     assert.ok(set.includes('samesite=lax'));
     assert.ok(set.includes('httponly'));
@@ -98,13 +103,7 @@ describe('login cookies with a plain-http public_url (loopback development)', ()
   });
 
   test('the OIDC cookie is not Secure, even if a request claims https', async () => {
-    const begin = await h.portcullis.app.inject({
-      method: 'GET',
-      url: '/auth/oidc/demo/login',
-      headers: proxied,
-    });
-    assert.equal(begin.statusCode, 302, begin.body);
-    const set = attributes(begin.headers['set-cookie']);
+    const set = await oidcBindingCookie(h);
     assert.ok(!set.includes('secure'), String(set));
     assert.ok(set.includes('samesite=lax'));
   });
