@@ -611,23 +611,27 @@ forEachDialect('break-glass service', (ctx) => {
     );
   });
 
-  it('security keys: enrolled after passphrase + TOTP, then a second factor instead of TOTP', async () => {
-    const origin = 'https://portcullis.test';
-    const keyed = new BreakGlassService({
+  /** The service with security keys for `origin`, its alerts logged to `warn`. */
+  const withSecurityKeys = (origin: string, warn: (fields: unknown) => void, adminGroups: string[]) =>
+    new BreakGlassService({
       store,
       access,
       settings,
       totpSecrets: boxForTests,
-      alerts: new LoggingAlertDispatcher({ warn: () => {} }),
+      alerts: new LoggingAlertDispatcher({ warn }),
       clock,
       newId: randomUUID,
-      adminGroups: [],
+      adminGroups,
       securityKeys: new SecurityKeyCeremonies(
         webauthnSettings(webauthnConfigSchema.parse({}), origin),
         store.ephemeral,
         () => clock.now(),
       ),
     });
+
+  it('security keys: enrolled after passphrase + TOTP, then a second factor instead of TOTP', async () => {
+    const origin = 'https://portcullis.test';
+    const keyed = withSecurityKeys(origin, () => {}, []);
     const alice = c.alice as TestCustodian;
     const key = new SoftAuthenticator(origin);
     const creation = await keyed.securityKeyRegistrationOptions(
@@ -709,23 +713,11 @@ forEachDialect('break-glass service', (ctx) => {
 
   it('security keys: every enrolment alerts; admins list and revoke; re-enrolment and rotation delete them', async () => {
     const origin = 'https://portcullis.test';
-    const keyed = new BreakGlassService({
-      store,
-      access,
-      settings,
-      totpSecrets: boxForTests,
-      alerts: new LoggingAlertDispatcher({
-        warn: (fields) => alerts.push((fields as { breakGlassAlert: BreakGlassAlert }).breakGlassAlert),
-      }),
-      clock,
-      newId: randomUUID,
-      adminGroups: ['admins'],
-      securityKeys: new SecurityKeyCeremonies(
-        webauthnSettings(webauthnConfigSchema.parse({}), origin),
-        store.ephemeral,
-        () => clock.now(),
-      ),
-    });
+    const keyed = withSecurityKeys(
+      origin,
+      (fields) => alerts.push((fields as { breakGlassAlert: BreakGlassAlert }).breakGlassAlert),
+      ['admins'],
+    );
     const enrolKey = async (custodian: TestCustodian) => {
       const key = new SoftAuthenticator(origin);
       const creation = await keyed.securityKeyRegistrationOptions(
