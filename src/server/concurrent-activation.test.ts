@@ -34,6 +34,28 @@ describe('concurrent activation of one request (PostgreSQL storage)', () => {
     h = await startHarness({ storage: 'postgres', targetAdminUrl: cluster.adminUrl });
     await h.portcullis.store.principals.upsert(alice, Date.now());
   });
+  /**
+   * A pending request for demo-db, then approved as by a review whose replica died before activating
+   * it; `approvedAgoMs` backdates the approval.
+   */
+  async function approvedRequest(reason: string, approvedAgoMs?: number) {
+    const { access, store } = h.portcullis;
+    const request = await access.createRequest(
+      alice,
+      { resourceId: 'demo-db', role: 'readonly', durationSeconds: 600, reason, ticket: null },
+      origin,
+    );
+    assert.equal(request.state, 'pending');
+    const approved = {
+      ...request,
+      state: 'approved' as const,
+      version: request.version + 1,
+      ...(approvedAgoMs !== undefined && { updatedAt: Date.now() - approvedAgoMs }),
+    };
+    assert.ok(await store.requests.update(approved, request.version));
+    return request;
+  }
+
   after(async () => {
     await h?.close();
     await cluster?.stop();
@@ -42,19 +64,7 @@ describe('concurrent activation of one request (PostgreSQL storage)', () => {
   test('a second activate() while the first provisions stops without touching the target', async (t) => {
     if (skip || !cluster) return t.skip(skip);
     const { access, store } = h.portcullis;
-    const request = await access.createRequest(
-      alice,
-      { resourceId: 'demo-db', role: 'readonly', durationSeconds: 600, reason: 'race', ticket: null },
-      origin,
-    );
-    assert.equal(request.state, 'pending');
-    // Approved, as by a review whose replica then died before activating it.
-    assert.ok(
-      await store.requests.update(
-        { ...request, state: 'approved', version: request.version + 1 },
-        request.version,
-      ),
-    );
+    const request = await approvedRequest('race');
     const first = access.activate(request.id);
     // As soon as the first has claimed it (its grant row exists), while it provisions.
     while ((await store.grants.getByRequest(request.id)) === undefined) await setImmediate();
@@ -84,17 +94,7 @@ describe('concurrent activation of one request (PostgreSQL storage)', () => {
   test('an activation whose claim is fresh is left alone by recover(); the next pass does nothing twice', async (t) => {
     if (skip || !cluster) return t.skip(skip);
     const { access, store } = h.portcullis;
-    const request = await access.createRequest(
-      alice,
-      { resourceId: 'demo-db', role: 'readonly', durationSeconds: 600, reason: 'recover race', ticket: null },
-      origin,
-    );
-    assert.ok(
-      await store.requests.update(
-        { ...request, state: 'approved', version: request.version + 1 },
-        request.version,
-      ),
-    );
+    const request = await approvedRequest('recover race');
     // Two replicas booting at once: both recover() the same approved request.
     const [first, second, direct] = await Promise.all([
       access.recover(),
@@ -119,18 +119,8 @@ describe('concurrent activation of one request (PostgreSQL storage)', () => {
   test("the expiry loop's pass leaves a just-approved request to its approver, and takes an orphaned one", async (t) => {
     if (skip || !cluster) return t.skip(skip);
     const { access, store } = h.portcullis;
-    const approve = async (reason: string, approvedAgoMs: number) => {
-      const request = await access.createRequest(
-        alice,
-        { resourceId: 'demo-db', role: 'readonly', durationSeconds: 600, reason, ticket: null },
-        origin,
-      );
-      const approved = { ...request, state: 'approved' as const, updatedAt: Date.now() - approvedAgoMs };
-      assert.ok(await store.requests.update({ ...approved, version: request.version + 1 }, request.version));
-      return request.id;
-    };
-    const fresh = await approve('fresh', 0);
-    const orphaned = await approve('orphaned', 60_000);
+    const fresh = (await approvedRequest('fresh', 0)).id;
+    const orphaned = (await approvedRequest('orphaned', 60_000)).id;
     await access.resumeActivations();
     assert.equal((await store.requests.get(orphaned))?.state, 'active');
     assert.equal((await store.requests.get(fresh))?.state, 'approved');
