@@ -143,6 +143,8 @@ export interface HarnessOptions {
   readonly targetPostgresOverrides?: Record<string, unknown>;
   /** Extra or replaced top-level config keys. */
   readonly configOverrides?: Record<string, unknown>;
+  /** More keys of the `tokens` section (e.g. `signing_algorithm`). */
+  readonly tokenOverrides?: Record<string, unknown>;
   /**
    * `child` runs `portcullis serve` as a real child process (so tests can `kill -9` it);
    * default `in-process`.
@@ -260,7 +262,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     resources,
     policies: { files: [options.policyFile ?? join(import.meta.dirname, 'policies', 'e2e.cedar')] },
     admins: ['admins'],
-    tokens: { key_encryption_key: { file: join(dir, 'kek') } },
+    tokens: { key_encryption_key: { file: join(dir, 'kek') }, ...options.tokenOverrides },
     ...(options.gateway
       ? {
           gateway: {

@@ -46,6 +46,27 @@ describe('parsePublicKeys', () => {
     assert.throws(() => parsePublicKeys('ssh-ed25519 AAAA'), /not JSON/);
   });
 
+  it('takes P-256 keys as token keys (ES256), never as audit keys', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = { ...ec.publicKey.export({ format: 'jwk' }), kid: 'token-es256', alg: 'ES256', use: 'sig' };
+    const ed = { ...key.publicJwk, kid: 'token-eddsa' };
+    const set = JSON.stringify({ keys: [jwk, ed] });
+    assert.deepEqual(parsePublicKeys(set, 'token'), [
+      { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, kid: 'token-es256' },
+      { kty: 'OKP', crv: 'Ed25519', x: key.publicJwk.x, kid: 'token-eddsa' },
+    ]);
+    assert.throws(() => parsePublicKeys(set, 'audit'), /token-es256 is not an Ed25519 public key/);
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' });
+    assert.throws(
+      () => parsePublicKeys(JSON.stringify(p384), 'token'),
+      /not an Ed25519 \(kty OKP\) or P-256/,
+    );
+    assert.throws(
+      () => parsePublicKeys(JSON.stringify(ec.privateKey.export({ format: 'jwk' })), 'token'),
+      /private key; pass the public key only/,
+    );
+  });
+
   it('names the file in errors', async () => {
     const directory = await mkdtemp(join(tmpdir(), 'portcullis-keys-'));
     try {

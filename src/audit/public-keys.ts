@@ -1,8 +1,8 @@
 /**
  * Loads the audit public keys for `portcullis audit verify --key FILE`: a JWK (JSON), a JWK Set
- * (`{"keys":[…]}`) or PEM (one or more SPKI `-----BEGIN PUBLIC KEY-----` blocks). Only Ed25519
- * public keys are accepted; a file holding a private key is refused so that it is not passed
- * around by mistake.
+ * (`{"keys":[…]}`) or PEM (one or more SPKI `-----BEGIN PUBLIC KEY-----` blocks). Only public keys
+ * of the kinds Portcullis signs with are accepted (audit: Ed25519; token: Ed25519 or P-256); a file
+ * holding a private key is refused so that it is not passed around by mistake.
  *
  * Also reads the public-key bundle of `portcullis keys export` ({@link PublicKeyBundle}), which
  * holds the token and the audit keys apart: each verifier takes only its own purpose's keys, so a
@@ -11,6 +11,11 @@
 import { createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { JWK } from 'jose';
+import {
+  auditSigningAlgorithm,
+  publicKeyMembersFor,
+  signingAlgorithmOfKey,
+} from '../tokens/signing-algorithms.js';
 
 /** The format tag of `portcullis keys export` files. */
 export const publicKeyBundleFormat = 'portcullis-public-keys/1';
@@ -59,7 +64,7 @@ export async function loadKeyFile(
 /**
  * Reads and parses the key file at `path`.
  *
- * @returns Ed25519 public JWKs; PEM keys have no `kid` and are tried for every checkpoint.
+ * @returns Ed25519 public JWKs (audit keys); PEM keys have no `kid` and are tried for every checkpoint.
  * @throws Error naming the file and what is wrong with it.
  */
 export async function loadPublicKeys(path: string): Promise<JWK[]> {
@@ -76,7 +81,7 @@ export function parsePublicKeys(text: string, purpose: KeyFilePurpose = 'audit')
   const trimmed = text.trim();
   const keys = trimmed.startsWith('-----BEGIN') ? pemKeys(trimmed) : jsonKeys(trimmed, purpose);
   if (keys.length === 0) throw new Error('no keys found');
-  return keys.map(checkedPublicKey);
+  return keys.map((jwk, index) => checkedPublicKey(jwk, index, purpose));
 }
 
 function jsonKeys(text: string, purpose: KeyFilePurpose): JWK[] {
@@ -108,12 +113,23 @@ function pemKeys(text: string): JWK[] {
   });
 }
 
-function checkedPublicKey(jwk: JWK, index: number): JWK {
+function checkedPublicKey(jwk: JWK, index: number, purpose: KeyFilePurpose): JWK {
+  if (typeof jwk !== 'object' || jwk === null) throw new Error(`key ${index + 1} is not a JWK`);
   const name = jwk.kid ?? `key ${index + 1}`;
-  if (typeof jwk !== 'object' || jwk === null) throw new Error(`${name} is not a JWK`);
   if (jwk.d !== undefined) throw new Error(`${name} is a private key; pass the public key only`);
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') {
-    throw new Error(`${name} is not an Ed25519 public key (kty OKP, crv Ed25519)`);
+  const members =
+    purpose === 'audit' ? publicKeyMembersFor(auditSigningAlgorithm, jwk) : publicKeyOfAnyTokenAlgorithm(jwk);
+  if (members === null) {
+    throw new Error(
+      purpose === 'audit'
+        ? `${name} is not an Ed25519 public key (kty OKP, crv Ed25519)`
+        : `${name} is not an Ed25519 (kty OKP) or P-256 (kty EC) public key`,
+    );
   }
-  return { kty: 'OKP', crv: 'Ed25519', x: jwk.x, ...(jwk.kid === undefined ? {} : { kid: jwk.kid }) };
+  return { ...members, ...(jwk.kid === undefined ? {} : { kid: jwk.kid }) };
+}
+
+function publicKeyOfAnyTokenAlgorithm(jwk: JWK) {
+  const alg = signingAlgorithmOfKey(jwk);
+  return alg === null ? null : publicKeyMembersFor(alg, jwk);
 }

@@ -11,6 +11,7 @@ import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { type NotificationSettings, resolveNotifications } from '../notifications/notification-config.js';
 import { readPostgresAuthPolicy } from '../postgres/auth-policy.js';
 import { isPostgresUrl } from '../text/postgres-url.js';
+import type { SigningAlgorithm } from '../tokens/signing-algorithms.js';
 import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
 import {
   configSchema,
@@ -99,6 +100,8 @@ export interface Config {
     readonly accessTokenTtlSeconds: number;
     readonly sessionTtlSeconds: number;
     readonly rotationOverlapSeconds: number;
+    /** Algorithm of token-signing keys made from now on. */
+    readonly signingAlgorithm: SigningAlgorithm;
   };
   readonly audit: { readonly checkpointEveryEvents: number; readonly checkpointIntervalSeconds: number };
   readonly expiry: { readonly pollIntervalSeconds: number };
@@ -584,6 +587,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
       accessTokenTtlSeconds: parsed.tokens.access_token_ttl,
       sessionTtlSeconds: parsed.tokens.session_ttl,
       rotationOverlapSeconds: parsed.tokens.rotation_overlap,
+      signingAlgorithm: parsed.tokens.signing_algorithm,
     },
     audit: {
       checkpointEveryEvents: parsed.audit.checkpoint_every_events,

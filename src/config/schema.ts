@@ -3,6 +3,7 @@
  * `{ env: NAME }` or `{ file: PATH }` and is resolved at load time into a {@link Secret}.
  */
 import { z } from 'zod';
+import { tokenSigningAlgorithms } from '../tokens/signing-algorithms.js';
 import { parseDurationSeconds } from './duration.js';
 
 const identifier = z
@@ -275,6 +276,8 @@ export const configSchema = z
         session_ttl: duration.default(3600),
         /** How long a retired signing key stays in the JWKS after rotation. */
         rotation_overlap: duration.default(86_400),
+        /** Algorithm of token-signing keys made from now on (the first key, every rotation). */
+        signing_algorithm: z.enum(tokenSigningAlgorithms).default('EdDSA'),
       })
       .strict(),
     audit: z

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
+import pino, { type DestinationStream } from 'pino';
 import { AccessService } from '../app/access-service.js';
 import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
@@ -51,7 +51,7 @@ import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
 import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
 import { TokenProvisioner } from '../provisioners/token-provisioner.js';
 import { openStore } from '../storage/open-store.js';
-import { SigningKeyStore, signingKeySealPurpose } from '../tokens/key-store.js';
+import { SigningKeyStore, signingKeySealPurpose, signingKeyStoreOptions } from '../tokens/key-store.js';
 import { TokenService } from '../tokens/token-service.js';
 
 export interface StartOptions {
@@ -62,6 +62,8 @@ export interface StartOptions {
   readonly listen?: boolean;
   /** Log level; `silent` in tests. Default `info`, or PORTCULLIS_LOG_LEVEL. */
   readonly logLevel?: string;
+  /** Where log lines go. Default: standard output. */
+  readonly logDestination?: DestinationStream;
   /** Do not print the start-up banner (the demo prints its own). */
   readonly quiet?: boolean;
   /** Break-glass alert dispatcher; default: one that only logs (see docs/break-glass-operations.md). */
@@ -90,13 +92,14 @@ export interface RunningPortcullis {
 export async function startPortcullis(options: StartOptions): Promise<RunningPortcullis> {
   const env = options.env ?? process.env;
   const clock = options.clock ?? systemClock;
-  const logger = pino({
+  const logOptions = {
     level: options.logLevel ?? env.PORTCULLIS_LOG_LEVEL ?? 'info',
     redact: {
       paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.token'],
       censor: '[redacted]',
     },
-  });
+  };
+  const logger = options.logDestination ? pino(logOptions, options.logDestination) : pino(logOptions);
   // A broken federation or policy section does not stop the break-glass path (docs/break-glass-operations.md).
   const loaded = loadConfig(options.configPath, env, { degradable: true });
   const degraded: DegradedSection[] = [...loaded.degraded];
@@ -169,13 +172,17 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     // Each kind of sealed value has its own purpose label, so one cannot be swapped in for another.
     const secrets = box.withPurpose('grant-credentials');
     const keys = new SigningKeyStore(store.keys, box.withPurpose(signingKeySealPurpose), {
-      longestTokenLifetimeSeconds: Math.max(
-        config.tokens.accessTokenTtlSeconds,
-        config.tokens.sessionTtlSeconds,
-      ),
+      ...signingKeyStoreOptions(config.tokens),
       clock,
     });
-    await keys.ensureActiveKey('token', clock.now());
+    const tokenKey = await keys.ensureActiveKey('token', clock.now());
+    if (tokenKey.alg !== config.tokens.signingAlgorithm) {
+      // Not rotated here: replicas started with different settings would rotate back and forth.
+      logger.warn(
+        { kid: tokenKey.kid, alg: tokenKey.alg, configured: config.tokens.signingAlgorithm },
+        'tokens.signing_algorithm differs from the active token key; it applies from the next `portcullis keys rotate --purpose token`',
+      );
+    }
     await keys.ensureActiveKey('audit', clock.now());
     const tokens = new TokenService({
       keys,

@@ -7,15 +7,28 @@ import type { KeyRepository, StoredKey } from '../app/ports.js';
 import { ManualClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import { JweSecretBox } from '../crypto/secret-box.js';
-import { type KeyPurpose, SigningKeyStore, signingKeySealPurpose } from './key-store.js';
+import {
+  type KeyPurpose,
+  type SigningAlgorithm,
+  SigningKeyStore,
+  signingKeySealPurpose,
+} from './key-store.js';
 
 const start = Date.UTC(2025, 0, 1, 12, 0, 0);
 const hour = 3600;
 const kek = randomBytes(32);
 const box = new JweSecretBox(kek).withPurpose(signingKeySealPurpose);
 
-function keyStore(repository: KeyRepository, clock = new ManualClock(start)) {
-  const keys = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: hour, clock });
+function keyStore(
+  repository: KeyRepository,
+  clock = new ManualClock(start),
+  tokenAlgorithm?: SigningAlgorithm,
+) {
+  const keys = new SigningKeyStore(repository, box, {
+    longestTokenLifetimeSeconds: hour,
+    clock,
+    tokenAlgorithm,
+  });
   return { keys, repository, clock };
 }
 
@@ -33,7 +46,7 @@ function wrap(inner: KeyRepository, overrides: Partial<KeyRepository>): KeyRepos
 async function sign(keys: SigningKeyStore, purpose: KeyPurpose, text: string): Promise<string> {
   const key = await keys.activeSigningKey(purpose);
   const jws = await new FlattenedSign(new TextEncoder().encode(text))
-    .setProtectedHeader({ alg: 'EdDSA', kid: key.kid })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid })
     .sign(key.privateKey);
   return `${jws.protected}.${jws.payload}.${jws.signature}`;
 }
@@ -47,7 +60,7 @@ async function verifies(
   const { kid } = decodeProtectedHeader(jws);
   const key = await keys.verificationKey(purpose, kid as string, now);
   if (!key) return false;
-  await compactVerify(jws, key, { algorithms: ['EdDSA'] });
+  await compactVerify(jws, key.publicKey, { algorithms: [key.alg] });
   return true;
 }
 
@@ -331,6 +344,71 @@ forEachDialect('SigningKeyStore', (ctx) => {
     });
     const keys = new SigningKeyStore(pasted, unbound, { longestTokenLifetimeSeconds: hour });
     await assert.rejects(keys.activeSigningKey('token'), /does not match its public key/);
+  });
+
+  it('makes ES256 token keys (P-256) when configured; audit keys stay Ed25519', async () => {
+    const { keys, repository } = keyStore(ctx.store.keys, undefined, 'ES256');
+    const token = await keys.ensureActiveKey('token', start);
+    const audit = await keys.ensureActiveKey('audit', start);
+    assert.equal(token.alg, 'ES256');
+    assert.equal(audit.alg, 'EdDSA');
+    assert.equal(token.kid, await calculateJwkThumbprint(token.publicJwk));
+    const [row] = await repository.list('token');
+    assert.equal(row?.alg, 'ES256');
+    const [published] = (await keys.publicKeys('token', start)).keys;
+    assert.ok(published?.kty === 'EC');
+    assert.deepEqual(Object.keys(published).sort(), ['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y']);
+    assert.equal(published.crv, 'P-256');
+    assert.equal(published.alg, 'ES256');
+    assert.ok(await verifies(keys, 'token', await sign(keys, 'token', 'signed with P-256'), start));
+    assert.ok(await verifies(keys, 'audit', await sign(keys, 'audit', 'a checkpoint'), start));
+  });
+
+  it('switches algorithm at the next rotation, and both kinds verify through the overlap', async () => {
+    const clock = new ManualClock(start);
+    const eddsa = keyStore(ctx.store.keys, clock).keys;
+    const old = await eddsa.ensureActiveKey('token', start);
+    const oldToken = await sign(eddsa, 'token', 'EdDSA, before the change');
+
+    // A configuration change alone makes no key: the active one keeps its algorithm…
+    const es256 = keyStore(ctx.store.keys, clock, 'ES256').keys;
+    assert.equal((await es256.ensureActiveKey('token', start + 1)).kid, old.kid);
+    assert.equal(es256.algorithmFor('token'), 'ES256');
+    // …until the rotation, which makes the new key with the configured one.
+    const rotation = await es256.rotate('token', start + 1000, 2 * hour);
+    assert.equal(rotation.alg, 'ES256');
+    const newToken = await sign(es256, 'token', 'ES256, after the change');
+    assert.equal(decodeProtectedHeader(newToken).alg, 'ES256');
+
+    eddsa.invalidate();
+    for (const keys of [eddsa, es256]) {
+      assert.deepEqual(
+        (await keys.publicKeys('token', start + 2000)).keys.map((key) => [key.kid, key.alg, key.kty]),
+        [
+          [rotation.kid, 'ES256', 'EC'],
+          [old.kid, 'EdDSA', 'OKP'],
+        ],
+      );
+      assert.ok(await verifies(keys, 'token', oldToken, start + 2000));
+      assert.ok(await verifies(keys, 'token', newToken, start + 2000));
+      // The store that would make EdDSA keys still signs with the active ES256 one.
+      assert.equal((await keys.activeSigningKey('token')).alg, 'ES256');
+    }
+  });
+
+  it('refuses a row whose algorithm does not fit its public key', async () => {
+    const inner = ctx.store.keys;
+    await setup().keys.ensureActiveKey('token', start);
+    // An Ed25519 row relabelled ES256 (or back) must not be imported under the other algorithm.
+    const relabelled = wrap(inner, {
+      list: async (purpose) => (await inner.list(purpose)).map((key) => ({ ...key, alg: 'ES256' })),
+    });
+    await assert.rejects(keyStore(relabelled).keys.publicKeys('token', start), /unusable ES256 public key/);
+    // An algorithm Portcullis does not sign with is ignored, as a newer version's key would be.
+    const unknown = wrap(inner, {
+      list: async (purpose) => (await inner.list(purpose)).map((key) => ({ ...key, alg: 'RS256' })),
+    });
+    assert.deepEqual((await keyStore(unknown).keys.publicKeys('token', start)).keys, []);
   });
 
   it('refuses a row whose kid is not the thumbprint of its public key', async () => {

@@ -1,7 +1,8 @@
 /**
- * Signing keys: Ed25519 key pairs kept in the database through the KeyRepository port, private
- * halves sealed with the key-encryption key. One key per purpose signs; retired keys stay
- * published until their overlap ends, so what they signed keeps verifying.
+ * Signing keys: key pairs kept in the database through the KeyRepository port, private halves
+ * sealed with the key-encryption key. One key per purpose signs; retired keys stay published until
+ * their overlap ends, so what they signed keeps verifying. Token keys are Ed25519 (EdDSA) or P-256
+ * (ES256), as configured when each key is made; audit keys are always Ed25519.
  *
  * Several processes share the table (API replicas, and `portcullis keys rotate` as its own
  * process), so the in-memory view is re-read on a short interval and, rate-limited, when a token
@@ -18,12 +19,21 @@ import {
 import type { KeyRepository, SecretBox, StoredKey } from '../app/ports.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import {
+  auditSigningAlgorithm,
+  isSigningAlgorithm,
+  keyGenerationOptions,
+  type PublicKeyMembers,
+  type PublicSigningJwk,
+  publicKeyMembersFor,
+  type SigningAlgorithm,
+  samePublicKey,
+} from './signing-algorithms.js';
+
+export type { PublicSigningJwk, SigningAlgorithm } from './signing-algorithms.js';
 
 /** Purposes of keys that sign (the `recovery` row holds only a public key; see recovery-key.ts). */
 export type KeyPurpose = Exclude<StoredKey['purpose'], 'recovery'>;
-
-/** The JWS algorithm of every key this store creates. */
-export const signingAlgorithm = 'EdDSA';
 
 /**
  * Label of sealed signing keys. The store binds it into every sealed private key; bind the store's
@@ -32,24 +42,19 @@ export const signingAlgorithm = 'EdDSA';
  */
 export const signingKeySealPurpose = 'portcullis/signing-key';
 
-/** An Ed25519 public key as published in the JWKS. */
-export type PublicSigningJwk = {
-  readonly kty: 'OKP';
-  readonly crv: 'Ed25519';
-  readonly x: string;
-  /** RFC 7638 JWK thumbprint (SHA-256) of the key. */
-  readonly kid: string;
-  readonly alg: typeof signingAlgorithm;
-  readonly use: 'sig';
-};
-
 /** The key that signs new material for a purpose. */
 export interface SigningKey {
   readonly kid: string;
-  readonly alg: typeof signingAlgorithm;
+  readonly alg: SigningAlgorithm;
   /** Non-extractable private key. */
   readonly privateKey: CryptoKey;
   readonly publicJwk: PublicSigningJwk;
+}
+
+/** A public key that verifies, and the one algorithm it verifies under. */
+export interface VerificationKey {
+  readonly alg: SigningAlgorithm;
+  readonly publicKey: CryptoKey;
 }
 
 /** A JSON Web Key Set document (RFC 7517 §5), as served at `/.well-known/jwks.json`. */
@@ -60,6 +65,8 @@ export type JsonWebKeySet = {
 export interface RotationResult {
   /** The new active key. */
   readonly kid: string;
+  /** Its algorithm. */
+  readonly alg: SigningAlgorithm;
   /** Keys that were active until now and stay published until `publishUntil`. */
   readonly retiredKids: readonly string[];
   /** When the retired keys leave the JWKS (ms since the epoch). */
@@ -74,6 +81,11 @@ export interface SigningKeyStoreOptions {
    * session token lifetimes). A rotation overlap shorter than this is refused.
    */
   readonly longestTokenLifetimeSeconds: number;
+  /**
+   * Algorithm of the `token` keys this store creates (`tokens.signing_algorithm`). Keys already
+   * made keep theirs; both kinds verify. Default: EdDSA.
+   */
+  readonly tokenAlgorithm?: SigningAlgorithm;
   /** Time source for cache ageing. Default: the system clock. */
   readonly clock?: Clock;
   /** How long the in-memory view of the keys is trusted before it is re-read. Default 5000 ms. */
@@ -83,6 +95,18 @@ export interface SigningKeyStoreOptions {
    * cannot turn into a stream of database queries. Default 1000 ms.
    */
   readonly unknownKidRefreshMs?: number;
+}
+
+/** The store's options from the `tokens` settings, the same in the server and every CLI command. */
+export function signingKeyStoreOptions(tokens: {
+  readonly accessTokenTtlSeconds: number;
+  readonly sessionTtlSeconds: number;
+  readonly signingAlgorithm: SigningAlgorithm;
+}): SigningKeyStoreOptions {
+  return {
+    longestTokenLifetimeSeconds: Math.max(tokens.accessTokenTtlSeconds, tokens.sessionTtlSeconds),
+    tokenAlgorithm: tokens.signingAlgorithm,
+  };
 }
 
 /**
@@ -104,6 +128,7 @@ interface SealedSigningKey {
 
 interface KeyEntry {
   readonly stored: StoredKey;
+  readonly alg: SigningAlgorithm;
   readonly publicJwk: PublicSigningJwk;
   readonly publicKey: CryptoKey;
 }
@@ -140,12 +165,21 @@ function newestActive(entries: Iterable<KeyEntry>): string | null {
   return chosen?.kid ?? null;
 }
 
-function parsePublicJwk(stored: StoredKey): PublicSigningJwk {
-  const jwk = JSON.parse(stored.publicJwk) as Partial<PublicSigningJwk>;
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') {
-    throw new PortcullisError('internal', `Signing key ${stored.kid} has an unusable public key`);
+/** The algorithms whose keys a purpose may hold; a row with any other is not ours to use. */
+function acceptsAlgorithm(purpose: KeyPurpose, alg: string): alg is SigningAlgorithm {
+  return purpose === 'audit' ? alg === auditSigningAlgorithm : isSigningAlgorithm(alg);
+}
+
+function parsePublicKey(stored: StoredKey, alg: SigningAlgorithm): PublicKeyMembers {
+  const members = publicKeyMembersFor(alg, JSON.parse(stored.publicJwk) as JWK);
+  if (members === null) {
+    throw new PortcullisError('internal', `Signing key ${stored.kid} has an unusable ${alg} public key`);
   }
-  return { kty: 'OKP', crv: 'Ed25519', x: jwk.x, kid: stored.kid, alg: signingAlgorithm, use: 'sig' };
+  return members;
+}
+
+function publishedJwk(members: PublicKeyMembers, kid: string, alg: SigningAlgorithm): PublicSigningJwk {
+  return { ...members, kid, alg, use: 'sig' };
 }
 
 /**
@@ -153,7 +187,8 @@ function parsePublicJwk(stored: StoredKey): PublicSigningJwk {
  *
  * @example
  * const keys = new SigningKeyStore(store.keys, box.withPurpose(signingKeySealPurpose), {
- *   longestTokenLifetimeSeconds: Math.max(config.tokens.accessTokenTtlSeconds, config.tokens.sessionTtlSeconds),
+ *   ...signingKeyStoreOptions(config.tokens),
+ *   clock,
  * });
  * await keys.ensureActiveKey('token', clock.now());
  * const jwks = await keys.publicKeys('token', clock.now());
@@ -163,6 +198,7 @@ export class SigningKeyStore {
   readonly #box: SecretBox;
   readonly #clock: Clock;
   readonly #longestTokenLifetimeSeconds: number;
+  readonly #tokenAlgorithm: SigningAlgorithm;
   readonly #refreshIntervalMs: number;
   readonly #unknownKidRefreshMs: number;
   readonly #snapshots = new Map<KeyPurpose, KeySnapshot>();
@@ -179,6 +215,7 @@ export class SigningKeyStore {
     this.#box = box;
     this.#clock = options.clock ?? systemClock;
     this.#longestTokenLifetimeSeconds = options.longestTokenLifetimeSeconds;
+    this.#tokenAlgorithm = options.tokenAlgorithm ?? 'EdDSA';
     this.#refreshIntervalMs = options.refreshIntervalMs ?? 5000;
     this.#unknownKidRefreshMs = options.unknownKidRefreshMs ?? 1000;
   }
@@ -208,7 +245,7 @@ export class SigningKeyStore {
     }
     return {
       kid: entry.stored.kid,
-      alg: signingAlgorithm,
+      alg: entry.alg,
       privateKey: await this.#privateKey(entry),
       publicJwk: entry.publicJwk,
     };
@@ -228,17 +265,28 @@ export class SigningKeyStore {
   }
 
   /**
-   * The public key that verifies material signed under `kid`, or undefined when the key is
-   * unknown or no longer published at `now`. An unknown kid triggers a (rate-limited) re-read, so
-   * a key another process has just created is found.
+   * The algorithm every new key of `purpose` gets: the configured one for tokens, EdDSA for audit.
+   * The active key may still have another (the configuration changed since it was made); the next
+   * rotation brings it in line.
    */
-  async verificationKey(purpose: KeyPurpose, kid: string, now: number): Promise<CryptoKey | undefined> {
+  algorithmFor(purpose: KeyPurpose): SigningAlgorithm {
+    return purpose === 'token' ? this.#tokenAlgorithm : auditSigningAlgorithm;
+  }
+
+  /**
+   * The public key that verifies material signed under `kid`, with the one algorithm it verifies
+   * under, or undefined when the key is unknown or no longer published at `now`. An unknown kid
+   * triggers a (rate-limited) re-read, so a key another process has just created is found.
+   */
+  async verificationKey(purpose: KeyPurpose, kid: string, now: number): Promise<VerificationKey | undefined> {
     let snapshot = await this.#current(purpose);
     if (!snapshot.entries.has(kid) && this.#clock.now() - snapshot.loadedAt >= this.#unknownKidRefreshMs) {
       snapshot = await this.#reload(purpose);
     }
     const entry = snapshot.entries.get(kid);
-    return entry && isPublished(entry.stored, now) ? entry.publicKey : undefined;
+    return entry && isPublished(entry.stored, now)
+      ? { alg: entry.alg, publicKey: entry.publicKey }
+      : undefined;
   }
 
   /**
@@ -269,7 +317,7 @@ export class SigningKeyStore {
     await this.#repository.retireOthers(purpose, key.kid, publishUntil);
     const deleted = await this.#repository.deleteUnpublished(purpose, now);
     await this.#reload(purpose, true);
-    return { kid: key.kid, retiredKids, publishUntil, deleted };
+    return { kid: key.kid, alg: this.algorithmFor(purpose), retiredKids, publishUntil, deleted };
   }
 
   /**
@@ -285,7 +333,12 @@ export class SigningKeyStore {
     purpose: 'token',
     now: number,
     authorize: (plan: { readonly install: string; readonly retire: readonly string[] }) => Promise<void>,
-  ): Promise<{ readonly kid: string; readonly retiredKids: readonly string[]; readonly deleted: number }> {
+  ): Promise<{
+    readonly kid: string;
+    readonly alg: SigningAlgorithm;
+    readonly retiredKids: readonly string[];
+    readonly deleted: number;
+  }> {
     const retiredKids = (await this.#repository.list(purpose)).map((key) => key.kid);
     const key = await this.#createKey(purpose, now);
     await authorize({ install: key.kid, retire: retiredKids });
@@ -293,7 +346,7 @@ export class SigningKeyStore {
     await this.#repository.retireOthers(purpose, key.kid, now);
     const deleted = await this.#repository.deleteUnpublished(purpose, now);
     await this.#reload(purpose, true);
-    return { kid: key.kid, retiredKids, deleted };
+    return { kid: key.kid, alg: this.algorithmFor(purpose), retiredKids, deleted };
   }
 
   /** Forgets the in-memory view; the next call re-reads the repository. */
@@ -302,22 +355,15 @@ export class SigningKeyStore {
   }
 
   async #createKey(purpose: KeyPurpose, now: number): Promise<StoredKey> {
-    const { privateKey, publicKey } = await generateKeyPair(signingAlgorithm, {
-      crv: 'Ed25519',
+    const alg = this.algorithmFor(purpose);
+    const { privateKey, publicKey } = await generateKeyPair(alg, {
+      ...keyGenerationOptions(alg),
       extractable: true,
     });
-    const { x } = await exportJWK(publicKey);
-    if (typeof x !== 'string')
-      throw new PortcullisError('internal', 'Ed25519 key generation gave no public key');
-    const kid = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x });
-    const publicJwk: PublicSigningJwk = {
-      kty: 'OKP',
-      crv: 'Ed25519',
-      x,
-      kid,
-      alg: signingAlgorithm,
-      use: 'sig',
-    };
+    const members = publicKeyMembersFor(alg, await exportJWK(publicKey));
+    if (members === null) throw new PortcullisError('internal', `${alg} key generation gave no public key`);
+    const kid = await calculateJwkThumbprint(members);
+    const publicJwk = publishedJwk(members, kid, alg);
     const sealed: SealedSigningKey = {
       use: signingKeySealPurpose,
       purpose,
@@ -327,7 +373,7 @@ export class SigningKeyStore {
     return {
       kid,
       purpose,
-      alg: signingAlgorithm,
+      alg,
       publicJwk: JSON.stringify(publicJwk),
       sealedPrivateJwk: await this.#box.seal(JSON.stringify(sealed)),
       createdAt: now,
@@ -363,20 +409,20 @@ export class SigningKeyStore {
     const entries = new Map<string, KeyEntry>();
     for (const stored of await this.#repository.list(purpose)) {
       // Written by a newer version with another algorithm: not ours to publish or use.
-      if (stored.alg !== signingAlgorithm) continue;
+      const alg = stored.alg;
+      if (!acceptsAlgorithm(purpose, alg)) continue;
       const known = previous?.get(stored.kid);
-      if (known && known.stored.publicJwk === stored.publicJwk) {
+      if (known && known.stored.publicJwk === stored.publicJwk && known.alg === alg) {
         entries.set(stored.kid, { ...known, stored });
         continue;
       }
-      const publicJwk = parsePublicJwk(stored);
+      const members = parsePublicKey(stored, alg);
       // INVARIANT: a kid is the thumbprint of its public key; a row that says otherwise is refused.
-      const thumbprint = await calculateJwkThumbprint({ kty: 'OKP', crv: 'Ed25519', x: publicJwk.x });
-      if (thumbprint !== stored.kid) {
+      if ((await calculateJwkThumbprint(members)) !== stored.kid) {
         throw new PortcullisError('internal', `Signing key ${stored.kid} does not match its public key`);
       }
-      const publicKey = (await importJWK(publicJwk, signingAlgorithm)) as CryptoKey;
-      entries.set(stored.kid, { stored, publicJwk, publicKey });
+      const publicKey = (await importJWK(members, alg)) as CryptoKey;
+      entries.set(stored.kid, { stored, alg, publicJwk: publishedJwk(members, stored.kid, alg), publicKey });
     }
     for (const kid of this.#privateKeys.keys()) {
       if (!entries.has(kid) && previous?.has(kid)) this.#privateKeys.delete(kid);
@@ -417,13 +463,13 @@ export class SigningKeyStore {
       envelope.use !== signingKeySealPurpose ||
       envelope.purpose !== purpose ||
       envelope.kid !== kid ||
-      jwk?.kty !== 'OKP' ||
-      jwk.crv !== 'Ed25519' ||
-      jwk.x !== entry.publicJwk.x ||
+      typeof jwk !== 'object' ||
+      jwk === null ||
+      !samePublicKey(entry.publicJwk, jwk) ||
       typeof jwk.d !== 'string'
     ) {
       throw mismatch();
     }
-    return (await importJWK(jwk, signingAlgorithm, { extractable: false })) as CryptoKey;
+    return (await importJWK(jwk, entry.alg, { extractable: false })) as CryptoKey;
   }
 }

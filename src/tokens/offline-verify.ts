@@ -3,15 +3,17 @@
  * tokens are access tokens) with published public keys alone: no server, no database, no network.
  * For custodians and auditors who must show that a token is genuine, e.g. next to an audit export.
  *
- * Two separate answers: **genuine** (the EdDSA signature verifies under a key of the set, by `kid`)
+ * Two separate answers: **genuine** (the signature verifies under a key of the set, by `kid`)
  * and **valid** (genuine, a Portcullis token type, the expected issuer and audience, inside its
  * `nbf`…`exp` window at the instant asked about — now, or a past instant for forensics). Claims are
  * returned only when the token is genuine: an unverified payload is attacker-controlled text.
  *
- * The same rules as the server (token-service.ts): EdDSA only, `typ` `at+jwt` with `aud` ∋ audience,
+ * The same rules as the server (token-service.ts): EdDSA or ES256, each only under a key of its own
+ * kind (Ed25519, P-256), `typ` `at+jwt` with `aud` ∋ audience,
  * or `portcullis-session+jwt` with `aud` ∋ `<audience>:session`; 5 s of skew on `nbf`, none on `exp`.
  */
 import { type CryptoKey, compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose';
+import { isSigningAlgorithm, publicKeyMembersFor, tokenSigningAlgorithms } from './signing-algorithms.js';
 import { accessTokenType, clockToleranceSeconds, sessionTokenType } from './token-service.js';
 
 export type TokenProblem =
@@ -38,7 +40,7 @@ export interface OfflineVerification {
 }
 
 export interface OfflineVerifyOptions {
-  /** Ed25519 public JWKs (the token JWKS). */
+  /** Public JWKs (the token JWKS): Ed25519 for EdDSA, P-256 for ES256. */
   readonly keys: readonly JWK[];
   readonly issuer: string;
   /** Base audience (`tokens.audience`, default `portcullis`). */
@@ -76,8 +78,12 @@ export async function verifyTokenOffline(
   } catch {
     return fail('malformed', 'the header is not valid');
   }
-  if (header.alg !== 'EdDSA') {
-    return fail('unsupported_algorithm', `alg ${String(header.alg)}: Portcullis tokens are EdDSA`);
+  const alg = header.alg;
+  if (!isSigningAlgorithm(alg)) {
+    return fail(
+      'unsupported_algorithm',
+      `alg ${String(alg)}: Portcullis tokens are ${tokenSigningAlgorithms.join(' or ')}`,
+    );
   }
   const kid = typeof header.kid === 'string' ? header.kid : null;
   const jwk = kid === null ? undefined : options.keys.find((key) => key.kid === kid);
@@ -90,10 +96,15 @@ export async function verifyTokenOffline(
       },
     );
   }
+  // The key decides the algorithm: an ES256 header never verifies under an Ed25519 key, or back.
+  const members = publicKeyMembersFor(alg, jwk);
+  if (members === null) {
+    return fail('bad_signature', `key ${kid} is not a key for ${alg}`, { kid });
+  }
   let payload: Uint8Array;
   try {
-    const key = (await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA')) as CryptoKey;
-    payload = (await compactVerify(compact, key, { algorithms: ['EdDSA'] })).payload;
+    const key = (await importJWK(members, alg)) as CryptoKey;
+    payload = (await compactVerify(compact, key, { algorithms: [alg] })).payload;
   } catch {
     return fail('bad_signature', `the signature does not verify under key ${kid}`, { kid });
   }

@@ -8,7 +8,7 @@ import { PortcullisError } from '../core/errors.js';
 import { type Grant, markApplied, newGrant } from '../core/grant.js';
 import type { Principal } from '../core/principal.js';
 import { JweSecretBox } from '../crypto/secret-box.js';
-import { SigningKeyStore, signingKeySealPurpose } from './key-store.js';
+import { type SigningAlgorithm, SigningKeyStore, signingKeySealPurpose } from './key-store.js';
 import type { TokenRejection } from './token-errors.js';
 import { accessTokenType, sessionTokenType, TokenService } from './token-service.js';
 
@@ -46,11 +46,23 @@ function liveGrant(patch: Partial<Grant> = {}): Grant {
   return { ...grant, ...patch };
 }
 
-async function setup(ctx: DialectTestContext, overrides: { issuer?: string; audience?: string } = {}) {
+async function setup(
+  ctx: DialectTestContext,
+  overrides: {
+    issuer?: string;
+    audience?: string;
+    tokenAlgorithm?: SigningAlgorithm;
+    box?: JweSecretBox;
+  } = {},
+) {
   const clock = new ManualClock(start);
   const repository = ctx.store.keys;
-  const box = new JweSecretBox(randomBytes(32)).withPurpose(signingKeySealPurpose);
-  const keys = new SigningKeyStore(repository, box, { longestTokenLifetimeSeconds: 3600, clock });
+  const box = overrides.box ?? new JweSecretBox(randomBytes(32)).withPurpose(signingKeySealPurpose);
+  const keys = new SigningKeyStore(repository, box, {
+    longestTokenLifetimeSeconds: 3600,
+    clock,
+    tokenAlgorithm: overrides.tokenAlgorithm,
+  });
   await keys.ensureActiveKey('token', start);
   const tokens = new TokenService({
     keys,
@@ -74,6 +86,51 @@ function rejectedWith(reason: TokenRejection) {
 function encode(value: unknown): string {
   return base64url.encode(JSON.stringify(value));
 }
+
+forEachDialect(
+  'TokenService: ES256 keys',
+  (ctx) => {
+    it('signs with ES256 when the key is P-256, and verifies and introspects it', async () => {
+      const { tokens } = await setup(ctx, { tokenAlgorithm: 'ES256' });
+      const { token } = await tokens.issueAccessToken({ grant: liveGrant(), principal: alice, now: start });
+      assert.equal(decodeProtectedHeader(token).alg, 'ES256');
+      const claims = await tokens.verifyAccessToken(token, start, { resourceId: 'prod-db' });
+      assert.equal(claims.grantId, 'grant-1');
+      const session = await tokens.issueSessionToken(alice, start);
+      assert.equal(decodeProtectedHeader(session.token).alg, 'ES256');
+      await tokens.verifySessionToken(session.token, start);
+    });
+
+    it("refuses a token whose alg is not its key's, in either direction", async () => {
+      const eddsa = await setup(ctx);
+      const es256 = await setup(ctx, { tokenAlgorithm: 'ES256', box: eddsa.box });
+      // The two setups share the table: rotate so that one key of each kind is published.
+      await es256.keys.rotate('token', start, 3600);
+      eddsa.keys.invalidate();
+      const published = (await eddsa.keys.publicKeys('token', start)).keys;
+      const kidOf = (alg: SigningAlgorithm) => published.find((key) => key.alg === alg)?.kid;
+      const genuine = decodeJwt(
+        (await es256.tokens.issueAccessToken({ grant: liveGrant(), principal: alice, now: start })).token,
+      );
+      const forgeries = [
+        // An EdDSA signature presented under the P-256 key's kid…
+        { alg: 'EdDSA', kid: kidOf('ES256'), key: await generateKeyPair('EdDSA', { crv: 'Ed25519' }) },
+        // …and an ES256 one under the Ed25519 key's kid.
+        { alg: 'ES256', kid: kidOf('EdDSA'), key: await generateKeyPair('ES256') },
+      ];
+      for (const { alg, kid, key } of forgeries) {
+        assert.ok(kid);
+        const forged = await new SignJWT(genuine)
+          .setProtectedHeader({ alg, kid, typ: accessTokenType })
+          .sign(key.privateKey);
+        for (const { tokens } of [eddsa, es256]) {
+          await assert.rejects(tokens.verifyAccessToken(forged, start), rejectedWith('alg_not_allowed'));
+        }
+      }
+    });
+  },
+  sqliteOnly,
+);
 
 forEachDialect(
   'TokenService: access tokens',

@@ -1,5 +1,5 @@
 /**
- * Portcullis-issued JWTs, signed with the `token` signing key (EdDSA):
+ * Portcullis-issued JWTs, signed with the active `token` signing key (EdDSA or ES256):
  *
  * - **Access tokens** for a grant (`typ: at+jwt`, RFC 9068). `aud` is the configured audience
  *   plus the resource id, so a service behind Portcullis can insist on tokens for itself. `exp`
@@ -8,8 +8,9 @@
  *   (`typ: portcullis-session+jwt`, `aud: <audience>:session`).
  *
  * The two never stand in for each other: type and audience differ and both are checked.
- * Verification accepts EdDSA only, checks issuer, audience and type exactly, tolerates 5 s of
- * clock skew on `nbf` and none on `exp`, and resolves keys from the published key set.
+ * Verification accepts EdDSA and ES256, each only under a published key made for it (a key's
+ * algorithm, not the token's header, decides), checks issuer, audience and type exactly, tolerates
+ * 5 s of clock skew on `nbf` and none on `exp`, and resolves keys from the published key set.
  */
 import { randomBytes } from 'node:crypto';
 import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
@@ -17,6 +18,7 @@ import { PortcullisError } from '../core/errors.js';
 import type { Grant } from '../core/grant.js';
 import type { Principal } from '../core/principal.js';
 import type { SigningKeyStore } from './key-store.js';
+import { tokenSigningAlgorithms } from './signing-algorithms.js';
 import { invalidToken, rejectionFor, UnknownKeyId } from './token-errors.js';
 
 export const accessTokenType = 'at+jwt';
@@ -377,10 +379,12 @@ export class TokenService {
           if (typeof header.kid !== 'string' || header.kid === '') throw new errors.JWSInvalid('no kid');
           const key = await this.#keys.verificationKey('token', header.kid, now);
           if (!key) throw new UnknownKeyId(header.kid);
-          return key;
+          // RFC 8725 §3.1: the key says which algorithm verifies, never the header alone.
+          if (header.alg !== key.alg) throw new errors.JOSEAlgNotAllowed(`key ${header.kid} is ${key.alg}`);
+          return key.publicKey;
         },
         {
-          algorithms: ['EdDSA'],
+          algorithms: [...tokenSigningAlgorithms],
           typ,
           issuer: this.issuer,
           audience,

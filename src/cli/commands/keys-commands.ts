@@ -47,7 +47,7 @@ export async function rotateKeys(ctx: CliContext, options: RotateOptions): Promi
   const purpose = options.purpose;
   const { decodeKeyEncryptionKey } = await import('../../config/load.js');
   const { openStore } = await import('../../storage/open-store.js');
-  const { SigningKeyStore } = await import('../../tokens/key-store.js');
+  const { SigningKeyStore, signingKeyStoreOptions } = await import('../../tokens/key-store.js');
   const { JweSecretBox } = await import('../../crypto/secret-box.js');
 
   const config = await loadOfflineConfig(options.config, ctx.io.env);
@@ -59,12 +59,7 @@ export async function rotateKeys(ctx: CliContext, options: RotateOptions): Promi
   try {
     const sealPurpose = await sealPurposeOfExistingKeys(store.keys, purpose);
     const box = sealPurpose === null ? new JweSecretBox(kek) : new JweSecretBox(kek).withPurpose(sealPurpose);
-    const keys = new SigningKeyStore(store.keys, box, {
-      longestTokenLifetimeSeconds: Math.max(
-        config.tokens.accessTokenTtlSeconds,
-        config.tokens.sessionTtlSeconds,
-      ),
-    });
+    const keys = new SigningKeyStore(store.keys, box, signingKeyStoreOptions(config.tokens));
     // INVARIANT: never add a key the servers could not open. Opening the current one proves that
     // this key-encryption key (and seal purpose) is the one the servers use.
     await keys.activeSigningKey(purpose);
@@ -72,12 +67,7 @@ export async function rotateKeys(ctx: CliContext, options: RotateOptions): Promi
     const overlap = config.tokens.rotationOverlapSeconds;
     // The rotation and its audit event commit together (fail closed): no unaudited key change.
     const result = await store.transaction(async (tx) => {
-      const inTx = new SigningKeyStore(tx.keys, box, {
-        longestTokenLifetimeSeconds: Math.max(
-          config.tokens.accessTokenTtlSeconds,
-          config.tokens.sessionTtlSeconds,
-        ),
-      });
+      const inTx = new SigningKeyStore(tx.keys, box, signingKeyStoreOptions(config.tokens));
       const rotated = await inTx.rotate(purpose, now, overlap);
       await tx.audit.append(
         {
@@ -87,6 +77,7 @@ export async function rotateKeys(ctx: CliContext, options: RotateOptions): Promi
           data: {
             purpose,
             kid: rotated.kid,
+            alg: rotated.alg,
             retiredKids: rotated.retiredKids,
             publishUntil: purpose === 'audit' ? null : rotated.publishUntil,
             deleted: rotated.deleted,
@@ -102,12 +93,13 @@ export async function rotateKeys(ctx: CliContext, options: RotateOptions): Promi
       {
         purpose,
         kid: result.kid,
+        alg: result.alg,
         retired_kids: result.retiredKids,
         publish_until: publishUntil,
         deleted: result.deleted,
       },
       () => {
-        ctx.output.line(`Rotated the ${purpose} signing key. New key: ${result.kid}`);
+        ctx.output.line(`Rotated the ${purpose} signing key. New key: ${result.kid} (${result.alg})`);
         if (result.retiredKids.length > 0) {
           ctx.output.line(
             forever
@@ -244,7 +236,7 @@ export async function emergencyRotate(ctx: CliContext, options: EmergencyRotateO
   if (reason === '') throw usageError('--reason must say why (it is audited and signed)');
   const { decodeKeyEncryptionKey } = await import('../../config/load.js');
   const { openStore } = await import('../../storage/open-store.js');
-  const { SigningKeyStore } = await import('../../tokens/key-store.js');
+  const { SigningKeyStore, signingKeyStoreOptions } = await import('../../tokens/key-store.js');
   const { JweSecretBox } = await import('../../crypto/secret-box.js');
   const { parseRecoveryPrivateKey, signRotationStatement, verifyRotationStatement } = await import(
     '../../tokens/recovery-key.js'
@@ -279,12 +271,7 @@ export async function emergencyRotate(ctx: CliContext, options: EmergencyRotateO
     }
     const sealPurpose = await sealPurposeForNewKey(store.keys);
     const box = sealPurpose === null ? new JweSecretBox(kek) : new JweSecretBox(kek).withPurpose(sealPurpose);
-    const lifetimes = {
-      longestTokenLifetimeSeconds: Math.max(
-        config.tokens.accessTokenTtlSeconds,
-        config.tokens.sessionTtlSeconds,
-      ),
-    };
+    const lifetimes = signingKeyStoreOptions(config.tokens);
     // INVARIANT: never install a key the servers could not open. The token key may be lost, so the
     // audit key (sealed with the same key-encryption key) proves that this KEK is the servers' one.
     try {
@@ -322,6 +309,7 @@ export async function emergencyRotate(ctx: CliContext, options: EmergencyRotateO
           data: {
             purpose: 'token',
             kid: replaced.kid,
+            alg: replaced.alg,
             retiredKids: replaced.retiredKids,
             deleted: replaced.deleted,
             recoveryKid: verified.recoveryKid,
@@ -337,13 +325,14 @@ export async function emergencyRotate(ctx: CliContext, options: EmergencyRotateO
       {
         purpose: 'token',
         kid: result.kid,
+        alg: result.alg,
         retired_kids: result.retiredKids,
         recovery_kid: result.recoveryKid,
         statement: result.statement,
       },
       () => {
         ctx.output.line(`Emergency rotation authorised by recovery key ${result.recoveryKid}.`);
-        ctx.output.line(`New token signing key: ${result.kid}`);
+        ctx.output.line(`New token signing key: ${result.kid} (${result.alg})`);
         ctx.output.line(
           result.retiredKids.length > 0
             ? `Retired at once, with no overlap, and deleted: ${result.retiredKids.join(', ')}`
