@@ -284,6 +284,11 @@ export interface KeyRepository {
   insert(key: StoredKey): Promise<void>;
   /** Marks every other key of the purpose inactive, published until `publishUntil`. */
   retireOthers(purpose: StoredKey['purpose'], activeKid: string, publishUntil: number): Promise<void>;
+  /**
+   * Retires `kid` if it is still active (published until `publishUntil`); false when it is not
+   * (another process retired it first). The row lock it takes orders concurrent rotations.
+   */
+  retireIfActive(purpose: StoredKey['purpose'], kid: string, publishUntil: number): Promise<boolean>;
   deleteUnpublished(purpose: StoredKey['purpose'], now: number): Promise<number>;
 }
 

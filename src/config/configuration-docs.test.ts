@@ -56,6 +56,12 @@ function describeKey(path: string, schema: z.ZodType): SchemaKey {
 }
 
 /** Every key of the schema as a documented path (`resources[].postgres.database`); secret refs are one value. */
+/** A duration is a pipe (text → seconds), alone or as an option beside a literal such as `off`. */
+function isDuration(schema: z.ZodType): boolean {
+  const d = def(schema);
+  return d.type === 'pipe' || (d.type === 'union' && (d.options ?? []).some((option) => isDuration(option)));
+}
+
 function schemaKeys(schema: z.ZodType, prefix = ''): SchemaKey[] {
   if (schema === secretRef) return [];
   const d = def(schema);
@@ -90,7 +96,7 @@ for (const line of docs.split('\n')) {
 /** How a default is written in the docs. */
 function render(key: SchemaKey): string {
   const value = key.defaultValue;
-  if (def(key.inner).type === 'pipe' && typeof value === 'number') return `\`${formatDuration(value)}\``;
+  if (isDuration(key.inner) && typeof value === 'number') return `\`${formatDuration(value)}\``;
   if (Array.isArray(value)) return `\`[${value.join(', ')}]\``;
   if (value === '') return '`""`';
   if (typeof value === 'object' && value !== null) {

@@ -241,6 +241,7 @@ describe('parseConfig: a valid configuration', () => {
           access_token_ttl: 120,
           session_ttl: '8h',
           rotation_overlap: '2d',
+          rotation_interval: '7d',
         };
         t.audit = { checkpoint_interval: '1m' };
         t.expiry = { poll_interval: '5s' };
@@ -249,8 +250,15 @@ describe('parseConfig: a valid configuration', () => {
     assert.equal(config.tokens.accessTokenTtlSeconds, 120);
     assert.equal(config.tokens.sessionTtlSeconds, 8 * 3600);
     assert.equal(config.tokens.rotationOverlapSeconds, 2 * 86_400);
+    assert.equal(config.tokens.rotationIntervalSeconds, 7 * 86_400);
     assert.equal(config.audit.checkpointIntervalSeconds, 60);
     assert.equal(config.expiry.pollIntervalSeconds, 5);
+  });
+
+  it('rotates token keys every 30 days unless told otherwise; `off` turns it off', () => {
+    assert.equal(parse(validConfig()).tokens.rotationIntervalSeconds, 30 * 86_400);
+    const off = parse(changed((t) => (t.tokens.rotation_interval = 'off')));
+    assert.equal(off.tokens.rotationIntervalSeconds, null);
   });
 
   it('loadConfig reads the file from disk', () => {
@@ -363,6 +371,16 @@ describe('parseConfig: every problem is reported at once', () => {
       'policies.files[1]',
     ],
     ['a token TTL of zero', (t) => (t.tokens.access_token_ttl = 0), 'tokens.access_token_ttl'],
+    [
+      'a rotation interval under an hour',
+      (t) => (t.tokens.rotation_interval = '30m'),
+      'tokens.rotation_interval',
+    ],
+    [
+      'a rotation overlap shorter than the session lifetime',
+      (t) => Object.assign(t.tokens, { session_ttl: '2d', rotation_overlap: '1d' }),
+      'tokens.rotation_overlap',
+    ],
     [
       'a fractional checkpoint count',
       (t) => (t.audit = { checkpoint_every_events: 2.5 }),

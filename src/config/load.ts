@@ -100,6 +100,8 @@ export interface Config {
     readonly accessTokenTtlSeconds: number;
     readonly sessionTtlSeconds: number;
     readonly rotationOverlapSeconds: number;
+    /** Age at which the active token-signing key is rotated; null: only by hand. */
+    readonly rotationIntervalSeconds: number | null;
     /** Algorithm of token-signing keys made from now on. */
     readonly signingAlgorithm: SigningAlgorithm;
   };
@@ -587,6 +589,8 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
       accessTokenTtlSeconds: parsed.tokens.access_token_ttl,
       sessionTtlSeconds: parsed.tokens.session_ttl,
       rotationOverlapSeconds: parsed.tokens.rotation_overlap,
+      rotationIntervalSeconds:
+        parsed.tokens.rotation_interval === 'off' ? null : parsed.tokens.rotation_interval,
       signingAlgorithm: parsed.tokens.signing_algorithm,
     },
     audit: {

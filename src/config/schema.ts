@@ -276,10 +276,19 @@ export const configSchema = z
         session_ttl: duration.default(3600),
         /** How long a retired signing key stays in the JWKS after rotation. */
         rotation_overlap: duration.default(86_400),
+        /** Longest age of the active token-signing key before a replica rotates it; `off`: never. */
+        rotation_interval: z
+          .union([z.literal('off'), duration.pipe(z.number().min(3600, 'must be at least 1h (or off)'))])
+          .default(30 * 86_400),
         /** Algorithm of token-signing keys made from now on (the first key, every rotation). */
         signing_algorithm: z.enum(tokenSigningAlgorithms).default('EdDSA'),
       })
-      .strict(),
+      .strict()
+      .refine((tokens) => tokens.rotation_overlap >= Math.max(tokens.access_token_ttl, tokens.session_ttl), {
+        path: ['rotation_overlap'],
+        message:
+          'must be at least the longest token lifetime (access_token_ttl, session_ttl): tokens signed before a rotation would stop verifying before they expire',
+      }),
     audit: z
       .object({
         /** A signed checkpoint is written after this many events… */

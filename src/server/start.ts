@@ -52,6 +52,7 @@ import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
 import { TokenProvisioner } from '../provisioners/token-provisioner.js';
 import { openStore } from '../storage/open-store.js';
 import { SigningKeyStore, signingKeySealPurpose, signingKeyStoreOptions } from '../tokens/key-store.js';
+import { ScheduledKeyRotation } from '../tokens/scheduled-rotation.js';
 import { TokenService } from '../tokens/token-service.js';
 
 export interface StartOptions {
@@ -180,10 +181,22 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       // Not rotated here: replicas started with different settings would rotate back and forth.
       logger.warn(
         { kid: tokenKey.kid, alg: tokenKey.alg, configured: config.tokens.signingAlgorithm },
-        'tokens.signing_algorithm differs from the active token key; it applies from the next `portcullis keys rotate --purpose token`',
+        'tokens.signing_algorithm differs from the active token key; it applies from the next rotation (scheduled, or `portcullis keys rotate --purpose token`)',
       );
     }
     await keys.ensureActiveKey('audit', clock.now());
+    const scheduledRotation = new ScheduledKeyRotation({
+      store,
+      keys,
+      keysIn: (repository) =>
+        new SigningKeyStore(
+          repository,
+          box.withPurpose(signingKeySealPurpose),
+          signingKeyStoreOptions(config.tokens),
+        ),
+      intervalSeconds: config.tokens.rotationIntervalSeconds,
+      overlapSeconds: config.tokens.rotationOverlapSeconds,
+    });
     const tokens = new TokenService({
       keys,
       issuer: config.server.publicUrl,
@@ -360,6 +373,12 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         await checkpointNow(now, false);
         await store.ephemeral.purgeExpired(now);
         await breakGlass?.tick();
+        const rotated = await scheduledRotation.rotateIfDue(now);
+        if (rotated)
+          logger.info(
+            { kid: rotated.kid, alg: rotated.alg, retired: rotated.retiredKids },
+            'token key rotated on schedule',
+          );
       },
     });
     // Emergency requests left approved by a crash must not outlive their activation.

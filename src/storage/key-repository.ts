@@ -90,6 +90,22 @@ export class KyselyKeyRepository implements KeyRepository {
   }
 
   /**
+   * Compare-and-set: deactivates `kid` only while it is active. On PostgreSQL a second transaction
+   * doing the same waits for the first one's row lock and then finds the key inactive; SQLite
+   * transactions (BEGIN IMMEDIATE) do not overlap at all.
+   */
+  async retireIfActive(purpose: Purpose, kid: string, publishUntil: number): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('signing_keys')
+      .set({ active: 0, publish_until: publishUntil })
+      .where('purpose', '=', purpose)
+      .where('kid', '=', kid)
+      .where('active', '=', 1)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
    * Deletes inactive keys whose publication ended at or before `now`. An inactive key without an
    * end is kept.
    *

@@ -38,6 +38,7 @@ function wrap(inner: KeyRepository, overrides: Partial<KeyRepository>): KeyRepos
     list: (purpose) => inner.list(purpose),
     insert: (key) => inner.insert(key),
     retireOthers: (...args) => inner.retireOthers(...args),
+    retireIfActive: (...args) => inner.retireIfActive(...args),
     deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
     ...overrides,
   };

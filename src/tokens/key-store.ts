@@ -46,6 +46,8 @@ export const signingKeySealPurpose = 'portcullis/signing-key';
 export interface SigningKey {
   readonly kid: string;
   readonly alg: SigningAlgorithm;
+  /** When the key was made (ms since the epoch): the age a scheduled rotation goes by. */
+  readonly createdAt: number;
   /** Non-extractable private key. */
   readonly privateKey: CryptoKey;
   readonly publicJwk: PublicSigningJwk;
@@ -246,6 +248,7 @@ export class SigningKeyStore {
     return {
       kid: entry.stored.kid,
       alg: entry.alg,
+      createdAt: entry.stored.createdAt,
       privateKey: await this.#privateKey(entry),
       publicJwk: entry.publicJwk,
     };
@@ -296,6 +299,31 @@ export class SigningKeyStore {
    * overlap. Refuses an overlap shorter than the longest token lifetime.
    */
   async rotate(purpose: KeyPurpose, now: number, overlapSeconds: number): Promise<RotationResult> {
+    const result = await this.#rotate(purpose, now, overlapSeconds, null);
+    if (result === null) throw new PortcullisError('internal', 'The rotation did not happen');
+    return result;
+  }
+
+  /**
+   * {@link rotate}, but only if `expectedKid` is still the active key when the rotation starts:
+   * of several replicas that find the same key due at once, one rotates and the others get null.
+   * Run it inside the transaction that writes the audit event.
+   */
+  rotateIfStillActive(
+    purpose: KeyPurpose,
+    expectedKid: string,
+    now: number,
+    overlapSeconds: number,
+  ): Promise<RotationResult | null> {
+    return this.#rotate(purpose, now, overlapSeconds, expectedKid);
+  }
+
+  async #rotate(
+    purpose: KeyPurpose,
+    now: number,
+    overlapSeconds: number,
+    expectedKid: string | null,
+  ): Promise<RotationResult | null> {
     if (!Number.isFinite(overlapSeconds) || overlapSeconds < 0) {
       throw new PortcullisError('validation_failed', 'The rotation overlap must be a number of seconds', {
         overlapSeconds,
@@ -308,9 +336,19 @@ export class SigningKeyStore {
         { overlapSeconds, longestTokenLifetimeSeconds: this.#longestTokenLifetimeSeconds },
       );
     }
-    const before = await this.#repository.list(purpose);
-    const retiredKids = before.filter((key) => key.active).map((key) => key.kid);
     const publishUntil = purpose === 'audit' ? retainedForever : now + overlapSeconds * 1000;
+    // First, so that the row lock it takes makes a concurrent conditional rotation wait, then stop.
+    if (
+      expectedKid !== null &&
+      !(await this.#repository.retireIfActive(purpose, expectedKid, publishUntil))
+    ) {
+      return null;
+    }
+    const before = await this.#repository.list(purpose);
+    const retiredKids = [
+      ...(expectedKid === null ? [] : [expectedKid]),
+      ...before.filter((key) => key.active).map((key) => key.kid),
+    ];
 
     const key = await this.#createKey(purpose, now);
     await this.#repository.insert(key);
