@@ -12,7 +12,8 @@ export class PrometheusMetrics implements AccessMetrics {
   private readonly lag: Histogram;
   private readonly revocationFailures: Counter<'resource'>;
 
-  constructor(store: Store, options: { defaultMetrics?: boolean } = {}) {
+  constructor(store: Store, options: { defaultMetrics?: boolean; now?: () => number } = {}) {
+    const now = options.now ?? Date.now;
     if (options.defaultMetrics ?? true)
       collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_process_' });
     this.approval = new Histogram({
@@ -59,6 +60,20 @@ export class PrometheusMetrics implements AccessMetrics {
         this.reset();
         for (const [status, count] of Object.entries(await store.grants.countByStatus()))
           this.set({ status }, count);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_signing_key_age_seconds',
+      help: 'Age of the key that signs (token, audit); a token key past tokens.rotation_interval means the scheduled rotation is failing',
+      labelNames: ['purpose'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const purpose of ['token', 'audit'] as const) {
+          // The newest active key signs (key-store.ts); rows are listed newest first.
+          const signing = (await store.keys.list(purpose)).find((key) => key.active);
+          if (signing) this.set({ purpose }, Math.max(0, (now() - signing.createdAt) / 1000));
+        }
       },
     });
   }

@@ -24,6 +24,14 @@ async function accessToken(h: Harness, session: string, reason: string): Promise
   return issued.body.access_token as string;
 }
 
+/** `portcullis_signing_key_age_seconds{purpose="token"}` as /metrics shows it. */
+async function tokenKeyAge(h: Harness): Promise<number> {
+  const text = await (await fetch(`${h.url}/metrics`)).text();
+  const line = /^portcullis_signing_key_age_seconds\{purpose="token"\} (\S+)$/m.exec(text);
+  assert.ok(line, 'no token key age in /metrics');
+  return Math.round(Number(line[1]));
+}
+
 describe('scheduled token-key rotation', () => {
   const clock = new ManualClock(Date.now());
   let h: Harness;
@@ -47,6 +55,7 @@ describe('scheduled token-key rotation', () => {
     clock.advance(hour + 1000);
     await new Promise((resolve) => setTimeout(resolve, 1500)); // a few maintenance ticks: nothing due
     assert.deepEqual(await jwks(), [oldKid]);
+    assert.equal(await tokenKeyAge(h), 3601);
 
     clock.advance(hour);
     const published = await waitFor('the scheduled rotation', async () => {
@@ -59,6 +68,7 @@ describe('scheduled token-key rotation', () => {
     // The session token, signed by the retired key 2 h ago, still works inside the overlap.
     assert.equal(decodeProtectedHeader(session).kid, oldKid);
     assert.equal((await h.api(session, 'GET', '/api/v1/me')).status, 200);
+    assert.equal(await tokenKeyAge(h), 0);
 
     const events = (await h.portcullis.store.auditLog.read(0, 1000)).filter((e) => e.type === 'keys.rotated');
     assert.equal(events.length, 1);

@@ -211,7 +211,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     ]);
     closers.push(() => provisioners.close());
     provisioners.assertCovers(config.resources.values());
-    const metrics = new PrometheusMetrics(store);
+    const metrics = new PrometheusMetrics(store, { now: () => clock.now() });
 
     let expiry: ExpiryLoop | undefined;
     let gateway: PostgresGateway | null = null;
