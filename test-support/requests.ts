@@ -1,6 +1,6 @@
 /**
- * Access requests in tests: one made through the HTTP API of a harness, and the audit events of a
- * request.
+ * Access requests in tests: one made through the HTTP API of a harness (and a token for it), and
+ * the audit events of a request.
  */
 import assert from 'node:assert/strict';
 import type { Store } from '../src/app/ports.js';
@@ -21,6 +21,14 @@ export async function requestDemoApi(
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   return created.body;
+}
+
+/** An access token for a new auto-approved `reader` grant on `demo-api`; asserts each step. */
+export async function demoApiAccessToken(h: Harness, session: string, reason: string): Promise<string> {
+  const created = await requestDemoApi(h, session, 'reader', reason);
+  const issued = await h.api(session, 'POST', `/api/v1/grants/${created.grant_id as string}/token`);
+  assert.equal(issued.status, 200, JSON.stringify(issued.body));
+  return issued.body.access_token as string;
 }
 
 /** The audit events of one request, oldest first (of the first 10,000 in the log). */

@@ -6,23 +6,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { demoApiAccessToken } from '../../test-support/requests.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { ManualClock } from '../core/clock.js';
 
 const hour = 3600 * 1000;
-
-async function accessToken(h: Harness, session: string, reason: string): Promise<string> {
-  const created = await h.api(session, 'POST', '/api/v1/requests', {
-    resource: 'demo-api',
-    role: 'reader',
-    duration: '30m',
-    reason,
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const issued = await h.api(session, 'POST', `/api/v1/grants/${created.body.grant_id as string}/token`);
-  assert.equal(issued.status, 200, JSON.stringify(issued.body));
-  return issued.body.access_token as string;
-}
 
 /** `portcullis_signing_key_age_seconds{purpose="token"}` as /metrics shows it. */
 async function tokenKeyAge(h: Harness): Promise<number> {
@@ -46,7 +34,7 @@ describe('scheduled token-key rotation', () => {
 
   test('rotates the key once it is 2 h old; the old key keeps verifying its tokens', async () => {
     const session = await h.login('alice');
-    const before = await accessToken(h, session, 'before the rotation');
+    const before = await demoApiAccessToken(h, session, 'before the rotation');
     const oldKid = decodeProtectedHeader(before).kid;
     const jwks = async () =>
       ((await h.api(null, 'GET', '/.well-known/jwks.json')).body.keys as { kid: string }[]).map((k) => k.kid);
@@ -63,7 +51,7 @@ describe('scheduled token-key rotation', () => {
       return kids.length === 2 ? kids : undefined;
     });
     assert.equal(published[1], oldKid);
-    const after = await accessToken(h, session, 'after the rotation');
+    const after = await demoApiAccessToken(h, session, 'after the rotation');
     assert.equal(decodeProtectedHeader(after).kid, published[0]);
     // The session token, signed by the retired key 2 h ago, still works inside the overlap.
     assert.equal(decodeProtectedHeader(session).kid, oldKid);

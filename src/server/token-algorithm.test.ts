@@ -14,23 +14,11 @@ import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose
 import { parse, stringify } from 'yaml';
 import { cliArgv } from '../../test-support/cli-entry.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import { demoApiAccessToken } from '../../test-support/requests.js';
 import { startPortcullis } from './start.js';
 
 const run = promisify(execFile);
 const scratch = mkdtempSync(join(tmpdir(), 'portcullis-token-alg-'));
-
-async function accessTokenFor(h: Harness, session: string, reason: string): Promise<string> {
-  const created = await h.api(session, 'POST', '/api/v1/requests', {
-    resource: 'demo-api',
-    role: 'reader',
-    duration: '30m',
-    reason,
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  const issued = await h.api(session, 'POST', `/api/v1/grants/${created.body.grant_id as string}/token`);
-  assert.equal(issued.status, 200, JSON.stringify(issued.body));
-  return issued.body.access_token as string;
-}
 
 async function cli(h: Harness, args: string[]): Promise<string> {
   const { stdout } = await run(process.execPath, cliArgv(args), {
@@ -51,7 +39,7 @@ describe('switching an installation from EdDSA to ES256', () => {
   after(() => h.close());
 
   test('applies at `keys rotate`; both kinds verify online and offline through the overlap', async () => {
-    const before = await accessTokenFor(h, alice, 'before the change');
+    const before = await demoApiAccessToken(h, alice, 'before the change');
     assert.equal(decodeProtectedHeader(before).alg, 'EdDSA');
 
     const config = parse(readFileSync(h.configPath, 'utf8'));
@@ -85,7 +73,7 @@ describe('switching an installation from EdDSA to ES256', () => {
     h.portcullis.keys.invalidate(); // as the 5-second refresh would
 
     // The running server still has EdDSA in its settings: the active key, not the setting, signs.
-    const after = await accessTokenFor(h, alice, 'after the change');
+    const after = await demoApiAccessToken(h, alice, 'after the change');
     assert.deepEqual(decodeProtectedHeader(after), { alg: 'ES256', kid: rotated.kid, typ: 'at+jwt' });
     for (const token of [before, after]) {
       const answer = await h.api(null, 'POST', '/api/v1/introspect', { token });
@@ -145,7 +133,7 @@ describe('an installation configured for ES256 from the start', () => {
   test('makes its first token key P-256 and signs session and access tokens with ES256', async () => {
     const session = await h.login('alice');
     assert.equal(decodeProtectedHeader(session).alg, 'ES256');
-    const token = await accessTokenFor(h, session, 'first key');
+    const token = await demoApiAccessToken(h, session, 'first key');
     assert.equal(decodeProtectedHeader(token).alg, 'ES256');
     const jwks = await h.api(null, 'GET', '/.well-known/jwks.json');
     assert.deepEqual(
