@@ -386,6 +386,10 @@ export async function startDemoIdentityProvider(
     }
     provider.callback()(req, res);
   });
+  // Node's default of 5 s closes an idle connection just when a client on a busy machine may
+  // reuse it (seen as "fetch failed" on a sign-in a few seconds after discovery). Advertised in
+  // `Keep-Alive: timeout=…`, a longer one leaves closing to the client, which closes 1 s earlier.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, host, () => {

@@ -164,13 +164,23 @@ export class FormBrowser {
     const cookie = this.#jar.header(target);
     if (cookie !== '') headers.cookie = cookie;
     if (init.body) headers['content-type'] = 'application/x-www-form-urlencoded';
-    const response = await this.#fetch(target, {
-      method: init.method ?? (init.body ? 'POST' : 'GET'),
-      headers,
-      ...(init.body ? { body: init.body.toString() } : {}),
-      redirect: 'manual',
-      ...(this.#timeoutMs !== undefined ? { signal: AbortSignal.timeout(this.#timeoutMs) } : {}),
-    });
+    const method = init.method ?? (init.body ? 'POST' : 'GET');
+    let response: Response;
+    try {
+      response = await this.#fetch(target, {
+        method,
+        headers,
+        ...(init.body ? { body: init.body.toString() } : {}),
+        redirect: 'manual',
+        ...(this.#timeoutMs !== undefined ? { signal: AbortSignal.timeout(this.#timeoutMs) } : {}),
+      });
+    } catch (error) {
+      // fetch says only "fetch failed"; the page and the network error are what tell what broke.
+      const cause = error instanceof TypeError ? error.cause : undefined;
+      if (!(cause instanceof Error)) throw error;
+      const detail = (cause as { code?: string }).code ?? cause.message;
+      throw new TypeError(`${method} ${target.origin}${target.pathname}: ${detail}`, { cause });
+    }
     this.#jar.store(target, response.headers.getSetCookie());
     return response;
   }
