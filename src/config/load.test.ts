@@ -372,6 +372,11 @@ describe('parseConfig: every problem is reported at once', () => {
     ],
     ['a token TTL of zero', (t) => (t.tokens.access_token_ttl = 0), 'tokens.access_token_ttl'],
     [
+      'a signing algorithm Portcullis does not sign with',
+      (t) => (t.tokens.signing_algorithm = 'HS256'),
+      'tokens.signing_algorithm',
+    ],
+    [
       'a rotation interval under an hour',
       (t) => (t.tokens.rotation_interval = '30m'),
       'tokens.rotation_interval',

@@ -172,10 +172,9 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     const box = new JweSecretBox(kek);
     // Each kind of sealed value has its own purpose label, so one cannot be swapped in for another.
     const secrets = box.withPurpose('grant-credentials');
-    const keys = new SigningKeyStore(store.keys, box.withPurpose(signingKeySealPurpose), {
-      ...signingKeyStoreOptions(config.tokens),
-      clock,
-    });
+    const keyBox = box.withPurpose(signingKeySealPurpose);
+    const keyOptions = { ...signingKeyStoreOptions(config.tokens), clock };
+    const keys = new SigningKeyStore(store.keys, keyBox, keyOptions);
     const tokenKey = await keys.ensureActiveKey('token', clock.now());
     if (tokenKey.alg !== config.tokens.signingAlgorithm) {
       // Not rotated here: replicas started with different settings would rotate back and forth.
@@ -188,12 +187,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     const scheduledRotation = new ScheduledKeyRotation({
       store,
       keys,
-      keysIn: (repository) =>
-        new SigningKeyStore(
-          repository,
-          box.withPurpose(signingKeySealPurpose),
-          signingKeyStoreOptions(config.tokens),
-        ),
+      keysIn: (repository) => new SigningKeyStore(repository, keyBox, keyOptions),
       intervalSeconds: config.tokens.rotationIntervalSeconds,
       overlapSeconds: config.tokens.rotationOverlapSeconds,
     });
