@@ -11,11 +11,7 @@
 import { createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { JWK } from 'jose';
-import {
-  auditSigningAlgorithm,
-  publicKeyMembersFor,
-  signingAlgorithmOfKey,
-} from '../tokens/signing-algorithms.js';
+import { publicKeyMembersForPurpose } from '../tokens/signing-algorithms.js';
 
 /** The format tag of `portcullis keys export` files. */
 export const publicKeyBundleFormat = 'portcullis-public-keys/1';
@@ -117,8 +113,7 @@ function checkedPublicKey(jwk: JWK, index: number, purpose: KeyFilePurpose): JWK
   if (typeof jwk !== 'object' || jwk === null) throw new Error(`key ${index + 1} is not a JWK`);
   const name = jwk.kid ?? `key ${index + 1}`;
   if (jwk.d !== undefined) throw new Error(`${name} is a private key; pass the public key only`);
-  const members =
-    purpose === 'audit' ? publicKeyMembersFor(auditSigningAlgorithm, jwk) : publicKeyOfAnyTokenAlgorithm(jwk);
+  const members = publicKeyMembersForPurpose(purpose, jwk);
   if (members === null) {
     throw new Error(
       purpose === 'audit'
@@ -127,9 +122,4 @@ function checkedPublicKey(jwk: JWK, index: number, purpose: KeyFilePurpose): JWK
     );
   }
   return { ...members, ...(jwk.kid === undefined ? {} : { kid: jwk.kid }) };
-}
-
-function publicKeyOfAnyTokenAlgorithm(jwk: JWK) {
-  const alg = signingAlgorithmOfKey(jwk);
-  return alg === null ? null : publicKeyMembersFor(alg, jwk);
 }

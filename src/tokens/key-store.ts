@@ -21,13 +21,13 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import {
   auditSigningAlgorithm,
-  isSigningAlgorithm,
   keyGenerationOptions,
   type PublicKeyMembers,
   type PublicSigningJwk,
   publicKeyMembersFor,
   type SigningAlgorithm,
   samePublicKey,
+  signingAlgorithmsFor,
 } from './signing-algorithms.js';
 
 export type { PublicSigningJwk, SigningAlgorithm } from './signing-algorithms.js';
@@ -169,7 +169,7 @@ function newestActive(entries: Iterable<KeyEntry>): string | null {
 
 /** The algorithms whose keys a purpose may hold; a row with any other is not ours to use. */
 function acceptsAlgorithm(purpose: KeyPurpose, alg: string): alg is SigningAlgorithm {
-  return purpose === 'audit' ? alg === auditSigningAlgorithm : isSigningAlgorithm(alg);
+  return (signingAlgorithmsFor(purpose) as readonly string[]).includes(alg);
 }
 
 function parsePublicKey(stored: StoredKey, alg: SigningAlgorithm): PublicKeyMembers {

@@ -46,9 +46,18 @@ export function publicKeyMembersFor(alg: SigningAlgorithm, jwk: JWK): PublicKeyM
     : null;
 }
 
-/** The algorithm a public JWK can serve, judged by its key type and curve alone; null if none. */
-export function signingAlgorithmOfKey(jwk: JWK): SigningAlgorithm | null {
-  return tokenSigningAlgorithms.find((alg) => publicKeyMembersFor(alg, jwk) !== null) ?? null;
+/** The algorithms the keys of a purpose may have: either for tokens, Ed25519 only for audit. */
+export function signingAlgorithmsFor(purpose: 'token' | 'audit'): readonly SigningAlgorithm[] {
+  return purpose === 'audit' ? [auditSigningAlgorithm] : tokenSigningAlgorithms;
+}
+
+/** {@link publicKeyMembersFor} under whichever algorithm of `purpose` the key fits; null if none. */
+export function publicKeyMembersForPurpose(purpose: 'token' | 'audit', jwk: JWK): PublicKeyMembers | null {
+  for (const alg of signingAlgorithmsFor(purpose)) {
+    const members = publicKeyMembersFor(alg, jwk);
+    if (members !== null) return members;
+  }
+  return null;
 }
 
 /** Whether two keys are the same public key (the private half of `candidate` is ignored). */
