@@ -232,6 +232,30 @@ export class AccessService {
     return role;
   }
 
+  /** Every configured resource, in configuration order: what a request form offers. */
+  resources(): readonly ResourceDefinition[] {
+    return [...this.deps.resources.values()];
+  }
+
+  /** Whether `viewer` made `request` (under any of their linked identities). */
+  isRequester(viewer: Principal, request: AccessRequest): boolean {
+    return this.isSamePerson(viewer, request.requesterId);
+  }
+
+  /**
+   * Whether `viewer` may approve or deny `request` now: it is pending, they qualify under its route
+   * and the policy, and they have not reviewed it yet. What a page offers; `review` decides.
+   */
+  mayReviewNow(viewer: Principal, request: AccessRequest): boolean {
+    const resource = this.deps.resources.get(request.resourceId);
+    return (
+      request.state === 'pending' &&
+      resource !== undefined &&
+      !request.reviews.some((r) => this.isSamePerson(viewer, r.reviewerId)) &&
+      this.mayReview(viewer, request, resource)
+    );
+  }
+
   isAdmin(principal: Principal): boolean {
     return principal.groups.some((g) => this.deps.adminGroups.includes(g));
   }

@@ -125,6 +125,19 @@ interface CliLoginIntent {
   readonly state: string;
 }
 
+/** A plain browser sign-in: the web console page to show afterwards. */
+interface ConsoleLoginIntent {
+  readonly consolePath: string;
+}
+
+/** A browser sign-in's web console session: the cookie's token and the page to go to. */
+export interface ConsoleSession {
+  readonly token: string;
+  /** How long the browser keeps it: the token's own lifetime. */
+  readonly maxAgeSeconds: number;
+  readonly landing: string;
+}
+
 const cliCodeKind = 'cli-login-code';
 /** Session token ids ended by logout, kept until the token would have expired anyway. */
 const revokedSessionKind = 'revoked-session';
@@ -153,6 +166,23 @@ function sameGroups(a: readonly string[], b: readonly string[]): boolean {
   return left.length === right.length && left.every((group, i) => group === right[i]);
 }
 
+/**
+ * Where a plain browser sign-in may land: a page of the web console, as a path on this server
+ * (never a URL, so a crafted login link cannot send the browser elsewhere once signed in).
+ */
+export function isConsolePath(path: string): boolean {
+  return (
+    path.length <= 512 &&
+    /^\/console(?:\/[A-Za-z0-9/_.-]*)?(?:\?[A-Za-z0-9=&_.,%-]*)?$/.test(path) &&
+    !path.includes('..')
+  );
+}
+
+/** A console page to return to after a browser sign-in; `/console` when `path` is not one. */
+function consoleLanding(path: string | undefined): string {
+  return path !== undefined && isConsolePath(path) ? path : '/console';
+}
+
 /** Only loopback redirect URIs are accepted for CLI logins (RFC 8252 §7.3). */
 export function isLoopbackRedirect(uri: string): boolean {
   try {
@@ -168,7 +198,7 @@ export function isLoopbackRedirect(uri: string): boolean {
 }
 
 /** Errors that mean an IdP-issued token, or the principal it names, is refused. */
-const tokenRejectionCodes: ReadonlySet<string> = new Set([
+export const tokenRejectionCodes: ReadonlySet<string> = new Set([
   'invalid_token',
   'unauthenticated',
   'reauthentication_required',
@@ -207,6 +237,11 @@ export class SessionService {
    */
   get httpsPublicUrl(): boolean {
     return new URL(this.deps.publicUrl).protocol === 'https:';
+  }
+
+  /** The origin browsers use (`server.public_url`): console forms must come from it. */
+  get publicOrigin(): string {
+    return new URL(this.deps.publicUrl).origin;
   }
 
   get providers(): { id: string; displayName: string; protocol: 'oidc' | 'saml'; loginUrl: string }[] {
@@ -362,6 +397,7 @@ export class SessionService {
     idp: string,
     cli: CliLoginIntent | null,
     protocol?: 'oidc' | 'saml',
+    consolePath?: string,
   ): Promise<{ authorizationUrl: string; loginId: string }> {
     if (cli && !isLoopbackRedirect(cli.redirectUri)) {
       throw new PortcullisError(
@@ -377,7 +413,9 @@ export class SessionService {
     }
     const { authorizationUrl, loginId } = await this.login(idp, protocol).begin({
       redirectUri: this.callbackUrl(idp),
-      context: cli ? JSON.stringify(cli) : undefined,
+      context: JSON.stringify(
+        cli ?? ({ consolePath: consoleLanding(consolePath) } satisfies ConsoleLoginIntent),
+      ),
     });
     return { authorizationUrl, loginId };
   }
@@ -411,8 +449,8 @@ export class SessionService {
   }
 
   /**
-   * Finishes a browser login. Returns where to send the browser: the CLI's loopback listener with a
-   * one-time code, or nothing for a plain browser login.
+   * Finishes a browser login. A CLI login returns where to send the browser: the CLI's loopback
+   * listener with a one-time code. A plain browser login returns a web console session instead.
    */
   async completeLogin(
     idp: string,
@@ -421,7 +459,7 @@ export class SessionService {
     from: RequestOrigin,
     form?: Readonly<Record<string, unknown>>,
     protocol?: 'oidc' | 'saml',
-  ): Promise<{ principal: Principal; redirectTo: string | null }> {
+  ): Promise<{ principal: Principal; redirectTo: string | null; consoleSession: ConsoleSession | null }> {
     const now = this.deps.clock.now();
     let result: { principal: Principal; context?: string };
     try {
@@ -436,10 +474,16 @@ export class SessionService {
       throw error;
     }
     const { principal } = result;
-    const cli = result.context ? (JSON.parse(result.context) as CliLoginIntent) : null;
+    const intent = result.context
+      ? (JSON.parse(result.context) as Partial<CliLoginIntent & ConsoleLoginIntent>)
+      : {};
+    const cli = typeof intent.redirectUri === 'string' ? (intent as CliLoginIntent) : null;
     const code = cli ? randomBytes(32).toString('base64url') : null;
-    await this.deps.store.transaction(async (tx) => {
+    const sessionsValidAfter = await this.deps.store.transaction(async (tx) => {
       await tx.principals.upsert(principal, now);
+      // Checked again with the row written: a lock that committed since the check above wins.
+      const stored = await tx.principals.get(principal.id);
+      assertMayAct(stored);
       if (cli && code) {
         await tx.ephemeral.put(
           cliCodeKind,
@@ -467,12 +511,29 @@ export class SessionService {
         },
         now,
       );
+      return stored?.sessionsValidAfter ?? null;
     });
-    if (!cli || !code) return { principal, redirectTo: null };
-    const target = new URL(cli.redirectUri);
-    target.searchParams.set('code', code);
-    target.searchParams.set('state', cli.state);
-    return { principal, redirectTo: target.toString() };
+    if (cli && code) {
+      const target = new URL(cli.redirectUri);
+      target.searchParams.set('code', code);
+      target.searchParams.set('state', cli.state);
+      return { principal, redirectTo: target.toString(), consoleSession: null };
+    }
+    const session = await this.deps.tokens.issueSessionToken(
+      principal,
+      now,
+      this.deps.sessionTtlSeconds,
+      sessionsValidAfter,
+    );
+    return {
+      principal,
+      redirectTo: null,
+      consoleSession: {
+        token: session.token,
+        maxAgeSeconds: (session.expiresAt - now) / 1000,
+        landing: consoleLanding(intent.consolePath),
+      },
+    };
   }
 
   /**

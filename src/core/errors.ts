@@ -10,6 +10,7 @@ export const errorCatalogue = {
   unauthenticated: { status: 401, title: 'Authentication is required' },
   invalid_token: { status: 401, title: 'The token is not valid' },
   forbidden: { status: 403, title: 'You are not allowed to do this' },
+  csrf_rejected: { status: 403, title: 'The form did not come from this Portcullis console' },
   policy_denied: { status: 403, title: 'The policy does not allow this request' },
   self_review: { status: 403, title: 'Nobody may review their own request' },
   not_an_approver: { status: 403, title: 'You are not an authorised approver for this request' },

@@ -11,6 +11,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { PortcullisError } from '../core/errors.js';
+import { consoleRoutes } from './console/console-routes.js';
 import { type HttpDependencies, originOf } from './context.js';
 import { installProblemHandlers } from './problem.js';
 import { auditRoutes } from './routes/audit-routes.js';
@@ -79,7 +80,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
   });
   app.addHook('onSend', async (_request, reply) => {
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
+    if (!reply.hasHeader('referrer-policy')) reply.header('referrer-policy', 'no-referrer');
     // Answers carry session tokens, principals, requests and audit events: no cache keeps them
     // unless a route says otherwise (the JWKS is public and cacheable).
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
@@ -88,6 +89,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
   await app.register(opsRoutes(deps));
   await app.register(tokenRoutes(deps));
   await app.register(loginRoutes(deps));
+  await app.register(consoleRoutes(deps));
   await app.register(
     async (api) => {
       await api.register(authApiRoutes(deps));

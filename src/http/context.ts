@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AccessService } from '../app/access-service.js';
 import type { BreakGlassService } from '../app/break-glass-service.js';
 import type { GatewaySessions } from '../app/gateway-sessions.js';
+import type { AuditRecord } from '../app/ports.js';
 import type { PrincipalLocks } from '../app/principal-locks.js';
 import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
@@ -26,7 +27,9 @@ export interface HttpDependencies {
   readonly introspect: (token: string) => Promise<Record<string, unknown>>;
   /** Streams the audit export (JSON Lines) into `sink`. */
   readonly exportAudit: (sink: NodeJS.WritableStream) => Promise<void>;
-  readonly readAudit: (afterSeq: number, limit: number) => Promise<object[]>;
+  readonly readAudit: (afterSeq: number, limit: number) => Promise<readonly AuditRecord[]>;
+  /** The sequence number of the newest audit event. */
+  readonly auditHead: () => Promise<number>;
   /** Policy decision for `view_audit`. */
   readonly mayViewAudit: (principal: Principal) => PolicyDecision;
   readonly recordAuditView: (principal: Principal, from: RequestOrigin, what: string) => Promise<void>;

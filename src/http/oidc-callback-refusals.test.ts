@@ -85,7 +85,7 @@ describe('OIDC callback refusals', () => {
   test('an authorization code used twice', async () => {
     const first = await startLogin();
     const used = await signInThroughBrowser(first.authorizationUrl, alice);
-    assert.equal((await callback(used, first.cookie)).status, 200);
+    assert.equal((await callback(used, first.cookie)).status, 302, 'signed in: on to the console');
     const second = await startLogin();
     const replay = new URL(used);
     replay.searchParams.set('state', second.state);

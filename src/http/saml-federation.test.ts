@@ -492,8 +492,14 @@ describe('SAML across replicas on PostgreSQL', async () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
         payload: body,
       });
-      assert.equal(finished.statusCode, 200, finished.body);
-      assert.match(finished.body, /Signed in as Erin Example \(corp:saml-erin-0001\)/);
+      assert.equal(finished.statusCode, 303, finished.body);
+      assert.equal(finished.headers.location, '/console');
+      const session = /portcullis_session=[A-Za-z0-9._-]+/.exec(String(finished.headers['set-cookie']))?.[0];
+      assert.ok(session, 'the console session cookie is set');
+      // The console session works on the first replica too: it is a signed token, not replica state.
+      const page = await fetch(`${h.url}/console`, { headers: { cookie: session } });
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /title="corp:saml-erin-0001">Erin Example</);
       const replay = await fetch(`${h.url}/auth/saml/corp/acs`, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },

@@ -426,6 +426,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         await exportAudit(store.auditLog, sink);
       },
       readAudit: (after, limit) => store.auditLog.read(after, limit),
+      auditHead: async () => (await store.auditLog.head()).seq,
       mayViewAudit: viewAuditContext,
       recordAuditView: async (principal, from, what) => {
         await store.transaction((tx) =>

@@ -62,10 +62,9 @@ export function auditRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         requireViewer(principal);
         await deps.recordAuditView(principal, originOf(request), 'events');
         return {
-          events: (await deps.readAudit(request.query.after, request.query.limit)) as Record<
-            string,
-            unknown
-          >[],
+          events: (await deps.readAudit(request.query.after, request.query.limit)).map((event) => ({
+            ...event,
+          })),
         };
       },
     );

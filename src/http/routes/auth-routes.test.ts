@@ -77,12 +77,28 @@ describe('login cookies with an https public_url behind a proxy (trust_proxy fal
       headers: { ...proxied, 'content-type': 'application/x-www-form-urlencoded', cookie },
       payload: new URLSearchParams({ SAMLResponse: posted.SAMLResponse }).toString(),
     });
-    assert.equal(finished.statusCode, 200, finished.body);
-    assert.match(finished.body, /Signed in as Erin Example/);
-    const cleared = attributes(finished.headers['set-cookie']);
+    assert.equal(finished.statusCode, 303, finished.body);
+    assert.equal(finished.headers.location, '/console');
+    const [cleared, session] = finished.headers['set-cookie'] as string[];
+    const clearedAttributes = attributes(cleared);
     assert.ok(
-      cleared.includes('max-age=0') && cleared.includes('secure') && cleared.includes('samesite=none'),
+      clearedAttributes.includes('max-age=0') &&
+        clearedAttributes.includes('secure') &&
+        clearedAttributes.includes('samesite=none'),
     );
+    // The console session: a __Host- cookie (Secure, Path=/, no Domain), so no sibling host sets it.
+    assert.match(session ?? '', /^__Host-portcullis_session=[A-Za-z0-9._-]+;/);
+    const sessionAttributes = attributes(session);
+    for (const attribute of ['path=/', 'httponly', 'samesite=lax', 'secure'])
+      assert.ok(sessionAttributes.includes(attribute), `${attribute} in ${sessionAttributes}`);
+    assert.ok(!sessionAttributes.some((a) => a.startsWith('domain=')));
+    const page = await app.inject({
+      method: 'GET',
+      url: '/console',
+      headers: { ...proxied, cookie: (session ?? '').split(';')[0] ?? '' },
+    });
+    assert.equal(page.statusCode, 200, page.body);
+    assert.match(page.body, /Hello, Erin Example/);
   });
 
   test('OIDC: the binding cookie is Secure (SameSite=Lax: the IdP redirects back with a GET)', async () => {

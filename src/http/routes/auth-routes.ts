@@ -1,8 +1,12 @@
+import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { type ConsoleSession, isConsolePath } from '../../app/session-service.js';
 import { escapeHtml } from '../../text/escape-html.js';
+import { consoleCookies } from '../console/console-session.js';
 import type { HttpDependencies } from '../context.js';
 import { originOf, principalOf } from '../context.js';
+import { readCookie } from '../cookies.js';
 import { problemView } from '../views.js';
 
 const errors = {
@@ -17,13 +21,8 @@ const errors = {
 const loginCookie = 'portcullis_login';
 const samlLoginCookie = 'portcullis_saml_login';
 
-function readCookie(header: string | undefined, name: string): string | undefined {
-  for (const part of (header ?? '').split(';')) {
-    const [key, ...value] = part.trim().split('=');
-    if (key === name) return value.join('=') || undefined;
-  }
-  return undefined;
-}
+/** A browser sign-in's `next`: the console page to return to (checked again by the session service). */
+const consoleNext = z.string().max(512).refine(isConsolePath, 'must be a path under /console').optional();
 
 /** Public routes of the browser login (outside /api/v1: the IdP redirects here). */
 export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
@@ -41,22 +40,37 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
   const samlCookie = (idp: string, value: string, maxAge: number) =>
     `${samlLoginCookie}=${value}; Path=/auth/saml/${encodeURIComponent(idp)}; HttpOnly; ${https ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAge}`;
 
+  const consoleSession = consoleCookies(https);
+  /** A plain browser sign-in ends in the web console, signed in. */
+  const enterConsole = (reply: FastifyReply, session: ConsoleSession, status: 302 | 303): FastifyReply => {
+    reply.header('set-cookie', consoleSession.set(session.token, session.maxAgeSeconds));
+    return reply.redirect(session.landing, status);
+  };
+
   return async (app) => {
     app.get(
       '/auth/login',
-      { schema: { summary: 'Sign-in page: a link per identity provider', tags: ['auth'] } },
-      async (_request, reply) => {
+      {
+        schema: {
+          summary: 'Sign-in page: a link per identity provider',
+          tags: ['auth'],
+          querystring: z.object({ next: z.string().max(512).optional() }),
+        },
+      },
+      async (request, reply) => {
+        // An unusable `next` is dropped rather than refused: the page is still the way in.
+        const next = request.query.next && isConsolePath(request.query.next) ? request.query.next : undefined;
         const links = deps.sessions.providers
           .map(
             (p) =>
-              `<li><a href="/auth/${p.protocol}/${encodeURIComponent(p.id)}/login">${escapeHtml(p.displayName)}</a></li>`,
+              `<li><a href="/auth/${p.protocol}/${encodeURIComponent(p.id)}/login${next ? `?next=${encodeURIComponent(next)}` : ''}">${escapeHtml(p.displayName)}</a></li>`,
           )
           .join('');
         return reply
           .type('text/html; charset=utf-8')
-          .header('content-security-policy', "default-src 'none'")
+          .header('content-security-policy', "default-src 'none'; img-src 'self'; style-src 'self'")
           .send(
-            `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign in to Portcullis</title><h1>Sign in to Portcullis</h1>${links ? `<ul>${links}</ul>` : '<p>No identity provider is configured.</p>'}</html>`,
+            `<!doctype html><html lang="en"><meta charset="utf-8"><title>Sign in to Portcullis</title><link rel="icon" href="/console/icon.svg" type="image/svg+xml"><link rel="stylesheet" href="/console/style.css"><main><h1>Sign in to Portcullis</h1>${links ? `<ul>${links}</ul>` : '<p>No identity provider is configured.</p>'}</main></html>`,
           );
       },
     );
@@ -73,6 +87,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
             code_challenge: z.string().max(128).optional(),
             code_challenge_method: z.literal('S256').optional(),
             state: z.string().max(128).optional(),
+            next: consoleNext,
           }),
         },
       },
@@ -81,7 +96,12 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         const cli = q.redirect_uri
           ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
           : null;
-        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli, 'oidc');
+        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(
+          request.params.idp,
+          cli,
+          'oidc',
+          q.next,
+        );
         reply.header('set-cookie', oidcCookie(request.params.idp, loginId, 600));
         return reply.redirect(authorizationUrl, 302);
       },
@@ -99,7 +119,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
       async (request, reply) => {
         const url = new URL(request.url, deps.sessions.callbackUrl(request.params.idp));
         const loginId = readCookie(request.headers.cookie, loginCookie);
-        const { principal, redirectTo } = await deps.sessions.completeLogin(
+        const { redirectTo, consoleSession } = await deps.sessions.completeLogin(
           request.params.idp,
           url,
           loginId,
@@ -108,8 +128,8 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           'oidc',
         );
         reply.header('set-cookie', oidcCookie(request.params.idp, '', 0));
-        if (redirectTo) return reply.redirect(redirectTo, 302);
-        return reply.type('text/html; charset=utf-8').send(signedInPage(principal));
+        if (consoleSession) return enterConsole(reply, consoleSession, 302);
+        return reply.redirect(redirectTo ?? '/console', 302);
       },
     );
 
@@ -128,6 +148,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
             code_challenge: z.string().max(128).optional(),
             code_challenge_method: z.literal('S256').optional(),
             state: z.string().max(128).optional(),
+            next: consoleNext,
           }),
         },
       },
@@ -136,7 +157,12 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         const cli = q.redirect_uri
           ? { redirectUri: q.redirect_uri, codeChallenge: q.code_challenge ?? '', state: q.state ?? '' }
           : null;
-        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(request.params.idp, cli, 'saml');
+        const { authorizationUrl, loginId } = await deps.sessions.beginLogin(
+          request.params.idp,
+          cli,
+          'saml',
+          q.next,
+        );
         reply.header('set-cookie', samlCookie(request.params.idp, loginId, 600));
         return reply.redirect(authorizationUrl, 302);
       },
@@ -159,7 +185,7 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
       async (request, reply) => {
         const { idp } = request.params;
         const url = new URL(request.url, deps.sessions.callbackUrl(idp));
-        const { principal, redirectTo } = await deps.sessions.completeLogin(
+        const { redirectTo, consoleSession } = await deps.sessions.completeLogin(
           idp,
           url,
           readCookie(request.headers.cookie, samlLoginCookie),
@@ -169,8 +195,8 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         );
         reply.header('set-cookie', samlCookie(idp, '', 0));
         // 303: the browser follows a POST with a GET.
-        if (redirectTo) return reply.redirect(redirectTo, 303);
-        return reply.type('text/html; charset=utf-8').send(signedInPage(principal));
+        if (consoleSession) return enterConsole(reply, consoleSession, 303);
+        return reply.redirect(redirectTo ?? '/console', 303);
       },
     );
 
@@ -190,10 +216,6 @@ export function loginRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           .send(deps.sessions.samlMetadata(request.params.idp)),
     );
   };
-}
-
-function signedInPage(principal: { displayName: string; id: string }): string {
-  return `<!doctype html><title>Portcullis</title><p>Signed in as ${escapeHtml(principal.displayName)} (${escapeHtml(principal.id)}). Use the <code>portcullis</code> CLI to continue.</p>`;
 }
 
 export function authApiRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
