@@ -34,7 +34,7 @@ export function notificationSummary(n: AccessNotification): string {
 }
 
 export interface NotificationLinks {
-  /** The request in the API (the web console is not built yet). */
+  /** The request's page in the web console, where an approver approves or denies it. */
   readonly request: string;
   /** CLI commands that act on it, for the notification's audience. */
   readonly commands: readonly string[];
@@ -48,7 +48,7 @@ export function notificationLinks(publicUrl: string, n: AccessNotification): Not
       : n.event === 'grant.activated' && n.grantId !== null
         ? [`portcullis creds ${n.grantId}`]
         : [`portcullis show ${n.requestId}`];
-  return { request: `${publicUrl}/api/v1/requests/${id}`, commands };
+  return { request: `${publicUrl}/console/requests/${id}`, commands };
 }
 
 export function notificationSubject(n: AccessNotification): string {

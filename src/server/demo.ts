@@ -204,6 +204,8 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       'Demo users (demo only; passwords are public):',
       ...users,
       '',
+      `In a browser: ${publicUrl}/console  (sign in as alice to ask, as bob to approve)`,
+      '',
       'In another terminal (see README "Five-minute tour"):',
       `  export PORTCULLIS_SERVER=${publicUrl}`,
       '  echo alice-demo-password | npx portcullis login --profile alice --username alice --password-stdin',

@@ -187,6 +187,17 @@ describe('request notifications', () => {
     assert.deepEqual(payload.approver_groups, ['sre']);
     assert.match(String(feed.body.text), /demo:alice requests demo-api\/operator for 30m/);
     assert.equal(feed.id, feed.body.id, 'the id header is the payload id');
+    // The link opens the request in the console, where bob acts on it (after signing in).
+    const link = (payload.links as { request: string }).request;
+    assert.equal(link, `${h.url}/console/requests/${requestId}`);
+    // Quoted-printable: soft line breaks (`=` at a line's end) joined again.
+    assert.ok(ask.raw.replace(/=\r\n/g, '').includes(`See it: ${link}`));
+    const opened = await fetch(link, { redirect: 'manual' });
+    assert.equal(opened.status, 303);
+    assert.equal(
+      opened.headers.get('location'),
+      `/auth/login?next=${encodeURIComponent(`/console/requests/${requestId}`)}`,
+    );
 
     const approved = await h.api(bob, 'POST', `/api/v1/requests/${requestId}/approve`, {});
     assert.equal(approved.status, 200);
