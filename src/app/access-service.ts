@@ -237,11 +237,6 @@ export class AccessService {
     return [...this.deps.resources.values()];
   }
 
-  /** Whether `viewer` made `request` (under any of their linked identities). */
-  isRequester(viewer: Principal, request: AccessRequest): boolean {
-    return this.isSamePerson(viewer, request.requesterId);
-  }
-
   /**
    * Whether `viewer` may approve or deny `request` now: it is pending, they qualify under its route
    * and the policy, and they have not reviewed it yet. What a page offers; `review` decides.
@@ -1534,7 +1529,7 @@ export class AccessService {
   }
 
   /** Whether `principalId` is one of `principal`'s identities (the same person). */
-  private isSamePerson(principal: Principal, principalId: string): boolean {
+  isSamePerson(principal: Principal, principalId: string): boolean {
     return this.canonicalOf(principalId) === this.canonicalOf(principal.id);
   }
 }

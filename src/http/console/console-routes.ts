@@ -43,13 +43,25 @@ export interface ConsoleContext {
   caller(request: FastifyRequest): ConsoleCaller;
   /** Refuses a POST whose form did not come from a console page (throws csrf_rejected). */
   checkForm(request: FastifyRequest): void;
-  render(
+  render(reply: FastifyReply, caller: ConsoleCaller, page: ConsolePageContent, status?: number): FastifyReply;
+  /**
+   * Runs a form's action after checking the form, then redirects (303) to the page `run` names. A
+   * refusal the person can act on (a 4xx other than 401 and 404) shows the page `refusedPage`
+   * builds, with why; anything else, the audit log failing included, is an error page.
+   */
+  act(
+    request: FastifyRequest,
     reply: FastifyReply,
-    caller: ConsoleCaller,
-    page: Omit<Parameters<typeof consolePage>[0], 'viewer'>,
-    status?: number,
-  ): FastifyReply;
+    run: (caller: ConsoleCaller) => Promise<string>,
+    refusedPage: (caller: ConsoleCaller) => Promise<ConsolePageContent>,
+  ): Promise<FastifyReply>;
 }
+
+/** What a page shows, without the frame the viewer decides. */
+export type ConsolePageContent = Omit<Parameters<typeof consolePage>[0], 'viewer'>;
+
+/** Refusals shown on the error page rather than beside the form that caused them. */
+const errorPageCodes: ReadonlySet<string> = new Set(['csrf_rejected', 'not_found', 'unauthenticated']);
 
 /** The notices a page shows after a redirect, by the `done` query parameter: fixed texts only. */
 export const doneNotices: Readonly<Record<string, string>> = {
@@ -102,6 +114,23 @@ export function consoleRoutes(deps: HttpDependencies) {
         .code(status)
         .type('text/html; charset=utf-8')
         .send(consolePage({ ...page, viewer: caller.viewer }));
+    },
+    async act(request, reply, run, refusedPage) {
+      context.checkForm(request);
+      const caller = context.caller(request);
+      try {
+        return reply.redirect(await run(caller), 303);
+      } catch (error) {
+        if (
+          !(error instanceof PortcullisError) ||
+          error.status >= 500 ||
+          error.status === 401 ||
+          errorPageCodes.has(error.code)
+        )
+          throw error;
+        const page = await refusedPage(caller);
+        return context.render(reply, caller, { ...page, notice: errorNotice(error) }, error.status);
+      }
     },
   };
 

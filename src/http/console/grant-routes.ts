@@ -1,48 +1,41 @@
 /** Console pages of grants: list, look at one, end it now. */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { PortcullisError } from '../../core/errors.js';
 import type { Grant } from '../../core/grant.js';
-import { idParam, safeText } from '../input.js';
+import { idParam } from '../input.js';
 import { toGrantView } from '../views.js';
-import { type ConsoleCaller, type ConsoleContext, doneNotice, errorNotice } from './console-routes.js';
+import {
+  type ConsoleCaller,
+  type ConsoleContext,
+  type ConsolePageContent,
+  doneNotice,
+} from './console-routes.js';
+import { parseForm, reasonForm } from './forms.js';
 import { type GrantEnding, grantDetail, grantTable } from './grant-pages.js';
 import { html } from './html.js';
 import type { Notice } from './layout.js';
-import { parseForm } from './request-routes.js';
 
 const listQuery = z.object({ scope: z.enum(['mine', 'all']).default('mine') });
-const reasonField = z.object({ csrf: z.string(), reason: safeText(1000).default('') });
 
 export function consoleGrantPages(context: ConsoleContext) {
   const { deps } = context;
 
-  const showGrant = (
-    reply: FastifyReply,
+  const grantPage = (
     caller: ConsoleCaller,
     grant: Grant,
-    notice: Notice | null,
-    status = 200,
-  ) => {
-    const own = grant.principalId === caller.principal.id;
+    notice: Notice | null = null,
+  ): ConsolePageContent => {
+    const own = deps.access.isSamePerson(caller.principal, grant.principalId);
     // The holder may always end their own access; for anyone else the service decides (owners,
     // administrators, the policy), and the form is offered to those who may see the grant.
     const ending: GrantEnding = grant.status === 'active' ? (own ? 'release' : 'revoke') : null;
-    return context.render(
-      reply,
-      caller,
-      {
-        title: `Grant of ${grant.resourceId} / ${grant.role}`,
-        section: 'grants',
-        notice,
-        body: grantDetail(
-          toGrantView(grant, { admin: deps.access.isAdmin(caller.principal) }),
-          caller.viewer,
-          ending,
-        ),
-      },
-      status,
-    );
+    const view = toGrantView(grant, { admin: deps.access.isAdmin(caller.principal) });
+    return {
+      title: `Grant of ${grant.resourceId} / ${grant.role}`,
+      section: 'grants',
+      notice,
+      body: grantDetail(view, caller.viewer, ending),
+    };
   };
 
   return async (app: FastifyInstance) => {
@@ -69,23 +62,25 @@ ${grantTable(grants, 'No grants.')}`,
       const caller = context.caller(request);
       const { id } = parseForm(idParam, request.params);
       const grant = await deps.access.getGrant(caller.principal, id);
-      return showGrant(reply, caller, grant, doneNotice((request.query as Record<string, unknown>).done));
+      return context.render(
+        reply,
+        caller,
+        grantPage(caller, grant, doneNotice((request.query as Record<string, unknown>).done)),
+      );
     });
 
     app.post('/grants/:id/revoke', { schema: { hide: true } }, async (request, reply) => {
-      context.checkForm(request);
-      const caller = context.caller(request);
       const { id } = parseForm(idParam, request.params);
-      try {
-        const { reason } = parseForm(reasonField, request.body);
-        await deps.access.revoke(caller.principal, id, reason, caller.from);
-        return reply.redirect(`/console/grants/${encodeURIComponent(id)}?done=ended`, 303);
-      } catch (error) {
-        if (!(error instanceof PortcullisError) || !error.expose || error.status === 401) throw error;
-        if (error.code === 'audit_unavailable' || error.code === 'not_found') throw error;
-        const grant = await deps.access.getGrant(caller.principal, id);
-        return showGrant(reply, caller, grant, errorNotice(error), error.status);
-      }
+      return context.act(
+        request,
+        reply,
+        async (caller) => {
+          const { reason } = parseForm(reasonForm, request.body);
+          await deps.access.revoke(caller.principal, id, reason, caller.from);
+          return `/console/grants/${encodeURIComponent(id)}?done=ended`;
+        },
+        async (caller) => grantPage(caller, await deps.access.getGrant(caller.principal, id)),
+      );
     });
   };
 }

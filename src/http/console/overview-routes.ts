@@ -5,10 +5,10 @@ import { PortcullisError } from '../../core/errors.js';
 import { toGrantView, toRequestView } from '../views.js';
 import { auditTable } from './audit-pages.js';
 import type { ConsoleContext } from './console-routes.js';
+import { parseForm } from './forms.js';
 import { grantTable } from './grant-pages.js';
 import { html } from './html.js';
 import { requestTable } from './request-pages.js';
-import { parseForm } from './request-routes.js';
 
 const auditQuery = z.object({
   after: z.coerce.number().int().min(0).optional(),

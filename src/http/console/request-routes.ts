@@ -1,25 +1,19 @@
 /** Console pages of requests: ask, list, look at one, approve, deny, withdraw. */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AccessRequest } from '../../core/access-request.js';
-import { PortcullisError } from '../../core/errors.js';
 import { encodeListCursor, idParam, listCursor, requestedSeconds, safeText } from '../input.js';
 import { toRequestView } from '../views.js';
-import { type ConsoleCaller, type ConsoleContext, doneNotice, errorNotice } from './console-routes.js';
+import {
+  type ConsoleCaller,
+  type ConsoleContext,
+  type ConsolePageContent,
+  doneNotice,
+} from './console-routes.js';
+import { parseForm, reasonForm } from './forms.js';
 import { html } from './html.js';
 import type { Notice } from './layout.js';
 import { newRequestForm, type RequestFormValues, requestDetail, requestTable } from './request-pages.js';
-
-/** A form field's value, or a validation_failed naming the field. */
-export function parseForm<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const parsed = schema.safeParse(body ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw new PortcullisError(
-    'validation_failed',
-    `${issue?.path.join('.') || 'form'}: ${issue?.message ?? 'invalid'}`,
-  );
-}
 
 const newRequestFields = z.object({
   csrf: z.string(),
@@ -31,8 +25,6 @@ const newRequestFields = z.object({
   reason: safeText(1000).default(''),
   ticket: safeText(200).default(''),
 });
-
-const reasonField = z.object({ csrf: z.string(), reason: safeText(1000).default('') });
 
 const listQuery = z.object({
   scope: z.enum(['mine', 'all']).default('mine'),
@@ -47,71 +39,37 @@ export function consoleRequestPages(context: ConsoleContext) {
   const view = async (request: AccessRequest) =>
     toRequestView(request, (await deps.access.grantIdOf(request.id)) ?? null);
 
-  const showRequest = async (
-    reply: FastifyReply,
+  const requestPage = async (
     caller: ConsoleCaller,
     request: AccessRequest,
-    notice: Notice | null,
-    status = 200,
-  ) =>
-    context.render(
-      reply,
-      caller,
-      {
-        title: `Request for ${request.resourceId} / ${request.role}`,
-        section: 'requests',
-        notice,
-        body: requestDetail(await view(request), caller.viewer, {
-          review: deps.access.mayReviewNow(caller.principal, request),
-          cancel:
-            deps.access.isRequester(caller.principal, request) &&
-            (request.state === 'pending' || request.state === 'approved'),
-        }),
-      },
-      status,
-    );
+    notice: Notice | null = null,
+  ): Promise<ConsolePageContent> => ({
+    title: `Request for ${request.resourceId} / ${request.role}`,
+    section: 'requests',
+    notice,
+    body: requestDetail(await view(request), caller.viewer, {
+      review: deps.access.mayReviewNow(caller.principal, request),
+      cancel:
+        deps.access.isSamePerson(caller.principal, request.requesterId) &&
+        (request.state === 'pending' || request.state === 'approved'),
+    }),
+  });
 
-  const showForm = (
-    reply: FastifyReply,
-    caller: ConsoleCaller,
-    values: RequestFormValues,
-    notice: Notice | null,
-    status = 200,
-  ) =>
-    context.render(
-      reply,
-      caller,
-      {
-        title: 'Request access',
-        section: 'new',
-        notice,
-        body: newRequestForm(deps.access.resources(), caller.viewer, values),
-      },
-      status,
-    );
+  const formPage = (caller: ConsoleCaller, values: RequestFormValues = {}): ConsolePageContent => ({
+    title: 'Request access',
+    section: 'new',
+    body: newRequestForm(deps.access.resources(), caller.viewer, values),
+  });
 
-  /** Runs a form's action; a refusal the person can act on shows the page again with why. */
-  async function act(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    run: (caller: ConsoleCaller) => Promise<string>,
-    onRefusal: (caller: ConsoleCaller, notice: Notice, status: number) => Promise<FastifyReply>,
-  ): Promise<FastifyReply> {
-    context.checkForm(request);
-    const caller = context.caller(request);
-    try {
-      return reply.redirect(await run(caller), 303);
-    } catch (error) {
-      if (!(error instanceof PortcullisError) || !error.expose || error.status === 401) throw error;
-      if (error.code === 'audit_unavailable' || error.code === 'csrf_rejected') throw error;
-      return onRefusal(caller, errorNotice(error), error.status);
-    }
-  }
+  /** The request's page again, as it stands after a refused action on it. */
+  const requestPageOf = (id: string) => async (caller: ConsoleCaller) =>
+    requestPage(caller, await deps.access.getRequest(caller.principal, id));
 
   return async (app: FastifyInstance) => {
-    app.get('/requests/new', { schema: { hide: true } }, async (request, reply) =>
-      showForm(reply, context.caller(request), {}, null),
-    );
+    app.get('/requests/new', { schema: { hide: true } }, async (request, reply) => {
+      const caller = context.caller(request);
+      return context.render(reply, caller, formPage(caller));
+    });
 
     app.post('/requests', { schema: { hide: true } }, async (request, reply) => {
       const submitted = (request.body ?? {}) as Record<string, unknown>;
@@ -122,7 +80,7 @@ export function consoleRequestPages(context: ConsoleContext) {
         reason: text('reason'),
         ticket: text('ticket'),
       };
-      return act(
+      return context.act(
         request,
         reply,
         async (caller) => {
@@ -141,7 +99,7 @@ export function consoleRequestPages(context: ConsoleContext) {
           );
           return `/console/requests/${encodeURIComponent(created.id)}?done=created`;
         },
-        async (caller, notice, status) => showForm(reply, caller, values, notice, status),
+        async (caller) => formPage(caller, values),
       );
     });
 
@@ -191,37 +149,35 @@ ${next && html`<div class="pager"><a href="${next}">Older →</a></div>`}`,
       const { id } = parseForm(idParam, request.params);
       const found = await deps.access.getRequest(caller.principal, id);
       const query = request.query as Record<string, unknown>;
-      return showRequest(reply, caller, found, doneNotice(query.done));
+      return context.render(reply, caller, await requestPage(caller, found, doneNotice(query.done)));
     });
 
     for (const verdict of ['approve', 'deny'] as const) {
       app.post(`/requests/:id/${verdict}`, { schema: { hide: true } }, async (request, reply) => {
         const { id } = parseForm(idParam, request.params);
-        return act(
+        return context.act(
           request,
           reply,
           async (caller) => {
-            const { reason } = parseForm(reasonField, request.body);
+            const { reason } = parseForm(reasonForm, request.body);
             await deps.access.review(caller.principal, id, verdict, reason, caller.from);
             return `/console/requests/${encodeURIComponent(id)}?done=${verdict === 'approve' ? 'approved' : 'denied'}`;
           },
-          async (caller, notice, status) =>
-            showRequest(reply, caller, await deps.access.getRequest(caller.principal, id), notice, status),
+          requestPageOf(id),
         );
       });
     }
 
     app.post('/requests/:id/cancel', { schema: { hide: true } }, async (request, reply) => {
       const { id } = parseForm(idParam, request.params);
-      return act(
+      return context.act(
         request,
         reply,
         async (caller) => {
           await deps.access.cancel(caller.principal, id, caller.from);
           return `/console/requests/${encodeURIComponent(id)}?done=cancelled`;
         },
-        async (caller, notice, status) =>
-          showRequest(reply, caller, await deps.access.getRequest(caller.principal, id), notice, status),
+        requestPageOf(id),
       );
     });
   };
