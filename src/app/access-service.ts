@@ -241,13 +241,13 @@ export class AccessService {
    * Whether `viewer` may approve or deny `request` now: it is pending, they qualify under its route
    * and the policy, and they have not reviewed it yet. What a page offers; `review` decides.
    */
-  mayReviewNow(viewer: Principal, request: AccessRequest): boolean {
+  mayReviewNow(viewer: Principal, request: AccessRequest, source: string): boolean {
     const resource = this.deps.resources.get(request.resourceId);
     return (
       request.state === 'pending' &&
       resource !== undefined &&
       !request.reviews.some((r) => this.isSamePerson(viewer, r.reviewerId)) &&
-      this.mayReview(viewer, request, resource)
+      this.mayReview(viewer, request, resource, source)
     );
   }
 
@@ -330,7 +330,13 @@ export class AccessService {
     return this.mayReview(viewer, request, resource);
   }
 
-  private mayReview(viewer: Principal, request: AccessRequest, resource: ResourceDefinition): boolean {
+  /** `source`: where the review would come from, as the policy sees it (`context.source`). */
+  private mayReview(
+    viewer: Principal,
+    request: AccessRequest,
+    resource: ResourceDefinition,
+    source = 'api',
+  ): boolean {
     const role = resource.roles.get(request.role);
     if (
       !role ||
@@ -341,7 +347,7 @@ export class AccessService {
     const context = this.policyContext(this.deps.clock.now(), resource, {
       ...request,
       requesterId: request.requesterId,
-      source: 'api',
+      source,
     });
     return this.deps.policy.decide(viewer, 'approve', resource, role, context).allowed;
   }

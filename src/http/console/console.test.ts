@@ -164,6 +164,28 @@ describe('asking, approving and ending access in the console', () => {
     assert.equal(viaApi.status, 201, JSON.stringify(viaApi.body));
   });
 
+  test('approve buttons follow the policy as it sees the console', async () => {
+    const { browser: alice } = await ConsoleBrowser.signIn(h, 'alice');
+    await alice.get('/console/requests/new');
+    const id = requestIdOf(
+      (
+        await alice.post('/console/requests', {
+          target: 'demo-api/operator',
+          duration: '1h',
+          reason: 'schema change [cli-only]',
+        })
+      ).location,
+    );
+    const { browser: bob } = await ConsoleBrowser.signIn(h, 'bob');
+    const page = await bob.get(`/console/requests/${id}`);
+    assert.equal(page.status, 200);
+    assert.doesNotMatch(page.html, /action="[^"]*\/approve"/);
+    const forced = await bob.post(`/console/requests/${id}/approve`, { reason: 'from the browser' });
+    assert.equal(forced.status, 403, forced.html);
+    const viaApi = await h.api(await h.login('bob'), 'POST', `/api/v1/requests/${id}/approve`, {});
+    assert.equal(viaApi.status, 200, JSON.stringify(viaApi.body));
+  });
+
   test('a requester cannot approve their own request, even by sending the form', async () => {
     const { browser: alice } = await ConsoleBrowser.signIn(h, 'alice');
     await alice.get('/console/requests/new');

@@ -48,7 +48,7 @@ export function consoleRequestPages(context: ConsoleContext) {
     section: 'requests',
     notice,
     body: requestDetail(await view(request), caller.viewer, {
-      review: deps.access.mayReviewNow(caller.principal, request),
+      review: deps.access.mayReviewNow(caller.principal, request, caller.from.channel),
       cancel:
         deps.access.isSamePerson(caller.principal, request.requesterId) &&
         (request.state === 'pending' || request.state === 'approved'),
