@@ -4,6 +4,7 @@
  */
 import type { AccessRequest, RequestState } from '../core/access-request.js';
 import type { AuditEventInput } from '../core/audit-event.js';
+import type { TargetHolding } from '../core/drift.js';
 import type { Artefacts, Grant, GrantStatus } from '../core/grant.js';
 import type {
   PolicyAction,
@@ -332,6 +333,11 @@ export type AuditLastTransaction = Omit<Transaction, 'audit'> & {
 export interface Store extends Omit<Transaction, 'audit'> {
   readonly dialect: 'sqlite' | 'postgres';
   readonly auditLog: AuditReader;
+  /**
+   * This installation's id, made once with the schema and kept by backups: the mark Portcullis puts
+   * on what it creates in targets, so that reconciliation never takes another installation's.
+   */
+  installationId(): Promise<string>;
   /** Runs `work` in one transaction; any throw rolls everything back, audit events included. */
   transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -388,8 +394,12 @@ export interface Provisioner {
   plan(grant: Pick<Grant, 'id'>, resource: ResourceDefinition): Artefacts;
   apply(context: ProvisionContext): Promise<ProvisionResult>;
   revoke(context: ProvisionContext): Promise<void>;
-  /** What the target really holds for this resource, for reconciliation: grant ids found. */
-  inspect(resource: ResourceDefinition): Promise<{ readonly grantIds: readonly string[] }>;
+  /**
+   * What the target really holds for this resource, for reconciliation (src/app/reconciler.ts):
+   * every piece of access that names a grant, with what `revoke` needs to take it back. Null when
+   * the kind keeps nothing in a target to compare (`token`).
+   */
+  inspect(resource: ResourceDefinition): Promise<readonly TargetHolding[] | null>;
   close(): Promise<void>;
 }
 

@@ -20,7 +20,7 @@ export const exitCodes = {
   conflict: 6,
   /** The server or network is unavailable (HTTP 5xx, 429, connection refused, timeout). */
   unavailable: 7,
-  /** Audit verification found tampering, a token is not genuine or not valid, or a policy test case did not match. */
+  /** Audit verification found tampering, a token is not genuine or not valid, a policy test case did not match, or reconciliation found drift. */
   verificationFailed: 10,
 } as const;
 
@@ -36,7 +36,8 @@ export const exitCodeHelp = `Exit codes:
   5   not found (HTTP 404)
   6   conflict or wrong state (HTTP 409)
   7   server or network unavailable (HTTP 5xx/429, connection refused, timeout)
-  10  audit verification failed, token not genuine or not valid, or a policy test case did not match`;
+  10  audit verification failed, token not genuine or not valid, a policy test case did not match,
+      or reconcile found drift`;
 
 /**
  * An error the CLI reports as `error[code]: message` on stderr before exiting with `exitCode`.

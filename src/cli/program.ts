@@ -22,6 +22,7 @@ import {
 } from './commands/principal-commands.js';
 import { proxyGrant } from './commands/proxy-commands.js';
 import { exportPublicKeys, verifyToken } from './commands/public-key-commands.js';
+import { reconcile } from './commands/reconcile-commands.js';
 import {
   cancelRequest,
   createRequest,
@@ -338,6 +339,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .requiredOption('--reason <text>', 'why (audited)')
     .addHelpText('after', example('portcullis principals unlock okta:00u1abcd --reason "laptop recovered"'))
     .action(run((ctx, id: string, options: { reason: string }) => unlockPrincipal(ctx, id, options.reason)));
+
+  program
+    .command('reconcile')
+    .description(
+      'administrators: compare every target with the grants now and take back access no grant accounts for; exit 10 on drift',
+    )
+    .addHelpText('after', example('portcullis reconcile --json'))
+    .action(run((ctx) => reconcile(ctx)));
 
   program
     .command('proxy')

@@ -107,6 +107,8 @@ export interface Config {
   };
   readonly audit: { readonly checkpointEveryEvents: number; readonly checkpointIntervalSeconds: number };
   readonly expiry: { readonly pollIntervalSeconds: number };
+  /** Seconds between scheduled reconciliation runs; null: only on demand. */
+  readonly reconcileIntervalSeconds: number | null;
   readonly requests: { readonly pendingTtlSeconds: number };
   /** Present when the file has a `gateway` section. */
   readonly gateway?: GatewayConfig;
@@ -598,6 +600,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
       checkpointIntervalSeconds: parsed.audit.checkpoint_interval,
     },
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
+    reconcileIntervalSeconds: parsed.reconcile.enabled ? parsed.reconcile.interval : null,
     requests: { pendingTtlSeconds: parsed.requests.pending_ttl },
     ...(gateway ? { gateway } : {}),
     breakGlass: breakGlass.settings,

@@ -319,6 +319,16 @@ export const configSchema = z
       })
       .strict()
       .default({ poll_interval: 1 }),
+    /** Comparing what targets hold with the grants, and taking back what must not be there. */
+    reconcile: z
+      .object({
+        enabled: z.boolean().default(true),
+        interval: duration
+          .pipe(z.number().min(30, 'must be at least 30s').max(86_400, 'must be at most 1d'))
+          .default(600),
+      })
+      .strict()
+      .default({ enabled: true, interval: 600 }),
     /** SCIM 2.0 provisioning at /scim/v2 (docs/scim.md); absent means no SCIM endpoint. */
     scim: z
       .object({

@@ -66,6 +66,10 @@ export const auditEventTypes = [
   'principal.locked',
   'principal.unlocked',
   'notification.failed',
+  'reconcile.completed',
+  'reconcile.drift_found',
+  'reconcile.taken_back',
+  'reconcile.take_back_failed',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

@@ -21,6 +21,7 @@ import { gatewayRoutes } from './routes/gateway-routes.js';
 import { grantRoutes } from './routes/grant-routes.js';
 import { opsRoutes } from './routes/ops-routes.js';
 import { principalRoutes } from './routes/principal-routes.js';
+import { reconcileRoutes } from './routes/reconcile-routes.js';
 import { requestRoutes } from './routes/request-routes.js';
 import { scimPrefix, scimRoutes } from './routes/scim-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
@@ -97,6 +98,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
       await api.register(grantRoutes(deps));
       await api.register(gatewayRoutes(deps));
       await api.register(principalRoutes(deps));
+      await api.register(reconcileRoutes(deps));
       await api.register(auditRoutes(deps));
       await api.register(breakGlassRoutes(deps));
     },

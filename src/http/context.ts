@@ -4,6 +4,7 @@ import type { BreakGlassService } from '../app/break-glass-service.js';
 import type { GatewaySessions } from '../app/gateway-sessions.js';
 import type { AuditRecord } from '../app/ports.js';
 import type { PrincipalLocks } from '../app/principal-locks.js';
+import type { Reconciler } from '../app/reconciler.js';
 import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
 import type { RequestOrigin } from '../core/audit-event.js';
@@ -17,6 +18,8 @@ export interface HttpDependencies {
   readonly sessions: SessionService;
   /** Open database-gateway sessions, on every replica. */
   readonly gatewaySessions: GatewaySessions;
+  /** Reconciliation on demand (administrators). */
+  readonly reconciler: Pick<Reconciler, 'runFor'>;
   /** Administrators lock and unlock principals. */
   readonly principalLocks: PrincipalLocks;
   /** JWKS of the token-signing keys (current and still-published). */

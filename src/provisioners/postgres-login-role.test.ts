@@ -59,7 +59,17 @@ describe('postgres login roles', () => {
   it('round-trips the grant and resource through the role comment', () => {
     const owner = { grant: 'g-1\'"', resource: 'prod-db' };
     assert.deepEqual(parseLoginRoleComment(loginRoleComment(owner)), owner);
-    for (const other of [null, undefined, '', 'hand made', 'portcullis:{', 'portcullis:{"grant":1}']) {
+    const marked = { ...owner, installation: '0b6d2f4e-installation' };
+    assert.deepEqual(parseLoginRoleComment(loginRoleComment(marked)), marked);
+    for (const other of [
+      null,
+      undefined,
+      '',
+      'hand made',
+      'portcullis:{',
+      'portcullis:{"grant":1}',
+      'portcullis:{"grant":"g","resource":"r","installation":7}',
+    ]) {
       assert.equal(parseLoginRoleComment(other), undefined, String(other));
     }
   });

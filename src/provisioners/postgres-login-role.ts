@@ -51,11 +51,23 @@ export function isLoginRoleOid(value: unknown): value is string {
 export interface LoginRoleOwner {
   readonly grant: string;
   readonly resource: string;
+  /**
+   * The Portcullis installation that made it (`Store.installationId`). Absent on logins made before
+   * installations were named: those count as every installation's.
+   */
+  readonly installation?: string;
 }
 
-/** The `COMMENT ON ROLE` text that ties a login role to its grant and resource. */
+/** The `COMMENT ON ROLE` text that ties a login role to its grant, resource and installation. */
 export function loginRoleComment(owner: LoginRoleOwner): string {
-  return commentPrefix + JSON.stringify({ grant: owner.grant, resource: owner.resource });
+  return (
+    commentPrefix +
+    JSON.stringify({
+      grant: owner.grant,
+      resource: owner.resource,
+      ...(owner.installation === undefined ? {} : { installation: owner.installation }),
+    })
+  );
 }
 
 /** Reads a comment written by loginRoleComment; undefined for anything else. */
@@ -64,8 +76,10 @@ export function parseLoginRoleComment(comment: string | null | undefined): Login
   try {
     const parsed: unknown = JSON.parse(comment.slice(commentPrefix.length));
     if (typeof parsed !== 'object' || parsed === null) return undefined;
-    const { grant, resource } = parsed as Record<string, unknown>;
-    return typeof grant === 'string' && typeof resource === 'string' ? { grant, resource } : undefined;
+    const { grant, resource, installation } = parsed as Record<string, unknown>;
+    if (typeof grant !== 'string' || typeof resource !== 'string') return undefined;
+    if (installation === undefined) return { grant, resource };
+    return typeof installation === 'string' ? { grant, resource, installation } : undefined;
   } catch {
     return undefined;
   }

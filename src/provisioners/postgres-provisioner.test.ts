@@ -14,6 +14,7 @@ import { Secret } from '../config/secret.js';
 import { isPortcullisError } from '../core/errors.js';
 import { type Grant, markApplied, newGrant } from '../core/grant.js';
 import type { RoleDefinition } from '../core/resource.js';
+import { loginRoleComment, newLoginRoleName } from './postgres-login-role.js';
 import { PostgresProvisioner } from './postgres-provisioner.js';
 
 const started = await startScramClusterOrSkip();
@@ -21,10 +22,11 @@ const started = await startScramClusterOrSkip();
 const targetDatabase = 'portcullis "target" db';
 const oddRole = 'odd "role"; drop role app_owner; --';
 const limitedAdminPassword = 'limited-admin-pw';
+const installation = 'installation-under-test';
 
 describe('PostgresProvisioner', { skip: started.skip }, () => {
   const cluster = started.cluster;
-  const provisioner = new PostgresProvisioner({ connectTimeoutMs: 3000 });
+  const provisioner = new PostgresProvisioner({ installation, connectTimeoutMs: 3000 });
   const openClients: pg.Client[] = [];
   let admin: pg.Client;
   let adminUrl: URL;
@@ -406,7 +408,7 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
   }
 
   it('fails while a terminated session of the dropped login has not exited, ends it on a retry', async () => {
-    const quick = new PostgresProvisioner({ sessionEndTimeoutMs: 300 });
+    const quick = new PostgresProvisioner({ installation, sessionEndTimeoutMs: 300 });
     const planned = plannedGrant(prodDb, 'readonly');
     const result = await apply(planned);
     const grant = markApplied(planned, result.artefacts);
@@ -518,7 +520,7 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
   });
 
   it('survives two replicas applying, then revoking, the same grant at once', async () => {
-    const replica = new PostgresProvisioner();
+    const replica = new PostgresProvisioner({ installation });
     try {
       const grant = plannedGrant(prodDb, 'readwrite');
       const results = await Promise.all([
@@ -568,15 +570,48 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
     await apply(elsewhere, otherDb);
     await provisioner.revoke(contextFor(revoked));
 
-    const found = (await provisioner.inspect(prodDb)).grantIds;
+    const grantIdsOf = async (r: typeof prodDb) => (await provisioner.inspect(r)).map((h) => h.grantId);
+    const found = await grantIdsOf(prodDb);
     assert.ok(found.includes(kept.id));
     assert.ok(!found.includes(revoked.id));
     assert.ok(!found.includes(elsewhere.id));
-    assert.deepEqual((await provisioner.inspect(otherDb)).grantIds, [elsewhere.id]);
+    assert.deepEqual(await grantIdsOf(otherDb), [elsewhere.id]);
+    // What revoke needs, read from the target alone: a grant Portcullis lost can still be taken back.
+    const holding = (await provisioner.inspect(prodDb)).find((h) => h.grantId === kept.id);
+    const keptRow = await admin.query<{ oid: string }>(
+      `select oid::text as oid from pg_roles where rolname = $1`,
+      [kept.artefacts.login],
+    );
+    assert.deepEqual(holding?.artefacts, {
+      login: kept.artefacts.login,
+      database: kept.artefacts.database,
+      login_oid: keptRow.rows[0]?.oid,
+    });
 
     await provisioner.revoke(contextFor(kept));
     await provisioner.revoke(contextFor(elsewhere, otherDb));
-    assert.ok(!(await provisioner.inspect(prodDb)).grantIds.includes(kept.id));
+    assert.ok(!(await grantIdsOf(prodDb)).includes(kept.id));
+  });
+
+  it('inspect leaves out logins another installation made, and keeps those made before installations were named', async () => {
+    const theirs = newLoginRoleName();
+    const older = newLoginRoleName();
+    await admin.query(`create role ${theirs} nologin`);
+    await admin.query(`create role ${older} nologin`);
+    try {
+      await admin.query(
+        `comment on role ${theirs} is ${pg.escapeLiteral(loginRoleComment({ grant: 'g-theirs', resource: prodDb.id, installation: 'another-installation' }))}`,
+      );
+      await admin.query(
+        `comment on role ${older} is ${pg.escapeLiteral(loginRoleComment({ grant: 'g-older', resource: prodDb.id }))}`,
+      );
+      const found = (await provisioner.inspect(prodDb)).map((h) => h.grantId);
+      assert.ok(!found.includes('g-theirs'));
+      assert.ok(found.includes('g-older'));
+    } finally {
+      await admin.query(`drop role if exists ${theirs}`);
+      await admin.query(`drop role if exists ${older}`);
+    }
   });
 
   it('quotes mapped role names with odd characters safely', async () => {
@@ -686,7 +721,7 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
   });
 
   it('cannot be used after close', async () => {
-    const closing = new PostgresProvisioner();
+    const closing = new PostgresProvisioner({ installation });
     await closing.inspect(prodDb);
     await closing.close();
     await assert.rejects(closing.inspect(prodDb), /closed/);

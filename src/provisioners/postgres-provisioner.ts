@@ -33,6 +33,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { ProvisionContext, Provisioner, ProvisionResult } from '../app/ports.js';
 import type { PostgresTarget } from '../config/load.js';
+import type { TargetHolding } from '../core/drift.js';
 import { isPortcullisError, PortcullisError } from '../core/errors.js';
 import type { Artefacts, Grant } from '../core/grant.js';
 import type { ResourceDefinition } from '../core/resource.js';
@@ -58,6 +59,8 @@ import { adminUrlForDatabase, postgresTargetOf, requesterConnectionString } from
 import { scramSha256Verifier } from './scram-verifier.js';
 
 export interface PostgresProvisionerOptions {
+  /** This Portcullis installation (`Store.installationId`), written on every login it makes. */
+  readonly installation: string;
   /** Admin connections kept per resource (default 2). */
   readonly poolSize?: number;
   /** How long revoke waits for terminated sessions to exit before failing (default 5000 ms). */
@@ -103,7 +106,10 @@ export class PostgresProvisioner implements Provisioner {
   readonly #connectTimeoutMs: number;
   #closed = false;
 
-  constructor(options: PostgresProvisionerOptions = {}) {
+  readonly #installation: string;
+
+  constructor(options: PostgresProvisionerOptions) {
+    this.#installation = options.installation;
     this.#poolSize = options.poolSize ?? 2;
     this.#sessionEndTimeoutMs = options.sessionEndTimeoutMs ?? 5000;
     this.#statementTimeoutMs = options.statementTimeoutMs ?? 15_000;
@@ -134,7 +140,7 @@ export class PostgresProvisioner implements Provisioner {
       validUntil: grant.expiresAt,
       connectionLimit: target.connectionLimit,
     };
-    const owner = { grant: grant.id, resource: resource.id };
+    const owner = { grant: grant.id, resource: resource.id, installation: this.#installation };
 
     const loginOid = await this.#run(
       `create login ${login} for grant ${grant.id} on ${resource.id}`,
@@ -246,20 +252,30 @@ export class PostgresProvisioner implements Provisioner {
     });
   }
 
-  /** Grant ids of the logins this resource's Portcullis roles belong to (for reconciliation). */
-  async inspect(resource: ResourceDefinition): Promise<{ readonly grantIds: readonly string[] }> {
+  /**
+   * This resource's Portcullis logins made by this installation (or before installations were
+   * named), by the grant their comment names, with the artefacts `revoke` needs (for
+   * reconciliation). A `pc_` role whose comment names no grant of this resource, or another
+   * installation, is not listed: nothing ties it to a grant this installation may act for.
+   */
+  async inspect(resource: ResourceDefinition): Promise<readonly TargetHolding[]> {
+    const database = postgresTargetOf(resource).database;
     return this.#run(`inspect ${resource.id}`, async () => {
-      const { rows } = await this.#pool(resource).query<{ rolname: string; comment: string | null }>(
-        `select rolname, shobj_description(oid, 'pg_authid') as comment
-           from pg_roles where starts_with(rolname, $1)`,
+      const { rows } = await this.#pool(resource).query<{
+        rolname: string;
+        oid: string;
+        comment: string | null;
+      }>(
+        `select rolname, oid::text as oid, shobj_description(oid, 'pg_authid') as comment
+           from pg_roles where starts_with(rolname, $1) order by rolname`,
         [loginRolePrefix],
       );
-      const grantIds = new Set<string>();
-      for (const row of rows) {
+      return rows.flatMap((row) => {
         const owner = parseLoginRoleComment(row.comment);
-        if (isLoginRoleName(row.rolname) && owner?.resource === resource.id) grantIds.add(owner.grant);
-      }
-      return { grantIds: [...grantIds].sort() };
+        if (!isLoginRoleName(row.rolname) || owner?.resource !== resource.id) return [];
+        if (owner.installation !== undefined && owner.installation !== this.#installation) return [];
+        return [{ grantId: owner.grant, artefacts: { login: row.rolname, database, login_oid: row.oid } }];
+      });
     });
   }
 

@@ -13,7 +13,7 @@ function fake(kind: string, onClose: () => Promise<void> = async () => {}): Prov
     plan: () => ({}),
     apply: async () => ({ artefacts: {} }),
     revoke: async () => {},
-    inspect: async () => ({ grantIds: [] }),
+    inspect: async () => [],
     close: onClose,
   };
 }

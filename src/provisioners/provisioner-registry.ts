@@ -3,7 +3,7 @@
  * kind of target is a new provisioner file plus one `register` line there.
  *
  * @example
- * const provisioners = new ProvisionerRegistry([new PostgresProvisioner(), new TokenProvisioner()]);
+ * const provisioners = new ProvisionerRegistry([new PostgresProvisioner({ installation }), new TokenProvisioner()]);
  * provisioners.assertCovers(config.resources.values()); // at start-up: every resource has one
  * await provisioners.get(resource.kind).apply(context);
  */

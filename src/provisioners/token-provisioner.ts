@@ -2,7 +2,7 @@
  * The `token` provisioner. For a `token` resource the access *is* the Portcullis-signed token
  * (JWT with the grant id, role and an `exp` no later than the grant's end; introspection answers
  * `active: false` once the grant ends). There is nothing outside Portcullis to create or take back,
- * so apply and revoke touch nothing external and always succeed, and inspect finds nothing: the
+ * so apply and revoke touch nothing external and always succeed, and inspect answers null: the
  * reconciler has no target state to compare for this kind.
  */
 import type { ProvisionContext, Provisioner, ProvisionResult } from '../app/ports.js';
@@ -27,9 +27,9 @@ export class TokenProvisioner implements Provisioner {
   /** Nothing external to undo: the token stops being valid with the grant (introspection, `exp`). */
   async revoke(_context: ProvisionContext): Promise<void> {}
 
-  /** No external state: always an empty list. */
-  async inspect(_resource: ResourceDefinition): Promise<{ readonly grantIds: readonly string[] }> {
-    return { grantIds: [] };
+  /** No external state to compare. */
+  async inspect(_resource: ResourceDefinition): Promise<null> {
+    return null;
   }
 
   async close(): Promise<void> {}

@@ -13,6 +13,7 @@ import { GatewaySessions } from '../app/gateway-sessions.js';
 import { NotificationRelay } from '../app/notification-relay.js';
 import type { Store } from '../app/ports.js';
 import { PrincipalLocks } from '../app/principal-locks.js';
+import { Reconciler } from '../app/reconciler.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer } from '../audit/checkpoint.js';
@@ -44,6 +45,7 @@ import { mappingSettingsOf } from '../identity/sign-in-explain.js';
 import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
 import { registerGatewayMetrics } from '../observability/gateway-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
+import { PrometheusReconcileMetrics } from '../observability/reconcile-metrics.js';
 import { CedarPolicyEngine } from '../policy/cedar-policy-engine.js';
 import { DenyAllPolicyEngine } from '../policy/deny-all-policy-engine.js';
 import { policyClock } from '../policy/policy-context.js';
@@ -200,7 +202,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     });
 
     const provisioners = new ProvisionerRegistry([
-      new PostgresProvisioner({ poolSize: 4 }),
+      new PostgresProvisioner({ poolSize: 4, installation: await store.installationId() }),
       new TokenProvisioner(),
     ]);
     closers.push(() => provisioners.close());
@@ -360,6 +362,20 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       ),
     );
 
+    const reconciler = new Reconciler({
+      store,
+      provisioners,
+      resources: config.resources,
+      clock,
+      metrics: new PrometheusReconcileMetrics(metrics.registry),
+      newId: randomUUID,
+      log: logger.child({ component: 'reconcile' }),
+      intervalMs: config.reconcileIntervalSeconds === null ? null : config.reconcileIntervalSeconds * 1000,
+      owner: `${hostname()}:${process.pid}:${randomUUID()}`,
+      isAdmin: (principal) => access.isAdmin(principal),
+      onError: (error) => logger.error({ err: error }, 'reconciliation'),
+    });
+
     expiry = new ExpiryLoop(access, store, clock, {
       pollIntervalMs: config.expiry.pollIntervalSeconds * 1000,
       onError: (error) => logger.error({ err: error }, 'expiry loop'),
@@ -373,6 +389,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
             { kid: rotated.kid, alg: rotated.alg, retired: rotated.retiredKids },
             'token key rotated on schedule',
           );
+        reconciler.tick(now);
       },
     });
     // Emergency requests left approved by a crash must not outlive their activation.
@@ -381,6 +398,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     if (Object.values(recovered).some((count) => count > 0)) logger.info(recovered, 'recovered at boot');
     expiry.start();
     closers.push(() => (expiry as ExpiryLoop).stop());
+    closers.push(() => reconciler.stop());
 
     if (config.notifications.channels.length > 0) {
       const notifications = new NotificationRelay({
@@ -405,6 +423,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         // Set once the gateway listens, below; until then there are no local sessions.
         local: () => gateway?.directory,
       }),
+      reconciler,
       principalLocks: new PrincipalLocks({
         store,
         clock,

@@ -87,6 +87,13 @@ export function createStore(
     ...checkedAll(repositories(backend.db), outsideTransaction),
     auditLog: checked(audit.reader(backend.db), outsideTransaction),
 
+    async installationId() {
+      outsideTransaction();
+      const row = await backend.db.selectFrom('installation').select('id').executeTakeFirst();
+      if (!row) throw new Error('The installation table is empty: the schema was not migrated');
+      return row.id;
+    },
+
     async transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
       outsideTransaction();
       return backend.transaction(async (trx) => {

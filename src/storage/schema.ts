@@ -218,6 +218,12 @@ export interface ScimGroupMembersTable {
   user_id: string;
 }
 
+/** One row, made by migration 0011: this installation's id. */
+export interface InstallationTable {
+  id: string;
+  created_at: number;
+}
+
 export interface NotificationCursorsTable {
   channel: string;
   /** The last audit sequence the channel has handled. */
@@ -246,6 +252,7 @@ export interface Database {
   scim_groups: ScimGroupsTable;
   scim_group_members: ScimGroupMembersTable;
   notification_cursors: NotificationCursorsTable;
+  installation: InstallationTable;
 }
 
 export type { Generated };

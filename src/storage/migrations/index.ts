@@ -14,6 +14,7 @@ import * as notificationCursors from './0007-notification-cursors.js';
 import * as oneDrillPerActivation from './0008-one-drill-per-activation.js';
 import * as requestSource from './0009-request-source.js';
 import * as requestReviewDeadline from './0010-request-review-deadline.js';
+import * as installation from './0011-installation.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
@@ -26,4 +27,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '0008-one-drill-per-activation': oneDrillPerActivation,
   '0009-request-source': requestSource,
   '0010-request-review-deadline': requestReviewDeadline,
+  '0011-installation': installation,
 };
