@@ -621,6 +621,8 @@ export class ClientConnection implements RegisteredSession {
         session.tracker.sync();
         this.#pending++;
         this.#unsynced = false;
+      } else if (type === FrontendMessage.CopyDone || type === FrontendMessage.CopyFail) {
+        session.tracker.copyEnded();
       } else if (type === FrontendMessage.Terminate) {
         this.#clientSaidGoodbye = true;
       }
@@ -681,13 +683,16 @@ export class ClientConnection implements RegisteredSession {
         // a later piece of a large message, forwarded as it came
       } else if (type === BackendMessage.ReadyForQuery) {
         if (this.#pending > 0) this.#pending--;
-        tracker?.serverSaid(type);
+        tracker?.serverSaid(type, reader.buffer[reader.bodyOffset]);
       } else if (
-        (type === BackendMessage.ParseComplete || type === BackendMessage.ErrorResponse) &&
-        tracker?.awaitingParse
+        type === BackendMessage.ErrorResponse ||
+        type === BackendMessage.CopyInResponse ||
+        type === BackendMessage.CopyBothResponse ||
+        ((type === BackendMessage.ParseComplete || type === BackendMessage.BindComplete) &&
+          tracker?.awaitingAnswers)
       ) {
-        // Only what the server accepted becomes a statement the Execute records name.
-        tracker.serverSaid(type);
+        // Only what the server accepted becomes a statement or portal the Execute records name.
+        tracker?.serverSaid(type);
       }
       out.add(reader.buffer, reader.offset, reader.end);
     }

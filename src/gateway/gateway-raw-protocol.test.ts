@@ -19,6 +19,7 @@ import {
   bind,
   execute,
   flush,
+  frame,
   functionCall,
   parse,
   query,
@@ -148,6 +149,109 @@ describe('gateway: raw protocol', () => {
     assert.equal(executed[0]?.statement, 's1');
     // The refused Parse is still recorded: it was sent.
     assert.equal(records.filter((r) => r.kind === 'parse').length, 2);
+  });
+
+  /** The text of the first DataRow among `frames`. */
+  const firstRow = (frames: { type: string; body: Buffer }[]) =>
+    frames.find((f) => f.type === 'D')?.body.toString('latin1') ?? '';
+
+  test('a Parse the server skipped after an error (Flush, then more of the batch) never names what ran', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open();
+    raw.send(parse('q', "select 'really_ran_1'::text"), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('bad', 'garbage here'), flush());
+    await raw.until((f) => f.type === 'E');
+    raw.send(parse('q', 'select 1 as harmless_1'), sync()); // skipped by the server
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('x', 'select 2'), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(bind('', 'q'), execute(''), sync());
+    assert.match(firstRow(await raw.until((f) => f.type === 'Z')), /really_ran_1/);
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf("select 'really_ran_1'::text"));
+    const executed = records.filter((r) => r.kind === 'execute');
+    assert.deepEqual(
+      executed.map((r) => [r.statement, r.sql]),
+      [['q', "select 'really_ran_1'::text"]],
+    );
+    const skippedParse = records.find((r) => r.kind === 'parse' && r.sql === 'select 1 as harmless_1');
+    assert.equal(skippedParse?.skipped, true);
+  });
+
+  test('a Sync sent during COPY FROM STDIN does not put later Executes out of step', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open();
+    raw.send(query('create temp table copy_sync_t(x int)'));
+    await raw.until((f) => f.type === 'Z');
+    raw.send(query('copy copy_sync_t from stdin'));
+    await raw.until((f) => f.type === 'G');
+    raw.send(sync(), frame('c', Buffer.alloc(0))); // the server ignores this Sync
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('q', 'select count(*) from no_such_table_harmless'), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('q', "select 'really_ran_2'::text"), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('z', 'garbage here'), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(bind('', 'q'), execute(''), sync());
+    assert.match(firstRow(await raw.until((f) => f.type === 'Z')), /really_ran_2/);
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf("select 'really_ran_2'::text"));
+    assert.deepEqual(
+      records.filter((r) => r.kind === 'execute').map((r) => r.sql),
+      ["select 'really_ran_2'::text"],
+    );
+  });
+
+  test('COPY over the extended protocol (Execute, Sync, then the data) keeps Executes in step', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open();
+    raw.send(query('create temp table copy_ext_t(x int)'));
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('', 'copy copy_ext_t from stdin'), bind('', ''), execute(''), sync());
+    await raw.until((f) => f.type === 'G');
+    raw.send(frame('d', Buffer.from('1\n2\n')), frame('c', Buffer.alloc(0)), sync());
+    const done = await raw.until((f) => f.type === 'Z');
+    assert.ok(done.some((f) => f.type === 'C' && f.body.toString('latin1').startsWith('COPY 2')));
+    raw.send(parse('q', 'select count(*) from no_such_table_harmless_3'), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('q', "select 'really_ran_3'::text"), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(bind('', 'q'), execute(''), sync());
+    assert.match(firstRow(await raw.until((f) => f.type === 'Z')), /really_ran_3/);
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf("select 'really_ran_3'::text"));
+    assert.deepEqual(
+      records.filter((r) => r.kind === 'execute').map((r) => r.sql),
+      ['copy copy_ext_t from stdin', "select 'really_ran_3'::text"],
+    );
+  });
+
+  test("a portal re-declared as a cursor in SQL is recorded without SQL, not as the Bind's", async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open();
+    raw.send(query('begin'));
+    await raw.until((f) => f.type === 'Z');
+    raw.send(parse('s1', "select 'harmless_4'::text"), bind('c', 's1'), sync());
+    await raw.until((f) => f.type === 'Z');
+    raw.send(query("close c; declare c cursor for select 'really_ran_4'::text"));
+    await raw.until((f) => f.type === 'Z');
+    raw.send(execute('c'), sync());
+    assert.match(firstRow(await raw.until((f) => f.type === 'Z')), /really_ran_4/);
+    raw.send(query('commit'));
+    await raw.until((f) => f.type === 'Z');
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf("select 'harmless_4'::text"));
+    assert.deepEqual(
+      records.filter((r) => r.kind === 'execute').map((r) => [r.portal, r.sql, r.sqlUnknown]),
+      [['c', null, 'redefined_in_sql']],
+    );
+    assert.ok(records.some((r) => r.kind === 'query' && String(r.sql).includes('really_ran_4')));
   });
 
   test('after DEALLOCATE and PREPARE in SQL the Execute records the statement name and no SQL', async (t) => {

@@ -182,6 +182,33 @@ describe('StatementRecorder', () => {
     await recorder.close();
   });
 
+  test('a few huge statements congest the queue as many small ones do (characters, not only records)', async () => {
+    const written: TimedEvent[] = [];
+    const recorder = new StatementRecorder({
+      write: async (events) => {
+        written.push(...events);
+      },
+      now: () => 1,
+      flushIntervalMs: 1_000_000,
+      highWaterChars: 100_000,
+      onUnwritable: () => {},
+      onError: () => {},
+    });
+    const a = recorder.openSession(facts('a'));
+    recorder.recordStatement(a, { at: 1, kind: 'query', sql: 'x'.repeat(60_000) });
+    assert.equal(recorder.congested, false);
+    recorder.recordStatement(a, { at: 2, kind: 'query', sql: 'y'.repeat(60_000) });
+    assert.equal(recorder.congested, true, 'two records, but 120,000 characters');
+    let drained = false;
+    recorder.onDrain(() => {
+      drained = true;
+    });
+    await recorder.flush();
+    assert.equal(drained, true);
+    assert.equal(recorder.congested, false);
+    await recorder.close();
+  });
+
   test('a queue that stays congested turns the recorder unwritable (a stalled store)', async () => {
     let unwritable: unknown;
     const recorder = new StatementRecorder({

@@ -136,6 +136,8 @@ export interface StatementRecorderOptions {
   readonly maxEventsPerWrite?: number;
   /** Statements and events waiting above which sessions stop reading from clients (default 20,000). */
   readonly highWaterMark?: number;
+  /** Characters of statement text and parameters queued beyond which the recorder is congested too (default 64 Mi). */
+  readonly highWaterChars?: number;
   /** Congested this long without draining: unwritable (default 5000 ms). */
   readonly maxStallMs?: number;
   /** Attempts of one batch before the recorder turns unwritable (default 3). */
@@ -155,6 +157,7 @@ export class StatementRecorder {
   readonly #flushAt: number;
   readonly #maxEventsPerWrite: number;
   readonly #highWaterMark: number;
+  readonly #highWaterChars: number;
   readonly #maxStallMs: number;
   readonly #maxAttempts: number;
   readonly #retryIntervalMs: number;
@@ -165,6 +168,8 @@ export class StatementRecorder {
   readonly #openBatches = new Map<string, StatementBatch>();
   /** Statements and events queued or being written. */
   #pending = 0;
+  /** Characters of the statements queued or being written: a few huge statements weigh like many. */
+  #pendingChars = 0;
   #timer: NodeJS.Timeout | undefined;
   #stallTimer: NodeJS.Timeout | undefined;
   #flushing: Promise<boolean> | undefined;
@@ -179,6 +184,7 @@ export class StatementRecorder {
     this.#flushAt = options.flushAtStatements ?? 2000;
     this.#maxEventsPerWrite = options.maxEventsPerWrite ?? 500;
     this.#highWaterMark = options.highWaterMark ?? 20_000;
+    this.#highWaterChars = options.highWaterChars ?? 64 * 1024 * 1024;
     this.#maxStallMs = options.maxStallMs ?? 5000;
     this.#maxAttempts = options.maxAttempts ?? 3;
     this.#retryIntervalMs = options.retryIntervalMs ?? 1000;
@@ -193,7 +199,7 @@ export class StatementRecorder {
 
   /** True while too many statements wait: stop reading from clients until {@link onDrain} fires. */
   get congested(): boolean {
-    return this.#pending > this.#highWaterMark;
+    return this.#pending > this.#highWaterMark || this.#pendingChars > this.#highWaterChars;
   }
 
   /** Statements and events not yet written. */
@@ -237,6 +243,7 @@ export class StatementRecorder {
     run.statements.push(statement);
     batch.size++;
     batch.chars += chars;
+    this.#pendingChars += chars;
     session.next++;
     this.#recorded++;
     this.#queued(1);
@@ -371,7 +378,8 @@ export class StatementRecorder {
     let count = 0;
     for (const entry of entries) {
       count += entrySize(entry);
-      if (!isBatch(entry)) entry.waiter?.resolve();
+      if (isBatch(entry)) this.#pendingChars -= entry.chars;
+      else entry.waiter?.resolve();
     }
     this.#pending -= count;
     this.#writable = true;

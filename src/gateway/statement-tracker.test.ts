@@ -88,19 +88,25 @@ describe('StatementTracker', () => {
       t.observe(FrontendMessage.Bind, body(encodeBind({ portal, statement })), 2);
       return t.observe(FrontendMessage.Execute, body(encodeExecute(portal)), 3);
     };
-    const answer = (t: StatementTracker, ...types: number[]) => {
-      for (const type of types) t.serverSaid(type);
+    const answer = (t: StatementTracker, ...messages: (number | [number, number])[]) => {
+      for (const m of messages) {
+        if (typeof m === 'number') t.serverSaid(m);
+        else t.serverSaid(m[0], m[1]);
+      }
     };
-    const { ParseComplete, ErrorResponse, ReadyForQuery } = BackendMessage;
+    const { ParseComplete, BindComplete, ErrorResponse, CopyInResponse } = BackendMessage;
+    const [idle, inTransaction, failedTransaction] = [0x49, 0x54, 0x45];
+    /** A ReadyForQuery and its transaction status, as `answer` takes it. */
+    const ReadyForQuery = (status: number): [number, number] => [BackendMessage.ReadyForQuery, status];
 
     test('a re-Parse the server refused (42P05) leaves the statement it had', () => {
       const t = new StatementTracker(false);
       parse(t, 's1', "select 'really_ran'");
       t.sync();
-      answer(t, ParseComplete, ReadyForQuery);
+      answer(t, ParseComplete, ReadyForQuery(idle));
       parse(t, 's1', 'select 1 as harmless');
       t.sync();
-      answer(t, ErrorResponse, ReadyForQuery);
+      answer(t, ErrorResponse, ReadyForQuery(idle));
       const execute = run(t, 's1');
       assert.equal(execute?.sql, "select 'really_ran'");
       assert.equal(execute?.sqlUnknown, undefined);
@@ -112,8 +118,8 @@ describe('StatementTracker', () => {
       parse(t, 'b', 'select 2');
       assert.equal(run(t, 'a')?.sql, 'select 1/0');
       t.sync();
-      answer(t, ErrorResponse, ReadyForQuery); // b was skipped: never a statement
-      assert.equal(t.awaitingParse, false);
+      answer(t, ErrorResponse, ReadyForQuery(idle)); // b was skipped: never a statement
+      assert.equal(t.awaitingAnswers, false);
       assert.deepEqual(
         { sql: run(t, 'b')?.sql, why: run(t, 'b')?.sqlUnknown },
         { sql: null, why: 'statement_not_seen' },
@@ -124,7 +130,7 @@ describe('StatementTracker', () => {
       const t = new StatementTracker(false);
       parse(t, 's1', 'select 1');
       t.sync();
-      answer(t, ParseComplete, ReadyForQuery);
+      answer(t, ParseComplete, ReadyForQuery(idle));
       parse(t, 's1', 'select 2'); // may fail with 42P05
       t.sync();
       assert.equal(run(t, 's1')?.sqlUnknown, 'parse_pending');
@@ -157,7 +163,7 @@ describe('StatementTracker', () => {
         parse(t, 's2', 'select 1 as harmless');
         parse(t, '', 'select 3');
         t.sync();
-        answer(t, ParseComplete, ParseComplete, ReadyForQuery);
+        answer(t, ParseComplete, ParseComplete, ReadyForQuery(idle));
         act(t);
         const execute = run(t, 's2');
         assert.deepEqual(
@@ -179,12 +185,136 @@ describe('StatementTracker', () => {
     test('beyond the cap the oldest portal is forgotten, not all of them', () => {
       const t = new StatementTracker(false);
       parse(t, '', 'select 5');
-      for (let i = 0; i <= 10_000; i++)
+      answer(t, ParseComplete);
+      for (let i = 0; i <= 10_000; i++) {
         t.observe(FrontendMessage.Bind, body(encodeBind({ portal: `p${i}` })), 1);
+        answer(t, BindComplete);
+      }
+      t.sync();
+      answer(t, ReadyForQuery(inTransaction));
       const first = t.observe(FrontendMessage.Execute, body(encodeExecute('p0')), 2);
       assert.deepEqual([first?.sql, first?.sqlUnknown], [null, 'portal_not_seen']);
       assert.equal(t.observe(FrontendMessage.Execute, body(encodeExecute('p1')), 2)?.sql, 'select 5');
       assert.equal(t.observe(FrontendMessage.Execute, body(encodeExecute('p10000')), 2)?.sql, 'select 5');
+    });
+
+    test('a Parse sent into a batch the server already failed is skipped, never committed (Flush, then more)', () => {
+      const t = new StatementTracker(false);
+      parse(t, 'q', "select 'really_ran'");
+      t.sync();
+      answer(t, ParseComplete, ReadyForQuery(idle));
+      parse(t, 'bad', 'garbage');
+      answer(t, ErrorResponse); // after a Flush: the batch failed, its Sync not sent yet
+      const skipped = parse(t, 'q', 'select 1 as harmless');
+      assert.equal(skipped?.skipped, true);
+      assert.equal(JSON.stringify(skipped), canonicalJson(skipped));
+      t.sync();
+      answer(t, ReadyForQuery(idle));
+      parse(t, 'x', 'select 2');
+      t.sync();
+      answer(t, ParseComplete, ReadyForQuery(idle)); // x's, not the skipped q's
+      const execute = run(t, 'q');
+      assert.deepEqual([execute?.sql, execute?.skipped], ["select 'really_ran'", undefined]);
+    });
+
+    test('a Bind the server skipped leaves the portal it had; an Execute in a failed batch says skipped', () => {
+      const t = new StatementTracker(false);
+      parse(t, 'evil', "select 'really_ran'");
+      parse(t, 'harmless', 'select 1');
+      t.observe(FrontendMessage.Bind, body(encodeBind({ portal: 'c', statement: 'evil' })), 1);
+      t.sync();
+      answer(t, ParseComplete, ParseComplete, BindComplete, ReadyForQuery(inTransaction));
+      parse(t, 'bad', 'garbage');
+      t.observe(FrontendMessage.Bind, body(encodeBind({ portal: 'c', statement: 'harmless' })), 2);
+      t.sync();
+      answer(t, ErrorResponse, ReadyForQuery(failedTransaction));
+      const later = t.observe(FrontendMessage.Execute, body(encodeExecute('c')), 3);
+      assert.deepEqual([later?.sql, later?.statement], ["select 'really_ran'", 'evil']);
+      // The error is known before this Execute goes out: the server will skip it.
+      answer(t, ErrorResponse);
+      assert.equal(t.observe(FrontendMessage.Execute, body(encodeExecute('c')), 4)?.skipped, true);
+    });
+
+    test('Syncs the server ignores during COPY FROM STDIN end no batch (simple and extended protocol)', () => {
+      const t = new StatementTracker(false);
+      t.observe(FrontendMessage.Query, body(encodeQuery('copy t from stdin')), 1);
+      answer(t, CopyInResponse);
+      t.sync(); // ignored by the server while it reads copy data
+      t.copyEnded();
+      answer(t, ReadyForQuery(idle));
+      parse(t, 'q', 'select count(*) from no_such_table_harmless');
+      t.sync();
+      answer(t, ErrorResponse, ReadyForQuery(idle));
+      parse(t, 'q', "select 'really_ran'");
+      t.sync();
+      answer(t, ParseComplete, ReadyForQuery(idle));
+      parse(t, 'z', 'garbage');
+      t.sync();
+      answer(t, ErrorResponse, ReadyForQuery(idle));
+      assert.equal(run(t, 'q')?.sql, "select 'really_ran'");
+
+      // libpq's COPY over the extended protocol: Parse, Bind, Execute, Sync, then the data.
+      parse(t, '', 'copy t from stdin');
+      run(t, '');
+      t.sync(); // ignored: the server is in copy mode by the time it reads it
+      answer(t, ParseComplete, BindComplete, CopyInResponse);
+      t.copyEnded();
+      t.sync();
+      answer(t, ReadyForQuery(idle));
+      parse(t, 'after', 'select 3');
+      t.sync();
+      answer(t, ParseComplete, ReadyForQuery(idle));
+      assert.equal(run(t, 'after')?.sql, 'select 3');
+    });
+
+    test('a named portal bound before DECLARE or CLOSE in SQL, or before its transaction ended, is not trusted', () => {
+      for (const [what, act] of [
+        [
+          'a cursor re-declared in SQL',
+          (t: StatementTracker) =>
+            t.observe(
+              FrontendMessage.Query,
+              body(encodeQuery("close c; declare c cursor for select 'x'")),
+              5,
+            ),
+        ],
+        [
+          'a FunctionCall',
+          (t: StatementTracker) =>
+            t.observe(FrontendMessage.FunctionCall, body(encodeFunctionCall({ functionOid: 2924 })), 5),
+        ],
+      ] as const) {
+        const t = new StatementTracker(false);
+        parse(t, 's1', 'select 1 as harmless');
+        t.observe(FrontendMessage.Bind, body(encodeBind({ portal: 'c', statement: 's1' })), 1);
+        t.sync();
+        answer(t, ParseComplete, BindComplete, ReadyForQuery(inTransaction));
+        assert.equal(
+          t.observe(FrontendMessage.Execute, body(encodeExecute('c')), 2)?.sql,
+          'select 1 as harmless',
+        );
+        t.sync();
+        answer(t, ReadyForQuery(inTransaction));
+        act(t);
+        answer(t, ReadyForQuery(inTransaction));
+        const execute = t.observe(FrontendMessage.Execute, body(encodeExecute('c')), 6);
+        assert.deepEqual([execute?.sql, execute?.sqlUnknown], [null, 'redefined_in_sql'], what);
+      }
+      const t = new StatementTracker(false);
+      parse(t, 's1', 'select 1');
+      t.observe(FrontendMessage.Bind, body(encodeBind({ portal: 'c', statement: 's1' })), 1);
+      t.sync();
+      answer(t, ParseComplete, BindComplete, ReadyForQuery(idle)); // autocommit: the portal is gone
+      const execute = t.observe(FrontendMessage.Execute, body(encodeExecute('c')), 2);
+      assert.deepEqual([execute?.sql, execute?.sqlUnknown], [null, 'portal_not_seen']);
+    });
+
+    test('unanswered Parses are capped: beyond, the session is untracked and their text is let go', () => {
+      const t = new StatementTracker(false);
+      const text = `select 1 /* ${'x'.repeat(1_000_000)} */`;
+      for (let i = 0; i < 300; i++) parse(t, `s${i}`, text); // each kept cut to 64 Ki characters
+      assert.equal(t.awaitingAnswers, false, 'over the cap: nothing is kept pending');
+      assert.deepEqual([run(t, 's0')?.sql, run(t, 's0')?.sqlUnknown], [null, 'untracked']);
     });
   });
 });

@@ -7,6 +7,7 @@
  * record that names the SQL that ran — with `-M prepared` one record per execution, not three.
  */
 import { createHash } from 'node:crypto';
+import { BatchTracker, type RecordedSql } from './batch-tracker.js';
 import { binaryParameterText, isTextLikeType } from './binary-parameter.js';
 import {
   BackendMessage,
@@ -19,12 +20,12 @@ import {
 } from './protocol/index.js';
 import type { StatementFields } from './statement-recorder.js';
 
+export type { UnknownSqlReason } from './batch-tracker.js';
+
 /** Statement text kept in one event; longer text is cut and its SHA-256 recorded. */
 export const maxRecordedSqlChars = 65_536;
 /** Bytes of one parameter value kept when parameters are recorded. */
 export const maxRecordedParameterBytes = 1024;
-/** Named statements, and portals, remembered per session (the oldest is forgotten beyond). */
-const maxNamedStatements = 10_000;
 
 export interface SessionFacts {
   readonly sessionId: string;
@@ -34,44 +35,10 @@ export interface SessionFacts {
   readonly requestId: string;
 }
 
-interface PreparedStatement {
-  readonly name: string;
-  readonly query: string;
-  /** Parameter type OIDs the Parse declared (0 or missing: the server infers the type). */
-  readonly parameterTypes: readonly number[];
-  /** The SQL-level epoch when the Parse was sent (see `#epoch`). */
-  readonly epoch: number;
-  /** The text may itself run PREPARE, DEALLOCATE or DISCARD when executed. */
-  readonly touchesPrepared: boolean;
-}
-
-/** A Parse sent upstream and not yet answered: `segment` is the number of sync points sent before it. */
-interface PendingParse extends PreparedStatement {
-  readonly segment: number;
-}
-
-/** Why an Execute record has `sql: null`. */
-export type UnknownSqlReason =
-  /** No Parse of the statement was seen in this session (or it was forgotten beyond the cap). */
-  | 'statement_not_seen'
-  /** The Bind came while Parses of the name with different text were unanswered: which one ran is not known. */
-  | 'parse_pending'
-  /** PREPARE, DEALLOCATE or DISCARD ran in SQL since the Parse, and could have replaced the statement. */
-  | 'redefined_in_sql'
-  /** No Bind of the portal was seen (or it was forgotten beyond the cap). */
-  | 'portal_not_seen'
-  /** The client broke the protocol's order (a Query inside an unsynced extended-protocol batch). */
-  | 'untracked';
-
-interface Portal {
-  readonly statement: string;
-  /** The statement the server bound, or why it is not known. */
-  readonly resolved: PreparedStatement | UnknownSqlReason;
-  readonly parameters: readonly (string | null)[] | undefined;
-}
-
 /** SQL that creates or drops prepared statements, outside the protocol's Parse/Close. */
 const touchesPreparedSql = /\b(?:prepare|deallocate|discard)\b/i;
+/** SQL that declares or closes cursors, which share their names with the protocol's portals. */
+const touchesPortalsSql = /\b(?:declare|close|discard)\b/i;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -97,122 +64,65 @@ function recordedValue(value: Buffer | null, binary: boolean, typeOid: number): 
   return `base64:${cut.toString('base64')}${suffix}`;
 }
 
-/** Adds `sql` (and, when cut, its length and hash) to `into`, keeping canonical key order. */
-function addSql(into: Record<string, unknown>, sql: string): void {
-  if (sql.length <= maxRecordedSqlChars) {
-    into.sql = sql;
-    return;
+/**
+ * `sql` as records carry it: whole, or cut at {@link maxRecordedSqlChars} with its length and hash.
+ * The cut text is copied out, so a record never keeps the whole (possibly huge) text alive.
+ */
+export function recordedSql(sql: string): RecordedSql {
+  if (sql.length <= maxRecordedSqlChars) return { sql };
+  return {
+    sql: Buffer.from(sql.slice(0, maxRecordedSqlChars), 'utf16le').toString('utf16le'),
+    sqlLength: sql.length,
+    sqlSha256: createHash('sha256').update(sql).digest('hex'),
+    sqlTruncated: true,
+  };
+}
+
+/** Adds the recorded text to `into` in canonical key order (`sql`, then `sqlLength`, …). */
+function addSql(into: Record<string, unknown>, text: RecordedSql): void {
+  into.sql = text.sql;
+  if (text.sqlTruncated) {
+    into.sqlLength = text.sqlLength;
+    into.sqlSha256 = text.sqlSha256;
+    into.sqlTruncated = true;
   }
-  into.sql = sql.slice(0, maxRecordedSqlChars);
-  into.sqlLength = sql.length;
-  into.sqlSha256 = createHash('sha256').update(sql).digest('hex');
-  into.sqlTruncated = true;
 }
 
 /**
- * Per-session statement state; `observe` returns the record a message produces, if any.
- *
- * **Only what the server accepted.** A Parse is *pending* until the server answers it: its
- * ParseComplete commits it to the statement map; an ErrorResponse drops it (and every Parse after
- * it up to the next Sync, which the server skips). The connection reports the server's
- * ParseComplete, ErrorResponse and ReadyForQuery ({@link serverSaid}) and the client's Sync
- * ({@link sync}). A Bind resolves its statement when it is sent, as the server does: from a
- * pending Parse of the same batch (if that Parse fails, the Bind is skipped too), else from the
- * committed one; when both are possible and differ, or when SQL may have replaced it (PREPARE,
- * DEALLOCATE or DISCARD seen in the session since), the Execute is recorded with `sql: null` and
- * `sqlUnknown` saying why, never with text that may not have run.
+ * Per-session statement state; `observe` returns the record a message produces, if any. Which
+ * Parses and Binds the server accepted is the {@link BatchTracker}'s part: an Execute record names
+ * only SQL the server accepted, and when that is not certain it has `sql: null` and `sqlUnknown`
+ * saying why, never text that may not have run.
  */
 export class StatementTracker {
   readonly #recordParameters: boolean;
-  readonly #statements = new Map<string, PreparedStatement>();
-  readonly #portals = new Map<string, Portal>();
-  /** Parses sent and not yet answered, oldest first. */
-  #pending: PendingParse[] = [];
-  /** Sync points sent (Sync, Query, FunctionCall: each answered by one ReadyForQuery). */
-  #syncPointsSent = 0;
-  /** ReadyForQuery received. */
-  #syncPointsAnswered = 0;
-  /** Bumped when SQL text that may create or drop prepared statements goes upstream. */
-  #epoch = 0;
-  /** A Parse, Bind or Execute went upstream since the last Sync. */
-  #unsynced = false;
-  /** The client broke the protocol's order: the server's answers can no longer be matched. */
-  #untracked = false;
+  readonly #batches = new BatchTracker();
 
   constructor(recordParameters: boolean) {
     this.#recordParameters = recordParameters;
   }
 
-  /** True while a Parse waits for its answer: the connection then reports ParseComplete and ErrorResponse. */
-  get awaitingParse(): boolean {
-    return this.#pending.length > 0;
+  /** True while the connection must report the server's answers ({@link serverSaid}). */
+  get awaitingAnswers(): boolean {
+    return this.#batches.awaitingAnswers;
   }
 
   /** The client sent Sync. */
   sync(): void {
-    this.#syncPointsSent++;
-    this.#unsynced = false;
+    this.#batches.syncSent();
   }
 
-  /** The server sent a ParseComplete, ErrorResponse or ReadyForQuery (`type`, a BackendMessage). */
-  serverSaid(type: number): void {
-    if (type === BackendMessage.ReadyForQuery) {
-      this.#syncPointsAnswered++;
-      return;
-    }
-    const pending = this.#pending;
-    if (pending.length === 0) return;
-    if (type === BackendMessage.ParseComplete) {
-      const parse = pending.shift() as PendingParse;
-      this.#commit(parse);
-    } else if (type === BackendMessage.ErrorResponse) {
-      // The server skips to the next Sync: the Parses of the batch it is in never complete.
-      const segment = this.#syncPointsAnswered;
-      while (pending.length > 0 && (pending[0] as PendingParse).segment === segment) pending.shift();
-    }
+  /** The client sent CopyDone or CopyFail. */
+  copyEnded(): void {
+    this.#batches.copyEndSent();
   }
 
-  #commit(parse: PreparedStatement): void {
-    const statements = this.#statements;
-    if (parse.name !== '' && !statements.has(parse.name) && statements.size >= maxNamedStatements) {
-      statements.delete(statements.keys().next().value as string);
-    }
-    statements.set(parse.name, parse);
-  }
-
-  #syncPoint(): void {
-    // A Query or FunctionCall inside an unsynced batch is skipped (no ReadyForQuery) if the batch
-    // failed, answered if not: the answers can no longer be matched to Parses.
-    if (this.#unsynced) this.#untracked = true;
-    this.#syncPointsSent++;
-  }
-
-  /** The statement a Bind of `name` sent now will use, or why that is not known. */
-  #resolve(name: string): PreparedStatement | UnknownSqlReason {
-    if (this.#untracked) return 'untracked';
-    let candidate: PreparedStatement | undefined;
-    let ambiguous = false;
-    const pending = this.#pending;
-    for (let i = pending.length - 1; i >= 0; i--) {
-      const parse = pending[i] as PendingParse;
-      if (parse.name !== name) continue;
-      // In the Bind's own batch: if it fails, the Bind is skipped with it.
-      if (parse.segment === this.#syncPointsSent && candidate === undefined) return this.#current(parse);
-      if (candidate === undefined) candidate = parse;
-      else if (candidate.query !== parse.query) ambiguous = true;
-    }
-    const committed = this.#statements.get(name);
-    if (candidate === undefined)
-      return committed === undefined ? 'statement_not_seen' : this.#current(committed);
-    // An earlier batch's Parse may still fail, leaving the committed statement in place.
-    if (ambiguous || (committed !== undefined && committed.query !== candidate.query)) return 'parse_pending';
-    if (committed !== undefined && this.#current(committed) !== committed) return 'redefined_in_sql';
-    return this.#current(candidate);
-  }
-
-  /** `statement`, unless SQL may have replaced it since (the unnamed statement it cannot). */
-  #current(statement: PreparedStatement): PreparedStatement | UnknownSqlReason {
-    return statement.name === '' || statement.epoch === this.#epoch ? statement : 'redefined_in_sql';
+  /**
+   * The server sent ParseComplete, BindComplete, ErrorResponse, CopyInResponse, CopyBothResponse
+   * or ReadyForQuery (`type`, a BackendMessage; for ReadyForQuery its transaction status byte).
+   */
+  serverSaid(type: number, transactionStatus?: number): void {
+    this.#batches.serverSaid(type, transactionStatus);
   }
 
   /**
@@ -223,78 +133,84 @@ export class StatementTracker {
     switch (type) {
       case FrontendMessage.Query: {
         const sql = decodeQuery(body).sql;
-        this.#syncPoint();
-        if (touchesPreparedSql.test(sql)) this.#epoch++;
+        this.#batches.simpleSent({
+          touchesPrepared: touchesPreparedSql.test(sql),
+          touchesPortals: touchesPortalsSql.test(sql),
+        });
         const fields: Record<string, unknown> = { at, kind: 'query' };
-        addSql(fields, sql);
+        addSql(fields, recordedSql(sql));
         return fields as StatementFields;
       }
       case FrontendMessage.Parse: {
         const parse = decodeParse(body);
-        this.#unsynced = true;
-        const touchesPrepared = touchesPreparedSql.test(parse.query);
-        if (touchesPrepared) this.#epoch++;
-        this.#pending.push({
+        const text = recordedSql(parse.query);
+        const skipped = this.#batches.skipping;
+        this.#batches.parseSent({
           name: parse.statement,
-          query: parse.query,
+          text,
           parameterTypes: parse.parameterTypes,
-          epoch: this.#epoch,
-          touchesPrepared,
-          segment: this.#syncPointsSent,
+          epoch: this.#batches.statementEpoch + (touchesPreparedSql.test(parse.query) ? 1 : 0),
+          touchesPrepared: touchesPreparedSql.test(parse.query),
+          touchesPortals: touchesPortalsSql.test(parse.query),
         });
         const fields: Record<string, unknown> = { at, kind: 'parse' };
-        addSql(fields, parse.query);
+        if (skipped) fields.skipped = true;
+        addSql(fields, text);
         fields.statement = parse.statement;
         return fields as StatementFields;
       }
       case FrontendMessage.Bind: {
         const bind = decodeBind(body);
-        this.#unsynced = true;
-        const resolved = this.#resolve(bind.statement);
+        const resolved = this.#batches.resolveStatement(bind.statement);
         let parameters: (string | null)[] | undefined;
+        let size = 64 + bind.portal.length;
         if (this.#recordParameters) {
           const types = typeof resolved === 'string' ? [] : resolved.parameterTypes;
           parameters = bind.parameters.map((value, i) => {
             const format =
               bind.parameterFormats.length === 1 ? bind.parameterFormats[0] : bind.parameterFormats[i];
-            return recordedValue(value, format === 1, types[i] ?? 0);
+            const recorded = recordedValue(value, format === 1, types[i] ?? 0);
+            size += (recorded?.length ?? 0) + 8;
+            return recorded;
           });
         }
-        const portals = this.#portals;
-        // Re-inserted, so the map's order is the order of use and the cap forgets the oldest.
-        portals.delete(bind.portal);
-        if (portals.size >= maxNamedStatements) portals.delete(portals.keys().next().value as string);
-        portals.set(bind.portal, { statement: bind.statement, resolved, parameters });
+        this.#batches.bindSent({
+          name: bind.portal,
+          statement: bind.statement,
+          resolved,
+          parameters,
+          epoch: this.#batches.portalEpoch,
+          size,
+        });
         return undefined;
       }
       case FrontendMessage.Execute: {
         const execute = decodeExecute(body);
-        this.#unsynced = true;
-        const portal = this.#portals.get(execute.portal);
-        const resolved = portal ? portal.resolved : 'portal_not_seen';
+        const skipped = this.#batches.skipping;
+        const portal = this.#batches.resolvePortal(execute.portal);
+        const ran = typeof portal === 'string' ? portal : portal.resolved;
+        this.#batches.executeSent(ran);
         const fields: Record<string, unknown> = { at, kind: 'execute' };
         if (execute.maxRows > 0) fields.maxRows = execute.maxRows;
-        if (portal?.parameters) fields.parameters = portal.parameters;
+        if (typeof portal !== 'string' && portal.parameters) fields.parameters = portal.parameters;
         fields.portal = execute.portal;
-        if (typeof resolved === 'string') {
+        if (skipped) fields.skipped = true;
+        if (typeof ran === 'string') {
           fields.sql = null;
-          fields.sqlUnknown = resolved;
+          fields.sqlUnknown = ran;
         } else {
-          addSql(fields, resolved.query);
-          // Running it may create or drop prepared statements: later ones are no longer certain.
-          if (resolved.touchesPrepared) this.#epoch++;
+          addSql(fields, ran.text);
         }
-        if (portal) fields.statement = portal.statement;
+        if (typeof portal !== 'string') fields.statement = portal.statement;
         return fields as StatementFields;
       }
       case FrontendMessage.FunctionCall: {
         // A function called by OID, outside SQL: it can run anything (query_to_xml runs a query,
         // set_config changes settings), so it is a record of its own, with its arguments as a
         // Bind's parameters. The OID is not resolved to a name here: nothing is asked upstream.
-        // What it runs may also replace prepared statements (the epoch).
+        // What it runs may also replace prepared statements and cursors.
         const call = decodeFunctionCall(body);
-        this.#syncPoint();
-        this.#epoch++;
+        this.#batches.simpleSent({ touchesPrepared: true, touchesPortals: true });
         const fields: Record<string, unknown> = { at, functionOid: call.functionOid, kind: 'function_call' };
         if (this.#recordParameters) {
           const formats = call.argumentFormats;

@@ -147,13 +147,19 @@ export async function openUpstreamSocket(
       () => fail(new UpstreamError('08001', `timed out connecting to ${peer.name}`)),
       timeoutMs,
     );
-    signal?.addEventListener('abort', () => fail(new UpstreamError('57P01', 'aborted')), { once: true });
+    // Only until connected: aborting the session later must not destroy the socket under the
+    // relay, whose close ends it gracefully so the client's last Terminate still gets through.
+    const onAbort = () => fail(new UpstreamError('57P01', 'aborted'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
     s.once('error', (error) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       fail(new UpstreamError('08001', `cannot connect to ${peer.name}: ${error.message}`, { cause: error }));
     });
     s.once('connect', () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       s.removeAllListeners('error');
       resolve(s);
     });
@@ -233,6 +239,7 @@ export async function connectUpstream(
         if (done) return;
         done = true;
         clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
         socket.off('data', onData);
         socket.off('error', onError);
         socket.off('close', onClose);
@@ -252,9 +259,10 @@ export async function connectUpstream(
         );
       const onClose = () =>
         finish(new UpstreamError('08006', 'the database closed the connection during login'));
-      options.signal?.addEventListener('abort', () => finish(new UpstreamError('57P01', 'aborted')), {
-        once: true,
-      });
+      function onAbort() {
+        finish(new UpstreamError('57P01', 'aborted'));
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       // Frames are handled one at a time: the SCRAM proof is computed off the event loop.
       const pump = async () => {
         if (busy) return;
