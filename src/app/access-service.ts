@@ -16,6 +16,7 @@ import type { IdentityLinks } from '../core/identity-links.js';
 import type { ApprovalRoute, PolicyContext } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { failureReference } from './failure-reference.js';
 import { type GatewayEndpoint, gatewayCredentials } from './gateway-credentials.js';
 import type {
   AccessMetrics,
@@ -266,11 +267,7 @@ export class AccessService {
     if (error instanceof PortcullisError && error.code !== 'provisioning_failed') {
       return { text, reference: null };
     }
-    const reference = this.deps
-      .newId()
-      .replace(/[^0-9a-z]/gi, '')
-      .slice(0, 12)
-      .toLowerCase();
+    const reference = failureReference(this.deps.newId);
     this.deps.log?.warn(
       {
         reference,

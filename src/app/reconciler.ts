@@ -14,6 +14,7 @@ import { PortcullisError } from '../core/errors.js';
 import { type Grant, newGrant } from '../core/grant.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { failureReference } from './failure-reference.js';
 import type { OperatorLog, ProvisionerLookup, Store } from './ports.js';
 import { recordSecurityEvent } from './security-events.js';
 
@@ -286,11 +287,7 @@ export class Reconciler {
       error instanceof PortcullisError && error.code !== 'provisioning_failed'
         ? error.message
         : errorText(error);
-    const reference = this.#deps
-      .newId()
-      .replace(/[^0-9a-z]/gi, '')
-      .slice(0, 12)
-      .toLowerCase();
+    const reference = failureReference(this.#deps.newId);
     this.#deps.log?.warn({ reference, resourceId, error: text }, `reconcile: ${what} failed`);
     return { error: text, reference };
   }

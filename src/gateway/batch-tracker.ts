@@ -159,14 +159,6 @@ export class BatchTracker {
     return !this.#untracked && this.#open().failed;
   }
 
-  get statementEpoch(): number {
-    return this.#statementEpoch;
-  }
-
-  get portalEpoch(): number {
-    return this.#portalEpoch;
-  }
-
   /** True while a Parse or Bind waits for its answer, or a copy runs: the connection then reports ParseComplete, BindComplete, ErrorResponse and CopyInResponse. */
   get awaitingAnswers(): boolean {
     return this.#pendingEntries > 0 || this.#copyIn;
@@ -178,16 +170,19 @@ export class BatchTracker {
 
   // ------------------------------------------------------------------ what the client sent
 
-  parseSent(statement: PreparedStatement): void {
-    if (statement.touchesPrepared) this.#statementEpoch++;
-    if (statement.touchesPortals) this.#portalEpoch++;
+  /** A Parse: it is stamped with the prepared-statement epoch as of itself (its own SQL counted). */
+  parseSent(parse: Omit<PreparedStatement, 'epoch'>): void {
+    if (parse.touchesPrepared) this.#statementEpoch++;
+    if (parse.touchesPortals) this.#portalEpoch++;
+    const statement: PreparedStatement = { ...parse, epoch: this.#statementEpoch };
     const open = this.#extendedSent();
     if (open && this.#reserve(sizeOf(statement.text))) open.parses.push(statement);
   }
 
-  bindSent(portal: BoundPortal): void {
+  /** A Bind: it is stamped with the portal epoch as of now. */
+  bindSent(bind: Omit<BoundPortal, 'epoch'>): void {
     const open = this.#extendedSent();
-    if (open && this.#reserve(portal.size)) open.binds.push(portal);
+    if (open && this.#reserve(bind.size)) open.binds.push({ ...bind, epoch: this.#portalEpoch });
   }
 
   executeSent(ran: PreparedStatement | UnknownSqlReason): void {

@@ -10,7 +10,6 @@ import { createHash } from 'node:crypto';
 import { BatchTracker, type RecordedSql } from './batch-tracker.js';
 import { binaryParameterText, isTextLikeType } from './binary-parameter.js';
 import {
-  BackendMessage,
   decodeBind,
   decodeExecute,
   decodeFunctionCall,
@@ -149,7 +148,6 @@ export class StatementTracker {
           name: parse.statement,
           text,
           parameterTypes: parse.parameterTypes,
-          epoch: this.#batches.statementEpoch + (touchesPreparedSql.test(parse.query) ? 1 : 0),
           touchesPrepared: touchesPreparedSql.test(parse.query),
           touchesPortals: touchesPortalsSql.test(parse.query),
         });
@@ -179,7 +177,6 @@ export class StatementTracker {
           statement: bind.statement,
           resolved,
           parameters,
-          epoch: this.#batches.portalEpoch,
           size,
         });
         return undefined;
