@@ -23,9 +23,16 @@
  */
 import { BackendMessage } from './protocol/index.js';
 
-/** The text of a statement as records carry it: cut at 64 Ki characters, with length and hash then. */
+/**
+ * The text of a statement as records carry it: cut at 64 Ki characters, with length and hash then.
+ * Text that is not valid UTF-8 (a session in another `client_encoding`) also carries its bytes.
+ */
 export interface RecordedSql {
   readonly sql: string;
+  /** The bytes as sent, base64, at most 64 KiB of them; only when they are not valid UTF-8. */
+  readonly sqlBase64?: string;
+  /** How many bytes were sent; with `sqlBase64`. */
+  readonly sqlByteLength?: number;
   readonly sqlLength?: number;
   readonly sqlSha256?: string;
   readonly sqlTruncated?: true;
@@ -94,12 +101,12 @@ function newBatch(): Batch {
 }
 
 function sizeOf(text: RecordedSql): number {
-  return text.sql.length + 64;
+  return text.sql.length + (text.sqlBase64?.length ?? 0) + 64;
 }
 
-/** Same text: equal recorded text, or for text cut short, equal hashes. */
+/** Same text: equal recorded text and bytes, or for text cut short, equal hashes. */
 export function sameText(a: RecordedSql, b: RecordedSql): boolean {
-  return a.sql === b.sql && a.sqlSha256 === b.sqlSha256;
+  return a.sql === b.sql && a.sqlSha256 === b.sqlSha256 && a.sqlBase64 === b.sqlBase64;
 }
 
 /** A map that forgets its oldest entries beyond `maxEntries` or `maxChars`. */

@@ -276,6 +276,25 @@ describe('gateway: raw protocol', () => {
     assert.ok(records.some((r) => r.kind === 'query' && String(r.sql).includes('swapped_ran')));
   });
 
+  test('a LATIN1 session: the records keep the bytes it sent, which rebuild what ran', async (t) => {
+    if (world.skip) return t.skip(world.skip);
+    const raw = await open([['client_encoding', 'LATIN1']]);
+    const sql = Buffer.from("select 'caf\u00e9' as latin1_marker", 'latin1');
+    raw.send(frame('Q', Buffer.concat([sql, Buffer.from([0])])));
+    const got = await raw.until((f) => f.type === 'Z');
+    const row = got.find((f) => f.type === 'D');
+    assert.ok(row, got.map((f) => f.type).join(''));
+    // The server read é in LATIN1 and answers in it: one byte, 0xe9.
+    assert.ok(row.body.includes(Buffer.from([0x63, 0x61, 0x66, 0xe9])), row.body.toString('hex'));
+    raw.close();
+
+    const records = await sessionRecords(await sessionOf("select 'caf\ufffd' as latin1_marker"));
+    const recorded = records.find((r) => r.kind === 'query');
+    assert.ok(recorded);
+    assert.deepEqual(Buffer.from(String(recorded.sqlBase64), 'base64'), sql);
+    assert.equal(recorded.sqlByteLength, sql.length);
+  });
+
   test('a 400 MB value streams through without the gateway holding it', async (t) => {
     if (world.skip) return t.skip(world.skip);
     const size = 400_000_000;

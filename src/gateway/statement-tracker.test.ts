@@ -63,6 +63,50 @@ describe('StatementTracker', () => {
     assert.equal(JSON.stringify(cut), canonicalJson(cut));
   });
 
+  test('text that is not UTF-8 keeps its bytes: a LATIN1 session records what it really sent', () => {
+    let tracker = new StatementTracker(false);
+    const latin1 = Buffer.from("select 'caf\u00e9'", 'latin1');
+    const query = tracker.observe(FrontendMessage.Query, Buffer.concat([latin1, Buffer.from([0])]), 1);
+    assert.deepEqual(query, {
+      at: 1,
+      kind: 'query',
+      sql: "select 'caf\ufffd'",
+      sqlBase64: latin1.toString('base64'),
+      sqlByteLength: latin1.length,
+    });
+    assert.equal(JSON.stringify(query), canonicalJson(query));
+    // UTF-8 text (é as two bytes) records no bytes.
+    const utf8 = tracker.observe(FrontendMessage.Query, body(encodeQuery("select 'caf\u00e9'")), 2);
+    assert.deepEqual(utf8, { at: 2, kind: 'query', sql: "select 'caf\u00e9'" });
+
+    // Two texts that read the same as UTF-8 but differ in bytes are different statements: while a
+    // re-Parse with the other bytes is unanswered, an Execute cannot say which one runs.
+    const parseBody = (bytes: Buffer) => Buffer.concat([Buffer.from('s\0'), bytes, Buffer.from([0, 0, 0])]);
+    tracker = new StatementTracker(false);
+    tracker.observe(FrontendMessage.Parse, parseBody(latin1), 3);
+    tracker.sync();
+    tracker.serverSaid(BackendMessage.ParseComplete);
+    tracker.serverSaid(BackendMessage.ReadyForQuery, 0x49);
+    tracker.observe(FrontendMessage.Parse, parseBody(Buffer.from("select 'caf\u00e8'", 'latin1')), 4);
+    tracker.sync();
+    tracker.observe(FrontendMessage.Bind, body(encodeBind({ statement: 's' })), 5);
+    const execute = tracker.observe(FrontendMessage.Execute, body(encodeExecute()), 6);
+    assert.deepEqual([execute?.sql, execute?.sqlUnknown], [null, 'parse_pending']);
+  });
+
+  test('long text that is not UTF-8 keeps at most 64 KiB of its bytes', () => {
+    const bytes = Buffer.alloc(maxRecordedSqlChars + 10, 0xe9);
+    const cut = new StatementTracker(false).observe(
+      FrontendMessage.Query,
+      Buffer.concat([bytes, Buffer.from([0])]),
+      1,
+    );
+    assert.equal(Buffer.from(String(cut?.sqlBase64), 'base64').length, maxRecordedSqlChars);
+    assert.equal(cut?.sqlByteLength, bytes.length);
+    assert.equal(cut?.sqlTruncated, true);
+    assert.equal(JSON.stringify(cut), canonicalJson(cut));
+  });
+
   test('a FunctionCall is a record of its own: the OID, and its arguments only when configured', () => {
     const call = encodeFunctionCall({
       functionOid: 2078,

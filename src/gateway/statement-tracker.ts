@@ -6,6 +6,7 @@
  * parameters) and folded into the record of the Execute that runs it, so each execution is one
  * record that names the SQL that ran — with `-M prepared` one record per execution, not three.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { BatchTracker, type RecordedSql } from './batch-tracker.js';
 import { binaryParameterText, isTextLikeType } from './binary-parameter.js';
@@ -66,20 +67,34 @@ function recordedValue(value: Buffer | null, binary: boolean, typeOid: number): 
 /**
  * `sql` as records carry it: whole, or cut at {@link maxRecordedSqlChars} with its length and hash.
  * The cut text is copied out, so a record never keeps the whole (possibly huge) text alive.
+ * `bytes` is the text as the client sent it: when it is not UTF-8 (a session whose
+ * `client_encoding` is LATIN1, SJIS, …) `sql` has U+FFFD where it could not be read, so the
+ * bytes themselves are kept too (base64, the first {@link maxRecordedSqlChars} of them).
  */
-export function recordedSql(sql: string): RecordedSql {
-  if (sql.length <= maxRecordedSqlChars) return { sql };
+export function recordedSql(sql: string, bytes: Buffer): RecordedSql {
+  const raw = isUtf8(bytes)
+    ? undefined
+    : {
+        sqlBase64: bytes.subarray(0, maxRecordedSqlChars).toString('base64'),
+        sqlByteLength: bytes.length,
+      };
+  if (sql.length <= maxRecordedSqlChars) return raw ? { sql, ...raw } : { sql };
   return {
     sql: Buffer.from(sql.slice(0, maxRecordedSqlChars), 'utf16le').toString('utf16le'),
+    ...raw,
     sqlLength: sql.length,
     sqlSha256: createHash('sha256').update(sql).digest('hex'),
     sqlTruncated: true,
   };
 }
 
-/** Adds the recorded text to `into` in canonical key order (`sql`, then `sqlLength`, …). */
+/** Adds the recorded text to `into` in canonical key order (`sql`, then `sqlBase64`, …). */
 function addSql(into: Record<string, unknown>, text: RecordedSql): void {
   into.sql = text.sql;
+  if (text.sqlBase64 !== undefined) {
+    into.sqlBase64 = text.sqlBase64;
+    into.sqlByteLength = text.sqlByteLength;
+  }
   if (text.sqlTruncated) {
     into.sqlLength = text.sqlLength;
     into.sqlSha256 = text.sqlSha256;
@@ -131,18 +146,18 @@ export class StatementTracker {
   observe(type: number, body: Buffer, at: number): StatementFields | undefined {
     switch (type) {
       case FrontendMessage.Query: {
-        const sql = decodeQuery(body).sql;
+        const { sql, sqlBytes } = decodeQuery(body);
         this.#batches.simpleSent({
           touchesPrepared: touchesPreparedSql.test(sql),
           touchesPortals: touchesPortalsSql.test(sql),
         });
         const fields: Record<string, unknown> = { at, kind: 'query' };
-        addSql(fields, recordedSql(sql));
+        addSql(fields, recordedSql(sql, sqlBytes));
         return fields as StatementFields;
       }
       case FrontendMessage.Parse: {
         const parse = decodeParse(body);
-        const text = recordedSql(parse.query);
+        const text = recordedSql(parse.query, parse.queryBytes);
         const skipped = this.#batches.skipping;
         this.#batches.parseSent({
           name: parse.statement,

@@ -56,11 +56,16 @@ export class BodyCursor {
 
   /** A NUL-terminated UTF-8 string; the NUL must lie inside the body. */
   cstring(field: string): string {
+    return this.cstringBytes(field).toString('utf8');
+  }
+
+  /** A NUL-terminated string's bytes, without the NUL, as a view into the body (no copy). */
+  cstringBytes(field: string): Buffer {
     const start = this.#pos;
     const nul = this.body.indexOf(0, start);
     if (nul < 0) throw this.fail(`${field} is not NUL-terminated`);
     this.#pos = nul + 1;
-    return this.body.toString('utf8', start, nul);
+    return this.body.subarray(start, nul);
   }
 
   /** `length` bytes as a view into the body (no copy). */

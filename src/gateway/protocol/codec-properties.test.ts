@@ -34,7 +34,11 @@ interface Case {
 }
 
 const regularCases: fc.Arbitrary<Case>[] = [
-  text.map((sql) => ({ frame: encode.encodeQuery(sql), decode: decode.decodeQuery, expected: { sql } })),
+  text.map((sql) => ({
+    frame: encode.encodeQuery(sql),
+    decode: decode.decodeQuery,
+    expected: { sql, sqlBytes: Buffer.from(sql) },
+  })),
   record({
     statement: text,
     query: text,
@@ -42,7 +46,12 @@ const regularCases: fc.Arbitrary<Case>[] = [
   }).map((parse) => ({
     frame: encode.encodeParse(parse.statement, parse.query, parse.parameterTypes),
     decode: decode.decodeParse,
-    expected: parse,
+    expected: {
+      statement: parse.statement,
+      query: parse.query,
+      queryBytes: Buffer.from(parse.query),
+      parameterTypes: parse.parameterTypes,
+    },
   })),
   record({
     portal: text,

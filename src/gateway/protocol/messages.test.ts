@@ -114,7 +114,10 @@ describe('decodeStartupPacket', () => {
 
 describe('frontend decoders', () => {
   it('Query needs its NUL as the last byte', () => {
-    assert.deepEqual(decodeQuery(bodyOf(encodeQuery('select 1'))), { sql: 'select 1' });
+    assert.deepEqual(decodeQuery(bodyOf(encodeQuery('select 1'))), {
+      sql: 'select 1',
+      sqlBytes: Buffer.from('select 1'),
+    });
     malformed(() => decodeQuery(Buffer.from('select 1')), /not NUL-terminated/);
     malformed(() => decodeQuery(Buffer.from('select 1\0x')), /unexpected bytes/);
   });
@@ -123,6 +126,7 @@ describe('frontend decoders', () => {
     assert.deepEqual(decodeParse(bodyOf(encodeParse('s', 'select $1', [23]))), {
       statement: 's',
       query: 'select $1',
+      queryBytes: Buffer.from('select $1'),
       parameterTypes: [23],
     });
     malformed(() => decodeParse(body('', 'q', ['int16', -1])), /count 65535 does not fit/);

@@ -125,18 +125,24 @@ export function decodeSaslResponse(body: Buffer): { readonly data: Buffer } {
   return { data: body };
 }
 
-/** Query ('Q'): one SQL string (possibly several statements). */
-export function decodeQuery(body: Buffer): { readonly sql: string } {
+/**
+ * Query ('Q'): one SQL string (possibly several statements). `sqlBytes` is the text as sent (a view
+ * into the body): `sql` is its UTF-8 reading, which is lossy in a session whose `client_encoding`
+ * is not UTF-8.
+ */
+export function decodeQuery(body: Buffer): { readonly sql: string; readonly sqlBytes: Buffer } {
   const cursor = new BodyCursor(body, 'Query');
-  const sql = cursor.cstring('query string');
+  const sqlBytes = cursor.cstringBytes('query string');
   cursor.done();
-  return { sql };
+  return { sql: sqlBytes.toString('utf8'), sqlBytes };
 }
 
 export interface ParseMessage {
   /** '' for the unnamed statement. */
   readonly statement: string;
   readonly query: string;
+  /** The query as sent (a view into the body); see {@link decodeQuery}. */
+  readonly queryBytes: Buffer;
   /** Parameter type OIDs (unsigned); 0 leaves the type to the server. */
   readonly parameterTypes: readonly number[];
 }
@@ -145,12 +151,12 @@ export interface ParseMessage {
 export function decodeParse(body: Buffer): ParseMessage {
   const cursor = new BodyCursor(body, 'Parse');
   const statement = cursor.cstring('statement name');
-  const query = cursor.cstring('query string');
+  const queryBytes = cursor.cstringBytes('query string');
   const count = cursor.count(cursor.uint16('parameter type count'), 4, 'parameter type');
   const parameterTypes = new Array<number>(count);
   for (let i = 0; i < count; i++) parameterTypes[i] = cursor.uint32('parameter type');
   cursor.done();
-  return { statement, query, parameterTypes };
+  return { statement, query: queryBytes.toString('utf8'), queryBytes, parameterTypes };
 }
 
 /** 0 = text, 1 = binary. */
