@@ -8,7 +8,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifyWebhookSignature } from '../src/break-glass/alerts/webhook-channel.js';
+import { verifyWebhookSignature } from '../src/webhooks/signed-webhook.js';
 
 export interface ReceivedWebhook {
   readonly path: string;

@@ -5,8 +5,8 @@
  */
 
 import { type SmtpServerOptions, sendOneMail } from '../break-glass/alerts/smtp-channel.js';
-import { postSignedJson, type WebhookTarget } from '../break-glass/alerts/webhook-channel.js';
 import type { AccessNotification, NotifiableEvent, NotificationAudience } from '../core/notification.js';
+import { postSignedJson, type WebhookTarget } from '../webhooks/signed-webhook.js';
 import type { NotificationChannel } from './ports.js';
 import { notificationJson, notificationSubject, notificationText } from './render.js';
 

@@ -15,7 +15,7 @@ import { SMTPServer } from 'smtp-server';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { postgresSkipReason } from '../../test-support/postgres.js';
 import { createSelfSignedCertificate } from '../../test-support/self-signed-certificate.js';
-import { verifyWebhookSignature } from '../break-glass/alerts/webhook-channel.js';
+import { verifyWebhookSignature } from '../webhooks/signed-webhook.js';
 
 const webhookSecret = 'notify-webhook-secret-0123456789abcdef';
 

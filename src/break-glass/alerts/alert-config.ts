@@ -27,9 +27,10 @@ import { parseDurationSeconds } from '../../config/duration.js';
 import { type SecretRef, secretRef } from '../../config/schema.js';
 import type { Secret } from '../../config/secret.js';
 import { PortcullisError } from '../../core/errors.js';
+import { minWebhookSecretLength, webhookUrlProblem } from '../../webhooks/signed-webhook.js';
 import type { AlertChannel } from '../ports.js';
 import { SmtpAlertChannel, type SmtpServerOptions } from './smtp-channel.js';
-import { minWebhookSecretLength, WebhookAlertChannel } from './webhook-channel.js';
+import { WebhookAlertChannel } from './webhook-channel.js';
 
 export const channelName = z
   .string()
@@ -132,29 +133,6 @@ export interface AlertChannelFactoryOptions {
   readonly now?: () => number;
   /** Reads `ca_file`; defaults to `fs.readFileSync(path, 'utf8')`. */
   readonly readFile?: (path: string) => string;
-}
-
-function isLoopbackHost(hostname: string): boolean {
-  return (
-    hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-  );
-}
-
-/**
- * Checks a webhook URL: https, or http to a loopback address (a local relay). No credentials in
- * the userinfo part. Returns the problem, or null.
- */
-export function webhookUrlProblem(value: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'is not a URL';
-  }
-  if (url.username !== '' || url.password !== '') return 'must not carry credentials before the host';
-  if (url.protocol === 'https:') return null;
-  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return null;
-  return 'must be https:// (plain http:// only to a loopback address)';
 }
 
 type Issues = { path: string; message: string }[];

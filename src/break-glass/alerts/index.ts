@@ -1,4 +1,11 @@
 /** Break-glass alert adapters: the channel configuration and factory, the channels, the dispatcher. */
+
+export {
+  type SignatureCheck,
+  signatureHeader,
+  signWebhookPayload,
+  verifyWebhookSignature,
+} from '../../webhooks/signed-webhook.js';
 export {
   type AlertChannelConfig,
   type AlertChannelFactoryOptions,
@@ -15,10 +22,6 @@ export {
 export { alertSubject, alertText, SmtpAlertChannel, type SmtpAlertChannelOptions } from './smtp-channel.js';
 export {
   alertIdHeader,
-  type SignatureCheck,
-  signatureHeader,
-  signWebhookPayload,
-  verifyWebhookSignature,
   WebhookAlertChannel,
   type WebhookAlertChannelOptions,
   webhookBody,

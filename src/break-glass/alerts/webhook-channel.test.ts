@@ -5,7 +5,8 @@ import { after, describe, it } from 'node:test';
 import { sampleAlert } from '../../../test-support/break-glass-alert.js';
 import { freePort } from '../../../test-support/free-port.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../../test-support/webhook-receiver.js';
-import { signWebhookPayload, verifyWebhookSignature, WebhookAlertChannel } from './webhook-channel.js';
+import { signWebhookPayload, verifyWebhookSignature } from '../../webhooks/signed-webhook.js';
+import { WebhookAlertChannel } from './webhook-channel.js';
 
 const secret = 'whsec-3b1f0c9e8d7a6b5c4d3e2f1a0b9c8d7e';
 const receivers: WebhookReceiver[] = [];
