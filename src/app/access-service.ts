@@ -731,13 +731,22 @@ export class AccessService {
     const grant = await this.claimActivation(request, resource, role, provisioner, activatedAt, expiresAt);
     if (!grant) return (await this.deps.store.requests.get(requestId)) ?? request;
 
+    const requester = await this.deps.store.principals.get(request.requesterId);
+    const principal = requester
+      ? { idp: requester.idp, subject: requester.subject, email: requester.email }
+      : undefined;
     let lastError: unknown;
     for (let attempt = 1; attempt <= applyAttempts; attempt++) {
       try {
         if (attempt > 1 && !(await this.holdsActivationClaim(grant))) {
           return (await this.deps.store.requests.get(requestId)) ?? request;
         }
-        const result = await provisioner.apply({ grant, resource, role });
+        const result = await provisioner.apply({
+          grant,
+          resource,
+          role,
+          ...(principal ? { principal } : {}),
+        });
         const applied = grants.markApplied(grant, result.artefacts);
         const sealed = result.credentials
           ? await this.deps.secrets.seal(JSON.stringify(result.credentials))
@@ -1381,6 +1390,18 @@ export class AccessService {
     grantId: string,
     from: RequestOrigin,
   ): Promise<Record<string, string>> {
+    const credentials = await this.credentialsIfAny(principal, grantId, from);
+    if (!credentials)
+      throw new PortcullisError('not_found', 'This grant has no credentials; use a token instead');
+    return credentials;
+  }
+
+  /** As {@link credentials}, but undefined for a live grant whose target handed out none (a webhook target may not). */
+  async credentialsIfAny(
+    principal: Principal,
+    grantId: string,
+    from: RequestOrigin,
+  ): Promise<Record<string, string> | undefined> {
     const { grant } = await this.liveGrantOfRequester(principal, grantId);
     const gateway = this.deps.gatewayOnlyEndpoint(grant.resourceId);
     if (gateway) {
@@ -1388,8 +1409,7 @@ export class AccessService {
       return gatewayCredentials(gateway, grant, issued);
     }
     const credentials = await this.openCredentials(grantId);
-    if (!credentials)
-      throw new PortcullisError('not_found', 'This grant has no credentials; use a token instead');
+    if (!credentials) return undefined;
     await this.auditGrantUse('credentials.shown', principal, grant, from, this.deps.clock.now());
     return credentials;
   }

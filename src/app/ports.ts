@@ -4,7 +4,7 @@
  */
 import type { AccessRequest, RequestState } from '../core/access-request.js';
 import type { AuditEventInput } from '../core/audit-event.js';
-import type { TargetHolding } from '../core/drift.js';
+import type { DriftKind, TargetHolding } from '../core/drift.js';
 import type { Artefacts, Grant, GrantStatus } from '../core/grant.js';
 import type {
   PolicyAction,
@@ -369,6 +369,25 @@ export interface ProvisionContext {
   readonly grant: Grant;
   readonly resource: ResourceDefinition;
   readonly role: RoleDefinition;
+  /**
+   * Who the access is for, as far as a target may need to find them in its own directory (the
+   * webhook provisioner sends it); given to `apply` when the principal is known. `revoke` works
+   * from the grant's artefacts alone.
+   */
+  readonly principal?: ProvisionedPrincipal;
+  /**
+   * Set when reconciliation takes back access the target holds against Portcullis' records (a
+   * grant it does not know, or access back after its revocation): a new operation, not a retry
+   * of the grant's own revocation.
+   */
+  readonly takeBack?: { readonly run: string; readonly drift: DriftKind };
+}
+
+/** The least a target needs to know about the person it provisions for. */
+export interface ProvisionedPrincipal {
+  readonly idp: string;
+  readonly subject: string;
+  readonly email: string | null;
 }
 
 export interface ProvisionResult {

@@ -271,7 +271,9 @@ export class Reconciler {
         : unknownGrant(drift.holding, resource.id);
     const role = resource.roles.get(grant.role) ?? unknownRole;
     try {
-      await this.#deps.provisioners.get(resource.kind).revoke({ grant, resource, role });
+      await this.#deps.provisioners
+        .get(resource.kind)
+        .revoke({ grant, resource, role, takeBack: { run: run.id, drift: drift.kind } });
     } catch (error) {
       const failure = this.#failure(error, resource.id, `take back ${grantId}`);
       await this.#append(event('reconcile.take_back_failed', failure));

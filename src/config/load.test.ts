@@ -77,6 +77,16 @@ function validConfig(): Tree {
   };
 }
 
+/** A `webhook` resource, valid unless `webhook` overrides make it not. */
+function webhookResource(webhook: Tree = {}): Tree {
+  return {
+    id: 'saas',
+    kind: 'webhook',
+    webhook: { url: 'https://hooks.example.com/provision', secret: { file: 'secrets/kek' }, ...webhook },
+    roles: [{ name: 'admin', grants: ['workspace-admin'] }],
+  };
+}
+
 function parse(tree: unknown, environment: Environment = env, at = file): Config {
   return parseConfig(stringify(tree), at, environment);
 }
@@ -261,6 +271,20 @@ describe('parseConfig: a valid configuration', () => {
     assert.equal(off.tokens.rotationIntervalSeconds, null);
   });
 
+  it('a webhook resource: its URL and secret resolved as secrets, a 10 s timeout by default', () => {
+    const config = parse(
+      changed((t) => t.resources.push(webhookResource({ url: { env: 'HOOK_URL' }, inspect: true }))),
+      { ...env, HOOK_URL: 'https://hooks.example.com/provision?token=hook-token-5e1' },
+    );
+    const webhook = config.resources.get('saas')?.webhook;
+    assert.ok(webhook);
+    assert.equal(webhook.url.reveal(), 'https://hooks.example.com/provision?token=hook-token-5e1');
+    assert.equal(webhook.secret.reveal(), kek);
+    assert.equal(webhook.timeoutMs, 10_000);
+    assert.equal(webhook.inspect, true);
+    assert.doesNotMatch(inspect(config, { depth: 10 }), /hook-token-5e1/);
+  });
+
   it('loadConfig reads the file from disk', () => {
     writeFileSync(file, stringify(validConfig()));
     assert.equal(loadConfig(file, env).timeZone, 'Europe/Berlin');
@@ -360,6 +384,29 @@ describe('parseConfig: every problem is reported at once', () => {
       'a connection limit above 10000',
       (t) => (t.resources[0].postgres.connection_limit = 20_000),
       'resources[0].postgres.connection_limit',
+    ],
+    [
+      'a webhook target over plain http to another host',
+      (t) => t.resources.push(webhookResource({ url: 'http://hooks.example.com/provision' })),
+      'resources[2].webhook.url',
+    ],
+    [
+      'a webhook URL with credentials before the host',
+      (t) => t.resources.push(webhookResource({ url: 'https://user:pw@hooks.example.com/' })),
+      'resources[2].webhook.url',
+    ],
+    [
+      'a webhook signing secret under 32 characters',
+      (t) => {
+        writeFileSync(join(root, 'secrets', 'short'), 'too-short');
+        t.resources.push(webhookResource({ secret: { file: 'secrets/short' } }));
+      },
+      'resources[2].webhook.secret',
+    ],
+    [
+      'a webhook timeout above 2 minutes',
+      (t) => t.resources.push(webhookResource({ timeout: '5m' })),
+      'resources[2].webhook.timeout',
     ],
     ['an admin group that is not an identifier', (t) => (t.admins = ['Platform Team']), 'admins[0]'],
     ['no policy files', (t) => (t.policies.files = []), 'policies.files'],

@@ -12,6 +12,7 @@ import { type NotificationSettings, resolveNotifications } from '../notification
 import { readPostgresAuthPolicy } from '../postgres/auth-policy.js';
 import { isPostgresUrl } from '../text/postgres-url.js';
 import type { SigningAlgorithm } from '../tokens/signing-algorithms.js';
+import { minWebhookSecretLength, webhookUrlProblem } from '../webhooks/signed-webhook.js';
 import { type BreakGlassSettings, resolveBreakGlass } from './break-glass-config.js';
 import {
   configSchema,
@@ -57,9 +58,21 @@ export interface PostgresTarget {
   readonly gatewayUpstreamAuth: readonly ('scram-sha-256' | 'password' | 'none')[];
 }
 
+/** A `webhook` resource's target service (docs/provisioners.md#webhook). */
+export interface WebhookTargetSettings {
+  /** May embed a token: shown as its reference, never in errors or logs. */
+  readonly url: Secret;
+  readonly secret: Secret;
+  readonly timeoutMs: number;
+  /** The target answers `inspect` for reconciliation. */
+  readonly inspect: boolean;
+}
+
 export interface ConfiguredResource extends ResourceDefinition {
   /** Kind-specific settings; present for `postgres` resources. */
   readonly postgres?: PostgresTarget;
+  /** Present for `webhook` resources. */
+  readonly webhook?: WebhookTargetSettings;
 }
 
 /** An OpenID Connect provider's settings (`type: oidc`). */
@@ -348,6 +361,7 @@ function resolveIdentityProviders(
 function resolveResources(
   configured: ParsedConfig['resources'],
   secrets: SecretResolver,
+  issues: { path: string; message: string }[],
 ): Map<string, ConfiguredResource> {
   const resources = new Map<string, ConfiguredResource>();
   configured.forEach((resource, i) => {
@@ -381,11 +395,36 @@ function resolveResources(
           gatewayUpstreamAuth: pg.gateway_upstream_auth,
         },
       });
+    } else if (resource.kind === 'webhook') {
+      resources.set(resource.id, {
+        ...base,
+        webhook: resolveWebhookTarget(resource.webhook, `resources[${i}].webhook`, secrets, issues),
+      });
     } else {
       resources.set(resource.id, base);
     }
   });
   return resources;
+}
+
+function resolveWebhookTarget(
+  webhook: Extract<ParsedConfig['resources'][number], { kind: 'webhook' }>['webhook'],
+  at: string,
+  secrets: SecretResolver,
+  issues: { path: string; message: string }[],
+): WebhookTargetSettings {
+  const url =
+    typeof webhook.url === 'string'
+      ? new Secret(webhook.url, 'resource webhook url')
+      : secrets.resolve(webhook.url, `${at}.url`);
+  // The URL may be a secret: the message never repeats it.
+  const urlProblem = webhookUrlProblem(url.reveal());
+  if (urlProblem) issues.push({ path: `${at}.url`, message: urlProblem });
+  const secret = secrets.resolve(webhook.secret, `${at}.secret`);
+  if (secret.reveal().length < minWebhookSecretLength) {
+    issues.push({ path: `${at}.secret`, message: `must be at least ${minWebhookSecretLength} characters` });
+  }
+  return { url, secret, timeoutMs: webhook.timeout * 1000, inspect: webhook.inspect };
 }
 
 /**
@@ -523,7 +562,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     if (sections.storage) resolveStorageUrl(sections.storage, secrets);
     if (sections.tokens) resolveKeyEncryptionKey(sections.tokens, secrets, issues);
     if (sections.identity_providers) resolveIdentityProviders(sections.identity_providers, secrets, baseDir);
-    const resources = sections.resources ? resolveResources(sections.resources, secrets) : undefined;
+    const resources = sections.resources ? resolveResources(sections.resources, secrets, issues) : undefined;
     if (sections.gateway) resolveGateway(sections.gateway, secrets);
     // Checked against the resources only when those are valid (else every scope looks unknown).
     if (sections.break_glass && resources)
@@ -545,7 +584,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
   const storageUrl = resolveStorageUrl(parsed.storage, secrets);
   const kek = resolveKeyEncryptionKey(parsed.tokens, secrets, issues);
   const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets, baseDir);
-  const resources = resolveResources(parsed.resources, secrets);
+  const resources = resolveResources(parsed.resources, secrets, issues);
   const gateway = parsed.gateway ? resolveGateway(parsed.gateway, secrets) : undefined;
   const breakGlass = resolveBreakGlass(parsed.break_glass, resources, (ref, path) =>
     secrets.resolve(ref, path),

@@ -165,6 +165,30 @@ const postgresConnection = z
   })
   .strict();
 
+/** A `webhook` resource's target: the service that provisions it (docs/provisioners.md#webhook). */
+const webhookTarget = z
+  .object({
+    /** `https://…`, or `http://` to a loopback address only. A secret ref when the URL embeds a token. */
+    url: z.union([z.string().min(1), secretRef]),
+    /** HMAC-SHA256 key for the `Portcullis-Signature` header; at least 32 characters. */
+    secret: secretRef,
+    /** Time allowed for one call (connect, send, the whole answer). */
+    timeout: z
+      .union([z.string(), z.number()])
+      .transform((value, ctx) => {
+        const seconds = parseDurationSeconds(value);
+        if (seconds === null || seconds < 1 || seconds > 120) {
+          ctx.addIssue({ code: 'custom', message: 'must be a duration from 1s to 2m, such as 10s' });
+          return z.NEVER;
+        }
+        return seconds;
+      })
+      .default(10),
+    /** The target answers `inspect` (what it holds) for reconciliation. */
+    inspect: z.boolean().default(false),
+  })
+  .strict();
+
 const baseResource = {
   id: identifier,
   description: z.string().default(''),
@@ -177,6 +201,7 @@ const baseResource = {
 export const resourceSchema = z.discriminatedUnion('kind', [
   z.object({ ...baseResource, kind: z.literal('postgres'), postgres: postgresConnection }).strict(),
   z.object({ ...baseResource, kind: z.literal('token') }).strict(),
+  z.object({ ...baseResource, kind: z.literal('webhook'), webhook: webhookTarget }).strict(),
 ]);
 export type ResourceConfig = z.infer<typeof resourceSchema>;
 

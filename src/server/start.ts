@@ -52,6 +52,7 @@ import { policyClock } from '../policy/policy-context.js';
 import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
 import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
 import { TokenProvisioner } from '../provisioners/token-provisioner.js';
+import { WebhookProvisioner } from '../provisioners/webhook-provisioner.js';
 import { openStore } from '../storage/open-store.js';
 import { SigningKeyStore, signingKeySealPurpose, signingKeyStoreOptions } from '../tokens/key-store.js';
 import { ScheduledKeyRotation } from '../tokens/scheduled-rotation.js';
@@ -201,9 +202,11 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       sessionTtlSeconds: config.tokens.sessionTtlSeconds,
     });
 
+    const installation = await store.installationId();
     const provisioners = new ProvisionerRegistry([
-      new PostgresProvisioner({ poolSize: 4, installation: await store.installationId() }),
+      new PostgresProvisioner({ poolSize: 4, installation }),
       new TokenProvisioner(),
+      new WebhookProvisioner({ installation }),
     ]);
     closers.push(() => provisioners.close());
     provisioners.assertCovers(config.resources.values());

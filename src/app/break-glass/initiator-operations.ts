@@ -86,8 +86,14 @@ export async function credentials(
       const issued = await ctx.deps.access.issueToken(principal, grantId, from);
       out.push({ grantId, role: grant.role, expiresAt: grant.expiresAt, token: issued.token, ...probe });
     } else {
-      const credentials = await ctx.deps.access.credentials(principal, grantId, from);
-      out.push({ grantId, role: grant.role, expiresAt: grant.expiresAt, credentials, ...probe });
+      const credentials = await ctx.deps.access.credentialsIfAny(principal, grantId, from);
+      out.push({
+        grantId,
+        role: grant.role,
+        expiresAt: grant.expiresAt,
+        ...(credentials ? { credentials } : {}),
+        ...probe,
+      });
     }
   }
   return out;
