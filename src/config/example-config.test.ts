@@ -80,7 +80,11 @@ describe('examples/portcullis.example.yaml', () => {
     assert.equal(config.tokens.accessTokenTtlSeconds, 15 * 60);
     assert.equal(config.tokens.sessionTtlSeconds, 3600);
     assert.equal(config.tokens.rotationOverlapSeconds, 86_400);
-    assert.deepEqual(config.audit, { checkpointEveryEvents: 1000, checkpointIntervalSeconds: 300 });
+    assert.deepEqual(config.audit, {
+      checkpointEveryEvents: 1000,
+      checkpointIntervalSeconds: 300,
+      streams: [],
+    });
     assert.deepEqual(config.expiry, { pollIntervalSeconds: 1 });
   });
 

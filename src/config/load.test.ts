@@ -203,7 +203,11 @@ describe('parseConfig: a valid configuration', () => {
     assert.equal(config.tokens.accessTokenTtlSeconds, 600);
     assert.equal(config.tokens.sessionTtlSeconds, 3600);
     assert.equal(config.tokens.rotationOverlapSeconds, 86_400);
-    assert.deepEqual(config.audit, { checkpointEveryEvents: 1000, checkpointIntervalSeconds: 300 });
+    assert.deepEqual(config.audit, {
+      checkpointEveryEvents: 1000,
+      checkpointIntervalSeconds: 300,
+      streams: [],
+    });
     assert.deepEqual(config.expiry, { pollIntervalSeconds: 1 });
     assert.ok(Object.isFrozen(config));
   });
@@ -283,6 +287,27 @@ describe('parseConfig: a valid configuration', () => {
     assert.equal(webhook.timeoutMs, 10_000);
     assert.equal(webhook.inspect, true);
     assert.doesNotMatch(inspect(config, { depth: 10 }), /hook-token-5e1/);
+  });
+
+  it('audit streams: their URL and secret resolved as secrets; a name used twice is refused', () => {
+    const siem = { name: 'siem', type: 'webhook', url: { env: 'SIEM_URL' }, secret: { file: 'secrets/kek' } };
+    const config = parse(
+      changed((t) => (t.audit = { streams: [siem] })),
+      { ...env, SIEM_URL: 'https://siem.example.com/in?token=siem-token-77' },
+    );
+    const [stream] = config.audit.streams;
+    assert.equal(stream?.target.url.reveal(), 'https://siem.example.com/in?token=siem-token-77');
+    assert.deepEqual([stream?.batchSize, stream?.startAt, stream?.target.timeoutMs], [500, 'end', 10_000]);
+    assert.doesNotMatch(inspect(config, { depth: 10 }), /siem-token-77/);
+    const twice = refused(stringify(changed((t) => (t.audit = { streams: [siem, siem] }))), {
+      ...env,
+      SIEM_URL: 'https://siem.example.com/',
+    });
+    assert.deepEqual(paths(twice), ['audit.streams']);
+    const plain = refused(
+      stringify(changed((t) => (t.audit = { streams: [{ ...siem, url: 'http://siem.example.com/' }] }))),
+    );
+    assert.deepEqual(paths(plain), ['audit.streams[0].url']);
   });
 
   it('loadConfig reads the file from disk', () => {

@@ -58,14 +58,26 @@ export interface PostgresTarget {
   readonly gatewayUpstreamAuth: readonly ('scram-sha-256' | 'password' | 'none')[];
 }
 
-/** A `webhook` resource's target service (docs/provisioners.md#webhook). */
-export interface WebhookTargetSettings {
+/** Where a signed webhook goes: a provisioning service, a SIEM collector. */
+export interface SignedWebhookSettings {
   /** May embed a token: shown as its reference, never in errors or logs. */
   readonly url: Secret;
   readonly secret: Secret;
   readonly timeoutMs: number;
+}
+
+/** A `webhook` resource's target service (docs/provisioners.md#webhook). */
+export interface WebhookTargetSettings extends SignedWebhookSettings {
   /** The target answers `inspect` for reconciliation. */
   readonly inspect: boolean;
+}
+
+/** One `audit.streams` entry (docs/audit.md#streaming-to-a-siem). */
+export interface AuditStreamSettings {
+  readonly name: string;
+  readonly target: SignedWebhookSettings;
+  readonly batchSize: number;
+  readonly startAt: 'end' | 'beginning';
 }
 
 export interface ConfiguredResource extends ResourceDefinition {
@@ -118,7 +130,11 @@ export interface Config {
     /** Algorithm of token-signing keys made from now on. */
     readonly signingAlgorithm: SigningAlgorithm;
   };
-  readonly audit: { readonly checkpointEveryEvents: number; readonly checkpointIntervalSeconds: number };
+  readonly audit: {
+    readonly checkpointEveryEvents: number;
+    readonly checkpointIntervalSeconds: number;
+    readonly streams: readonly AuditStreamSettings[];
+  };
   readonly expiry: { readonly pollIntervalSeconds: number };
   /** Seconds between scheduled reconciliation runs; null: only on demand. */
   readonly reconcileIntervalSeconds: number | null;
@@ -398,7 +414,10 @@ function resolveResources(
     } else if (resource.kind === 'webhook') {
       resources.set(resource.id, {
         ...base,
-        webhook: resolveWebhookTarget(resource.webhook, `resources[${i}].webhook`, secrets, issues),
+        webhook: {
+          ...resolveSignedWebhook(resource.webhook, `resources[${i}].webhook`, secrets, issues),
+          inspect: resource.webhook.inspect,
+        },
       });
     } else {
       resources.set(resource.id, base);
@@ -407,12 +426,12 @@ function resolveResources(
   return resources;
 }
 
-function resolveWebhookTarget(
-  webhook: Extract<ParsedConfig['resources'][number], { kind: 'webhook' }>['webhook'],
+function resolveSignedWebhook(
+  webhook: { readonly url: string | SecretRef; readonly secret: SecretRef; readonly timeout: number },
   at: string,
   secrets: SecretResolver,
   issues: { path: string; message: string }[],
-): WebhookTargetSettings {
+): SignedWebhookSettings {
   const url =
     typeof webhook.url === 'string'
       ? new Secret(webhook.url, 'resource webhook url')
@@ -424,7 +443,7 @@ function resolveWebhookTarget(
   if (secret.reveal().length < minWebhookSecretLength) {
     issues.push({ path: `${at}.secret`, message: `must be at least ${minWebhookSecretLength} characters` });
   }
-  return { url, secret, timeoutMs: webhook.timeout * 1000, inspect: webhook.inspect };
+  return { url, secret, timeoutMs: webhook.timeout * 1000 };
 }
 
 /**
@@ -585,6 +604,12 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
   const kek = resolveKeyEncryptionKey(parsed.tokens, secrets, issues);
   const identityProviders = resolveIdentityProviders(parsed.identity_providers, secrets, baseDir);
   const resources = resolveResources(parsed.resources, secrets, issues);
+  const auditStreams = parsed.audit.streams.map((stream, i) => ({
+    name: stream.name,
+    target: resolveSignedWebhook(stream, `audit.streams[${i}]`, secrets, issues),
+    batchSize: stream.batch_size,
+    startAt: stream.start_at,
+  }));
   const gateway = parsed.gateway ? resolveGateway(parsed.gateway, secrets) : undefined;
   const breakGlass = resolveBreakGlass(parsed.break_glass, resources, (ref, path) =>
     secrets.resolve(ref, path),
@@ -637,6 +662,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     audit: {
       checkpointEveryEvents: parsed.audit.checkpoint_every_events,
       checkpointIntervalSeconds: parsed.audit.checkpoint_interval,
+      streams: auditStreams,
     },
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },
     reconcileIntervalSeconds: parsed.reconcile.enabled ? parsed.reconcile.interval : null,

@@ -165,27 +165,45 @@ const postgresConnection = z
   })
   .strict();
 
+/** Where a signed webhook goes (a provisioning service, a SIEM collector) and how it is signed. */
+const signedWebhook = {
+  /** `https://…`, or `http://` to a loopback address only. A secret ref when the URL embeds a token. */
+  url: z.union([z.string().min(1), secretRef]),
+  /** HMAC-SHA256 key for the `Portcullis-Signature` header; at least 32 characters. */
+  secret: secretRef,
+  /** Time allowed for one call (connect, send, the whole answer). */
+  timeout: z
+    .union([z.string(), z.number()])
+    .transform((value, ctx) => {
+      const seconds = parseDurationSeconds(value);
+      if (seconds === null || seconds < 1 || seconds > 120) {
+        ctx.addIssue({ code: 'custom', message: 'must be a duration from 1s to 2m, such as 10s' });
+        return z.NEVER;
+      }
+      return seconds;
+    })
+    .default(10),
+};
+
 /** A `webhook` resource's target: the service that provisions it (docs/provisioners.md#webhook). */
 const webhookTarget = z
   .object({
-    /** `https://…`, or `http://` to a loopback address only. A secret ref when the URL embeds a token. */
-    url: z.union([z.string().min(1), secretRef]),
-    /** HMAC-SHA256 key for the `Portcullis-Signature` header; at least 32 characters. */
-    secret: secretRef,
-    /** Time allowed for one call (connect, send, the whole answer). */
-    timeout: z
-      .union([z.string(), z.number()])
-      .transform((value, ctx) => {
-        const seconds = parseDurationSeconds(value);
-        if (seconds === null || seconds < 1 || seconds > 120) {
-          ctx.addIssue({ code: 'custom', message: 'must be a duration from 1s to 2m, such as 10s' });
-          return z.NEVER;
-        }
-        return seconds;
-      })
-      .default(10),
+    ...signedWebhook,
     /** The target answers `inspect` (what it holds) for reconciliation. */
     inspect: z.boolean().default(false),
+  })
+  .strict();
+
+/** A copy of the audit log sent as it grows, to a SIEM (docs/audit.md#streaming-to-a-siem). */
+const auditStream = z
+  .object({
+    name: identifier,
+    type: z.literal('webhook'),
+    ...signedWebhook,
+    /** Events per request, at most. */
+    batch_size: z.number().int().min(1).max(5000).default(500),
+    /** Where a stream configured for the first time begins: the next event, or the first ever. */
+    start_at: z.enum(['end', 'beginning']).default('end'),
   })
   .strict();
 
@@ -320,9 +338,17 @@ export const configSchema = z
         checkpoint_every_events: z.number().int().min(1).default(1000),
         /** …or after this long, whichever comes first. */
         checkpoint_interval: duration.default(300),
+        /** Copies of the log sent to SIEMs as it grows, each in order and at least once. */
+        streams: z
+          .array(auditStream)
+          .refine(
+            (streams) => new Set(streams.map((s) => s.name)).size === streams.length,
+            'names a stream twice',
+          )
+          .default([]),
       })
       .strict()
-      .default({ checkpoint_every_events: 1000, checkpoint_interval: 300 }),
+      .default({ checkpoint_every_events: 1000, checkpoint_interval: 300, streams: [] }),
     requests: z
       .object({
         /** How long a request may wait for its reviews before it lapses (1 minute to 30 days). */

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream } from 'pino';
 import { AccessService } from '../app/access-service.js';
+import { AuditStreamRelay } from '../app/audit-stream-relay.js';
 import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
 import { GatewaySessions } from '../app/gateway-sessions.js';
@@ -18,6 +19,7 @@ import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
+import { WebhookAuditStreamSink } from '../audit/webhook-stream-sink.js';
 import { AccountAlertRouter } from '../break-glass/account-alert-router.js';
 import { RetryingAlertDispatcher } from '../break-glass/alerts/index.js';
 import { LoggingAlertDispatcher } from '../break-glass/logging-alert-dispatcher.js';
@@ -42,6 +44,7 @@ import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { SamlLogin } from '../identity/saml-login.js';
 import { mappingSettingsOf } from '../identity/sign-in-explain.js';
+import { PrometheusAuditStreamMetrics } from '../observability/audit-stream-metrics.js';
 import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
 import { registerGatewayMetrics } from '../observability/gateway-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
@@ -402,6 +405,27 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     expiry.start();
     closers.push(() => (expiry as ExpiryLoop).stop());
     closers.push(() => reconciler.stop());
+
+    if (config.audit.streams.length > 0) {
+      const auditStreams = new AuditStreamRelay({
+        store,
+        clock,
+        owner: `${hostname()}:${process.pid}:${randomUUID()}`,
+        streams: config.audit.streams.map((stream) => ({
+          sink: new WebhookAuditStreamSink(stream.name, {
+            url: stream.target.url.reveal(),
+            secret: stream.target.secret.reveal(),
+            timeoutMs: stream.target.timeoutMs,
+          }),
+          batchSize: stream.batchSize,
+          startAt: stream.startAt,
+        })),
+        metrics: new PrometheusAuditStreamMetrics(metrics.registry),
+        onError: (error, stream) => logger.error({ err: error, stream }, 'audit stream'),
+      });
+      auditStreams.start();
+      closers.push(() => auditStreams.stop());
+    }
 
     if (config.notifications.channels.length > 0) {
       const notifications = new NotificationRelay({

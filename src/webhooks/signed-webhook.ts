@@ -113,6 +113,8 @@ export interface SignedPost {
   readonly userAgent: string;
   /** Extra headers, such as the id receivers drop duplicates by. */
   readonly headers: Readonly<Record<string, string>>;
+  /** Of the body; default `application/json`. */
+  readonly contentType?: string;
 }
 
 /** Sends `body` once, signed; a failure to get an answer is thrown without the URL. */
@@ -122,7 +124,7 @@ async function sendSigned(target: WebhookTarget, post: SignedPost, body: string)
     return await fetch(target.url, {
       method: 'POST',
       headers: {
-        'content-type': 'application/json',
+        'content-type': post.contentType ?? 'application/json',
         'user-agent': post.userAgent,
         ...post.headers,
         [signatureHeader]: signWebhookPayload(target.secret, timestamp, body),
