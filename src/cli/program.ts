@@ -8,6 +8,7 @@ import { exitCodeForStatus } from './api-client.js';
 import { registerBreakGlassCommands } from './break-glass-program.js';
 import { CliError, exitCodeHelp, exitCodes } from './cli-error.js';
 import { exportAuditLog, verifyAuditLog } from './commands/audit-commands.js';
+import { reportAuditLog } from './commands/audit-report-command.js';
 import { login, logout, whoami } from './commands/auth-commands.js';
 import { endGatewaySession, listGatewaySessions } from './commands/gateway-commands.js';
 import { issueToken, listGrants, revokeGrant, showCredentials } from './commands/grant-commands.js';
@@ -463,6 +464,27 @@ PORTCULLIS_PROXY_PASSWORD sets the local password (at least 16 characters); by d
       ),
     )
     .action(run((ctx, file: string, options: { key: string }) => verifyAuditLog(ctx, file, options)));
+  audit
+    .command('report')
+    .description(
+      'who held which access when, who approved it, break-glass uses and reviews, drills and standing privileges found, from a verified export',
+    )
+    .argument('<file>', 'audit export (JSON Lines); verified first (exit 10 when tampered)')
+    .requiredOption('--key <file>', 'audit public key(s): JWK, JWK Set or PEM')
+    .option(
+      '--from <date>',
+      'start of the period: 2026-10-01 (UTC) or an ISO 8601 time (default: the beginning)',
+    )
+    .option('--to <date>', 'end of the period, exclusive (default: now)')
+    .addHelpText(
+      'after',
+      example('portcullis audit report audit.jsonl --key audit-keys.json --from 2026-10-01 --to 2026-11-01'),
+    )
+    .action(
+      run((ctx, file: string, options: { key: string; from?: string; to?: string }) =>
+        reportAuditLog(ctx, file, options),
+      ),
+    );
 
   // ------------------------------------------------------------------ keys
   const keys = program.command('keys').description('manage signing keys');

@@ -5,6 +5,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import type { VerifyResult } from '../../audit/verify.js';
 import { errorFromNetworkFailure } from '../api-client.js';
 import { CliError, exitCodes, usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
@@ -118,18 +119,29 @@ export async function verifyAuditLog(
   file: string,
   options: { key: string },
 ): Promise<number> {
+  const result = await verifyExportFile(file, options.key);
+  printVerification(ctx, file, result);
+  return result.ok ? exitCodes.ok : exitCodes.verificationFailed;
+}
+
+/** Verifies the export `file` with the public key(s) in `keyFile`; usage errors for files it cannot use. */
+export async function verifyExportFile(file: string, keyFile: string): Promise<VerifyResult> {
   await requireFile(file, 'Audit export');
-  await requireFile(options.key, 'Key file');
+  await requireFile(keyFile, 'Key file');
   const { loadPublicKeys } = await import('../../audit/public-keys.js');
   const { verifyAuditExport } = await import('../../audit/verify.js');
   const { readLines } = await import('../../audit/read-lines.js');
   let keys: Awaited<ReturnType<typeof loadPublicKeys>>;
   try {
-    keys = await loadPublicKeys(options.key);
+    keys = await loadPublicKeys(keyFile);
   } catch (error) {
     throw usageError(`Cannot use the key file: ${(error as Error).message}`);
   }
-  const result = await verifyAuditExport(readLines(file), keys);
+  return verifyAuditExport(readLines(file), keys);
+}
+
+/** `audit verify`'s answer: intact with what the signatures cover, or the first broken entry. */
+export function printVerification(ctx: CliContext, file: string, result: VerifyResult): void {
   ctx.output.result({ file, ...result }, () => {
     if (result.ok) {
       ctx.output.line(
@@ -155,5 +167,4 @@ export async function verifyAuditLog(
         : `  entries 1–${result.headSeq} before it are intact${result.signedThroughSeq > 0 ? `, 1–${result.signedThroughSeq} under a verified signature` : ''}.`,
     );
   });
-  return result.ok ? exitCodes.ok : exitCodes.verificationFailed;
 }
