@@ -16,6 +16,7 @@ export function testPostgresTarget(
     gatewayOnly: false,
     gatewayUpstreamAuth: ['scram-sha-256'],
     reassignOwnedTo: 'postgres',
+    standingAllowed: [],
     ...rest,
   };
 }

@@ -14,6 +14,7 @@ import type {
 } from '../core/policy-decision.js';
 import type { Principal, PrincipalLock, PrincipalStanding } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import type { StandingAccess } from '../core/standing-access.js';
 import type { BreakGlassRepository } from './break-glass-ports.js';
 
 // ---------------------------------------------------------------- storage
@@ -419,6 +420,11 @@ export interface Provisioner {
    * the kind keeps nothing in a target to compare (`token`).
    */
   inspect(resource: ResourceDefinition): Promise<readonly TargetHolding[] | null>;
+  /**
+   * Access the target gives without any grant (members of the roles this resource's roles map
+   * to, superusers), for reconciliation to report; absent for a kind that cannot tell.
+   */
+  standing?(resource: ResourceDefinition): Promise<readonly StandingAccess[]>;
   close(): Promise<void>;
 }
 

@@ -10,6 +10,7 @@ import { forEachDialect } from '../../test-support/dialects.js';
 import { ManualClock } from '../core/clock.js';
 import type { DriftKind, TargetHolding } from '../core/drift.js';
 import type { ResourceDefinition } from '../core/resource.js';
+import type { StandingAccess } from '../core/standing-access.js';
 import { testEpoch, testGrant, testRequest } from '../storage/test-fixtures.js';
 import type { ProvisionContext, Provisioner, Store } from './ports.js';
 import { type ReconcileMetrics, Reconciler } from './reconciler.js';
@@ -20,6 +21,8 @@ class ScriptedProvisioner implements Provisioner {
   holdings: TargetHolding[] = [];
   inspectError: Error | undefined;
   revokeError: Error | undefined;
+  /** Undefined: the kind cannot tell (no `standing` answers). */
+  standingAccess: StandingAccess[] | Error | undefined;
   readonly revoked: string[] = [];
 
   plan() {
@@ -37,13 +40,25 @@ class ScriptedProvisioner implements Provisioner {
     if (this.inspectError) throw this.inspectError;
     return this.holdings;
   }
+  get standing(): Provisioner['standing'] {
+    const answer = this.standingAccess;
+    if (answer === undefined) return undefined;
+    return async () => {
+      if (answer instanceof Error) throw answer;
+      return answer;
+    };
+  }
   async close() {}
 }
 
 class CountingMetrics implements ReconcileMetrics {
   readonly drift: [string, DriftKind][] = [];
   readonly inspectFailures: string[] = [];
+  readonly standing: [string, number][] = [];
   runs = 0;
+  standingAccess(resourceId: string, count: number) {
+    this.standing.push([resourceId, count]);
+  }
   driftFound(resourceId: string, kind: DriftKind) {
     this.drift.push([resourceId, kind]);
   }
@@ -193,5 +208,58 @@ forEachDialect('Reconciler', (ctx) => {
       [['present_after_revocation', ended.id, 'taken_back']],
     );
     assert.deepEqual(provisioner.revoked, [ended.id]);
+  });
+  it('standing access is reported (high), once a day while it lasts, never taken back', async () => {
+    const clock = new ManualClock(testEpoch);
+    const metrics = new CountingMetrics();
+    const target = new ScriptedProvisioner();
+    target.standingAccess = [
+      { holder: 'dev_bob', via: 'app_readwrite' },
+      { holder: 'root', via: 'superuser' },
+    ];
+    const r = reconciler(ctx.store, target, { clock, metrics });
+    const first = await r.run('system', system, 'request');
+    assert.deepEqual(
+      first.resources[0]?.standing.map((s) => [s.holder, s.via, s.outcome]),
+      [
+        ['dev_bob', 'app_readwrite', 'reported'],
+        ['root', 'superuser', 'reported'],
+      ],
+    );
+    clock.advance(10 * minute);
+    const again = await r.run('system', system, 'request');
+    assert.deepEqual(
+      again.resources[0]?.standing.map((s) => s.outcome),
+      ['reported_before', 'reported_before'],
+    );
+    clock.advance(24 * 60 * minute);
+    const nextDay = await r.run('system', system, 'request');
+    assert.deepEqual(
+      nextDay.resources[0]?.standing.map((s) => s.outcome),
+      ['reported', 'reported'],
+    );
+    assert.deepEqual(target.revoked, []);
+    const events = await ctx.store.auditLog.read(0, 100);
+    const found = events.filter((e) => e.type === 'reconcile.standing_found');
+    assert.equal(found.length, 4);
+    assert.deepEqual(
+      [found[0]?.severity, found[0]?.resourceId, found[0]?.data],
+      ['high', 'orders-db', { run: first.id, holder: 'dev_bob', via: 'app_readwrite' }],
+    );
+    const summaries = events.filter((e) => e.type === 'reconcile.completed');
+    assert.ok(summaries.every((e) => e.severity === 'high'));
+    assert.deepEqual(metrics.standing, [
+      ['orders-db', 2],
+      ['orders-db', 2],
+      ['orders-db', 2],
+    ]);
+  });
+
+  it('standing access that cannot be read makes the resource inspect_failed, its drift still handled', async () => {
+    const target = new ScriptedProvisioner();
+    target.standingAccess = new Error('permission denied for table pg_authid');
+    const report = await reconciler(ctx.store, target).run('system', system, 'request');
+    assert.equal(report.resources[0]?.outcome, 'inspect_failed');
+    assert.match(String(report.resources[0]?.error), /permission denied/);
   });
 });

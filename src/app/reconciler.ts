@@ -14,12 +14,15 @@ import { PortcullisError } from '../core/errors.js';
 import { type Grant, newGrant } from '../core/grant.js';
 import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { type StandingAccess, standingKey } from '../core/standing-access.js';
 import { failureReference } from './failure-reference.js';
 import type { OperatorLog, ProvisionerLookup, Store } from './ports.js';
 import { recordSecurityEvent } from './security-events.js';
 
 export interface ReconcileMetrics {
   driftFound(resourceId: string, kind: DriftKind): void;
+  /** How many holders of standing access the resource's target has now (none is the goal). */
+  standingAccess(resourceId: string, count: number): void;
   inspectFailed(resourceId: string): void;
   runCompleted(at: number): void;
 }
@@ -53,13 +56,22 @@ export interface Finding {
   readonly reference?: string;
 }
 
+/** Standing access found at a target: reported (once a day while it lasts), never taken back. */
+export interface StandingFinding extends StandingAccess {
+  readonly outcome: 'reported' | 'reported_before';
+}
+
 export interface ResourceReconciliation {
   readonly resourceId: string;
-  /** `not_applicable`: the kind keeps nothing in a target to compare (`token`). */
+  /**
+   * `not_applicable`: the kind keeps nothing in a target to compare (`token`); `inspect_failed`:
+   * what the target holds, or its standing access, could not be read.
+   */
   readonly outcome: 'checked' | 'not_applicable' | 'inspect_failed';
   /** Pieces of access found in the target. */
   readonly held: number;
   readonly findings: readonly Finding[];
+  readonly standing: readonly StandingFinding[];
   readonly error?: string;
   readonly reference?: string;
 }
@@ -83,6 +95,9 @@ const leaseMs = 5 * 60_000;
 const busyRetryMs = 10_000;
 /** Ephemeral-store kind that remembers a missing grant was reported (once per grant, not every run). */
 const reportedMissingKind = 'reconcile-missing';
+/** Ephemeral-store kind that remembers standing access was reported; again after {@link standingReportEveryMs}. */
+const reportedStandingKind = 'reconcile-standing';
+const standingReportEveryMs = 24 * 3_600_000;
 
 /** The role a grant Portcullis has no record of is taken back under: revoke needs only artefacts. */
 const unknownRole: RoleDefinition = { name: '', description: '', grants: [] };
@@ -186,7 +201,7 @@ export class Reconciler {
     run: { readonly id: string; readonly actor: string; readonly from: RequestOrigin },
   ): Promise<ResourceReconciliation> {
     const { store, provisioners } = this.#deps;
-    const base = { resourceId: resource.id, held: 0, findings: [] };
+    const base = { resourceId: resource.id, held: 0, findings: [], standing: [] };
     let holdings: readonly TargetHolding[] | null;
     let activeBefore: Set<string>;
     let inspectionStartedAt: number;
@@ -214,7 +229,53 @@ export class Reconciler {
       this.#deps.metrics.driftFound(resource.id, drift.kind);
       findings.push(await this.#handle(drift, resource, run));
     }
-    return { ...base, outcome: 'checked', held: holdings.length, findings };
+    const checked = { ...base, outcome: 'checked' as const, held: holdings.length, findings };
+    const provisioner = provisioners.get(resource.kind);
+    if (!provisioner.standing) return checked;
+    let standing: readonly StandingAccess[];
+    try {
+      standing = await provisioner.standing(resource);
+    } catch (error) {
+      this.#deps.metrics.inspectFailed(resource.id);
+      return {
+        ...checked,
+        outcome: 'inspect_failed',
+        ...this.#failure(error, resource.id, 'read standing access'),
+      };
+    }
+    this.#deps.metrics.standingAccess(resource.id, standing.length);
+    const reported: StandingFinding[] = [];
+    for (const access of standing) reported.push(await this.#reportStanding(access, resource, run));
+    return { ...checked, standing: reported };
+  }
+
+  /** Audits standing access once a day while it lasts; Portcullis did not make it and never removes it. */
+  async #reportStanding(
+    access: StandingAccess,
+    resource: ResourceDefinition,
+    run: { readonly id: string; readonly actor: string; readonly from: RequestOrigin },
+  ): Promise<StandingFinding> {
+    const { store, clock } = this.#deps;
+    const key = `${resource.id}:${standingKey(access)}`;
+    if (await store.ephemeral.peek(reportedStandingKind, key, clock.now())) {
+      return { ...access, outcome: 'reported_before' };
+    }
+    await store.transaction(async (tx) => {
+      await tx.audit.append(
+        {
+          type: 'reconcile.standing_found',
+          actor: run.actor,
+          severity: 'high',
+          sourceIp: run.from.sourceIp,
+          userAgent: run.from.userAgent,
+          resourceId: resource.id,
+          data: { run: run.id, holder: access.holder, via: access.via },
+        },
+        clock.now(),
+      );
+      await tx.ephemeral.put(reportedStandingKind, key, '1', clock.now() + standingReportEveryMs);
+    });
+    return { ...access, outcome: 'reported' };
   }
 
   async #activeGrants(resourceId: string): Promise<Grant[]> {
@@ -317,7 +378,7 @@ function unknownGrant(holding: TargetHolding, resourceId: string): Grant {
 
 /** The run's evidence: which resources were compared, what was found, what could not be checked. */
 function summaryEvent(report: ReconcileReport, actor: string, from: RequestOrigin): AuditEventInput {
-  const findings = report.resources.reduce((n, r) => n + r.findings.length, 0);
+  const findings = report.resources.reduce((n, r) => n + r.findings.length + r.standing.length, 0);
   const failed = report.resources.filter((r) => r.outcome === 'inspect_failed');
   return {
     type: 'reconcile.completed',
@@ -334,6 +395,7 @@ function summaryEvent(report: ReconcileReport, actor: string, from: RequestOrigi
         outcome: r.outcome,
         held: r.held,
         findings: r.findings.map((f) => ({ kind: f.kind, grant: f.grantId, outcome: f.outcome })),
+        standing: r.standing.map((s) => ({ holder: s.holder, via: s.via })),
         ...(r.reference ? { reference: r.reference } : {}),
       })),
     },

@@ -228,6 +228,12 @@ describe('AccessReportBuilder', () => {
       }),
       event('reconcile.take_back_failed', t0 + hour, { data: { run: 'run1', grant: 'g-z' } }),
       event('reconcile.completed', t0 + hour, { data: { run: 'run1' } }),
+      event('reconcile.standing_found', t0 + hour, {
+        data: { run: 'run1', holder: 'dev_bob', via: 'app_rw' },
+      }),
+      event('reconcile.standing_found', t0 + 3 * hour, {
+        data: { run: 'run9', holder: 'dev_bob', via: 'app_rw' },
+      }),
       event('reconcile.drift_found', t0 + 2 * hour, {
         data: { run: 'run2', kind: 'unknown_grant', grant: 'g-w', action: 'taking_back' },
       }),
@@ -242,5 +248,9 @@ describe('AccessReportBuilder', () => {
         ['g-w', 'unknown_grant', 'pending'],
       ],
     );
+    // Reported again each day while it lasts; the report lists it once, as last reported.
+    assert.deepEqual(result.standing, [
+      { at: t0 + 3 * hour, resource: 'db', holder: 'dev_bob', via: 'app_rw' },
+    ]);
   });
 });

@@ -89,6 +89,15 @@ export interface DriftFinding {
   readonly outcome: string;
 }
 
+/** A login holding access at a target without a grant, as reconciliation reported it. */
+export interface StandingReported {
+  readonly at: number;
+  readonly resource: string | null;
+  readonly holder: string;
+  /** The mapped role that gives it, or `superuser`. */
+  readonly via: string;
+}
+
 /** Something that should not happen, found in the log. */
 export interface Anomaly {
   readonly kind: 'self_approval' | 'grant_without_approval' | 'break_glass_not_reviewed' | 'drill_failed';
@@ -108,6 +117,8 @@ export interface AccessReport {
   /** Reconciliation runs completed in the period: the evidence that the control ran. */
   readonly reconcileRuns: number;
   readonly findings: readonly DriftFinding[];
+  /** Standing access reported in the period, once per resource, holder and role (the latest report). */
+  readonly standing: readonly StandingReported[];
   readonly anomalies: readonly Anomaly[];
 }
 
@@ -140,6 +151,7 @@ export class AccessReportBuilder {
   readonly #drills: DrillRecord[] = [];
   readonly #findings: Mutable<DriftFinding>[] = [];
   readonly #anomalies: Anomaly[] = [];
+  readonly #standing = new Map<string, StandingReported>();
   #reconcileRuns = 0;
   #events = 0;
   #lastSeq = 0;
@@ -229,6 +241,17 @@ export class AccessReportBuilder {
             grant: text(data.grant) ?? '',
             outcome: data.action === 'reported' ? 'reported' : 'pending',
           });
+        }
+        return;
+      case 'reconcile.standing_found':
+        if (this.#inPeriod(event.at)) {
+          const found: StandingReported = {
+            at: event.at,
+            resource: event.resource_id,
+            holder: text(data.holder) ?? '',
+            via: text(data.via) ?? '',
+          };
+          this.#standing.set(JSON.stringify([found.resource, found.holder, found.via]), found);
         }
         return;
       case 'reconcile.taken_back':
@@ -403,6 +426,7 @@ export class AccessReportBuilder {
       drills: this.#drills,
       reconcileRuns: this.#reconcileRuns,
       findings: this.#findings,
+      standing: [...this.#standing.values()],
       anomalies: anomalies.sort((a, b) => a.at - b.at),
     };
   }

@@ -52,6 +52,8 @@ export interface PostgresTarget {
   readonly publicPort: number | undefined;
   readonly connectionLimit: number;
   readonly reassignOwnedTo: string;
+  /** Logins whose standing access is accepted, not reported by reconciliation. */
+  readonly standingAllowed: readonly string[];
   /** People reach it only through the gateway; the grant's own login is never shown. */
   readonly gatewayOnly: boolean;
   /** How the server may authenticate the gateway's logins (`scram-sha-256` unless widened). */
@@ -407,6 +409,7 @@ function resolveResources(
           publicPort: pg.public_port,
           connectionLimit: pg.connection_limit,
           reassignOwnedTo: pg.reassign_owned_to,
+          standingAllowed: pg.standing_allowed,
           gatewayOnly: pg.gateway_only,
           gatewayUpstreamAuth: pg.gateway_upstream_auth,
         },

@@ -156,6 +156,8 @@ const postgresConnection = z
     gateway_only: z.boolean().default(false),
     /** Role that receives objects a grant's login created, before that login is dropped. */
     reassign_owned_to: z.string().min(1).default('postgres'),
+    /** Logins whose standing access reconciliation accepts (a service's own login), not reported. */
+    standing_allowed: z.array(z.string().min(1)).default([]),
     /** How the server may authenticate the gateway's logins; anything else ends the session. */
     gateway_upstream_auth: z
       .array(z.enum(['scram-sha-256', 'password', 'none']))

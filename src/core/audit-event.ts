@@ -70,6 +70,7 @@ export const auditEventTypes = [
   'reconcile.drift_found',
   'reconcile.taken_back',
   'reconcile.take_back_failed',
+  'reconcile.standing_found',
 ] as const;
 export type AuditEventType = (typeof auditEventTypes)[number];
 

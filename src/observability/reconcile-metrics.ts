@@ -7,6 +7,7 @@ export class PrometheusReconcileMetrics implements ReconcileMetrics {
   readonly #drift: Counter<'resource' | 'kind'>;
   readonly #inspectFailures: Counter<'resource'>;
   readonly #lastRun: Gauge;
+  readonly #standing: Gauge<'resource'>;
 
   constructor(registry: Registry) {
     this.#drift = new Counter({
@@ -27,6 +28,16 @@ export class PrometheusReconcileMetrics implements ReconcileMetrics {
       registers: [registry],
     });
     this.#lastRun.set(0);
+    this.#standing = new Gauge({
+      name: 'portcullis_standing_access',
+      help: 'Logins holding access at a target without a grant (mapped roles, superusers), as the last reconciliation found; should be 0',
+      labelNames: ['resource'],
+      registers: [registry],
+    });
+  }
+
+  standingAccess(resourceId: string, count: number): void {
+    this.#standing.set({ resource: resourceId }, count);
   }
 
   driftFound(resourceId: string, kind: DriftKind): void {

@@ -71,6 +71,7 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
         gatewayOnly: false,
         gatewayUpstreamAuth: ['scram-sha-256'],
         reassignOwnedTo: 'app_owner',
+        standingAllowed: [],
         ...target,
       },
     };
@@ -591,6 +592,41 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
     await provisioner.revoke(contextFor(kept));
     await provisioner.revoke(contextFor(elsewhere, otherDb));
     assert.ok(!(await grantIdsOf(prodDb)).includes(kept.id));
+  });
+
+  it('standing: logins holding a mapped role without a grant, and superusers; never grants, the admin or the accepted', async () => {
+    const made = ['standing_dev', 'standing_nested', 'standing_root', 'standing_service', 'standing_team'];
+    try {
+      await admin.query('create role standing_dev login');
+      await admin.query('grant app_readonly to standing_dev');
+      await admin.query('create role standing_team nologin');
+      await admin.query('grant app_readwrite to standing_team');
+      await admin.query('create role standing_nested login in role standing_team');
+      await admin.query('create role standing_root login superuser');
+      await admin.query('create role standing_service login in role app_readwrite');
+      const granted = plannedGrant(prodDb, 'readwrite');
+      await apply(granted);
+
+      const accepting = resource(prodDb.id, { standingAllowed: ['standing_service'] });
+      const found = (await provisioner.standing(accepting)).filter((s) => s.holder.startsWith('standing_'));
+      assert.deepEqual(found, [
+        { holder: 'standing_dev', via: 'app_readonly' },
+        { holder: 'standing_nested', via: 'app_readwrite' },
+        { holder: 'standing_root', via: 'superuser' },
+      ]);
+      const all = await provisioner.standing(accepting);
+      assert.ok(!all.some((s) => s.holder === granted.artefacts.login), 'a grant is not standing access');
+      assert.ok(!all.some((s) => s.holder === 'postgres'), 'the admin account is Portcullis itself');
+      // Not accepted: the service's login is reported too.
+      assert.ok(
+        (await provisioner.standing(prodDb)).some(
+          (s) => s.holder === 'standing_service' && s.via === 'app_readwrite',
+        ),
+      );
+      await provisioner.revoke(contextFor(granted));
+    } finally {
+      for (const role of made) await admin.query(`drop role if exists ${role}`);
+    }
   });
 
   it('inspect leaves out logins another installation made, and keeps those made before installations were named', async () => {

@@ -37,6 +37,7 @@ import type { TargetHolding } from '../core/drift.js';
 import { isPortcullisError, PortcullisError } from '../core/errors.js';
 import type { Artefacts, Grant } from '../core/grant.js';
 import type { ResourceDefinition } from '../core/resource.js';
+import { type StandingAccess, unacknowledgedStanding } from '../core/standing-access.js';
 import { GuardedClient, guardedPoolSettings } from '../postgres/guarded-client.js';
 import {
   alterLoginRoleSql,
@@ -276,6 +277,41 @@ export class PostgresProvisioner implements Provisioner {
         if (owner.installation !== undefined && owner.installation !== this.#installation) return [];
         return [{ grantId: owner.grant, artefacts: { login: row.rolname, database, login_oid: row.oid } }];
       });
+    });
+  }
+
+  /**
+   * Logins that hold a role this resource's roles map to — as members, directly or through other
+   * roles — and login superusers, except Portcullis' own logins (any installation's) and the admin
+   * account itself.
+   */
+  async standing(resource: ResourceDefinition): Promise<readonly StandingAccess[]> {
+    const allowed = postgresTargetOf(resource).standingAllowed;
+    const mapped = [...new Set([...resource.roles.values()].flatMap((role) => role.grants))];
+    return this.#run(`read standing access on ${resource.id}`, async () => {
+      const { rows } = await this.#pool(resource).query<{
+        holder: string;
+        via: string;
+        comment: string | null;
+      }>(
+        `with recursive holds(member, via) as (
+             select am.member, r.rolname::text from pg_auth_members am join pg_roles r on r.oid = am.roleid
+              where r.rolname = any($1::text[])
+             union
+             select am.member, h.via from pg_auth_members am join holds h on am.roleid = h.member
+           )
+           select m.rolname::text as holder, h.via, shobj_description(m.oid, 'pg_authid') as comment
+             from holds h join pg_roles m on m.oid = h.member
+            where m.rolcanlogin and m.rolname <> current_user
+           union
+           select rolname::text, 'superuser', shobj_description(oid, 'pg_authid')
+             from pg_roles where rolsuper and rolcanlogin and rolname <> current_user`,
+        [mapped],
+      );
+      const found = rows
+        .filter((row) => !(isLoginRoleName(row.holder) && parseLoginRoleComment(row.comment)))
+        .map((row) => ({ holder: row.holder, via: row.via }));
+      return unacknowledgedStanding(found, allowed);
     });
   }
 

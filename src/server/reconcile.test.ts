@@ -25,9 +25,18 @@ describe('reconciliation against a real target', () => {
   before(async () => {
     skip = await postgresSkipReason();
     if (skip) return;
-    h = await startHarness({ storage: 'sqlite', targetAdminUrl: sharedPostgresAdminUrl });
     superuser = new pg.Client({ connectionString: sharedPostgresAdminUrl });
     await superuser.connect();
+    // The shared server's own superusers (`root` here) are the machine's, accepted as an operator
+    // would accept them; anything else holding the mapped roles is standing access.
+    const machineSuperusers = await superuser.query<{ rolname: string }>(
+      'select rolname from pg_roles where rolsuper and rolcanlogin and rolname <> current_user',
+    );
+    h = await startHarness({
+      storage: 'sqlite',
+      targetAdminUrl: sharedPostgresAdminUrl,
+      targetPostgresOverrides: { standing_allowed: machineSuperusers.rows.map((r) => r.rolname) },
+    });
     installation = await h.portcullis.store.installationId();
   });
   after(async () => {
@@ -84,6 +93,7 @@ describe('reconciliation against a real target', () => {
         outcome: string;
         held: number;
         findings: { kind: string; grant_id: string; outcome: string; artefacts: Record<string, unknown> }[];
+        standing: { holder: string; via: string; outcome: string }[];
       }[];
     };
   }
@@ -194,6 +204,36 @@ describe('reconciliation against a real target', () => {
     );
     assert.equal(refusal?.actor, 'demo:alice');
     assert.match(String(refusal?.reason), /reconcile/);
+  });
+
+  test('a login that holds a mapped role without any grant is standing access: reported, audited, left alone', async (t) => {
+    if (skip) return t.skip(skip);
+    const holder = `standing_${Date.now().toString(36)}`;
+    madeByHand.push(holder);
+    await superuser.query(`create role ${holder} login`);
+    await superuser.query(`grant app_readwrite to ${holder}`);
+    const first = await reconcile();
+    const standing = first.resources.find((r) => r.resource_id === 'demo-db')?.standing ?? [];
+    assert.deepEqual(
+      standing.filter((s) => s.holder === holder),
+      [{ holder, via: 'app_readwrite', outcome: 'reported' }],
+    );
+    assert.equal(first.clean, false);
+    assert.ok(await roleExists(holder), 'never taken back: Portcullis did not make it');
+    const again = await reconcile();
+    assert.equal(
+      again.resources.find((r) => r.resource_id === 'demo-db')?.standing.find((s) => s.holder === holder)
+        ?.outcome,
+      'reported_before',
+    );
+    const events = (await h.portcullis.store.auditLog.read(0, 100_000)).filter(
+      (e) => e.type === 'reconcile.standing_found' && e.data?.holder === holder,
+    );
+    assert.equal(events.length, 1);
+    assert.equal(events[0]?.severity, 'high');
+    const metrics = await fetch(`${h.url}/metrics`).then((r) => r.text());
+    assert.match(metrics, /portcullis_standing_access\{resource="demo-db"\} [1-9]/);
+    await superuser.query(`drop role ${holder}`);
   });
 
   test('`portcullis reconcile` exits 10 while drift remains and 0 once every target matches', async (t) => {

@@ -83,6 +83,7 @@ function reportJson(report: AccessReport) {
     drills: report.drills.map((d) => ({ ...d, at: iso(d.at) })),
     reconcileRuns: report.reconcileRuns,
     findings: report.findings.map((f) => ({ ...f, at: iso(f.at) })),
+    standing: report.standing.map((s) => ({ ...s, at: iso(s.at) })),
     anomalies: report.anomalies.map((a) => ({ ...a, at: iso(a.at) })),
   };
 }
@@ -197,9 +198,14 @@ function printReport(
   out();
   out(
     report.reconcileRuns === 0
-      ? `Standing privileges: no reconciliation ran in the period, so there is no evidence either way; ${report.findings.length} finding(s)`
-      : `Standing privileges: ${report.reconcileRuns} reconciliation run(s); ${report.findings.length} finding(s)${report.findings.length === 0 ? ' (none, as it should be)' : ''}`,
+      ? `Standing privileges: no reconciliation ran in the period, so there is no evidence either way; ${report.findings.length} finding(s), ${report.standing.length} standing holder(s)`
+      : `Standing privileges: ${report.reconcileRuns} reconciliation run(s); ${report.findings.length} finding(s), ${report.standing.length} standing holder(s)${report.findings.length + report.standing.length === 0 ? ' (none, as it should be)' : ''}`,
   );
+  for (const s of report.standing) {
+    out(
+      `  ${day(s.at)}  ${s.resource ?? '?'}  ${sanitizeText(s.holder)} holds ${sanitizeText(s.via)} without a grant`,
+    );
+  }
   for (const f of report.findings) {
     out(`  ${day(f.at)}  ${f.resource ?? '?'}  ${f.kind}  grant ${sanitizeText(f.grant)}  ${f.outcome}`);
   }

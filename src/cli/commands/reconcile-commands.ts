@@ -11,7 +11,7 @@ const outcomeText = {
   reported_before: 'reported before',
 } as const;
 
-/** Exit 0 when every target matched its grants; 10 when anything differed or could not be read. */
+/** Exit 0 when every target matched its grants; 10 when anything differed, a target holds standing access, or could not be read. */
 export async function reconcile(ctx: CliContext): Promise<ExitCode> {
   const report = await (await ctx.client()).post<ReconcileReportView>('/api/v1/reconcile', {});
   ctx.output.result(report, () => {
@@ -22,6 +22,7 @@ export async function reconcile(ctx: CliContext): Promise<ExitCode> {
           { header: 'checked' },
           { header: 'held' },
           { header: 'findings' },
+          { header: 'standing' },
         ],
         report.resources.map((r) => [
           r.resource_id,
@@ -32,6 +33,7 @@ export async function reconcile(ctx: CliContext): Promise<ExitCode> {
               : 'FAILED',
           r.outcome === 'checked' ? String(r.held) : '',
           String(r.findings.length),
+          String(r.standing.length),
         ]),
       ),
     );
@@ -50,11 +52,18 @@ export async function reconcile(ctx: CliContext): Promise<ExitCode> {
           ),
         );
       }
+      for (const s of r.standing) {
+        ctx.output.line(
+          sanitizeText(
+            `${r.resource_id}: standing access: ${s.holder} holds ${s.via === 'superuser' ? 'superuser' : `role ${s.via}`} without a grant (${outcomeText[s.outcome]})`,
+          ),
+        );
+      }
     }
     ctx.output.line(
       report.clean
         ? 'Every target matches its grants.'
-        : 'Drift found: see the audit log (reconcile.*) for the record.',
+        : 'Drift or standing access found: see the audit log (reconcile.*) for the record.',
     );
   });
   return report.clean ? exitCodes.ok : exitCodes.verificationFailed;

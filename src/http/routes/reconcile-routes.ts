@@ -22,7 +22,7 @@ const reportView = z.object({
   trigger: z.enum(['schedule', 'request']),
   started_at: z.string(),
   finished_at: z.string(),
-  /** True when every inspectable target matched the grants. */
+  /** True when every inspectable target matched the grants and none holds standing access. */
   clean: z.boolean(),
   resources: z.array(
     z.object({
@@ -30,6 +30,15 @@ const reportView = z.object({
       outcome: z.enum(['checked', 'not_applicable', 'inspect_failed']),
       held: z.number().int(),
       findings: z.array(findingView),
+      /** Logins holding access at the target without a grant (mapped roles, superusers): reported, never taken back. */
+      standing: z.array(
+        z.object({
+          holder: z.string(),
+          /** The mapped role that gives it, or `superuser`. */
+          via: z.string(),
+          outcome: z.enum(['reported', 'reported_before']),
+        }),
+      ),
       error: z.string().optional(),
       reference: z.string().optional(),
     }),
@@ -44,7 +53,9 @@ function toView(report: ReconcileReport): ReconcileReportView {
     trigger: report.trigger,
     started_at: new Date(report.startedAt).toISOString(),
     finished_at: new Date(report.finishedAt).toISOString(),
-    clean: report.resources.every((r) => r.outcome !== 'inspect_failed' && r.findings.length === 0),
+    clean: report.resources.every(
+      (r) => r.outcome !== 'inspect_failed' && r.findings.length === 0 && r.standing.length === 0,
+    ),
     resources: report.resources.map((r) => ({
       resource_id: r.resourceId,
       outcome: r.outcome,
@@ -56,6 +67,7 @@ function toView(report: ReconcileReport): ReconcileReportView {
         outcome: f.outcome,
         ...(f.error === undefined ? {} : { error: f.error, reference: f.reference }),
       })),
+      standing: r.standing.map((s) => ({ holder: s.holder, via: s.via, outcome: s.outcome })),
       ...(r.error === undefined ? {} : { error: r.error, reference: r.reference }),
     })),
   };
