@@ -291,6 +291,11 @@ export interface KeyRepository {
    * (another process retired it first). The row lock it takes orders concurrent rotations.
    */
   retireIfActive(purpose: StoredKey['purpose'], kid: string, publishUntil: number): Promise<boolean>;
+  /**
+   * Makes `kid` the active key if it is still inactive and published without an end (a next key
+   * published ahead of its rotation); false when it is not (another process promoted or retired it).
+   */
+  activateIfNext(purpose: StoredKey['purpose'], kid: string, publishedWithoutEnd: number): Promise<boolean>;
   deleteUnpublished(purpose: StoredKey['purpose'], now: number): Promise<number>;
 }
 

@@ -310,6 +310,20 @@ describe('parseConfig: a valid configuration', () => {
     assert.deepEqual(paths(plain), ['audit.streams[0].url']);
   });
 
+  it('publishes the next token key a day before the rotation, or a quarter of a shorter interval', () => {
+    assert.equal(parse(validConfig()).tokens.rotationPrepublishSeconds, 86_400);
+    const hourly = parse(changed((t) => (t.tokens.rotation_interval = '4h')));
+    assert.equal(hourly.tokens.rotationPrepublishSeconds, 3600);
+    const off = parse(changed((t) => (t.tokens.rotation_prepublish = 'off')));
+    assert.equal(off.tokens.rotationPrepublishSeconds, null);
+    const noRotation = parse(changed((t) => (t.tokens.rotation_interval = 'off')));
+    assert.equal(noRotation.tokens.rotationPrepublishSeconds, null);
+    const tooLong = refused(
+      stringify(changed((t) => Object.assign(t.tokens, { rotation_prepublish: '31d' }))),
+    );
+    assert.deepEqual(paths(tooLong), ['tokens.rotation_prepublish']);
+  });
+
   it('loadConfig reads the file from disk', () => {
     writeFileSync(file, stringify(validConfig()));
     assert.equal(loadConfig(file, env).timeZone, 'Europe/Berlin');

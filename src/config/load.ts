@@ -129,6 +129,8 @@ export interface Config {
     readonly rotationOverlapSeconds: number;
     /** Age at which the active token-signing key is rotated; null: only by hand. */
     readonly rotationIntervalSeconds: number | null;
+    /** How long before a scheduled rotation the next key is published; null: not ahead. */
+    readonly rotationPrepublishSeconds: number | null;
     /** Algorithm of token-signing keys made from now on. */
     readonly signingAlgorithm: SigningAlgorithm;
   };
@@ -429,6 +431,12 @@ function resolveResources(
   return resources;
 }
 
+/** `tokens.rotation_prepublish`, or its default: a day, or a quarter of the interval when shorter. */
+function prepublishSeconds(tokens: ParsedConfig['tokens']): number | null {
+  if (tokens.rotation_interval === 'off' || tokens.rotation_prepublish === 'off') return null;
+  return tokens.rotation_prepublish ?? Math.min(86_400, Math.floor(tokens.rotation_interval / 4));
+}
+
 function resolveSignedWebhook(
   webhook: { readonly url: string | SecretRef; readonly secret: SecretRef; readonly timeout: number },
   at: string,
@@ -660,6 +668,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
       rotationOverlapSeconds: parsed.tokens.rotation_overlap,
       rotationIntervalSeconds:
         parsed.tokens.rotation_interval === 'off' ? null : parsed.tokens.rotation_interval,
+      rotationPrepublishSeconds: prepublishSeconds(parsed.tokens),
       signingAlgorithm: parsed.tokens.signing_algorithm,
     },
     audit: {

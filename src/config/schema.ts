@@ -325,10 +325,22 @@ export const configSchema = z
         rotation_interval: z
           .union([z.literal('off'), duration.pipe(z.number().min(3600, 'must be at least 1h (or off)'))])
           .default(30 * 86_400),
+        /**
+         * How long before a scheduled rotation the next key is published in the JWKS (default: a
+         * day, or a quarter of the interval when that is shorter); `off`: not ahead.
+         */
+        rotation_prepublish: z.union([z.literal('off'), duration]).optional(),
         /** Algorithm of token-signing keys made from now on (the first key, every rotation). */
         signing_algorithm: z.enum(tokenSigningAlgorithms).default('EdDSA'),
       })
       .strict()
+      .refine(
+        (tokens) =>
+          typeof tokens.rotation_prepublish !== 'number' ||
+          tokens.rotation_interval === 'off' ||
+          tokens.rotation_prepublish < tokens.rotation_interval,
+        { path: ['rotation_prepublish'], message: 'must be shorter than rotation_interval' },
+      )
       .refine((tokens) => tokens.rotation_overlap >= Math.max(tokens.access_token_ttl, tokens.session_ttl), {
         path: ['rotation_overlap'],
         message:

@@ -26,6 +26,7 @@ export const auditEventTypes = [
   'token.issued',
   'credentials.shown',
   'keys.rotated',
+  'keys.next_published',
   'audit.viewed',
   'security.denied',
   'gateway.admission_refused',

@@ -195,6 +195,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       keys,
       keysIn: (repository) => new SigningKeyStore(repository, keyBox, keyOptions),
       intervalSeconds: config.tokens.rotationIntervalSeconds,
+      prepublishSeconds: config.tokens.rotationPrepublishSeconds,
       overlapSeconds: config.tokens.rotationOverlapSeconds,
     });
     const tokens = new TokenService({

@@ -94,6 +94,18 @@ export class KyselyKeyRepository implements KeyRepository {
    * doing the same waits for the first one's row lock and then finds the key inactive; SQLite
    * transactions (BEGIN IMMEDIATE) do not overlap at all.
    */
+  async activateIfNext(purpose: Purpose, kid: string, publishedWithoutEnd: number): Promise<boolean> {
+    const result = await this.#db
+      .updateTable('signing_keys')
+      .set({ active: 1 })
+      .where('purpose', '=', purpose)
+      .where('kid', '=', kid)
+      .where('active', '=', 0)
+      .where('publish_until', '=', publishedWithoutEnd)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   async retireIfActive(purpose: Purpose, kid: string, publishUntil: number): Promise<boolean> {
     const result = await this.#db
       .updateTable('signing_keys')

@@ -39,6 +39,7 @@ function wrap(inner: KeyRepository, overrides: Partial<KeyRepository>): KeyRepos
     insert: (key) => inner.insert(key),
     retireOthers: (...args) => inner.retireOthers(...args),
     retireIfActive: (...args) => inner.retireIfActive(...args),
+    activateIfNext: (...args) => inner.activateIfNext(...args),
     deleteUnpublished: (...args) => inner.deleteUnpublished(...args),
     ...overrides,
   };
@@ -163,6 +164,33 @@ forEachDialect('SigningKeyStore', (ctx) => {
       (await repository.list('token')).map((k) => k.kid).sort(),
       [rotation.kid, second.kid].sort(),
     );
+  });
+
+  it('a next key published ahead is in the JWKS without signing; a rotation makes it sign; an emergency removes it', async () => {
+    const { keys, clock } = setup();
+    const old = await keys.ensureActiveKey('token', start);
+    const next = await keys.publishNext(start + 1000);
+    assert.equal(next.created, true);
+    assert.deepEqual(await keys.publishNext(start + 2000), { kid: next.kid, created: false });
+    assert.deepEqual(
+      (await keys.publicKeys('token', start + 2000)).keys.map((k) => k.kid),
+      [old.kid, next.kid],
+    );
+    assert.equal((await keys.activeSigningKey('token')).kid, old.kid);
+    assert.equal(await keys.nextKid(), next.kid);
+
+    clock.set(start + 60_000);
+    const rotation = await keys.rotate('token', start + 60_000, 2 * hour);
+    assert.equal(rotation.kid, next.kid, 'the manual rotation promotes the key verifiers already hold');
+    assert.equal((await keys.activeSigningKey('token')).kid, next.kid);
+    assert.equal(await keys.nextKid(), undefined);
+    const token = await sign(keys, 'token', 'signed by the promoted key');
+    assert.ok(await verifies(keys, 'token', token, start + 60_000));
+
+    const again = await keys.publishNext(start + 120_000);
+    await keys.replaceAll('token', start + 180_000, async () => {});
+    assert.ok(!(await keys.publicKeys('token', start + 180_000)).keys.some((k) => k.kid === again.kid));
+    assert.equal(await keys.nextKid(), undefined);
   });
 
   it('refuses an overlap shorter than the longest token lifetime', async () => {

@@ -118,6 +118,17 @@ export function signingKeyStoreOptions(tokens: {
 const retainedForever = Number.MAX_SAFE_INTEGER;
 
 /**
+ * A token key published ahead of its rotation (`tokens.rotation_prepublish`): not active, and
+ * published without an end until a rotation makes it the signing key. Retired token keys always
+ * have a finite end, so for tokens this value marks the next key and nothing else.
+ */
+const nextKeyPublishUntil = Number.MAX_SAFE_INTEGER;
+
+function isNextKey(key: StoredKey): boolean {
+  return key.purpose === 'token' && !key.active && key.publishUntil === nextKeyPublishUntil;
+}
+
+/**
  * What is sealed for a key: the private JWK bound to its use, purpose and kid, so that whatever
  * secret box the store is given, no other sealed value can be opened as this key.
  */
@@ -268,6 +279,33 @@ export class SigningKeyStore {
   }
 
   /**
+   * The next token key, published ahead of the rotation that will make it sign, so that verifiers
+   * holding a cached JWKS know it before the first token it signs: the existing one when there is
+   * one (and it has the configured algorithm), else a new one. Returns its kid and whether it was
+   * made now.
+   */
+  async publishNext(now: number): Promise<{ readonly kid: string; readonly created: boolean }> {
+    const existing = (await this.#repository.list('token')).find(
+      (key) => isNextKey(key) && key.alg === this.#tokenAlgorithm,
+    );
+    if (existing) return { kid: existing.kid, created: false };
+    const key = {
+      ...(await this.#createKey('token', now)),
+      active: false,
+      publishUntil: nextKeyPublishUntil,
+    };
+    await this.#repository.insert(key);
+    await this.#reload('token', true);
+    return { kid: key.kid, created: true };
+  }
+
+  /** The kid of the token key published ahead of its rotation, if there is one. */
+  async nextKid(): Promise<string | undefined> {
+    const snapshot = await this.#current('token');
+    return [...snapshot.entries.values()].find((entry) => isNextKey(entry.stored))?.stored.kid;
+  }
+
+  /**
    * The algorithm every new key of `purpose` gets: the configured one for tokens, EdDSA for audit.
    * The active key may still have another (the configuration changed since it was made); the next
    * rotation brings it in line.
@@ -350,12 +388,20 @@ export class SigningKeyStore {
       ...before.filter((key) => key.active).map((key) => key.kid),
     ];
 
-    const key = await this.#createKey(purpose, now);
-    await this.#repository.insert(key);
-    await this.#repository.retireOthers(purpose, key.kid, publishUntil);
+    // The next key published ahead, when there is one: verifiers already know it.
+    const next = before.find((key) => isNextKey(key) && key.alg === this.algorithmFor(purpose));
+    let kid: string;
+    if (next && (await this.#repository.activateIfNext(purpose, next.kid, nextKeyPublishUntil))) {
+      kid = next.kid;
+    } else {
+      const key = await this.#createKey(purpose, now);
+      await this.#repository.insert(key);
+      kid = key.kid;
+    }
+    await this.#repository.retireOthers(purpose, kid, publishUntil);
     const deleted = await this.#repository.deleteUnpublished(purpose, now);
     await this.#reload(purpose, true);
-    return { kid: key.kid, alg: this.algorithmFor(purpose), retiredKids, publishUntil, deleted };
+    return { kid, alg: this.algorithmFor(purpose), retiredKids, publishUntil, deleted };
   }
 
   /**

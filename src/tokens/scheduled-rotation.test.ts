@@ -16,7 +16,11 @@ const box = new JweSecretBox(randomBytes(32)).withPurpose(signingKeySealPurpose)
  * One replica: a key store whose cache clock stays at `start` (so its view of the keys is only
  * re-read when it is told to), and the scheduled rotation over `store`.
  */
-function replica(store: Store, intervalSeconds: number | null = 30 * day) {
+function replica(
+  store: Store,
+  intervalSeconds: number | null = 30 * day,
+  prepublishSeconds: number | null = null,
+) {
   const options = { longestTokenLifetimeSeconds: 3600, clock: new ManualClock(start) };
   const keys = new SigningKeyStore(store.keys, box, options);
   const rotation = new ScheduledKeyRotation({
@@ -25,6 +29,7 @@ function replica(store: Store, intervalSeconds: number | null = 30 * day) {
     keysIn: (repository: KeyRepository) => new SigningKeyStore(repository, box, options),
     intervalSeconds,
     overlapSeconds: day,
+    prepublishSeconds,
   });
   return { keys, rotation };
 }
@@ -69,6 +74,46 @@ forEachDialect('scheduled token-key rotation', (ctx) => {
     });
     // The new key is young: nothing more is due.
     assert.equal(await rotation.rotateIfDue(due + 1000), null);
+  });
+
+  it('publishes the next key a day ahead, once across replicas; the rotation makes that key sign', async () => {
+    const a = replica(ctx.store, 30 * day, day);
+    const b = replica(await ctx.openStore(), 30 * day, day);
+    const first = await a.keys.ensureActiveKey('token', start);
+    const due = start + 30 * day * 1000;
+    assert.equal(await a.rotation.rotateIfDue(due - day * 1000 - 1), null);
+    assert.equal((await ctx.store.keys.list('token')).length, 1, 'not yet');
+
+    const ahead = due - day * 1000;
+    assert.equal(await a.rotation.rotateIfDue(ahead), null);
+    assert.equal(await b.rotation.rotateIfDue(ahead + 1000), null);
+    const next = await a.keys.nextKid();
+    assert.ok(next);
+    // Published, not signing: the JWKS lists the active key first, then the next one.
+    assert.deepEqual(
+      (await a.keys.publicKeys('token', ahead)).keys.map((key) => key.kid),
+      [first.kid, next],
+    );
+    assert.equal((await a.keys.activeSigningKey('token')).kid, first.kid);
+    const published = (await ctx.store.auditLog.read(0, 100)).filter((e) => e.type === 'keys.next_published');
+    assert.deepEqual(
+      published.map((e) => [e.actor, e.data]),
+      [['system', { purpose: 'token', kid: next, activeFrom: due }]],
+    );
+
+    const rotated = await b.rotation.rotateIfDue(due);
+    assert.equal(rotated?.kid, next, 'the key verifiers already hold');
+    b.keys.invalidate();
+    assert.equal((await b.keys.activeSigningKey('token')).kid, next);
+    assert.deepEqual(await activeKids(ctx), [next]);
+    assert.equal(await b.keys.nextKid(), undefined);
+    // Its age counts from when it was made, a day before it signed: the next rotation is due 29 days
+    // after this one, and its key is published a day before that.
+    const nextAgain = due + 28 * day * 1000;
+    a.keys.invalidate();
+    await a.rotation.rotateIfDue(nextAgain);
+    const second = await a.keys.nextKid();
+    assert.ok(second && second !== next);
   });
 
   it('never rotates when the interval is off', async () => {

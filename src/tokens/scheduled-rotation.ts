@@ -21,6 +21,8 @@ export interface ScheduledRotationOptions {
   readonly intervalSeconds: number | null;
   /** `tokens.rotation_overlap`. */
   readonly overlapSeconds: number;
+  /** `tokens.rotation_prepublish`: how long before the rotation the next key is published; null: not ahead. */
+  readonly prepublishSeconds?: number | null;
 }
 
 export class ScheduledKeyRotation {
@@ -35,7 +37,11 @@ export class ScheduledKeyRotation {
     const { store, keys, keysIn, intervalSeconds, overlapSeconds } = this.#options;
     if (intervalSeconds === null) return null;
     const active = await keys.activeSigningKey('token');
-    if (now < active.createdAt + intervalSeconds * 1000) return null;
+    const dueAt = active.createdAt + intervalSeconds * 1000;
+    if (now < dueAt) {
+      await this.#publishNextIfDue(now, dueAt);
+      return null;
+    }
     const rotated = await store.transaction(async (tx) => {
       const rotation = await keysIn(tx.keys).rotateIfStillActive('token', active.kid, now, overlapSeconds);
       if (rotation === null) return null;
@@ -61,5 +67,30 @@ export class ScheduledKeyRotation {
     // Whoever rotated, this replica's view is stale: re-read it instead of waiting for the refresh.
     keys.invalidate();
     return rotated;
+  }
+
+  /**
+   * Within `prepublishSeconds` of the rotation, publishes the next key (once: a replica that finds
+   * one already published does nothing), so verifiers that cache the JWKS know it before it signs.
+   * Two replicas racing may each publish one; the rotation promotes one and retires the other.
+   */
+  async #publishNextIfDue(now: number, dueAt: number): Promise<void> {
+    const { store, keys, keysIn, prepublishSeconds } = this.#options;
+    if (prepublishSeconds === null || prepublishSeconds === undefined) return;
+    if (now < dueAt - prepublishSeconds * 1000 || (await keys.nextKid()) !== undefined) return;
+    await store.transaction(async (tx) => {
+      const next = await keysIn(tx.keys).publishNext(now);
+      if (!next.created) return;
+      await tx.audit.append(
+        {
+          type: 'keys.next_published',
+          actor: 'system',
+          reason: `the next token key is published ${prepublishSeconds}s before the scheduled rotation`,
+          data: { purpose: 'token', kid: next.kid, activeFrom: dueAt },
+        },
+        now,
+      );
+    });
+    keys.invalidate();
   }
 }
