@@ -110,10 +110,10 @@ export async function startWebhookTarget(options: { readonly secret: string }): 
       const holding = held.get(grant.id);
       // Only the assignment the artefacts name: a stale revoke never removes a newer one.
       if (!holding || holding.assignmentId !== grant.artefacts.assignment_id) {
-        answer = { status: 404, body: '' };
+        answer = { status: 404, body: JSON.stringify({ gone: true }) };
       } else {
         held.delete(grant.id);
-        answer = { status: 204, body: '' };
+        answer = { status: 200, body: JSON.stringify({ revoked: true }) };
       }
     } else if (operation === 'inspect') {
       const holdings = [...held.values()]

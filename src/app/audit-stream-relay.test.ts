@@ -10,7 +10,13 @@ import { forEachDialect } from '../../test-support/dialects.js';
 import { WebhookAuditStreamSink } from '../audit/webhook-stream-sink.js';
 import { ManualClock } from '../core/clock.js';
 import { testEpoch } from '../storage/test-fixtures.js';
-import { type AuditStream, AuditStreamRelay, type AuditStreamRelayOptions } from './audit-stream-relay.js';
+import {
+  type AuditStream,
+  AuditStreamRelay,
+  type AuditStreamRelayOptions,
+  type AuditStreamSink,
+  LeaseLost,
+} from './audit-stream-relay.js';
 import type { Store } from './ports.js';
 
 const secret = 'whsec-audit-stream-0123456789abcdef0123';
@@ -176,6 +182,35 @@ forEachDialect('AuditStreamRelay', (ctx) => {
     assert.equal(
       collector.requests.reduce((n, q) => n + q.lines, 0),
       5,
+    );
+  });
+  it('a replica whose lease went elsewhere mid-batch sends no further request of it', async () => {
+    await append(ctx.store, 4);
+    const clock = new ManualClock(testEpoch);
+    const taken: number[] = [];
+    let b: ReturnType<typeof relay> | undefined;
+    const bStream = stream();
+    const slow: AuditStreamSink = {
+      name: 'siem',
+      async send(records, keepLease) {
+        for (const record of records) {
+          if (!(await keepLease())) throw new LeaseLost();
+          taken.push(record.seq);
+          // While the first request is in flight, the lease runs out and replica-b takes over.
+          clock.advance(61_000);
+          if (!b) {
+            b = relay(ctx.store, [bStream], 'replica-b', { clock });
+            await b.drain(bStream);
+          }
+        }
+      },
+    };
+    const a = relay(ctx.store, [stream({ sink: slow, batchSize: 10 })], 'replica-a', { clock });
+    await a.drain(stream({ sink: slow, batchSize: 10 }));
+    assert.deepEqual(taken, [1], 'replica-a stopped after its lease went to replica-b');
+    assert.deepEqual(
+      collector.inOrder().map((e) => e.seq),
+      [1, 2, 3, 4],
     );
   });
 });

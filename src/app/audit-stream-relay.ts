@@ -16,8 +16,20 @@ import type { AuditRecord, Store } from './ports.js';
 /** Where one stream's batches go. */
 export interface AuditStreamSink {
   readonly name: string;
-  /** Resolves once the collector has taken the whole batch; throws otherwise. */
-  send(records: readonly AuditRecord[]): Promise<void>;
+  /**
+   * Resolves once the collector has taken the whole batch; throws otherwise. Calls `keepLease`
+   * before each request it makes and throws {@link LeaseLost} when that answers false, so that no
+   * request leaves after another replica has taken the stream over.
+   */
+  send(records: readonly AuditRecord[], keepLease: () => Promise<boolean>): Promise<void>;
+}
+
+/** The stream's lease went to another replica while a batch was being sent. */
+export class LeaseLost extends Error {
+  constructor() {
+    super('the stream lease went to another replica');
+    this.name = 'LeaseLost';
+  }
 }
 
 export interface AuditStream {
@@ -25,6 +37,8 @@ export interface AuditStream {
   readonly batchSize: number;
   /** Where a stream never seen before begins: after the current head, or at the first event. */
   readonly startAt: 'end' | 'beginning';
+  /** How long a lease lasts unless renewed: longer than one request may take. Default: the relay's. */
+  readonly leaseMs?: number;
 }
 
 export interface AuditStreamMetrics {
@@ -96,7 +110,7 @@ export class AuditStreamRelay {
   async drain(stream: AuditStream): Promise<void> {
     const { store, owner, clock } = this.#o;
     const cursor = cursorOf(stream);
-    const leaseUntil = () => clock.now() + (this.#o.leaseMs ?? 60_000);
+    const leaseUntil = () => clock.now() + this.#leaseMs(stream);
     const startAt =
       this.#seen.has(cursor) || stream.startAt === 'beginning' ? 0 : (await store.auditLog.head()).seq;
     let position = await store.notificationCursors.claim(cursor, owner, clock.now(), leaseUntil(), startAt);
@@ -119,14 +133,27 @@ export class AuditStreamRelay {
     }
   }
 
+  #leaseMs(stream: AuditStream): number {
+    return stream.leaseMs ?? this.#o.leaseMs ?? 60_000;
+  }
+
   /** Tries until the collector takes the batch (true); false when stopping or the lease was lost. */
   async #deliver(stream: AuditStream, batch: readonly AuditRecord[], position: number): Promise<boolean> {
     const o = this.#o;
+    // Renewed before every request, so the lease never runs out under a request in flight.
+    const keepLease = () =>
+      o.store.notificationCursors.advance(
+        cursorOf(stream),
+        o.owner,
+        position,
+        o.clock.now() + this.#leaseMs(stream),
+      );
     for (let attempt = 1; ; attempt++) {
       try {
-        await stream.sink.send(batch);
+        await stream.sink.send(batch, keepLease);
         return true;
       } catch (error) {
+        if (error instanceof LeaseLost) return false;
         o.metrics?.failed(stream.sink.name);
         const head = (await o.store.auditLog.head()).seq;
         o.metrics?.position(stream.sink.name, position, Math.max(0, head - position));
@@ -144,13 +171,7 @@ export class AuditStreamRelay {
       await abortableDelay(delay, this.#stopping.signal);
       if (this.#stopping.signal.aborted) return false;
       // Renewed before each retry: an outage longer than the lease must not hand the stream over.
-      const renewed = await o.store.notificationCursors.advance(
-        cursorOf(stream),
-        o.owner,
-        position,
-        o.clock.now() + (o.leaseMs ?? 60_000),
-      );
-      if (!renewed) return false;
+      if (!(await keepLease())) return false;
     }
   }
 }

@@ -217,12 +217,18 @@ export class Reconciler {
     if (holdings === null) return { ...base, outcome: 'not_applicable' };
 
     const grantsAfter = new Map<string, Grant>();
-    for (const holding of holdings) {
-      const grant = await store.grants.get(holding.grantId);
-      // A grant of another resource cannot be this holding's: treat it as unknown here.
-      if (grant && grant.resourceId === resource.id) grantsAfter.set(grant.id, grant);
+    try {
+      for (const holding of holdings) {
+        const grant = await store.grants.get(holding.grantId);
+        // A grant of another resource cannot be this holding's: treat it as unknown here.
+        if (grant && grant.resourceId === resource.id) grantsAfter.set(grant.id, grant);
+      }
+      for (const grant of await this.#activeGrants(resource.id)) grantsAfter.set(grant.id, grant);
+    } catch (error) {
+      // A holding the store cannot even look up (a hostile id) fails this resource, not the run.
+      this.#deps.metrics.inspectFailed(resource.id);
+      return { ...base, outcome: 'inspect_failed', ...this.#failure(error, resource.id, 'look up holdings') };
     }
-    for (const grant of await this.#activeGrants(resource.id)) grantsAfter.set(grant.id, grant);
 
     const findings: Finding[] = [];
     for (const drift of findDrift({ holdings, grantsAfter, activeBefore, inspectionStartedAt })) {

@@ -134,6 +134,23 @@ describe('AccessReportBuilder', () => {
     );
   });
 
+  test('access ended but never confirmed gone still counts as held, and is flagged', () => {
+    const events = grantEvents('stuck', 'okta:ann', ['okta:bob'], t0 - 30 * hour, null);
+    events.push(event('grant.expired', t0 - 28 * hour, { request_id: 'r-stuck', grant_id: 'g-stuck' }));
+    events.push(event('grant.failed', t0 + hour, { request_id: 'r-f', grant_id: 'g-f' }));
+    events.push(event('request.created', t0 + 20 * hour, { actor: 'okta:cy', request_id: 'r-late' }));
+    const result = report(events);
+    assert.deepEqual(
+      result.access.map((a) => [a.grantId, a.end, a.removedAt]),
+      [['g-stuck', 'expired', null]],
+    );
+    assert.deepEqual(
+      result.anomalies.map((a) => a.kind),
+      ['access_not_removed', 'access_not_removed'],
+    );
+    assert.match(result.anomalies[1]?.detail ?? '', /g-f .*failed to activate/);
+  });
+
   test('flags self-approval and a grant with no approval in the log', () => {
     const events = grantEvents('self', 'okta:ann', ['okta:ann'], t0 + hour, null);
     events.push(

@@ -100,7 +100,12 @@ export interface StandingReported {
 
 /** Something that should not happen, found in the log. */
 export interface Anomaly {
-  readonly kind: 'self_approval' | 'grant_without_approval' | 'break_glass_not_reviewed' | 'drill_failed';
+  readonly kind:
+    | 'self_approval'
+    | 'grant_without_approval'
+    | 'break_glass_not_reviewed'
+    | 'drill_failed'
+    | 'access_not_removed';
   readonly at: number;
   readonly detail: string;
 }
@@ -136,6 +141,9 @@ interface RequestFacts {
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
+/** A revocation normally completes within a second; past this its missing confirmation is an anomaly. */
+const removalGraceMs = 15 * 60_000;
+
 const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
 const number = (value: unknown): number | null => (typeof value === 'number' ? value : null);
 const strings = (value: unknown): string[] =>
@@ -152,6 +160,9 @@ export class AccessReportBuilder {
   readonly #findings: Mutable<DriftFinding>[] = [];
   readonly #anomalies: Anomaly[] = [];
   readonly #standing = new Map<string, StandingReported>();
+  /** Grants whose activation failed, by id, until their cleanup is confirmed. */
+  readonly #failedGrants = new Map<string, { at: number; resource: string | null }>();
+  #lastAt = 0;
   #reconcileRuns = 0;
   #events = 0;
   #lastSeq = 0;
@@ -167,6 +178,7 @@ export class AccessReportBuilder {
   push(event: HashedEventFields): void {
     this.#events++;
     this.#lastSeq = event.seq;
+    this.#lastAt = Math.max(this.#lastAt, event.at);
     const data = event.data;
     const requestId = event.request_id;
     switch (event.type) {
@@ -202,8 +214,13 @@ export class AccessReportBuilder {
       case 'grant.revocation_completed': {
         const grant = event.grant_id ? this.#grants.get(event.grant_id) : undefined;
         if (grant && grant.removedAt === null) grant.removedAt = event.at;
+        if (event.grant_id) this.#failedGrants.delete(event.grant_id);
         return;
       }
+      case 'grant.failed':
+        if (event.grant_id)
+          this.#failedGrants.set(event.grant_id, { at: event.at, resource: event.resource_id });
+        return;
       case 'break_glass.activated':
       case 'break_glass.ended':
       case 'break_glass.reviewed':
@@ -400,13 +417,34 @@ export class AccessReportBuilder {
   finish(): AccessReport {
     const { from, to } = this.#period;
     const overlaps = (start: number, end: number | null) => start < to && (end === null || end > from);
+    // Access counts as held until the target confirmed it gone, not merely until it was ended.
     const access = [...this.#grants.values()]
-      .filter((g) => overlaps(g.startedAt, g.removedAt ?? g.endedAt))
+      .filter((g) => overlaps(g.startedAt, g.removedAt))
       .sort((a, b) => a.startedAt - b.startedAt);
     const breakGlass = [...this.#breakGlass.values()]
       .filter((b) => overlaps(b.activatedAt, b.endedAt))
       .sort((a, b) => a.activatedAt - b.activatedAt);
     const anomalies = this.#anomalies.filter((a) => this.#inPeriod(a.at));
+    // Ended (or failed) long enough before the log ends that its removal should have been confirmed.
+    const settled = (at: number) => at < this.#lastAt - removalGraceMs && at < to;
+    for (const g of access) {
+      if (g.endedAt !== null && g.removedAt === null && settled(g.endedAt)) {
+        anomalies.push({
+          kind: 'access_not_removed',
+          at: g.endedAt,
+          detail: `grant ${g.grantId} (${g.principal}, ${g.resource}/${g.role}) ended but the target never confirmed its removal`,
+        });
+      }
+    }
+    for (const [grantId, failed] of this.#failedGrants) {
+      if (settled(failed.at) && failed.at >= from) {
+        anomalies.push({
+          kind: 'access_not_removed',
+          at: failed.at,
+          detail: `grant ${grantId} on ${failed.resource ?? '?'} failed to activate and its cleanup was never confirmed`,
+        });
+      }
+    }
     for (const use of breakGlass) {
       if (!use.drill && use.reviewedAt === null) {
         anomalies.push({

@@ -88,8 +88,16 @@ const hexHash = /^[0-9a-f]{64}$/;
 export async function verifyAuditExport(
   lines: AsyncIterable<string> | Iterable<string>,
   publicKeys: readonly JWK[],
+  options: {
+    /**
+     * Called with each event line once it is verified in place (hash, sequence, link), in order:
+     * what a consumer reads (the access report) is exactly what was verified, in the same pass.
+     * Only an `ok` result makes what it was given trustworthy.
+     */
+    readonly onVerifiedEvent?: (line: string) => void;
+  } = {},
 ): Promise<VerifyResult> {
-  const verifier = new ExportVerifier(publicKeys);
+  const verifier = new ExportVerifier(publicKeys, options.onVerifiedEvent);
   for await (const line of lines) {
     if (!verifier.push(line)) break;
   }
@@ -129,7 +137,13 @@ class ExportVerifier {
   /** Two valid entries with the same seq, in a row: the next line tells which one the chain continues from. */
   private duplicate: { seq: number; firstLine: number; secondLine: number; secondHash: string } | undefined;
 
-  constructor(publicKeys: readonly JWK[]) {
+  /** The line being read, handed to `onVerifiedEvent` once its entry is placed in the chain. */
+  private currentLine = '';
+
+  constructor(
+    publicKeys: readonly JWK[],
+    private readonly onVerifiedEvent?: (line: string) => void,
+  ) {
     if (publicKeys.length === 0) throw new TypeError('At least one audit public key is needed to verify');
     for (const jwk of publicKeys) {
       const key = ed25519PublicKey(jwk);
@@ -141,6 +155,7 @@ class ExportVerifier {
   /** Feeds one line; false once the outcome is decided and further lines cannot change it. */
   push(rawLine: string): boolean {
     this.lineNumber++;
+    this.currentLine = rawLine;
     if (rawLine.length === 0) return true;
     if (this.missing !== undefined) return this.lookForMissing(rawLine);
     if (this.duplicate !== undefined) return this.resolveDuplicate(rawLine);
@@ -336,6 +351,7 @@ class ExportVerifier {
     this.headSeq = claimed;
     this.headHash = recomputed;
     this.headLine = this.lineNumber;
+    this.onVerifiedEvent?.(this.currentLine);
     return this.matchCheckpoint();
   }
 

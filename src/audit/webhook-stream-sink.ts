@@ -5,7 +5,7 @@
  * check that the copy is unbroken and untouched — and `Portcullis-Audit-Batch: <first>-<last>`
  * naming the sequence numbers it holds.
  */
-import type { AuditStreamSink } from '../app/audit-stream-relay.js';
+import { type AuditStreamSink, LeaseLost } from '../app/audit-stream-relay.js';
 import type { AuditRecord } from '../app/ports.js';
 import { postSignedJson, type WebhookTarget } from '../webhooks/signed-webhook.js';
 import { eventLine } from './export-format.js';
@@ -24,8 +24,9 @@ export class WebhookAuditStreamSink implements AuditStreamSink {
     this.#target = target;
   }
 
-  async send(records: readonly AuditRecord[]): Promise<void> {
+  async send(records: readonly AuditRecord[], keepLease: () => Promise<boolean>): Promise<void> {
     for (const part of split(records)) {
+      if (!(await keepLease())) throw new LeaseLost();
       await postSignedJson(
         this.#target,
         {

@@ -103,6 +103,7 @@ describe('StatementTracker', () => {
     );
     assert.equal(Buffer.from(String(cut?.sqlBase64), 'base64').length, maxRecordedSqlChars);
     assert.equal(cut?.sqlByteLength, bytes.length);
+    assert.equal(cut?.sqlSha256, createHash('sha256').update(bytes).digest('hex'));
     assert.equal(cut?.sqlTruncated, true);
     assert.equal(JSON.stringify(cut), canonicalJson(cut));
   });

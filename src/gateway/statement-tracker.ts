@@ -83,7 +83,10 @@ export function recordedSql(sql: string, bytes: Buffer): RecordedSql {
     sql: Buffer.from(sql.slice(0, maxRecordedSqlChars), 'utf16le').toString('utf16le'),
     ...raw,
     sqlLength: sql.length,
-    sqlSha256: createHash('sha256').update(sql).digest('hex'),
+    // Over the bytes when they are not UTF-8: the reading would map different bytes to one text.
+    sqlSha256: createHash('sha256')
+      .update(raw ? bytes : sql)
+      .digest('hex'),
     sqlTruncated: true,
   };
 }

@@ -595,7 +595,17 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
   });
 
   it('standing: logins holding a mapped role without a grant, and superusers; never grants, the admin or the accepted', async () => {
-    const made = ['standing_dev', 'standing_nested', 'standing_root', 'standing_service', 'standing_team'];
+    const made = [
+      'standing_dev',
+      'standing_nested',
+      'standing_root',
+      'standing_service',
+      'standing_team',
+      'standing_su_member',
+      'standing_su_group',
+      'standing_creator',
+      'standing_mapped',
+    ];
     try {
       await admin.query('create role standing_dev login');
       await admin.query('grant app_readonly to standing_dev');
@@ -604,15 +614,29 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       await admin.query('create role standing_nested login in role standing_team');
       await admin.query('create role standing_root login superuser');
       await admin.query('create role standing_service login in role app_readwrite');
+      // Superuser power through a NOLOGIN superuser group (SET ROLE), and CREATEROLE on PostgreSQL 15.
+      await admin.query('create role standing_su_group nologin superuser');
+      await admin.query('create role standing_su_member login noinherit in role standing_su_group');
+      await admin.query('create role standing_creator login createrole');
+      // A mapped role that can itself log in.
+      await admin.query('create role standing_mapped login');
       const granted = plannedGrant(prodDb, 'readwrite');
       await apply(granted);
 
-      const accepting = resource(prodDb.id, { standingAllowed: ['standing_service'] });
+      const accepting = resource(
+        prodDb.id,
+        { standingAllowed: ['standing_service'] },
+        { direct: ['standing_mapped'] },
+      );
       const found = (await provisioner.standing(accepting)).filter((s) => s.holder.startsWith('standing_'));
+      const version = Number((await admin.query('show server_version_num')).rows[0]?.server_version_num);
       assert.deepEqual(found, [
+        ...(version < 160000 ? [{ holder: 'standing_creator', via: 'createrole' }] : []),
         { holder: 'standing_dev', via: 'app_readonly' },
+        { holder: 'standing_mapped', via: 'standing_mapped' },
         { holder: 'standing_nested', via: 'app_readwrite' },
         { holder: 'standing_root', via: 'superuser' },
+        { holder: 'standing_su_member', via: 'superuser' },
       ]);
       const all = await provisioner.standing(accepting);
       assert.ok(!all.some((s) => s.holder === granted.artefacts.login), 'a grant is not standing access');

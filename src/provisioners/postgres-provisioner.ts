@@ -281,9 +281,12 @@ export class PostgresProvisioner implements Provisioner {
   }
 
   /**
-   * Logins that hold a role this resource's roles map to — as members, directly or through other
-   * roles — and login superusers, except Portcullis' own logins (any installation's) and the admin
-   * account itself.
+   * Logins that hold a role this resource's roles map to, or superuser power, without a grant: the
+   * mapped roles themselves when they can log in, and every login that is a member of one —
+   * directly or through other roles, whatever its INHERIT, since it can SET ROLE — of a mapped
+   * role, of a superuser role, or (before PostgreSQL 16, where CREATEROLE may grant itself any
+   * role) of a CREATEROLE role. Portcullis' own logins (any installation's) and the admin account
+   * itself are left out.
    */
   async standing(resource: ResourceDefinition): Promise<readonly StandingAccess[]> {
     const allowed = postgresTargetOf(resource).standingAllowed;
@@ -294,18 +297,24 @@ export class PostgresProvisioner implements Provisioner {
         via: string;
         comment: string | null;
       }>(
-        `with recursive holds(member, via) as (
-             select am.member, r.rolname::text from pg_auth_members am join pg_roles r on r.oid = am.roleid
-              where r.rolname = any($1::text[])
+        `with recursive
+           seeds(role_oid, via) as (
+             select oid, rolname::text from pg_roles where rolname = any($1::text[])
+             union all
+             select oid, 'superuser' from pg_roles where rolsuper
+             union all
+             select oid, 'createrole' from pg_roles
+              where rolcreaterole and not rolsuper
+                and current_setting('server_version_num')::int < 160000
+           ),
+           holds(member, via) as (
+             select role_oid, via from seeds
              union
              select am.member, h.via from pg_auth_members am join holds h on am.roleid = h.member
            )
-           select m.rolname::text as holder, h.via, shobj_description(m.oid, 'pg_authid') as comment
-             from holds h join pg_roles m on m.oid = h.member
-            where m.rolcanlogin and m.rolname <> current_user
-           union
-           select rolname::text, 'superuser', shobj_description(oid, 'pg_authid')
-             from pg_roles where rolsuper and rolcanlogin and rolname <> current_user`,
+         select m.rolname::text as holder, h.via, shobj_description(m.oid, 'pg_authid') as comment
+           from holds h join pg_roles m on m.oid = h.member
+          where m.rolcanlogin and m.rolname <> current_user`,
         [mapped],
       );
       const found = rows

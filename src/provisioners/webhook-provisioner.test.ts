@@ -93,6 +93,7 @@ describe('WebhookProvisioner', () => {
     assert.deepEqual(call?.body, {
       version: 1,
       operation: 'apply',
+      idempotency_key: `${g.id}.apply`,
       installation: 'inst-1',
       resource: { id: 'aws-prod', sensitivity: 'critical', labels: { account: '123456789012' } },
       role: { name: 'admin', grants: role.grants },
@@ -174,14 +175,44 @@ describe('WebhookProvisioner', () => {
       body: `role not found:\n ${'x'.repeat(1000)}`,
       type: 'text/plain',
     });
-    const message = await failure(() => provisioner.apply({ grant: grant(), resource, role }));
-    assert.match(message, /resource aws-prod answered apply with HTTP 422: role not found: x+/);
+    const message = await failure(() => provisioner.revoke({ grant: grant(), resource, role }));
+    assert.match(message, /resource aws-prod answered revoke with HTTP 422: role not found: x+/);
     assert.ok(message.length < 450, message);
     assert.doesNotMatch(message, /url-embedded-token|127\.0\.0\.1/);
 
     target.respond = () => ({ status: 500, body: '' });
     const revoked = await failure(() => provisioner.revoke({ grant: grant(), resource, role }));
     assert.match(revoked, /answered revoke with HTTP 500$/);
+
+    // An unexpected answer to apply may carry credentials: its body is never quoted.
+    target.respond = () => ({ status: 409, body: '{"exists":true,"api_key":"LEAKED-KEY-1"}' });
+    const applied = await failure(() => provisioner.apply({ grant: grant(), resource, role }));
+    assert.match(applied, /answered apply with HTTP 409 \(application\/json\)$/);
+    assert.doesNotMatch(applied, /LEAKED-KEY-1/);
+  });
+
+  test('a revocation counts only when the service says so: a moved route or a proxy page is a failure', async () => {
+    const resource = resourceFor();
+    const cases: [{ status: number; body: string; type?: string }, RegExp][] = [
+      [{ status: 404, body: '<html>Not Found</html>', type: 'text/html' }, /content type "text\/html"/],
+      [{ status: 404, body: '' }, /unexpected body: gone/],
+      [{ status: 200, body: '<html>maintenance</html>', type: 'text/html' }, /content type "text\/html"/],
+      [{ status: 200, body: '{"ok":true}' }, /unexpected body: revoked/],
+      [{ status: 204, body: '' }, /answered revoke with HTTP 204/],
+    ];
+    for (const [answer, expected] of cases) {
+      target.respond = () => answer;
+      assert.match(await failure(() => provisioner.revoke({ grant: grant(), resource, role })), expected);
+    }
+  });
+
+  test('inspect refuses holdings whose grant id is not an id', async () => {
+    const resource = resourceFor({ inspect: true });
+    target.respond = () => ({ status: 200, body: JSON.stringify({ holdings: [{ grant_id: 'g\u0000x' }] }) });
+    assert.match(
+      await failure(() => provisioner.inspect(resource)),
+      /holdings\.0\.grant_id must be a grant id/,
+    );
   });
 
   test('a wrong signing secret is refused by the target (401) and fails the apply', async () => {

@@ -8,7 +8,9 @@
  *   operation and an `Idempotency-Key` that is the same on every retry of one operation.
  * - `apply` answers 200/201 with `{artefacts?, credentials?}`: artefacts are kept in the grant and
  *   sent back with `revoke`; credentials are sealed and shown to the requester only.
- * - `revoke` answers 2xx, or 404/410 when the access is already gone.
+ * - `revoke` answers 200 with `{"revoked": true}`, or 404/410 with `{"gone": true}` when the access
+ *   is already gone: said in so many words, so that a route that moved or a proxy's error page is
+ *   never taken for a revocation.
  * - `inspect` (only when the resource sets `inspect: true`) answers `{holdings: [{grant_id,
  *   artefacts}]}`: what the target holds for this resource and installation.
  *
@@ -54,10 +56,19 @@ const applyAnswer = z.object({
     .refine(limitEntries(32), 'has more than 32 entries')
     .optional(),
 });
+const revokedAnswer = z.object({ revoked: z.literal(true) });
+const goneAnswer = z.object({ gone: z.literal(true) });
 const inspectAnswer = z.object({
   holdings: z
-    .array(z.object({ grant_id: z.string().min(1).max(200), artefacts: artefacts.default({}) }))
-    .max(100_000),
+    .array(
+      z.object({
+        // Portcullis' own ids are UUIDs; this keeps a hostile answer from smuggling control
+        // characters or huge keys into lookups and audit events.
+        grant_id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be a grant id'),
+        artefacts: artefacts.default({}),
+      }),
+    )
+    .max(10_000),
 });
 
 export interface WebhookProvisionerOptions {
@@ -112,9 +123,13 @@ export class WebhookProvisioner implements Provisioner {
       principal: { id: grant.principalId },
       ...(takeBack ? { take_back: { run: takeBack.run, drift: takeBack.drift } } : {}),
     });
-    // Gone already: what revoking it would have achieved.
-    if (answer.status === 404 || answer.status === 410) return;
-    if (answer.status < 200 || answer.status > 299) throw this.#refused(context.resource, 'revoke', answer);
+    // Gone already: what revoking it would have achieved, when the service says so itself.
+    if (answer.status === 404 || answer.status === 410) {
+      this.#parse(context.resource, 'revoke', answer, goneAnswer);
+      return;
+    }
+    if (answer.status !== 200) throw this.#refused(context.resource, 'revoke', answer);
+    this.#parse(context.resource, 'revoke', answer, revokedAnswer);
   }
 
   async inspect(resource: ResourceDefinition): Promise<readonly TargetHolding[] | null> {
@@ -152,9 +167,11 @@ export class WebhookProvisioner implements Provisioner {
     fields: Record<string, unknown>,
   ): Promise<SignedAnswer> {
     const target = targetOf(resource);
+    // The key is in the signed body too: the header alone could be changed or replayed unsigned.
     const body = JSON.stringify({
       version: webhookProvisionerVersion,
       operation,
+      ...(idempotencyKey ? { idempotency_key: idempotencyKey } : {}),
       installation: this.#options.installation,
       ...fields,
     });
@@ -183,11 +200,14 @@ export class WebhookProvisioner implements Provisioner {
   }
 
   #refused(resource: ResourceDefinition, operation: Operation, answer: SignedAnswer): PortcullisError {
-    // The target's own words help whoever fixes it; cut short and on one line.
+    // The target's own words help whoever fixes it; cut short and on one line. Not for apply: an
+    // unexpected answer to apply (a 202, a 409 "exists") may carry credentials.
     const said = answer.body.replace(/\s+/g, ' ').trim().slice(0, 300);
+    const detail =
+      operation === 'apply' ? (answer.mediaType ? ` (${answer.mediaType})` : '') : said ? `: ${said}` : '';
     return new PortcullisError(
       'provisioning_failed',
-      `The webhook target of resource ${resource.id} answered ${operation} with HTTP ${answer.status}${said ? `: ${said}` : ''}`,
+      `The webhook target of resource ${resource.id} answered ${operation} with HTTP ${answer.status}${detail}`,
       { resource: resource.id, status: answer.status },
     );
   }

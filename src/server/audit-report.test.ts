@@ -148,6 +148,20 @@ describe('portcullis audit report over a real export', () => {
     );
     assert.equal((JSON.parse(empty.stdout) as ReportJson).report.access.length, 0);
 
+    // A line written differently but with the same content still verifies, and still counts.
+    const original = readFileSync(exportFile, 'utf8');
+    const reformatted = original
+      .split('\n')
+      .map((line) =>
+        line.includes('"type":"grant.activated"') ? line.replace('"kind":"event"', '"kind": "event"') : line,
+      )
+      .join('\n');
+    assert.notEqual(reformatted, original);
+    writeFileSync(exportFile, reformatted);
+    const again = await runCliProcess(['audit', 'report', exportFile, '--key', keyFile, '--json'], {});
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal((JSON.parse(again.stdout) as ReportJson).report.access.length, 2);
+
     // Someone edits who approved: the export no longer verifies, and there is no report.
     const lines = readFileSync(exportFile, 'utf8').split('\n');
     const forged = lines.map((line) =>

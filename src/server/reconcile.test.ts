@@ -27,10 +27,10 @@ describe('reconciliation against a real target', () => {
     if (skip) return;
     superuser = new pg.Client({ connectionString: sharedPostgresAdminUrl });
     await superuser.connect();
-    // The shared server's own superusers (`root` here) are the machine's, accepted as an operator
-    // would accept them; anything else holding the mapped roles is standing access.
+    // The shared server's own superusers and role creators (`root` here) are the machine's,
+    // accepted as an operator would accept them; anything else holding the mapped roles is standing access.
     const machineSuperusers = await superuser.query<{ rolname: string }>(
-      'select rolname from pg_roles where rolsuper and rolcanlogin and rolname <> current_user',
+      'select rolname from pg_roles where (rolsuper or rolcreaterole) and rolcanlogin and rolname <> current_user',
     );
     h = await startHarness({
       storage: 'sqlite',

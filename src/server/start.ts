@@ -420,6 +420,8 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
           }),
           batchSize: stream.batchSize,
           startAt: stream.startAt,
+          // Longer than one request may take, renewed before each.
+          leaseMs: stream.target.timeoutMs + 60_000,
         })),
         metrics: new PrometheusAuditStreamMetrics(metrics.registry),
         onError: (error, stream) => logger.error({ err: error, stream }, 'audit stream'),

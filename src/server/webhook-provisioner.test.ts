@@ -9,8 +9,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { confirmActivation, initiateActivation } from '../../test-support/break-glass-activation.js';
+import {
+  demoDbEmergencyAccount,
+  enrolCustodians,
+  type TestCustodian,
+  totpBoxFromKekFile,
+  webhookChannelConfig,
+} from '../../test-support/break-glass-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { startWebhookTarget, type WebhookTarget } from '../../test-support/webhook-target.js';
+import { systemClock } from '../core/clock.js';
 
 const secret = 'whsec-e2e-provisioner-0123456789abcdef';
 
@@ -48,6 +57,14 @@ describe('webhook provisioner end to end', () => {
       storage: 'sqlite',
       policyFile,
       configOverrides: {
+        break_glass: {
+          accounts: [
+            demoDbEmergencyAccount('saas-emergency', ['alice', 'bob'], {
+              scope: { resource: 'saas', roles: ['admin'] },
+            }),
+          ],
+          alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
+        },
         resources: [
           {
             id: 'saas',
@@ -140,7 +157,7 @@ describe('webhook provisioner end to end', () => {
     assert.equal((cleanup?.body.grant as { id: string }).id, grantId);
     const events = await h.portcullis.store.auditLog.read(0, 10_000);
     const failed = events.find((e) => e.type === 'grant.failed' && e.grantId === grantId);
-    assert.match(String((failed?.data as Record<string, unknown>).error), /HTTP 503: upstream SaaS API down/);
+    assert.match(String((failed?.data as Record<string, unknown>).error), /answered apply with HTTP 503/);
   });
 
   test('reconciliation takes back an assignment at the target that no grant accounts for', async () => {
@@ -162,5 +179,30 @@ describe('webhook provisioner end to end', () => {
     assert.deepEqual((takeBack?.body.grant as { artefacts: unknown }).artefacts, {
       assignment_id: 'asg-stale',
     });
+  });
+  test('break-glass scoped to a webhook resource: the quorum opens it, the target applies it, its credential reaches the initiator', async () => {
+    const custodians = await enrolCustodians(
+      h.portcullis.store,
+      h.portcullis.config.breakGlass,
+      totpBoxFromKekFile(join(h.dir, 'kek')),
+      systemClock,
+      'saas-emergency',
+      ['alice', 'bob'],
+    );
+    const { id, handle } = await initiateActivation(h, 'saas-emergency', custodians.alice as TestCustodian, {
+      reason: 'SSO is down and the SaaS admin must rotate a leaked key',
+      incident: 'INC-9',
+      duration_minutes: 10,
+    });
+    assert.equal(await confirmActivation(h, id, custodians.bob as TestCustodian), 'active');
+    const access = await h.api(null, 'POST', `/api/v1/break-glass/activations/${id}/credentials`, undefined, {
+      'x-break-glass-handle': handle,
+    });
+    assert.equal(access.status, 200, JSON.stringify(access.body));
+    const [grant] = access.body.grants as { grant_id: string; credentials?: Record<string, string> }[];
+    const held = target.held.get(String(grant?.grant_id));
+    assert.ok(held, 'the target applied the emergency grant');
+    assert.deepEqual(held.grants, ['workspace-admin']);
+    assert.deepEqual(grant?.credentials, { api_key: held.apiKey });
   });
 });

@@ -125,7 +125,11 @@ export async function verifyAuditLog(
 }
 
 /** Verifies the export `file` with the public key(s) in `keyFile`; usage errors for files it cannot use. */
-export async function verifyExportFile(file: string, keyFile: string): Promise<VerifyResult> {
+export async function verifyExportFile(
+  file: string,
+  keyFile: string,
+  onVerifiedEvent?: (line: string) => void,
+): Promise<VerifyResult> {
   await requireFile(file, 'Audit export');
   await requireFile(keyFile, 'Key file');
   const { loadPublicKeys } = await import('../../audit/public-keys.js');
@@ -137,7 +141,7 @@ export async function verifyExportFile(file: string, keyFile: string): Promise<V
   } catch (error) {
     throw usageError(`Cannot use the key file: ${(error as Error).message}`);
   }
-  return verifyAuditExport(readLines(file), keys);
+  return verifyAuditExport(readLines(file), keys, onVerifiedEvent ? { onVerifiedEvent } : {});
 }
 
 /** `audit verify`'s answer: intact with what the signatures cover, or the first broken entry. */

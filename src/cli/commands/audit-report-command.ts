@@ -32,23 +32,23 @@ export async function reportAuditLog(
   const to = options.to === undefined ? Date.now() : parseTime(options.to, '--to');
   if (to <= from) throw usageError('--to must be later than --from');
 
-  // Verified first: a report from a log that may have been changed is worth nothing.
-  const verification = await verifyExportFile(file, options.key);
+  // One pass: the report reads exactly the event lines the verifier placed in the chain, and is
+  // thrown away unless the whole export verifies.
+  const { AccessReportBuilder } = await import('../../audit/access-report.js');
+  const builder = new AccessReportBuilder({ from, to });
+  const verification = await verifyExportFile(file, options.key, (line) =>
+    builder.push(JSON.parse(line) as HashedEventFields),
+  );
   if (!verification.ok) {
     printVerification(ctx, file, verification);
     return exitCodes.verificationFailed;
   }
-
-  const { AccessReportBuilder } = await import('../../audit/access-report.js');
-  const { readLines } = await import('../../audit/read-lines.js');
-  const builder = new AccessReportBuilder({ from, to });
-  for await (const line of readLines(file)) {
-    if (!line.includes('"kind":"event"')) continue;
-    const parsed = JSON.parse(line) as HashedEventFields & { kind?: string };
-    if (parsed.kind === 'event') builder.push(parsed);
-  }
   const report = builder.finish();
-  const verified = { events: verification.events, signedThroughSeq: verification.signedThroughSeq };
+  const verified = {
+    events: verification.events,
+    signedThroughSeq: verification.signedThroughSeq,
+    unsignedEvents: verification.unsignedEvents,
+  };
   ctx.output.result({ file, verified, report: reportJson(report) }, () =>
     printReport(ctx, file, report, verified),
   );
@@ -92,7 +92,7 @@ function printReport(
   ctx: CliContext,
   file: string,
   report: AccessReport,
-  verified: { readonly events: number; readonly signedThroughSeq: number },
+  verified: { readonly events: number; readonly signedThroughSeq: number; readonly unsignedEvents: number },
 ): void {
   const out = (line = '') => ctx.output.line(line);
   out(
@@ -101,6 +101,11 @@ function printReport(
   out(
     `From ${sanitizeText(file)}: verified, ${verified.events} events, signed through entry ${verified.signedThroughSeq}.`,
   );
+  if (verified.unsignedEvents > 0) {
+    out(
+      `Note: the last ${verified.unsignedEvents} event(s) come after the last signed checkpoint; only the hash chain protects them (export again for a checkpoint over them).`,
+    );
+  }
 
   const people = new Set(report.access.map((a) => a.principal)).size;
   out();
@@ -131,7 +136,7 @@ function printReport(
                 : 'unknown',
           a.end === null
             ? 'live'
-            : `${a.end}${a.endedBy && a.endedBy !== 'system' ? ` by ${a.endedBy}` : ''}`,
+            : `${a.end}${a.endedBy && a.endedBy !== 'system' ? ` by ${a.endedBy}` : ''}${a.removedAt === null ? ', removal NOT confirmed' : ''}`,
           [a.ticket, a.reason].filter(Boolean).join(': '),
         ]),
       ),
