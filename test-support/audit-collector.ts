@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifyWebhookSignature } from '../src/webhooks/signed-webhook.js';
+import { checkSignature } from './webhook-receiver.js';
 
 export interface CollectedEvent {
   readonly seq: number;
@@ -50,14 +50,7 @@ export async function startAuditCollector(options: { readonly secret: string }):
         collector.failNext -= 1;
         return answer(503);
       }
-      const header = request.headers['portcullis-signature'];
-      const check = verifyWebhookSignature({
-        secret: options.secret,
-        header: typeof header === 'string' ? header : undefined,
-        body: raw,
-        nowSeconds: Math.floor(Date.now() / 1000),
-      });
-      if (!check.valid) return answer(401);
+      if (!checkSignature(options.secret, request, raw).valid) return answer(401);
       const lines = raw
         .toString('utf8')
         .split('\n')

@@ -8,7 +8,24 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifyWebhookSignature } from '../src/webhooks/signed-webhook.js';
+import { type SignatureCheck, verifyWebhookSignature } from '../src/webhooks/signed-webhook.js';
+
+/** A received request's `Portcullis-Signature` checked over its raw body, as a receiver must. */
+export function checkSignature(
+  secret: string,
+  request: IncomingMessage,
+  raw: Buffer,
+  options: { readonly nowSeconds?: number; readonly toleranceSeconds?: number } = {},
+): SignatureCheck {
+  const header = request.headers['portcullis-signature'];
+  return verifyWebhookSignature({
+    secret,
+    header: typeof header === 'string' ? header : undefined,
+    body: raw,
+    nowSeconds: options.nowSeconds ?? Math.floor(Date.now() / 1000),
+    ...(options.toleranceSeconds !== undefined ? { toleranceSeconds: options.toleranceSeconds } : {}),
+  });
+}
 
 export interface ReceivedWebhook {
   readonly path: string;
@@ -65,12 +82,8 @@ export async function startWebhookReceiver(options: {
         return;
       }
       if (forced !== undefined) return record(forced, false, 'forced');
-      const header = request.headers['portcullis-signature'];
-      const check = verifyWebhookSignature({
-        secret: options.secret,
-        header: typeof header === 'string' ? header : undefined,
-        body: raw,
-        nowSeconds: options.nowSeconds?.() ?? Math.floor(Date.now() / 1000),
+      const check = checkSignature(options.secret, request, raw, {
+        ...(options.nowSeconds ? { nowSeconds: options.nowSeconds() } : {}),
         ...(options.toleranceSeconds !== undefined ? { toleranceSeconds: options.toleranceSeconds } : {}),
       });
       if (!check.valid) return record(401, false, check.reason);

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifyWebhookSignature } from '../src/webhooks/signed-webhook.js';
+import { checkSignature } from './webhook-receiver.js';
 
 export interface TargetCall {
   readonly operation: string;
@@ -71,13 +71,7 @@ export async function startWebhookTarget(options: { readonly secret: string }): 
   };
 
   const handle = (raw: Buffer, request: IncomingMessage): TargetAnswer | 'hang' => {
-    const header = request.headers['portcullis-signature'];
-    const check = verifyWebhookSignature({
-      secret: options.secret,
-      header: typeof header === 'string' ? header : undefined,
-      body: raw,
-      nowSeconds: Math.floor(Date.now() / 1000),
-    });
+    const check = checkSignature(options.secret, request, raw);
     if (!check.valid) return { status: 401, body: JSON.stringify({ error: check.reason }) };
     const body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
     if (body.version !== 1) return { status: 400, body: JSON.stringify({ error: 'unknown version' }) };
