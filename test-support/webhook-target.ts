@@ -45,6 +45,8 @@ export interface WebhookTarget {
   readonly calls: TargetCall[];
   /** What the target holds now, by grant id. */
   readonly held: Map<string, Assignment>;
+  /** What `standing` answers: access held at the target without any grant. */
+  standingHolders: { holder: string; via: string }[];
   /**
    * Decides an answer before the normal handling (after the signature check): a status and body,
    * 'hang' to never answer, or undefined to go on.
@@ -62,6 +64,7 @@ export async function startWebhookTarget(options: { readonly secret: string }): 
     url: '',
     calls,
     held,
+    standingHolders: [],
     respond: undefined,
     close: async () => {
       for (const end of hanging) end();
@@ -109,6 +112,8 @@ export async function startWebhookTarget(options: { readonly secret: string }): 
         held.delete(grant.id);
         answer = { status: 200, body: JSON.stringify({ revoked: true }) };
       }
+    } else if (operation === 'standing') {
+      answer = { status: 200, body: JSON.stringify({ standing: target.standingHolders }) };
     } else if (operation === 'inspect') {
       const holdings = [...held.values()]
         .filter((h) => h.installation === body.installation)

@@ -427,9 +427,10 @@ export interface Provisioner {
   inspect(resource: ResourceDefinition): Promise<readonly TargetHolding[] | null>;
   /**
    * Access the target gives without any grant (members of the roles this resource's roles map
-   * to, superusers), for reconciliation to report; absent for a kind that cannot tell.
+   * to, superusers), for reconciliation to report; absent for a kind that cannot tell, null for a
+   * resource whose target is not asked.
    */
-  standing?(resource: ResourceDefinition): Promise<readonly StandingAccess[]>;
+  standing?(resource: ResourceDefinition): Promise<readonly StandingAccess[] | null>;
   close(): Promise<void>;
 }
 

@@ -21,8 +21,8 @@ class ScriptedProvisioner implements Provisioner {
   holdings: TargetHolding[] = [];
   inspectError: Error | undefined;
   revokeError: Error | undefined;
-  /** Undefined: the kind cannot tell (no `standing` answers). */
-  standingAccess: StandingAccess[] | Error | undefined;
+  /** Undefined: the kind cannot tell (no `standing`); null: this resource's target is not asked. */
+  standingAccess: StandingAccess[] | Error | null | undefined;
   readonly revoked: string[] = [];
 
   plan() {
@@ -253,6 +253,15 @@ forEachDialect('Reconciler', (ctx) => {
       ['orders-db', 2],
       ['orders-db', 2],
     ]);
+  });
+
+  it('a target not asked about standing access reports none and sets no gauge', async () => {
+    const target = new ScriptedProvisioner();
+    target.standingAccess = null;
+    const metrics = new CountingMetrics();
+    const report = await reconciler(ctx.store, target, { metrics }).run('system', system, 'request');
+    assert.deepEqual([report.resources[0]?.outcome, report.resources[0]?.standing], ['checked', []]);
+    assert.deepEqual(metrics.standing, []);
   });
 
   it('standing access that cannot be read makes the resource inspect_failed, its drift still handled', async () => {

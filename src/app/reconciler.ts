@@ -238,7 +238,7 @@ export class Reconciler {
     const checked = { ...base, outcome: 'checked' as const, held: holdings.length, findings };
     const provisioner = provisioners.get(resource.kind);
     if (!provisioner.standing) return checked;
-    let standing: readonly StandingAccess[];
+    let standing: readonly StandingAccess[] | null;
     try {
       standing = await provisioner.standing(resource);
     } catch (error) {
@@ -249,6 +249,7 @@ export class Reconciler {
         ...this.#failure(error, resource.id, 'read standing access'),
       };
     }
+    if (standing === null) return checked;
     this.#deps.metrics.standingAccess(resource.id, standing.length);
     const reported: StandingFinding[] = [];
     for (const access of standing) reported.push(await this.#reportStanding(access, resource, run));

@@ -72,6 +72,8 @@ export interface SignedWebhookSettings {
 export interface WebhookTargetSettings extends SignedWebhookSettings {
   /** The target answers `inspect` for reconciliation. */
   readonly inspect: boolean;
+  /** The target answers `standing` for reconciliation. */
+  readonly standing: boolean;
 }
 
 /** One `audit.streams` entry (docs/audit.md#streaming-to-a-siem). */
@@ -422,6 +424,7 @@ function resolveResources(
         webhook: {
           ...resolveSignedWebhook(resource.webhook, `resources[${i}].webhook`, secrets, issues),
           inspect: resource.webhook.inspect,
+          standing: resource.webhook.standing,
         },
       });
     } else {

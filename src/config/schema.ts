@@ -193,6 +193,8 @@ const webhookTarget = z
     ...signedWebhook,
     /** The target answers `inspect` (what it holds) for reconciliation. */
     inspect: z.boolean().default(false),
+    /** The target answers `standing` (who holds the access without a grant) for reconciliation. */
+    standing: z.boolean().default(false),
   })
   .strict();
 

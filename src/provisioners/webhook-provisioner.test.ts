@@ -26,7 +26,9 @@ beforeEach(() => {
   target.calls.length = 0;
 });
 
-function resourceFor(options: { url?: string; secret?: string; inspect?: boolean; timeoutMs?: number } = {}) {
+function resourceFor(
+  options: { url?: string; secret?: string; inspect?: boolean; standing?: boolean; timeoutMs?: number } = {},
+) {
   const resource: ConfiguredResource = {
     id: 'aws-prod',
     kind: 'webhook',
@@ -40,6 +42,7 @@ function resourceFor(options: { url?: string; secret?: string; inspect?: boolean
       secret: new Secret(options.secret ?? secret, 'AWS_HOOK_SECRET'),
       timeoutMs: options.timeoutMs ?? 2000,
       inspect: options.inspect ?? false,
+      standing: options.standing ?? false,
     },
   };
   return resource;
@@ -204,6 +207,27 @@ describe('WebhookProvisioner', () => {
       target.respond = () => answer;
       assert.match(await failure(() => provisioner.revoke({ grant: grant(), resource, role })), expected);
     }
+  });
+
+  test('standing: what the service reports, only where the resource asks; names are checked', async () => {
+    assert.equal(await provisioner.standing(resourceFor()), null);
+    target.standingHolders = [
+      { holder: 'ops-bot@example.com', via: 'arn:aws:iam::123456789012:role/Admin' },
+      { holder: 'alice@example.com', via: 'arn:aws:iam::123456789012:role/Admin' },
+    ];
+    assert.deepEqual(await provisioner.standing(resourceFor({ standing: true })), [
+      { holder: 'alice@example.com', via: 'arn:aws:iam::123456789012:role/Admin' },
+      { holder: 'ops-bot@example.com', via: 'arn:aws:iam::123456789012:role/Admin' },
+    ]);
+    const call = target.calls.at(-1);
+    assert.equal(call?.operation, 'standing');
+    assert.deepEqual(call?.body.roles, [{ name: 'admin', grants: role.grants }]);
+    target.standingHolders = [{ holder: 'evil\u001b[2J', via: 'x' }];
+    assert.match(
+      await failure(() => provisioner.standing(resourceFor({ standing: true }))),
+      /standing\.0\.holder must be a name without control characters/,
+    );
+    target.standingHolders = [];
   });
 
   test('inspect refuses holdings whose grant id is not an id', async () => {

@@ -13,6 +13,8 @@
  *   never taken for a revocation.
  * - `inspect` (only when the resource sets `inspect: true`) answers `{holdings: [{grant_id,
  *   artefacts}]}`: what the target holds for this resource and installation.
+ * - `standing` (only with `standing: true`) answers `{standing: [{holder, via}]}`: who holds the
+ *   resource's access at the target without any grant.
  *
  * Any other answer, no answer within the timeout, a redirect, or a body that is not the JSON the
  * operation expects is a `provisioning_failed` error; messages never contain the URL (it may embed
@@ -25,6 +27,7 @@ import type { TargetHolding } from '../core/drift.js';
 import { PortcullisError } from '../core/errors.js';
 import type { Artefacts, Grant } from '../core/grant.js';
 import type { ResourceDefinition } from '../core/resource.js';
+import { type StandingAccess, unacknowledgedStanding } from '../core/standing-access.js';
 import { exchangeSignedJson, type SignedAnswer } from '../webhooks/signed-webhook.js';
 
 /** The version of the request body; a target should refuse a version it does not know. */
@@ -32,13 +35,14 @@ export const webhookProvisionerVersion = 1;
 export const idempotencyKeyHeader = 'idempotency-key';
 export const operationHeader = 'portcullis-operation';
 
-type Operation = 'apply' | 'revoke' | 'inspect';
+type Operation = 'apply' | 'revoke' | 'inspect' | 'standing';
 
 /** Answers larger than this are refused unread. */
 const maxAnswerBytes: Readonly<Record<Operation, number>> = {
   apply: 64 * 1024,
   revoke: 64 * 1024,
   inspect: 8 * 1024 * 1024,
+  standing: 1024 * 1024,
 };
 
 const fieldName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'must be a name of letters, digits and _');
@@ -55,6 +59,16 @@ const applyAnswer = z.object({
     .record(fieldName, z.string().max(16_384))
     .refine(limitEntries(32), 'has more than 32 entries')
     .optional(),
+});
+const standingAnswer = z.object({
+  standing: z
+    .array(
+      z.object({
+        holder: z.string().regex(/^[^\p{Cc}]{1,256}$/u, 'must be a name without control characters'),
+        via: z.string().regex(/^[^\p{Cc}]{1,256}$/u, 'must be a name without control characters'),
+      }),
+    )
+    .max(10_000),
 });
 const revokedAnswer = z.object({ revoked: z.literal(true) });
 const goneAnswer = z.object({ gone: z.literal(true) });
@@ -140,6 +154,20 @@ export class WebhookProvisioner implements Provisioner {
       grantId: h.grant_id,
       artefacts: h.artefacts,
     }));
+  }
+
+  /**
+   * Who holds the resource's access at the target without a grant, as the service reports it; null
+   * unless the resource sets `standing: true`.
+   */
+  async standing(resource: ResourceDefinition): Promise<readonly StandingAccess[] | null> {
+    if (!targetOf(resource).standing) return null;
+    const answer = await this.#call(resource, 'standing', null, {
+      resource: resourceJson(resource),
+      roles: [...resource.roles.values()].map((role) => ({ name: role.name, grants: role.grants })),
+    });
+    if (answer.status !== 200) throw this.#refused(resource, 'standing', answer);
+    return unacknowledgedStanding(this.#parse(resource, 'standing', answer, standingAnswer).standing, []);
   }
 
   async close(): Promise<void> {}

@@ -71,7 +71,12 @@ describe('webhook provisioner end to end', () => {
             kind: 'webhook',
             sensitivity: 'high',
             labels: { vendor: 'example-saas' },
-            webhook: { url: target.url, secret: { file: join(policyDir, 'hook-secret') }, inspect: true },
+            webhook: {
+              url: target.url,
+              secret: { file: join(policyDir, 'hook-secret') },
+              inspect: true,
+              standing: true,
+            },
             roles: [{ name: 'admin', grants: ['workspace-admin'] }],
           },
         ],
@@ -160,7 +165,7 @@ describe('webhook provisioner end to end', () => {
     assert.match(String((failed?.data as Record<string, unknown>).error), /answered apply with HTTP 503/);
   });
 
-  test('reconciliation takes back an assignment at the target that no grant accounts for', async () => {
+  test('reconciliation takes back an assignment at the target that no grant accounts for, and reports standing access', async () => {
     const installation = await h.portcullis.store.installationId();
     target.held.set('g-restored-from-backup', {
       grantId: 'g-restored-from-backup',
@@ -170,9 +175,18 @@ describe('webhook provisioner end to end', () => {
       installation,
       apiKey: 'stale-key',
     });
+    target.standingHolders = [{ holder: 'ops-bot@example.com', via: 'workspace-admin' }];
     const run = await h.api(await h.login('dave'), 'POST', '/api/v1/reconcile', {});
+    target.standingHolders = [];
     assert.equal(run.status, 200, JSON.stringify(run.body));
     assert.equal(target.held.has('g-restored-from-backup'), false);
+    // What the service says holds the access without a grant is reported, and left to its owner.
+    const saas = (run.body.resources as { resource_id: string; standing: unknown[] }[]).find(
+      (r) => r.resource_id === 'saas',
+    );
+    assert.deepEqual(saas?.standing, [
+      { holder: 'ops-bot@example.com', via: 'workspace-admin', outcome: 'reported' },
+    ]);
     const takeBack = target.calls.findLast((c) => c.operation === 'revoke');
     assert.deepEqual((takeBack?.body.take_back as { drift: string }).drift, 'unknown_grant');
     assert.match(String(takeBack?.idempotencyKey), /^g-restored-from-backup\.take-back\./);
