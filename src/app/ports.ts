@@ -159,6 +159,8 @@ export interface NotificationCursorRepository {
   advance(channel: string, owner: string, position: number, leaseUntil: number): Promise<boolean>;
   /** Gives the lease up (shutdown), keeping the position. */
   release(channel: string, owner: string): Promise<void>;
+  /** The channel's position without taking its lease; undefined for a channel never seen. */
+  position(channel: string): Promise<number | undefined>;
 }
 
 /** A user an identity provider provisioned through SCIM: only the link and what SCIM needs. */
@@ -258,12 +260,29 @@ export interface AuditAppender {
 }
 
 export interface AuditReader {
-  /** Events in sequence order starting after `afterSeq`. */
+  /** Events in sequence order starting after `afterSeq` (and after the retention floor). */
   read(afterSeq: number, limit: number): Promise<AuditRecord[]>;
   head(): Promise<{ seq: number; hash: string }>;
+  /** The last sequence removed by retention; 0 while nothing was. Its checkpoint anchors the rest. */
+  prunedThrough(): Promise<number>;
+  /** The newest checkpoint with seq ≥ 1 and ≤ `maxSeq` signed before `before` (epoch ms). */
+  lastCheckpointSignedBefore(before: number, maxSeq: number): Promise<AuditCheckpoint | undefined>;
   checkpoints(): Promise<AuditCheckpoint[]>;
   insertCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
   lastCheckpoint(): Promise<AuditCheckpoint | undefined>;
+}
+
+/** Removal of old audit events under the retention floor (docs/audit.md#retention). */
+export interface AuditRetentionRepository {
+  /**
+   * Moves the floor up to `throughSeq`, which may not pass the head; false when the floor already
+   * is there or above, or the head is below. Readers and exports see only events after the floor from then on.
+   */
+  markPrunedThrough(throughSeq: number): Promise<boolean>;
+  /** Deletes up to `limit` of the lowest events at or under the floor; how many it deleted. */
+  deletePrunedEvents(limit: number): Promise<number>;
+  /** Deletes checkpoints below the floor; the one at the floor stays, as the anchor of the rest. */
+  deletePrunedCheckpoints(): Promise<number>;
 }
 
 export interface StoredKey {
@@ -322,6 +341,7 @@ export interface Transaction {
   readonly ephemeral: EphemeralStore;
   readonly breakGlass: BreakGlassRepository;
   readonly notificationCursors: NotificationCursorRepository;
+  readonly auditRetention: AuditRetentionRepository;
 }
 
 /**

@@ -271,3 +271,31 @@ describe('AccessReportBuilder', () => {
     ]);
   });
 });
+
+describe('a log cut by retention', () => {
+  test('is complete from the checkpoint it was cut at; an earlier period is flagged as not covered', () => {
+    const cutAt = t0 + 2 * hour;
+    const first = { ...event('auth.login', t0 + 5 * hour), seq: 501 };
+    const pruned = {
+      ...event('audit.pruned', t0 + 6 * hour, { data: { throughSeq: 500, checkpointAt: cutAt } }),
+      seq: 502,
+    };
+    const build = (from: number) => {
+      const builder = new AccessReportBuilder({ from, to: t0 + 24 * hour });
+      builder.push(first);
+      builder.push(pruned);
+      return builder.finish();
+    };
+    const since = build(t0 + 3 * hour);
+    assert.deepEqual(since.logBegins, { seq: 501, at: cutAt });
+    assert.equal(since.coversPeriod, true);
+    assert.equal(build(t0).coversPeriod, false);
+    assert.equal(build(0).coversPeriod, false);
+  });
+
+  test('a log that starts at entry 1 covers any period', () => {
+    const builder = new AccessReportBuilder({ from: 0, to: t0 });
+    builder.push({ ...event('config.loaded', t0 + hour), seq: 1 });
+    assert.deepEqual([builder.finish().coversPeriod, builder.finish().logBegins?.seq], [true, 1]);
+  });
+});

@@ -115,6 +115,17 @@ export interface AccessReport {
   /** Events read, and the last one's seq. */
   readonly events: number;
   readonly lastSeq: number;
+  /**
+   * The first event read (its seq is above 1 after a retention cut), and the time from which the log
+   * is complete: the cut's checkpoint, as its `audit.pruned` event records, else the first event's
+   * time. Null for an empty log.
+   */
+  readonly logBegins: { readonly seq: number; readonly at: number } | null;
+  /**
+   * False when retention removed events from the period's start: access granted and decisions
+   * made before `logBegins` are missing from the report.
+   */
+  readonly coversPeriod: boolean;
   readonly access: readonly AccessHeld[];
   readonly decisions: readonly Decision[];
   readonly breakGlass: readonly BreakGlassUse[];
@@ -166,6 +177,7 @@ export class AccessReportBuilder {
   #reconcileRuns = 0;
   #events = 0;
   #lastSeq = 0;
+  #logBegins: { seq: number; at: number } | null = null;
 
   constructor(period: ReportPeriod) {
     this.#period = period;
@@ -177,6 +189,11 @@ export class AccessReportBuilder {
 
   push(event: HashedEventFields): void {
     this.#events++;
+    this.#logBegins ??= { seq: event.seq, at: event.at };
+    if (event.type === 'audit.pruned' && event.data.throughSeq === this.#logBegins.seq - 1) {
+      // Everything after the checkpoint the log was cut at is kept: complete from its time.
+      this.#logBegins.at = number(event.data.checkpointAt) ?? this.#logBegins.at;
+    }
     this.#lastSeq = event.seq;
     this.#lastAt = Math.max(this.#lastAt, event.at);
     const data = event.data;
@@ -458,6 +475,9 @@ export class AccessReportBuilder {
       period: this.#period,
       events: this.#events,
       lastSeq: this.#lastSeq,
+      logBegins: this.#logBegins,
+      coversPeriod:
+        this.#logBegins === null || this.#logBegins.seq === 1 || this.#logBegins.at <= this.#period.from,
       access,
       decisions: this.#decisions,
       breakGlass,

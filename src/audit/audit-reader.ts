@@ -20,6 +20,8 @@ export class KyselyAuditReader implements AuditReader {
       .selectFrom('audit_events')
       .selectAll()
       .where('seq', '>', afterSeq)
+      // Rows under the retention floor may still be waiting for their batch to be deleted.
+      .where('seq', '>', (eb) => eb.selectFrom('audit_head').select('pruned_through').where('id', '=', 1))
       .orderBy('seq')
       .limit(limit)
       .execute();
@@ -33,6 +35,28 @@ export class KyselyAuditReader implements AuditReader {
       .where('id', '=', 1)
       .executeTakeFirstOrThrow();
     return { seq: Number(head.seq), hash: head.hash };
+  }
+
+  async prunedThrough(): Promise<number> {
+    const head = await this.db
+      .selectFrom('audit_head')
+      .select('pruned_through')
+      .where('id', '=', 1)
+      .executeTakeFirstOrThrow();
+    return Number(head.pruned_through);
+  }
+
+  async lastCheckpointSignedBefore(before: number, maxSeq: number): Promise<AuditCheckpoint | undefined> {
+    const row = await this.db
+      .selectFrom('audit_checkpoints')
+      .selectAll()
+      .where('at', '<', before)
+      .where('seq', '<=', maxSeq)
+      .where('seq', '>', 0)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row === undefined ? undefined : checkpointOfRow(row);
   }
 
   async checkpoints(): Promise<AuditCheckpoint[]> {

@@ -31,6 +31,8 @@ export function eventLine(record: AuditRecord): string {
 
 /** The facts the verifier needs from an event line, read from its fixed-shape end without parsing it. */
 export interface EventLineTail {
+  /** The `type` member as it is written: a JSON string, quotes included. */
+  readonly typeJson: string;
   readonly prevHash: string;
   readonly seq: number;
   readonly hash: string;
@@ -47,7 +49,7 @@ const prevHashMember = ',"prev_hash":"';
 const eventTailPattern = new RegExp(
   String.raw`,"prev_hash":"([0-9a-f]{64})","reason":${jsonStringOrNull},"request_id":${jsonStringOrNull}` +
     `,"resource_id":${jsonStringOrNull},"seq":([1-9][0-9]{0,15}),"severity":${jsonString}` +
-    `,"source_ip":${jsonStringOrNull},"type":${jsonString},"user_agent":${jsonStringOrNull}` +
+    `,"source_ip":${jsonStringOrNull},"type":(${jsonString}),"user_agent":${jsonStringOrNull}` +
     String.raw`,"hash":"([0-9a-f]{64})","kind":"event"}\r?$`,
   'y',
 );
@@ -67,12 +69,12 @@ export function readEventLineTail(line: string): EventLineTail | undefined {
   eventTailPattern.lastIndex = start;
   const match = eventTailPattern.exec(line);
   if (match === null) return undefined;
-  const [, prevHash, seqText, hash] = match as unknown as [string, string, string, string];
+  const [, prevHash, seqText, typeJson, hash] = match as unknown as [string, string, string, string, string];
   const seq = Number(seqText);
   if (!Number.isSafeInteger(seq)) return undefined;
   const bodyEnd = line.length - (line.charCodeAt(line.length - 1) === 13 ? 1 : 0) - eventLineTailLength;
   const recomputedHash = sha256Hex(`${prevHash}${line.slice(0, bodyEnd)}}`);
-  return { prevHash, seq, hash, recomputedHash };
+  return { typeJson, prevHash, seq, hash, recomputedHash };
 }
 
 /**

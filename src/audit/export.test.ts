@@ -30,6 +30,7 @@ describe('exportAudit', () => {
       kind: 'header',
       format: 'portcullis-audit/1',
       exported_at: auditTestEpoch,
+      first_seq: 1,
       head_seq: 10,
       head_hash: head.hash,
       events: 10,
@@ -67,6 +68,9 @@ describe('exportAudit', () => {
     let appended = false;
     const growing: AuditReader = {
       head: () => store.auditLog.head(),
+      prunedThrough: () => store.auditLog.prunedThrough(),
+      lastCheckpointSignedBefore: (before, maxSeq) =>
+        store.auditLog.lastCheckpointSignedBefore(before, maxSeq),
       checkpoints: async () => {
         if (!appended) {
           appended = true;

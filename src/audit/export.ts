@@ -2,13 +2,13 @@
  * `portcullis audit export`: the whole chain as JSON Lines, UTF-8, one JSON object per line.
  *
  * Line order (format `portcullis-audit/1`):
- *   1. one header:  {"kind":"header","format":"portcullis-audit/1","exported_at":…,"head_seq":…,"head_hash":"…",
- *                    "events":…,"checkpoints":…,"chain":{…},"checkpoint_signature":"…"}
+ *   1. one header:  {"kind":"header","format":"portcullis-audit/1","exported_at":…,"first_seq":…,"head_seq":…,
+ *                    "head_hash":"…","events":…,"checkpoints":…,"chain":{…},"checkpoint_signature":"…"}
  *                   (`chain` and `checkpoint_signature` describe the hash and signature for readers
  *                   who verify with their own tools; the header itself is not signed)
  *   2. every checkpoint, in seq order:
  *                   {"kind":"checkpoint","seq":…,"at":…,"head_hash":"…","kid":"…","signature":"…"}
- *   3. every event, seq 1 to head_seq: the canonical JSON of its hashed fields (keys sorted, see
+ *   3. every event, seq first_seq to head_seq: the canonical JSON of its hashed fields (keys sorted, see
  *      hash.ts), with `hash` and `kind` appended as the last two members:
  *                   {"actor":"…","at":…,"data":{…},"grant_id":…,"id":"…","policy_ids":[…],"prev_hash":"…",
  *                    "reason":…,"request_id":…,"resource_id":…,"seq":…,"severity":"…","source_ip":…,
@@ -22,6 +22,10 @@
  * end of the file is then detected as truncation instead of silently removing the checkpoints that
  * would have caught it. The export is a snapshot: the head is read first and nothing after it
  * (events or checkpoints) is written, even if the chain grows meanwhile.
+ *
+ * After retention removed the oldest events (docs/audit.md#retention), `first_seq` is above 1 and
+ * the first checkpoint is the one at `first_seq - 1`: its signed head hash is the `prev_hash` of
+ * the first event, so the rest of the chain is anchored without the events before it.
  */
 import { once } from 'node:events';
 import type { AuditReader, AuditRecord } from '../app/ports.js';
@@ -57,14 +61,23 @@ export async function exportAudit(
 ): Promise<ExportSummary> {
   const pageSize = options.pageSize ?? 2000;
   const head = await reader.head();
-  const checkpoints = (await reader.checkpoints()).filter((checkpoint) => checkpoint.seq <= head.seq);
+  const prunedThrough = await reader.prunedThrough();
+  const checkpoints = (await reader.checkpoints()).filter(
+    (checkpoint) => checkpoint.seq <= head.seq && checkpoint.seq >= prunedThrough,
+  );
+  if (prunedThrough > 0 && checkpoints[0]?.seq !== prunedThrough) {
+    throw new Error(
+      `the checkpoint at ${prunedThrough}, where retention cut the log, is missing: the export could not be verified`,
+    );
+  }
   const header = {
     kind: 'header',
     format: auditExportFormat,
     exported_at: options.now ?? Date.now(),
+    first_seq: prunedThrough + 1,
     head_seq: head.seq,
     head_hash: head.hash,
-    events: head.seq,
+    events: head.seq - prunedThrough,
     checkpoints: checkpoints.length,
     chain: {
       hash: 'lowercase hex SHA-256 of UTF-8 (prev_hash followed by the RFC 8785 canonical JSON of the hashed fields)',
@@ -76,10 +89,16 @@ export async function exportAudit(
   await write(writable, `${JSON.stringify(header)}\n`);
   if (checkpoints.length > 0) await write(writable, checkpoints.map(checkpointLine).join(''));
 
-  let after = 0;
+  let after = prunedThrough;
   while (after < head.seq) {
     const page = await reader.read(after, Math.min(pageSize, head.seq - after));
     if (page.length === 0) break;
+    // Retention moved its floor while the export ran: what was read no longer starts at the anchor.
+    if (page[0]?.seq !== after + 1) {
+      throw new Error(
+        `audit events after ${after} were removed by retention during the export; export again`,
+      );
+    }
     let chunk = '';
     for (const record of page) chunk += eventLine(record);
     await write(writable, chunk);
@@ -90,7 +109,7 @@ export async function exportAudit(
   return {
     headSeq: head.seq,
     headHash: head.hash,
-    events: after,
+    events: after - prunedThrough,
     checkpoints: checkpoints.length,
     unsignedEvents: head.seq - lastSigned,
   };

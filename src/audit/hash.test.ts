@@ -100,8 +100,9 @@ describe('event line', () => {
     );
   });
 
-  it('yields prev_hash, seq and hash from its tail', () => {
+  it('yields type, prev_hash, seq and hash from its tail', () => {
     assert.deepEqual(readEventLineTail(line), {
+      typeJson: JSON.stringify(vector.type),
       prevHash: vector.prev_hash,
       seq: 42,
       hash: vectorHash,

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { JWK } from 'jose';
+import { AuditRetention } from '../app/audit-retention.js';
 import type { Store } from '../app/ports.js';
+import { ManualClock } from '../core/clock.js';
 import { openStore } from '../storage/open-store.js';
 import { appendTestEvents, auditTestEpoch, exportToLines, testAuditKey } from './audit-test-support.js';
 import { AuditCheckpointer, type AuditSigningKey, signCheckpoint } from './checkpoint.js';
@@ -338,5 +340,133 @@ describe('verifyAuditExport', () => {
 
   it('needs at least one key', async () => {
     await assert.rejects(verifyAuditExport(lines, []), /At least one audit public key/);
+  });
+});
+
+describe('verifyAuditExport after a retention cut', () => {
+  const day = 86_400_000;
+  let cutStore: Store;
+  let cut: string[];
+  let uncoveredCut: string[];
+
+  /** Events 1–10, checkpoint 10, cut at 10 by retention (audit.pruned is 11), events up to 14. */
+  async function cutLog(checkpointAfterCut: boolean): Promise<{ store: Store; lines: string[] }> {
+    const store = await openStore('sqlite::memory:');
+    const checkpointer = new AuditCheckpointer(store.auditLog, key);
+    await appendTestEvents(store, 1, 10);
+    await checkpointer.checkpointNow(auditTestEpoch + 60_000);
+    const now = auditTestEpoch + 40 * day;
+    const retention = new AuditRetention({
+      store,
+      clock: new ManualClock(now),
+      retentionMs: 30 * day,
+      streams: [],
+      owner: 'test',
+      onError: (error) => {
+        throw error;
+      },
+    });
+    assert.equal((await retention.run(now))?.cutAt?.seq, 10);
+    await appendTestEvents(store, 12, 14);
+    if (checkpointAfterCut) await checkpointer.checkpointNow(now);
+    return { store, lines: await exportToLines(store.auditLog) };
+  }
+
+  const withHeader = (file: readonly string[], change: (header: Record<string, unknown>) => void) => {
+    const header = JSON.parse(file[0] as string);
+    change(header);
+    return [JSON.stringify(header), ...file.slice(1)];
+  };
+
+  before(async () => {
+    const covered = await cutLog(true);
+    cutStore = covered.store;
+    cut = covered.lines;
+    const uncovered = await cutLog(false);
+    uncoveredCut = uncovered.lines;
+    await uncovered.store.close();
+  });
+  after(() => cutStore.close());
+
+  it('accepts the rest of the chain, anchored at the checkpoint where it was cut', async () => {
+    const result = await verify(cut);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(
+      [result.firstSeq, result.events, result.headSeq, result.signedThroughSeq],
+      [11, 4, 14, 14],
+    );
+    assert.equal(JSON.parse(cut[1] as string).seq, 10, 'the anchor is the first checkpoint');
+  });
+
+  it('names old events deleted at a checkpoint without an audit.pruned event as removed', async () => {
+    // From the untouched export: events 1–20 and checkpoint 10 dropped, the header adjusted.
+    const anchored = withHeader(
+      lines.filter((line) => {
+        const entry = JSON.parse(line);
+        return (
+          !(entry.kind === 'event' && entry.seq <= 20) && !(entry.kind === 'checkpoint' && entry.seq === 10)
+        );
+      }),
+      (header) => {
+        header.first_seq = 21;
+        header.checkpoints = 2;
+      },
+    );
+    const result = await assertProblem(anchored, 'removed', 1);
+    assert.match(result.ok ? '' : result.problem.message, /no signed audit\.pruned event/);
+  });
+
+  it('names a cut export without its anchor checkpoint as removed', async () => {
+    const unanchored = withHeader(
+      cut.filter((line, index) => index !== 1),
+      (header) => {
+        header.checkpoints = (header.checkpoints as number) - 1;
+      },
+    );
+    await assertProblem(unanchored, 'removed', 1);
+  });
+
+  it('does not take an audit.pruned event that no signature covers', async () => {
+    const result = await assertProblem(uncoveredCut, 'removed', 1);
+    assert.equal(result.firstSeq, 11);
+  });
+
+  it('names a cut export whose header forgot first_seq as removed', async () => {
+    await assertProblem(
+      withHeader(cut, (header) => {
+        delete header.first_seq;
+      }),
+      'removed',
+      1,
+    );
+  });
+
+  it('refuses a checkpoint older than the anchor and a first_seq that is not a sequence', async () => {
+    const olderCheckpoint = checkpointLine(
+      signCheckpoint(
+        { seq: 5, hash: parsedEvent(lines[eventIndex(lines, 5)] as string).hash },
+        auditTestEpoch,
+        key as { kid: string; privateKey: KeyObject },
+      ),
+    ).trimEnd();
+    const withOlder = withHeader([cut[0] as string, olderCheckpoint, ...cut.slice(1)], (header) => {
+      header.checkpoints = (header.checkpoints as number) + 1;
+    });
+    await assertProblem(withOlder, 'malformed', 5);
+    await assertProblem(
+      withHeader(cut, (header) => {
+        header.first_seq = 0;
+      }),
+      'malformed',
+      null,
+    );
+  });
+
+  it('names a rewritten event after the cut as changed, and trusts nothing before the anchor', async () => {
+    const index = eventIndex(cut, 12);
+    const edited = [...cut];
+    edited[index] = (edited[index] as string).replace('"actor":"okta:user-12"', '"actor":"okta:user-99"');
+    const result = await assertProblem(edited, 'changed', 12);
+    assert.equal(result.headSeq, 11);
   });
 });

@@ -19,6 +19,11 @@
  * The header's `head_seq` and `head_hash` are checked too (truncation, extra entries, a rewrite of
  * the unsigned tail) but the header is not signed: they only catch an attacker who forgot it.
  *
+ * An export of a log that retention cut (header `first_seq` above 1) must start with the signed
+ * checkpoint at `first_seq - 1`, which anchors the first event's `prev_hash`, and must hold, under a
+ * signed checkpoint, the `audit.pruned` event that records that cut (its `data.throughSeq` and
+ * `data.throughHash` are the anchor's): events removed without one are `removed`.
+ *
  * Limits, by construction: events after the last checkpoint are covered by no signature, so an
  * attacker who rewrites them and the unsigned header consistently is not detected; `unsignedEvents`
  * says how many there are. Deleting checkpoint lines is detected only against the header's count.
@@ -52,6 +57,8 @@ export interface VerifyProblem {
 }
 
 interface VerifyStatistics {
+  /** The first entry the export holds: 1, or the entry after the retention cut. */
+  readonly firstSeq: number;
   /** Event lines read. */
   readonly events: number;
   /** Checkpoint lines read. */
@@ -71,6 +78,9 @@ interface VerifyStatistics {
 export type VerifyResult =
   | (VerifyStatistics & { readonly ok: true })
   | (VerifyStatistics & { readonly ok: false; readonly problem: VerifyProblem });
+
+const prunedType = 'audit.pruned';
+const prunedTypeJson = JSON.stringify(prunedType);
 
 /** Fields on a valid event line: `kind`, the hashed fields and `hash`. */
 const eventLineFieldCount = 17;
@@ -116,6 +126,12 @@ class ExportVerifier {
   private declaredHeadSeq: number | null = null;
   private declaredHeadHash: string | null = null;
   private declaredCheckpoints: number | null = null;
+  /** From the header: above 1 when retention removed the entries before it. */
+  private firstSeq = 1;
+  /** The signed head that the first entry links to, once its checkpoint is read (retention). */
+  private anchor: { seq: number; headHash: string } | undefined;
+  /** The `audit.pruned` event recording the cut at `anchor`, found under a signed checkpoint. */
+  private cutRecorded = false;
 
   /** Verified checkpoints with seq ≥ 1, in order; matched against the chain as it is recomputed. */
   private readonly signed: { seq: number; headHash: string }[] = [];
@@ -165,7 +181,7 @@ class ExportVerifier {
       const tail = readEventLineTail(rawLine);
       if (tail !== undefined && tail.recomputedHash === tail.hash) {
         this.eventLines++;
-        return this.chain(tail.seq, tail.prevHash, tail.hash);
+        return this.chain(tail.seq, tail.prevHash, tail.hash, tail.typeJson === prunedTypeJson);
       }
     }
 
@@ -186,7 +202,7 @@ class ExportVerifier {
         return this.header(entry);
       case 'checkpoints':
         if (entry.kind === 'checkpoint') return this.checkpoint(entry);
-        if (!this.checkpointCountMatches()) return false;
+        if (!this.checkpointCountMatches() || !this.anchored()) return false;
         this.phase = 'events';
         return this.event(entry, rawLine);
       case 'events':
@@ -216,7 +232,16 @@ class ExportVerifier {
       };
     }
     if (this.problem === undefined) this.checkEnd();
+    if (this.problem === undefined && this.firstSeq > 1 && !this.cutRecorded) {
+      this.fail(
+        'removed',
+        1,
+        `entries 1–${this.firstSeq - 1} are absent and no signed audit.pruned event records their removal`,
+        this.firstSeq - 1,
+      );
+    }
     const statistics: VerifyStatistics = {
+      firstSeq: this.firstSeq,
       events: this.eventLines,
       checkpoints: this.checkpointLines,
       headSeq: this.headSeq,
@@ -232,6 +257,12 @@ class ExportVerifier {
   private header(entry: Record<string, unknown>): boolean {
     if (entry.kind !== 'header' || entry.format !== auditExportFormat) {
       return this.fail('malformed', null, `line ${this.lineNumber} is not a ${auditExportFormat} header`);
+    }
+    if (entry.first_seq !== undefined) {
+      if (!isSequence(entry.first_seq, 1)) {
+        return this.fail('malformed', null, `the header's first_seq is not a sequence number`);
+      }
+      this.firstSeq = entry.first_seq;
     }
     if (typeof entry.head_seq === 'number') this.declaredHeadSeq = entry.head_seq;
     if (typeof entry.head_hash === 'string') this.declaredHeadHash = entry.head_hash;
@@ -255,6 +286,13 @@ class ExportVerifier {
     }
     const previous = this.lastCheckpointSeq;
     if (seq === previous) return this.fail('inserted', seq, `checkpoint ${seq} appears twice`);
+    if (seq < this.firstSeq - 1) {
+      return this.fail(
+        'malformed',
+        seq,
+        `checkpoint ${seq} comes before the export's first entry ${this.firstSeq} and its anchor`,
+      );
+    }
     if (seq < previous)
       return this.fail('reordered', seq, `checkpoint ${seq} comes after checkpoint ${previous}`);
     const checkpoint: AuditCheckpoint = { seq, at: at as number, headHash, kid, signature };
@@ -267,10 +305,33 @@ class ExportVerifier {
       return this.fail('bad_signature', seq, `checkpoint ${seq}'s signature (key ${kid}) is not valid`);
     }
     this.lastCheckpointSeq = seq;
-    if (seq > 0) this.signed.push({ seq, headHash });
+    if (seq > 0 && seq === this.firstSeq - 1) this.anchorAt(seq, headHash);
+    else if (seq > 0) this.signed.push({ seq, headHash });
     else if (headHash !== genesisHash)
       return this.fail('malformed', 0, 'checkpoint 0 does not sign the genesis hash');
     return true;
+  }
+
+  /** The chain resumes after the retention cut from the anchor's signed hash. */
+  private anchorAt(seq: number, headHash: string): void {
+    this.anchor = { seq, headHash };
+    this.headSeq = seq;
+    this.headHash = headHash;
+    this.previousHeadHash = headHash;
+    this.signedThroughSeq = seq;
+    this.signedThroughHash = headHash;
+  }
+
+  /** An export that starts after a retention cut needs the checkpoint at the cut. */
+  private anchored(): boolean {
+    if (this.firstSeq === 1 || this.anchor !== undefined) return true;
+    return this.fail(
+      'removed',
+      1,
+      `the export starts at entry ${this.firstSeq} but has no signed checkpoint at ${this.firstSeq - 1} ` +
+        `to anchor it: entries 1–${this.firstSeq - 1} are missing`,
+      this.firstSeq - 1,
+    );
   }
 
   private checkpointCountMatches(): boolean {
@@ -317,11 +378,11 @@ class ExportVerifier {
     if (claimed === null || typeof entry.prev_hash !== 'string') {
       return this.fail('malformed', expected, `${label} has no valid seq or prev_hash`);
     }
-    return this.chain(claimed, entry.prev_hash, recomputed);
+    return this.chain(claimed, entry.prev_hash, recomputed, entry.type === prunedType);
   }
 
   /** Places an entry whose hash is right: in sequence, linked to its predecessor, at a checkpoint. */
-  private chain(claimed: number, prevHash: string, recomputed: string): boolean {
+  private chain(claimed: number, prevHash: string, recomputed: string, recordsCut: boolean): boolean {
     const expected = this.headSeq + 1;
     if (claimed === this.headSeq) {
       this.duplicate = {
@@ -351,8 +412,26 @@ class ExportVerifier {
     this.headSeq = claimed;
     this.headHash = recomputed;
     this.headLine = this.lineNumber;
+    if (recordsCut) this.noteCut(claimed);
     this.onVerifiedEvent?.(this.currentLine);
     return this.matchCheckpoint();
+  }
+
+  /**
+   * An `audit.pruned` event counts for the cut only under a signed checkpoint: one appended to the
+   * unsigned tail is covered by no signature and could have been forged with the cut.
+   */
+  private noteCut(seq: number): void {
+    const anchor = this.anchor;
+    if (anchor === undefined || this.cutRecorded || seq > this.lastCheckpointSeq) return;
+    let data: unknown;
+    try {
+      data = (JSON.parse(this.currentLine) as { data?: unknown }).data;
+    } catch {
+      return;
+    }
+    const { throughSeq, throughHash } = (data ?? {}) as { throughSeq?: unknown; throughHash?: unknown };
+    this.cutRecorded = throughSeq === anchor.seq && throughHash === anchor.headHash;
   }
 
   /** At a signed sequence, the recomputed head must be the signed one. */
@@ -426,6 +505,7 @@ class ExportVerifier {
       }
       if (!this.checkpointCountMatches()) return;
     }
+    if (!this.anchored()) return;
     const lastSigned = Math.max(this.lastCheckpointSeq, 0);
     if (this.headSeq < lastSigned) {
       this.fail(

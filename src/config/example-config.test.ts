@@ -83,6 +83,7 @@ describe('examples/portcullis.example.yaml', () => {
     assert.deepEqual(config.audit, {
       checkpointEveryEvents: 1000,
       checkpointIntervalSeconds: 300,
+      retentionSeconds: 400 * 86_400,
       streams: [],
     });
     assert.deepEqual(config.expiry, { pollIntervalSeconds: 1 });

@@ -206,6 +206,7 @@ describe('parseConfig: a valid configuration', () => {
     assert.deepEqual(config.audit, {
       checkpointEveryEvents: 1000,
       checkpointIntervalSeconds: 300,
+      retentionSeconds: null,
       streams: [],
     });
     assert.deepEqual(config.expiry, { pollIntervalSeconds: 1 });
@@ -308,6 +309,15 @@ describe('parseConfig: a valid configuration', () => {
       stringify(changed((t) => (t.audit = { streams: [{ ...siem, url: 'http://siem.example.com/' }] }))),
     );
     assert.deepEqual(paths(plain), ['audit.streams[0].url']);
+  });
+
+  it('keeps audit events forever unless a retention of at least a day is set', () => {
+    assert.equal(parse(validConfig()).audit.retentionSeconds, null);
+    const year = parse(changed((t) => (t.audit = { retention: '365d' })));
+    assert.equal(year.audit.retentionSeconds, 365 * 86_400);
+    const hour = refused(stringify(changed((t) => (t.audit = { retention: '1h' }))));
+    assert.deepEqual(paths(hour), ['audit.retention']);
+    assert.match(hour.message, /at least 1d \(or forever\)/);
   });
 
   it('publishes the next token key a day before the rotation, or a quarter of a shorter interval', () => {

@@ -139,6 +139,8 @@ export interface Config {
   readonly audit: {
     readonly checkpointEveryEvents: number;
     readonly checkpointIntervalSeconds: number;
+    /** Events older than this are removed (at a signed checkpoint); null: kept forever. */
+    readonly retentionSeconds: number | null;
     readonly streams: readonly AuditStreamSettings[];
   };
   readonly expiry: { readonly pollIntervalSeconds: number };
@@ -677,6 +679,7 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
     audit: {
       checkpointEveryEvents: parsed.audit.checkpoint_every_events,
       checkpointIntervalSeconds: parsed.audit.checkpoint_interval,
+      retentionSeconds: parsed.audit.retention === 'forever' ? null : parsed.audit.retention,
       streams: auditStreams,
     },
     expiry: { pollIntervalSeconds: parsed.expiry.poll_interval },

@@ -354,6 +354,13 @@ export const configSchema = z
         checkpoint_every_events: z.number().int().min(1).default(1000),
         /** …or after this long, whichever comes first. */
         checkpoint_interval: duration.default(300),
+        /** Events older than this are removed, at a signed checkpoint (docs/audit.md#retention). */
+        retention: z
+          .union([
+            z.literal('forever'),
+            duration.pipe(z.number().min(86_400, 'must be at least 1d (or forever)')),
+          ])
+          .default('forever'),
         /** Copies of the log sent to SIEMs as it grows, each in order and at least once. */
         streams: z
           .array(auditStream)
@@ -364,7 +371,12 @@ export const configSchema = z
           .default([]),
       })
       .strict()
-      .default({ checkpoint_every_events: 1000, checkpoint_interval: 300, streams: [] }),
+      .default({
+        checkpoint_every_events: 1000,
+        checkpoint_interval: 300,
+        retention: 'forever',
+        streams: [],
+      }),
     requests: z
       .object({
         /** How long a request may wait for its reviews before it lapses (1 minute to 30 days). */

@@ -28,6 +28,7 @@ export const auditEventTypes = [
   'keys.rotated',
   'keys.next_published',
   'audit.viewed',
+  'audit.pruned',
   'security.denied',
   'gateway.admission_refused',
   'gateway.session_started',

@@ -1,5 +1,9 @@
-/** Audit streams' delivery on the server's registry: how far behind each is, and failed attempts. */
+/**
+ * The audit log's metrics on the server's registry: streams' delivery (how far behind each is,
+ * failed attempts) and retention.
+ */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { AuditRetentionMetrics } from '../app/audit-retention.js';
 import type { AuditStreamMetrics } from '../app/audit-stream-relay.js';
 
 export class PrometheusAuditStreamMetrics implements AuditStreamMetrics {
@@ -40,5 +44,32 @@ export class PrometheusAuditStreamMetrics implements AuditStreamMetrics {
 
   failed(stream: string): void {
     this.#failures.inc({ stream });
+  }
+}
+
+/** Audit retention: where the kept log begins, and how many events were deleted. */
+export class PrometheusAuditRetentionMetrics implements AuditRetentionMetrics {
+  readonly #firstKept: Gauge;
+  readonly #deleted: Counter;
+
+  constructor(registry: Registry) {
+    this.#firstKept = new Gauge({
+      name: 'portcullis_audit_first_kept_seq',
+      help: 'Sequence number of the oldest audit event kept; the ones before it were removed by retention',
+      registers: [registry],
+    });
+    this.#deleted = new Counter({
+      name: 'portcullis_audit_pruned_events_total',
+      help: 'Audit events deleted by retention by this replica',
+      registers: [registry],
+    });
+  }
+
+  firstKept(seq: number): void {
+    this.#firstKept.set(seq);
+  }
+
+  deleted(events: number): void {
+    this.#deleted.inc(events);
   }
 }

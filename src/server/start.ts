@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import pino, { type DestinationStream } from 'pino';
 import { AccessService } from '../app/access-service.js';
+import { AuditRetention } from '../app/audit-retention.js';
 import { AuditStreamRelay } from '../app/audit-stream-relay.js';
 import { BreakGlassService } from '../app/break-glass-service.js';
 import { ExpiryLoop } from '../app/expiry-loop.js';
@@ -44,7 +45,10 @@ import { IdpJwtVerifier } from '../identity/idp-jwt-verifier.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { SamlLogin } from '../identity/saml-login.js';
 import { mappingSettingsOf } from '../identity/sign-in-explain.js';
-import { PrometheusAuditStreamMetrics } from '../observability/audit-stream-metrics.js';
+import {
+  PrometheusAuditRetentionMetrics,
+  PrometheusAuditStreamMetrics,
+} from '../observability/audit-stream-metrics.js';
 import { registerBreakGlassMetrics } from '../observability/break-glass-metrics.js';
 import { registerGatewayMetrics } from '../observability/gateway-metrics.js';
 import { PrometheusMetrics } from '../observability/metrics.js';
@@ -383,6 +387,20 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       onError: (error) => logger.error({ err: error }, 'reconciliation'),
     });
 
+    const auditRetention =
+      config.audit.retentionSeconds === null
+        ? undefined
+        : new AuditRetention({
+            store,
+            clock,
+            retentionMs: config.audit.retentionSeconds * 1000,
+            streams: config.audit.streams.map((stream) => stream.name),
+            owner: `${hostname()}:${process.pid}:${randomUUID()}`,
+            metrics: new PrometheusAuditRetentionMetrics(metrics.registry),
+            log: (message, fields) => logger.info(fields, message),
+            onError: (error) => logger.error({ err: error }, 'audit retention'),
+          });
+
     expiry = new ExpiryLoop(access, store, clock, {
       pollIntervalMs: config.expiry.pollIntervalSeconds * 1000,
       onError: (error) => logger.error({ err: error }, 'expiry loop'),
@@ -397,6 +415,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
             'token key rotated on schedule',
           );
         reconciler.tick(now);
+        auditRetention?.tick(now);
       },
     });
     // Emergency requests left approved by a crash must not outlive their activation.
@@ -406,6 +425,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     expiry.start();
     closers.push(() => (expiry as ExpiryLoop).stop());
     closers.push(() => reconciler.stop());
+    if (auditRetention) closers.push(() => auditRetention.stop());
 
     if (config.audit.streams.length > 0) {
       const auditStreams = new AuditStreamRelay({

@@ -2,6 +2,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Kysely } from 'kysely';
 import type { AuditAppender, AuditReader, Store, Transaction } from '../app/ports.js';
+import { KyselyAuditRetentionRepository } from './audit-retention-repository.js';
 import { KyselyBreakGlassRepository } from './break-glass-repository.js';
 import { KyselyEphemeralStore } from './ephemeral-store.js';
 import { KyselyGrantRepository } from './grant-repository.js';
@@ -29,6 +30,7 @@ function repositories(db: Kysely<Database>): Omit<Transaction, 'audit'> {
     ephemeral: new KyselyEphemeralStore(db),
     breakGlass: new KyselyBreakGlassRepository(db),
     notificationCursors: new KyselyNotificationCursorRepository(db),
+    auditRetention: new KyselyAuditRetentionRepository(db),
   };
 }
 

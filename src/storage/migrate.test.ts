@@ -51,7 +51,7 @@ forEachDialect('migrateToLatest', (ctx) => {
       const head = await backend.db.selectFrom('audit_head').selectAll().execute();
       assert.deepEqual(
         head,
-        [{ id: 1, seq: 0, hash: '0'.repeat(64) }],
+        [{ id: 1, seq: 0, hash: '0'.repeat(64), pruned_through: 0 }],
         'genesis head, bigint read as a number',
       );
     });

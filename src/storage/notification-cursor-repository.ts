@@ -57,4 +57,13 @@ export class KyselyNotificationCursorRepository implements NotificationCursorRep
       .where('lease_owner', '=', owner)
       .execute();
   }
+
+  async position(channel: string): Promise<number | undefined> {
+    const row = await this.#db
+      .selectFrom('notification_cursors')
+      .select('position')
+      .where('channel', '=', channel)
+      .executeTakeFirst();
+    return row === undefined ? undefined : Number(row.position);
+  }
 }

@@ -97,6 +97,8 @@ export interface AuditHeadTable {
   id: number;
   seq: number;
   hash: string;
+  /** The last sequence removed by retention (0: none); readers see only events after it. */
+  pruned_through: Generated<number>;
 }
 
 export interface AuditCheckpointsTable {

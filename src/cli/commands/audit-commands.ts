@@ -149,8 +149,13 @@ export function printVerification(ctx: CliContext, file: string, result: VerifyR
   ctx.output.result({ file, ...result }, () => {
     if (result.ok) {
       ctx.output.line(
-        `OK: ${file} is intact: ${result.events} events, ${result.checkpoints} checkpoints; signatures cover entries 1–${result.signedThroughSeq}.`,
+        `OK: ${file} is intact: ${result.events} events, ${result.checkpoints} checkpoints; signatures cover entries ${result.firstSeq}–${result.signedThroughSeq}.`,
       );
+      if (result.firstSeq > 1) {
+        ctx.output.line(
+          `Note: entries 1–${result.firstSeq - 1} were removed by retention, as a signed audit.pruned event records; the checkpoint at ${result.firstSeq - 1} anchors the rest.`,
+        );
+      }
       if (result.unsignedEvents > 0) {
         ctx.output.line(
           `Note: the last ${result.unsignedEvents} event(s) come after the last signed checkpoint; only the hash chain protects them.`,
@@ -159,6 +164,7 @@ export function printVerification(ctx: CliContext, file: string, result: VerifyR
       return;
     }
     const { problem } = result;
+    const first = result.firstSeq;
     const where =
       problem.seq === null
         ? ''
@@ -166,9 +172,9 @@ export function printVerification(ctx: CliContext, file: string, result: VerifyR
     ctx.output.line(`TAMPERED: ${file}: ${problem.kind}${where} (line ${problem.line})`);
     ctx.output.line(`  ${sanitizeText(problem.message)}`);
     ctx.output.line(
-      result.headSeq === 0
+      result.headSeq < first
         ? '  no entry before it could be verified'
-        : `  entries 1–${result.headSeq} before it are intact${result.signedThroughSeq > 0 ? `, 1–${result.signedThroughSeq} under a verified signature` : ''}.`,
+        : `  entries ${first}–${result.headSeq} before it are intact${result.signedThroughSeq >= first ? `, ${first}–${result.signedThroughSeq} under a verified signature` : ''}.`,
     );
   });
 }

@@ -65,6 +65,8 @@ function reportJson(report: AccessReport) {
     period: { from: iso(report.period.from), to: iso(report.period.to) },
     events: report.events,
     lastSeq: report.lastSeq,
+    logBegins: report.logBegins && { seq: report.logBegins.seq, at: iso(report.logBegins.at) },
+    coversPeriod: report.coversPeriod,
     access: report.access.map((a) => ({
       ...a,
       startedAt: iso(a.startedAt),
@@ -104,6 +106,11 @@ function printReport(
   if (verified.unsignedEvents > 0) {
     out(
       `Note: the last ${verified.unsignedEvents} event(s) come after the last signed checkpoint; only the hash chain protects them (export again for a checkpoint over them).`,
+    );
+  }
+  if (!report.coversPeriod && report.logBegins !== null) {
+    out(
+      `Note: the log begins at entry ${report.logBegins.seq} (${day(report.logBegins.at)}); retention removed the events before it, so access and decisions before then are missing from this report.`,
     );
   }
 

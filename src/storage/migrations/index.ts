@@ -15,6 +15,7 @@ import * as oneDrillPerActivation from './0008-one-drill-per-activation.js';
 import * as requestSource from './0009-request-source.js';
 import * as requestReviewDeadline from './0010-request-review-deadline.js';
 import * as installation from './0011-installation.js';
+import * as auditRetention from './0012-audit-retention.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
@@ -28,4 +29,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '0009-request-source': requestSource,
   '0010-request-review-deadline': requestReviewDeadline,
   '0011-installation': installation,
+  '0012-audit-retention': auditRetention,
 };
