@@ -156,6 +156,11 @@ export interface HarnessOptions {
   readonly extraIdentityProviders?: readonly object[];
   /** The server's clock (in-process mode only), e.g. to age sessions without sleeping. */
   readonly clock?: Clock;
+  /**
+   * Host of the public URL (the server still listens on 127.0.0.1): `localhost` for a browser's
+   * WebAuthn ceremonies, which refuse an IP address as the relying party id.
+   */
+  readonly publicHost?: 'localhost';
 }
 
 export interface ApiResponse {
@@ -195,7 +200,7 @@ export interface Harness {
 export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-e2e-'));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${options.publicHost ?? '127.0.0.1'}:${port}`;
   const idp = await startDemoIdentityProvider({
     port: 0,
     redirectUris: [`${url}/auth/oidc/demo/callback`],

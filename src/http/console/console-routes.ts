@@ -10,6 +10,7 @@ import type { RequestOrigin } from '../../core/audit-event.js';
 import { errorCatalogue, PortcullisError } from '../../core/errors.js';
 import type { Principal } from '../../core/principal.js';
 import { type HttpDependencies, originOf } from '../context.js';
+import { breakGlassContentSecurityPolicy, breakGlassPage, breakGlassScript } from './break-glass-page.js';
 import { assertSameOriginForm, consoleCookies, csrfTokenFor } from './console-session.js';
 import { consoleIcon, consoleStylesheet } from './console-style.js';
 import { consoleGrantPages } from './grant-routes.js';
@@ -151,6 +152,24 @@ export function consoleRoutes(deps: HttpDependencies) {
         .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
         .send(consoleIcon),
     );
+
+    // The break-glass console needs no session: custodians prove who they are with every step.
+    const breakGlassConfigured = () => (deps.breakGlass?.settings.accounts.length ?? 0) > 0;
+    app.get(`${consolePrefix}/break-glass`, { schema: { hide: true } }, async (_request, reply) => {
+      if (!breakGlassConfigured()) throw new PortcullisError('not_found');
+      return reply
+        .type('text/html; charset=utf-8')
+        .header('content-security-policy', breakGlassContentSecurityPolicy)
+        .header('x-frame-options', 'DENY')
+        .send(breakGlassPage);
+    });
+    app.get(`${consolePrefix}/break-glass.js`, { schema: { hide: true } }, async (_request, reply) => {
+      if (!breakGlassConfigured()) throw new PortcullisError('not_found');
+      return reply
+        .type('text/javascript; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .send(breakGlassScript);
+    });
 
     await app.register(
       async (pages) => {
