@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when it exists (an installed package), else the TypeScript source through tsx
-// (a git checkout before `npm run build`).
-import { existsSync } from 'node:fs';
+// Runs the compiled CLI when it is there and up to date (an installed package, a built checkout),
+// else the TypeScript source through tsx (a checkout before `npm run build`, or changed since).
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { chooseEntry } from './entry-point.js';
 
-const compiled = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-if (existsSync(compiled)) {
-  await import(pathToFileURL(compiled).href);
+const entry = chooseEntry(fileURLToPath(new URL('..', import.meta.url)));
+if (entry.kind === 'compiled') {
+  await import(pathToFileURL(entry.path).href);
 } else {
+  if (entry.stale)
+    process.stderr.write(
+      'portcullis: dist/ is older than src/; running the source (npm run build updates dist/)\n',
+    );
   await import('tsx/esm');
-  await import(new URL('../src/cli/main.ts', import.meta.url).href);
+  await import(pathToFileURL(entry.path).href);
 }
