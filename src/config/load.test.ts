@@ -311,6 +311,25 @@ describe('parseConfig: a valid configuration', () => {
     assert.deepEqual(paths(plain), ['audit.streams[0].url']);
   });
 
+  it('takes an ssh resource whose roles name login names, and refuses roles that name none or others', () => {
+    const ssh = (grants: unknown[][]) => ({
+      id: 'hosts',
+      kind: 'ssh',
+      ssh: { ca_key: { file: 'secrets/kek' }, source_addresses: ['10.0.0.0/8'] },
+      roles: grants.map((g, i) => ({ name: `r${i}`, grants: g })),
+    });
+    const config = parse(changed((t) => (t.resources as Tree[]).push(ssh([['ops', 'deploy.bot']]))));
+    const hosts = config.resources.get('hosts');
+    assert.deepEqual(
+      [hosts?.ssh?.extensions, hosts?.ssh?.sourceAddresses, hosts?.ssh?.port],
+      [['permit-pty'], ['10.0.0.0/8'], 22],
+    );
+    const bad = refused(
+      stringify(changed((t) => (t.resources as Tree[]).push(ssh([['ops', 'Root Shell'], []])))),
+    );
+    assert.deepEqual(paths(bad), ['resources[2].roles[0].grants[1]', 'resources[2].roles[1].grants']);
+  });
+
   it('keeps audit events forever unless a retention of at least a day is set', () => {
     assert.equal(parse(validConfig()).audit.retentionSeconds, null);
     const year = parse(changed((t) => (t.audit = { retention: '365d' })));
@@ -421,7 +440,7 @@ describe('parseConfig: every problem is reported at once', () => {
       (t) => (t.identity_providers[0].timeout = 'soon'),
       'identity_providers[0].timeout',
     ],
-    ['an unknown resource kind', (t) => (t.resources[1].kind = 'ssh'), 'resources[1].kind'],
+    ['an unknown resource kind', (t) => (t.resources[1].kind = 'ldap'), 'resources[1].kind'],
     ['a resource without roles', (t) => (t.resources[1].roles = []), 'resources[1].roles'],
     ['an unknown sensitivity', (t) => (t.resources[0].sensitivity = 'extreme'), 'resources[0].sensitivity'],
     [

@@ -84,11 +84,23 @@ export interface AuditStreamSettings {
   readonly startAt: 'end' | 'beginning';
 }
 
+/** An `ssh` resource's certificate authority and certificate contents (docs/provisioners.md#ssh). */
+export interface SshTargetSettings {
+  readonly caKey: Secret;
+  readonly extensions: readonly string[];
+  readonly sourceAddresses: readonly string[] | undefined;
+  readonly forceCommand: string | undefined;
+  readonly host: string | undefined;
+  readonly port: number;
+}
+
 export interface ConfiguredResource extends ResourceDefinition {
   /** Kind-specific settings; present for `postgres` resources. */
   readonly postgres?: PostgresTarget;
   /** Present for `webhook` resources. */
   readonly webhook?: WebhookTargetSettings;
+  /** Present for `ssh` resources. */
+  readonly ssh?: SshTargetSettings;
 }
 
 /** An OpenID Connect provider's settings (`type: oidc`). */
@@ -429,12 +441,45 @@ function resolveResources(
           standing: resource.webhook.standing,
         },
       });
+    } else if (resource.kind === 'ssh') {
+      resource.roles.forEach((role, r) => {
+        role.grants.forEach((login, g) => {
+          if (!unixLogin.test(login)) {
+            issues.push({
+              path: `resources[${i}].roles[${r}].grants[${g}]`,
+              message: 'must be a login name on the hosts (a-z, 0-9, _, ., -; at most 32)',
+            });
+          }
+        });
+        if (role.grants.length === 0) {
+          issues.push({
+            path: `resources[${i}].roles[${r}].grants`,
+            message:
+              'must name at least one login: a certificate without principals is valid for every account',
+          });
+        }
+      });
+      const ssh = resource.ssh;
+      resources.set(resource.id, {
+        ...base,
+        ssh: {
+          caKey: secrets.resolve(ssh.ca_key, `resources[${i}].ssh.ca_key`),
+          extensions: ssh.extensions,
+          sourceAddresses: ssh.source_addresses,
+          forceCommand: ssh.force_command,
+          host: ssh.host,
+          port: ssh.port,
+        },
+      });
     } else {
       resources.set(resource.id, base);
     }
   });
   return resources;
 }
+
+/** A login name as `useradd` takes it: what an SSH certificate's principals name. */
+const unixLogin = /^[a-z_][a-z0-9_.-]{0,31}$/;
 
 /** `tokens.rotation_prepublish`, or its default: a day, or a quarter of the interval when shorter. */
 function prepublishSeconds(tokens: ParsedConfig['tokens']): number | null {

@@ -211,6 +211,37 @@ const auditStream = z
   })
   .strict();
 
+/** An OpenSSH certificate extension Portcullis may put in a certificate. */
+export const sshExtensions = [
+  'permit-pty',
+  'permit-port-forwarding',
+  'permit-agent-forwarding',
+  'permit-X11-forwarding',
+  'permit-user-rc',
+] as const;
+
+/** An `ssh` resource: the certificate authority hosts trust, and what its certificates allow. */
+const sshTarget = z
+  .object({
+    /** The CA's Ed25519 private key (PKCS #8 PEM, or OpenSSH without a passphrase). */
+    ca_key: secretRef,
+    /** Certificate extensions; default: a terminal only. */
+    extensions: z.array(z.enum(sshExtensions)).default(['permit-pty']),
+    /** Critical option `source-address`: where the certificate may be used from (CIDR). */
+    source_addresses: z
+      .array(
+        z.string().regex(/^[0-9A-Fa-f:.]+\/\d{1,3}$/, 'must be an address with a prefix length (10.0.0.0/8)'),
+      )
+      .min(1)
+      .optional(),
+    /** Critical option `force-command`: the one command the certificate may run. */
+    force_command: z.string().min(1).max(1024).optional(),
+    /** Where people connect, for the connection line shown with the credentials. */
+    host: z.string().min(1).max(253).optional(),
+    port: z.number().int().min(1).max(65_535).default(22),
+  })
+  .strict();
+
 const baseResource = {
   id: identifier,
   description: z.string().default(''),
@@ -224,6 +255,7 @@ export const resourceSchema = z.discriminatedUnion('kind', [
   z.object({ ...baseResource, kind: z.literal('postgres'), postgres: postgresConnection }).strict(),
   z.object({ ...baseResource, kind: z.literal('token') }).strict(),
   z.object({ ...baseResource, kind: z.literal('webhook'), webhook: webhookTarget }).strict(),
+  z.object({ ...baseResource, kind: z.literal('ssh'), ssh: sshTarget }).strict(),
 ]);
 export type ResourceConfig = z.infer<typeof resourceSchema>;
 

@@ -24,6 +24,7 @@ import { principalRoutes } from './routes/principal-routes.js';
 import { reconcileRoutes } from './routes/reconcile-routes.js';
 import { requestRoutes } from './routes/request-routes.js';
 import { scimPrefix, scimRoutes } from './routes/scim-routes.js';
+import { sshRoutes } from './routes/ssh-routes.js';
 import { tokenRoutes } from './routes/token-routes.js';
 
 export const apiPrefix = '/api/v1';
@@ -89,6 +90,7 @@ export async function buildHttpApp(deps: HttpDependencies): Promise<FastifyInsta
 
   await app.register(opsRoutes(deps));
   await app.register(tokenRoutes(deps));
+  await app.register(sshRoutes(deps));
   await app.register(loginRoutes(deps));
   await app.register(consoleRoutes(deps));
   await app.register(

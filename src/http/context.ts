@@ -24,6 +24,11 @@ export interface HttpDependencies {
   readonly principalLocks: PrincipalLocks;
   /** JWKS of the token-signing keys (current and still-published). */
   readonly tokenJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
+  /** Public material of `ssh` resources; undefined answers mean "no such ssh resource". */
+  readonly ssh?: {
+    caPublicKey(resourceId: string): string | undefined;
+    revocationList(resourceId: string): Promise<Buffer | undefined>;
+  };
   /** Public keys that sign audit checkpoints, for offline verification. */
   readonly auditJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
   /** RFC 7662 response for a Portcullis access token. */

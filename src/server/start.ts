@@ -58,6 +58,7 @@ import { DenyAllPolicyEngine } from '../policy/deny-all-policy-engine.js';
 import { policyClock } from '../policy/policy-context.js';
 import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
 import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
+import { SshProvisioner, sshSerialOf } from '../provisioners/ssh-provisioner.js';
 import { TokenProvisioner } from '../provisioners/token-provisioner.js';
 import { WebhookProvisioner } from '../provisioners/webhook-provisioner.js';
 import { openStore } from '../storage/open-store.js';
@@ -211,13 +212,18 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     });
 
     const installation = await store.installationId();
+    const ssh = new SshProvisioner({ clock });
     const provisioners = new ProvisionerRegistry([
       new PostgresProvisioner({ poolSize: 4, installation }),
       new TokenProvisioner(),
       new WebhookProvisioner({ installation }),
+      ssh,
     ]);
     closers.push(() => provisioners.close());
     provisioners.assertCovers(config.resources.values());
+    const sshResources = [...config.resources.values()].filter((resource) => resource.kind === 'ssh');
+    // A certificate authority key that cannot be used is a configuration error at start, not at the first grant.
+    for (const resource of sshResources) ssh.authority(resource);
     const metrics = new PrometheusMetrics(store, { now: () => clock.now() });
 
     let expiry: ExpiryLoop | undefined;
@@ -484,6 +490,29 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         knowsIdp: (idp) => config.identityProviders.some((p) => p.id === idp),
       }),
       tokenJwks: async () => ({ keys: [...(await keys.publicKeys('token', clock.now())).keys] }),
+      ssh: {
+        caPublicKey: (id) => {
+          const resource = config.resources.get(id);
+          return resource?.kind === 'ssh'
+            ? ssh.authority(resource).publicKeyLine(`portcullis-ca:${id}`)
+            : undefined;
+        },
+        revocationList: async (id) => {
+          const resource = config.resources.get(id);
+          if (resource?.kind !== 'ssh') return undefined;
+          const now = clock.now();
+          const ended = await store.grants.list({
+            resourceId: id,
+            statuses: ['revoking', 'revoked', 'revoke_failed', 'apply_failed'],
+            limit: 100_000,
+          });
+          // Until its end a certificate still works where the list has not reached: keep it listed.
+          const serials = ended
+            .filter((grant) => grant.expiresAt > now)
+            .flatMap((grant) => sshSerialOf(grant.artefacts) ?? []);
+          return ssh.authority(resource).revocationList(serials, now, `portcullis ${id}`);
+        },
+      },
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
       introspect: async (token) =>
         (await tokens.introspect(token, clock.now(), (grantId) => access.isGrantLive(grantId))) as Record<

@@ -1,0 +1,138 @@
+/**
+ * A real OpenSSH server for tests (Debian's openssh-server; .ci/run installs it), in a temporary
+ * directory on a free loopback port, trusting one user certificate authority and nothing else:
+ * no authorized_keys, no passwords. Its revocation list is a file the test writes (as a host's
+ * cron job would, from Portcullis). It needs root, as sshd does; without sshd or root the caller
+ * skips, and with CI=true that is a failure instead (see {@link sshdSkipReason}).
+ *
+ * - `startSshd({ trustedCaKey })` → `{ port, revokedKeysFile, log(), close() }`
+ * - `sshCommand(server, key, cert, login, command)` → the exit code and output of a real `ssh`.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './free-port.js';
+import { waitFor } from './wait-for.js';
+
+const sshdPath = '/usr/sbin/sshd';
+
+export function sshdSkipReason(): string | undefined {
+  let reason: string | undefined;
+  if (!existsSync(sshdPath)) reason = `no ${sshdPath} (apt-get install openssh-server)`;
+  else if (process.getuid?.() !== 0) reason = 'sshd needs root';
+  if (reason && process.env.CI === 'true') throw new Error(reason);
+  return reason;
+}
+
+export interface TestSshd {
+  readonly port: number;
+  /** sshd's RevokedKeys: write a key revocation list here. */
+  readonly revokedKeysFile: string;
+  /** What sshd logged so far. */
+  log(): string;
+  close(): Promise<void>;
+}
+
+export async function startSshd(options: {
+  readonly trustedCaKey: string;
+  readonly emptyKrl: Buffer;
+}): Promise<TestSshd> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-sshd-'));
+  const port = await freePort();
+  const hostKey = join(dir, 'host_key');
+  spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  writeFileSync(join(dir, 'ca.pub'), options.trustedCaKey);
+  const revokedKeysFile = join(dir, 'revoked.krl');
+  writeFileSync(revokedKeysFile, options.emptyKrl);
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'AuthorizedKeysFile none',
+      `TrustedUserCAKeys ${join(dir, 'ca.pub')}`,
+      `RevokedKeys ${revokedKeysFile}`,
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'UsePAM no',
+      'StrictModes no',
+      'LogLevel VERBOSE',
+      '',
+    ].join('\n'),
+  );
+  // Privilege separation needs this directory; a container may not have it.
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  let output = '';
+  const child: ChildProcess = spawn(sshdPath, ['-D', '-e', '-f', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitFor(
+    `sshd on port ${port} (${output.trim() || 'no output'})`,
+    () =>
+      new Promise<true | undefined>((resolve) => {
+        const socket = createConnection({ host: '127.0.0.1', port });
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(undefined));
+      }),
+    10_000,
+  );
+  return {
+    port,
+    revokedKeysFile,
+    log: () => output,
+    async close() {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs `command` over a real `ssh` with a key and its certificate; never asks anything. */
+export function sshCommand(
+  server: TestSshd,
+  files: { readonly key: string; readonly cert: string },
+  login: string,
+  command: string,
+): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(
+    'ssh',
+    [
+      '-F',
+      '/dev/null',
+      '-i',
+      files.key,
+      '-o',
+      `CertificateFile=${files.cert}`,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'LogLevel=ERROR',
+      '-p',
+      String(server.port),
+      `${login}@127.0.0.1`,
+      command,
+    ],
+    { encoding: 'utf8', timeout: 20_000 },
+  );
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
