@@ -3,6 +3,7 @@
  * `runCli` is the whole program; main.ts only hands it the real process.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { type ReportCsvSection, reportCsvSections } from '../audit/report-csv.js';
 import { PortcullisError } from '../core/errors.js';
 import { exitCodeForStatus } from './api-client.js';
 import { registerBreakGlassCommands } from './break-glass-program.js';
@@ -476,12 +477,21 @@ PORTCULLIS_PROXY_PASSWORD sets the local password (at least 16 characters); by d
       'start of the period: 2026-10-01 (UTC) or an ISO 8601 time (default: the beginning)',
     )
     .option('--to <date>', 'end of the period, exclusive (default: now)')
+    .addOption(
+      new Option(
+        '--csv <section>',
+        'print one section as CSV (for a spreadsheet) instead of the report',
+      ).choices(reportCsvSections),
+    )
     .addHelpText(
       'after',
-      example('portcullis audit report audit.jsonl --key audit-keys.json --from 2026-10-01 --to 2026-11-01'),
+      example(
+        'portcullis audit report audit.jsonl --key audit-keys.json --from 2026-10-01 --to 2026-11-01',
+        'portcullis audit report audit.jsonl --key audit-keys.json --csv access > access-2026-10.csv',
+      ),
     )
     .action(
-      run((ctx, file: string, options: { key: string; from?: string; to?: string }) =>
+      run((ctx, file: string, options: { key: string; from?: string; to?: string; csv?: ReportCsvSection }) =>
         reportAuditLog(ctx, file, options),
       ),
     );

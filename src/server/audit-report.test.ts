@@ -130,6 +130,18 @@ describe('portcullis audit report over a real export', () => {
     assert.match(human.stdout, /demo-api\/operator/);
     assert.match(human.stdout, /Anomalies: none/);
 
+    const csv = await runCliProcess(['audit', 'report', exportFile, '--key', keyFile, '--csv', 'access'], {});
+    assert.equal(csv.code, 0, csv.stderr);
+    const rows = csv.stdout.trimEnd().split('\r\n');
+    assert.match(rows[0] ?? '', /^grant_id,request_id,principal,resource,role,approved_by,/);
+    assert.equal(rows.length, 3, csv.stdout);
+    assert.ok(rows.some((row) => row.startsWith(`${reader.grant_id},`) && row.includes(',auto,')));
+    const both = await runCliProcess(
+      ['--json', 'audit', 'report', exportFile, '--key', keyFile, '--csv', 'access'],
+      {},
+    );
+    assert.equal(both.code, 2, 'a usage error');
+
     // The period is honoured: nothing happened before 2000.
     const empty = await runCliProcess(
       [

@@ -5,6 +5,7 @@
  */
 import type { AccessReport } from '../../audit/access-report.js';
 import type { HashedEventFields } from '../../audit/hash.js';
+import type { ReportCsvSection } from '../../audit/report-csv.js';
 import { exitCodes, usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
 import { formatTable, sanitizeText } from '../output.js';
@@ -14,6 +15,8 @@ export interface AuditReportOptions {
   readonly key: string;
   readonly from?: string;
   readonly to?: string;
+  /** One section as CSV instead of the report. */
+  readonly csv?: ReportCsvSection;
 }
 
 /** A date (`2026-11-01`, UTC midnight) or an ISO 8601 time, as epoch ms. */
@@ -31,6 +34,7 @@ export async function reportAuditLog(
   const from = options.from === undefined ? 0 : parseTime(options.from, '--from');
   const to = options.to === undefined ? Date.now() : parseTime(options.to, '--to');
   if (to <= from) throw usageError('--to must be later than --from');
+  if (options.csv !== undefined && ctx.output.json) throw usageError('--csv and --json exclude each other');
 
   // One pass: the report reads exactly the event lines the verifier placed in the chain, and is
   // thrown away unless the whole export verifies.
@@ -44,6 +48,11 @@ export async function reportAuditLog(
     return exitCodes.verificationFailed;
   }
   const report = builder.finish();
+  if (options.csv !== undefined) {
+    const { reportCsv } = await import('../../audit/report-csv.js');
+    ctx.output.raw(reportCsv(report, options.csv));
+    return exitCodes.ok;
+  }
   const verified = {
     events: verification.events,
     signedThroughSeq: verification.signedThroughSeq,
