@@ -48,6 +48,8 @@ export interface RequestRepository {
   listExpired(now: number, limit: number): Promise<AccessRequest[]>;
   /** Pending requests whose review deadline (`reviewBy`) is at or before `now`, oldest first. */
   listPastReviewDeadline(now: number, limit: number): Promise<AccessRequest[]>;
+  /** Pending requests made at or before `before`, oldest first. */
+  listPendingMadeBefore(before: number, limit: number): Promise<AccessRequest[]>;
   /** Earliest review deadline among pending requests, or null. */
   nextReviewDeadline(): Promise<number | null>;
   /** Approved requests still waiting for provisioning (e.g. after a crash). */

@@ -330,6 +330,16 @@ describe('parseConfig: a valid configuration', () => {
     assert.deepEqual(paths(bad), ['resources[2].roles[0].grants[1]', 'resources[2].roles[1].grants']);
   });
 
+  it('reminds approvers only when remind_after is set, and only before requests lapse', () => {
+    assert.equal(parse(validConfig()).notifications.remindAfterSeconds, null);
+    const fourHours = parse(changed((t) => (t.notifications = { remind_after: '4h' })));
+    assert.equal(fourHours.notifications.remindAfterSeconds, 4 * 3600);
+    const late = refused(stringify(changed((t) => (t.notifications = { remind_after: '2d' }))));
+    assert.deepEqual(paths(late), ['notifications.remind_after']);
+    const tiny = refused(stringify(changed((t) => (t.notifications = { remind_after: '10s' }))));
+    assert.deepEqual(paths(tiny), ['notifications.remind_after']);
+  });
+
   it('keeps audit events forever unless a retention of at least a day is set', () => {
     assert.equal(parse(validConfig()).audit.retentionSeconds, null);
     const year = parse(changed((t) => (t.audit = { retention: '365d' })));

@@ -691,6 +691,13 @@ function parseRaw(raw: unknown, file: string, env: Environment): Config {
   );
 
   issues.push(...postgresUrlIssues(storageUrl, parsed.resources, resources));
+  const remindAfter = notifications.settings.remindAfterSeconds;
+  if (remindAfter !== null && remindAfter >= parsed.requests.pending_ttl) {
+    issues.push({
+      path: 'notifications.remind_after',
+      message: 'must be shorter than requests.pending_ttl: a request lapses before its reminder',
+    });
+  }
   const allIssues = [...issues, ...breakGlass.issues, ...notifications.issues, ...secrets.issues];
   if (allIssues.length > 0) throw new ConfigError(file, allIssues);
 

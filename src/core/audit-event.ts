@@ -15,6 +15,7 @@ export const auditEventTypes = [
   'request.reviewed',
   'request.cancelled',
   'request.expired',
+  'request.reminded',
   'request.review_rejected',
   'grant.activated',
   'grant.failed',

@@ -9,6 +9,7 @@ import type { AuditEventType } from './audit-event.js';
 /** Audit event types that can become notifications; channels subscribe to some of them. */
 export const notifiableEvents = [
   'request.created',
+  'request.reminded',
   'request.approved',
   'request.denied',
   'request.cancelled',
@@ -24,6 +25,7 @@ export type NotifiableEvent = (typeof notifiableEvents)[number];
 /** What a channel subscribes to when its configuration names no events. */
 export const defaultNotificationEvents: readonly NotifiableEvent[] = [
   'request.created',
+  'request.reminded',
   'request.approved',
   'request.denied',
   'request.expired',
@@ -74,12 +76,18 @@ export interface AccessNotification {
   /** Empty: any authorised approver (nobody to address by group). */
   readonly approverGroups: readonly string[];
   readonly expiresAt: number | null;
+  /** Approvals the request has so far, and when it lapses without the rest (for a reminder). */
+  readonly approvalsGiven: number;
+  readonly reviewBy: number | null;
 }
+
+/** Events for the request's approvers; every other step is for its requester. */
+const forApprovers: ReadonlySet<string> = new Set(['request.created', 'request.reminded']);
 
 /**
  * The notification an event calls for, or null: events of other types, events without a request,
  * and a `request.created` that needed no approval (its `request.approved` follows) call for none.
- * A new request is for its approvers; every later step is for its requester.
+ * A new request, and its reminder, are for its approvers; every later step is for its requester.
  */
 export function notificationFor(event: NotifiedEvent, request: AccessRequest): AccessNotification | null {
   if (!isNotifiableEvent(event.type) || event.requestId !== request.id) return null;
@@ -89,7 +97,7 @@ export function notificationFor(event: NotifiedEvent, request: AccessRequest): A
     event: event.type,
     at: event.at,
     actor: event.actor,
-    audience: event.type === 'request.created' ? 'approvers' : 'requester',
+    audience: forApprovers.has(event.type) ? 'approvers' : 'requester',
     requestId: request.id,
     grantId: event.grantId,
     requesterId: request.requesterId,
@@ -98,9 +106,11 @@ export function notificationFor(event: NotifiedEvent, request: AccessRequest): A
     durationSeconds: request.durationSeconds,
     requestReason: request.reason,
     ticket: request.ticket,
-    stepReason: event.type === 'request.created' ? null : event.reason,
+    stepReason: forApprovers.has(event.type) ? null : event.reason,
     approvalsRequired: request.route.requiredApprovals,
     approverGroups: request.route.approverGroups,
     expiresAt: request.expiresAt,
+    approvalsGiven: request.reviews.filter((review) => review.verdict === 'approve').length,
+    reviewBy: request.reviewBy ?? null,
   };
 }

@@ -29,6 +29,7 @@ import {
   webhookChannelFields,
   withSmtpTlsRules,
 } from '../break-glass/alerts/alert-config.js';
+import { parseDurationSeconds } from '../config/duration.js';
 import { zodIssues } from '../config/zod-issues.js';
 import { defaultNotificationEvents, notifiableEvents } from '../core/notification.js';
 import { SmtpNotificationChannel, WebhookNotificationChannel } from './channels.js';
@@ -59,9 +60,20 @@ const smtp = withSmtpTlsRules(
   path: ['to'],
 });
 
+const remindAfter = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const seconds = parseDurationSeconds(value);
+  if (seconds === null || seconds < 60) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration of at least 1m, such as 4h' });
+    return z.NEVER;
+  }
+  return seconds;
+});
+
 export const notificationsSchema = z
   .object({
     channels: z.array(z.discriminatedUnion('type', [webhook, smtp])).default([]),
+    /** Approvers are reminded once of a request still pending this long after it was made. */
+    remind_after: remindAfter.optional(),
     /** Delivery attempts per notification and channel before it is given up (and audited). */
     max_attempts: z.number().int().min(1).max(20).default(6),
   })
@@ -70,9 +82,15 @@ export const notificationsSchema = z
 export interface NotificationSettings {
   readonly channels: readonly NotificationChannel[];
   readonly maxAttempts: number;
+  /** Seconds after a request was made at which its approvers are reminded; null: never. */
+  readonly remindAfterSeconds: number | null;
 }
 
-export const noNotifications: NotificationSettings = { channels: [], maxAttempts: 6 };
+export const noNotifications: NotificationSettings = {
+  channels: [],
+  maxAttempts: 6,
+  remindAfterSeconds: null,
+};
 
 /** Resolves the section (secrets, CA files, cross-checks against the resources); every problem has its path. */
 export function resolveNotifications(
@@ -130,5 +148,12 @@ export function resolveNotifications(
       publicUrl: context.publicUrl,
     });
   });
-  return { settings: { channels, maxAttempts: parsed.data.max_attempts }, issues };
+  return {
+    settings: {
+      channels,
+      maxAttempts: parsed.data.max_attempts,
+      remindAfterSeconds: parsed.data.remind_after ?? null,
+    },
+    issues,
+  };
 }

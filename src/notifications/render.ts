@@ -14,6 +14,8 @@ export function notificationSummary(n: AccessNotification): string {
   switch (n.event) {
     case 'request.created':
       return `${who} requests ${what} for ${formatDuration(n.durationSeconds)}: needs ${n.approvalsRequired} approval${n.approvalsRequired === 1 ? '' : 's'}`;
+    case 'request.reminded':
+      return `Reminder: ${who} still waits for ${what}: ${n.approvalsGiven} of ${n.approvalsRequired} approval${n.approvalsRequired === 1 ? '' : 's'}${n.reviewBy === null ? '' : `, lapses at ${new Date(n.reviewBy).toISOString()}`}`;
     case 'request.approved':
       return `${who}'s request for ${what} was approved${n.actor === 'system' ? ' by policy' : by}`;
     case 'request.denied':
@@ -43,7 +45,7 @@ export interface NotificationLinks {
 export function notificationLinks(publicUrl: string, n: AccessNotification): NotificationLinks {
   const id = encodeURIComponent(n.requestId);
   const commands =
-    n.event === 'request.created'
+    n.event === 'request.created' || n.event === 'request.reminded'
       ? [`portcullis approve ${n.requestId}`, `portcullis deny ${n.requestId} --reason "…"`]
       : n.event === 'grant.activated' && n.grantId !== null
         ? [`portcullis creds ${n.grantId}`]
@@ -69,7 +71,7 @@ export function notificationText(publicUrl: string, n: AccessNotification): stri
     line('Reason', clean(n.requestReason)),
     line('Ticket', n.ticket ? clean(n.ticket) : '-'),
     ...(n.stepReason ? [line('Why', clean(n.stepReason))] : []),
-    ...(n.event === 'request.created'
+    ...(n.event === 'request.created' || n.event === 'request.reminded'
       ? [
           line(
             'Approvers',

@@ -154,6 +154,19 @@ export class KyselyRequestRepository implements RequestRepository {
     return rows.map(toRequest);
   }
 
+  async listPendingMadeBefore(before: number, limit: number): Promise<AccessRequest[]> {
+    const rows = await this.#db
+      .selectFrom('access_requests')
+      .selectAll()
+      .where('state', '=', 'pending')
+      .where('created_at', '<=', before)
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(listLimit(limit))
+      .execute();
+    return rows.map(toRequest);
+  }
+
   async nextReviewDeadline(): Promise<number | null> {
     const row = await this.#db
       .selectFrom('access_requests')

@@ -1,0 +1,79 @@
+/**
+ * Reminders on both databases: a request still pending `remind_after` after it was made gets one
+ * `request.reminded`, however often and on however many replicas the pass runs; decided or young
+ * requests get none.
+ */
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import { forEachDialect } from '../../test-support/dialects.js';
+import { ManualClock } from '../core/clock.js';
+import { testEpoch, testRequest } from '../storage/test-fixtures.js';
+import type { Store } from './ports.js';
+import { RequestReminders } from './request-reminders.js';
+
+const hour = 3_600_000;
+
+function reminders(store: Store, owner: string) {
+  return new RequestReminders({
+    store,
+    clock: new ManualClock(testEpoch),
+    remindAfterMs: 4 * hour,
+    owner,
+    onError: (error) => {
+      throw error;
+    },
+  });
+}
+
+async function remindedEvents(store: Store) {
+  return (await store.auditLog.read(0, 1000)).filter((event) => event.type === 'request.reminded');
+}
+
+forEachDialect('request reminders', (ctx) => {
+  it('reminds once of a request pending past remind_after, never of a young or decided one', async () => {
+    const store = ctx.store;
+    await store.transaction(async (tx) => {
+      await tx.requests.insert(testRequest('old', { createdAt: testEpoch }));
+      await tx.requests.insert(testRequest('young', { createdAt: testEpoch + 3 * hour }));
+      await tx.requests.insert(testRequest('decided', { createdAt: testEpoch, state: 'denied' }));
+    });
+    const job = reminders(store, 'a');
+    assert.equal(await job.remindDue(testEpoch + 4 * hour - 1), 0);
+    assert.equal(await job.remindDue(testEpoch + 4 * hour), 1);
+    assert.equal(await job.remindDue(testEpoch + 5 * hour), 0, 'once');
+    const [event] = await remindedEvents(store);
+    assert.equal(event?.requestId, 'old');
+    assert.equal(event?.actor, 'system');
+    assert.deepEqual(event?.data, {
+      waitingSeconds: 4 * 3600,
+      approvals: [],
+      approvalsRequired: 1,
+      reviewBy: testEpoch + 24 * hour,
+    });
+    assert.equal(await job.remindDue(testEpoch + 7 * hour), 1, 'the young one, in its turn');
+    assert.deepEqual(
+      (await remindedEvents(store)).map((e) => e.requestId),
+      ['old', 'young'],
+    );
+  });
+
+  it('runs on one replica at a time; another takes over once it stops', async () => {
+    await ctx.store.transaction((tx) =>
+      tx.requests.insert(testRequest('r1', { createdAt: testEpoch - 5 * hour })),
+    );
+    const replica = await ctx.openStore();
+    const a = reminders(ctx.store, 'a');
+    const b = reminders(replica, 'b');
+    assert.equal(await b.remindDue(testEpoch), 1);
+    await ctx.store.transaction((tx) =>
+      tx.requests.insert(testRequest('r2', { createdAt: testEpoch - 5 * hour })),
+    );
+    assert.equal(await a.remindDue(testEpoch + 60_000), undefined, 'b holds the lease');
+    await b.stop();
+    assert.equal(await a.remindDue(testEpoch + 120_000), 1, 'r2 only: r1 was reminded');
+    assert.deepEqual(
+      (await remindedEvents(ctx.store)).map((e) => e.requestId),
+      ['r1', 'r2'],
+    );
+  });
+});
