@@ -12,7 +12,7 @@ import {
   exportToLines,
   testAuditKey,
 } from '../audit/audit-test-support.js';
-import { AuditCheckpointer } from '../audit/checkpoint.js';
+import { AuditCheckpointer, checkpointSignatureValid, ed25519PublicKey } from '../audit/checkpoint.js';
 import { verifyAuditExport } from '../audit/verify.js';
 import { ManualClock } from '../core/clock.js';
 import { AuditRetention, type AuditRetentionOptions } from './audit-retention.js';
@@ -28,6 +28,9 @@ function retention(store: Store, now: number, options: Partial<AuditRetentionOpt
     retentionMs: 30 * day,
     streams: [],
     owner: 'replica-a',
+    signingKey: async () => key,
+    checkpointValid: async (checkpoint) =>
+      checkpointSignatureValid(checkpoint, ed25519PublicKey(key.publicJwk)),
     onError: (error) => {
       throw error;
     },
@@ -75,14 +78,17 @@ forEachDialect('audit retention', (ctx) => {
     const cut = kept.at(-1);
     assert.equal(cut?.type, 'audit.pruned');
     assert.equal(cut?.severity, 'warning');
-    assert.deepEqual(cut?.data, {
+    const { signature, ...unsigned } = cut?.data ?? {};
+    assert.deepEqual(unsigned, {
       throughSeq: 10,
       throughHash: run.cutAt?.headHash,
       checkpointAt: auditTestEpoch + 20_000,
       events: 10,
       retentionSeconds: 30 * 86_400,
       cutoff: now - 30 * day,
+      kid: key.kid,
     });
+    assert.match(String(signature), /^[A-Za-z0-9_-]{86}$/, 'the cut is signed with the audit key');
     assert.deepEqual(
       (await ctx.store.auditLog.checkpoints()).map((c) => c.seq),
       [10, 15],
@@ -199,6 +205,15 @@ forEachDialect('audit retention', (ctx) => {
     const later = await b.runIfDue(now + 3_600_000);
     assert.ok(later, 'b takes over once a has stopped and the hour has passed');
     assert.equal(later.cutAt, undefined);
+  });
+
+  it('does not cut at a checkpoint that does not verify', async () => {
+    await twoMonthsOfLog(ctx.store);
+    const now = auditTestEpoch + 40 * day;
+    const job = retention(ctx.store, now, { checkpointValid: async () => false });
+    await assert.rejects(job.run(now), /does not verify under the published audit keys/);
+    assert.equal(await ctx.store.auditLog.prunedThrough(), 0);
+    assert.equal((await ctx.store.auditLog.head()).seq, 15, 'no audit.pruned either');
   });
 
   it('refuses an export that retention cut under it', async () => {

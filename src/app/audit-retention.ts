@@ -12,6 +12,8 @@
  * What is not cut: events a configured audit stream has not delivered yet (its collector would
  * never get them), and anything signed at or after `now - retention`.
  */
+import type { AuditSigningKey } from '../audit/checkpoint.js';
+import { type CutStatement, signCut } from '../audit/cut-statement.js';
 import type { Clock } from '../core/clock.js';
 import { auditStreamCursorPrefix } from './audit-stream-relay.js';
 import type { AuditCheckpoint, Store } from './ports.js';
@@ -25,6 +27,14 @@ export interface AuditRetentionOptions {
   readonly streams: readonly string[];
   /** This replica, as lease owner: unique per process. */
   readonly owner: string;
+  /** The active audit key: it signs the cut, as it signs checkpoints. */
+  readonly signingKey: () => Promise<AuditSigningKey>;
+  /**
+   * Whether a stored checkpoint's signature verifies under the published audit keys: the log is
+   * cut only at one that does, so that a checkpoint row whose time was changed in the database
+   * cannot make recent events look old.
+   */
+  readonly checkpointValid: (checkpoint: AuditCheckpoint) => Promise<boolean>;
   readonly onError: (error: unknown) => void;
   readonly log?: (message: string, fields: Record<string, unknown>) => void;
   readonly metrics?: AuditRetentionMetrics;
@@ -139,6 +149,19 @@ export class AuditRetention {
     const floor = await store.auditLog.prunedThrough();
     let cutAt: AuditCheckpoint | undefined;
     if (anchor !== undefined && anchor.seq > floor) {
+      if (!(await this.#o.checkpointValid(anchor))) {
+        throw new Error(
+          `checkpoint ${anchor.seq} does not verify under the published audit keys: the log is not cut there`,
+        );
+      }
+      const statement: CutStatement = {
+        throughSeq: anchor.seq,
+        throughHash: anchor.headHash,
+        checkpointAt: anchor.at,
+        cutoff,
+        retentionSeconds: Math.floor(retentionMs / 1000),
+      };
+      const { kid, signature } = await signCut(statement, await this.#o.signingKey());
       const cut = await store.transaction(async (tx) => {
         if (!(await tx.auditRetention.markPrunedThrough(anchor.seq))) return false;
         await tx.audit.append(
@@ -148,13 +171,11 @@ export class AuditRetention {
             severity: 'warning',
             reason: 'retention',
             data: {
-              throughSeq: anchor.seq,
-              throughHash: anchor.headHash,
-              checkpointAt: anchor.at,
+              ...statement,
               events: anchor.seq - floor,
-              retentionSeconds: Math.floor(retentionMs / 1000),
-              cutoff,
               ...(heldBackBy.length > 0 ? { heldBackBy } : {}),
+              kid,
+              signature,
             },
           },
           now,

@@ -81,6 +81,12 @@ export interface GrantRepository {
     limit?: number;
     visibleTo?: { readonly principalIds: readonly string[]; readonly resourceIds: readonly string[] };
   }): Promise<Grant[]>;
+  /**
+   * Every grant of a resource that ended (or failed to start) but whose deadline is after
+   * `expiringAfter`: what may still be usable where revocation has not reached (SSH certificates).
+   * Not capped: the set is bounded by the grants ended within one maximum grant duration.
+   */
+  listEndedBeforeTheirTime(resourceId: string, expiringAfter: number): Promise<Grant[]>;
   /** Grants in `revoking`/`revoke_failed` whose next attempt is due. */
   listDueRevocations(now: number, limit: number): Promise<Grant[]>;
   /** Earliest due revocation attempt, or null. */
@@ -264,7 +270,8 @@ export interface AuditAppender {
 export interface AuditReader {
   /** Events in sequence order starting after `afterSeq` (and after the retention floor). */
   read(afterSeq: number, limit: number): Promise<AuditRecord[]>;
-  head(): Promise<{ seq: number; hash: string }>;
+  /** The chain's head and the retention floor, read together (an export needs both of one moment). */
+  head(): Promise<{ seq: number; hash: string; prunedThrough: number }>;
   /** The last sequence removed by retention; 0 while nothing was. Its checkpoint anchors the rest. */
   prunedThrough(): Promise<number>;
   /** The newest checkpoint with seq ≥ 1 and ≤ `maxSeq` signed before `before` (epoch ms). */

@@ -273,7 +273,7 @@ describe('AccessReportBuilder', () => {
 });
 
 describe('a log cut by retention', () => {
-  test('is complete from the checkpoint it was cut at; an earlier period is flagged as not covered', () => {
+  test('is complete from the signed checkpoint it was cut at; an earlier period is flagged as not covered', () => {
     const cutAt = t0 + 2 * hour;
     const first = { ...event('auth.login', t0 + 5 * hour), seq: 501 };
     const pruned = {
@@ -284,13 +284,19 @@ describe('a log cut by retention', () => {
       const builder = new AccessReportBuilder({ from, to: t0 + 24 * hour });
       builder.push(first);
       builder.push(pruned);
-      return builder.finish();
+      // The verifier's anchor: the signed checkpoint the log was cut at.
+      return builder.finish({ seq: 500, at: cutAt });
     };
     const since = build(t0 + 3 * hour);
     assert.deepEqual(since.logBegins, { seq: 501, at: cutAt });
     assert.equal(since.coversPeriod, true);
     assert.equal(build(t0).coversPeriod, false);
     assert.equal(build(0).coversPeriod, false);
+    // Without the verifier's anchor, an audit.pruned event's own claim is not taken.
+    const unanchored = new AccessReportBuilder({ from: t0 + 3 * hour, to: t0 + 24 * hour });
+    unanchored.push(first);
+    unanchored.push(pruned);
+    assert.deepEqual(unanchored.finish().logBegins, { seq: 501, at: t0 + 5 * hour });
   });
 
   test('a log that starts at entry 1 covers any period', () => {

@@ -117,8 +117,8 @@ export interface AccessReport {
   readonly lastSeq: number;
   /**
    * The first event read (its seq is above 1 after a retention cut), and the time from which the log
-   * is complete: the cut's checkpoint, as its `audit.pruned` event records, else the first event's
-   * time. Null for an empty log.
+   * is complete: the signed time of the checkpoint it was cut at (everything after it is kept), else
+   * the first event's time. Null for an empty log.
    */
   readonly logBegins: { readonly seq: number; readonly at: number } | null;
   /**
@@ -190,10 +190,6 @@ export class AccessReportBuilder {
   push(event: HashedEventFields): void {
     this.#events++;
     this.#logBegins ??= { seq: event.seq, at: event.at };
-    if (event.type === 'audit.pruned' && event.data.throughSeq === this.#logBegins.seq - 1) {
-      // Everything after the checkpoint the log was cut at is kept: complete from its time.
-      this.#logBegins.at = number(event.data.checkpointAt) ?? this.#logBegins.at;
-    }
     this.#lastSeq = event.seq;
     this.#lastAt = Math.max(this.#lastAt, event.at);
     const data = event.data;
@@ -431,7 +427,12 @@ export class AccessReportBuilder {
     }
   }
 
-  finish(): AccessReport {
+  /**
+   * @param anchor after a retention cut: the signed checkpoint the verified export hangs from (the
+   *   verifier's `anchor`), whose time is when the log becomes complete.
+   */
+  finish(anchor?: { readonly seq: number; readonly at: number }): AccessReport {
+    if (anchor !== undefined && this.#logBegins?.seq === anchor.seq + 1) this.#logBegins.at = anchor.at;
     const { from, to } = this.#period;
     const overlaps = (start: number, end: number | null) => start < to && (end === null || end > from);
     // Access counts as held until the target confirmed it gone, not merely until it was ended.

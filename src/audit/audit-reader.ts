@@ -28,13 +28,13 @@ export class KyselyAuditReader implements AuditReader {
     return rows.map(recordOfRow);
   }
 
-  async head(): Promise<{ seq: number; hash: string }> {
+  async head(): Promise<{ seq: number; hash: string; prunedThrough: number }> {
     const head = await this.db
       .selectFrom('audit_head')
-      .select(['seq', 'hash'])
+      .select(['seq', 'hash', 'pruned_through'])
       .where('id', '=', 1)
       .executeTakeFirstOrThrow();
-    return { seq: Number(head.seq), hash: head.hash };
+    return { seq: Number(head.seq), hash: head.hash, prunedThrough: Number(head.pruned_through) };
   }
 
   async prunedThrough(): Promise<number> {

@@ -60,8 +60,9 @@ export async function exportAudit(
   options: ExportOptions = {},
 ): Promise<ExportSummary> {
   const pageSize = options.pageSize ?? 2000;
+  // One read: a cut between reading the head and the floor would leave its audit.pruned out.
   const head = await reader.head();
-  const prunedThrough = await reader.prunedThrough();
+  const prunedThrough = head.prunedThrough;
   const checkpoints = (await reader.checkpoints()).filter(
     (checkpoint) => checkpoint.seq <= head.seq && checkpoint.seq >= prunedThrough,
   );

@@ -11,6 +11,7 @@ import { ManualClock } from '../core/clock.js';
 import { openStore } from '../storage/open-store.js';
 import { appendTestEvents, auditTestEpoch, exportToLines, testAuditKey } from './audit-test-support.js';
 import { AuditCheckpointer, type AuditSigningKey, signCheckpoint } from './checkpoint.js';
+import { signCut } from './cut-statement.js';
 import { checkpointLine, eventLine } from './export-format.js';
 import { eventHash, type HashedEventFields, recordOf } from './hash.js';
 import { loadPublicKeys } from './public-keys.js';
@@ -362,6 +363,8 @@ describe('verifyAuditExport after a retention cut', () => {
       retentionMs: 30 * day,
       streams: [],
       owner: 'test',
+      signingKey: async () => key,
+      checkpointValid: async () => true,
       onError: (error) => {
         throw error;
       },
@@ -413,7 +416,48 @@ describe('verifyAuditExport after a retention cut', () => {
       },
     );
     const result = await assertProblem(anchored, 'removed', 1);
-    assert.match(result.ok ? '' : result.problem.message, /no signed audit\.pruned event/);
+    assert.match(result.ok ? '' : result.problem.message, /no audit\.pruned event signed with an audit key/);
+  });
+
+  it('names old events deleted with a forged audit.pruned event as removed, signed or not', async () => {
+    // What a database writer without the audit key can do: write the cut's event and floor itself.
+    const forge = async (signWith: AuditSigningKey | null) => {
+      const store = await openStore('sqlite::memory:');
+      try {
+        const checkpointer = new AuditCheckpointer(store.auditLog, key);
+        await appendTestEvents(store, 1, 10);
+        const anchor = (await checkpointer.checkpointNow(auditTestEpoch + 60_000)) ?? assert.fail();
+        const now = auditTestEpoch + 40 * day;
+        const statement = {
+          throughSeq: 10,
+          throughHash: anchor.headHash,
+          checkpointAt: anchor.at,
+          cutoff: now - 30 * day,
+          retentionSeconds: 30 * 86_400,
+        };
+        const signed = signWith ? await signCut(statement, signWith) : {};
+        await store.transaction(async (tx) => {
+          await tx.auditRetention.markPrunedThrough(10);
+          await tx.audit.append(
+            { type: 'audit.pruned', actor: 'system', data: { ...statement, events: 10, ...signed } },
+            now,
+          );
+        });
+        await store.auditRetention.deletePrunedEvents(100);
+        await store.auditRetention.deletePrunedCheckpoints();
+        // The server signs whatever head it finds, the forged event included.
+        await checkpointer.checkpointNow(now);
+        return await exportToLines(store.auditLog);
+      } finally {
+        await store.close();
+      }
+    };
+    const unsigned = await assertProblem(await forge(null), 'removed', 1);
+    assert.equal(unsigned.firstSeq, 11);
+    const otherKey = testAuditKey(key.kid);
+    await assertProblem(await forge(otherKey), 'removed', 1);
+    // The same forgery signed with the real key is what retention itself writes: it verifies.
+    assert.equal((await verify(await forge(key))).ok, true);
   });
 
   it('names a cut export without its anchor checkpoint as removed', async () => {

@@ -21,8 +21,10 @@
  *
  * An export of a log that retention cut (header `first_seq` above 1) must start with the signed
  * checkpoint at `first_seq - 1`, which anchors the first event's `prev_hash`, and must hold, under a
- * signed checkpoint, the `audit.pruned` event that records that cut (its `data.throughSeq` and
- * `data.throughHash` are the anchor's): events removed without one are `removed`.
+ * signed checkpoint, the `audit.pruned` event that records that cut: its `data.throughSeq`,
+ * `throughHash` and `checkpointAt` are the anchor's, its `cutoff` is its own time minus
+ * `retentionSeconds` (at least a day) and after the anchor, and its `signature` verifies under an
+ * audit key (cut-statement.ts). Events removed without one are `removed`.
  *
  * Limits, by construction: events after the last checkpoint are covered by no signature, so an
  * attacker who rewrites them and the unsigned header consistently is not detected; `unsignedEvents`
@@ -32,6 +34,7 @@ import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { AuditCheckpoint } from '../app/ports.js';
 import { checkpointSignatureValid, ed25519PublicKey } from './checkpoint.js';
+import { cutSignatureValid, minimumRetentionSeconds } from './cut-statement.js';
 import { auditExportFormat, hashOfEventLine, readEventLineTail } from './export-format.js';
 import { eventHash, genesisHash, type HashedEventFields } from './hash.js';
 
@@ -59,6 +62,8 @@ export interface VerifyProblem {
 interface VerifyStatistics {
   /** The first entry the export holds: 1, or the entry after the retention cut. */
   readonly firstSeq: number;
+  /** After a retention cut: the signed checkpoint the rest hangs from (the log is complete from its `at`). */
+  readonly anchor?: { readonly seq: number; readonly at: number };
   /** Event lines read. */
   readonly events: number;
   /** Checkpoint lines read. */
@@ -129,7 +134,7 @@ class ExportVerifier {
   /** From the header: above 1 when retention removed the entries before it. */
   private firstSeq = 1;
   /** The signed head that the first entry links to, once its checkpoint is read (retention). */
-  private anchor: { seq: number; headHash: string } | undefined;
+  private anchor: { seq: number; headHash: string; at: number } | undefined;
   /** The `audit.pruned` event recording the cut at `anchor`, found under a signed checkpoint. */
   private cutRecorded = false;
 
@@ -236,12 +241,13 @@ class ExportVerifier {
       this.fail(
         'removed',
         1,
-        `entries 1–${this.firstSeq - 1} are absent and no signed audit.pruned event records their removal`,
+        `entries 1–${this.firstSeq - 1} are absent and no audit.pruned event signed with an audit key records their removal`,
         this.firstSeq - 1,
       );
     }
     const statistics: VerifyStatistics = {
       firstSeq: this.firstSeq,
+      ...(this.anchor ? { anchor: { seq: this.anchor.seq, at: this.anchor.at } } : {}),
       events: this.eventLines,
       checkpoints: this.checkpointLines,
       headSeq: this.headSeq,
@@ -305,7 +311,7 @@ class ExportVerifier {
       return this.fail('bad_signature', seq, `checkpoint ${seq}'s signature (key ${kid}) is not valid`);
     }
     this.lastCheckpointSeq = seq;
-    if (seq > 0 && seq === this.firstSeq - 1) this.anchorAt(seq, headHash);
+    if (seq > 0 && seq === this.firstSeq - 1) this.anchorAt(seq, headHash, at as number);
     else if (seq > 0) this.signed.push({ seq, headHash });
     else if (headHash !== genesisHash)
       return this.fail('malformed', 0, 'checkpoint 0 does not sign the genesis hash');
@@ -313,8 +319,8 @@ class ExportVerifier {
   }
 
   /** The chain resumes after the retention cut from the anchor's signed hash. */
-  private anchorAt(seq: number, headHash: string): void {
-    this.anchor = { seq, headHash };
+  private anchorAt(seq: number, headHash: string, at: number): void {
+    this.anchor = { seq, headHash, at };
     this.headSeq = seq;
     this.headHash = headHash;
     this.previousHeadHash = headHash;
@@ -418,20 +424,39 @@ class ExportVerifier {
   }
 
   /**
-   * An `audit.pruned` event counts for the cut only under a signed checkpoint: one appended to the
-   * unsigned tail is covered by no signature and could have been forged with the cut.
+   * An `audit.pruned` event counts for the cut only under a signed checkpoint and when its own
+   * signature, by an audit key, covers exactly this cut: the server signs every head it finds, so
+   * an event a database writer appended would otherwise soon be covered too.
    */
   private noteCut(seq: number): void {
     const anchor = this.anchor;
     if (anchor === undefined || this.cutRecorded || seq > this.lastCheckpointSeq) return;
-    let data: unknown;
+    let entry: { at?: unknown; data?: Record<string, unknown> };
     try {
-      data = (JSON.parse(this.currentLine) as { data?: unknown }).data;
+      entry = JSON.parse(this.currentLine) as typeof entry;
     } catch {
       return;
     }
-    const { throughSeq, throughHash } = (data ?? {}) as { throughSeq?: unknown; throughHash?: unknown };
-    this.cutRecorded = throughSeq === anchor.seq && throughHash === anchor.headHash;
+    const data = entry.data ?? {};
+    const { throughSeq, throughHash, checkpointAt, cutoff, retentionSeconds, kid, signature } = data;
+    if (
+      throughSeq !== anchor.seq ||
+      throughHash !== anchor.headHash ||
+      checkpointAt !== anchor.at ||
+      typeof entry.at !== 'number' ||
+      typeof retentionSeconds !== 'number' ||
+      retentionSeconds < minimumRetentionSeconds ||
+      cutoff !== entry.at - retentionSeconds * 1000 ||
+      anchor.at >= cutoff ||
+      typeof kid !== 'string' ||
+      typeof signature !== 'string'
+    ) {
+      return;
+    }
+    const statement = { throughSeq, throughHash, checkpointAt, cutoff, retentionSeconds };
+    const byKid = this.keysByKid.get(kid);
+    const candidates = byKid === undefined ? this.keysWithoutKid : [byKid];
+    this.cutRecorded = candidates.some((key) => cutSignatureValid(statement, kid, signature, key));
   }
 
   /** At a signed sequence, the recomputed head must be the signed one. */

@@ -40,10 +40,13 @@ export class SshProvisioner implements Provisioner {
     this.#clock = options.clock ?? systemClock;
   }
 
-  /** A random 63-bit serial, fixed before the certificate is made so a retry keeps it. */
+  /**
+   * A random 63-bit serial, fixed before the certificate is made so a retry keeps it. Never 0:
+   * OpenSSH refuses a revocation list that names serial 0.
+   */
   plan(_grant: Pick<Grant, 'id'>, _resource: ResourceDefinition): Artefacts {
     const serial = randomBytes(8).readBigUInt64BE() & 0x7fff_ffff_ffff_ffffn;
-    return { serial: serial.toString() };
+    return { serial: (serial === 0n ? 1n : serial).toString() };
   }
 
   async apply(context: ProvisionContext): Promise<ProvisionResult> {

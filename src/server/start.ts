@@ -2,9 +2,11 @@
  * The composition root: the one place that reads configuration, constructs the adapters and wires
  * them into the application services, the HTTP edge and the expiry loop.
  */
+
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import type { JWK } from 'jose';
 import pino, { type DestinationStream } from 'pino';
 import { AccessService } from '../app/access-service.js';
 import { AuditRetention } from '../app/audit-retention.js';
@@ -19,7 +21,7 @@ import { Reconciler } from '../app/reconciler.js';
 import { RequestReminders } from '../app/request-reminders.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
-import { AuditCheckpointer } from '../audit/checkpoint.js';
+import { AuditCheckpointer, checkpointSignatureValid, ed25519PublicKey } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
 import { WebhookAuditStreamSink } from '../audit/webhook-stream-sink.js';
 import { AccountAlertRouter } from '../break-glass/account-alert-router.js';
@@ -223,6 +225,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     closers.push(() => provisioners.close());
     provisioners.assertCovers(config.resources.values());
     const sshResources = [...config.resources.values()].filter((resource) => resource.kind === 'ssh');
+    const sshClockSkewMs = 5 * 60_000;
     // A certificate authority key that cannot be used is a configuration error at start, not at the first grant.
     for (const resource of sshResources) ssh.authority(resource);
     const metrics = new PrometheusMetrics(store, { now: () => clock.now() });
@@ -403,6 +406,12 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
             retentionMs: config.audit.retentionSeconds * 1000,
             streams: config.audit.streams.map((stream) => stream.name),
             owner: `${hostname()}:${process.pid}:${randomUUID()}`,
+            signingKey: () => keys.activeSigningKey('audit'),
+            checkpointValid: async (checkpoint) => {
+              const published = (await keys.publicKeys('audit', clock.now())).keys;
+              const jwk = published.find((key) => key.kid === checkpoint.kid);
+              return jwk !== undefined && checkpointSignatureValid(checkpoint, ed25519PublicKey(jwk as JWK));
+            },
             metrics: new PrometheusAuditRetentionMetrics(metrics.registry),
             log: (message, fields) => logger.info(fields, message),
             onError: (error) => logger.error({ err: error }, 'audit retention'),
@@ -516,15 +525,9 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
           const resource = config.resources.get(id);
           if (resource?.kind !== 'ssh') return undefined;
           const now = clock.now();
-          const ended = await store.grants.list({
-            resourceId: id,
-            statuses: ['revoking', 'revoked', 'revoke_failed', 'apply_failed'],
-            limit: 100_000,
-          });
-          // Until its end a certificate still works where the list has not reached: keep it listed.
-          const serials = ended
-            .filter((grant) => grant.expiresAt > now)
-            .flatMap((grant) => sshSerialOf(grant.artefacts) ?? []);
+          // Listed a while past their end too: a host whose clock runs behind still accepts them.
+          const ended = await store.grants.listEndedBeforeTheirTime(id, now - sshClockSkewMs);
+          const serials = ended.flatMap((grant) => sshSerialOf(grant.artefacts) ?? []);
           return ssh.authority(resource).revocationList(serials, now, `portcullis ${id}`);
         },
       },

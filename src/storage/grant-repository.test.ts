@@ -174,4 +174,39 @@ forEachDialect('GrantRepository', (ctx) => {
     assert.equal(await ctx.store.grants.getSealedCredentials('missing'), null);
     await assert.rejects(ctx.store.grants.setSealedCredentials('missing', 'x'), isCode('not_found'));
   });
+
+  it('lists every grant of a resource ended before its deadline, however many ended since', async () => {
+    const victim = {
+      ...testGrant('victim', request(0)),
+      status: 'revoked' as const,
+      expiresAt: testEpoch + 3_600_000,
+    };
+    await ctx.store.grants.insert(victim);
+    await ctx.store.grants.insert({ ...testGrant('live', request(1)), expiresAt: testEpoch + 3_600_000 });
+    await ctx.store.grants.insert({
+      ...testGrant('elsewhere', request(2)),
+      resourceId: 'other-db',
+      status: 'revoked',
+      expiresAt: testEpoch + 3_600_000,
+    });
+    // More grants that ended at their deadline than any list page holds, all newer than the victim.
+    await ctx.store.transaction(async (tx) => {
+      for (let i = 0; i < 1100; i++) {
+        const made = testRequest(`short-${i}`, { state: 'active', activatedAt: testEpoch + 1000 + i });
+        await tx.requests.insert(made);
+        await tx.grants.insert({
+          ...testGrant(`short-${i}`, made),
+          notBefore: testEpoch + 1000 + i,
+          status: 'revoked',
+          expiresAt: testEpoch + 2000 + i,
+        });
+      }
+    });
+    const ended = await ctx.store.grants.listEndedBeforeTheirTime('prod-db', testEpoch + 10_000);
+    assert.deepEqual(
+      ended.map((g) => g.id),
+      ['victim'],
+    );
+    assert.equal((await ctx.store.grants.listEndedBeforeTheirTime('prod-db', testEpoch)).length, 1101);
+  });
 });

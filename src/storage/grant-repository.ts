@@ -127,6 +127,17 @@ export class KyselyGrantRepository implements GrantRepository {
     return this.#list({ principalIds, statuses });
   }
 
+  async listEndedBeforeTheirTime(resourceId: string, expiringAfter: number): Promise<Grant[]> {
+    const rows = await this.#select()
+      .where('resource_id', '=', resourceId)
+      .where('status', 'in', ['revoking', 'revoked', 'revoke_failed', 'apply_failed'])
+      .where('expires_at', '>', expiringAfter)
+      .orderBy('expires_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toGrant);
+  }
+
   async list(filter: {
     statuses?: readonly GrantStatus[];
     resourceId?: string;

@@ -47,7 +47,7 @@ export async function reportAuditLog(
     printVerification(ctx, file, verification);
     return exitCodes.verificationFailed;
   }
-  const report = builder.finish();
+  const report = builder.finish(verification.anchor);
   if (options.csv !== undefined) {
     const { reportCsv } = await import('../../audit/report-csv.js');
     ctx.output.raw(reportCsv(report, options.csv));

@@ -16,7 +16,7 @@ export const breakGlassContentSecurityPolicy =
 
 function proofFields(prefix: string) {
   return html`<label>Custodian id <input name="custodian" required autocomplete="username" pattern="[a-z0-9][a-z0-9_\\-]{0,62}"></label>
-<label>Passphrase <input name="passphrase" type="password" required autocomplete="current-password"></label>
+<label>Passphrase <input name="passphrase" type="password" required autocomplete="off"></label>
 <fieldset>
 <legend>Second factor</legend>
 <label><input type="radio" name="factor" value="totp" checked> Code from the authenticator app</label>
@@ -100,7 +100,7 @@ ${proofFields('confirm')}
 <form class="stack" id="enrol" novalidate>
 <label>Emergency account <input name="account" required pattern="[a-z0-9][a-z0-9_\\-]{0,62}"></label>
 <label>Custodian id <input name="custodian" required autocomplete="username"></label>
-<label>Passphrase <input name="passphrase" type="password" required autocomplete="current-password"></label>
+<label>Passphrase <input name="passphrase" type="password" required autocomplete="off"></label>
 <label>Code <input name="totp" inputmode="numeric" autocomplete="one-time-code" required maxlength="16"></label>
 <button type="submit">Enrol a security key</button>
 <p id="enrol-result" hidden></p>
@@ -284,8 +284,14 @@ function show(activation) {
   $('show-credentials').hidden = activation.state !== 'active';
   $('end-access').hidden = activation.state !== 'active';
   $('cancel-activation').hidden = !waiting;
-  if (finalStates.has(activation.state)) stopPolling();
-  else startPolling();
+  if (finalStates.has(activation.state)) {
+    stopPolling();
+    // The access is over: nothing on the page should still show how to use it.
+    $('credentials').hidden = true;
+    $('credentials-text').textContent = '';
+  } else {
+    startPolling();
+  }
 }
 
 async function refresh() {

@@ -16,6 +16,7 @@ import * as requestSource from './0009-request-source.js';
 import * as requestReviewDeadline from './0010-request-review-deadline.js';
 import * as installation from './0011-installation.js';
 import * as auditRetention from './0012-audit-retention.js';
+import * as grantsByResourceDeadline from './0013-grants-by-resource-deadline.js';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001-initial': initial,
@@ -30,4 +31,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '0010-request-review-deadline': requestReviewDeadline,
   '0011-installation': installation,
   '0012-audit-retention': auditRetention,
+  '0013-grants-by-resource-deadline': grantsByResourceDeadline,
 };
