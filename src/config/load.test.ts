@@ -338,6 +338,14 @@ describe('parseConfig: a valid configuration', () => {
     assert.deepEqual(paths(late), ['notifications.remind_after']);
     const tiny = refused(stringify(changed((t) => (t.notifications = { remind_after: '10s' }))));
     assert.deepEqual(paths(tiny), ['notifications.remind_after']);
+    const warned = parse(changed((t) => (t.notifications = { warn_before_expiry: '10m' })));
+    assert.deepEqual(
+      [
+        warned.notifications.warnBeforeExpirySeconds,
+        parse(validConfig()).notifications.warnBeforeExpirySeconds,
+      ],
+      [600, null],
+    );
   });
 
   it('keeps audit events forever unless a retention of at least a day is set', () => {

@@ -20,6 +20,7 @@ export const auditEventTypes = [
   'grant.activated',
   'grant.failed',
   'grant.expired',
+  'grant.expiring',
   'grant.revoked',
   'grant.released',
   'grant.revocation_completed',

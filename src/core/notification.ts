@@ -16,6 +16,7 @@ export const notifiableEvents = [
   'request.expired',
   'grant.activated',
   'grant.failed',
+  'grant.expiring',
   'grant.expired',
   'grant.revoked',
 ] as const satisfies readonly AuditEventType[];
@@ -30,6 +31,7 @@ export const defaultNotificationEvents: readonly NotifiableEvent[] = [
   'request.denied',
   'request.expired',
   'grant.failed',
+  'grant.expiring',
   'grant.revoked',
 ];
 

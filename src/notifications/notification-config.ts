@@ -60,7 +60,7 @@ const smtp = withSmtpTlsRules(
   path: ['to'],
 });
 
-const remindAfter = z.union([z.string(), z.number()]).transform((value, ctx) => {
+const atLeastAMinute = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const seconds = parseDurationSeconds(value);
   if (seconds === null || seconds < 60) {
     ctx.addIssue({ code: 'custom', message: 'must be a duration of at least 1m, such as 4h' });
@@ -73,7 +73,9 @@ export const notificationsSchema = z
   .object({
     channels: z.array(z.discriminatedUnion('type', [webhook, smtp])).default([]),
     /** Approvers are reminded once of a request still pending this long after it was made. */
-    remind_after: remindAfter.optional(),
+    remind_after: atLeastAMinute.optional(),
+    /** Requesters are warned once this long before their access ends. */
+    warn_before_expiry: atLeastAMinute.optional(),
     /** Delivery attempts per notification and channel before it is given up (and audited). */
     max_attempts: z.number().int().min(1).max(20).default(6),
   })
@@ -84,12 +86,15 @@ export interface NotificationSettings {
   readonly maxAttempts: number;
   /** Seconds after a request was made at which its approvers are reminded; null: never. */
   readonly remindAfterSeconds: number | null;
+  /** Seconds before a grant's end at which its requester is warned; null: never. */
+  readonly warnBeforeExpirySeconds: number | null;
 }
 
 export const noNotifications: NotificationSettings = {
   channels: [],
   maxAttempts: 6,
   remindAfterSeconds: null,
+  warnBeforeExpirySeconds: null,
 };
 
 /** Resolves the section (secrets, CA files, cross-checks against the resources); every problem has its path. */
@@ -153,6 +158,7 @@ export function resolveNotifications(
       channels,
       maxAttempts: parsed.data.max_attempts,
       remindAfterSeconds: parsed.data.remind_after ?? null,
+      warnBeforeExpirySeconds: parsed.data.warn_before_expiry ?? null,
     },
     issues,
   };

@@ -28,6 +28,8 @@ export function notificationSummary(n: AccessNotification): string {
       return `${who} now has ${what}${n.expiresAt === null ? '' : ` until ${new Date(n.expiresAt).toISOString()}`}`;
     case 'grant.failed':
       return `${who}'s access to ${what} could not be set up`;
+    case 'grant.expiring':
+      return `${who}'s access to ${what} ends${n.expiresAt === null ? ' soon' : ` at ${new Date(n.expiresAt).toISOString()}`}: ask again to go on`;
     case 'grant.expired':
       return `${who}'s access to ${what} expired`;
     case 'grant.revoked':

@@ -18,7 +18,7 @@ import { NotificationRelay } from '../app/notification-relay.js';
 import type { Store } from '../app/ports.js';
 import { PrincipalLocks } from '../app/principal-locks.js';
 import { Reconciler } from '../app/reconciler.js';
-import { RequestReminders } from '../app/request-reminders.js';
+import { ScheduledNotices } from '../app/scheduled-notices.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { AuditCheckpointer, checkpointSignatureValid, ed25519PublicKey } from '../audit/checkpoint.js';
@@ -417,17 +417,15 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
             onError: (error) => logger.error({ err: error }, 'audit retention'),
           });
 
-    const remindAfter = config.notifications.remindAfterSeconds;
-    const reminders =
-      remindAfter === null
-        ? undefined
-        : new RequestReminders({
-            store,
-            clock,
-            remindAfterMs: remindAfter * 1000,
-            owner: `${hostname()}:${process.pid}:${randomUUID()}`,
-            onError: (error) => logger.error({ err: error }, 'request reminders'),
-          });
+    const { remindAfterSeconds, warnBeforeExpirySeconds } = config.notifications;
+    const notices = new ScheduledNotices({
+      store,
+      clock,
+      ...(remindAfterSeconds === null ? {} : { remindAfterMs: remindAfterSeconds * 1000 }),
+      ...(warnBeforeExpirySeconds === null ? {} : { warnBeforeExpiryMs: warnBeforeExpirySeconds * 1000 }),
+      owner: `${hostname()}:${process.pid}:${randomUUID()}`,
+      onError: (error) => logger.error({ err: error }, 'scheduled notices'),
+    });
 
     expiry = new ExpiryLoop(access, store, clock, {
       pollIntervalMs: config.expiry.pollIntervalSeconds * 1000,
@@ -444,7 +442,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
           );
         reconciler.tick(now);
         auditRetention?.tick(now);
-        reminders?.tick(now);
+        notices.tick(now);
       },
     });
     // Emergency requests left approved by a crash must not outlive their activation.
@@ -455,7 +453,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     closers.push(() => (expiry as ExpiryLoop).stop());
     closers.push(() => reconciler.stop());
     if (auditRetention) closers.push(() => auditRetention.stop());
-    if (reminders) closers.push(() => reminders.stop());
+    closers.push(() => notices.stop());
 
     if (config.audit.streams.length > 0) {
       const auditStreams = new AuditStreamRelay({

@@ -7,17 +7,18 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { forEachDialect } from '../../test-support/dialects.js';
 import { ManualClock } from '../core/clock.js';
-import { testEpoch, testRequest } from '../storage/test-fixtures.js';
+import { testEpoch, testGrant, testRequest } from '../storage/test-fixtures.js';
 import type { Store } from './ports.js';
-import { RequestReminders } from './request-reminders.js';
+import { ScheduledNotices } from './scheduled-notices.js';
 
 const hour = 3_600_000;
 
 function reminders(store: Store, owner: string) {
-  return new RequestReminders({
+  return new ScheduledNotices({
     store,
     clock: new ManualClock(testEpoch),
     remindAfterMs: 4 * hour,
+    warnBeforeExpiryMs: 10 * 60_000,
     owner,
     onError: (error) => {
       throw error;
@@ -38,9 +39,9 @@ forEachDialect('request reminders', (ctx) => {
       await tx.requests.insert(testRequest('decided', { createdAt: testEpoch, state: 'denied' }));
     });
     const job = reminders(store, 'a');
-    assert.equal(await job.remindDue(testEpoch + 4 * hour - 1), 0);
-    assert.equal(await job.remindDue(testEpoch + 4 * hour), 1);
-    assert.equal(await job.remindDue(testEpoch + 5 * hour), 0, 'once');
+    assert.equal(await job.giveDue(testEpoch + 4 * hour - 1), 0);
+    assert.equal(await job.giveDue(testEpoch + 4 * hour), 1);
+    assert.equal(await job.giveDue(testEpoch + 5 * hour), 0, 'once');
     const [event] = await remindedEvents(store);
     assert.equal(event?.requestId, 'old');
     assert.equal(event?.actor, 'system');
@@ -50,7 +51,7 @@ forEachDialect('request reminders', (ctx) => {
       approvalsRequired: 1,
       reviewBy: testEpoch + 24 * hour,
     });
-    assert.equal(await job.remindDue(testEpoch + 7 * hour), 1, 'the young one, in its turn');
+    assert.equal(await job.giveDue(testEpoch + 7 * hour), 1, 'the young one, in its turn');
     assert.deepEqual(
       (await remindedEvents(store)).map((e) => e.requestId),
       ['old', 'young'],
@@ -64,16 +65,46 @@ forEachDialect('request reminders', (ctx) => {
     const replica = await ctx.openStore();
     const a = reminders(ctx.store, 'a');
     const b = reminders(replica, 'b');
-    assert.equal(await b.remindDue(testEpoch), 1);
+    assert.equal(await b.giveDue(testEpoch), 1);
     await ctx.store.transaction((tx) =>
       tx.requests.insert(testRequest('r2', { createdAt: testEpoch - 5 * hour })),
     );
-    assert.equal(await a.remindDue(testEpoch + 60_000), undefined, 'b holds the lease');
+    assert.equal(await a.giveDue(testEpoch + 60_000), undefined, 'b holds the lease');
     await b.stop();
-    assert.equal(await a.remindDue(testEpoch + 120_000), 1, 'r2 only: r1 was reminded');
+    assert.equal(await a.giveDue(testEpoch + 120_000), 1, 'r2 only: r1 was reminded');
     assert.deepEqual(
       (await remindedEvents(ctx.store)).map((e) => e.requestId),
       ['r1', 'r2'],
     );
+  });
+
+  it('warns once of access ending within warn_before_expiry, never of access already ended', async () => {
+    const store = ctx.store;
+    const ending = testRequest('ending', {
+      state: 'active',
+      activatedAt: testEpoch,
+      expiresAt: testEpoch + hour,
+    });
+    const revoked = testRequest('revoked', {
+      state: 'active',
+      activatedAt: testEpoch,
+      expiresAt: testEpoch + hour,
+    });
+    await store.transaction(async (tx) => {
+      await tx.requests.insert(ending);
+      await tx.grants.insert(testGrant('g-ending', ending));
+      await tx.requests.insert(revoked);
+      await tx.grants.insert({ ...testGrant('g-revoked', revoked), status: 'revoking' });
+    });
+    const job = reminders(store, 'a');
+    assert.equal(await job.giveDue(testEpoch + 49 * 60_000), 0);
+    assert.equal(await job.giveDue(testEpoch + 50 * 60_000), 1);
+    assert.equal(await job.giveDue(testEpoch + 55 * 60_000), 0, 'once');
+    const warned = (await store.auditLog.read(0, 1000)).filter((event) => event.type === 'grant.expiring');
+    assert.deepEqual(
+      warned.map((e) => [e.requestId, e.grantId, e.data]),
+      [['ending', 'g-ending', { expiresAt: testEpoch + hour, remainingSeconds: 600 }]],
+    );
+    assert.equal(await job.giveDue(testEpoch + hour + 1), 0, 'an access past its end is the expiry loop’s');
   });
 });

@@ -1,6 +1,7 @@
 /**
- * `notifications.remind_after` in a running server: a request nobody has approved yet is announced
- * once to the approvers' channel, and once more as a reminder when it has waited that long.
+ * `notifications.remind_after` and `warn_before_expiry` in a running server: a request nobody has
+ * approved yet is announced once to the channel, and once more as a reminder when it has waited
+ * that long; an access about to end is announced once, that long before its end.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,15 +23,22 @@ const policy = `
 @max_duration("1h")
 permit (principal in Portcullis::Group::"engineering", action == Portcullis::Action::"request",
   resource == Portcullis::Role::"demo-api/operator") when { context.reason != "" };
+
+@id("reader-auto")
+@auto_approve("true")
+@approvals("0")
+@max_duration("1h")
+permit (principal in Portcullis::Group::"engineering", action == Portcullis::Action::"request",
+  resource == Portcullis::Role::"demo-api/reader");
 `;
 
 interface Notified {
   event: string;
   text: string;
-  notification: { request_id: string };
+  notification: { request_id: string; grant_id: string | null };
 }
 
-describe('request reminders in a running server', () => {
+describe('reminders and expiry warnings in a running server', () => {
   const clock = new ManualClock(Date.now());
   let h: Harness;
   let receiver: Server;
@@ -59,9 +67,12 @@ describe('request reminders in a running server', () => {
       storage: 'sqlite',
       clock,
       policyFile: join(dir, 'policy.cedar'),
+      // One session outlives the hours the clock is moved by.
+      tokenOverrides: { session_ttl: '12h', rotation_overlap: '12h' },
       configOverrides: {
         notifications: {
           remind_after: '4h',
+          warn_before_expiry: '10m',
           channels: [
             {
               name: 'approvers',
@@ -110,5 +121,28 @@ describe('request reminders in a running server', () => {
       ['request.created', 'request.reminded'],
       'reminded once',
     );
+  });
+
+  test('the requester hears once, 10 minutes before the end, that the access ends', async () => {
+    const alice = await h.login('alice');
+    const created = await h.api(alice, 'POST', '/api/v1/requests', {
+      resource: 'demo-api',
+      role: 'reader',
+      duration: '30m',
+      reason: 'read the dashboard',
+    });
+    assert.equal(created.body.state, 'active', JSON.stringify(created.body));
+    const ours = () => received.filter((n) => n.notification.request_id === created.body.id);
+    clock.advance(19 * 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.ok(!ours().some((n) => n.event === 'grant.expiring'), 'not 11 minutes before the end');
+    clock.advance(60_000 + 1000);
+    const warned = await waitFor(
+      'the expiry warning',
+      async () => ours().find((n) => n.event === 'grant.expiring'),
+      10_000,
+    );
+    assert.equal(warned.notification.grant_id, created.body.grant_id);
+    assert.match(warned.text, /^demo:alice's access to demo-api\/reader ends at .*Z: ask again to go on/);
   });
 });
