@@ -16,6 +16,7 @@ import type { AuditSigningKey } from '../audit/checkpoint.js';
 import { type CutStatement, signCut } from '../audit/cut-statement.js';
 import type { Clock } from '../core/clock.js';
 import { auditStreamCursorPrefix } from './audit-stream-relay.js';
+import { LeasedSchedule } from './leased-schedule.js';
 import type { AuditCheckpoint, Store } from './ports.js';
 
 export interface AuditRetentionOptions {
@@ -66,57 +67,35 @@ const busyRetryMs = 60_000;
 
 export class AuditRetention {
   readonly #o: AuditRetentionOptions;
-  #scheduled: Promise<void> | null = null;
-  #notBefore = 0;
-  #stopped = false;
+  readonly #schedule: LeasedSchedule;
 
   constructor(options: AuditRetentionOptions) {
     this.#o = options;
+    this.#schedule = new LeasedSchedule({
+      store: options.store,
+      clock: options.clock,
+      lease: auditRetentionLease,
+      owner: options.owner,
+      intervalMs: options.intervalMs ?? 3_600_000,
+      leaseMs,
+      busyRetryMs,
+      firstRun: 'at-once',
+      onError: options.onError,
+    });
   }
 
   /** Called at every expiry-loop tick: starts a run in the background when one is due. */
   tick(now: number): void {
-    if (this.#stopped || this.#scheduled || now < this.#notBefore) return;
-    this.#scheduled = this.runIfDue(now)
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          this.#notBefore = this.#o.clock.now() + busyRetryMs;
-          this.#o.onError(error);
-        },
-      )
-      .finally(() => {
-        this.#scheduled = null;
-      });
+    this.#schedule.tick(now, (at) => this.#run(at));
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    await this.#scheduled;
-    await this.#o.store.notificationCursors.release(auditRetentionLease, this.#o.owner);
+  stop(): Promise<void> {
+    return this.#schedule.stop();
   }
 
-  /**
-   * A run when one is due and this replica gets the lease (its position is when the last run
-   * started, shared by every replica); undefined otherwise.
-   */
-  async runIfDue(now: number): Promise<AuditRetentionRun | undefined> {
-    const { store, owner } = this.#o;
-    const intervalMs = this.#o.intervalMs ?? 3_600_000;
-    const lastRun = await store.notificationCursors.claim(auditRetentionLease, owner, now, now + leaseMs, 0);
-    if (lastRun === undefined) {
-      this.#notBefore = now + busyRetryMs;
-      return undefined;
-    }
-    if (now - lastRun < intervalMs) {
-      this.#notBefore = lastRun + intervalMs;
-      return undefined;
-    }
-    if (!(await store.notificationCursors.advance(auditRetentionLease, owner, now, now + leaseMs))) {
-      return undefined;
-    }
-    this.#notBefore = now + intervalMs;
-    return this.#run(now);
+  /** A run when one is due (hourly, on one replica at a time); undefined otherwise. */
+  runIfDue(now: number): Promise<AuditRetentionRun | undefined> {
+    return this.#schedule.runIfDue(now, (at) => this.#run(at));
   }
 
   /** A run now, whenever the last one was; undefined while another replica holds the lease. */
@@ -209,19 +188,16 @@ export class AuditRetention {
   }
 
   async #deleteUnderFloor(): Promise<number> {
-    const { store, owner, clock } = this.#o;
+    const { store, clock } = this.#o;
     const batch = this.#o.deleteBatch ?? 5000;
     let deleted = 0;
     for (;;) {
       const removed = await store.auditRetention.deletePrunedEvents(batch);
       deleted += removed;
       if (removed > 0) this.#o.metrics?.deleted(removed);
-      if (removed < batch || this.#stopped) break;
-      const now = clock.now();
+      if (removed < batch || this.#schedule.stopped) break;
       // Renewed between batches: a long deletion must not let a second replica start another.
-      const position = (await store.notificationCursors.position(auditRetentionLease)) ?? now;
-      if (!(await store.notificationCursors.advance(auditRetentionLease, owner, position, now + leaseMs)))
-        break;
+      if (!(await this.#schedule.renew(clock.now()))) break;
     }
     await store.auditRetention.deletePrunedCheckpoints();
     return deleted;

@@ -7,6 +7,7 @@
  * Runs on one replica at a time, every `reconcile.interval` (see {@link Reconciler.runIfDue}), and
  * on demand (`POST /api/v1/reconcile`, `portcullis reconcile`).
  */
+
 import type { AuditEventInput, RequestOrigin } from '../core/audit-event.js';
 import type { Clock } from '../core/clock.js';
 import { type Drift, type DriftKind, findDrift, isTakenBack, type TargetHolding } from '../core/drift.js';
@@ -16,6 +17,7 @@ import type { Principal } from '../core/principal.js';
 import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
 import { type StandingAccess, standingKey } from '../core/standing-access.js';
 import { failureReference } from './failure-reference.js';
+import { LeasedSchedule } from './leased-schedule.js';
 import type { OperatorLog, ProvisionerLookup, Store } from './ports.js';
 import { recordSecurityEvent } from './security-events.js';
 
@@ -108,13 +110,26 @@ function errorText(error: unknown): string {
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
-  #scheduled: Promise<void> | null = null;
-  /** Before this, a tick does not even ask for the lease. */
-  #notBefore = 0;
-  #stopped = false;
+  /** Scheduled runs; null when reconciliation runs only on demand. */
+  readonly #schedule: LeasedSchedule | null;
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
+    this.#schedule =
+      deps.intervalMs === null
+        ? null
+        : new LeasedSchedule({
+            store: deps.store,
+            clock: deps.clock,
+            lease: leaseName,
+            owner: deps.owner,
+            intervalMs: deps.intervalMs,
+            leaseMs,
+            busyRetryMs,
+            // A new installation starts the clock at its first tick: it has nothing to compare yet.
+            firstRun: 'after-interval',
+            onError: deps.onError,
+          });
   }
 
   /**
@@ -122,48 +137,21 @@ export class Reconciler {
    * never holding up the tick (inspecting a slow target must not delay an expiry).
    */
   tick(now: number): void {
-    if (this.#stopped || this.#scheduled || now < this.#notBefore) return;
-    this.#scheduled = this.runIfDue(now)
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          this.#notBefore = this.#deps.clock.now() + busyRetryMs;
-          this.#deps.onError(error);
-        },
-      )
-      .finally(() => {
-        this.#scheduled = null;
-      });
+    this.#schedule?.tick(now, () => this.#scheduledRun());
   }
 
-  /**
-   * A scheduled run when one is due and this replica gets the run lease; undefined otherwise.
-   * The lease's position is when the last scheduled run started, shared by every replica, so a
-   * replica that takes over after another stops keeps the interval.
-   */
+  /** A scheduled run when one is due and this replica gets the run lease; undefined otherwise. */
   async runIfDue(now: number): Promise<ReconcileReport | undefined> {
-    const { intervalMs, store, owner } = this.#deps;
-    if (intervalMs === null) return undefined;
-    // A new installation starts the clock at its first tick: it has nothing to compare yet.
-    const lastRun = await store.notificationCursors.claim(leaseName, owner, now, now + leaseMs, now);
-    if (lastRun === undefined) {
-      this.#notBefore = now + busyRetryMs;
-      return undefined;
-    }
-    if (now - lastRun < intervalMs) {
-      this.#notBefore = lastRun + intervalMs;
-      return undefined;
-    }
-    if (!(await store.notificationCursors.advance(leaseName, owner, now, now + leaseMs))) return undefined;
-    this.#notBefore = now + intervalMs;
+    return this.#schedule?.runIfDue(now, () => this.#scheduledRun());
+  }
+
+  #scheduledRun(): Promise<ReconcileReport> {
     return this.run('system', { sourceIp: null, userAgent: null, channel: 'system' }, 'schedule');
   }
 
   /** Waits for a scheduled run in progress and gives the lease up, so another replica takes over at once. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    await this.#scheduled;
-    await this.#deps.store.notificationCursors.release(leaseName, this.#deps.owner);
+    await this.#schedule?.stop();
   }
 
   /** A run now, for an administrator (`POST /api/v1/reconcile`); anyone else is refused and audited. */

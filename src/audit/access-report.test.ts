@@ -6,37 +6,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AccessReportBuilder } from './access-report.js';
+import { hashedEventBuilder } from './audit-test-support.js';
 import type { HashedEventFields } from './hash.js';
 
 const hour = 3_600_000;
 const t0 = Date.UTC(2026, 9, 1);
 
-let seq = 0;
-function event(
-  type: string,
-  at: number,
-  fields: Partial<Omit<HashedEventFields, 'type' | 'at' | 'seq'>> = {},
-): HashedEventFields {
-  seq += 1;
-  return {
-    seq,
-    id: `e${seq}`,
-    at,
-    type,
-    actor: 'system',
-    severity: 'info',
-    source_ip: null,
-    user_agent: null,
-    request_id: null,
-    grant_id: null,
-    resource_id: 'db',
-    reason: null,
-    policy_ids: [],
-    data: {},
-    prev_hash: '0'.repeat(64),
-    ...fields,
-  };
-}
+const event = hashedEventBuilder();
 
 /** A request by `requester`, approved by `approvers` (none: by policy), active from `start` to `end`. */
 function grantEvents(id: string, requester: string, approvers: string[], start: number, end: number | null) {

@@ -7,6 +7,7 @@ import type { AuditReader, Store } from '../app/ports.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import type { AuditSigningKey } from './checkpoint.js';
 import { type ExportOptions, exportAudit } from './export.js';
+import type { HashedEventFields } from './hash.js';
 
 /** 2026-01-01T00:00:00Z. */
 export const auditTestEpoch = Date.UTC(2026, 0, 1);
@@ -53,4 +54,37 @@ export async function exportToLines(reader: AuditReader, options: ExportOptions 
   await exportAudit(reader, sink, { now: auditTestEpoch, ...options });
   const text = chunks.join('');
   return text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+}
+
+/**
+ * Hashed event fields as the access report reads them, numbered from 1 by the builder it returns
+ * (the report does not check hashes: the verifier does, before it). Resource `db` unless told.
+ */
+export function hashedEventBuilder(): (
+  type: string,
+  at: number,
+  fields?: Partial<Omit<HashedEventFields, 'type' | 'at' | 'seq'>>,
+) => HashedEventFields {
+  let seq = 0;
+  return (type, at, fields = {}) => {
+    seq += 1;
+    return {
+      seq,
+      id: `e${seq}`,
+      at,
+      type,
+      actor: 'system',
+      severity: 'info',
+      source_ip: null,
+      user_agent: null,
+      request_id: null,
+      grant_id: null,
+      resource_id: 'db',
+      reason: null,
+      policy_ids: [],
+      data: {},
+      prev_hash: '0'.repeat(64),
+      ...fields,
+    };
+  };
 }

@@ -1,32 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AccessReportBuilder } from './access-report.js';
-import type { HashedEventFields } from './hash.js';
+import { hashedEventBuilder } from './audit-test-support.js';
 import { reportCsv } from './report-csv.js';
 
 const t0 = Date.UTC(2026, 9, 1);
-let seq = 0;
-function event(type: string, at: number, fields: Partial<HashedEventFields> = {}): HashedEventFields {
-  seq += 1;
-  return {
-    seq,
-    id: `e${seq}`,
-    at,
-    type,
-    actor: 'system',
-    severity: 'info',
-    source_ip: null,
-    user_agent: null,
-    request_id: null,
-    grant_id: null,
-    resource_id: 'db',
-    reason: null,
-    policy_ids: [],
-    data: {},
-    prev_hash: '0'.repeat(64),
-    ...fields,
-  };
-}
+const event = hashedEventBuilder();
 
 describe('reportCsv', () => {
   const builder = new AccessReportBuilder({ from: 0, to: t0 + 86_400_000 });

@@ -13,12 +13,12 @@ import {
 } from 'node:crypto';
 import {
   authorizedKeyLine,
-  type CertificateOptions,
   certificateLine,
   ed25519PublicKeyBlob,
   ed25519SeedOfOpenSshKey,
   keyRevocationList,
   openSshPrivateKey,
+  type UserCertificateFields,
   userCertificateBody,
 } from './ssh-wire.js';
 
@@ -65,17 +65,10 @@ export class SshCertificateAuthority {
     return authorizedKeyLine(this.publicKey, comment);
   }
 
-  issueUserCertificate(input: {
-    readonly serial: bigint;
-    readonly keyId: string;
-    readonly principals: readonly string[];
-    /** Seconds since the epoch. */
-    readonly validAfter: number;
-    readonly validBefore: number;
-    readonly criticalOptions: CertificateOptions;
-    readonly extensions: CertificateOptions;
-    readonly comment: string;
-  }): IssuedUserCertificate {
+  /** A fresh key pair and a certificate for it, signed by this authority. */
+  issueUserCertificate(
+    input: Omit<UserCertificateFields, 'publicKey' | 'nonce' | 'caPublicKey'> & { readonly comment: string },
+  ): IssuedUserCertificate {
     const { seed, publicKey } = rawKeys(generateKeyPairSync('ed25519').privateKey);
     const body = userCertificateBody({
       publicKey,

@@ -7,7 +7,6 @@
  * Chromium; with CI=true a missing Chromium is a failure (.ci/run installs it).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -17,18 +16,11 @@ import {
   totpBoxFromKekFile,
   webhookChannelConfig,
 } from '../../../test-support/break-glass-fixtures.js';
+import { chromiumPath, chromiumSkipReason } from '../../../test-support/chromium.js';
 import { type Harness, startHarness } from '../../../test-support/portcullis-harness.js';
 import { systemClock } from '../../core/clock.js';
 
-const executablePath = process.env.PORTCULLIS_CHROMIUM ?? '/usr/bin/chromium';
 const account = 'api-emergency';
-
-function chromiumSkipReason(): string | undefined {
-  if (existsSync(executablePath)) return undefined;
-  const reason = `no Chromium at ${executablePath} (apt-get install chromium, or set PORTCULLIS_CHROMIUM)`;
-  if (process.env.CI === 'true') throw new Error(reason);
-  return reason;
-}
 
 const skip = chromiumSkipReason();
 let h: Harness;
@@ -65,7 +57,7 @@ before(async () => {
     account,
     ['alice', 'bob', 'carol'],
   );
-  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
 });
 after(async () => {
   await browser?.close();

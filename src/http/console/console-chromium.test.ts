@@ -6,20 +6,11 @@
  * (.ci/run installs it).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { chromiumPath, chromiumSkipReason } from '../../../test-support/chromium.js';
 import { type Harness, startHarness } from '../../../test-support/portcullis-harness.js';
-
-const executablePath = process.env.PORTCULLIS_CHROMIUM ?? '/usr/bin/chromium';
-
-function chromiumSkipReason(): string | undefined {
-  if (existsSync(executablePath)) return undefined;
-  const reason = `no Chromium at ${executablePath} (apt-get install chromium, or set PORTCULLIS_CHROMIUM)`;
-  if (process.env.CI === 'true') throw new Error(reason);
-  return reason;
-}
 
 const skip = chromiumSkipReason();
 let h: Harness;
@@ -31,7 +22,7 @@ before(async () => {
     storage: 'sqlite',
     policyFile: join(import.meta.dirname, '../../../test-support/policies/console.cedar'),
   });
-  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'] });
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
 });
 after(async () => {
   await browser?.close();
