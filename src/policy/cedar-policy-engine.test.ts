@@ -539,7 +539,7 @@ describe('CedarPolicyEngine start-up', () => {
     );
     assert.ok(engine.policyIds.includes('engineers-demo-db-readonly'));
     assert.deepEqual(engine.warnings, []);
-    assert.equal(engine.policy('owners-revoke')?.line, 77);
+    assert.equal(engine.policy('owners-revoke')?.line, 90);
   });
 
   it('a principal from another IdP with the same name is a different principal', () => {

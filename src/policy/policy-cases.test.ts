@@ -153,7 +153,7 @@ describe('runPolicyCases', () => {
       desc: 'an unknown resource is reported with the known ones',
       text: `cases:\n  - { name: a, ${alice}, action: request, resource: prod-db, role: readonly, context: { hour: 1, weekday: mon }, expect: allow }`,
       path: 'cases[0].resource',
-      message: /unknown resource "prod-db" \(known: demo-db, demo-api\)/,
+      message: /unknown resource "prod-db" \(known: demo-db, demo-api, demo-hosts\)/,
     },
     {
       desc: "an unknown role is reported with the resource's roles",

@@ -52,6 +52,10 @@ export const demoResources: ReadonlyMap<string, ResourceDefinition> = new Map([
       roles: ['reader', 'operator'],
     }),
   ],
+  [
+    'demo-hosts',
+    testResource('demo-hosts', { kind: 'ssh', sensitivity: 'high', owners: ['sre'], roles: ['ops'] }),
+  ],
 ]);
 
 export function testPrincipal(name: string, groups: string[], idp = 'demo'): Principal {

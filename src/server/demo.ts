@@ -4,7 +4,7 @@
  * server is reachable. Everything lives in `.portcullis/demo/` (mode 0700). Demo only: the users
  * and passwords are public.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,6 +96,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
   const publicUrl = `http://127.0.0.1:${port}`;
 
   secretFile(join(dataDir, 'key-encryption-key'), () => randomBytes(32).toString('base64url'));
+  // The certificate authority demo SSH hosts would trust (made once, kept with the demo's data).
+  secretFile(join(dataDir, 'ssh-ca.pem'), () =>
+    generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+  );
   const idp = await startDemoIdentityProvider({
     port: idpPort,
     redirectUris: [`${publicUrl}/auth/oidc/demo/callback`],
@@ -118,6 +122,15 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
         { name: 'reader', description: 'Read-only API scopes', grants: ['orders:read'] },
         { name: 'operator', description: 'Operate the service', grants: ['orders:read', 'orders:write'] },
       ],
+    },
+    {
+      id: 'demo-hosts',
+      kind: 'ssh',
+      description: 'Demo SSH hosts: they trust Portcullis as their user certificate authority',
+      sensitivity: 'high',
+      owners: ['sre'],
+      ssh: { ca_key: { file: join(dataDir, 'ssh-ca.pem') }, host: '127.0.0.1', extensions: ['permit-pty'] },
+      roles: [{ name: 'ops', description: 'Log in as ops for a while', grants: ['ops'] }],
     },
   ];
   if (pgAdminUrl) {
@@ -200,6 +213,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       pgAdminUrl
         ? 'PostgreSQL found on 127.0.0.1:5432: resource demo-db (roles readonly, readwrite) is real.'
         : 'No PostgreSQL on 127.0.0.1:5432: only the token resource demo-api is offered.',
+      `SSH resource demo-hosts (role ops): a host trusts ${publicUrl}/ssh/demo-hosts/ca.pub (sshd TrustedUserCAKeys).`,
       '',
       'Demo users (demo only; passwords are public):',
       ...users,
