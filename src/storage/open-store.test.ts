@@ -61,7 +61,7 @@ forEachDialect('openStore', (ctx) => {
     await ctx.store.close();
     const reopened = await ctx.openStore();
     assert.equal((await reopened.requests.get('r1'))?.id, 'r1');
-    assert.deepEqual(await reopened.auditLog.head(), { seq: 0, hash: '0'.repeat(64) });
+    assert.deepEqual(await reopened.auditLog.head(), { seq: 0, hash: '0'.repeat(64), prunedThrough: 0 });
   });
 
   it('migrates safely when several processes open an empty database at once', async () => {
