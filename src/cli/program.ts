@@ -285,8 +285,15 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('creds')
     .description('your credentials for a live grant: the connection string (all fields with --json)')
     .argument('<grant>', 'grant id')
-    .addHelpText('after', example('psql "$(portcullis creds 7c1d…)"'))
-    .action(run((ctx, id: string) => showCredentials(ctx, id)));
+    .option('--ssh-key <file>', 'SSH grants: write the key to FILE and its certificate to FILE-cert.pub')
+    .addHelpText(
+      'after',
+      example(
+        'psql "$(portcullis creds 7c1d…)"',
+        '$(portcullis creds 9a2e… --ssh-key ~/.ssh/portcullis) uptime',
+      ),
+    )
+    .action(run((ctx, id: string, options: { sshKey?: string }) => showCredentials(ctx, id, options)));
 
   const gateway = program
     .command('gateway')

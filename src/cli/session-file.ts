@@ -4,10 +4,10 @@
  * created 0700 and the file 0600, written atomically; a file that other users can read or write,
  * or that belongs to someone else, is refused rather than used, as ssh does with private keys.
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, open, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomically } from './atomic-file.js';
 import { CliError, exitCodes, usageError } from './cli-error.js';
 import type { CliTokenResponse } from './loopback-login.js';
 
@@ -113,33 +113,16 @@ export async function readSession(home: string, profile: string): Promise<SavedS
 
 /**
  * Saves `session` as the session of `profile`: the directory is created with mode 0700 (and set to
- * it), the file is written to a fresh 0600 temporary file and renamed over the old one, so a crash
- * never leaves a half-written or briefly world-readable session. Returns the file's path.
+ * it), the file is written to a fresh 0600 temporary file and renamed over the old one
+ * (atomic-file.ts), so a crash never leaves a half-written or briefly world-readable session.
+ * Returns the file's path.
  */
 export async function writeSession(home: string, profile: string, session: SavedSession): Promise<string> {
   const path = sessionPath(home, profile);
   const directory = join(home, 'sessions');
   await mkdir(directory, { recursive: true, mode: 0o700 });
   if (checksModes) await chmod(directory, 0o700);
-  const temporary = join(directory, `.${profile}.${randomBytes(6).toString('hex')}.tmp`);
-  // 'wx': never follow or reuse an existing file; 0600 from the first byte.
-  const handle = await open(temporary, 'wx', 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(session, null, 2)}\n`, 'utf8');
-    if (checksModes) await handle.chmod(0o600);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await handle.close();
-  try {
-    await rename(temporary, path);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
+  await writeFileAtomically(path, `${JSON.stringify(session, null, 2)}\n`, 0o600);
   return path;
 }
 

@@ -1,6 +1,8 @@
 /** `portcullis grants`, `revoke`, `creds` and `token`. */
+import { resolve } from 'node:path';
 import { grantStatuses } from '../../core/grant.js';
 import type { GrantView } from '../../http/views.js';
+import { writeFileAtomically } from '../atomic-file.js';
 import { usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
 import { formatTable, relativeTime, sanitizeText } from '../output.js';
@@ -71,24 +73,73 @@ export async function revokeGrant(ctx: CliContext, id: string, reason: string | 
 }
 
 /**
- * `portcullis creds GRANT`: the requester's credentials. Prints just the connection string when
- * there is one (so `psql "$(portcullis creds G)"` works), else every field; all with `--json`.
+ * `portcullis creds GRANT [--ssh-key FILE]`: the requester's credentials. Prints just the connection
+ * string when there is one (so `psql "$(portcullis creds G)"` works), else every field; all with
+ * `--json`. An SSH grant's key and certificate are written to FILE and FILE-cert.pub with
+ * `--ssh-key`, and the ssh command printed; without it, its other fields are.
  */
-export async function showCredentials(ctx: CliContext, id: string): Promise<void> {
+export async function showCredentials(
+  ctx: CliContext,
+  id: string,
+  options: { sshKey?: string } = {},
+): Promise<void> {
   const result = await (await ctx.client()).get<{ grant_id: string; credentials: Record<string, string> }>(
     `${grantPath(id)}/credentials`,
   );
+  const { private_key: privateKey, certificate } = result.credentials;
+  if (options.sshKey !== undefined) {
+    if (privateKey === undefined || certificate === undefined) {
+      throw usageError(
+        `grant ${id} has no SSH key and certificate: --ssh-key is for grants of ssh resources`,
+      );
+    }
+    const keyFile = resolve(options.sshKey);
+    const certificateFile = `${keyFile}-cert.pub`;
+    await writeFileAtomically(keyFile, privateKey, 0o600);
+    await writeFileAtomically(certificateFile, `${certificate}\n`, 0o644);
+    const command = result.credentials.ssh_command
+      ?.replace('KEY_FILE', shellQuote(keyFile))
+      .replace('CERT_FILE', shellQuote(certificateFile));
+    const written = {
+      grant_id: result.grant_id,
+      key_file: keyFile,
+      certificate_file: certificateFile,
+      login: result.credentials.login,
+      valid_before: result.credentials.valid_before,
+      ...(command ? { ssh_command: command } : {}),
+    };
+    ctx.output.result(written, () => {
+      ctx.output.note(
+        `Wrote ${keyFile} and ${certificateFile}, valid until ${result.credentials.valid_before}.`,
+      );
+      ctx.output.line(
+        sanitizeText(command ?? `ssh -i ${shellQuote(keyFile)} ${result.credentials.login ?? ''}@HOST`),
+      );
+    });
+    return;
+  }
   ctx.output.result(result, () => {
     const connection = result.credentials.connection_string;
     if (connection !== undefined) {
       ctx.output.line(sanitizeText(connection));
       return;
     }
-    const fields = Object.entries(result.credentials);
+    // A key is no terminal line: written to a file with --ssh-key, or read whole with --json.
+    const fields = Object.entries(result.credentials).filter(
+      ([key]) => key !== 'private_key' && key !== 'certificate',
+    );
     const width = Math.max(0, ...fields.map(([key]) => key.length));
     for (const [key, value] of fields)
       ctx.output.line(`${sanitizeText(key).padEnd(width)}  ${sanitizeText(value)}`);
+    if (privateKey !== undefined) {
+      ctx.output.note(`The SSH key and certificate: portcullis creds ${id} --ssh-key FILE (or --json).`);
+    }
   });
+}
+
+/** A path as one POSIX shell word. */
+function shellQuote(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
 }
 
 interface IssuedToken {
