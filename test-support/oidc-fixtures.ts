@@ -25,6 +25,18 @@ export class MemoryEphemeralStore implements EphemeralStore {
     this.#values.set(`${kind}\u0000${key}`, { value, expiresAt });
   }
 
+  async putIfAbsent(
+    kind: string,
+    key: string,
+    value: string,
+    now: number,
+    expiresAt: number,
+  ): Promise<boolean> {
+    if ((await this.peek(kind, key, now)) !== undefined) return false;
+    await this.put(kind, key, value, expiresAt);
+    return true;
+  }
+
   async take(kind: string, key: string, now: number): Promise<string | undefined> {
     const id = `${kind}\u0000${key}`;
     const entry = this.#values.get(id);

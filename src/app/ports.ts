@@ -35,6 +35,12 @@ export interface RequestFilter {
   readonly before?: RequestListPosition;
 }
 
+/** Requests with a live mark of this kind in the ephemeral store (keyed by request id) are left out. */
+export interface UnmarkedBy {
+  readonly kind: string;
+  readonly now: number;
+}
+
 export interface RequestRepository {
   get(id: string): Promise<AccessRequest | undefined>;
   insert(request: AccessRequest): Promise<void>;
@@ -48,8 +54,15 @@ export interface RequestRepository {
   listExpired(now: number, limit: number): Promise<AccessRequest[]>;
   /** Pending requests whose review deadline (`reviewBy`) is at or before `now`, oldest first. */
   listPastReviewDeadline(now: number, limit: number): Promise<AccessRequest[]>;
-  /** Pending requests made at or before `before`, oldest first. */
-  listPendingMadeBefore(before: number, limit: number): Promise<AccessRequest[]>;
+  /** Pending requests made at or before `before`, oldest first; without those `unmarked` names. */
+  listPendingMadeBefore(before: number, limit: number, unmarked?: UnmarkedBy): Promise<AccessRequest[]>;
+  /** Active requests ending in (`after`, `until`], soonest first; without those `unmarked` names. */
+  listActiveEndingBetween(
+    after: number,
+    until: number,
+    limit: number,
+    unmarked?: UnmarkedBy,
+  ): Promise<AccessRequest[]>;
   /** Earliest review deadline among pending requests, or null. */
   nextReviewDeadline(): Promise<number | null>;
   /** Approved requests still waiting for provisioning (e.g. after a crash). */
@@ -330,6 +343,8 @@ export interface KeyRepository {
 /** Short-lived values (OIDC login state, one-time CLI login codes, live gateway sessions and their cancel keys), shared by replicas. */
 export interface EphemeralStore {
   put(kind: string, key: string, value: string, expiresAt: number): Promise<void>;
+  /** Stores the value unless a live one is there; true when this call stored it (a claim, once). */
+  putIfAbsent(kind: string, key: string, value: string, now: number, expiresAt: number): Promise<boolean>;
   /** Returns and deletes the value atomically; undefined if absent or expired. Single use. */
   take(kind: string, key: string, now: number): Promise<string | undefined>;
   /** Returns the value without using it up; undefined if absent or expired. */

@@ -107,4 +107,37 @@ forEachDialect('request reminders', (ctx) => {
     );
     assert.equal(await job.giveDue(testEpoch + hour + 1), 0, 'an access past its end is the expiry loop’s');
   });
+
+  // PostgreSQL only: SQLite has one writer, so two transactions never overlap (and two connections
+  // in one test process would wait on each other's lock).
+  if (ctx.dialect === 'postgres')
+    it('gives a notice once even when two replicas both believe they hold the lease', async () => {
+      await ctx.store.transaction(async (tx) => {
+        for (let i = 0; i < 40; i++)
+          await tx.requests.insert(testRequest(`r${i}`, { createdAt: testEpoch - 5 * hour }));
+      });
+      const replica = await ctx.openStore();
+      // b's clock runs past a's lease: both claim it and look at the same due requests at once.
+      const [a, b] = await Promise.all([
+        reminders(ctx.store, 'a').giveDue(testEpoch),
+        reminders(replica, 'b').giveDue(testEpoch + 5 * 60_000 + 1),
+      ]);
+      assert.equal((a ?? 0) + (b ?? 0), 40);
+      assert.equal((await remindedEvents(ctx.store)).length, 40);
+    });
+
+  it('does not let requests already reminded crowd out one due now', async () => {
+    await ctx.store.transaction(async (tx) => {
+      for (let i = 0; i < 1005; i++) {
+        await tx.requests.insert(testRequest(`old-${i}`, { createdAt: testEpoch - 10 * hour }));
+        await tx.ephemeral.put('request-reminded', `old-${i}`, 'earlier', testEpoch + 48 * hour);
+      }
+      await tx.requests.insert(testRequest('new', { createdAt: testEpoch - 5 * hour }));
+    });
+    assert.equal(await reminders(ctx.store, 'a').giveDue(testEpoch), 1);
+    assert.deepEqual(
+      (await remindedEvents(ctx.store)).map((e) => e.requestId),
+      ['new'],
+    );
+  });
 });

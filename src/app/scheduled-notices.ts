@@ -44,13 +44,14 @@ interface NoticeRule {
 export const scheduledNoticesLease = 'scheduled-notices';
 const leaseMs = 5 * 60_000;
 const day = 86_400_000;
-/** Requests looked at per rule and pass, soonest first. */
+/** Requests looked at per rule and pass, soonest first; those already given are left out in SQL. */
 const batch = 1000;
 
 function reminders(remindAfterMs: number): NoticeRule {
   return {
     mark: 'request-reminded',
-    due: (store, now) => store.requests.listPendingMadeBefore(now - remindAfterMs, batch),
+    due: (store, now) =>
+      store.requests.listPendingMadeBefore(now - remindAfterMs, batch, { kind: 'request-reminded', now }),
     async event(_tx, request, now) {
       if (request.state !== 'pending') return null;
       return {
@@ -75,10 +76,11 @@ function expiryWarnings(warnBeforeMs: number): NoticeRule {
   return {
     mark: 'grant-expiry-warned',
     // Active requests ending within the warning time; those already past it are the expiry loop's.
-    due: async (store, now) =>
-      (await store.requests.listExpired(now + warnBeforeMs, batch)).filter(
-        (request) => (request.expiresAt ?? 0) > now,
-      ),
+    due: (store, now) =>
+      store.requests.listActiveEndingBetween(now, now + warnBeforeMs, batch, {
+        kind: 'grant-expiry-warned',
+        now,
+      }),
     async event(tx, request, now) {
       const expiresAt = request.expiresAt;
       if (request.state !== 'active' || expiresAt === null || expiresAt <= now) return null;
@@ -144,21 +146,25 @@ export class ScheduledNotices {
     for (const rule of this.#rules) {
       for (const candidate of await rule.due(store, now)) {
         if (this.#stopped) return given;
-        if (await store.ephemeral.peek(rule.mark, candidate.id, now)) continue;
         if (await this.#give(rule, candidate.id, now)) given++;
       }
     }
     return given;
   }
 
-  /** The notice and its mark, in one transaction, from the request as it now stands. */
+  /**
+   * The notice and its mark, in one transaction, from the request as it now stands. The mark is a
+   * claim (insert if absent): two replicas that both believe they hold the lease (a clock ahead, a
+   * pass longer than the lease) cannot both give it; the second waits for the first and backs off.
+   */
   #give(rule: NoticeRule, requestId: string, now: number): Promise<boolean> {
     return this.#o.store.transaction(async (tx) => {
       const request = await tx.requests.get(requestId);
-      if (!request || (await tx.ephemeral.peek(rule.mark, request.id, now))) return false;
+      if (!request) return false;
       const event = await rule.event(tx, request, now);
       if (event === null) return false;
-      await tx.ephemeral.put(rule.mark, request.id, String(now), rule.keepMarkUntil(request, now));
+      const until = rule.keepMarkUntil(request, now);
+      if (!(await tx.ephemeral.putIfAbsent(rule.mark, request.id, String(now), now, until))) return false;
       await tx.audit.append(event, now);
       return true;
     });

@@ -1,9 +1,10 @@
 /**
  * One section of the access report as CSV (RFC 4180), for the spreadsheets auditors work in:
  * `portcullis audit report … --csv access`. Pure. Times are ISO 8601 UTC; lists are joined with
- * spaces. A cell that a spreadsheet would read as a formula (it starts with `=`, `+`, `-`, `@`, a
- * tab or a carriage return: a reason, a ticket, a name from an identity provider) is prefixed with
- * `'`, so opening the file never runs anything someone typed into a request.
+ * spaces. A cell that a spreadsheet would read as a formula (it starts, after any white space, with
+ * `=`, `+`, `-`, `@`, a tab, a line break or their full-width forms: a reason, a ticket, a name from
+ * an identity provider) is prefixed with `'`, so opening the file never runs anything someone typed
+ * into a request. Every cell is quoted, so no list separator of any locale splits one.
  */
 import type { AccessReport } from './access-report.js';
 
@@ -29,11 +30,14 @@ function table<T>(rows: readonly T[], columns: Columns<T>): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
+/** Leading white space (ASCII, no-break, ideographic), then a character that starts a formula. */
+const formulaStart = /^[\s\u00a0\u3000]*[=+\-@\t\r\n\uff1d\uff0b\uff0d\uff20]/;
+
 function cell(value: Cell): string {
-  if (value === null) return '';
+  if (value === null) return '""';
   let text = Array.isArray(value) ? value.join(' ') : String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  if (formulaStart.test(text)) text = `'${text}`;
+  return `"${text.replace(/"/g, '""')}"`;
 }
 
 export function reportCsv(report: AccessReport, section: ReportCsvSection): string {

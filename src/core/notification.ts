@@ -3,7 +3,7 @@
  * Pure: no I/O. The relay (src/app/notification-relay.ts) reads the audit log, loads the request,
  * asks {@link notificationFor} and hands the result to the channels.
  */
-import type { AccessRequest } from './access-request.js';
+import { type AccessRequest, effectiveApprovals } from './access-request.js';
 import type { AuditEventType } from './audit-event.js';
 
 /** Audit event types that can become notifications; channels subscribe to some of them. */
@@ -109,7 +109,7 @@ export function notificationFor(event: NotifiedEvent, request: AccessRequest): A
     requestReason: request.reason,
     ticket: request.ticket,
     stepReason: forApprovers.has(event.type) ? null : event.reason,
-    approvalsRequired: request.route.requiredApprovals,
+    approvalsRequired: effectiveApprovals(request.route),
     approverGroups: request.route.approverGroups,
     expiresAt: request.expiresAt,
     approvalsGiven: request.reviews.filter((review) => review.verdict === 'approve').length,

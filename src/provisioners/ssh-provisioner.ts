@@ -81,6 +81,8 @@ export class SshProvisioner implements Provisioner {
     };
     if (settings.host) {
       const port = settings.port === 22 ? '' : ` -p ${settings.port}`;
+      credentials.host = settings.host;
+      credentials.port = String(settings.port);
       credentials.ssh_command = `ssh -i KEY_FILE -o CertificateFile=CERT_FILE${port} ${login}@${settings.host}`;
     }
     return {

@@ -135,7 +135,7 @@ describe('portcullis audit report over a real export', () => {
     const rows = csv.stdout.trimEnd().split('\r\n');
     assert.match(rows[0] ?? '', /^grant_id,request_id,principal,resource,role,approved_by,/);
     assert.equal(rows.length, 3, csv.stdout);
-    assert.ok(rows.some((row) => row.startsWith(`${reader.grant_id},`) && row.includes(',auto,')));
+    assert.ok(rows.some((row) => row.startsWith(`"${reader.grant_id}",`) && row.includes(',"auto",')));
     const both = await runCliProcess(
       ['--json', 'audit', 'report', exportFile, '--key', keyFile, '--csv', 'access'],
       {},

@@ -26,6 +26,32 @@ export class KyselyEphemeralStore implements EphemeralStore {
   }
 
   /**
+   * An expired value under the key is removed first; then one INSERT … ON CONFLICT DO NOTHING: of
+   * two transactions claiming the same key at once, the second waits for the first and finds the
+   * row (PostgreSQL), or never runs beside it (SQLite's one writer).
+   */
+  async putIfAbsent(
+    kind: string,
+    key: string,
+    value: string,
+    now: number,
+    expiresAt: number,
+  ): Promise<boolean> {
+    await this.#db
+      .deleteFrom('ephemeral_state')
+      .where('kind', '=', kind)
+      .where('key', '=', key)
+      .where('expires_at', '<=', now)
+      .execute();
+    const inserted = await this.#db
+      .insertInto('ephemeral_state')
+      .values({ kind, key, value, expires_at: expiresAt })
+      .onConflict((conflict) => conflict.columns(['kind', 'key']).doNothing())
+      .executeTakeFirst();
+    return Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 1;
+  }
+
+  /**
    * One DELETE … RETURNING: of two replicas taking the same key at once, exactly one gets the value.
    * An expired value is deleted too, and reported as absent.
    */

@@ -1,6 +1,6 @@
 /** Access requests in the `access_requests` table. */
-import type { Kysely, Selectable } from 'kysely';
-import type { RequestFilter, RequestRepository } from '../app/ports.js';
+import type { Kysely, Selectable, SelectQueryBuilder } from 'kysely';
+import type { RequestFilter, RequestRepository, UnmarkedBy } from '../app/ports.js';
 import { type AccessRequest, type RequestState, type Review, requestStates } from '../core/access-request.js';
 import type { ApprovalRoute } from '../core/policy-decision.js';
 import { countsWithZeros, insertOrConflict, listLimit } from './query-support.js';
@@ -154,17 +154,65 @@ export class KyselyRequestRepository implements RequestRepository {
     return rows.map(toRequest);
   }
 
-  async listPendingMadeBefore(before: number, limit: number): Promise<AccessRequest[]> {
-    const rows = await this.#db
-      .selectFrom('access_requests')
-      .selectAll()
-      .where('state', '=', 'pending')
-      .where('created_at', '<=', before)
+  async listPendingMadeBefore(
+    before: number,
+    limit: number,
+    unmarked?: UnmarkedBy,
+  ): Promise<AccessRequest[]> {
+    const rows = await this.#withoutMark(
+      this.#db
+        .selectFrom('access_requests')
+        .selectAll()
+        .where('state', '=', 'pending')
+        .where('created_at', '<=', before),
+      unmarked,
+    )
       .orderBy('created_at')
       .orderBy('id')
       .limit(listLimit(limit))
       .execute();
     return rows.map(toRequest);
+  }
+
+  async listActiveEndingBetween(
+    after: number,
+    until: number,
+    limit: number,
+    unmarked?: UnmarkedBy,
+  ): Promise<AccessRequest[]> {
+    const rows = await this.#withoutMark(
+      this.#db
+        .selectFrom('access_requests')
+        .selectAll()
+        .where('state', '=', 'active')
+        .where('expires_at', '>', after)
+        .where('expires_at', '<=', until),
+      unmarked,
+    )
+      .orderBy('expires_at')
+      .orderBy('id')
+      .limit(listLimit(limit))
+      .execute();
+    return rows.map(toRequest);
+  }
+
+  /** Leaves out requests with a live mark of `unmarked.kind` in the ephemeral store, in SQL, before any limit. */
+  #withoutMark<Q extends SelectQueryBuilder<Database, 'access_requests', object>>(
+    query: Q,
+    unmarked?: UnmarkedBy,
+  ): Q {
+    if (unmarked === undefined) return query;
+    return query.where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('ephemeral_state')
+            .select('ephemeral_state.key')
+            .where('ephemeral_state.kind', '=', unmarked.kind)
+            .whereRef('ephemeral_state.key', '=', 'access_requests.id')
+            .where('ephemeral_state.expires_at', '>', unmarked.now),
+        ),
+      ),
+    ) as Q;
   }
 
   async nextReviewDeadline(): Promise<number | null> {

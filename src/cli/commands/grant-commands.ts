@@ -1,4 +1,5 @@
 /** `portcullis grants`, `revoke`, `creds` and `token`. */
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { grantStatuses } from '../../core/grant.js';
 import type { GrantView } from '../../http/views.js';
@@ -81,7 +82,7 @@ export async function revokeGrant(ctx: CliContext, id: string, reason: string | 
 export async function showCredentials(
   ctx: CliContext,
   id: string,
-  options: { sshKey?: string } = {},
+  options: { sshKey?: string; force?: boolean } = {},
 ): Promise<void> {
   const result = await (await ctx.client()).get<{ grant_id: string; credentials: Record<string, string> }>(
     `${grantPath(id)}/credentials`,
@@ -95,26 +96,27 @@ export async function showCredentials(
     }
     const keyFile = resolve(options.sshKey);
     const certificateFile = `${keyFile}-cert.pub`;
+    if (!options.force && !(await replaceable(keyFile, certificateFile))) {
+      throw usageError(
+        `${keyFile} (or its -cert.pub) exists and is not a Portcullis key: choose another path, or --force to replace it`,
+      );
+    }
     await writeFileAtomically(keyFile, privateKey, 0o600);
     await writeFileAtomically(certificateFile, `${certificate}\n`, 0o644);
-    const command = result.credentials.ssh_command
-      ?.replace('KEY_FILE', shellQuote(keyFile))
-      .replace('CERT_FILE', shellQuote(certificateFile));
+    const command = sshCommand(result.credentials, keyFile, certificateFile);
     const written = {
       grant_id: result.grant_id,
       key_file: keyFile,
       certificate_file: certificateFile,
       login: result.credentials.login,
       valid_before: result.credentials.valid_before,
-      ...(command ? { ssh_command: command } : {}),
+      ssh_command: command,
     };
     ctx.output.result(written, () => {
       ctx.output.note(
         `Wrote ${keyFile} and ${certificateFile}, valid until ${result.credentials.valid_before}.`,
       );
-      ctx.output.line(
-        sanitizeText(command ?? `ssh -i ${shellQuote(keyFile)} ${result.credentials.login ?? ''}@HOST`),
-      );
+      ctx.output.line(sanitizeText(command));
     });
     return;
   }
@@ -135,6 +137,37 @@ export async function showCredentials(
       ctx.output.note(`The SSH key and certificate: portcullis creds ${id} --ssh-key FILE (or --json).`);
     }
   });
+}
+
+/**
+ * A key path may be written over only when nothing is there, or what is there is a key this
+ * command wrote before (its certificate names a Portcullis grant): never someone's own key.
+ */
+async function replaceable(keyFile: string, certificateFile: string): Promise<boolean> {
+  const [key, cert] = await Promise.all([readIfThere(keyFile), readIfThere(certificateFile)]);
+  if (key === undefined && cert === undefined) return true;
+  return cert !== undefined && /^ssh-ed25519-cert-v01@openssh\.com \S+ portcullis-[0-9a-f-]+\s*$/.test(cert);
+}
+
+async function readIfThere(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The ssh command for the written files, built here from fields checked to be a login, a host name
+ * or address and a port: never a command line taken from the server as it is.
+ */
+function sshCommand(credentials: Record<string, string>, keyFile: string, certificateFile: string): string {
+  const login = /^[a-z_][a-z0-9_.-]{0,31}$/.test(credentials.login ?? '') ? credentials.login : 'LOGIN';
+  const host = /^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/.test(credentials.host ?? '') ? credentials.host : 'HOST';
+  const port =
+    /^[0-9]{1,5}$/.test(credentials.port ?? '') && credentials.port !== '22' ? ` -p ${credentials.port}` : '';
+  return `ssh -i ${shellQuote(keyFile)} -o CertificateFile=${shellQuote(certificateFile)}${port} ${login}@${host}`;
 }
 
 /** A path as one POSIX shell word. */
