@@ -6,14 +6,15 @@
  *   their access ends.
  * Each is an audit event, which the notification relay sends to the channels that take it.
  *
- * One replica at a time looks (the lease `scheduled-notices` in `notification_cursors`), every 30
- * seconds. A notice and its mark (in the ephemeral store, kept past the deadline it is about)
+ * One replica at a time looks (the lease `scheduled-notices` in `notification_cursors`, a
+ * {@link LeasedSchedule}), every 30 seconds. A notice and its mark (in the ephemeral store, kept past the deadline it is about)
  * commit in one transaction with the event, so each is given once however many replicas run, and a
  * crash never loses or repeats one.
  */
 import { type AccessRequest, effectiveApprovals } from '../core/access-request.js';
 import type { AuditEventInput } from '../core/audit-event.js';
 import type { Clock } from '../core/clock.js';
+import { LeasedSchedule } from './leased-schedule.js';
 import type { Store, Transaction } from './ports.js';
 
 export interface ScheduledNoticesOptions {
@@ -105,9 +106,7 @@ function expiryWarnings(warnBeforeMs: number): NoticeRule {
 export class ScheduledNotices {
   readonly #o: ScheduledNoticesOptions;
   readonly #rules: readonly NoticeRule[];
-  #running: Promise<void> | null = null;
-  #notBefore = 0;
-  #stopped = false;
+  readonly #schedule: LeasedSchedule;
 
   constructor(options: ScheduledNoticesOptions) {
     this.#o = options;
@@ -115,37 +114,40 @@ export class ScheduledNotices {
       ...(options.remindAfterMs === undefined ? [] : [reminders(options.remindAfterMs)]),
       ...(options.warnBeforeExpiryMs === undefined ? [] : [expiryWarnings(options.warnBeforeExpiryMs)]),
     ];
+    this.#schedule = new LeasedSchedule({
+      store: options.store,
+      clock: options.clock,
+      lease: scheduledNoticesLease,
+      owner: options.owner,
+      intervalMs: options.intervalMs ?? 30_000,
+      leaseMs,
+      busyRetryMs: options.intervalMs ?? 30_000,
+      firstRun: 'at-once',
+      onError: options.onError,
+    });
   }
 
   /** Called at every expiry-loop tick: starts a pass in the background when one is due. */
   tick(now: number): void {
-    if (this.#stopped || this.#running || now < this.#notBefore || this.#rules.length === 0) return;
-    this.#notBefore = now + (this.#o.intervalMs ?? 30_000);
-    this.#running = this.giveDue(now)
-      .then(
-        () => undefined,
-        (error: unknown) => this.#o.onError(error),
-      )
-      .finally(() => {
-        this.#running = null;
-      });
+    if (this.#rules.length > 0) this.#schedule.tick(now, (at) => this.#giveAll(at));
   }
 
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    await this.#running;
-    await this.#o.store.notificationCursors.release(scheduledNoticesLease, this.#o.owner);
+  stop(): Promise<void> {
+    return this.#schedule.stop();
   }
 
   /** Gives every notice due at `now` not given yet; how many (undefined: not this replica's turn). */
   async giveDue(now: number): Promise<number | undefined> {
     const { store, owner } = this.#o;
     const held = await store.notificationCursors.claim(scheduledNoticesLease, owner, now, now + leaseMs, 0);
-    if (held === undefined) return undefined;
+    return held === undefined ? undefined : this.#giveAll(now);
+  }
+
+  async #giveAll(now: number): Promise<number> {
     let given = 0;
     for (const rule of this.#rules) {
-      for (const candidate of await rule.due(store, now)) {
-        if (this.#stopped) return given;
+      for (const candidate of await rule.due(this.#o.store, now)) {
+        if (this.#schedule.stopped) return given;
         if (await this.#give(rule, candidate.id, now)) given++;
       }
     }
