@@ -3,7 +3,7 @@
  * approve, use and revoke, with the documented exit codes.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -88,6 +88,10 @@ describe('the portcullis CLI end to end', () => {
     const token = await cli(['token', active.grant_id, '--profile', 'alice']);
     assert.equal(token.code, 0, token.stderr);
     assert.match(token.stdout.trim(), /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    // A token grant has no credentials at all, let alone an SSH key: nothing is written.
+    const notSsh = await cli(['creds', active.grant_id, '--ssh-key', join(home, 'k'), '--profile', 'alice']);
+    assert.equal(notSsh.code, 5, notSsh.stderr);
+    assert.equal(existsSync(join(home, 'k')), false);
 
     const revoked = await cli([
       'revoke',
