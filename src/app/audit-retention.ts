@@ -125,7 +125,7 @@ export class AuditRetention {
     const heldBackBy = [...delivered]
       .filter(([, seq]) => dueByAge !== undefined && seq < dueByAge.seq)
       .map(([name]) => name);
-    const floor = await store.auditLog.prunedThrough();
+    const floor = head.prunedThrough;
     let cutAt: AuditCheckpoint | undefined;
     if (anchor !== undefined && anchor.seq > floor) {
       if (!(await this.#o.checkpointValid(anchor))) {
