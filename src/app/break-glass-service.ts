@@ -223,4 +223,9 @@ export class BreakGlassService {
   overview(): Promise<AccountOverview[]> {
     return overview.overview(this.#ctx);
   }
+
+  /** Ended activations whose review is owed, for those who may review ({@link mayReview}). */
+  awaitingReview(): Promise<Activation[]> {
+    return overview.awaitingReview(this.#ctx);
+  }
 }

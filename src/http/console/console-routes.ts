@@ -11,6 +11,7 @@ import { errorCatalogue, PortcullisError } from '../../core/errors.js';
 import type { Principal } from '../../core/principal.js';
 import { type HttpDependencies, originOf } from '../context.js';
 import { breakGlassContentSecurityPolicy, breakGlassPage, breakGlassScript } from './break-glass-page.js';
+import { consoleBreakGlassReviewPages } from './break-glass-review-routes.js';
 import { assertSameOriginForm, consoleCookies, csrfTokenFor } from './console-session.js';
 import { consoleIcon, consoleStylesheet } from './console-style.js';
 import { consoleGrantPages } from './grant-routes.js';
@@ -71,6 +72,7 @@ export const doneNotices: Readonly<Record<string, string>> = {
   denied: 'You denied this request.',
   cancelled: 'The request was withdrawn.',
   ended: 'The access was ended.',
+  reviewed: 'The review was recorded.',
 };
 
 export function doneNotice(done: unknown): Notice | null {
@@ -103,6 +105,9 @@ export function consoleRoutes(deps: HttpDependencies) {
           displayName: principal.displayName || principal.id,
           csrf: csrfTokenFor(token),
           mayViewAudit: deps.mayViewAudit(principal).allowed,
+          mayReviewBreakGlass:
+            (deps.breakGlass?.settings.accounts.length ?? 0) > 0 &&
+            (deps.breakGlass?.mayReview(principal) ?? false),
         },
       };
     },
@@ -239,6 +244,7 @@ export function consoleRoutes(deps: HttpDependencies) {
         await pages.register(consoleRequestPages(context));
         await pages.register(consoleGrantPages(context));
         await pages.register(consoleOverviewPages(context));
+        await pages.register(consoleBreakGlassReviewPages(context));
       },
       { prefix: consolePrefix },
     );

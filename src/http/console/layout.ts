@@ -8,22 +8,31 @@ export interface ConsoleViewer {
   /** The CSRF token every form on the page carries. */
   readonly csrf: string;
   readonly mayViewAudit: boolean;
+  /** An administrator or break-glass reviewer, where emergency accounts are configured. */
+  readonly mayReviewBreakGlass: boolean;
 }
 
-export type ConsoleSection = 'home' | 'new' | 'requests' | 'approvals' | 'grants' | 'audit';
+export type ConsoleSection = 'home' | 'new' | 'requests' | 'approvals' | 'grants' | 'audit' | 'break-glass';
 
 export interface Notice {
   readonly kind: 'info' | 'error';
   readonly text: string;
 }
 
-const sections: readonly { id: ConsoleSection; label: string; href: string; audit?: true }[] = [
+const sections: readonly {
+  id: ConsoleSection;
+  label: string;
+  href: string;
+  audit?: true;
+  breakGlass?: true;
+}[] = [
   { id: 'home', label: 'Overview', href: '/console' },
   { id: 'new', label: 'Request access', href: '/console/requests/new' },
   { id: 'requests', label: 'Requests', href: '/console/requests' },
   { id: 'approvals', label: 'Approvals', href: '/console/approvals' },
   { id: 'grants', label: 'Grants', href: '/console/grants' },
   { id: 'audit', label: 'Audit log', href: '/console/audit', audit: true },
+  { id: 'break-glass', label: 'Break-glass', href: '/console/break-glass/reviews', breakGlass: true },
 ];
 
 /** The hidden field that proves a form came from a console page (console-session.ts). */
@@ -60,7 +69,7 @@ export function consolePage(input: {
 }): string {
   const { viewer } = input;
   const nav = sections
-    .filter((s) => !s.audit || viewer.mayViewAudit)
+    .filter((s) => (!s.audit || viewer.mayViewAudit) && (!s.breakGlass || viewer.mayReviewBreakGlass))
     .map(
       (s) =>
         html`<a href="${s.href}"${s.id === input.section ? html` aria-current="page"` : ''}>${s.label}</a>`,
