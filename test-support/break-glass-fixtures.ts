@@ -12,8 +12,9 @@ import { BreakGlassAdmin } from '../src/app/break-glass-admin.js';
 import type { SecretBox, Store } from '../src/app/ports.js';
 import type { BreakGlassSettings } from '../src/config/break-glass-config.js';
 import { decodeKeyEncryptionKey } from '../src/config/load.js';
-import type { Clock } from '../src/core/clock.js';
+import { type Clock, systemClock } from '../src/core/clock.js';
 import { JweSecretBox } from '../src/crypto/secret-box.js';
+import type { Harness } from './portcullis-harness.js';
 
 export const lightPassphraseParameters = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const;
 
@@ -102,6 +103,25 @@ export async function enrolCustodians(
     out[id] = new TestCustodian(id, passphrase, secretOfUri(uri), clock);
   }
   return out;
+}
+
+/**
+ * Enrols custodians of `accountId` in a running test server, with the TOTP box its
+ * key-encryption-key file gives (as `portcullis break-glass enroll` would on the host).
+ */
+export function enrolInHarness(
+  h: Pick<Harness, 'portcullis' | 'dir'>,
+  accountId: string,
+  ids: readonly string[],
+): Promise<Record<string, TestCustodian>> {
+  return enrolCustodians(
+    h.portcullis.store,
+    h.portcullis.config.breakGlass,
+    totpBoxFromKekFile(join(h.dir, 'kek')),
+    systemClock,
+    accountId,
+    ids,
+  );
 }
 
 /** The signing secret of {@link webhookChannelConfig} channels. */

@@ -4,20 +4,17 @@
  * the account's scope, and ending the activation cuts it with FATAL 57P01.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
 import { confirmActivation, initiateActivation } from '../../test-support/break-glass-activation.js';
 import {
   demoDbEmergencyAccount,
-  enrolCustodians,
+  enrolInHarness,
   type TestCustodian,
-  totpBoxFromKekFile,
   webhookChannelConfig,
 } from '../../test-support/break-glass-fixtures.js';
 import { recordedStatements, rejection } from '../../test-support/gateway-fixtures.js';
 import { useGatewayWorld } from '../../test-support/gateway-world.js';
-import { systemClock } from '../core/clock.js';
 
 const account = 'db-emergency';
 let custodians: Record<string, TestCustodian> = {};
@@ -35,14 +32,7 @@ const world = useGatewayWorld({
     },
   },
   setUp: async ({ h }) => {
-    custodians = await enrolCustodians(
-      h.portcullis.store,
-      h.portcullis.config.breakGlass,
-      totpBoxFromKekFile(join(h.dir, 'kek')),
-      systemClock,
-      account,
-      ['alice', 'bob'],
-    );
+    custodians = await enrolInHarness(h, account, ['alice', 'bob']);
   },
 });
 

@@ -12,10 +12,9 @@ import pg from 'pg';
 import { confirmActivation, initiateActivation } from '../../test-support/break-glass-activation.js';
 import {
   demoDbEmergencyAccount,
-  enrolCustodians,
+  enrolInHarness,
   type TestCustodian,
   testWebhookSecret,
-  totpBoxFromKekFile,
   webhookChannelConfig,
 } from '../../test-support/break-glass-fixtures.js';
 import { obtainIdpAccessToken } from '../../test-support/oidc-fixtures.js';
@@ -24,7 +23,6 @@ import { postgresSkipReason, sharedPostgresAdminUrl } from '../../test-support/p
 import { SoftAuthenticator } from '../../test-support/soft-authenticator.js';
 import { waitFor } from '../../test-support/wait-for.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test-support/webhook-receiver.js';
-import { systemClock } from '../core/clock.js';
 import { startDemoIdentityProvider } from '../identity/demo-identity-provider.js';
 
 const account = 'db-emergency';
@@ -40,17 +38,8 @@ const breakGlass = {
   alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
 };
 
-async function enrol(h: Harness, which: 'demo-db' | 'demo-api' = 'demo-db') {
-  const p = h.portcullis;
-  void which;
-  return enrolCustodians(
-    p.store,
-    p.config.breakGlass,
-    totpBoxFromKekFile(join(h.dir, 'kek')),
-    systemClock,
-    account,
-    ['alice', 'bob', 'carol'],
-  );
+function enrol(h: Harness) {
+  return enrolInHarness(h, account, ['alice', 'bob', 'carol']);
 }
 
 const handleHeaders = (handle: string) => ({ 'x-break-glass-handle': handle });

@@ -12,14 +12,12 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { confirmActivation, initiateActivation } from '../../test-support/break-glass-activation.js';
 import {
   demoDbEmergencyAccount,
-  enrolCustodians,
+  enrolInHarness,
   type TestCustodian,
-  totpBoxFromKekFile,
   webhookChannelConfig,
 } from '../../test-support/break-glass-fixtures.js';
 import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
 import { startWebhookTarget, type WebhookTarget } from '../../test-support/webhook-target.js';
-import { systemClock } from '../core/clock.js';
 
 const secret = 'whsec-e2e-provisioner-0123456789abcdef';
 
@@ -195,14 +193,7 @@ describe('webhook provisioner end to end', () => {
     });
   });
   test('break-glass scoped to a webhook resource: the quorum opens it, the target applies it, its credential reaches the initiator', async () => {
-    const custodians = await enrolCustodians(
-      h.portcullis.store,
-      h.portcullis.config.breakGlass,
-      totpBoxFromKekFile(join(h.dir, 'kek')),
-      systemClock,
-      'saas-emergency',
-      ['alice', 'bob'],
-    );
+    const custodians = await enrolInHarness(h, 'saas-emergency', ['alice', 'bob']);
     const { id, handle } = await initiateActivation(h, 'saas-emergency', custodians.alice as TestCustodian, {
       reason: 'SSO is down and the SaaS admin must rotate a leaked key',
       incident: 'INC-9',

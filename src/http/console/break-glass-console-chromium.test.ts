@@ -7,18 +7,16 @@
  * Chromium; with CI=true a missing Chromium is a failure (.ci/run installs it).
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import {
-  enrolCustodians,
+  demoDbEmergencyAccount,
+  enrolInHarness,
   type TestCustodian,
-  totpBoxFromKekFile,
   webhookChannelConfig,
 } from '../../../test-support/break-glass-fixtures.js';
 import { chromiumPath, chromiumSkipReason } from '../../../test-support/chromium.js';
 import { type Harness, startHarness } from '../../../test-support/portcullis-harness.js';
-import { systemClock } from '../../core/clock.js';
 
 const account = 'api-emergency';
 
@@ -35,28 +33,16 @@ before(async () => {
     configOverrides: {
       break_glass: {
         accounts: [
-          {
-            id: account,
+          demoDbEmergencyAccount(account, ['alice', 'bob', 'carol'], {
             scope: { resource: 'demo-api', roles: ['reader'] },
-            max_duration_minutes: 30,
-            custodians: ['alice', 'bob', 'carol'],
-            quorum: 2,
-            alert_channels: ['ops'],
-          },
+          }),
         ],
         // Nothing listens there: an alert outage never blocks break-glass.
         alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
       },
     },
   });
-  custodians = await enrolCustodians(
-    h.portcullis.store,
-    h.portcullis.config.breakGlass,
-    totpBoxFromKekFile(join(h.dir, 'kek')),
-    systemClock,
-    account,
-    ['alice', 'bob', 'carol'],
-  );
+  custodians = await enrolInHarness(h, account, ['alice', 'bob', 'carol']);
   browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
 });
 after(async () => {

@@ -4,18 +4,16 @@
  * records the review with the page's form (CSRF-checked), and it is audited.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { confirmActivation, initiateActivation } from '../../../test-support/break-glass-activation.js';
 import {
-  enrolCustodians,
+  demoDbEmergencyAccount,
+  enrolInHarness,
   type TestCustodian,
-  totpBoxFromKekFile,
   webhookChannelConfig,
 } from '../../../test-support/break-glass-fixtures.js';
 import { ConsoleBrowser } from '../../../test-support/console-browser.js';
 import { type Harness, startHarness } from '../../../test-support/portcullis-harness.js';
-import { systemClock } from '../../core/clock.js';
 
 const account = 'api-emergency';
 
@@ -29,28 +27,16 @@ describe('break-glass reviews in the console', () => {
       configOverrides: {
         break_glass: {
           accounts: [
-            {
-              id: account,
+            demoDbEmergencyAccount(account, ['alice', { id: 'bob', principal: 'demo:bob' }, 'carol'], {
               scope: { resource: 'demo-api', roles: ['reader'] },
-              max_duration_minutes: 30,
-              custodians: ['alice', { id: 'bob', principal: 'demo:bob' }, 'carol'],
-              quorum: 2,
-              alert_channels: ['ops'],
-            },
+            }),
           ],
           reviewer_groups: ['sre'],
           alert_channels: [webhookChannelConfig('ops', 'http://127.0.0.1:9/alerts')],
         },
       },
     });
-    const custodians = await enrolCustodians(
-      h.portcullis.store,
-      h.portcullis.config.breakGlass,
-      totpBoxFromKekFile(join(h.dir, 'kek')),
-      systemClock,
-      account,
-      ['alice', 'bob', 'carol'],
-    );
+    const custodians = await enrolInHarness(h, account, ['alice', 'bob', 'carol']);
     const started = await initiateActivation(h, account, custodians.alice as TestCustodian, {
       reason: 'IdP outage',
       incident: 'INC-9',
