@@ -13,6 +13,12 @@ import type { PolicyDecision } from '../core/policy-decision.js';
 import type { Principal } from '../core/principal.js';
 
 /** What the HTTP edge needs from the rest of Portcullis; built by the composition root. */
+/** What the hosts of `ssh` resources fetch; undefined answers mean "no such ssh resource". */
+export interface SshHostMaterial {
+  caPublicKey(resourceId: string): string | undefined;
+  revocationList(resourceId: string): Promise<Buffer | undefined>;
+}
+
 export interface HttpDependencies {
   readonly access: AccessService;
   readonly sessions: SessionService;
@@ -24,11 +30,8 @@ export interface HttpDependencies {
   readonly principalLocks: PrincipalLocks;
   /** JWKS of the token-signing keys (current and still-published). */
   readonly tokenJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
-  /** Public material of `ssh` resources; undefined answers mean "no such ssh resource". */
-  readonly ssh?: {
-    caPublicKey(resourceId: string): string | undefined;
-    revocationList(resourceId: string): Promise<Buffer | undefined>;
-  };
+  /** Public material of `ssh` resources, for their hosts. */
+  readonly ssh?: SshHostMaterial;
   /** Public keys that sign audit checkpoints, for offline verification. */
   readonly auditJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
   /** RFC 7662 response for a Portcullis access token. */

@@ -2,7 +2,6 @@
  * The composition root: the one place that reads configuration, constructs the adapters and wires
  * them into the application services, the HTTP edge and the expiry loop.
  */
-
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
@@ -61,7 +60,8 @@ import { DenyAllPolicyEngine } from '../policy/deny-all-policy-engine.js';
 import { policyClock } from '../policy/policy-context.js';
 import { PostgresProvisioner } from '../provisioners/postgres-provisioner.js';
 import { ProvisionerRegistry } from '../provisioners/provisioner-registry.js';
-import { SshProvisioner, sshSerialOf } from '../provisioners/ssh-provisioner.js';
+import { sshHostMaterial } from '../provisioners/ssh-host-material.js';
+import { SshProvisioner } from '../provisioners/ssh-provisioner.js';
 import { TokenProvisioner } from '../provisioners/token-provisioner.js';
 import { WebhookProvisioner } from '../provisioners/webhook-provisioner.js';
 import { openStore } from '../storage/open-store.js';
@@ -225,7 +225,6 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
     closers.push(() => provisioners.close());
     provisioners.assertCovers(config.resources.values());
     const sshResources = [...config.resources.values()].filter((resource) => resource.kind === 'ssh');
-    const sshClockSkewMs = 5 * 60_000;
     // A certificate authority key that cannot be used is a configuration error at start, not at the first grant.
     for (const resource of sshResources) ssh.authority(resource);
     const metrics = new PrometheusMetrics(store, { now: () => clock.now() });
@@ -512,23 +511,7 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         knowsIdp: (idp) => config.identityProviders.some((p) => p.id === idp),
       }),
       tokenJwks: async () => ({ keys: [...(await keys.publicKeys('token', clock.now())).keys] }),
-      ssh: {
-        caPublicKey: (id) => {
-          const resource = config.resources.get(id);
-          return resource?.kind === 'ssh'
-            ? ssh.authority(resource).publicKeyLine(`portcullis-ca:${id}`)
-            : undefined;
-        },
-        revocationList: async (id) => {
-          const resource = config.resources.get(id);
-          if (resource?.kind !== 'ssh') return undefined;
-          const now = clock.now();
-          // Listed a while past their end too: a host whose clock runs behind still accepts them.
-          const ended = await store.grants.listEndedBeforeTheirTime(id, now - sshClockSkewMs);
-          const serials = ended.flatMap((grant) => sshSerialOf(grant.artefacts) ?? []);
-          return ssh.authority(resource).revocationList(serials, now, `portcullis ${id}`);
-        },
-      },
+      ssh: sshHostMaterial({ store, provisioner: ssh, resources: config.resources, clock }),
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
       introspect: async (token) =>
         (await tokens.introspect(token, clock.now(), (grantId) => access.isGrantLive(grantId))) as Record<
