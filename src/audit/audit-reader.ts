@@ -4,6 +4,7 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { AuditCheckpoint, AuditReader, AuditRecord } from '../app/ports.js';
+import { retentionFloor } from '../storage/audit-retention-repository.js';
 import type { AuditCheckpointsTable, AuditEventsTable, Database } from '../storage/schema.js';
 import { recordOf } from './hash.js';
 
@@ -21,7 +22,7 @@ export class KyselyAuditReader implements AuditReader {
       .selectAll()
       .where('seq', '>', afterSeq)
       // Rows under the retention floor may still be waiting for their batch to be deleted.
-      .where('seq', '>', (eb) => eb.selectFrom('audit_head').select('pruned_through').where('id', '=', 1))
+      .where('seq', '>', retentionFloor)
       .orderBy('seq')
       .limit(limit)
       .execute();
