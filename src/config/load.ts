@@ -7,7 +7,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { PortcullisError } from '../core/errors.js';
 import { type IdentityLinkConfig, identityLinkIssues } from '../core/identity-links.js';
-import type { ResourceDefinition, RoleDefinition } from '../core/resource.js';
+import { loginName, type ResourceDefinition, type RoleDefinition } from '../core/resource.js';
 import { type NotificationSettings, resolveNotifications } from '../notifications/notification-config.js';
 import { readPostgresAuthPolicy } from '../postgres/auth-policy.js';
 import { isPostgresUrl } from '../text/postgres-url.js';
@@ -444,7 +444,7 @@ function resolveResources(
     } else if (resource.kind === 'ssh') {
       resource.roles.forEach((role, r) => {
         role.grants.forEach((login, g) => {
-          if (!unixLogin.test(login)) {
+          if (!loginName.test(login)) {
             issues.push({
               path: `resources[${i}].roles[${r}].grants[${g}]`,
               message: 'must be a login name on the hosts (a-z, 0-9, _, ., -; at most 32)',
@@ -477,9 +477,6 @@ function resolveResources(
   });
   return resources;
 }
-
-/** A login name as `useradd` takes it: what an SSH certificate's principals name. */
-const unixLogin = /^[a-z_][a-z0-9_.-]{0,31}$/;
 
 /** `tokens.rotation_prepublish`, or its default: a day, or a quarter of the interval when shorter. */
 function prepublishSeconds(tokens: ParsedConfig['tokens']): number | null {

@@ -19,3 +19,6 @@ export interface ResourceDefinition {
   readonly owners: readonly string[];
   readonly roles: ReadonlyMap<string, RoleDefinition>;
 }
+
+/** A login name as `useradd` takes it: what an `ssh` resource's roles grant (certificate principals). */
+export const loginName = /^[a-z_][a-z0-9_.-]{0,31}$/;

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { grantStatuses } from '../../core/grant.js';
+import { loginName } from '../../core/resource.js';
 import type { GrantView } from '../../http/views.js';
 import { writeFileAtomically } from '../atomic-file.js';
 import { usageError } from '../cli-error.js';
@@ -163,7 +164,7 @@ async function readIfThere(path: string): Promise<string | undefined> {
  * or address and a port: never a command line taken from the server as it is.
  */
 function sshCommand(credentials: Record<string, string>, keyFile: string, certificateFile: string): string {
-  const login = /^[a-z_][a-z0-9_.-]{0,31}$/.test(credentials.login ?? '') ? credentials.login : 'LOGIN';
+  const login = loginName.test(credentials.login ?? '') ? credentials.login : 'LOGIN';
   const host = /^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/.test(credentials.host ?? '') ? credentials.host : 'HOST';
   const port =
     /^[0-9]{1,5}$/.test(credentials.port ?? '') && credentials.port !== '22' ? ` -p ${credentials.port}` : '';
