@@ -57,6 +57,29 @@ export function ed25519PublicKey(jwk: JWK): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, format: 'jwk' });
 }
 
+/**
+ * Signs bytes with an audit key: node:crypto for a KeyObject, WebCrypto for a non-extractable
+ * CryptoKey (whose first signature is checked against its public JWK instead).
+ * @throws Error when the key is not an Ed25519 private key matching `publicJwk`.
+ */
+export function auditKeySigner(key: AuditSigningKey): (input: Buffer) => Promise<Buffer> {
+  const notEd25519 = () => new Error(`audit key ${key.kid} is not an Ed25519 private key`);
+  const mismatch = () => new Error(`audit key ${key.kid}: the private key does not match its public JWK`);
+  const publicKey = ed25519PublicKey(key.publicJwk);
+  const privateKey = key.privateKey;
+  if (privateKey instanceof KeyObject) {
+    if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') throw notEd25519();
+    if (createPublicKey(privateKey).export({ format: 'jwk' }).x !== key.publicJwk.x) throw mismatch();
+    return async (input) => sign(null, input, privateKey);
+  }
+  if (privateKey.type !== 'private' || privateKey.algorithm.name !== 'Ed25519') throw notEd25519();
+  return async (input) => {
+    const signature = Buffer.from(await webcrypto.subtle.sign('Ed25519', privateKey, input));
+    if (!verify(null, input, publicKey, signature)) throw mismatch();
+    return signature;
+  };
+}
+
 /** When a checkpoint is due. */
 export interface CheckpointSchedule {
   /** Checkpoint once this many events are unsigned. Default 1000. */
@@ -77,7 +100,6 @@ export interface CheckpointSchedule {
  */
 export class AuditCheckpointer {
   private readonly signBytes: (input: Buffer) => Promise<Buffer>;
-  private readonly publicKey: KeyObject;
   private readonly everyEvents: number;
   private readonly everyMs: number;
 
@@ -90,22 +112,7 @@ export class AuditCheckpointer {
     private readonly key: AuditSigningKey,
     schedule: CheckpointSchedule = {},
   ) {
-    const notEd25519 = () => new Error(`audit key ${key.kid} is not an Ed25519 private key`);
-    const mismatch = () => new Error(`audit key ${key.kid}: the private key does not match its public JWK`);
-    this.publicKey = ed25519PublicKey(key.publicJwk);
-    const privateKey = key.privateKey;
-    if (privateKey instanceof KeyObject) {
-      if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') throw notEd25519();
-      if (createPublicKey(privateKey).export({ format: 'jwk' }).x !== key.publicJwk.x) throw mismatch();
-      this.signBytes = async (input) => sign(null, input, privateKey);
-    } else {
-      if (privateKey.type !== 'private' || privateKey.algorithm.name !== 'Ed25519') throw notEd25519();
-      this.signBytes = async (input) => {
-        const signature = Buffer.from(await webcrypto.subtle.sign('Ed25519', privateKey, input));
-        if (!verify(null, input, this.publicKey, signature)) throw mismatch();
-        return signature;
-      };
-    }
+    this.signBytes = auditKeySigner(key);
     this.everyEvents = schedule.everyEvents ?? 1000;
     this.everyMs = (schedule.everySeconds ?? 60) * 1000;
     if (!(this.everyEvents >= 1) || !(this.everyMs > 0))

@@ -6,9 +6,9 @@
  * history as retention: the chain alone cannot tell a forged `audit.pruned` event from a real one,
  * since the server signs every head it finds.
  */
-import { KeyObject, sign, verify, webcrypto } from 'node:crypto';
+import { type KeyObject, verify } from 'node:crypto';
 import { canonicalJson } from './canonical.js';
-import type { AuditSigningKey } from './checkpoint.js';
+import { type AuditSigningKey, auditKeySigner } from './checkpoint.js';
 
 export interface CutStatement {
   readonly throughSeq: number;
@@ -44,12 +44,7 @@ export async function signCut(
   statement: CutStatement,
   key: AuditSigningKey,
 ): Promise<{ readonly kid: string; readonly signature: string }> {
-  const input = cutSigningInput(statement, key.kid);
-  const privateKey = key.privateKey;
-  const signature =
-    privateKey instanceof KeyObject
-      ? sign(null, input, privateKey)
-      : Buffer.from(await webcrypto.subtle.sign('Ed25519', privateKey, input));
+  const signature = await auditKeySigner(key)(cutSigningInput(statement, key.kid));
   return { kid: key.kid, signature: signature.toString('base64url') };
 }
 
