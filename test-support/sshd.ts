@@ -5,11 +5,14 @@
  * cron job would, from Portcullis). It needs root, as sshd does; without sshd or root the caller
  * skips, and with CI=true that is a failure instead (see {@link sshdSkipReason}).
  *
- * - `startSshd({ trustedCaKey })` → `{ port, revokedKeysFile, log(), close() }`
- * - `sshCommand(server, key, cert, login, command)` → the exit code and output of a real `ssh`.
+ * - `startSshd({ trustedCaKey, emptyKrl, sessionRecords? })` → `{ port, revokedKeysFile, log(), close() }`;
+ *   with `sessionRecords`, sshd runs contrib/ssh/portcullis-ssh-session as its
+ *   AuthorizedPrincipalsCommand (for `portcullis ssh-guard`), from a root-owned copy as sshd demands.
+ * - `sshCommand(server, key, cert, login, command)` → the exit code and output of a real `ssh`;
+ *   `startSshSession(…)` the same, still running.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,11 +38,28 @@ export interface TestSshd {
   close(): Promise<void>;
 }
 
+const principalsCommand = join(import.meta.dirname, '..', 'contrib', 'ssh', 'portcullis-ssh-session');
+
 export async function startSshd(options: {
   readonly trustedCaKey: string;
   readonly emptyKrl: Buffer;
+  /** Record sessions for ssh-guard into this directory, as this account. */
+  readonly sessionRecords?: { readonly directory: string; readonly user: string };
 }): Promise<TestSshd> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-sshd-'));
+  // sshd runs an AuthorizedPrincipalsCommand only from a path no one but root can write, all the
+  // way up: not from /tmp (world-writable) or a checkout.
+  const commandDir = options.sessionRecords ? mkdtempSync('/run/portcullis-sshd-') : undefined;
+  const commandLines: string[] = [];
+  if (options.sessionRecords && commandDir) {
+    chmodSync(commandDir, 0o755);
+    copyFileSync(principalsCommand, join(commandDir, 'portcullis-ssh-session'));
+    chmodSync(join(commandDir, 'portcullis-ssh-session'), 0o755);
+    commandLines.push(
+      `AuthorizedPrincipalsCommand ${join(commandDir, 'portcullis-ssh-session')} %u %k ${options.sessionRecords.directory}`,
+      `AuthorizedPrincipalsCommandUser ${options.sessionRecords.user}`,
+    );
+  }
   const port = await freePort();
   const hostKey = join(dir, 'host_key');
   spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
@@ -64,6 +84,7 @@ export async function startSshd(options: {
       'UsePAM no',
       'StrictModes no',
       'LogLevel VERBOSE',
+      ...commandLines,
       '',
     ].join('\n'),
   );
@@ -97,8 +118,39 @@ export async function startSshd(options: {
       child.kill('SIGTERM');
       await exited;
       rmSync(dir, { recursive: true, force: true });
+      if (commandDir) rmSync(commandDir, { recursive: true, force: true });
     },
   };
+}
+
+function sshArguments(
+  server: TestSshd,
+  files: { readonly key: string; readonly cert: string },
+  login: string,
+  command: string,
+): string[] {
+  return [
+    '-F',
+    '/dev/null',
+    '-i',
+    files.key,
+    '-o',
+    `CertificateFile=${files.cert}`,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'LogLevel=ERROR',
+    '-p',
+    String(server.port),
+    `${login}@127.0.0.1`,
+    command,
+  ];
 }
 
 /** Runs `command` over a real `ssh` with a key and its certificate; never asks anything. */
@@ -108,31 +160,36 @@ export function sshCommand(
   login: string,
   command: string,
 ): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(
-    'ssh',
-    [
-      '-F',
-      '/dev/null',
-      '-i',
-      files.key,
-      '-o',
-      `CertificateFile=${files.cert}`,
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'LogLevel=ERROR',
-      '-p',
-      String(server.port),
-      `${login}@127.0.0.1`,
-      command,
-    ],
-    { encoding: 'utf8', timeout: 20_000 },
-  );
+  const result = spawnSync('ssh', sshArguments(server, files, login, command), {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A real `ssh` session still running: its output so far and, once it ends, its exit code. */
+export interface RunningSsh {
+  stdout(): string;
+  stderr(): string;
+  readonly exited: Promise<{ code: number | null; at: number }>;
+  kill(): void;
+}
+
+export function startSshSession(
+  server: TestSshd,
+  files: { readonly key: string; readonly cert: string },
+  login: string,
+  command: string,
+): RunningSsh {
+  const child = spawn('ssh', sshArguments(server, files, login, command), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) =>
+    child.once('close', (code) => resolve({ code, at: Date.now() })),
+  );
+  return { stdout: () => stdout, stderr: () => stderr, exited, kill: () => child.kill('SIGKILL') };
 }

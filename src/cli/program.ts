@@ -33,6 +33,7 @@ import {
   showRequest,
 } from './commands/request-commands.js';
 import { dev, serve } from './commands/server-commands.js';
+import { runSshGuard, type SshGuardOptions } from './commands/ssh-guard-command.js';
 import { CliContext, type CliIo, cliVersion, type GlobalOptions } from './context.js';
 import { Output } from './output.js';
 
@@ -380,6 +381,32 @@ PORTCULLIS_PROXY_PASSWORD sets the local password (at least 16 characters); by d
         proxyGrant(ctx, id, options),
       ),
     );
+
+  program
+    .command('ssh-guard')
+    .description(
+      'on an SSH host, as root: end live sessions whose Portcullis certificate expired or was revoked, and keep the revocation list current',
+    )
+    .requiredOption('--resource <id>', 'the ssh resource whose hosts these are')
+    .requiredOption(
+      '--ca-keys <file>',
+      "the authorities' public keys (the file sshd's TrustedUserCAKeys names)",
+    )
+    .requiredOption('--revoked-keys <file>', "where sshd's RevokedKeys reads the revocation list")
+    .option(
+      '--records <dir>',
+      'where contrib/ssh/portcullis-ssh-session records sessions',
+      '/run/portcullis-ssh-guard/sessions',
+    )
+    .option('--record-user <name>', "sshd's AuthorizedPrincipalsCommandUser, owner of --records", 'nobody')
+    .option('--refresh <duration>', 'how often the revocation list is fetched', '5s')
+    .addHelpText(
+      'after',
+      example(
+        'portcullis ssh-guard --server https://access.example.com --resource prod-hosts --ca-keys /etc/ssh/portcullis-ca.pub --revoked-keys /etc/ssh/portcullis.krl --record-user portcullis-ssh',
+      ),
+    )
+    .action(run((ctx, options: SshGuardOptions) => runSshGuard(ctx, options)));
 
   const token = program
     .command('token')

@@ -39,6 +39,32 @@ export function ed25519PublicKeyBlob(publicKey: Uint8Array): Buffer {
   return Buffer.concat([sshString(ed25519), sshString(publicKey)]);
 }
 
+/**
+ * The raw Ed25519 keys of an authorized_keys-style text (a TrustedUserCAKeys file): one per
+ * `ssh-ed25519 AAAA… [comment]` line. Comments and blank lines are skipped; lines of other key
+ * types are returned in `others`, so a caller can say what it ignored.
+ */
+export function ed25519KeysOfAuthorizedKeys(text: string): { keys: Buffer[]; others: number } {
+  const keys: Buffer[] = [];
+  let others = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const [type, data] = line.split(/\s+/);
+    if (type !== ed25519 || !data) {
+      others += 1;
+      continue;
+    }
+    const reader = new SshReader(Buffer.from(data, 'base64'));
+    if (reader.string().toString('latin1') !== ed25519)
+      throw new TypeError('a key line does not match its type');
+    const key = reader.string();
+    if (key.length !== 32 || !reader.done()) throw new TypeError('a malformed ssh-ed25519 key line');
+    keys.push(Buffer.from(key));
+  }
+  return { keys, others };
+}
+
 /** `ssh-ed25519 AAAA… comment`, as in authorized_keys and TrustedUserCAKeys files. */
 export function authorizedKeyLine(publicKey: Uint8Array, comment: string): string {
   return `${ed25519} ${ed25519PublicKeyBlob(publicKey).toString('base64')} ${comment}`;
@@ -102,6 +128,68 @@ export function userCertificateBody(fields: UserCertificateFields): Buffer {
 export function certificateLine(body: Uint8Array, signature: Uint8Array, comment: string): string {
   const blob = Buffer.concat([body, sshString(Buffer.concat([sshString(ed25519), sshString(signature)]))]);
   return `${ed25519CertificateType} ${blob.toString('base64')} ${comment}`;
+}
+
+/** The fields of a user certificate that a host-side reader needs (PROTOCOL.certkeys). */
+export interface ParsedUserCertificate {
+  readonly serial: bigint;
+  readonly keyId: string;
+  readonly principals: readonly string[];
+  /** Seconds since the epoch. */
+  readonly validAfter: number;
+  readonly validBefore: number;
+  /** The signing authority's raw Ed25519 public key. */
+  readonly caPublicKey: Buffer;
+  /** What the authority signed: every byte before the signature field. */
+  readonly signedBody: Buffer;
+  /** The raw 64-byte Ed25519 signature over `signedBody`. */
+  readonly signature: Buffer;
+}
+
+/**
+ * Reads an Ed25519 user certificate blob signed by an Ed25519 authority, as Portcullis issues
+ * them, and undefined for any other kind of key or certificate. The signature is not checked here.
+ *
+ * @throws TypeError when the blob is truncated or malformed.
+ */
+export function parseUserCertificate(blob: Buffer): ParsedUserCertificate | undefined {
+  const reader = new SshReader(blob);
+  if (reader.string().toString('latin1') !== ed25519CertificateType) return undefined;
+  reader.string(); // nonce
+  if (reader.string().length !== 32) throw new TypeError('bad Ed25519 public key in the certificate');
+  const serial = reader.uint64();
+  if (reader.uint32() !== userCertificate) return undefined;
+  const keyId = reader.string().toString('utf8');
+  const principalList = new SshReader(reader.string());
+  const principals: string[] = [];
+  while (!principalList.done()) principals.push(principalList.string().toString('utf8'));
+  const validAfter = reader.uint64();
+  const validBefore = reader.uint64();
+  reader.string(); // critical options
+  reader.string(); // extensions
+  reader.string(); // reserved
+  const caKey = new SshReader(reader.string());
+  if (caKey.string().toString('latin1') !== ed25519) return undefined;
+  const caPublicKey = caKey.string();
+  if (caPublicKey.length !== 32) throw new TypeError('bad Ed25519 key of the certificate authority');
+  const signedBody = blob.subarray(0, reader.offset);
+  const signatureField = new SshReader(reader.string());
+  if (!reader.done()) throw new TypeError('bytes after the certificate');
+  if (signatureField.string().toString('latin1') !== ed25519) return undefined;
+  const signature = signatureField.string();
+  if (signature.length !== 64) throw new TypeError('bad Ed25519 signature length');
+  const seconds = (value: bigint) =>
+    value > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(value);
+  return {
+    serial,
+    keyId,
+    principals,
+    validAfter: seconds(validAfter),
+    validBefore: seconds(validBefore),
+    caPublicKey: Buffer.from(caPublicKey),
+    signedBody: Buffer.from(signedBody),
+    signature: Buffer.from(signature),
+  };
 }
 
 const privateKeyMagic = Buffer.from('openssh-key-v1\0', 'latin1');
@@ -171,8 +259,16 @@ class SshReader {
   #offset = 0;
   constructor(private readonly bytes: Buffer) {}
 
+  get offset(): number {
+    return this.#offset;
+  }
+
+  done(): boolean {
+    return this.#offset === this.bytes.length;
+  }
+
   take(length: number): Buffer {
-    if (this.#offset + length > this.bytes.length) throw new TypeError('the key file is truncated');
+    if (this.#offset + length > this.bytes.length) throw new TypeError('truncated SSH data');
     const out = this.bytes.subarray(this.#offset, this.#offset + length);
     this.#offset += length;
     return out;
@@ -180,6 +276,10 @@ class SshReader {
 
   uint32(): number {
     return this.take(4).readUInt32BE();
+  }
+
+  uint64(): bigint {
+    return this.take(8).readBigUInt64BE();
   }
 
   string(): Buffer {

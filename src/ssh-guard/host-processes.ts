@@ -1,0 +1,87 @@
+/**
+ * The host's processes as `/proc` shows them (Linux), for ending an SSH connection with everything
+ * it started. A process is named by its pid and its start time together: a pid alone may have been
+ * reused by an unrelated process since it was recorded.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface HostProcess {
+  readonly pid: number;
+  readonly parentPid: number;
+  /** The session id (`setsid`): sshd starts each shell or command in a session of its own. */
+  readonly sessionId: number;
+  /** Clock ticks since boot: with the pid, names this process and no later one. */
+  readonly startTime: string;
+  /** The command name (`comm`), at most 15 bytes. */
+  readonly name: string;
+}
+
+/**
+ * One `/proc/PID/stat` line. The name (field 2) is in parentheses and may itself hold spaces and
+ * parentheses, so fields are counted from the last closing one.
+ */
+export function parseProcStat(line: string): HostProcess | undefined {
+  const open = line.indexOf(' (');
+  const close = line.lastIndexOf(') ');
+  if (open < 1 || close < open) return undefined;
+  const pid = Number(line.slice(0, open));
+  const fields = line.slice(close + 2).split(' ');
+  // fields[0] is field 3 (state): field N is fields[N - 3].
+  const parentPid = Number(fields[1]);
+  const sessionId = Number(fields[3]);
+  const startTime = fields[19];
+  if (![pid, parentPid, sessionId].every(Number.isSafeInteger) || !startTime || !/^\d+$/.test(startTime))
+    return undefined;
+  return { pid, parentPid, sessionId, startTime, name: line.slice(open + 2, close) };
+}
+
+export interface ProcessTable {
+  /** The process with this pid, if it is still the one that started at `startTime`. */
+  find(pid: number, startTime: string): HostProcess | undefined;
+  /**
+   * Everything a connection's process started: its descendants, and every process in the sessions
+   * of those descendants (a command that ran `nohup … &` and was adopted by init stays in its
+   * session unless it called `setsid` itself).
+   */
+  startedBy(root: HostProcess): readonly HostProcess[];
+}
+
+export function processTable(processes: readonly HostProcess[]): ProcessTable {
+  const byPid = new Map(processes.map((p) => [p.pid, p]));
+  const children = new Map<number, HostProcess[]>();
+  for (const p of processes) children.set(p.parentPid, [...(children.get(p.parentPid) ?? []), p]);
+  return {
+    find(pid, startTime) {
+      const found = byPid.get(pid);
+      return found?.startTime === startTime ? found : undefined;
+    },
+    startedBy(root) {
+      const found = new Map<number, HostProcess>();
+      const queue = [...(children.get(root.pid) ?? [])];
+      for (let next = queue.shift(); next; next = queue.shift()) {
+        if (found.has(next.pid)) continue;
+        found.set(next.pid, next);
+        queue.push(...(children.get(next.pid) ?? []));
+      }
+      const sessions = new Set([...found.values()].map((p) => p.sessionId));
+      sessions.delete(root.sessionId);
+      for (const p of processes) if (sessions.has(p.sessionId) && p.pid !== root.pid) found.set(p.pid, p);
+      return [...found.values()];
+    },
+  };
+}
+
+/** Every process `/proc` lists now; processes that end while it is read are left out. */
+export function readProcessTable(proc = '/proc'): ProcessTable {
+  const processes: HostProcess[] = [];
+  for (const entry of readdirSync(proc)) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const parsed = parseProcStat(readFileSync(`${proc}/${entry}/stat`, 'latin1'));
+      if (parsed) processes.push(parsed);
+    } catch {
+      // It ended between the listing and the read.
+    }
+  }
+  return processTable(processes);
+}

@@ -1,0 +1,86 @@
+/**
+ * The records `contrib/ssh/portcullis-ssh-session` writes while sshd checks a certificate (sshd's
+ * AuthorizedPrincipalsCommand): which connection process checked which certificate. One line:
+ *
+ *   portcullis-ssh-session/1 <pid> <start time> <account> <certificate, base64>
+ *
+ * A record proves nothing by itself (its writer is an unprivileged account): the guard acts on one
+ * only when the certificate's signature is its authority's and the pid with that start time is
+ * still an sshd process (ssh-session-guard.ts).
+ */
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const recordPattern =
+  /^portcullis-ssh-session\/1 ([1-9]\d{0,9}) (\d{1,20}) ([A-Za-z0-9._-]{1,64}) ([A-Za-z0-9+/]+={0,2})\n?$/;
+/** Larger than any certificate Portcullis issues, with room for long principal lists. */
+const maxRecordBytes = 64 * 1024;
+const fileNamePattern = /^\d+\.\d+\.\d+$/;
+
+export interface SessionRecord {
+  /** The record's file name inside the records directory. */
+  readonly file: string;
+  readonly pid: number;
+  readonly startTime: string;
+  readonly account: string;
+  readonly certificate: Buffer;
+}
+
+export function parseSessionRecord(file: string, text: string): SessionRecord | undefined {
+  const match = recordPattern.exec(text);
+  if (!match) return undefined;
+  const [, pid, startTime, account, certificate] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  return { file, pid: Number(pid), startTime, account, certificate: Buffer.from(certificate, 'base64') };
+}
+
+export class SessionRecords {
+  constructor(readonly directory: string) {}
+
+  /** Every well-formed record; malformed ones are returned by name so the caller can report them. */
+  read(): { records: SessionRecord[]; malformed: string[] } {
+    const records: SessionRecord[] = [];
+    const malformed: string[] = [];
+    for (const file of readdirSync(this.directory)) {
+      if (!fileNamePattern.test(file)) continue; // the writer's temporary files start with "."
+      const text = readRegularFile(join(this.directory, file));
+      if (text === undefined) continue; // removed while it was being read
+      const record = parseSessionRecord(file, text);
+      if (record) records.push(record);
+      else malformed.push(file);
+    }
+    return { records, malformed };
+  }
+
+  remove(file: string): void {
+    rmSync(join(this.directory, file), { force: true });
+  }
+}
+
+/**
+ * The text of a small regular file, never following a link or blocking on a pipe: the records
+ * directory is writable by an unprivileged account, and the guard reading it runs as root.
+ * Anything else reads as '' (malformed).
+ */
+function readRegularFile(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : '';
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > maxRecordBytes) return '';
+    const buffer = Buffer.alloc(stat.size);
+    const read = readSync(fd, buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, read).toString('latin1');
+  } finally {
+    closeSync(fd);
+  }
+}
