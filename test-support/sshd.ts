@@ -123,19 +123,24 @@ export async function startSshd(options: {
   };
 }
 
+/** A private key file and its certificate. */
+export interface SshKeyFiles {
+  readonly key: string;
+  readonly cert: string;
+}
+
+/** With several key files, ssh offers them in order. */
 function sshArguments(
   server: TestSshd,
-  files: { readonly key: string; readonly cert: string },
+  files: SshKeyFiles | readonly SshKeyFiles[],
   login: string,
   command: string,
 ): string[] {
+  const identities = (Array.isArray(files) ? files : [files]) as readonly SshKeyFiles[];
   return [
     '-F',
     '/dev/null',
-    '-i',
-    files.key,
-    '-o',
-    `CertificateFile=${files.cert}`,
+    ...identities.flatMap((f) => ['-i', f.key, '-o', `CertificateFile=${f.cert}`]),
     '-o',
     'IdentitiesOnly=yes',
     '-o',
@@ -177,7 +182,7 @@ export interface RunningSsh {
 
 export function startSshSession(
   server: TestSshd,
-  files: { readonly key: string; readonly cert: string },
+  files: SshKeyFiles | readonly SshKeyFiles[],
   login: string,
   command: string,
 ): RunningSsh {

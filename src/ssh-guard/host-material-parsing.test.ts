@@ -64,13 +64,14 @@ describe('/proc stat lines', () => {
 
 describe('session records', () => {
   test('one line with the pid, start time, account and certificate', () => {
-    const record = parseSessionRecord('9.8.7', 'portcullis-ssh-session/1 9 8 ops AAAA\n');
+    const record = parseSessionRecord('9.8.7', 'portcullis-ssh-session/1 9 8 ops AAAA\n', 5);
     assert.deepEqual(record, {
       file: '9.8.7',
       pid: 9,
       startTime: '8',
       account: 'ops',
       certificate: Buffer.from('AAAA', 'base64'),
+      recordedAt: 5,
     });
     for (const bad of [
       'portcullis-ssh-session/2 9 8 ops AAAA',
@@ -79,7 +80,7 @@ describe('session records', () => {
       'portcullis-ssh-session/1 9 8 ops AA AA',
       'portcullis-ssh-session/1 9 8 ops AAAA\nportcullis-ssh-session/1 9 8 ops AAAA',
     ])
-      assert.equal(parseSessionRecord('f', bad), undefined, bad);
+      assert.equal(parseSessionRecord('f', bad, 5), undefined, bad);
   });
 });
 

@@ -24,19 +24,26 @@ export interface SessionRecord {
   readonly startTime: string;
   readonly account: string;
   readonly certificate: Buffer;
+  /** When the record was written (its modification time), milliseconds since the epoch. */
+  readonly recordedAt: number;
 }
 
-export function parseSessionRecord(file: string, text: string): SessionRecord | undefined {
+export function parseSessionRecord(
+  file: string,
+  text: string,
+  recordedAt: number,
+): SessionRecord | undefined {
   const match = recordPattern.exec(text);
   if (!match) return undefined;
-  const [, pid, startTime, account, certificate] = match as unknown as [
-    string,
-    string,
-    string,
-    string,
-    string,
-  ];
-  return { file, pid: Number(pid), startTime, account, certificate: Buffer.from(certificate, 'base64') };
+  const [, pid, startTime, account, certificate] = match as unknown as string[];
+  return {
+    file,
+    pid: Number(pid),
+    startTime: startTime as string,
+    account: account as string,
+    certificate: Buffer.from(certificate as string, 'base64'),
+    recordedAt,
+  };
 }
 
 export class SessionRecords {
@@ -48,9 +55,9 @@ export class SessionRecords {
     const malformed: string[] = [];
     for (const file of readdirSync(this.directory)) {
       if (!fileNamePattern.test(file)) continue; // the writer's temporary files start with "."
-      const text = readRegularFile(join(this.directory, file));
-      if (text === undefined) continue; // removed while it was being read
-      const record = parseSessionRecord(file, text);
+      const read = readRegularFile(join(this.directory, file));
+      if (read === undefined) continue; // removed while it was being read
+      const record = parseSessionRecord(file, read.text, read.modifiedAt);
       if (record) records.push(record);
       else malformed.push(file);
     }
@@ -67,19 +74,19 @@ export class SessionRecords {
  * directory is writable by an unprivileged account, and the guard reading it runs as root.
  * Anything else reads as '' (malformed).
  */
-function readRegularFile(path: string): string | undefined {
+function readRegularFile(path: string): { text: string; modifiedAt: number } | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : '';
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : { text: '', modifiedAt: 0 };
   }
   try {
     const stat = fstatSync(fd);
-    if (!stat.isFile() || stat.size > maxRecordBytes) return '';
+    if (!stat.isFile() || stat.size > maxRecordBytes) return { text: '', modifiedAt: 0 };
     const buffer = Buffer.alloc(stat.size);
     const read = readSync(fd, buffer, 0, buffer.length, 0);
-    return buffer.subarray(0, read).toString('latin1');
+    return { text: buffer.subarray(0, read).toString('latin1'), modifiedAt: stat.mtimeMs };
   } finally {
     closeSync(fd);
   }

@@ -212,6 +212,46 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     assert.match(guard.stdout(), /"reason":"expired"[^\n]*"key_id":"short-lived"/);
   });
 
+  test('an expired certificate offered before the one that logs in does not end the session', async () => {
+    const authority = SshCertificateAuthority.fromPrivateKey(readFileSync(join(dir, 'ca'), 'utf8'));
+    const now = Math.floor(Date.now() / 1000);
+    const old = authority.issueUserCertificate({
+      serial: 79n,
+      keyId: 'left-in-the-agent',
+      principals: ['root'],
+      validAfter: now - 3600,
+      validBefore: now - 10,
+      criticalOptions: {},
+      extensions: {},
+      comment: '',
+    });
+    const oldKey = join(dir, 'old');
+    writeFileSync(oldKey, old.privateKey, { mode: 0o600 });
+    writeFileSync(`${oldKey}-cert.pub`, `${old.certificate}\n`);
+    const current = await grantKeyFiles('current');
+    const session = startSshSession(
+      sshd,
+      [{ key: oldKey, cert: `${oldKey}-cert.pub` }, current],
+      'root',
+      'echo started; sleep 3600',
+    );
+    try {
+      await waitFor('the session to start', async () =>
+        session.stdout().includes('started') ? true : undefined,
+      );
+      // sshd ran the principals command for the expired certificate too, then refused it.
+      assert.match(sshd.log(), /Certificate invalid: expired\s+Failed publickey[^\n]*ID left-in-the-agent/);
+      const outcome = await Promise.race([
+        session.exited,
+        new Promise((resolve) => setTimeout(resolve, 2000, 'running')),
+      ]);
+      assert.equal(outcome, 'running', `the session was ended: ${session.stderr()}`);
+    } finally {
+      session.kill();
+      await session.exited;
+    }
+  });
+
   test('no login when the session cannot be recorded', async () => {
     const files = await grantKeyFiles('unrecorded');
     chownSync(records, 0, 0);

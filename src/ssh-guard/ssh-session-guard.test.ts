@@ -18,12 +18,16 @@ function newAuthority(): SshCertificateAuthority {
   );
 }
 
-function certificateBlob(authority: SshCertificateAuthority, validBefore: number): Buffer {
+function certificateBlob(
+  authority: SshCertificateAuthority,
+  validBefore: number,
+  options: { principals?: string[]; validAfter?: number } = {},
+): Buffer {
   const issued = authority.issueUserCertificate({
     serial: 5n,
     keyId: 'portcullis grant g-1 for demo:alice',
-    principals: ['ops'],
-    validAfter: validBefore - 3600,
+    principals: options.principals ?? ['ops'],
+    validAfter: options.validAfter ?? validBefore - 3600,
     validBefore,
     criticalOptions: {},
     extensions: {},
@@ -62,6 +66,7 @@ function harness(options: { certificate: Buffer; pid?: number; authorities: Buff
       startTime: String((options.pid ?? 100) * 10),
       account: 'ops',
       certificate: options.certificate,
+      recordedAt: now,
     },
   ];
   let alive = processes;
@@ -150,34 +155,53 @@ describe('SshSessionGuard', () => {
   });
 
   test('certificates of other authorities, forged signatures and non-sshd processes are left alone', async () => {
+    // Each would be ended (the list revokes everything) if the guard trusted its record.
     const other = harness({
-      certificate: certificateBlob(newAuthority(), start - 1),
+      certificate: certificateBlob(newAuthority(), start + 3600),
       authorities: [authority.publicKey],
+      revoked: true,
     });
     await other.guard.check();
     assert.deepEqual(other.signals, []);
     assert.equal(other.records().length, 0);
+    assert.equal(other.revocationChecks(), 0);
 
-    const forgedBlob = certificateBlob(authority, start - 1);
+    const forgedBlob = certificateBlob(authority, start + 3600);
     forgedBlob[forgedBlob.length - 1] = (forgedBlob[forgedBlob.length - 1] as number) ^ 1;
-    const forged = harness({ certificate: forgedBlob, authorities: [authority.publicKey] });
+    const forged = harness({ certificate: forgedBlob, authorities: [authority.publicKey], revoked: true });
     await forged.guard.check();
     assert.deepEqual(forged.signals, []);
 
     const garbage = harness({
       certificate: Buffer.from('not a certificate'),
       authorities: [authority.publicKey],
+      revoked: true,
     });
     await garbage.guard.check();
     assert.deepEqual(garbage.signals, []);
 
     const notSshd = harness({
-      certificate: certificateBlob(authority, start - 1),
+      certificate: certificateBlob(authority, start + 3600),
       pid: 400,
       authorities: [authority.publicKey],
+      revoked: true,
     });
     await notSshd.guard.check();
     assert.deepEqual(notSshd.signals, []);
     assert.ok(notSshd.log.includes('ssh-guard: a record names a process that is not sshd'));
+  });
+
+  test('records of certificates that could not have logged in do not end the connection', async () => {
+    // sshd records every certificate a client offers before it checks validity and principals.
+    for (const certificate of [
+      certificateBlob(authority, start - 1),
+      certificateBlob(authority, start + 3600, { validAfter: start + 60 }),
+      certificateBlob(authority, start + 3600, { principals: ['deploy'] }),
+    ]) {
+      const h = harness({ certificate, authorities: [authority.publicKey], revoked: true });
+      await h.guard.check();
+      assert.deepEqual(h.signals, []);
+      assert.equal(h.revocationChecks(), 0);
+    }
   });
 });

@@ -126,6 +126,14 @@ export class SshSessionGuard {
     const authority = this.#authorities.find((a) => a.raw.equals(caKey));
     if (!authority || !verify(null, certificate.signedBody, authority.key, certificate.signature))
       return undefined;
+    // sshd runs the principals command for every certificate a client offers, before it checks the
+    // principals and the validity period. A client with several (an agent holding an expired one,
+    // one for another account) leaves records of certificates that could not have logged in; the
+    // connection is judged only by one that could.
+    const validWhenRecorded =
+      certificate.validAfter * 1000 <= record.recordedAt &&
+      record.recordedAt < certificate.validBefore * 1000;
+    if (!validWhenRecorded || !certificate.principals.includes(record.account)) return undefined;
     return certificate;
   }
 
