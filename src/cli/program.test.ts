@@ -412,6 +412,19 @@ describe('commands against a stand-in API', () => {
     assert.equal(JSON.parse((await cli(['creds', 'g-1', '--json'])).stdout).credentials.password, 'p');
   });
 
+  it('creds --ssh-key on a grant whose credentials are a password exits 2 and writes nothing', async () => {
+    const keyFile = join(home, 'not-an-ssh-grant');
+    const result = await cli(['creds', 'g-1', '--ssh-key', keyFile]);
+    assert.equal(result.code, exitCodes.usage);
+    assert.match(
+      result.stderr,
+      /grant g-1 has no SSH key and certificate: --ssh-key is for grants of ssh resources/,
+    );
+    assert.equal(result.stdout, '', 'the password is not printed instead');
+    await assert.rejects(stat(keyFile), { code: 'ENOENT' });
+    await assert.rejects(stat(`${keyFile}-cert.pub`), { code: 'ENOENT' });
+  });
+
   it('never sends the session token to a server that did not issue it', async () => {
     const calls = seen.length;
     const { code, stderr } = await cli(['whoami', '--server', 'http://127.0.0.1:1']);
