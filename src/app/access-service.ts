@@ -1367,7 +1367,8 @@ export class AccessService {
 
   // ------------------------------------------------------------ using access
 
-  private async liveGrantOfRequester(
+  /** The requester's own grant while it gives access; someone else's reads as missing. */
+  async liveGrantOfRequester(
     principal: Principal,
     grantId: string,
   ): Promise<{ grant: Grant; request: AccessRequest }> {

@@ -287,14 +287,24 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('your credentials for a live grant: the connection string (all fields with --json)')
     .argument('<grant>', 'grant id')
     .option('--ssh-key <file>', 'SSH grants: write the key to FILE and its certificate to FILE-cert.pub')
+    .option(
+      '--ssh-public-key <file>',
+      'SSH grants: certify your own key instead (KEY.pub; the certificate goes to KEY-cert.pub)',
+    )
+    .option('--force', 'replace a key or certificate file Portcullis did not write')
     .addHelpText(
       'after',
       example(
         'psql "$(portcullis creds 7c1d…)"',
         '$(portcullis creds 9a2e… --ssh-key ~/.ssh/portcullis) uptime',
+        'portcullis creds 9a2e… --ssh-public-key ~/.ssh/id_ed25519.pub',
       ),
     )
-    .action(run((ctx, id: string, options: { sshKey?: string }) => showCredentials(ctx, id, options)));
+    .action(
+      run((ctx, id: string, options: { sshKey?: string; sshPublicKey?: string; force?: boolean }) =>
+        showCredentials(ctx, id, options),
+      ),
+    );
 
   const gateway = program
     .command('gateway')

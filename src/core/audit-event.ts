@@ -27,6 +27,7 @@ export const auditEventTypes = [
   'grant.revocation_failed',
   'token.issued',
   'credentials.shown',
+  'ssh.key_certified',
   'keys.rotated',
   'keys.next_published',
   'audit.viewed',

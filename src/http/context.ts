@@ -7,6 +7,7 @@ import type { PrincipalLocks } from '../app/principal-locks.js';
 import type { Reconciler } from '../app/reconciler.js';
 import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
+import type { SshKeyCertification } from '../app/ssh-key-certification.js';
 import type { RequestOrigin } from '../core/audit-event.js';
 import { PortcullisError } from '../core/errors.js';
 import type { PolicyDecision } from '../core/policy-decision.js';
@@ -32,6 +33,8 @@ export interface HttpDependencies {
   readonly tokenJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
   /** Public material of `ssh` resources, for their hosts. */
   readonly ssh?: SshHostMaterial;
+  /** Certificates of `ssh` grants for keys their holders made. */
+  readonly sshKeys?: Pick<SshKeyCertification, 'certify'>;
   /** Public keys that sign audit checkpoints, for offline verification. */
   readonly auditJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
   /** RFC 7662 response for a Portcullis access token. */

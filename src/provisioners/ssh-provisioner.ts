@@ -19,7 +19,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
 import type { Artefacts, Grant } from '../core/grant.js';
 import type { ResourceDefinition } from '../core/resource.js';
-import { SshCertificateAuthority } from '../ssh/ssh-certificate-authority.js';
+import { type CertificateRequest, SshCertificateAuthority } from '../ssh/ssh-certificate-authority.js';
 
 /** A certificate is valid from this long before it is made: hosts whose clocks run behind accept it. */
 const clockSkewSeconds = 60;
@@ -52,30 +52,13 @@ export class SshProvisioner implements Provisioner {
   async apply(context: ProvisionContext): Promise<ProvisionResult> {
     const { grant, role } = context;
     const settings = sshSettingsOf(context.resource);
-    const serial = sshSerialOf(grant.artefacts);
-    if (serial === undefined)
-      throw new PortcullisError('provisioning_failed', 'The grant has no certificate serial');
-    const now = Math.floor(this.#clock.now() / 1000);
-    const validBefore = Math.floor(grant.expiresAt / 1000);
-    if (validBefore <= now) throw new PortcullisError('provisioning_failed', 'The grant has already ended');
-    const criticalOptions: Record<string, string> = {};
-    if (settings.sourceAddresses) criticalOptions['source-address'] = settings.sourceAddresses.join(',');
-    if (settings.forceCommand) criticalOptions['force-command'] = settings.forceCommand;
-    const issued = this.authority(context.resource).issueUserCertificate({
-      serial,
-      keyId: `portcullis grant ${grant.id} for ${grant.principalId}`,
-      principals: role.grants,
-      validAfter: now - clockSkewSeconds,
-      validBefore,
-      criticalOptions,
-      extensions: Object.fromEntries(settings.extensions.map((name) => [name, ''])),
-      comment: `portcullis-${grant.id}`,
-    });
+    const request = this.#certificateRequest(context);
+    const issued = this.authority(context.resource).issueUserCertificate(request);
     const login = role.grants[0] as string;
     const credentials: Record<string, string> = {
       login,
       principals: role.grants.join(','),
-      valid_before: new Date(validBefore * 1000).toISOString(),
+      valid_before: new Date(request.validBefore * 1000).toISOString(),
       private_key: issued.privateKey,
       certificate: issued.certificate,
     };
@@ -86,8 +69,62 @@ export class SshProvisioner implements Provisioner {
       credentials.ssh_command = `ssh -i KEY_FILE -o CertificateFile=CERT_FILE${port} ${login}@${settings.host}`;
     }
     return {
-      artefacts: { serial: serial.toString(), fingerprint: issued.fingerprint, valid_before: validBefore },
+      artefacts: {
+        serial: request.serial.toString(),
+        fingerprint: issued.fingerprint,
+        valid_before: request.validBefore,
+      },
       credentials,
+    };
+  }
+
+  /**
+   * A certificate of a live grant for a key its holder made (the raw Ed25519 public key): the same
+   * serial, principals, options and end as the grant's own certificate, so the revocation list
+   * and `ssh-guard` treat both alike.
+   */
+  certifyKey(
+    context: ProvisionContext,
+    publicKey: Uint8Array,
+  ): {
+    certificate: string;
+    fingerprint: string;
+    serial: bigint;
+    validBefore: number;
+    host?: { name: string; port: number };
+  } {
+    const request = this.#certificateRequest(context);
+    const certified = this.authority(context.resource).certifyPublicKey(publicKey, request);
+    const { host, port } = sshSettingsOf(context.resource);
+    return {
+      ...certified,
+      serial: request.serial,
+      validBefore: request.validBefore,
+      ...(host ? { host: { name: host, port } } : {}),
+    };
+  }
+
+  #certificateRequest(context: ProvisionContext): CertificateRequest {
+    const { grant, role } = context;
+    const settings = sshSettingsOf(context.resource);
+    const serial = sshSerialOf(grant.artefacts);
+    if (serial === undefined)
+      throw new PortcullisError('provisioning_failed', 'The grant has no certificate serial');
+    const now = Math.floor(this.#clock.now() / 1000);
+    const validBefore = Math.floor(grant.expiresAt / 1000);
+    if (validBefore <= now) throw new PortcullisError('provisioning_failed', 'The grant has already ended');
+    const criticalOptions: Record<string, string> = {};
+    if (settings.sourceAddresses) criticalOptions['source-address'] = settings.sourceAddresses.join(',');
+    if (settings.forceCommand) criticalOptions['force-command'] = settings.forceCommand;
+    return {
+      serial,
+      keyId: `portcullis grant ${grant.id} for ${grant.principalId}`,
+      principals: role.grants,
+      validAfter: now - clockSkewSeconds,
+      validBefore,
+      criticalOptions,
+      extensions: Object.fromEntries(settings.extensions.map((name) => [name, ''])),
+      comment: `portcullis-${grant.id}`,
     };
   }
 

@@ -22,6 +22,9 @@ const policy = `
 @max_duration("1h")
 permit (principal in Portcullis::Group::"engineering", action == Portcullis::Action::"request",
   resource == Portcullis::Role::"hosts/admin") when { context.reason != "" };
+
+@id("admins-view-audit")
+permit (principal in Portcullis::Group::"admins", action == Portcullis::Action::"view_audit", resource);
 `;
 
 const skip = sshdSkipReason();
@@ -124,6 +127,150 @@ describe('ssh resources with a real sshd', { skip }, () => {
     await waitFor('sshd logging the revocation', async () =>
       /revoked/i.test(sshd.log()) ? true : undefined,
     );
+  });
+
+  /** An active grant of hosts/admin for alice, through the API. */
+  async function aliceGrant(alice: string): Promise<string> {
+    const created = await h.api(alice, 'POST', '/api/v1/requests', {
+      resource: 'hosts',
+      role: 'admin',
+      duration: '30m',
+      reason: 'INC-90 rotate logs',
+    });
+    assert.equal(created.body.state, 'active', JSON.stringify(created.body));
+    return String(created.body.grant_id);
+  }
+
+  test('portcullis creds --ssh-key writes the key and certificate, and never over a key of your own', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'pc-ssh-cli-'));
+    const cli = (args: string[], input?: string) =>
+      runCliProcess(args, { PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url }, input);
+    try {
+      const login = await cli(
+        ['login', '--username', 'alice', '--password-stdin', '--no-browser'],
+        'alice-demo-password\n',
+      );
+      assert.equal(login.code, 0, login.stderr);
+      const grantId = await aliceGrant(await h.login('alice'));
+      const key = join(home, 'portcullis-key');
+      const written = await cli(['creds', grantId, '--ssh-key', key]);
+      assert.equal(written.code, 0, written.stderr);
+      assert.equal(statSync(key).mode & 0o777, 0o600);
+      assert.match(
+        written.stdout,
+        new RegExp(`^ssh -i ${key} -o CertificateFile=${key}-cert\\.pub root@127\\.0\\.0\\.1\\n$`),
+      );
+      const used = sshCommand(sshd, { key, cert: `${key}-cert.pub` }, 'root', 'echo cli-ok');
+      assert.equal(used.code, 0, used.stderr);
+      assert.equal(used.stdout.trim(), 'cli-ok');
+      assert.equal((await cli(['creds', grantId, '--ssh-key', key])).code, 0, 'its own key file is replaced');
+
+      const own = join(home, 'id_ed25519');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'mine', '-f', own]);
+      const before = readFileSync(own, 'utf8');
+      const refused = await cli(['creds', grantId, '--ssh-key', own]);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /is not a Portcullis key: choose another path, or --force to replace it/);
+      assert.equal(readFileSync(own, 'utf8'), before, 'your own key is untouched');
+      const forced = await cli(['creds', grantId, '--ssh-key', own, '--force']);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.notEqual(readFileSync(own, 'utf8'), before);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  test('bring your own key: a certificate for it, with the grant’s serial and end, audited', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'pc-ssh-byok-'));
+    const cli = (args: string[], input?: string) =>
+      runCliProcess(args, { PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url }, input);
+    try {
+      const login = await cli(
+        ['login', '--username', 'alice', '--password-stdin', '--no-browser'],
+        'alice-demo-password\n',
+      );
+      assert.equal(login.code, 0, login.stderr);
+      const alice = await h.login('alice');
+      const grantId = await aliceGrant(alice);
+      const key = join(home, 'id_ed25519');
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'alice@laptop', '-f', key]);
+      const privateBefore = readFileSync(key, 'utf8');
+
+      const certified = await cli(['creds', grantId, '--ssh-public-key', `${key}.pub`, '--json']);
+      assert.equal(certified.code, 0, certified.stderr);
+      const answer = JSON.parse(certified.stdout) as Record<string, string>;
+      assert.equal(answer.certificate_file, `${key}-cert.pub`);
+      assert.equal(readFileSync(key, 'utf8'), privateBefore, 'the private key is not touched');
+      const listing = execFileSync('ssh-keygen', ['-L', '-f', `${key}-cert.pub`], { encoding: 'utf8' });
+      const grantCertificate = (await h.api(alice, 'GET', `/api/v1/grants/${grantId}/credentials`)).body
+        .credentials as Record<string, string>;
+      const grantListing = execFileSync('ssh-keygen', ['-L', '-f', '-'], {
+        input: String(grantCertificate.certificate),
+        encoding: 'utf8',
+      });
+      const field = (text: string, name: string) => new RegExp(`${name}: (.*)`).exec(text)?.[1];
+      assert.equal(field(listing, 'Serial'), field(grantListing, 'Serial'), 'one serial: one revocation');
+      const until = (text: string) => field(text, 'Valid')?.split(' to ')[1];
+      assert.equal(until(listing), until(grantListing), 'valid until the grant’s end');
+      assert.match(listing, /Principals: \n\s+root\n/);
+      const ownFingerprint = execFileSync('ssh-keygen', ['-l', '-f', `${key}.pub`], {
+        encoding: 'utf8',
+      }).split(' ')[1];
+      assert.equal(answer.fingerprint, ownFingerprint);
+
+      const used = sshCommand(sshd, { key, cert: `${key}-cert.pub` }, 'root', 'echo own-key-ok');
+      assert.equal(used.code, 0, used.stderr + sshd.log());
+      assert.equal(used.stdout.trim(), 'own-key-ok');
+
+      const dave = await h.login('dave');
+      const events = (await h.api(dave, 'GET', '/api/v1/audit/events?limit=1000')).body.events as Record<
+        string,
+        unknown
+      >[];
+      const event = events.find((e) => e.type === 'ssh.key_certified' && e.grantId === grantId);
+      assert.ok(event, `ssh.key_certified recorded: ${JSON.stringify(events.at(-1))}`);
+      assert.equal((event.data as Record<string, unknown>).fingerprint, ownFingerprint);
+
+      // Bad keys and someone else's grant.
+      const rsa = join(home, 'id_rsa');
+      execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-f', rsa]);
+      for (const [body, message] of [
+        [
+          { public_key: readFileSync(`${rsa}.pub`, 'utf8') },
+          /Only ssh-ed25519 keys can be certified, not "ssh-rsa"/,
+        ],
+        [
+          { public_key: `${readFileSync(`${key}.pub`, 'utf8')}${readFileSync(`${key}.pub`, 'utf8')}` },
+          /single line/,
+        ],
+        [{ public_key: 'ssh-ed25519 AAAAnotbase64!!' }, /not a well-formed ssh-ed25519 key/],
+        [{ public_key: 'x', private_key: 'y' }, /./],
+      ] as const) {
+        const bad = await h.api(alice, 'POST', `/api/v1/grants/${grantId}/ssh-certificate`, body);
+        assert.equal(bad.status, 400, JSON.stringify(bad.body));
+        assert.match(String(bad.body.detail), message);
+      }
+      const bob = await h.login('bob');
+      const notTheirs = await h.api(bob, 'POST', `/api/v1/grants/${grantId}/ssh-certificate`, {
+        public_key: readFileSync(`${key}.pub`, 'utf8'),
+      });
+      assert.equal(notTheirs.status, 404);
+
+      // An existing certificate of your own is not overwritten without --force.
+      writeFileSync(`${key}-cert.pub`, 'ssh-ed25519-cert-v01@openssh.com AAAA from-another-ca\n');
+      const kept = await cli(['creds', grantId, '--ssh-public-key', `${key}.pub`]);
+      assert.equal(kept.code, 2, kept.stderr);
+      assert.match(readFileSync(`${key}-cert.pub`, 'utf8'), /from-another-ca/);
+
+      const revoked = await h.api(alice, 'POST', `/api/v1/grants/${grantId}/revoke`, { reason: 'done' });
+      assert.equal(revoked.status, 200);
+      const ended = await h.api(alice, 'POST', `/api/v1/grants/${grantId}/ssh-certificate`, {
+        public_key: readFileSync(`${key}.pub`, 'utf8'),
+      });
+      assert.equal(ended.status, 409, JSON.stringify(ended.body));
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   test('hosts of other resources and unknown resources get 404', async () => {

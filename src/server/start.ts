@@ -20,6 +20,7 @@ import { Reconciler } from '../app/reconciler.js';
 import { ScheduledNotices } from '../app/scheduled-notices.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
+import { SshKeyCertification } from '../app/ssh-key-certification.js';
 import { AuditCheckpointer, checkpointSignatureValid, ed25519PublicKey } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
 import { WebhookAuditStreamSink } from '../audit/webhook-stream-sink.js';
@@ -512,6 +513,13 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
       }),
       tokenJwks: async () => ({ keys: [...(await keys.publicKeys('token', clock.now())).keys] }),
       ssh: sshHostMaterial({ store, provisioner: ssh, resources: config.resources, clock }),
+      sshKeys: new SshKeyCertification({
+        access,
+        resources: config.resources,
+        provisioner: ssh,
+        store,
+        clock,
+      }),
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
       introspect: async (token) =>
         (await tokens.introspect(token, clock.now(), (grantId) => access.isGrantLive(grantId))) as Record<

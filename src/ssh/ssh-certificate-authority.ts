@@ -25,6 +25,11 @@ import {
 /** The fixed DER prefix of a PKCS #8 Ed25519 private key (RFC 8410), followed by the 32-byte seed. */
 const pkcs8Ed25519Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
 
+/** What a certificate says, besides the key it certifies. */
+export type CertificateRequest = Omit<UserCertificateFields, 'publicKey' | 'nonce' | 'caPublicKey'> & {
+  readonly comment: string;
+};
+
 export interface IssuedUserCertificate {
   /** The new private key, `openssh-key-v1`, unencrypted (the holder's to protect). */
   readonly privateKey: string;
@@ -66,10 +71,17 @@ export class SshCertificateAuthority {
   }
 
   /** A fresh key pair and a certificate for it, signed by this authority. */
-  issueUserCertificate(
-    input: Omit<UserCertificateFields, 'publicKey' | 'nonce' | 'caPublicKey'> & { readonly comment: string },
-  ): IssuedUserCertificate {
+  issueUserCertificate(input: CertificateRequest): IssuedUserCertificate {
     const { seed, publicKey } = rawKeys(generateKeyPairSync('ed25519').privateKey);
+    const certified = this.certifyPublicKey(publicKey, input);
+    return { privateKey: openSshPrivateKey(seed, publicKey, input.comment, randomBytes(4)), ...certified };
+  }
+
+  /** A certificate for a key its holder made (the raw 32-byte Ed25519 public key), signed by this authority. */
+  certifyPublicKey(
+    publicKey: Uint8Array,
+    input: CertificateRequest,
+  ): Pick<IssuedUserCertificate, 'certificate' | 'fingerprint'> {
     const body = userCertificateBody({
       publicKey,
       nonce: randomBytes(32),
@@ -85,7 +97,6 @@ export class SshCertificateAuthority {
     const signature = sign(null, body, this.#key);
     const digest = createHash('sha256').update(ed25519PublicKeyBlob(publicKey)).digest('base64');
     return {
-      privateKey: openSshPrivateKey(seed, publicKey, input.comment, randomBytes(4)),
       certificate: certificateLine(body, signature, input.comment),
       fingerprint: `SHA256:${digest.replace(/=+$/, '')}`,
     };

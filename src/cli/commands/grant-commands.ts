@@ -78,13 +78,18 @@ export async function revokeGrant(ctx: CliContext, id: string, reason: string | 
  * `portcullis creds GRANT [--ssh-key FILE]`: the requester's credentials. Prints just the connection
  * string when there is one (so `psql "$(portcullis creds G)"` works), else every field; all with
  * `--json`. An SSH grant's key and certificate are written to FILE and FILE-cert.pub with
- * `--ssh-key`, and the ssh command printed; without it, its other fields are.
+ * `--ssh-key`, and the ssh command printed; without it, its other fields are. With
+ * `--ssh-public-key KEY.pub` the grant certifies a key of the caller's own instead (KEY-cert.pub).
  */
 export async function showCredentials(
   ctx: CliContext,
   id: string,
-  options: { sshKey?: string; force?: boolean } = {},
+  options: { sshKey?: string; sshPublicKey?: string; force?: boolean } = {},
 ): Promise<void> {
+  if (options.sshPublicKey !== undefined) {
+    if (options.sshKey !== undefined) throw usageError('Give --ssh-key or --ssh-public-key, not both');
+    return certifyOwnKey(ctx, id, options.sshPublicKey, options.force === true);
+  }
   const result = await (await ctx.client()).get<{ grant_id: string; credentials: Record<string, string> }>(
     `${grantPath(id)}/credentials`,
   );
@@ -147,7 +152,59 @@ export async function showCredentials(
 async function replaceable(keyFile: string, certificateFile: string): Promise<boolean> {
   const [key, cert] = await Promise.all([readIfThere(keyFile), readIfThere(certificateFile)]);
   if (key === undefined && cert === undefined) return true;
-  return cert !== undefined && /^ssh-ed25519-cert-v01@openssh\.com \S+ portcullis-[0-9a-f-]+\s*$/.test(cert);
+  return cert !== undefined && isPortcullisCertificate(cert);
+}
+
+/** A certificate file this command wrote (its comment names a Portcullis grant). */
+function isPortcullisCertificate(text: string): boolean {
+  return /^ssh-ed25519-cert-v01@openssh\.com \S+ portcullis-[0-9a-f-]+\s*$/.test(text);
+}
+
+interface CertifiedKey {
+  readonly grant_id: string;
+  readonly certificate: string;
+  readonly fingerprint: string;
+  readonly login: string;
+  readonly valid_before: string;
+  readonly host?: string;
+  readonly port?: string;
+}
+
+/**
+ * `creds GRANT --ssh-public-key KEY.pub`: a certificate for the caller's own key, written beside it
+ * as KEY-cert.pub (where ssh looks for it). The private key is never read.
+ */
+async function certifyOwnKey(
+  ctx: CliContext,
+  id: string,
+  publicKeyFile: string,
+  force: boolean,
+): Promise<void> {
+  const publicPath = resolve(publicKeyFile);
+  if (!publicPath.endsWith('.pub'))
+    throw usageError(`--ssh-public-key takes the public key file (KEY.pub), not ${publicPath}`);
+  const publicKey = await readIfThere(publicPath);
+  if (publicKey === undefined) throw usageError(`No such file: ${publicPath}`);
+  const keyFile = publicPath.slice(0, -'.pub'.length);
+  const certificateFile = `${keyFile}-cert.pub`;
+  const existing = await readIfThere(certificateFile);
+  if (!force && existing !== undefined && !isPortcullisCertificate(existing))
+    throw usageError(`${certificateFile} exists and is not a Portcullis certificate: --force to replace it`);
+  const certified = await (await ctx.client()).post<CertifiedKey>(`${grantPath(id)}/ssh-certificate`, {
+    public_key: publicKey.trim(),
+  });
+  await writeFileAtomically(certificateFile, `${certified.certificate}\n`, 0o644);
+  const command = sshCommand(
+    { login: certified.login, host: certified.host ?? '', port: certified.port ?? '' },
+    keyFile,
+    certificateFile,
+  );
+  ctx.output.result({ ...certified, certificate_file: certificateFile, ssh_command: command }, () => {
+    ctx.output.note(
+      `Wrote ${certificateFile} for ${sanitizeText(certified.fingerprint)}, valid until ${sanitizeText(certified.valid_before)}.`,
+    );
+    ctx.output.line(sanitizeText(command));
+  });
 }
 
 async function readIfThere(path: string): Promise<string | undefined> {

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { PortcullisError } from '../../core/errors.js';
 import { grantStatuses } from '../../core/grant.js';
 import type { HttpDependencies } from '../context.js';
 import { originOf, principalOf } from '../context.js';
@@ -91,6 +92,61 @@ export function grantRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         );
         reply.header('cache-control', 'no-store');
         return { grant_id: request.params.id, credentials };
+      },
+    );
+
+    app.post(
+      '/grants/:id/ssh-certificate',
+      {
+        schema: {
+          summary:
+            "A certificate for the requester's own Ed25519 public key, for a live grant of an ssh resource (valid until the grant's end)",
+          tags: ['grants', 'ssh'],
+          params: idParam,
+          body: z
+            .object({
+              public_key: z
+                .string()
+                .min(1)
+                .max(8192)
+                .describe('One OpenSSH public key line: `ssh-ed25519 AAAA… [comment]`'),
+            })
+            .strict(),
+          response: {
+            200: z.object({
+              grant_id: z.string(),
+              certificate: z.string(),
+              fingerprint: z.string(),
+              serial: z.string(),
+              login: z.string(),
+              principals: z.array(z.string()),
+              valid_before: z.string(),
+              host: z.string().optional(),
+              port: z.string().optional(),
+            }),
+            ...accessProblemResponses,
+          },
+        },
+      },
+      async (request, reply) => {
+        if (!deps.sshKeys) throw new PortcullisError('not_found', 'No ssh resources');
+        const certified = await deps.sshKeys.certify(
+          principalOf(request),
+          request.params.id,
+          request.body.public_key,
+          originOf(request),
+        );
+        reply.header('cache-control', 'no-store');
+        return {
+          grant_id: certified.grantId,
+          certificate: certified.certificate,
+          fingerprint: certified.fingerprint,
+          serial: certified.serial,
+          login: certified.login,
+          principals: [...certified.principals],
+          valid_before: new Date(certified.validBefore).toISOString(),
+          ...(certified.host ? { host: certified.host.name, port: String(certified.host.port) } : {}),
+        };
       },
     );
 
