@@ -31,6 +31,8 @@ export function sshdSkipReason(): string | undefined {
 
 export interface TestSshd {
   readonly port: number;
+  /** Its sshd_config. */
+  readonly configFile: string;
   /** sshd's RevokedKeys: write a key revocation list here. */
   readonly revokedKeysFile: string;
   /** What sshd logged so far. */
@@ -42,6 +44,8 @@ const principalsCommand = join(import.meta.dirname, '..', 'contrib', 'ssh', 'por
 
 export async function startSshd(options: {
   readonly trustedCaKey: string;
+  /** Where TrustedUserCAKeys points (default: a file of its own holding `trustedCaKey`). */
+  readonly trustedCaKeysFile?: string;
   readonly emptyKrl: Buffer;
   /** Record sessions for ssh-guard into this directory, as this account. */
   readonly sessionRecords?: { readonly directory: string; readonly user: string };
@@ -75,7 +79,7 @@ export async function startSshd(options: {
       `HostKey ${hostKey}`,
       `PidFile ${join(dir, 'sshd.pid')}`,
       'AuthorizedKeysFile none',
-      `TrustedUserCAKeys ${join(dir, 'ca.pub')}`,
+      `TrustedUserCAKeys ${options.trustedCaKeysFile ?? join(dir, 'ca.pub')}`,
       `RevokedKeys ${revokedKeysFile}`,
       'PubkeyAuthentication yes',
       'PasswordAuthentication no',
@@ -112,6 +116,7 @@ export async function startSshd(options: {
   );
   return {
     port,
+    configFile: config,
     revokedKeysFile,
     log: () => output,
     async close() {

@@ -408,7 +408,11 @@ PORTCULLIS_PROXY_PASSWORD sets the local password (at least 16 characters); by d
       'where contrib/ssh/portcullis-ssh-session records sessions',
       '/run/portcullis-ssh-guard/sessions',
     )
-    .option('--record-user <name>', "sshd's AuthorizedPrincipalsCommandUser, owner of --records", 'nobody')
+    .requiredOption(
+      '--record-user <name>',
+      "sshd's AuthorizedPrincipalsCommandUser, owner of --records: an account of its own",
+    )
+    .option('--sshd-config <file>', "sshd's configuration, checked with sshd -T", '/etc/ssh/sshd_config')
     .option('--refresh <duration>', 'how often the revocation list is fetched', '5s')
     .addHelpText(
       'after',

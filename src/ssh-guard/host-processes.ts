@@ -38,6 +38,10 @@ export function parseProcStat(line: string): HostProcess | undefined {
 export interface ProcessTable {
   /** The process with this pid, if it is still the one that started at `startTime`. */
   find(pid: number, startTime: string): HostProcess | undefined;
+  /** Whatever process has this pid now. */
+  byPid(pid: number): HostProcess | undefined;
+  /** Every process in these sessions. */
+  inSessions(sessionIds: ReadonlySet<number>): readonly HostProcess[];
   /**
    * Everything a connection's process started: its descendants, and every process in the sessions
    * of those descendants (a command that ran `nohup … &` and was adopted by init stays in its
@@ -55,6 +59,8 @@ export function processTable(processes: readonly HostProcess[]): ProcessTable {
       const found = byPid.get(pid);
       return found?.startTime === startTime ? found : undefined;
     },
+    byPid: (pid) => byPid.get(pid),
+    inSessions: (sessionIds) => processes.filter((p) => sessionIds.has(p.sessionId)),
     startedBy(root) {
       const found = new Map<number, HostProcess>();
       const queue = [...(children.get(root.pid) ?? [])];

@@ -15,9 +15,38 @@ const timeoutMs = 15_000;
 /** The exit status of `ssh-keygen -Q` when at least one key is revoked. */
 const someRevoked = 1;
 
-/** One answer per certificate, in order: true when `krlFile` revokes it. */
+/** Certificates per `ssh-keygen` run: far below the argument-length limit. */
+const batchSize = 200;
+
+/**
+ * One answer per certificate, in order: true when `krlFile` revokes it. A certificate `ssh-keygen`
+ * cannot load counts as revoked (fail closed: its session ends), once the list itself is known
+ * readable; a list it cannot read is an error and decides nothing.
+ */
 export async function revokedByList(krlFile: string, certificates: readonly Buffer[]): Promise<boolean[]> {
   if (certificates.length === 0) return [];
+  if (!(await isReadableRevocationList(krlFile)))
+    throw new Error(`ssh-keygen cannot read the revocation list ${krlFile}`);
+  const answers: boolean[] = [];
+  for (let start = 0; start < certificates.length; start += batchSize) {
+    const batch = certificates.slice(start, start + batchSize);
+    const verdicts = await askSshKeygen(krlFile, batch).catch(async () =>
+      // One certificate it cannot load fails the whole run: ask one at a time.
+      Promise.all(
+        batch.map((certificate) =>
+          askSshKeygen(krlFile, [certificate]).then(
+            (v) => v[0] ?? true,
+            () => true,
+          ),
+        ),
+      ),
+    );
+    answers.push(...verdicts);
+  }
+  return answers;
+}
+
+async function askSshKeygen(krlFile: string, certificates: readonly Buffer[]): Promise<boolean[]> {
   const dir = await mkdtemp(join(tmpdir(), 'portcullis-ssh-guard-'));
   try {
     const files = certificates.map((_, index) => `${index}.pub`);

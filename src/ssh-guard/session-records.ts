@@ -8,7 +8,7 @@
  * only when the certificate's signature is its authority's and the pid with that start time is
  * still an sshd process (ssh-session-guard.ts).
  */
-import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const recordPattern =
@@ -64,8 +64,16 @@ export class SessionRecords {
     return { records, malformed };
   }
 
+  /**
+   * Removes a record file. Anything else there (a directory the record user made) is left alone:
+   * a root process deleting a tree another account can change under it could be led elsewhere.
+   */
   remove(file: string): void {
-    rmSync(join(this.directory, file), { force: true });
+    try {
+      if (lstatSync(join(this.directory, file)).isFile()) rmSync(join(this.directory, file), { force: true });
+    } catch {
+      // Gone already, or not ours to remove: the next pass looks again.
+    }
   }
 }
 

@@ -6,7 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -32,6 +41,23 @@ permit (principal in Portcullis::Group::"engineering", action == Portcullis::Act
 `;
 
 const skip = sshdSkipReason();
+
+/** Ignores SIGHUP and forks a fresh copy of itself every 50 ms, the parent exiting: no fixed pid. */
+const forkingJob = `perl -e '$SIG{HUP}="IGNORE"; while (1) { select(undef,undef,undef,0.05); exit if fork; }' portcullis-forking-job`;
+
+/** The pids whose command line holds the forking job's marker. */
+function processesMarked(): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('portcullis-forking-job');
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
 
 /** Whether a process is still running (signal 0 only asks). */
 function alive(pid: number): boolean {
@@ -77,6 +103,7 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     const krl = Buffer.from(await (await fetch(`${h.url}/ssh/hosts/revoked.krl`)).arrayBuffer());
     sshd = await startSshd({
       trustedCaKey: caKey,
+      trustedCaKeysFile: join(dir, 'trusted-ca.pub'),
       emptyKrl: krl,
       sessionRecords: { directory: records, user: 'nobody' },
     });
@@ -97,6 +124,8 @@ describe('ssh-guard with a real sshd', { skip }, () => {
         'nobody',
         '--refresh',
         '1s',
+        '--sshd-config',
+        sshd.configFile,
       ],
       {},
     );
@@ -138,13 +167,15 @@ describe('ssh-guard with a real sshd', { skip }, () => {
       sshd,
       files,
       'root',
-      'nohup sleep 3600 >/dev/null 2>&1 & echo "started $!"; sleep 3600',
+      // A detached job, and one that ignores SIGHUP and moves to a new pid every 50 ms.
+      `nohup sleep 3600 >/dev/null 2>&1 & echo "started $!"; ${forkingJob} >/dev/null 2>&1 & sleep 3600`,
     );
     await waitFor('the session to start', async () =>
       /started \d+/.test(session.stdout()) ? true : undefined,
     );
     const detached = Number(/started (\d+)/.exec(session.stdout())?.[1]);
     assert.ok(alive(detached));
+    await waitFor('the forking job to run', async () => (processesMarked().length > 0 ? true : undefined));
     assert.ok(readdirSync(records).length > 0, 'sshd recorded the login');
 
     const alice = await h.login('alice');
@@ -157,6 +188,11 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     // The list is fetched every second and sessions are checked four times a second.
     assert.ok(ended.at - revokedAt < 4000, `ended ${ended.at - revokedAt} ms after the revocation`);
     await waitFor('the detached process to be killed', async () => (alive(detached) ? undefined : true));
+    await waitFor('the forking job to be killed', async () =>
+      processesMarked().length === 0 ? true : undefined,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(processesMarked(), [], 'nothing of the forking job came back');
     const logged = guard
       .stdout()
       .split('\n')
@@ -285,13 +321,15 @@ describe('ssh-guard with a real sshd', { skip }, () => {
         comment: '',
       });
       const blob = expired.certificate.split(' ')[1];
+      // A directory named like a record (the record user can make one) does not stop the passes.
+      mkdirSync(join(records, '1.2.3'));
       const file = `${pid}.${startTime}.1`;
       writeFileSync(join(records, file), `portcullis-ssh-session/1 ${pid} ${startTime} root ${blob}\n`);
       await waitFor('the record to be dropped', async () =>
         readdirSync(records).includes(file) ? undefined : true,
       );
       assert.ok(alive(pid), 'the bystander was not signalled');
-      assert.match(guard.stdout(), /a record names a process that is not sshd/);
+      assert.match(guard.stdout(), /a record names a process that is not an sshd connection/);
     } finally {
       bystander.kill('SIGKILL');
     }
@@ -299,11 +337,34 @@ describe('ssh-guard with a real sshd', { skip }, () => {
 });
 
 describe('ssh-guard refuses what it cannot do safely', () => {
-  test('a revocation list over plain http off loopback, authorities it cannot read, a root record user', async () => {
+  test('plain http off loopback, authorities it cannot read, an sshd that would not record logins', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pc-ssh-guard-usage-'));
     try {
       writeFileSync(join(dir, 'rsa-only.pub'), 'ssh-rsa AAAAB3NzaC1yc2E= only\n');
-      const base = ['ssh-guard', '--resource', 'hosts', '--revoked-keys', join(dir, 'revoked.krl')];
+      // A host whose sshd would let a certificate in without recording it.
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'ca')]);
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host')]);
+      const caKeys = join(dir, 'ca.pub');
+      const principalsFileConfig = join(dir, 'sshd_config');
+      writeFileSync(
+        principalsFileConfig,
+        [
+          `HostKey ${join(dir, 'host')}`,
+          `TrustedUserCAKeys ${caKeys}`,
+          `RevokedKeys ${join(dir, 'revoked.krl')}`,
+          'AuthorizedPrincipalsFile /etc/ssh/principals/%u',
+          '',
+        ].join('\n'),
+      );
+      const base = [
+        'ssh-guard',
+        '--resource',
+        'hosts',
+        '--revoked-keys',
+        join(dir, 'revoked.krl'),
+        '--record-user',
+        'nobody',
+      ];
       const cases: [string[], RegExp][] = [
         [
           [...base, '--server', 'http://access.example.com', '--ca-keys', join(dir, 'rsa-only.pub')],
@@ -330,6 +391,30 @@ describe('ssh-guard refuses what it cannot do safely', () => {
           /--refresh/,
         ],
         [['ssh-guard', '--server', 'https://access.example.com', '--resource', 'hosts'], /required option/],
+        [
+          [
+            ...base,
+            '--server',
+            'https://access.example.com',
+            '--ca-keys',
+            caKeys,
+            '--sshd-config',
+            principalsFileConfig,
+          ],
+          /AuthorizedPrincipalsCommand must be .*AuthorizedPrincipalsFile must not be set/s,
+        ],
+        [
+          [
+            ...base,
+            '--server',
+            'https://access.example.com',
+            '--ca-keys',
+            caKeys,
+            '--sshd-config',
+            join(dir, 'none'),
+          ],
+          /Cannot read sshd's settings/,
+        ],
       ];
       for (const [args, message] of cases) {
         const result = await runCliProcess(args, { PORTCULLIS_HOME: dir });

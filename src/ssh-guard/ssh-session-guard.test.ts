@@ -126,8 +126,17 @@ describe('SshSessionGuard', () => {
     h.exit([100, 101, 102]);
     h.advance(1000);
     await h.guard.check();
-    assert.deepEqual(h.signals, ['SIGKILL 300'], 'only the survivor, and no other sshd or process');
+    assert.deepEqual(
+      h.signals,
+      ['SIGSTOP 300', 'SIGKILL 300'],
+      'only the survivor, frozen then killed; no other sshd or process',
+    );
     assert.equal(h.records().length, 0, 'the record of a gone connection is removed');
+    h.signals.length = 0;
+    h.exit([300]);
+    h.advance(250);
+    await h.guard.check();
+    assert.deepEqual(h.signals, [], 'nothing left, nothing more is signalled');
   });
 
   test('a revoked certificate ends its session; the list is asked once until it changes', async () => {
@@ -188,7 +197,17 @@ describe('SshSessionGuard', () => {
     });
     await notSshd.guard.check();
     assert.deepEqual(notSshd.signals, []);
-    assert.ok(notSshd.log.includes('ssh-guard: a record names a process that is not sshd'));
+    assert.ok(notSshd.log.includes('ssh-guard: a record names a process that is not an sshd connection'));
+
+    // The listener is an sshd too, but ending it would end every session and every later login.
+    const listener = harness({
+      certificate: certificateBlob(authority, start + 3600),
+      pid: 50,
+      authorities: [authority.publicKey],
+      revoked: true,
+    });
+    await listener.guard.check();
+    assert.deepEqual(listener.signals, []);
   });
 
   test('records of certificates that could not have logged in do not end the connection', async () => {

@@ -16,8 +16,15 @@ import type { SessionRecord, SessionRecords } from './session-records.js';
 
 /** How long a connection's processes have, after SIGTERM and SIGHUP, before SIGKILL. */
 const killGraceMs = 1000;
-/** The connection's privileged process: `sshd` (OpenSSH ≤ 9.7) or `sshd-session` (9.8 and later). */
-const sshdProcessName = /^sshd(-session)?$/;
+/** After the SIGKILL, the sessions are looked at this often and this many times more for stragglers. */
+const sweepIntervalMs = 250;
+const sweeps = 8;
+/** Rounds of "stop every member, look again" before the kill: each stops what the last one missed. */
+const freezeRounds = 20;
+/** A connection's privileged process: `sshd` (OpenSSH ≤ 9.7) or `sshd-session` (9.8 and later). */
+const connectionProcessName = /^sshd(-session)?$/;
+/** Its parent, the listener. */
+const listenerProcessName = /^sshd$/;
 
 export type SessionEndReason = 'expired' | 'revoked';
 
@@ -41,8 +48,11 @@ export interface SshSessionGuardDependencies {
 }
 
 interface Ending {
-  readonly killAt: number;
-  readonly processes: readonly HostProcess[];
+  readonly connection: HostProcess;
+  /** The sessions of what the connection started, its own excluded. */
+  readonly sessions: ReadonlySet<number>;
+  nextKillAt: number;
+  sweepsLeft: number;
 }
 
 const processKey = (p: { pid: number; startTime: string }) => `${p.pid}@${p.startTime}`;
@@ -50,10 +60,17 @@ const processKey = (p: { pid: number; startTime: string }) => `${p.pid}@${p.star
 export class SshSessionGuard {
   readonly #deps: SshSessionGuardDependencies;
   readonly #authorities: readonly { raw: Buffer; key: KeyObject }[];
-  /** Connections signalled to end, by process key, waiting for their SIGKILL time. */
+  /** Connections signalled to end, by process key, until nothing of theirs is left. */
   readonly #ending = new Map<string, Ending>();
   /** Record file → the revocation list generation it was last checked against. */
   readonly #checked = new Map<string, number>();
+  /** Record file → its certificate once checked (undefined: not one this guard acts on). */
+  readonly #verified = new Map<
+    string,
+    { recordedAt: number; certificate: ParsedUserCertificate | undefined }
+  >();
+  /** Names already reported as malformed, so a pass every 250 ms does not repeat the warning. */
+  readonly #reported = new Set<string>();
   #generation = 0;
 
   constructor(deps: SshSessionGuardDependencies) {
@@ -74,24 +91,36 @@ export class SshSessionGuard {
 
   /** One pass: ends what is due, finishes what was ended, forgets what is gone. */
   async check(): Promise<void> {
-    const table = this.#deps.processes();
-    this.#finishEndings(table);
+    // Records first, then processes: a record's connection existed before its record was written,
+    // so a connection missing from a later table has ended (read the other way round, a login
+    // between the two reads would lose its record).
     const { records, malformed } = this.#deps.records.read();
+    const table = this.#deps.processes();
+    this.#sweepEndings(table);
     for (const file of malformed) {
-      this.#deps.log.warn({ record: file }, 'ssh-guard: removed a malformed session record');
+      if (!this.#reported.has(file))
+        this.#deps.log.warn({ record: file }, 'ssh-guard: removed a malformed session record');
+      this.#reported.add(file);
       this.#deps.records.remove(file);
     }
     const live = new Set<string>();
     const toCheck: { record: SessionRecord; process: HostProcess; certificate: ParsedUserCertificate }[] = [];
     for (const record of records) {
       const process = table.find(record.pid, record.startTime);
-      const certificate = process && this.#certificateOf(record);
-      if (!process || !sshdProcessName.test(process.name) || !certificate) {
-        if (process && !sshdProcessName.test(process.name))
-          this.#deps.log.warn(
-            { record: record.file, pid: record.pid },
-            'ssh-guard: a record names a process that is not sshd',
-          );
+      if (!process) {
+        this.#deps.records.remove(record.file);
+        continue;
+      }
+      if (!isConnectionProcess(process, table)) {
+        this.#deps.log.warn(
+          { record: record.file, pid: record.pid },
+          'ssh-guard: a record names a process that is not an sshd connection',
+        );
+        this.#deps.records.remove(record.file);
+        continue;
+      }
+      const certificate = this.#certificateOf(record);
+      if (!certificate) {
         this.#deps.records.remove(record.file);
         continue;
       }
@@ -101,20 +130,39 @@ export class SshSessionGuard {
       else if (this.#checked.get(record.file) !== this.#generation)
         toCheck.push({ record, process, certificate });
     }
-    for (const file of this.#checked.keys()) if (!live.has(file)) this.#checked.delete(file);
+    for (const file of [...this.#checked.keys(), ...this.#verified.keys()])
+      if (!live.has(file)) {
+        this.#checked.delete(file);
+        this.#verified.delete(file);
+      }
+    for (const file of this.#reported) if (!malformed.includes(file)) this.#reported.delete(file);
     if (toCheck.length === 0) return;
 
     const generation = this.#generation;
     const revoked = await this.#deps.revoked(toCheck.map((c) => c.record.certificate));
+    // The check may have taken a while: signal only processes that are still the same ones.
+    const now = this.#deps.processes();
     toCheck.forEach((candidate, index) => {
       this.#checked.set(candidate.record.file, generation);
-      if (revoked[index])
-        this.#end(table, candidate.process, candidate.record, candidate.certificate, 'revoked');
+      const process = now.find(candidate.process.pid, candidate.process.startTime);
+      if (revoked[index] && process)
+        this.#end(now, process, candidate.record, candidate.certificate, 'revoked');
     });
   }
 
-  /** The record's certificate when one of our authorities signed it; undefined for anything else. */
+  /**
+   * The record's certificate when one of our authorities signed it and it could have logged in;
+   * undefined for anything else. Remembered per record, so a pass does not verify it again.
+   */
   #certificateOf(record: SessionRecord): ParsedUserCertificate | undefined {
+    const known = this.#verified.get(record.file);
+    if (known && known.recordedAt === record.recordedAt) return known.certificate;
+    const certificate = this.#verify(record);
+    this.#verified.set(record.file, { recordedAt: record.recordedAt, certificate });
+    return certificate;
+  }
+
+  #verify(record: SessionRecord): ParsedUserCertificate | undefined {
     let certificate: ParsedUserCertificate | undefined;
     try {
       certificate = parseUserCertificate(record.certificate);
@@ -147,7 +195,14 @@ export class SshSessionGuard {
     const key = processKey(connection);
     if (this.#ending.has(key)) return;
     const started = table.startedBy(connection);
-    this.#ending.set(key, { killAt: this.#deps.now() + killGraceMs, processes: [connection, ...started] });
+    const sessions = new Set(started.map((p) => p.sessionId));
+    sessions.delete(connection.sessionId);
+    this.#ending.set(key, {
+      connection,
+      sessions,
+      nextKillAt: this.#deps.now() + killGraceMs,
+      sweepsLeft: sweeps,
+    });
     // SIGTERM makes sshd close the connection (the client sees "closed by remote host") and pass the
     // signal on to its unprivileged half; SIGHUP is what a shell gets when its terminal goes away.
     this.#send(connection.pid, 'SIGTERM');
@@ -169,14 +224,39 @@ export class SshSessionGuard {
     );
   }
 
-  /** SIGKILL for whatever outlived its grace, if it is still the same process. */
-  #finishEndings(table: ProcessTable): void {
+  /**
+   * After the grace: SIGKILL for everything left of an ended connection, frozen first (SIGSTOP,
+   * look again, until a look finds nothing new) so a process that forks in a loop cannot stay
+   * ahead; then a few more looks for stragglers.
+   */
+  #sweepEndings(table: ProcessTable): void {
     const now = this.#deps.now();
     for (const [key, ending] of this.#ending) {
-      if (now < ending.killAt) continue;
-      this.#ending.delete(key);
-      for (const p of ending.processes) if (table.find(p.pid, p.startTime)) this.#send(p.pid, 'SIGKILL');
+      if (now < ending.nextKillAt) continue;
+      const stopped = new Map<string, HostProcess>();
+      let current = table;
+      for (let round = 0; round < freezeRounds; round++) {
+        const fresh = this.#remainsOf(ending, current).filter((p) => !stopped.has(processKey(p)));
+        if (fresh.length === 0) break;
+        for (const p of fresh) {
+          this.#send(p.pid, 'SIGSTOP');
+          stopped.set(processKey(p), p);
+        }
+        current = this.#deps.processes();
+      }
+      for (const p of stopped.values()) this.#send(p.pid, 'SIGKILL');
+      ending.sweepsLeft -= 1;
+      ending.nextKillAt = now + sweepIntervalMs;
+      if (stopped.size === 0 || ending.sweepsLeft <= 0) this.#ending.delete(key);
     }
+  }
+
+  /** The connection if it is still there, and every process in the sessions it started. */
+  #remainsOf(ending: Ending, table: ProcessTable): HostProcess[] {
+    const connection = table.find(ending.connection.pid, ending.connection.startTime);
+    const remains = [...table.inSessions(ending.sessions)];
+    if (connection) remains.push(connection, ...table.startedBy(connection));
+    return [...new Map(remains.map((p) => [processKey(p), p])).values()];
   }
 
   #send(pid: number, signal: NodeJS.Signals): void {
@@ -187,4 +267,15 @@ export class SshSessionGuard {
       if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
     }
   }
+}
+
+/**
+ * An sshd connection's own process, whose parent is the listener: never the listener itself (its
+ * parent is init or a service manager), which would end every session and new logins with it.
+ */
+function isConnectionProcess(process: HostProcess, table: ProcessTable): boolean {
+  const parent = table.byPid(process.parentPid);
+  return (
+    connectionProcessName.test(process.name) && parent !== undefined && listenerProcessName.test(parent.name)
+  );
 }

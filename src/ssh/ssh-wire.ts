@@ -177,7 +177,7 @@ export function parseUserCertificate(blob: Buffer): ParsedUserCertificate | unde
   if (!reader.done()) throw new TypeError('bytes after the certificate');
   if (signatureField.string().toString('latin1') !== ed25519) return undefined;
   const signature = signatureField.string();
-  if (signature.length !== 64) throw new TypeError('bad Ed25519 signature length');
+  if (signature.length !== 64 || !signatureField.done()) throw new TypeError('bad Ed25519 signature field');
   const seconds = (value: bigint) =>
     value > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(value);
   return {

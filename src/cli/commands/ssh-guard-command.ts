@@ -3,9 +3,9 @@
  * certificate expired or was revoked, and keeps the host's revocation list current
  * (src/ssh-guard/, docs/provisioners.md#ending-live-sessions-portcullis-ssh-guard).
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { parseDurationSeconds } from '../../config/duration.js';
@@ -27,6 +27,7 @@ export interface SshGuardOptions {
   readonly records: string;
   readonly recordUser: string;
   readonly refresh: string;
+  readonly sshdConfig: string;
 }
 
 /** How often sessions are checked against their deadlines: well inside the one second promised. */
@@ -46,6 +47,7 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
       exitCodes.forbidden,
     );
   const authorities = readAuthorities(options.caKeys);
+  checkSshdConfiguration(options);
   prepareRecordsDirectory(options.records, options.recordUser);
 
   const log = pino({ base: { component: 'ssh-guard', resource: options.resource } }, ctx.io.stdout);
@@ -116,6 +118,37 @@ function revocationServer(ctx: CliContext): string {
       `ssh-guard fetches the revocation list over https only (or http on loopback), not ${server}`,
     );
   return server.replace(/\/$/, '');
+}
+
+/**
+ * sshd must record every certificate login through the principals command and read the files this
+ * guard keeps; a configuration where it does not would leave sessions the guard never sees. Read
+ * with `sshd -T` (the effective settings, defaults and includes resolved; `Match` blocks are not).
+ */
+function checkSshdConfiguration(options: SshGuardOptions): void {
+  const sshd = existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : 'sshd';
+  const result = spawnSync(sshd, ['-T', '-f', options.sshdConfig], { encoding: 'utf8', timeout: 15_000 });
+  if (result.status !== 0)
+    throw usageError(
+      `Cannot read sshd's settings (sshd -T -f ${options.sshdConfig}): ${(result.stderr || String(result.error ?? '')).trim()}`,
+    );
+  const settings = new Map<string, string>();
+  for (const line of result.stdout.split('\n')) {
+    const space = line.indexOf(' ');
+    if (space > 0) settings.set(line.slice(0, space).toLowerCase(), line.slice(space + 1).trim());
+  }
+  const problems: string[] = [];
+  if ((settings.get('authorizedprincipalscommand') ?? 'none') === 'none')
+    problems.push('AuthorizedPrincipalsCommand must be contrib/ssh/portcullis-ssh-session');
+  if ((settings.get('authorizedprincipalsfile') ?? 'none') !== 'none')
+    problems.push('AuthorizedPrincipalsFile must not be set: sshd would not run the principals command');
+  if (settings.get('revokedkeys') !== resolve(options.revokedKeys))
+    problems.push(`RevokedKeys must be --revoked-keys ${resolve(options.revokedKeys)}`);
+  const trusted = (settings.get('trustedusercakeys') ?? 'none').split(/\s+/);
+  if (!trusted.includes(resolve(options.caKeys)))
+    problems.push(`TrustedUserCAKeys must be --ca-keys ${resolve(options.caKeys)}`);
+  if (problems.length > 0)
+    throw usageError(`sshd (${options.sshdConfig}) is not set up for ssh-guard: ${problems.join('; ')}`);
 }
 
 function readAuthorities(file: string): Buffer[] {
