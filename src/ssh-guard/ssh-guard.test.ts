@@ -161,7 +161,7 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     return { grantId, key, cert: `${key}-cert.pub` };
   }
 
-  test('a session open when its grant is revoked ends within seconds, with what it started', async () => {
+  test('a session open when its grant is revoked ends within seconds, with what it started', async (t) => {
     const files = await grantKeyFiles('revoked');
     const session = startSshSession(
       sshd,
@@ -193,6 +193,10 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 500));
     assert.deepEqual(processesMarked(), [], 'nothing of the forking job came back');
+    t.diagnostic(`ended ${ended.at - revokedAt} ms after the revocation`);
+    await waitFor('the guard logging the end', async () =>
+      guard.stdout().includes('ssh.session_ended') ? true : undefined,
+    );
     const logged = guard
       .stdout()
       .split('\n')
@@ -214,7 +218,7 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     );
   });
 
-  test("a session ends at its certificate's end, not before", async () => {
+  test("a session ends at its certificate's end, not before", async (t) => {
     const authority = SshCertificateAuthority.fromPrivateKey(readFileSync(join(dir, 'ca'), 'utf8'));
     const now = Math.floor(Date.now() / 1000);
     const validBefore = now + 4;
@@ -245,7 +249,11 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     const lateMs = ended.at - validBefore * 1000;
     assert.ok(lateMs >= 0, `ended ${-lateMs} ms before the certificate's end`);
     assert.ok(lateMs < 1500, `ended ${lateMs} ms after the certificate's end`);
-    assert.match(guard.stdout(), /"reason":"expired"[^\n]*"key_id":"short-lived"/);
+    // The guard's log line travels its own pipe: it may arrive after ssh has exited.
+    await waitFor('the guard logging the end', async () =>
+      /"reason":"expired"[^\n]*"key_id":"short-lived"/.test(guard.stdout()) ? true : undefined,
+    );
+    t.diagnostic(`ended ${lateMs} ms after the certificate's end`);
   });
 
   test('an expired certificate offered before the one that logs in does not end the session', async () => {
