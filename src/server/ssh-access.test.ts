@@ -10,22 +10,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCliProcess } from '../../test-support/cli-entry.js';
-import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import type { Harness } from '../../test-support/portcullis-harness.js';
+import { signedInCli, startSshHostsHarness } from '../../test-support/ssh-fixtures.js';
 import { sshCommand, sshdSkipReason, startSshd, type TestSshd } from '../../test-support/sshd.js';
 import { waitFor } from '../../test-support/wait-for.js';
-
-const policy = `
-@id("eng-hosts-admin")
-@auto_approve("true")
-@approvals("0")
-@max_duration("1h")
-permit (principal in Portcullis::Group::"engineering", action == Portcullis::Action::"request",
-  resource == Portcullis::Role::"hosts/admin") when { context.reason != "" };
-
-@id("admins-view-audit")
-permit (principal in Portcullis::Group::"admins", action == Portcullis::Action::"view_audit", resource);
-`;
 
 const skip = sshdSkipReason();
 
@@ -36,28 +24,7 @@ describe('ssh resources with a real sshd', { skip }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pc-ssh-access-'));
-    writeFileSync(join(dir, 'policy.cedar'), policy);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'hosts-ca', '-f', join(dir, 'ca')]);
-    h = await startHarness({
-      storage: 'sqlite',
-      policyFile: join(dir, 'policy.cedar'),
-      configOverrides: {
-        resources: [
-          {
-            id: 'hosts',
-            kind: 'ssh',
-            sensitivity: 'high',
-            ssh: {
-              ca_key: { file: join(dir, 'ca') },
-              extensions: ['permit-pty'],
-              source_addresses: ['127.0.0.1/32'],
-              host: '127.0.0.1',
-            },
-            roles: [{ name: 'admin', grants: ['root'] }],
-          },
-        ],
-      },
-    });
+    h = await startSshHostsHarness(dir, { source_addresses: ['127.0.0.1/32'], host: '127.0.0.1' });
     const caKey = await (await fetch(`${h.url}/ssh/hosts/ca.pub`)).text();
     const krl = Buffer.from(await (await fetch(`${h.url}/ssh/hosts/revoked.krl`)).arrayBuffer());
     sshd = await startSshd({ trustedCaKey: caKey, emptyKrl: krl });
@@ -142,15 +109,10 @@ describe('ssh resources with a real sshd', { skip }, () => {
   }
 
   test('portcullis creds --ssh-key writes the key and certificate, and never over a key of your own', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'pc-ssh-cli-'));
-    const cli = (args: string[], input?: string) =>
-      runCliProcess(args, { PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url }, input);
+    const cliAsAlice = await signedInCli(h, 'alice');
+    const home = cliAsAlice.home;
+    const cli = cliAsAlice.run;
     try {
-      const login = await cli(
-        ['login', '--username', 'alice', '--password-stdin', '--no-browser'],
-        'alice-demo-password\n',
-      );
-      assert.equal(login.code, 0, login.stderr);
       const grantId = await aliceGrant(await h.login('alice'));
       const key = join(home, 'portcullis-key');
       const written = await cli(['creds', grantId, '--ssh-key', key]);
@@ -176,20 +138,15 @@ describe('ssh resources with a real sshd', { skip }, () => {
       assert.equal(forced.code, 0, forced.stderr);
       assert.notEqual(readFileSync(own, 'utf8'), before);
     } finally {
-      rmSync(home, { recursive: true, force: true });
+      cliAsAlice.close();
     }
   });
 
   test('bring your own key: a certificate for it, with the grant’s serial and end, audited', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'pc-ssh-byok-'));
-    const cli = (args: string[], input?: string) =>
-      runCliProcess(args, { PORTCULLIS_HOME: home, PORTCULLIS_SERVER: h.url }, input);
+    const cliAsAlice = await signedInCli(h, 'alice');
+    const home = cliAsAlice.home;
+    const cli = cliAsAlice.run;
     try {
-      const login = await cli(
-        ['login', '--username', 'alice', '--password-stdin', '--no-browser'],
-        'alice-demo-password\n',
-      );
-      assert.equal(login.code, 0, login.stderr);
       const alice = await h.login('alice');
       const grantId = await aliceGrant(alice);
       const key = join(home, 'id_ed25519');
@@ -269,7 +226,7 @@ describe('ssh resources with a real sshd', { skip }, () => {
       });
       assert.equal(ended.status, 409, JSON.stringify(ended.body));
     } finally {
-      rmSync(home, { recursive: true, force: true });
+      cliAsAlice.close();
     }
   });
 

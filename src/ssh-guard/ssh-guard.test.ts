@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type RunningCli, runCliProcess, startCli } from '../../test-support/cli-entry.js';
-import { type Harness, startHarness } from '../../test-support/portcullis-harness.js';
+import type { Harness } from '../../test-support/portcullis-harness.js';
+import { startSshHostsHarness, writeCertifiedKey } from '../../test-support/ssh-fixtures.js';
 import {
   sshCommand,
   sshdSkipReason,
@@ -29,16 +30,6 @@ import {
   type TestSshd,
 } from '../../test-support/sshd.js';
 import { waitFor } from '../../test-support/wait-for.js';
-import { SshCertificateAuthority } from '../ssh/ssh-certificate-authority.js';
-
-const policy = `
-@id("eng-hosts-admin")
-@auto_approve("true")
-@approvals("0")
-@max_duration("1h")
-permit (principal in Portcullis::Group::"engineering", action == Portcullis::Action::"request",
-  resource == Portcullis::Role::"hosts/admin") when { context.reason != "" };
-`;
 
 const skip = sshdSkipReason();
 
@@ -81,23 +72,7 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     const recordsParent = mkdtempSync('/run/portcullis-guard-');
     chmodSync(recordsParent, 0o755);
     records = join(recordsParent, 'sessions');
-    writeFileSync(join(dir, 'policy.cedar'), policy);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'hosts-ca', '-f', join(dir, 'ca')]);
-    h = await startHarness({
-      storage: 'sqlite',
-      policyFile: join(dir, 'policy.cedar'),
-      configOverrides: {
-        resources: [
-          {
-            id: 'hosts',
-            kind: 'ssh',
-            sensitivity: 'high',
-            ssh: { ca_key: { file: join(dir, 'ca') }, extensions: ['permit-pty'] },
-            roles: [{ name: 'admin', grants: ['root'] }],
-          },
-        ],
-      },
-    });
+    h = await startSshHostsHarness(dir);
     const caKey = await (await fetch(`${h.url}/ssh/hosts/ca.pub`)).text();
     writeFileSync(join(dir, 'trusted-ca.pub'), caKey);
     const krl = Buffer.from(await (await fetch(`${h.url}/ssh/hosts/revoked.krl`)).arrayBuffer());
@@ -219,28 +194,15 @@ describe('ssh-guard with a real sshd', { skip }, () => {
   });
 
   test("a session ends at its certificate's end, not before", async (t) => {
-    const authority = SshCertificateAuthority.fromPrivateKey(readFileSync(join(dir, 'ca'), 'utf8'));
     const now = Math.floor(Date.now() / 1000);
     const validBefore = now + 4;
-    const issued = authority.issueUserCertificate({
+    const short = writeCertifiedKey(dir, 'short', {
       serial: 77n,
       keyId: 'short-lived',
-      principals: ['root'],
       validAfter: now - 60,
       validBefore,
-      criticalOptions: {},
-      extensions: { 'permit-pty': '' },
-      comment: 'short-lived',
     });
-    const key = join(dir, 'short');
-    writeFileSync(key, issued.privateKey, { mode: 0o600 });
-    writeFileSync(`${key}-cert.pub`, `${issued.certificate}\n`);
-    const session = startSshSession(
-      sshd,
-      { key, cert: `${key}-cert.pub` },
-      'root',
-      'echo started; sleep 3600',
-    );
+    const session = startSshSession(sshd, short, 'root', 'echo started; sleep 3600');
     await waitFor('the session to start', async () =>
       session.stdout().includes('started') ? true : undefined,
     );
@@ -257,28 +219,15 @@ describe('ssh-guard with a real sshd', { skip }, () => {
   });
 
   test('an expired certificate offered before the one that logs in does not end the session', async () => {
-    const authority = SshCertificateAuthority.fromPrivateKey(readFileSync(join(dir, 'ca'), 'utf8'));
     const now = Math.floor(Date.now() / 1000);
-    const old = authority.issueUserCertificate({
+    const old = writeCertifiedKey(dir, 'old', {
       serial: 79n,
       keyId: 'left-in-the-agent',
-      principals: ['root'],
       validAfter: now - 3600,
       validBefore: now - 10,
-      criticalOptions: {},
-      extensions: {},
-      comment: '',
     });
-    const oldKey = join(dir, 'old');
-    writeFileSync(oldKey, old.privateKey, { mode: 0o600 });
-    writeFileSync(`${oldKey}-cert.pub`, `${old.certificate}\n`);
     const current = await grantKeyFiles('current');
-    const session = startSshSession(
-      sshd,
-      [{ key: oldKey, cert: `${oldKey}-cert.pub` }, current],
-      'root',
-      'echo started; sleep 3600',
-    );
+    const session = startSshSession(sshd, [old, current], 'root', 'echo started; sleep 3600');
     try {
       await waitFor('the session to start', async () =>
         session.stdout().includes('started') ? true : undefined,
@@ -316,17 +265,12 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
       const startTime = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[19];
-      const authority = SshCertificateAuthority.fromPrivateKey(readFileSync(join(dir, 'ca'), 'utf8'));
       const now = Math.floor(Date.now() / 1000);
-      const expired = authority.issueUserCertificate({
+      const expired = writeCertifiedKey(dir, 'forged-record', {
         serial: 78n,
         keyId: 'forged-record',
-        principals: ['root'],
         validAfter: now - 120,
         validBefore: now - 60,
-        criticalOptions: {},
-        extensions: {},
-        comment: '',
       });
       const blob = expired.certificate.split(' ')[1];
       // A directory named like a record (the record user can make one) does not stop the passes.
