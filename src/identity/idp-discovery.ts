@@ -7,6 +7,7 @@
 import * as client from 'openid-client';
 import type { IdentityProviderSettings } from '../config/load.js';
 import { PortcullisError } from '../core/errors.js';
+import { isLoopbackUrl } from '../text/loopback-address.js';
 
 /** Seconds of clock difference tolerated on ID token timestamps (`exp`, `iat`, `auth_time`). */
 export const idTokenClockToleranceSeconds = 30;
@@ -15,16 +16,6 @@ export const idTokenClockToleranceSeconds = 30;
 export type DiscoverySettings = Pick<IdentityProviderSettings, 'id' | 'issuer' | 'client_id' | 'timeout'> & {
   readonly clientSecret: IdentityProviderSettings['clientSecret'];
 };
-
-const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/**
- * Plain HTTP is accepted only for an IdP on the loopback interface (the `npm start` demo and
- * tests); everywhere else openid-client's HTTPS-only default stands.
- */
-export function isLoopbackUrl(url: URL): boolean {
-  return loopbackHosts.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname);
-}
 
 /** True for failures of the network or of the IdP itself, as opposed to a protocol violation. */
 export function isUnavailability(error: unknown): boolean {
@@ -112,6 +103,7 @@ export class IdpDiscovery {
         authentication,
         {
           timeout: settings.timeout,
+          // Plain http only for an IdP on loopback (the demo, tests); elsewhere openid-client's https-only default stands.
           ...(isLoopbackUrl(issuer) ? { execute: [client.allowInsecureRequests] } : {}),
         },
       );

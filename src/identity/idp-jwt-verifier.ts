@@ -19,8 +19,9 @@ import type { VerifiedIdpToken } from '../app/session-service.js';
 import type { IdentityProviderSettings } from '../config/load.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
+import { isLoopbackUrl } from '../text/loopback-address.js';
 import { principalFromClaims, subjectOf } from './idp-claims.js';
-import { IdpDiscovery, isLoopbackUrl, isUnavailability, unavailable } from './idp-discovery.js';
+import { IdpDiscovery, isUnavailability, unavailable } from './idp-discovery.js';
 
 /** Seconds of clock difference tolerated on `exp` and `nbf`. */
 export const apiTokenClockToleranceSeconds = 30;

@@ -10,6 +10,7 @@
  * implements this for Node receivers.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isLoopbackUrl } from '../text/loopback-address.js';
 
 /** Shortest signing secret accepted (32 characters, e.g. `openssl rand -base64 32`). */
 export const minWebhookSecretLength = 32;
@@ -63,12 +64,6 @@ export function verifyWebhookSignature(input: {
   return matched ? { valid: true, timestamp } : { valid: false, reason: 'mismatch' };
 }
 
-function isLoopbackHost(hostname: string): boolean {
-  return (
-    hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-  );
-}
-
 /**
  * Checks a webhook URL: https, or http to a loopback address (a local relay). No credentials in
  * the userinfo part. Returns the problem, or null.
@@ -82,7 +77,7 @@ export function webhookUrlProblem(value: string): string | null {
   }
   if (url.username !== '' || url.password !== '') return 'must not carry credentials before the host';
   if (url.protocol === 'https:') return null;
-  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return null;
+  if (url.protocol === 'http:' && isLoopbackUrl(url)) return null;
   return 'must be https:// (plain http:// only to a loopback address)';
 }
 

@@ -15,7 +15,7 @@ import { revokedByList } from '../../ssh-guard/revocation-check.js';
 import { RevocationListRefresher } from '../../ssh-guard/revocation-list-refresh.js';
 import { SessionRecords } from '../../ssh-guard/session-records.js';
 import { SshSessionGuard } from '../../ssh-guard/ssh-session-guard.js';
-import { isLoopbackAddress } from '../../text/loopback-address.js';
+import { isLoopbackUrl } from '../../text/loopback-address.js';
 import { CliError, exitCodes, usageError } from '../cli-error.js';
 import type { CliContext } from '../context.js';
 import { nextStopSignal } from '../signals.js';
@@ -112,8 +112,7 @@ function revocationServer(ctx: CliContext): string {
   const server = ctx.explicitServer;
   if (server === undefined) throw usageError('Which server? Pass --server URL or set PORTCULLIS_SERVER');
   const url = new URL(server);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (url.protocol !== 'https:' && !isLoopbackAddress(host) && host !== 'localhost')
+  if (url.protocol !== 'https:' && !isLoopbackUrl(url))
     throw usageError(
       `ssh-guard fetches the revocation list over https only (or http on loopback), not ${server}`,
     );
