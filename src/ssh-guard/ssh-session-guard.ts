@@ -55,6 +55,12 @@ interface Ending {
   sweepsLeft: number;
 }
 
+interface KnownRecord {
+  readonly recordedAt: number;
+  readonly certificate: ParsedUserCertificate;
+  checkedAgainst?: number;
+}
+
 const processKey = (p: { pid: number; startTime: string }) => `${p.pid}@${p.startTime}`;
 
 export class SshSessionGuard {
@@ -62,13 +68,8 @@ export class SshSessionGuard {
   readonly #authorities: readonly { raw: Buffer; key: KeyObject }[];
   /** Connections signalled to end, by process key, until nothing of theirs is left. */
   readonly #ending = new Map<string, Ending>();
-  /** Record file → the revocation list generation it was last checked against. */
-  readonly #checked = new Map<string, number>();
-  /** Record file → its certificate once checked (undefined: not one this guard acts on). */
-  readonly #verified = new Map<
-    string,
-    { recordedAt: number; certificate: ParsedUserCertificate | undefined }
-  >();
+  /** Record file → its verified certificate, and the revocation list generation it was checked against. */
+  readonly #known = new Map<string, KnownRecord>();
   /** Names already reported as malformed, so a pass every 250 ms does not repeat the warning. */
   readonly #reported = new Set<string>();
   #generation = 0;
@@ -127,14 +128,10 @@ export class SshSessionGuard {
       live.add(record.file);
       if (this.#deps.now() >= certificate.validBefore * 1000)
         this.#end(table, process, record, certificate, 'expired');
-      else if (this.#checked.get(record.file) !== this.#generation)
+      else if (this.#known.get(record.file)?.checkedAgainst !== this.#generation)
         toCheck.push({ record, process, certificate });
     }
-    for (const file of [...this.#checked.keys(), ...this.#verified.keys()])
-      if (!live.has(file)) {
-        this.#checked.delete(file);
-        this.#verified.delete(file);
-      }
+    for (const file of this.#known.keys()) if (!live.has(file)) this.#known.delete(file);
     for (const file of this.#reported) if (!malformed.includes(file)) this.#reported.delete(file);
     if (toCheck.length === 0) return;
 
@@ -143,7 +140,8 @@ export class SshSessionGuard {
     // The check may have taken a while: signal only processes that are still the same ones.
     const now = this.#deps.processes();
     toCheck.forEach((candidate, index) => {
-      this.#checked.set(candidate.record.file, generation);
+      const known = this.#known.get(candidate.record.file);
+      if (known) known.checkedAgainst = generation;
       const process = now.find(candidate.process.pid, candidate.process.startTime);
       if (revoked[index] && process)
         this.#end(now, process, candidate.record, candidate.certificate, 'revoked');
@@ -155,10 +153,11 @@ export class SshSessionGuard {
    * undefined for anything else. Remembered per record, so a pass does not verify it again.
    */
   #certificateOf(record: SessionRecord): ParsedUserCertificate | undefined {
-    const known = this.#verified.get(record.file);
-    if (known && known.recordedAt === record.recordedAt) return known.certificate;
+    const known = this.#known.get(record.file);
+    if (known?.recordedAt === record.recordedAt) return known.certificate;
     const certificate = this.#verify(record);
-    this.#verified.set(record.file, { recordedAt: record.recordedAt, certificate });
+    if (certificate) this.#known.set(record.file, { recordedAt: record.recordedAt, certificate });
+    else this.#known.delete(record.file);
     return certificate;
   }
 
