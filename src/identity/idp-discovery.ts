@@ -103,7 +103,8 @@ export class IdpDiscovery {
         authentication,
         {
           timeout: settings.timeout,
-          // Plain http only for an IdP on loopback (the demo, tests); elsewhere openid-client's https-only default stands.
+          // Plain http only for an IdP on loopback (the demo, tests); elsewhere openid-client's
+          // https-only default stands.
           ...(isLoopbackUrl(issuer) ? { execute: [client.allowInsecureRequests] } : {}),
         },
       );
