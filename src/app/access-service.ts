@@ -1475,9 +1475,12 @@ export class AccessService {
     return sealed ? (JSON.parse(await this.deps.secrets.open(sealed)) as Record<string, string>) : undefined;
   }
 
-  /** Records that the requester used their grant (credentials shown, token issued) — before it happens. */
-  private async auditGrantUse(
-    type: 'credentials.shown' | 'token.issued',
+  /**
+   * Records that the requester used their grant (credentials shown, token issued, an SSH key
+   * certified) — before it happens.
+   */
+  async auditGrantUse(
+    type: 'credentials.shown' | 'token.issued' | 'ssh.key_certified',
     principal: Principal,
     grant: Grant,
     from: RequestOrigin,

@@ -12,7 +12,6 @@ import type { ResourceDefinition } from '../core/resource.js';
 import type { SshProvisioner } from '../provisioners/ssh-provisioner.js';
 import { ed25519KeysOfAuthorizedKeys } from '../ssh/ssh-wire.js';
 import type { AccessService } from './access-service.js';
-import type { Store } from './ports.js';
 
 export interface CertifiedSshKey {
   readonly grantId: string;
@@ -32,10 +31,9 @@ export interface CertifiedSshKey {
 export class SshKeyCertification {
   constructor(
     private readonly deps: {
-      readonly access: Pick<AccessService, 'liveGrantOfRequester'>;
+      readonly access: Pick<AccessService, 'liveGrantOfRequester' | 'auditGrantUse'>;
       readonly resources: ReadonlyMap<string, ResourceDefinition>;
       readonly provisioner: SshProvisioner;
-      readonly store: Pick<Store, 'transaction'>;
       readonly clock: Clock;
     },
   ) {}
@@ -53,27 +51,12 @@ export class SshKeyCertification {
     if (resource?.kind !== 'ssh' || !role)
       throw new PortcullisError('validation_failed', `Grant ${grantId} is not on an ssh resource`);
     const certified = this.deps.provisioner.certifyKey({ grant, resource, role }, publicKey);
-    const now = this.deps.clock.now();
     // Fail closed: a certificate whose issue is not on record is never handed out.
-    await this.deps.store.transaction((tx) =>
-      tx.audit.append(
-        {
-          type: 'ssh.key_certified',
-          actor: principal.id,
-          sourceIp: from.sourceIp,
-          userAgent: from.userAgent,
-          requestId: grant.requestId,
-          grantId: grant.id,
-          resourceId: grant.resourceId,
-          data: {
-            fingerprint: certified.fingerprint,
-            serial: certified.serial.toString(),
-            validBefore: certified.validBefore * 1000,
-          },
-        },
-        now,
-      ),
-    );
+    await this.deps.access.auditGrantUse('ssh.key_certified', principal, grant, from, this.deps.clock.now(), {
+      fingerprint: certified.fingerprint,
+      serial: certified.serial.toString(),
+      validBefore: certified.validBefore * 1000,
+    });
     return {
       grantId: grant.id,
       certificate: certified.certificate,

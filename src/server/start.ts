@@ -517,7 +517,6 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         access,
         resources: config.resources,
         provisioner: ssh,
-        store,
         clock,
       }),
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
