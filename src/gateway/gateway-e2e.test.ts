@@ -37,6 +37,27 @@ async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs 
   await waitFor(what, async () => ((await probe()) ? true : undefined), timeoutMs);
 }
 
+/** Waits until the granted login runs a statement starting with `prefix` upstream. */
+async function waitUntilRunning(prefix: string): Promise<void> {
+  await waitUntil(
+    `"${prefix}" to run upstream`,
+    async () => {
+      const admin = new pg.Client({ connectionString: cluster?.adminUrl ?? '' });
+      await admin.connect();
+      try {
+        const r = await admin.query(
+          "select count(*)::int as n from pg_stat_activity where usename = $1 and state = 'active' and query like $2",
+          [grant.login, `${prefix}%`],
+        );
+        return (r.rows[0] as { n: number }).n >= 1;
+      } finally {
+        await admin.end();
+      }
+    },
+    15_000,
+  );
+}
+
 before(async () => {
   const started = await startScramClusterOrSkip();
   cluster = started.cluster;
@@ -165,19 +186,7 @@ describe('gateway with node-postgres', () => {
     const before = await backendsOf(cluster?.adminUrl ?? '', grant.login);
     const psql = spawn('psql', ['-XAtq'], { env: libpqEnv(), stdio: ['pipe', 'ignore', 'ignore'] });
     psql.stdin.write('create temp table sink (s text);\ncopy sink from stdin;\none\ntwo\n');
-    await waitUntil('the COPY to start', async () => {
-      const admin = new pg.Client({ connectionString: cluster?.adminUrl ?? '' });
-      await admin.connect();
-      try {
-        const r = await admin.query(
-          "select count(*)::int as n from pg_stat_activity where usename = $1 and query like 'copy sink%'",
-          [grant.login],
-        );
-        return (r.rows[0] as { n: number }).n === 1;
-      } finally {
-        await admin.end();
-      }
-    });
+    await waitUntilRunning('copy sink');
     psql.kill('SIGKILL');
     await waitFor(
       'the upstream backend to go',
@@ -192,7 +201,9 @@ describe('gateway with node-postgres', () => {
     psql.stderr.on('data', (chunk: Buffer) => {
       err += chunk.toString();
     });
-    await sleep(500);
+    // A fixed pause raced psql's connect on a loaded machine: SIGINT before the query is sent
+    // just quits psql, with no cancel to observe.
+    await waitUntilRunning('select pg_sleep(30)');
     const started = Date.now();
     psql.kill('SIGINT');
     const code = await new Promise((resolve) => psql.on('close', resolve));
@@ -205,7 +216,7 @@ describe('gateway with node-postgres', () => {
     if (skip) return t.skip(skip);
     const c = await client();
     const sleeping = rejection(c.query('select pg_sleep(30)'));
-    await sleep(300);
+    await waitUntilRunning('select pg_sleep(30)');
     const started = Date.now();
     const internals = c as unknown as { processID: number; secretKey: number };
     const socket = await new Promise<Socket>((resolve) => {
