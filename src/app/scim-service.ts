@@ -7,7 +7,7 @@
  * groups at once. Every change is audited
  * with the client (`scim:<idp>`) as the actor; refused requests leave a security event.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { AuditEventInput, RequestOrigin } from '../core/audit-event.js';
 import type { Clock } from '../core/clock.js';
 import { PortcullisError } from '../core/errors.js';
@@ -30,6 +30,7 @@ import {
   type UserState,
 } from '../scim/scim-protocol.js';
 import type { AccessService } from './access-service.js';
+import { BearerSecrets, rejectedBearerEvent } from './bearer-secrets.js';
 import type { AuditLastTransaction, ScimGroupRecord, ScimUserRecord, Store, Transaction } from './ports.js';
 
 /** A configured SCIM client, its secret already resolved. */
@@ -70,10 +71,6 @@ const maxCasAttempts = 8;
 
 type Json = Record<string, unknown>;
 
-function digest(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}
-
 function notFound(kind: string, id: string): PortcullisError {
   return new PortcullisError('not_found', `No ${kind} ${id}`);
 }
@@ -90,12 +87,14 @@ function keptDisabled(blockers: readonly string[]): { keptDisabledBy?: readonly 
 }
 
 export class ScimService {
-  readonly #clients: readonly (ScimClientSettings & { readonly digest: Buffer })[];
+  readonly #clients: readonly ScimClientSettings[];
+  readonly #secrets: BearerSecrets<ScimClientSettings>;
   readonly #newId: () => string;
   readonly #links: IdentityLinks;
 
   constructor(private readonly deps: ScimServiceDeps) {
-    this.#clients = deps.clients.map((c) => ({ ...c, digest: digest(c.token) }));
+    this.#clients = deps.clients;
+    this.#secrets = new BearerSecrets(deps.clients.map((c) => ({ secret: c.token, value: c })));
     this.#newId = deps.newId ?? randomUUID;
     this.#links = deps.identityLinks ?? IdentityLinks.none;
   }
@@ -147,12 +146,7 @@ export class ScimService {
    * compared in constant time (as SHA-256 digests, so lengths leak nothing), none skipped.
    */
   async authenticate(authorization: string | undefined, from: RequestOrigin): Promise<ScimClient> {
-    const match = /^Bearer (\S{1,512})$/i.exec(authorization ?? '');
-    let found: ScimClientSettings | undefined;
-    if (match?.[1]) {
-      const presented = digest(match[1]);
-      for (const client of this.#clients) if (timingSafeEqual(presented, client.digest)) found ??= client;
-    }
+    const { found, presented } = this.#secrets.match(authorization);
     if (found)
       return {
         idp: found.idp,
@@ -160,25 +154,16 @@ export class ScimService {
         subjectAttribute: found.subjectAttribute,
         mapping: found.mapping,
       };
-    const code = match ? 'invalid_token' : 'unauthenticated';
     await this.deps.store.transaction((tx) =>
       tx.audit.append(
-        {
-          type: 'auth.token_rejected',
-          actor: 'anonymous',
-          severity: 'warning',
-          sourceIp: from.sourceIp,
-          userAgent: from.userAgent,
-          reason: match ? 'unknown SCIM bearer secret' : 'no SCIM bearer secret',
-          data: { client: 'scim', code },
-        },
+        rejectedBearerEvent('scim', 'SCIM bearer secret', presented, from),
         this.deps.clock.now(),
       ),
     );
     throw new PortcullisError(
-      code,
-      match ? 'The SCIM bearer secret is not valid' : 'Send the SCIM bearer secret',
-      { reason: match ? 'unknown_secret' : 'missing' },
+      presented ? 'invalid_token' : 'unauthenticated',
+      presented ? 'The SCIM bearer secret is not valid' : 'Send the SCIM bearer secret',
+      { reason: presented ? 'unknown_secret' : 'missing' },
     );
   }
 
