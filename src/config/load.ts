@@ -92,6 +92,8 @@ export interface SshTargetSettings {
   readonly forceCommand: string | undefined;
   readonly host: string | undefined;
   readonly port: number;
+  /** Secrets ssh-guard reports sessions with; empty when the resource takes no reports. */
+  readonly sessionReportTokens: readonly Secret[];
 }
 
 export interface ConfiguredResource extends ResourceDefinition {
@@ -202,16 +204,16 @@ export interface ScimClientConfig {
   readonly subjectAttribute: 'externalId' | 'userName';
 }
 
-/** Shortest SCIM bearer secret accepted. */
-export const minScimTokenLength = 32;
+/** Shortest bearer secret accepted from a machine client (SCIM, ssh-guard's session reports). */
+export const minBearerSecretLength = 32;
 
 function resolveScimClients(scim: ParsedConfig['scim'], secrets: SecretResolver, issues: ConfigIssue[]) {
   return (scim?.clients ?? []).map((client, i): ScimClientConfig => {
     const token = secrets.resolve(client.token, `scim.clients[${i}].token`);
-    if (token.reveal() !== '' && token.reveal().length < minScimTokenLength)
+    if (token.reveal() !== '' && token.reveal().length < minBearerSecretLength)
       issues.push({
         path: `scim.clients[${i}].token`,
-        message: `must be at least ${minScimTokenLength} characters (a random secret)`,
+        message: `must be at least ${minBearerSecretLength} characters (a random secret)`,
       });
     return { idp: client.idp, token, subjectAttribute: client.subject_attribute };
   });
@@ -469,6 +471,16 @@ function resolveResources(
           forceCommand: ssh.force_command,
           host: ssh.host,
           port: ssh.port,
+          sessionReportTokens: (ssh.session_report_tokens ?? []).map((token, t) => {
+            const path = `resources[${i}].ssh.session_report_tokens[${t}]`;
+            const resolved = secrets.resolve(token, path);
+            if (resolved.reveal() !== '' && resolved.reveal().length < minBearerSecretLength)
+              issues.push({
+                path,
+                message: `must be at least ${minBearerSecretLength} characters (a random secret)`,
+              });
+            return resolved;
+          }),
         },
       });
     } else {

@@ -239,6 +239,8 @@ const sshTarget = z
     /** Where people connect, for the connection line shown with the credentials. */
     host: z.string().min(1).max(253).optional(),
     port: z.number().int().min(1).max(65_535).default(22),
+    /** Bearer secrets the hosts' `portcullis ssh-guard` reports sessions with (two during a rotation). */
+    session_report_tokens: z.array(secretRef).min(1).max(4).optional(),
   })
   .strict();
 

@@ -8,6 +8,7 @@ import type { Reconciler } from '../app/reconciler.js';
 import type { ScimService } from '../app/scim-service.js';
 import type { SessionService } from '../app/session-service.js';
 import type { SshKeyCertification } from '../app/ssh-key-certification.js';
+import type { SshSessionReports } from '../app/ssh-session-reports.js';
 import type { RequestOrigin } from '../core/audit-event.js';
 import { PortcullisError } from '../core/errors.js';
 import type { PolicyDecision } from '../core/policy-decision.js';
@@ -35,6 +36,8 @@ export interface HttpDependencies {
   readonly ssh?: SshHostMaterial;
   /** Certificates of `ssh` grants for keys their holders made. */
   readonly sshKeys?: Pick<SshKeyCertification, 'certify'>;
+  /** Session reports of `portcullis ssh-guard` on the hosts of `ssh` resources. */
+  readonly sshReports?: Pick<SshSessionReports, 'authenticate' | 'record'>;
   /** Public keys that sign audit checkpoints, for offline verification. */
   readonly auditJwks: () => Promise<{ keys: Record<string, unknown>[] }>;
   /** RFC 7662 response for a Portcullis access token. */

@@ -32,6 +32,7 @@ function resource(overrides: Partial<SshTargetSettings> = {}): ConfiguredResourc
       forceCommand: undefined,
       host: 'bastion.example.com',
       port: 2222,
+      sessionReportTokens: [],
       ...overrides,
     },
   };

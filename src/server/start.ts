@@ -21,6 +21,7 @@ import { ScheduledNotices } from '../app/scheduled-notices.js';
 import { ScimService } from '../app/scim-service.js';
 import { type BrowserLogin, SessionService } from '../app/session-service.js';
 import { SshKeyCertification } from '../app/ssh-key-certification.js';
+import { SshSessionReports } from '../app/ssh-session-reports.js';
 import { AuditCheckpointer, checkpointSignatureValid, ed25519PublicKey } from '../audit/checkpoint.js';
 import { exportAudit } from '../audit/export.js';
 import { WebhookAuditStreamSink } from '../audit/webhook-stream-sink.js';
@@ -518,6 +519,16 @@ export async function startPortcullis(options: StartOptions): Promise<RunningPor
         resources: config.resources,
         provisioner: ssh,
         clock,
+      }),
+      sshReports: new SshSessionReports({
+        store,
+        clock,
+        tokens: new Map(
+          sshResources.flatMap((resource) => {
+            const tokens = resource.ssh?.sessionReportTokens ?? [];
+            return tokens.length > 0 ? [[resource.id, tokens.map((token) => token.reveal())] as const] : [];
+          }),
+        ),
       }),
       auditJwks: async () => ({ keys: [...(await keys.publicKeys('audit', clock.now())).keys] }),
       introspect: async (token) =>

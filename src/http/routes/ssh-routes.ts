@@ -1,9 +1,66 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { HostSessionEvent } from '../../app/ssh-session-reports.js';
 import { PortcullisError } from '../../core/errors.js';
-import type { HttpDependencies } from '../context.js';
+import { type HttpDependencies, originOf } from '../context.js';
+import { problemView } from '../views.js';
 
 const params = z.object({ resource: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/) }).strict();
+
+const sessionFacts = {
+  grant_id: z.string().min(1).max(128),
+  serial: z.string().regex(/^[1-9][0-9]{0,19}$/, 'a certificate serial, decimal'),
+  account: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'an account name'),
+  pid: z.number().int().min(1).max(4_194_304),
+  at: z.iso.datetime({ offset: true }),
+};
+
+/** One report of `portcullis ssh-guard`: what happened to certificate logins on one host. */
+const sessionReport = z
+  .object({
+    host: z
+      .string()
+      .regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/, 'a host name')
+      .describe("The reporting host's name, as its guard knows it (a claim, recorded as such)"),
+    events: z
+      .array(
+        z.discriminatedUnion('type', [
+          z.object({ type: z.literal('started'), ...sessionFacts }).strict(),
+          z.object({ type: z.literal('closed'), ...sessionFacts }).strict(),
+          z
+            .object({
+              type: z.literal('ended'),
+              ...sessionFacts,
+              reason: z.enum(['expired', 'revoked']),
+              connection_open: z.boolean(),
+              processes: z.number().int().min(0).max(1_000_000),
+            })
+            .strict(),
+        ]),
+      )
+      .min(1)
+      .max(100),
+  })
+  .strict();
+
+function hostEvent(event: z.infer<typeof sessionReport>['events'][number]): HostSessionEvent {
+  const facts = {
+    grantId: event.grant_id,
+    serial: event.serial,
+    account: event.account,
+    pid: event.pid,
+    at: Date.parse(event.at),
+  };
+  return event.type === 'ended'
+    ? {
+        ...facts,
+        type: 'ended',
+        reason: event.reason,
+        connectionOpen: event.connection_open,
+        processes: event.processes,
+      }
+    : { ...facts, type: event.type };
+}
 
 /**
  * What hosts of an `ssh` resource fetch, without credentials (docs/provisioners.md#ssh): the
@@ -45,6 +102,56 @@ export function sshRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
         const list = await deps.ssh?.revocationList(request.params.resource);
         if (list === undefined) throw new PortcullisError('not_found');
         return reply.type('application/octet-stream').send(list);
+      },
+    );
+
+    app.post(
+      '/ssh/:resource/session-events',
+      {
+        // The secret before the body: a stranger learns nothing from how a report is checked.
+        preValidation: async (request) => {
+          if (!deps.sshReports)
+            throw new PortcullisError('not_found', 'No ssh resource takes session reports');
+          const { resource } = request.params as { resource?: string };
+          await deps.sshReports.authenticate(
+            String(resource),
+            request.headers.authorization,
+            originOf(request),
+          );
+        },
+        schema: {
+          summary:
+            "ssh-guard's report of certificate logins on a host: started, closed by themselves, ended by the guard (audited per grant)",
+          tags: ['ssh'],
+          params,
+          body: sessionReport,
+          response: {
+            200: z.object({
+              recorded: z.number().int(),
+              rejected: z.array(
+                z.object({
+                  index: z.number().int(),
+                  code: z.enum(['unknown_grant', 'serial_mismatch']),
+                  detail: z.string(),
+                }),
+              ),
+            }),
+            400: problemView,
+            401: problemView,
+            404: problemView,
+            503: problemView,
+          },
+        },
+      },
+      async (request, reply) => {
+        const from = originOf(request);
+        const outcome = await (deps.sshReports as NonNullable<HttpDependencies['sshReports']>).record(
+          request.params.resource,
+          request.body.host,
+          request.body.events.map(hostEvent),
+          from,
+        );
+        return reply.header('cache-control', 'no-store').send(outcome);
       },
     );
   };
