@@ -12,7 +12,16 @@
  *   `startSshSession(…)` the same, still running.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,12 +44,15 @@ export interface TestSshd {
   readonly configFile: string;
   /** sshd's RevokedKeys: write a key revocation list here. */
   readonly revokedKeysFile: string;
+  /** The PAM stack this sshd reads as /etc/pam.d/sshd (with `loginRecords` only). */
+  readonly pamConfig: string | undefined;
   /** What sshd logged so far. */
   log(): string;
   close(): Promise<void>;
 }
 
 const principalsCommand = join(import.meta.dirname, '..', 'contrib', 'ssh', 'portcullis-ssh-session');
+const loginHook = join(import.meta.dirname, '..', 'contrib', 'ssh', 'portcullis-ssh-login');
 
 export async function startSshd(options: {
   readonly trustedCaKey: string;
@@ -49,20 +61,43 @@ export async function startSshd(options: {
   readonly emptyKrl: Buffer;
   /** Record sessions for ssh-guard into this directory, as this account. */
   readonly sessionRecords?: { readonly directory: string; readonly user: string };
+  /**
+   * Open each login's session through PAM (Debian's sshd stack, with pam_loginuid) and record its
+   * audit session into this directory with contrib/ssh/portcullis-ssh-login, as ssh-guard's
+   * production setup does. That stack is bind-mounted over /etc/pam.d/sshd in a mount namespace of
+   * this sshd's own, so the machine's own sshd and its PAM files stay as they are.
+   */
+  readonly loginRecords?: string;
 }): Promise<TestSshd> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-sshd-'));
   // sshd runs an AuthorizedPrincipalsCommand only from a path no one but root can write, all the
   // way up: not from /tmp (world-writable) or a checkout.
-  const commandDir = options.sessionRecords ? mkdtempSync('/run/portcullis-sshd-') : undefined;
+  const commandDir =
+    options.sessionRecords || options.loginRecords ? mkdtempSync('/run/portcullis-sshd-') : undefined;
+  if (commandDir) chmodSync(commandDir, 0o755);
   const commandLines: string[] = [];
   if (options.sessionRecords && commandDir) {
-    chmodSync(commandDir, 0o755);
     copyFileSync(principalsCommand, join(commandDir, 'portcullis-ssh-session'));
     chmodSync(join(commandDir, 'portcullis-ssh-session'), 0o755);
     commandLines.push(
       `AuthorizedPrincipalsCommand ${join(commandDir, 'portcullis-ssh-session')} %u %k ${options.sessionRecords.directory}`,
       `AuthorizedPrincipalsCommandUser ${options.sessionRecords.user}`,
     );
+  }
+  let pamStack: string | undefined;
+  if (options.loginRecords && commandDir) {
+    const hook = join(commandDir, 'portcullis-ssh-login');
+    copyFileSync(loginHook, hook);
+    chmodSync(hook, 0o755);
+    pamStack = join(commandDir, 'pam-sshd');
+    // Right after pam_loginuid, before pam_env: where the docs put it, and `ssh-guard` checks.
+    const hookLine = `session required pam_exec.so type=open_session ${hook} ${options.loginRecords}`;
+    const stack = readFileSync('/etc/pam.d/sshd', 'utf8').replace(
+      /^(session\s+required\s+pam_loginuid\.so.*)$/m,
+      `$1\n${hookLine}`,
+    );
+    if (!stack.includes(hookLine)) throw new Error('/etc/pam.d/sshd has no pam_loginuid.so line to follow');
+    writeFileSync(pamStack, stack);
   }
   const port = await freePort();
   const hostKey = join(dir, 'host_key');
@@ -85,7 +120,8 @@ export async function startSshd(options: {
       'PasswordAuthentication no',
       'KbdInteractiveAuthentication no',
       'PermitRootLogin prohibit-password',
-      'UsePAM no',
+      `UsePAM ${pamStack ? 'yes' : 'no'}`,
+      ...(pamStack ? ['ExposeAuthInfo yes'] : []),
       'StrictModes no',
       'LogLevel VERBOSE',
       ...commandLines,
@@ -95,9 +131,22 @@ export async function startSshd(options: {
   // Privilege separation needs this directory; a container may not have it.
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   let output = '';
-  const child: ChildProcess = spawn(sshdPath, ['-D', '-e', '-f', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const sshdArguments = [sshdPath, '-D', '-e', '-f', config];
+  // unshare and sh exec in place: the child's pid stays the listener's.
+  const [command, ...args] = pamStack
+    ? [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount --bind "$0" /etc/pam.d/sshd && exec "$@"',
+        pamStack,
+        ...sshdArguments,
+      ]
+    : sshdArguments;
+  const child: ChildProcess = spawn(command as string, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -118,6 +167,7 @@ export async function startSshd(options: {
     port,
     configFile: config,
     revokedKeysFile,
+    pamConfig: pamStack,
     log: () => output,
     async close() {
       child.kill('SIGTERM');

@@ -412,6 +412,25 @@ PORTCULLIS_PROXY_PASSWORD sets the local password (at least 16 characters); by d
       '--record-user <name>',
       "sshd's AuthorizedPrincipalsCommandUser, owner of --records: an account of its own",
     )
+    .option(
+      '--login-records <dir>',
+      "where sshd's PAM session hook (contrib/ssh/portcullis-ssh-login) records each login's audit session",
+      '/run/portcullis-ssh-guard/logins',
+    )
+    .option(
+      '--pam-config <file>',
+      "sshd's PAM stack, checked for the session hook's place (right after pam_loginuid.so)",
+      '/etc/pam.d/sshd',
+    )
+    .option(
+      '--connections-only',
+      'for sshd without PAM: follow connections only, so what a login leaves running after it closes outlives the grant',
+    )
+    .option(
+      '--report-token-file <file>',
+      "report logins and their ends into Portcullis' audit log with this secret (the resource's session_report_tokens)",
+    )
+    .option('--host-name <name>', 'the name reports give this host (default: its host name)')
     .option('--sshd-config <file>', "sshd's configuration, checked with sshd -T", '/etc/ssh/sshd_config')
     .option('--refresh <duration>', 'how often the revocation list is fetched', '5s')
     .addHelpText(

@@ -1,17 +1,18 @@
 /**
- * The guard's readers of what a host hands it: /proc stat lines, the principals command's records,
- * certificates and TrustedUserCAKeys files, and downloaded revocation lists (checked with the real
- * `ssh-keygen` before they replace the installed one).
+ * The guard's readers of what a host hands it: /proc stat lines and audit sessions, the principals
+ * command's and the PAM hook's records, certificates and TrustedUserCAKeys files, and downloaded
+ * revocation lists (checked with the real `ssh-keygen` before they replace the installed one).
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, verify } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { SshCertificateAuthority } from '../ssh/ssh-certificate-authority.js';
 import { ed25519KeysOfAuthorizedKeys, parseUserCertificate } from '../ssh/ssh-wire.js';
-import { parseProcStat, processTable } from './host-processes.js';
+import { parseProcStat, processTable, readProcessTable } from './host-processes.js';
+import { parseLoginRecord } from './login-records.js';
 import { RevocationListRefresher } from './revocation-list-refresh.js';
 import { parseSessionRecord } from './session-records.js';
 
@@ -81,6 +82,65 @@ describe('session records', () => {
       'portcullis-ssh-session/1 9 8 ops AAAA\nportcullis-ssh-session/1 9 8 ops AAAA',
     ])
       assert.equal(parseSessionRecord('f', bad, 5), undefined, bad);
+  });
+
+  test('login records: the connection, its listener, the account, the certificate and the audit session', () => {
+    const boot = 'c0ffee00-0000-4000-8000-000000000001';
+    assert.deepEqual(parseLoginRecord('9.8', `portcullis-ssh-login/2 9 8 42 3 2 ${boot} ops AAAA\n`, 5), {
+      file: '9.8',
+      pid: 9,
+      startTime: '8',
+      loginSession: 42,
+      listener: { pid: 3, startTime: '2' },
+      bootId: boot,
+      account: 'ops',
+      certificate: Buffer.from('AAAA', 'base64'),
+      recordedAt: 5,
+    });
+    for (const bad of [
+      `portcullis-ssh-login/2 9 8 4294967295 3 2 ${boot} ops AAAA`, // unset: no login of its own
+      `portcullis-ssh-login/2 9 8 -1 3 2 ${boot} ops AAAA`,
+      `portcullis-ssh-login/2 0 8 42 3 2 ${boot} ops AAAA`,
+      `portcullis-ssh-login/2 9 8 42 3 2 ${boot} o;ps AAAA`,
+      `portcullis-ssh-login/2 9 8 42 3 2 ${boot} ops AA AA`,
+      'portcullis-ssh-login/2 9 8 42 3 2 ops AAAA', // no boot id
+      'portcullis-ssh-login/1 9 8 42',
+      `portcullis-ssh-login/2 9 8 42 3 2 ${boot} ops AAAA\nportcullis-ssh-login/2 9 8 43 3 2 ${boot} ops AAAA`,
+    ])
+      assert.equal(parseLoginRecord('f', bad, 5), undefined, bad);
+  });
+});
+
+describe('audit sessions in /proc', () => {
+  test('read per process, unset ones as none', () => {
+    const proc = mkdtempSync(join(tmpdir(), 'pc-proc-'));
+    try {
+      for (const [pid, sessionid] of [
+        [10, '7'],
+        [11, '4294967295'],
+        [12, '7'],
+      ] as const) {
+        mkdirSync(join(proc, String(pid)));
+        writeFileSync(
+          join(proc, String(pid), 'stat'),
+          `${pid} (sleep) S 1 ${pid} ${pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 ${pid}00 0 0\n`,
+        );
+        writeFileSync(join(proc, String(pid), 'sessionid'), sessionid);
+      }
+      const table = readProcessTable(proc);
+      assert.deepEqual(
+        table
+          .inLoginSession(7)
+          .map((p) => p.pid)
+          .sort(),
+        [10, 12],
+      );
+      const unset = table.byPid(11);
+      assert.ok(unset);
+      assert.equal(table.loginSessionOf(unset), undefined);
+    } finally {
+      rmSync(proc, { recursive: true, force: true });
+    }
   });
 });
 

@@ -14,7 +14,14 @@ export interface HostProcess {
   readonly startTime: string;
   /** The command name (`comm`), at most 15 bytes. */
   readonly name: string;
+  /** It has ended but was not reaped yet: read tables leave it out. */
+  readonly ended?: boolean;
+  /** For in-memory tables only: the audit session (see {@link ProcessTable.loginSessionOf}). */
+  readonly loginSession?: number;
 }
+
+/** `/proc/PID/sessionid` of a process no login has claimed: the audit session is unset. */
+export const unsetLoginSession = 4294967295;
 
 /**
  * One `/proc/PID/stat` line. The name (field 2) is in parentheses and may itself hold spaces and
@@ -32,7 +39,15 @@ export function parseProcStat(line: string): HostProcess | undefined {
   const startTime = fields[19];
   if (![pid, parentPid, sessionId].every(Number.isSafeInteger) || !startTime || !/^\d+$/.test(startTime))
     return undefined;
-  return { pid, parentPid, sessionId, startTime, name: line.slice(open + 2, close) };
+  return {
+    pid,
+    parentPid,
+    sessionId,
+    startTime,
+    name: line.slice(open + 2, close),
+    // A zombie (Z) or dead (X) process has ended: it runs nothing, and its parent may never reap it.
+    ...(fields[0] === 'Z' || fields[0] === 'X' ? { ended: true } : {}),
+  };
 }
 
 export interface ProcessTable {
@@ -48,9 +63,27 @@ export interface ProcessTable {
    * session unless it called `setsid` itself).
    */
   startedBy(root: HostProcess): readonly HostProcess[];
+  /**
+   * The kernel's audit session of a process (`/proc/PID/sessionid`): pam_loginuid starts a new one
+   * for each login, every process of that login inherits it, and only a process holding
+   * CAP_AUDIT_CONTROL can leave it (`setsid`, `nohup`, `tmux` and logging out do not). Undefined
+   * when unset or unreadable.
+   */
+  loginSessionOf(process: HostProcess): number | undefined;
+  /** Every process in this audit session. */
+  inLoginSession(loginSession: number): readonly HostProcess[];
 }
 
-export function processTable(processes: readonly HostProcess[]): ProcessTable {
+export function processTable(
+  processes: readonly HostProcess[],
+  readLoginSession: (process: HostProcess) => number | undefined = (p) => p.loginSession,
+): ProcessTable {
+  // Read lazily and once per table: most passes need no audit session at all.
+  const loginSessions = new Map<number, number | undefined>();
+  const loginSessionOf = (p: HostProcess) => {
+    if (!loginSessions.has(p.pid)) loginSessions.set(p.pid, readLoginSession(p));
+    return loginSessions.get(p.pid);
+  };
   const byPid = new Map(processes.map((p) => [p.pid, p]));
   const children = new Map<number, HostProcess[]>();
   for (const p of processes) children.set(p.parentPid, [...(children.get(p.parentPid) ?? []), p]);
@@ -74,20 +107,31 @@ export function processTable(processes: readonly HostProcess[]): ProcessTable {
       for (const p of processes) if (sessions.has(p.sessionId) && p.pid !== root.pid) found.set(p.pid, p);
       return [...found.values()];
     },
+    loginSessionOf,
+    inLoginSession: (loginSession) => processes.filter((p) => loginSessionOf(p) === loginSession),
   };
 }
 
-/** Every process `/proc` lists now; processes that end while it is read are left out. */
+/** Every process `/proc` lists now; processes that ended, or end while it is read, are left out. */
 export function readProcessTable(proc = '/proc'): ProcessTable {
   const processes: HostProcess[] = [];
   for (const entry of readdirSync(proc)) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const parsed = parseProcStat(readFileSync(`${proc}/${entry}/stat`, 'latin1'));
-      if (parsed) processes.push(parsed);
+      if (parsed && !parsed.ended) processes.push(parsed);
     } catch {
       // It ended between the listing and the read.
     }
   }
-  return processTable(processes);
+  return processTable(processes, (p) => readLoginSession(proc, p.pid));
+}
+
+function readLoginSession(proc: string, pid: number): number | undefined {
+  try {
+    const id = Number(readFileSync(`${proc}/${pid}/sessionid`, 'latin1').trim());
+    return Number.isSafeInteger(id) && id >= 0 && id !== unsetLoginSession ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -46,18 +46,32 @@ export function parseSessionRecord(
   };
 }
 
-export class SessionRecords {
-  constructor(readonly directory: string) {}
+/** A directory of one-line records, each a small regular file whose name matches `fileNamePattern`. */
+export class RecordDirectory<R> {
+  constructor(
+    readonly directory: string,
+    private readonly fileNamePattern: RegExp,
+    private readonly parse: (file: string, text: string, recordedAt: number) => R | undefined,
+  ) {}
 
   /** Every well-formed record; malformed ones are returned by name so the caller can report them. */
-  read(): { records: SessionRecord[]; malformed: string[] } {
-    const records: SessionRecord[] = [];
+  read(): { records: R[]; malformed: string[]; missing?: boolean } {
+    const records: R[] = [];
     const malformed: string[] = [];
-    for (const file of readdirSync(this.directory)) {
-      if (!fileNamePattern.test(file)) continue; // the writer's temporary files start with "."
+    let files: string[];
+    try {
+      files = readdirSync(this.directory);
+    } catch (error) {
+      // Removed under the guard: it keeps ending what it knows (the caller makes the directory anew).
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return { records, malformed, missing: true };
+      throw error;
+    }
+    for (const file of files) {
+      if (!this.fileNamePattern.test(file)) continue; // the writers' temporary files start with "."
       const read = readRegularFile(join(this.directory, file));
       if (read === undefined) continue; // removed while it was being read
-      const record = parseSessionRecord(file, read.text, read.modifiedAt);
+      const record = this.parse(file, read.text, read.modifiedAt);
       if (record) records.push(record);
       else malformed.push(file);
     }
@@ -74,6 +88,12 @@ export class SessionRecords {
     } catch {
       // Gone already, or not ours to remove: the next pass looks again.
     }
+  }
+}
+
+export class SessionRecords extends RecordDirectory<SessionRecord> {
+  constructor(directory: string) {
+    super(directory, fileNamePattern, parseSessionRecord);
   }
 }
 

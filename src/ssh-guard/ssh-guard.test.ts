@@ -1,8 +1,10 @@
 /**
- * `portcullis ssh-guard` end to end: a real sshd records its certificate logins through
- * contrib/ssh/portcullis-ssh-session, and the guard (the real CLI, as root) ends a live session the
- * moment its grant is revoked or its certificate reaches its end, with what the session started,
- * while keeping the host's revocation list current from the server.
+ * `portcullis ssh-guard` end to end: a real sshd (with PAM, in a mount namespace of its own)
+ * records its certificate logins through contrib/ssh/portcullis-ssh-session and
+ * contrib/ssh/portcullis-ssh-login, and the guard (the real CLI, as root) ends a live session the
+ * moment its grant is revoked or its certificate reaches its end, with what the session started
+ * and what its login left running after it closed, reports it all into the audit log, and keeps
+ * the host's revocation list current from the server.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -13,13 +15,14 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type RunningCli, runCliProcess, startCli } from '../../test-support/cli-entry.js';
+import { type RunningCli, startCli } from '../../test-support/cli-entry.js';
 import type { Harness } from '../../test-support/portcullis-harness.js';
 import { startSshHostsHarness, writeCertifiedKey } from '../../test-support/ssh-fixtures.js';
 import {
@@ -32,17 +35,33 @@ import {
 import { waitFor } from '../../test-support/wait-for.js';
 
 const skip = sshdSkipReason();
+const reportToken = 'ssh-guard-report-secret-0123456789abcdef';
+
+/** The grant's ssh.session_* audit events, as [type, reason, host, connectionOpen]. */
+async function sessionEvents(h: Harness, grantId: string): Promise<unknown[][]> {
+  const dave = await h.login('dave');
+  const events = (await h.api(dave, 'GET', '/api/v1/audit/events?limit=1000')).body.events as Record<
+    string,
+    unknown
+  >[];
+  return events
+    .filter((e) => e.grantId === grantId && String(e.type).startsWith('ssh.session_'))
+    .map((e) => {
+      const data = e.data as Record<string, unknown>;
+      return [e.type, e.reason ?? null, data.host, data.connectionOpen ?? null];
+    });
+}
 
 /** Ignores SIGHUP and forks a fresh copy of itself every 50 ms, the parent exiting: no fixed pid. */
 const forkingJob = `perl -e '$SIG{HUP}="IGNORE"; while (1) { select(undef,undef,undef,0.05); exit if fork; }' portcullis-forking-job`;
 
-/** The pids whose command line holds the forking job's marker. */
-function processesMarked(): number[] {
+/** The pids whose command line holds a marker (default: the forking job's). */
+function processesMarked(marker = 'portcullis-forking-job'): number[] {
   return readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .filter((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('portcullis-forking-job');
+        return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
       } catch {
         return false;
       }
@@ -66,13 +85,16 @@ describe('ssh-guard with a real sshd', { skip }, () => {
   let guard: RunningCli;
   let dir: string;
   let records: string;
+  let logins: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'pc-ssh-guard-'));
     const recordsParent = mkdtempSync('/run/portcullis-guard-');
     chmodSync(recordsParent, 0o755);
     records = join(recordsParent, 'sessions');
-    h = await startSshHostsHarness(dir);
+    logins = join(recordsParent, 'logins');
+    writeFileSync(join(dir, 'report-token'), reportToken, { mode: 0o600 });
+    h = await startSshHostsHarness(dir, { session_report_tokens: [{ file: join(dir, 'report-token') }] });
     const caKey = await (await fetch(`${h.url}/ssh/hosts/ca.pub`)).text();
     writeFileSync(join(dir, 'trusted-ca.pub'), caKey);
     const krl = Buffer.from(await (await fetch(`${h.url}/ssh/hosts/revoked.krl`)).arrayBuffer());
@@ -81,6 +103,7 @@ describe('ssh-guard with a real sshd', { skip }, () => {
       trustedCaKeysFile: join(dir, 'trusted-ca.pub'),
       emptyKrl: krl,
       sessionRecords: { directory: records, user: 'nobody' },
+      loginRecords: logins,
     });
     guard = startCli(
       [
@@ -97,8 +120,16 @@ describe('ssh-guard with a real sshd', { skip }, () => {
         records,
         '--record-user',
         'nobody',
+        '--login-records',
+        logins,
+        '--pam-config',
+        String(sshd.pamConfig),
         '--refresh',
         '1s',
+        '--report-token-file',
+        join(dir, 'report-token'),
+        '--host-name',
+        'guarded-host',
         '--sshd-config',
         sshd.configFile,
       ],
@@ -181,6 +212,14 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     assert.equal(logged[0]?.reason, 'revoked');
     assert.equal(logged[0]?.account, 'root');
     assert.match(String(logged[0]?.key_id), new RegExp(`portcullis grant ${files.grantId} for `));
+    // The guard reported the login and its end into the audit log, as the grant's events.
+    await waitFor('the reports in the audit log', async () =>
+      (await sessionEvents(h, files.grantId)).length === 2 ? true : undefined,
+    );
+    assert.deepEqual(await sessionEvents(h, files.grantId), [
+      ['ssh.session_started', null, 'guarded-host', null],
+      ['ssh.session_ended', 'revoked', 'guarded-host', true],
+    ]);
 
     // The guard installed the list sshd reads: a new login with the same certificate is refused.
     const again = sshCommand(sshd, files, 'root', 'echo in');
@@ -195,7 +234,8 @@ describe('ssh-guard with a real sshd', { skip }, () => {
 
   test("a session ends at its certificate's end, not before", async (t) => {
     const now = Math.floor(Date.now() / 1000);
-    const validBefore = now + 4;
+    // Room for a slow login on a busy machine: the session must start before the certificate ends.
+    const validBefore = now + 8;
     const short = writeCertifiedKey(dir, 'short', {
       serial: 77n,
       keyId: 'short-lived',
@@ -203,8 +243,10 @@ describe('ssh-guard with a real sshd', { skip }, () => {
       validBefore,
     });
     const session = startSshSession(sshd, short, 'root', 'echo started; sleep 3600');
-    await waitFor('the session to start', async () =>
-      session.stdout().includes('started') ? true : undefined,
+    await waitFor(
+      'the session to start',
+      async () => (session.stdout().includes('started') ? true : undefined),
+      7000,
     );
     const ended = await session.exited;
     assert.equal(ended.code, 255);
@@ -227,7 +269,12 @@ describe('ssh-guard with a real sshd', { skip }, () => {
       validBefore: now - 10,
     });
     const current = await grantKeyFiles('current');
-    const session = startSshSession(sshd, [old, current], 'root', 'echo started; sleep 3600');
+    const session = startSshSession(
+      sshd,
+      [old, current],
+      'root',
+      "echo started; exec perl -e 'sleep 3600' portcullis-client-gone",
+    );
     try {
       await waitFor('the session to start', async () =>
         session.stdout().includes('started') ? true : undefined,
@@ -243,6 +290,106 @@ describe('ssh-guard with a real sshd', { skip }, () => {
       session.kill();
       await session.exited;
     }
+    // Without a terminal, sshd leaves a command running when its client goes away: its login
+    // still holds the grant, and ends with it.
+    assert.equal(processesMarked('portcullis-client-gone').length, 1);
+    const alice = await h.login('alice');
+    await h.api(alice, 'POST', `/api/v1/grants/${current.grantId}/revoke`, { reason: 'done' });
+    await waitFor('the command to be ended', async () =>
+      processesMarked('portcullis-client-gone').length === 0 ? true : undefined,
+    );
+  });
+
+  test('what a login leaves running after it logged out ends with the grant: at revocation, and at the end', async (t) => {
+    // setsid and nohup leave the connection's process tree and sessions; the login's audit
+    // session (pam_loginuid) is all that still ties these jobs to the certificate.
+    // (A job that forks in a loop is ended through the audit session the same way: the first test
+    // and the unit tests cover the freezing; each of its exits leaves a zombie on hosts whose init
+    // never reaps, such as this test machine's.)
+    const detach = (marker: string) =>
+      `setsid nohup perl -e 'sleep 3600' ${marker} >/dev/null 2>&1 </dev/null & echo left`;
+    // A job that names itself "sshd", as the listener is named: no way out of its login.
+    const renamed = `setsid sh -c 'printf sshd >/proc/$$/comm; while :; do sleep 1; done' portcullis-renamed >/dev/null 2>&1 </dev/null & `;
+    const files = await grantKeyFiles('left-running');
+    const earlier = new Set(readdirSync(logins));
+    const left = sshCommand(sshd, files, 'root', renamed + detach('portcullis-left-running'));
+    assert.equal(left.code, 0, left.stderr + sshd.log());
+    const mine = readdirSync(logins).filter((file) => !earlier.has(file));
+    assert.equal(mine.length, 1, 'the login recorded its audit session, kept after it logged out');
+    await waitFor('the jobs to run', async () =>
+      processesMarked('portcullis-left-running').length > 0 &&
+      processesMarked('portcullis-renamed').length > 0
+        ? true
+        : undefined,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(processesMarked('portcullis-left-running').length, 1, 'not ended while the grant is live');
+
+    const alice = await h.login('alice');
+    const revokedAt = Date.now();
+    const revoked = await h.api(alice, 'POST', `/api/v1/grants/${files.grantId}/revoke`, { reason: 'done' });
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    await waitFor('the jobs to be killed', async () =>
+      processesMarked('portcullis-left-running').length === 0 &&
+      processesMarked('portcullis-renamed').length === 0
+        ? true
+        : undefined,
+    );
+    t.diagnostic(`left-behind jobs ended ${Date.now() - revokedAt} ms after the revocation`);
+    await waitFor('the guard logging the end', async () =>
+      /"reason":"revoked","pid":\d+,"connection_open":false,"login_session":\d+/.test(guard.stdout())
+        ? true
+        : undefined,
+    );
+    await waitFor('the record of the login to be cleared', async () =>
+      readdirSync(logins).some((file) => mine.includes(file)) ? undefined : true,
+    );
+    assert.deepEqual(await sessionEvents(h, files.grantId), [
+      ['ssh.session_started', null, 'guarded-host', null],
+      ['ssh.session_closed', null, 'guarded-host', null],
+      ['ssh.session_ended', 'revoked', 'guarded-host', false],
+    ]);
+
+    const now = Math.floor(Date.now() / 1000);
+    const validBefore = now + 8;
+    const short = writeCertifiedKey(dir, 'short-left', {
+      serial: 80n,
+      keyId: 'short-left-running',
+      validAfter: now - 60,
+      validBefore,
+    });
+    const shortLeft = sshCommand(sshd, short, 'root', detach('portcullis-left-at-end'));
+    assert.equal(shortLeft.code, 0, shortLeft.stderr);
+    await waitFor('the job to run', async () =>
+      processesMarked('portcullis-left-at-end').length > 0 ? true : undefined,
+    );
+    await waitFor(
+      'the job to be killed at the end',
+      async () => (processesMarked('portcullis-left-at-end').length === 0 ? true : undefined),
+      15_000,
+    );
+    const lateMs = Date.now() - validBefore * 1000;
+    assert.ok(lateMs >= 0, `ended ${-lateMs} ms before the certificate's end`);
+    t.diagnostic(`left-behind job ended at most ${lateMs} ms after the certificate's end`);
+  });
+
+  test('no login when its audit session cannot be recorded', async () => {
+    const files = await grantKeyFiles('no-login-record');
+    const moved = `${logins}.moved`;
+    renameSync(logins, moved);
+    // A file in its place: the guard makes a missing directory anew, not one that is something else.
+    writeFileSync(logins, '');
+    try {
+      const refused = sshCommand(sshd, files, 'root', 'echo in');
+      assert.notEqual(refused.code, 0);
+      assert.doesNotMatch(refused.stdout, /^in$/m, 'the command did not run');
+      assert.match(refused.stdout + refused.stderr, /portcullis-ssh-login failed/);
+    } finally {
+      rmSync(logins, { force: true });
+      renameSync(moved, logins);
+    }
+    const accepted = sshCommand(sshd, files, 'root', 'echo in');
+    assert.equal(accepted.code, 0, accepted.stderr + sshd.log());
   });
 
   test('no login when the session cannot be recorded', async () => {
@@ -284,97 +431,6 @@ describe('ssh-guard with a real sshd', { skip }, () => {
       assert.match(guard.stdout(), /a record names a process that is not an sshd connection/);
     } finally {
       bystander.kill('SIGKILL');
-    }
-  });
-});
-
-describe('ssh-guard refuses what it cannot do safely', () => {
-  test('plain http off loopback, authorities it cannot read, an sshd that would not record logins', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'pc-ssh-guard-usage-'));
-    try {
-      writeFileSync(join(dir, 'rsa-only.pub'), 'ssh-rsa AAAAB3NzaC1yc2E= only\n');
-      // A host whose sshd would let a certificate in without recording it.
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'ca')]);
-      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host')]);
-      const caKeys = join(dir, 'ca.pub');
-      const principalsFileConfig = join(dir, 'sshd_config');
-      writeFileSync(
-        principalsFileConfig,
-        [
-          `HostKey ${join(dir, 'host')}`,
-          `TrustedUserCAKeys ${caKeys}`,
-          `RevokedKeys ${join(dir, 'revoked.krl')}`,
-          'AuthorizedPrincipalsFile /etc/ssh/principals/%u',
-          '',
-        ].join('\n'),
-      );
-      const base = [
-        'ssh-guard',
-        '--resource',
-        'hosts',
-        '--revoked-keys',
-        join(dir, 'revoked.krl'),
-        '--record-user',
-        'nobody',
-      ];
-      const cases: [string[], RegExp][] = [
-        [
-          [...base, '--server', 'http://access.example.com', '--ca-keys', join(dir, 'rsa-only.pub')],
-          /https only/,
-        ],
-        [
-          [...base, '--server', 'https://access.example.com', '--ca-keys', join(dir, 'missing.pub')],
-          /Cannot read --ca-keys/,
-        ],
-        [
-          [...base, '--server', 'https://access.example.com', '--ca-keys', join(dir, 'rsa-only.pub')],
-          /no ssh-ed25519 key/,
-        ],
-        [
-          [
-            ...base,
-            '--server',
-            'https://access.example.com',
-            '--ca-keys',
-            join(dir, 'rsa-only.pub'),
-            '--refresh',
-            'soon',
-          ],
-          /--refresh/,
-        ],
-        [['ssh-guard', '--server', 'https://access.example.com', '--resource', 'hosts'], /required option/],
-        [
-          [
-            ...base,
-            '--server',
-            'https://access.example.com',
-            '--ca-keys',
-            caKeys,
-            '--sshd-config',
-            principalsFileConfig,
-          ],
-          /AuthorizedPrincipalsCommand must be .*AuthorizedPrincipalsFile must not be set/s,
-        ],
-        [
-          [
-            ...base,
-            '--server',
-            'https://access.example.com',
-            '--ca-keys',
-            caKeys,
-            '--sshd-config',
-            join(dir, 'none'),
-          ],
-          /Cannot read sshd's settings/,
-        ],
-      ];
-      for (const [args, message] of cases) {
-        const result = await runCliProcess(args, { PORTCULLIS_HOME: dir });
-        assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
-        assert.match(result.stderr, message);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -8,8 +8,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { SshCertificateAuthority } from '../ssh/ssh-certificate-authority.js';
 import { type HostProcess, processTable } from './host-processes.js';
+import type { LoginRecord } from './login-records.js';
 import type { SessionRecord } from './session-records.js';
-import { SshSessionGuard } from './ssh-session-guard.js';
+import { type GuardSessionEvent, SshSessionGuard } from './ssh-session-guard.js';
 
 function newAuthority(): SshCertificateAuthority {
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -55,7 +56,31 @@ const processes = [
   proc(400, 1, 400, 'postgres'),
 ];
 
-function harness(options: { certificate: Buffer; pid?: number; authorities: Buffer[]; revoked?: boolean }) {
+/**
+ * The same host with a login record: the connection's login has audit session 7, and the shell
+ * started a job under `setsid` (500) that is in no session of the connection's, only in its login.
+ */
+function withLogin(listenerLoginSession?: number): HostProcess[] {
+  const inLogin = new Set([100, 101, 102, 300]);
+  return [
+    ...processes.map((p) => {
+      if (inLogin.has(p.pid)) return { ...p, loginSession: 7 };
+      return p.pid === 50 ? { ...p, loginSession: listenerLoginSession } : p;
+    }),
+    { ...proc(500, 1, 500, 'sleep'), loginSession: 7 },
+  ];
+}
+
+function harness(options: {
+  certificate: Buffer;
+  pid?: number;
+  authorities: Buffer[];
+  revoked?: boolean;
+  /** The host's processes (default: {@link processes}). */
+  host?: HostProcess[];
+  /** The audit session the login record gives connection 100 (default: no login records at all). */
+  loginSession?: number;
+}) {
   let now = Date.parse('2026-11-24T12:00:00Z');
   const signals: string[] = [];
   const log: string[] = [];
@@ -69,15 +94,43 @@ function harness(options: { certificate: Buffer; pid?: number; authorities: Buff
       recordedAt: now,
     },
   ];
-  let alive = processes;
+  let alive = options.host ?? processes;
+  let logins: LoginRecord[] =
+    options.loginSession === undefined
+      ? []
+      : [
+          {
+            file: '100.1000',
+            pid: 100,
+            startTime: '1000',
+            loginSession: options.loginSession,
+            listener: { pid: 50, startTime: '500' },
+            bootId: 'c0ffee00-0000-4000-8000-000000000001',
+            account: 'ops',
+            certificate: options.certificate,
+            recordedAt: now,
+          },
+        ];
   let revocationChecks = 0;
+  const reports: GuardSessionEvent[] = [];
   const guard = new SshSessionGuard({
+    report: (event) => reports.push(event),
+    bootId: 'c0ffee00-0000-4000-8000-000000000001',
     records: {
       read: () => ({ records, malformed: [] }),
       remove: (file) => {
         records = records.filter((r) => r.file !== file);
       },
     },
+    logins:
+      options.loginSession === undefined
+        ? undefined
+        : {
+            read: () => ({ records: logins, malformed: [] }),
+            remove: (file) => {
+              logins = logins.filter((l) => l.file !== file);
+            },
+          },
     authorities: options.authorities,
     processes: () => processTable(alive),
     revoked: async (certificates) => {
@@ -97,12 +150,17 @@ function harness(options: { certificate: Buffer; pid?: number; authorities: Buff
     signals,
     log,
     records: () => records,
+    logins: () => logins,
+    reports,
     revocationChecks: () => revocationChecks,
     advance: (ms: number) => {
       now += ms;
     },
     exit: (pids: number[]) => {
       alive = alive.filter((p) => !pids.includes(p.pid));
+    },
+    enter: (p: HostProcess) => {
+      alive = [...alive, p];
     },
     nowSeconds: () => Math.floor(now / 1000),
   };
@@ -111,6 +169,18 @@ function harness(options: { certificate: Buffer; pid?: number; authorities: Buff
 describe('SshSessionGuard', () => {
   const authority = newAuthority();
   const start = Math.floor(Date.parse('2026-11-24T12:00:00Z') / 1000);
+  /** A host with a login record (audit session 7) of a certificate of `authority` ending at `validBefore`. */
+  const loginHarness = (
+    validBefore: number,
+    options: { revoked?: boolean; listenerLoginSession?: number } = {},
+  ) =>
+    harness({
+      certificate: certificateBlob(authority, validBefore),
+      authorities: [authority.publicKey],
+      revoked: options.revoked,
+      host: withLogin(options.listenerLoginSession),
+      loginSession: 7,
+    });
 
   test('at the certificate’s end: SIGTERM to sshd, SIGHUP to what it started, SIGKILL to what outlives the grace', async () => {
     const h = harness({
@@ -222,5 +292,196 @@ describe('SshSessionGuard', () => {
       assert.deepEqual(h.signals, []);
       assert.equal(h.revocationChecks(), 0);
     }
+  });
+
+  test('what a login left running after its connection closed ends at the certificate’s end, and is then forgotten', async () => {
+    const h = loginHarness(start + 10);
+    await h.guard.check();
+    // The user logs out; the setsid job (500) stays, in the login's audit session only.
+    h.exit([100, 101, 102, 300]);
+    h.advance(5000);
+    await h.guard.check();
+    assert.deepEqual(h.signals, [], 'not before its end');
+    assert.equal(h.logins().length, 1, 'the login record is kept after its connection closed');
+
+    h.advance(5000);
+    await h.guard.check();
+    assert.deepEqual(h.signals, ['SIGHUP 500']);
+    assert.ok(h.log.includes('ssh-guard: ended a session whose certificate expired'));
+    h.signals.length = 0;
+    h.advance(1000);
+    await h.guard.check();
+    assert.deepEqual(h.signals, ['SIGSTOP 500', 'SIGKILL 500']);
+
+    h.signals.length = 0;
+    h.exit([500]);
+    // A login's ending takes all its looks (8), then its record goes.
+    for (let look = 0; look < 8; look++) {
+      h.advance(250);
+      await h.guard.check();
+    }
+    await h.guard.check();
+    assert.deepEqual(h.signals, [], 'nothing left, nothing more is signalled');
+    assert.equal(h.logins().length, 0, 'the login record is removed once its end is done');
+    assert.equal(h.log.filter((line) => line.startsWith('ssh-guard: ended')).length, 1);
+  });
+
+  test('a login whose connection closed leaving nothing seen is swept at its end, quietly', async () => {
+    const h = loginHarness(start + 10);
+    await h.guard.check();
+    h.exit([100, 101, 102, 300, 500]);
+    h.advance(10_000);
+    await h.guard.check();
+    assert.deepEqual(h.signals, []);
+    assert.equal(h.log.filter((line) => line.startsWith('ssh-guard: ended')).length, 0);
+    // The job that forked between two looks shows up at the next one, in the login's audit session.
+    h.enter({ ...proc(600, 1, 600, 'perl'), loginSession: 7 });
+    h.advance(1000);
+    await h.guard.check();
+    assert.deepEqual(h.signals, ['SIGSTOP 600', 'SIGKILL 600']);
+  });
+
+  test('a revoked certificate ends its live connection and its login’s processes together', async () => {
+    const h = loginHarness(start + 3600, { revoked: true });
+    await h.guard.check();
+    assert.deepEqual(
+      h.signals.sort(),
+      ['SIGHUP 101', 'SIGHUP 102', 'SIGHUP 300', 'SIGHUP 500', 'SIGTERM 100'].sort(),
+    );
+  });
+
+  test('the listener its login record names is never signalled, whatever it shares with the login', async () => {
+    // Here the listener (50) is in the login's audit session too, as a renamed or adopted process
+    // could be: everything else of the login is ended, the listener never.
+    const h = loginHarness(start + 10, { listenerLoginSession: 7 });
+    h.exit([100, 101, 102, 300]);
+    h.advance(10_000);
+    await h.guard.check();
+    h.advance(1000);
+    await h.guard.check();
+    assert.deepEqual(h.signals, ['SIGHUP 500', 'SIGSTOP 500', 'SIGKILL 500']);
+  });
+
+  test('with login records on, a connection whose login has none is reported once', async () => {
+    const h = loginHarness(start + 3600);
+    h.logins().length = 0;
+    await h.guard.check();
+    assert.equal(h.log.length, 0, 'not while sshd may still be opening the session');
+    h.advance(6000);
+    await h.guard.check();
+    await h.guard.check();
+    assert.equal(h.log.filter((line) => line.includes('has no login record')).length, 1);
+  });
+
+  test('login records of other authorities’ certificates are dropped, their sessions untouched', async () => {
+    const h = harness({
+      certificate: certificateBlob(newAuthority(), start + 3600),
+      authorities: [authority.publicKey],
+      revoked: true,
+      host: withLogin(),
+      loginSession: 7,
+    });
+    await h.guard.check();
+    assert.deepEqual(h.signals, []);
+    assert.equal(h.logins().length, 0);
+  });
+
+  test('reports a login once when first seen, and its end: closed by itself, or ended by the guard', async () => {
+    const closing = harness({
+      certificate: certificateBlob(authority, start + 3600),
+      authorities: [authority.publicKey],
+    });
+    await closing.guard.check();
+    await closing.guard.check();
+    closing.exit([100, 101, 102, 300]);
+    await closing.guard.check();
+    assert.deepEqual(
+      closing.reports.map((r) => [r.type, r.keyId, r.serial, r.account, r.pid]),
+      [
+        ['started', 'portcullis grant g-1 for demo:alice', 5n, 'ops', 100],
+        ['closed', 'portcullis grant g-1 for demo:alice', 5n, 'ops', 100],
+      ],
+    );
+
+    const ending = harness({
+      certificate: certificateBlob(authority, start + 2),
+      authorities: [authority.publicKey],
+    });
+    await ending.guard.check();
+    ending.advance(2000);
+    await ending.guard.check();
+    ending.exit([100, 101, 102, 300]);
+    ending.advance(1000);
+    await ending.guard.check();
+    assert.deepEqual(
+      ending.reports.map((r) => [r.type, r.ending]),
+      [
+        ['started', undefined],
+        ['ended', { reason: 'expired', connectionOpen: true, processes: 3 }],
+      ],
+      'ended, and no "closed" after it',
+    );
+  });
+
+  test('a closed login that left nothing running is forgotten after three empty looks, before its end', async () => {
+    const h = loginHarness(start + 3600);
+    await h.guard.check();
+    h.exit([100, 101, 102, 300]);
+    for (let look = 0; look < 4; look++) {
+      h.advance(5000);
+      await h.guard.check();
+    }
+    assert.equal(h.logins().length, 1, 'kept while its setsid job (500) runs');
+    h.exit([500]);
+    for (let look = 0; look < 2; look++) {
+      h.advance(5000);
+      await h.guard.check();
+    }
+    assert.equal(h.logins().length, 1, 'two empty looks are not enough');
+    h.advance(5000);
+    await h.guard.check();
+    assert.equal(h.logins().length, 0);
+    assert.deepEqual(h.signals, []);
+  });
+
+  test('login records of another boot are dropped; with login records on, session records end nothing', async () => {
+    const otherBoot = loginHarness(start + 3600, { revoked: true });
+    const [login] = otherBoot.logins();
+    assert.ok(login);
+    otherBoot.logins()[0] = { ...login, bootId: 'c0ffee00-0000-4000-8000-000000000002' };
+    await otherBoot.guard.check();
+    assert.deepEqual(
+      otherBoot.signals,
+      [],
+      'neither its audit session nor, by the session record, its connection',
+    );
+    assert.equal(otherBoot.logins().length, 0);
+
+    // The unprivileged record user names a connection (an administrator's key login, say) with a
+    // revoked Portcullis certificate: with login records on, that is never acted on.
+    const forged = loginHarness(start + 3600, { revoked: true });
+    forged.logins().length = 0;
+    await forged.guard.check();
+    forged.advance(6000);
+    await forged.guard.check();
+    assert.deepEqual(forged.signals, []);
+    assert.equal(forged.records().length, 1, 'kept while its connection is open, for the warning only');
+  });
+
+  test('a record written again keeps what was reported about it', async () => {
+    const h = harness({
+      certificate: certificateBlob(authority, start + 3600),
+      authorities: [authority.publicKey],
+    });
+    await h.guard.check();
+    const [record] = h.records();
+    assert.ok(record);
+    h.records()[0] = { ...record, recordedAt: record.recordedAt + 1000 };
+    h.advance(2000);
+    await h.guard.check();
+    assert.deepEqual(
+      h.reports.map((r) => r.type),
+      ['started'],
+    );
   });
 });

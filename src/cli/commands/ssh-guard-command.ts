@@ -5,15 +5,18 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { parseDurationSeconds } from '../../config/duration.js';
 import { ed25519KeysOfAuthorizedKeys } from '../../ssh/ssh-wire.js';
 import { readProcessTable } from '../../ssh-guard/host-processes.js';
+import { LoginRecords } from '../../ssh-guard/login-records.js';
 import { revokedByList } from '../../ssh-guard/revocation-check.js';
 import { RevocationListRefresher } from '../../ssh-guard/revocation-list-refresh.js';
 import { SessionRecords } from '../../ssh-guard/session-records.js';
+import { SessionReporter } from '../../ssh-guard/session-reporter.js';
 import { SshSessionGuard } from '../../ssh-guard/ssh-session-guard.js';
 import { isLoopbackUrl } from '../../text/loopback-address.js';
 import { CliError, exitCodes, usageError } from '../cli-error.js';
@@ -26,6 +29,11 @@ export interface SshGuardOptions {
   readonly revokedKeys: string;
   readonly records: string;
   readonly recordUser: string;
+  readonly loginRecords: string;
+  readonly connectionsOnly?: boolean;
+  readonly reportTokenFile?: string;
+  readonly hostName?: string;
+  readonly pamConfig: string;
   readonly refresh: string;
   readonly sshdConfig: string;
 }
@@ -47,18 +55,45 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
       exitCodes.forbidden,
     );
   const authorities = readAuthorities(options.caKeys);
+  const reportToken = options.reportTokenFile ? readReportToken(options.reportTokenFile) : undefined;
+  const hostName = options.hostName ?? hostname();
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(hostName))
+    throw usageError(`Not a host name: ${hostName} (pass --host-name)`);
+  if (!options.connectionsOnly && resolve(options.loginRecords) === resolve(options.records))
+    throw usageError(
+      '--login-records must be a directory of its own: root writes it, --record-user must not',
+    );
   checkSshdConfiguration(options);
-  prepareRecordsDirectory(options.records, options.recordUser);
+  if (!options.connectionsOnly) checkPamStack(options.pamConfig);
+  const directories: [string, string, { uid: number; gid: number }][] = [
+    ['--records', options.records, recordUserIds(options.recordUser)],
+  ];
+  if (!options.connectionsOnly)
+    directories.push(['--login-records', options.loginRecords, { uid: 0, gid: 0 }]);
+  for (const [option, directory, owner] of directories) prepareRecordsDirectory(option, directory, owner);
 
   const log = pino({ base: { component: 'ssh-guard', resource: options.resource } }, ctx.io.stdout);
+  const reporter = reportToken
+    ? new SessionReporter({
+        url: `${server}/ssh/${options.resource}/session-events`,
+        token: reportToken,
+        host: hostName,
+        fetch: ctx.io.fetch as typeof fetch,
+        now: ctx.io.now,
+        log,
+      })
+    : undefined;
   const guard = new SshSessionGuard({
     records: new SessionRecords(options.records),
+    logins: options.connectionsOnly ? undefined : new LoginRecords(options.loginRecords),
     authorities,
     processes: () => readProcessTable(),
     revoked: (certificates) => revokedByList(options.revokedKeys, certificates),
     signal: (pid, signal) => process.kill(pid, signal),
     now: ctx.io.now,
     log,
+    report: reporter ? (event) => reporter.add(event) : undefined,
+    bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
   });
   const refresher = new RevocationListRefresher({
     url: `${server}/ssh/${options.resource}/revoked.krl`,
@@ -70,9 +105,20 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
   let stopped = false;
   void stop.received.then(() => (stopped = true));
   log.info(
-    { records: options.records, revoked_keys: options.revokedKeys, authorities: authorities.length },
+    {
+      records: options.records,
+      login_records: options.connectionsOnly ? null : options.loginRecords,
+      reports: reporter ? { host: hostName } : null,
+      revoked_keys: options.revokedKeys,
+      authorities: authorities.length,
+    },
     'ssh-guard: started',
   );
+  if (options.connectionsOnly)
+    log.warn(
+      {},
+      'ssh-guard: following connections only; what a login leaves running after its connection closes (nohup, setsid, tmux) outlives its grant',
+    );
   let nextRefresh = 0;
   let failedRefreshes = 0;
   while (!stopped) {
@@ -93,15 +139,31 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
         );
       }
     }
+    // A records directory removed under the guard (a cleaned /run) is made anew: until then sshd
+    // refuses certificate logins, and the guard goes on ending what it knows.
+    for (const [option, directory, owner] of directories) {
+      if (existsSync(directory)) continue;
+      try {
+        prepareRecordsDirectory(option, directory, owner);
+        log.warn({ directory }, 'ssh-guard: a records directory was missing; made it anew');
+      } catch (error) {
+        log.error(
+          { directory, err: { message: (error as Error).message } },
+          'ssh-guard: cannot make a records directory',
+        );
+      }
+    }
     try {
       await guard.check();
     } catch (error) {
       log.error({ err: { message: (error as Error).message } }, 'ssh-guard: a check failed; retrying');
     }
+    reporter?.sendInBackground();
     await Promise.race([sleep(checkIntervalMs), stop.received]);
   }
   stop.dispose();
-  log.info({}, 'ssh-guard: stopped');
+  await reporter?.drain();
+  log.info({ unsent_reports: reporter?.queued ?? 0 }, 'ssh-guard: stopped');
 }
 
 /**
@@ -146,8 +208,31 @@ function checkSshdConfiguration(options: SshGuardOptions): void {
   const trusted = (settings.get('trustedusercakeys') ?? 'none').split(/\s+/);
   if (!trusted.includes(resolve(options.caKeys)))
     problems.push(`TrustedUserCAKeys must be --ca-keys ${resolve(options.caKeys)}`);
+  if (!options.connectionsOnly && settings.get('usepam') !== 'yes')
+    problems.push(
+      'UsePAM must be yes, with contrib/ssh/portcullis-ssh-login as a session hook (or pass --connections-only)',
+    );
+  if (!options.connectionsOnly && settings.get('exposeauthinfo') !== 'yes')
+    problems.push('ExposeAuthInfo must be yes: the session hook records the certificate that logged in');
   if (problems.length > 0)
     throw usageError(`sshd (${options.sshdConfig}) is not set up for ssh-guard: ${problems.join('; ')}`);
+}
+
+/** The bearer secret of session reports: root's alone, a random secret. */
+function readReportToken(file: string): string {
+  let token: string;
+  try {
+    const mode = lstatSync(file).mode;
+    if ((mode & 0o077) !== 0)
+      throw usageError(`--report-token-file ${file} must be readable by its owner only (chmod 600)`);
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw usageError(`Cannot read --report-token-file ${file}: ${(error as Error).message}`);
+  }
+  if (token.length < 32 || /\s/.test(token))
+    throw usageError(`--report-token-file ${file} must hold one secret of at least 32 characters`);
+  return token;
 }
 
 function readAuthorities(file: string): Buffer[] {
@@ -169,10 +254,58 @@ function readAuthorities(file: string): Buffer[] {
 }
 
 /**
- * The directory sshd's AuthorizedPrincipalsCommand writes records into: owned by that command's
- * account and by nobody else, mode 0700, inside a root-owned parent.
+ * sshd's PAM session stack must run the hook right after pam_loginuid (the login's audit session
+ * exists by then) and before pam_env, which can read the user's own ~/.pam_environment: pam_exec
+ * hands the hook the PAM environment, and a PATH or LD_PRELOAD of the user's would run as root.
+ * Only the file itself is read: what its includes add is not checked.
  */
-function prepareRecordsDirectory(directory: string, user: string): void {
+function checkPamStack(file: string): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw usageError(`Cannot read --pam-config ${file}: ${(error as Error).message}`);
+  }
+  const lines = text
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter((line) => line !== '');
+  const loginuid = lines.findIndex((line) => /^session\s.*\bpam_loginuid\.so\b/.test(line));
+  const hook = lines.findIndex(
+    (line) =>
+      /^session\s+(required|requisite)\s+pam_exec\.so\s/.test(line) &&
+      /\stype=open_session(\s|$)/.test(line) &&
+      /\s\S*\/portcullis-ssh-login(\s|$)/.test(line),
+  );
+  const readsUserEnvironment = (line: string) => /\bpam_env\.so\b.*\buser_readenv=1\b/.test(line);
+  const problems: string[] = [];
+  if (hook < 0)
+    problems.push(
+      'no "session required pam_exec.so type=open_session …/portcullis-ssh-login" line (required or requisite)',
+    );
+  else {
+    if (loginuid < 0 || loginuid > hook) problems.push('pam_loginuid.so must come before the hook');
+    if (
+      lines
+        .slice(loginuid < 0 ? 0 : loginuid, hook)
+        .some((line) => /^(@include|session\s+\S+\s+(include|substack))\b|\bpam_env\.so\b/.test(line))
+    )
+      problems.push('the hook must come right after pam_loginuid.so: before pam_env.so and any include');
+    // sshd runs the auth stack (pam_setcred) before it opens the session, wherever its lines stand.
+    const before = lines.filter((line, index) => index < hook || !line.startsWith('session'));
+    if (before.some(readsUserEnvironment))
+      problems.push(
+        "no pam_env.so with user_readenv=1 may run before the hook (any auth line, or a session line above it): it reads the user's ~/.pam_environment",
+      );
+  }
+  if (problems.length > 0)
+    throw usageError(
+      `sshd's PAM stack (${file}) is not set up for ssh-guard: ${[...new Set(problems)].join('; ')}`,
+    );
+}
+
+/** The uid and gid of --record-user: an account of its own, never root. */
+function recordUserIds(user: string): { uid: number; gid: number } {
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw usageError(`Not an account name: ${user}`);
   let uid: number;
   let gid: number;
@@ -184,13 +317,26 @@ function prepareRecordsDirectory(directory: string, user: string): void {
   }
   if (uid === 0)
     throw usageError('--record-user must not be root: the principals command needs no privilege');
+  return { uid, gid };
+}
+
+/**
+ * A directory records are written into: owned by their writer's account and by nobody else, mode
+ * 0700, inside a root-owned parent. sshd's AuthorizedPrincipalsCommand writes session records as
+ * --record-user; its PAM session hook writes login records as root.
+ */
+function prepareRecordsDirectory(
+  option: string,
+  directory: string,
+  owner: { readonly uid: number; readonly gid: number },
+): void {
   mkdirSync(dirname(directory), { recursive: true, mode: 0o755 });
   const parent = lstatSync(dirname(directory));
   // Whoever could write the parent could swap the records directory for one of their own.
   if (!parent.isDirectory() || parent.uid !== 0 || (parent.mode & 0o022) !== 0)
     throw usageError(`${dirname(directory)} must be a directory owned by root and writable by root only`);
   mkdirSync(directory, { mode: 0o700, recursive: true });
-  if (!lstatSync(directory).isDirectory()) throw usageError(`--records ${directory} is not a directory`);
-  chownSync(directory, uid, gid);
+  if (!lstatSync(directory).isDirectory()) throw usageError(`${option} ${directory} is not a directory`);
+  chownSync(directory, owner.uid, owner.gid);
   chmodSync(directory, 0o700);
 }
