@@ -68,6 +68,8 @@ export async function startSshd(options: {
    * this sshd's own, so the machine's own sshd and its PAM files stay as they are.
    */
   readonly loginRecords?: string;
+  /** With `loginRecords`: the hook's cgroup v2 directory, so that each login gets a group of its own. */
+  readonly loginCgroups?: string;
 }): Promise<TestSshd> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-sshd-'));
   // sshd runs an AuthorizedPrincipalsCommand only from a path no one but root can write, all the
@@ -91,7 +93,7 @@ export async function startSshd(options: {
     chmodSync(hook, 0o755);
     pamStack = join(commandDir, 'pam-sshd');
     // Right after pam_loginuid, before pam_env: where the docs put it, and `ssh-guard` checks.
-    const hookLine = `session required pam_exec.so type=open_session ${hook} ${options.loginRecords}`;
+    const hookLine = `session required pam_exec.so type=open_session ${hook} ${options.loginRecords}${options.loginCgroups ? ` ${options.loginCgroups}` : ''}`;
     const stack = readFileSync('/etc/pam.d/sshd', 'utf8').replace(
       /^(session\s+required\s+pam_loginuid\.so.*)$/m,
       `$1\n${hookLine}`,

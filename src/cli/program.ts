@@ -418,6 +418,10 @@ PORTCULLIS_PROXY_PASSWORD sets the local password (at least 16 characters); by d
       '/run/portcullis-ssh-guard/logins',
     )
     .option(
+      '--login-cgroups <dir>',
+      'on hosts without pam_systemd: the cgroup v2 directory the session hook (its second argument) puts each login in, so a login is killed whole',
+    )
+    .option(
       '--pam-config <file>',
       "sshd's PAM stack, checked for the session hook's place (right after pam_loginuid.so)",
       '/etc/pam.d/sshd',

@@ -57,6 +57,15 @@ describe('ssh-guard refuses what it cannot do safely', () => {
       );
       const beforeLoginuid = join(dir, 'pam-before-loginuid');
       writeFileSync(beforeLoginuid, `${hookLine}\nsession required pam_loginuid.so\n`);
+      // The hook's second argument (its cgroup directory) and --login-cgroups must agree.
+      const notCgroups = join(dir, 'not-cgroups');
+      const hookWithCgroups = join(dir, 'pam-hook-cgroups');
+      writeFileSync(
+        hookWithCgroups,
+        `session required pam_loginuid.so\n${hookLine} /run/logins ${notCgroups}\n`,
+      );
+      const hookWithout = join(dir, 'pam-hook');
+      writeFileSync(hookWithout, `session required pam_loginuid.so\n${hookLine}\n`);
       const readable = join(dir, 'readable-token');
       writeFileSync(readable, 'a'.repeat(40), { mode: 0o644 });
       const short = join(dir, 'short-token');
@@ -106,6 +115,34 @@ describe('ssh-guard refuses what it cannot do safely', () => {
           [...withCa, '--sshd-config', goodConfig, '--pam-config', pamConfig],
           message,
         ]),
+        [
+          [...withCa, '--sshd-config', goodConfig, '--pam-config', hookWithCgroups],
+          /puts logins in control groups under .*not-cgroups: pass that directory as --login-cgroups/,
+        ],
+        [
+          [
+            ...withCa,
+            '--sshd-config',
+            goodConfig,
+            '--pam-config',
+            hookWithout,
+            '--login-cgroups',
+            notCgroups,
+          ],
+          /the hook must be given --login-cgroups as its second argument/,
+        ],
+        [
+          [
+            ...withCa,
+            '--sshd-config',
+            goodConfig,
+            '--pam-config',
+            hookWithCgroups,
+            '--login-cgroups',
+            notCgroups,
+          ],
+          /--login-cgroups .*not-cgroups must be a directory on the cgroup v2 file system/,
+        ],
         [[...withCa, '--report-token-file', readable], /must be readable by its owner only/],
         [[...withCa, '--report-token-file', short], /at least 32 characters/],
         [[...withCa, '--report-token-file', join(dir, 'no-such-token')], /Cannot read --report-token-file/],

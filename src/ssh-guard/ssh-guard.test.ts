@@ -8,66 +8,24 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type RunningCli, startCli } from '../../test-support/cli-entry.js';
-import type { Harness } from '../../test-support/portcullis-harness.js';
-import { startSshHostsHarness, writeCertifiedKey } from '../../test-support/ssh-fixtures.js';
+import type { RunningCli } from '../../test-support/cli-entry.js';
 import {
-  sshCommand,
-  sshdSkipReason,
-  startSshd,
-  startSshSession,
-  type TestSshd,
-} from '../../test-support/sshd.js';
+  type GuardedSshHost,
+  processesMarked,
+  startGuardedSshHost,
+} from '../../test-support/guarded-ssh-host.js';
+import type { Harness } from '../../test-support/portcullis-harness.js';
+import { writeCertifiedKey } from '../../test-support/ssh-fixtures.js';
+import { sshCommand, sshdSkipReason, startSshSession, type TestSshd } from '../../test-support/sshd.js';
 import { waitFor } from '../../test-support/wait-for.js';
 
 const skip = sshdSkipReason();
-const reportToken = 'ssh-guard-report-secret-0123456789abcdef';
-
-/** The grant's ssh.session_* audit events, as [type, reason, host, connectionOpen]. */
-async function sessionEvents(h: Harness, grantId: string): Promise<unknown[][]> {
-  const dave = await h.login('dave');
-  const events = (await h.api(dave, 'GET', '/api/v1/audit/events?limit=1000')).body.events as Record<
-    string,
-    unknown
-  >[];
-  return events
-    .filter((e) => e.grantId === grantId && String(e.type).startsWith('ssh.session_'))
-    .map((e) => {
-      const data = e.data as Record<string, unknown>;
-      return [e.type, e.reason ?? null, data.host, data.connectionOpen ?? null];
-    });
-}
-
 /** Ignores SIGHUP and forks a fresh copy of itself every 50 ms, the parent exiting: no fixed pid. */
-const forkingJob = `perl -e '$SIG{HUP}="IGNORE"; while (1) { select(undef,undef,undef,0.05); exit if fork; }' portcullis-forking-job`;
-
-/** The pids whose command line holds a marker (default: the forking job's). */
-function processesMarked(marker = 'portcullis-forking-job'): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(marker);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+const forkingJobMarker = 'portcullis-forking-job';
+const forkingJob = `perl -e '$SIG{HUP}="IGNORE"; while (1) { select(undef,undef,undef,0.05); exit if fork; }' ${forkingJobMarker}`;
 
 /** Whether a process is still running (signal 0 only asks). */
 function alive(pid: number): boolean {
@@ -80,6 +38,7 @@ function alive(pid: number): boolean {
 }
 
 describe('ssh-guard with a real sshd', { skip }, () => {
+  let host: GuardedSshHost;
   let h: Harness;
   let sshd: TestSshd;
   let guard: RunningCli;
@@ -88,84 +47,18 @@ describe('ssh-guard with a real sshd', { skip }, () => {
   let logins: string;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'pc-ssh-guard-'));
-    const recordsParent = mkdtempSync('/run/portcullis-guard-');
-    chmodSync(recordsParent, 0o755);
-    records = join(recordsParent, 'sessions');
-    logins = join(recordsParent, 'logins');
-    writeFileSync(join(dir, 'report-token'), reportToken, { mode: 0o600 });
-    h = await startSshHostsHarness(dir, { session_report_tokens: [{ file: join(dir, 'report-token') }] });
-    const caKey = await (await fetch(`${h.url}/ssh/hosts/ca.pub`)).text();
-    writeFileSync(join(dir, 'trusted-ca.pub'), caKey);
-    const krl = Buffer.from(await (await fetch(`${h.url}/ssh/hosts/revoked.krl`)).arrayBuffer());
-    sshd = await startSshd({
-      trustedCaKey: caKey,
-      trustedCaKeysFile: join(dir, 'trusted-ca.pub'),
-      emptyKrl: krl,
-      sessionRecords: { directory: records, user: 'nobody' },
-      loginRecords: logins,
-    });
-    guard = startCli(
-      [
-        'ssh-guard',
-        '--server',
-        h.url,
-        '--resource',
-        'hosts',
-        '--ca-keys',
-        join(dir, 'trusted-ca.pub'),
-        '--revoked-keys',
-        sshd.revokedKeysFile,
-        '--records',
-        records,
-        '--record-user',
-        'nobody',
-        '--login-records',
-        logins,
-        '--pam-config',
-        String(sshd.pamConfig),
-        '--refresh',
-        '1s',
-        '--report-token-file',
-        join(dir, 'report-token'),
-        '--host-name',
-        'guarded-host',
-        '--sshd-config',
-        sshd.configFile,
-      ],
-      {},
-    );
-    await waitFor('ssh-guard started', async () =>
-      guard.stdout().includes('ssh-guard: started') ? true : undefined,
+    host = await startGuardedSshHost();
+    ({ h, sshd, guard, dir, records, logins } = host);
+    // This machine runs no logind, and the hook is given no cgroup directory here.
+    await waitFor('the warning about control groups', async () =>
+      /logins have no control group of their own/.test(guard.stdout()) ? true : undefined,
     );
   });
   after(async () => {
-    guard?.child.kill('SIGTERM');
-    await guard?.exited;
-    await sshd?.close();
-    await h?.close();
-    rmSync(dir, { recursive: true, force: true });
-    if (records) rmSync(join(records, '..'), { recursive: true, force: true });
+    await host?.close();
   });
-
-  /** A grant of hosts/admin through the API, with its key and certificate written to files. */
-  async function grantKeyFiles(name: string): Promise<{ grantId: string; key: string; cert: string }> {
-    const alice = await h.login('alice');
-    const created = await h.api(alice, 'POST', '/api/v1/requests', {
-      resource: 'hosts',
-      role: 'admin',
-      duration: '30m',
-      reason: 'INC-91 disk full',
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const grantId = String(created.body.grant_id);
-    const shown = await h.api(alice, 'GET', `/api/v1/grants/${grantId}/credentials`);
-    const credentials = shown.body.credentials as Record<string, string>;
-    const key = join(dir, name);
-    writeFileSync(key, String(credentials.private_key), { mode: 0o600 });
-    writeFileSync(`${key}-cert.pub`, `${credentials.certificate}\n`);
-    return { grantId, key, cert: `${key}-cert.pub` };
-  }
+  const grantKeyFiles = (name: string) => host.grantKeyFiles(name);
+  const sessionEvents = (grantId: string) => host.sessionEvents(grantId);
 
   test('a session open when its grant is revoked ends within seconds, with what it started', async (t) => {
     const files = await grantKeyFiles('revoked');
@@ -181,7 +74,9 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     );
     const detached = Number(/started (\d+)/.exec(session.stdout())?.[1]);
     assert.ok(alive(detached));
-    await waitFor('the forking job to run', async () => (processesMarked().length > 0 ? true : undefined));
+    await waitFor('the forking job to run', async () =>
+      processesMarked(forkingJobMarker).length > 0 ? true : undefined,
+    );
     assert.ok(readdirSync(records).length > 0, 'sshd recorded the login');
 
     const alice = await h.login('alice');
@@ -195,10 +90,10 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     assert.ok(ended.at - revokedAt < 4000, `ended ${ended.at - revokedAt} ms after the revocation`);
     await waitFor('the detached process to be killed', async () => (alive(detached) ? undefined : true));
     await waitFor('the forking job to be killed', async () =>
-      processesMarked().length === 0 ? true : undefined,
+      processesMarked(forkingJobMarker).length === 0 ? true : undefined,
     );
     await new Promise((resolve) => setTimeout(resolve, 500));
-    assert.deepEqual(processesMarked(), [], 'nothing of the forking job came back');
+    assert.deepEqual(processesMarked(forkingJobMarker), [], 'nothing of the forking job came back');
     t.diagnostic(`ended ${ended.at - revokedAt} ms after the revocation`);
     await waitFor('the guard logging the end', async () =>
       guard.stdout().includes('ssh.session_ended') ? true : undefined,
@@ -214,9 +109,9 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     assert.match(String(logged[0]?.key_id), new RegExp(`portcullis grant ${files.grantId} for `));
     // The guard reported the login and its end into the audit log, as the grant's events.
     await waitFor('the reports in the audit log', async () =>
-      (await sessionEvents(h, files.grantId)).length === 2 ? true : undefined,
+      (await sessionEvents(files.grantId)).length === 2 ? true : undefined,
     );
-    assert.deepEqual(await sessionEvents(h, files.grantId), [
+    assert.deepEqual(await sessionEvents(files.grantId), [
       ['ssh.session_started', null, 'guarded-host', null],
       ['ssh.session_ended', 'revoked', 'guarded-host', true],
     ]);
@@ -344,7 +239,7 @@ describe('ssh-guard with a real sshd', { skip }, () => {
     await waitFor('the record of the login to be cleared', async () =>
       readdirSync(logins).some((file) => mine.includes(file)) ? undefined : true,
     );
-    assert.deepEqual(await sessionEvents(h, files.grantId), [
+    assert.deepEqual(await sessionEvents(files.grantId), [
       ['ssh.session_started', null, 'guarded-host', null],
       ['ssh.session_closed', null, 'guarded-host', null],
       ['ssh.session_ended', 'revoked', 'guarded-host', false],

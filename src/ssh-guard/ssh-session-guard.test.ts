@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { SshCertificateAuthority } from '../ssh/ssh-certificate-authority.js';
 import { type HostProcess, processTable } from './host-processes.js';
+import type { LoginCgroups } from './login-cgroups.js';
 import type { LoginRecord } from './login-records.js';
 import type { SessionRecord } from './session-records.js';
 import { type GuardSessionEvent, SshSessionGuard } from './ssh-session-guard.js';
@@ -71,6 +72,28 @@ function withLogin(listenerLoginSession?: number): HostProcess[] {
   ];
 }
 
+/**
+ * Control groups in memory: each process's group, which groups hold processes, and what was
+ * killed. `hookDirectory` is the session hook's (none: logind's scopes only).
+ */
+function fakeCgroups(groupOf: Record<number, string>, hookDirectory?: string) {
+  const populated = new Set<string>();
+  const killed: string[] = [];
+  const cgroups: LoginCgroups = {
+    pathOf: (pid) => groupOf[pid],
+    populated: (path) => populated.has(path),
+    kill: (path) => {
+      killed.push(path);
+      populated.delete(path);
+      return true;
+    },
+    hookGroup: (loginSession) =>
+      hookDirectory === undefined ? undefined : `${hookDirectory}/portcullis-login-${loginSession}`,
+    sweepHookGroups: () => {},
+  };
+  return { cgroups, populated, killed };
+}
+
 function harness(options: {
   certificate: Buffer;
   pid?: number;
@@ -80,6 +103,7 @@ function harness(options: {
   host?: HostProcess[];
   /** The audit session the login record gives connection 100 (default: no login records at all). */
   loginSession?: number;
+  cgroups?: LoginCgroups;
 }) {
   let now = Date.parse('2026-11-24T12:00:00Z');
   const signals: string[] = [];
@@ -115,6 +139,7 @@ function harness(options: {
   const reports: GuardSessionEvent[] = [];
   const guard = new SshSessionGuard({
     report: (event) => reports.push(event),
+    cgroups: options.cgroups,
     bootId: 'c0ffee00-0000-4000-8000-000000000001',
     records: {
       read: () => ({ records, malformed: [] }),
@@ -172,7 +197,7 @@ describe('SshSessionGuard', () => {
   /** A host with a login record (audit session 7) of a certificate of `authority` ending at `validBefore`. */
   const loginHarness = (
     validBefore: number,
-    options: { revoked?: boolean; listenerLoginSession?: number } = {},
+    options: { revoked?: boolean; listenerLoginSession?: number; cgroups?: LoginCgroups } = {},
   ) =>
     harness({
       certificate: certificateBlob(authority, validBefore),
@@ -180,6 +205,7 @@ describe('SshSessionGuard', () => {
       revoked: options.revoked,
       host: withLogin(options.listenerLoginSession),
       loginSession: 7,
+      cgroups: options.cgroups,
     });
 
   test('at the certificate’s end: SIGTERM to sshd, SIGHUP to what it started, SIGKILL to what outlives the grace', async () => {
@@ -339,6 +365,56 @@ describe('SshSessionGuard', () => {
     h.advance(1000);
     await h.guard.check();
     assert.deepEqual(h.signals, ['SIGSTOP 600', 'SIGKILL 600']);
+  });
+
+  test('a login in a control group of its own is killed whole at its end, what forks too fast to be seen included', async () => {
+    const groups = fakeCgroups({}, '/portcullis-ssh');
+    const hookGroup = '/portcullis-ssh/portcullis-login-7';
+    groups.populated.add(hookGroup);
+    const h = loginHarness(start + 30, { cgroups: groups.cgroups });
+    await h.guard.check();
+    // Logged out; what is left forks and exits faster than any look sees it, but its group is not empty.
+    h.exit([100, 101, 102, 300, 500]);
+    for (let look = 0; look < 4; look++) {
+      h.advance(5000);
+      await h.guard.check();
+    }
+    assert.equal(h.logins().length, 1, 'not forgotten while its group holds processes');
+    assert.deepEqual(groups.killed, []);
+    h.advance(10_000);
+    await h.guard.check();
+    h.advance(1000);
+    await h.guard.check();
+    assert.deepEqual(groups.killed, [hookGroup]);
+    assert.deepEqual(h.signals, []);
+    assert.deepEqual(
+      h.reports.map((r) => [r.type, r.ending?.reason]),
+      [
+        ['started', undefined],
+        ['closed', undefined],
+        ['ended', 'expired'],
+      ],
+      'an end only its group shows is reported',
+    );
+  });
+
+  test('logind’s scope of the login is killed with it; a group shared with sshd or another login never is', async () => {
+    const scope = '/user.slice/user-1000.slice/session-7.scope';
+    const groups = fakeCgroups({
+      50: '/system.slice/ssh.service',
+      100: scope,
+      101: scope,
+      102: '/user.slice/user-1000.slice/session-8.scope',
+      300: '/system.slice/ssh.service',
+      500: '/user.slice/user-1000.slice/user@1000.service/app.slice/session-7.scope/x',
+    });
+    groups.populated.add(scope);
+    groups.populated.add('/system.slice/ssh.service');
+    const h = loginHarness(start + 3600, { revoked: true, cgroups: groups.cgroups });
+    await h.guard.check();
+    h.advance(1000);
+    await h.guard.check();
+    assert.deepEqual(groups.killed, [scope]);
   });
 
   test('a revoked certificate ends its live connection and its login’s processes together', async () => {

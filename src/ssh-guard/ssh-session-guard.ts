@@ -3,7 +3,8 @@
  * sshd checks a certificate at login only; this guard, run as root on each host, ends every login
  * whose certificate has passed its `valid before` (the grant's end) or is revoked by the host's
  * current revocation list: its connection, what the connection started, and every process of the
- * login's audit session, also after the connection closed.
+ * login's audit session, also after the connection closed; where the login has a control group of
+ * its own (login-cgroups.ts), that group is killed whole.
  *
  * It learns about logins from two kinds of records. sshd's PAM session hook writes a login record
  * (login-records.ts, root's own directory) with the certificate that logged in and the login's
@@ -17,6 +18,7 @@
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
 import { type ParsedUserCertificate, parseUserCertificate } from '../ssh/ssh-wire.js';
 import type { HostProcess, ProcessTable } from './host-processes.js';
+import { isLoginCgroup, type LoginCgroups } from './login-cgroups.js';
 import type { LoginRecord, LoginRecords } from './login-records.js';
 import type { SessionRecord, SessionRecords } from './session-records.js';
 
@@ -40,6 +42,9 @@ const missingLoginGraceMs = 5000;
  */
 const emptyLooksToForget = 3;
 const emptyLookIntervalMs = 5000;
+/** The session hook's empty groups are removed once this old (a younger one may await its login). */
+const hookGroupMinAgeMs = 60_000;
+const hookGroupSweepIntervalMs = 30_000;
 
 export type SessionEndReason = 'expired' | 'revoked';
 
@@ -86,6 +91,11 @@ export interface SshSessionGuardDependencies {
   readonly report?: (event: GuardSessionEvent) => void;
   /** This boot's id: a login record of another boot names pids and audit sessions of that boot. */
   readonly bootId?: string;
+  /**
+   * Logins' own control groups (login-cgroups.ts): with them an ended login is killed as a whole
+   * (`cgroup.kill`), which no process forking in a loop escapes; without them, signal by signal.
+   */
+  readonly cgroups?: LoginCgroups;
 }
 
 interface Ending {
@@ -96,6 +106,8 @@ interface Ending {
   readonly loginSession?: number;
   /** Never signalled, whatever else shares anything with the login. */
   readonly listener?: { readonly pid: number; readonly startTime: string };
+  /** The login's own control groups, killed whole at each kill step. */
+  readonly cgroups: Set<string>;
   nextKillAt: number;
   sweepsLeft: number;
 }
@@ -112,6 +124,9 @@ interface Tracked {
   /** For a closed login: consecutive looks that found nothing of it running, and when the last was. */
   emptyLooks?: number;
   lastLookAt?: number;
+  /** The login's own control group as last read from its open connection, and when. */
+  cgroup?: string;
+  cgroupReadAt?: number;
 }
 
 /** A certificate login the guard answers for. */
@@ -140,6 +155,7 @@ export class SshSessionGuard {
   /** Record files already warned about, so a pass every 250 ms does not repeat the warning. */
   readonly #reported = new Set<string>();
   #generation = 0;
+  #hookGroupsSweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(deps: SshSessionGuardDependencies) {
     this.#deps = deps;
@@ -166,6 +182,7 @@ export class SshSessionGuard {
     const loginRecords = this.#deps.logins?.read() ?? { records: [], malformed: [] };
     const table = this.#deps.processes();
     this.#sweepEndings(table);
+    this.#sweepHookGroups();
     this.#removeMalformed(this.#deps.records, sessionRecords.malformed, 'session');
     if (this.#deps.logins) this.#removeMalformed(this.#deps.logins, loginRecords.malformed, 'login');
 
@@ -235,6 +252,7 @@ export class SshSessionGuard {
     // is (after `systemctl restart ssh` it is init's).
     const connection = table.find(login.pid, login.startTime);
     const tracked = this.#tracked.get(login.file);
+    if (connection && tracked) this.#readCgroup(tracked, login, connection);
     if (!connection && tracked?.endedAs !== undefined && !this.#ending.has(tracked.endedAs)) return undefined;
     if (!connection && tracked && tracked.endedAs === undefined && this.#leftNothing(tracked, login, table))
       return undefined;
@@ -259,9 +277,26 @@ export class SshSessionGuard {
     if (tracked.lastLookAt !== undefined && now - tracked.lastLookAt < emptyLookIntervalMs) return false;
     tracked.lastLookAt = now;
     const listener = processKey(login.listener);
-    const running = table.inLoginSession(login.loginSession).some((p) => processKey(p) !== listener);
+    const running =
+      this.#loginCgroups(login, [], tracked).some((path) => this.#deps.cgroups?.populated(path)) ||
+      table.inLoginSession(login.loginSession).some((p) => processKey(p) !== listener);
     tracked.emptyLooks = running ? 0 : (tracked.emptyLooks ?? 0) + 1;
     return tracked.emptyLooks >= emptyLooksToForget;
+  }
+
+  /**
+   * Remembers the group of an open login's connection, read again every few seconds: logind's
+   * pam_systemd may move it into its session scope after the hook ran, and once the connection is
+   * gone only a group remembered can be checked for what forks too fast to be seen.
+   */
+  #readCgroup(tracked: Tracked, login: LoginRecord, connection: HostProcess): void {
+    const cgroups = this.#deps.cgroups;
+    const now = this.#deps.now();
+    if (!cgroups || (tracked.cgroupReadAt !== undefined && now - tracked.cgroupReadAt < emptyLookIntervalMs))
+      return;
+    tracked.cgroupReadAt = now;
+    const path = cgroups.pathOf(connection.pid);
+    if (path !== undefined && isLoginCgroup(path, login.loginSession)) tracked.cgroup = path;
   }
 
   /** The session of a session record whose connection is open and has no login record. */
@@ -409,6 +444,7 @@ export class SshSessionGuard {
     const key = login ? `login:${login.loginSession}` : connection ? processKey(connection) : undefined;
     if (key === undefined) return false;
     if (this.#ending.has(key)) return true;
+    const tracked = this.#tracked.get(session.file);
     const started = connection ? table.startedBy(connection) : [];
     const members = new Map(started.map((p) => [processKey(p), p]));
     if (login) for (const p of table.inLoginSession(login.loginSession)) members.set(processKey(p), p);
@@ -416,23 +452,27 @@ export class SshSessionGuard {
     if (login) members.delete(processKey(login.listener));
     const sessions = new Set(started.map((p) => p.sessionId));
     if (connection) sessions.delete(connection.sessionId);
+    const groups = login
+      ? this.#loginCgroups(login, [...(connection ? [connection] : []), ...members.values()], tracked)
+      : [];
     this.#ending.set(key, {
       connection,
       sessions,
       loginSession: login?.loginSession,
       listener: login?.listener,
+      cgroups: new Set(groups),
       nextKillAt: this.#deps.now() + killGraceMs,
       sweepsLeft: sweeps,
     });
-    const tracked = this.#tracked.get(session.file);
     if (tracked) tracked.endedAs = key;
     // SIGTERM makes sshd close the connection (the client sees "closed by remote host") and pass the
     // signal on to its unprivileged half; SIGHUP is what a shell gets when its terminal goes away.
     if (connection) this.#send(connection.pid, 'SIGTERM');
     for (const p of members.values()) this.#send(p.pid, 'SIGHUP');
     // A login that left nothing seen running is swept all the same (a process that forks in a loop
-    // can slip past one look), but there is nothing to report.
-    if (!connection && members.size === 0) return true;
+    // can slip past one look), but there is nothing to report unless its group holds processes.
+    if (!connection && members.size === 0 && !groups.some((path) => this.#deps.cgroups?.populated(path)))
+      return true;
     if (tracked)
       this.#reportEvent('ended', session.file, tracked, session, {
         reason,
@@ -470,7 +510,7 @@ export class SshSessionGuard {
     for (const [key, ending] of this.#ending) {
       if (now < ending.nextKillAt) continue;
       const stopped = new Map<string, HostProcess>();
-      let current = table;
+      let current = this.#killCgroups(ending, table);
       for (let round = 0; round < freezeRounds; round++) {
         const fresh = this.#remainsOf(ending, current).filter((p) => !stopped.has(processKey(p)));
         if (fresh.length === 0) break;
@@ -486,6 +526,54 @@ export class SshSessionGuard {
       const done = ending.sweepsLeft <= 0 || (stopped.size === 0 && ending.loginSession === undefined);
       if (done) this.#ending.delete(key);
     }
+  }
+
+  /**
+   * The control groups of a login: the hook's group for its audit session, and the group of any of
+   * `processes` that is the login's own (logind's session scope). A group shared with anything else,
+   * sshd's own above all, never counts.
+   */
+  #loginCgroups(login: LoginRecord, processes: readonly HostProcess[], tracked?: Tracked): string[] {
+    const cgroups = this.#deps.cgroups;
+    if (!cgroups) return [];
+    const found = new Set<string>(tracked?.cgroup !== undefined ? [tracked.cgroup] : []);
+    const hookGroup = cgroups.hookGroup(login.loginSession);
+    if (hookGroup !== undefined) found.add(hookGroup);
+    for (const p of processes) {
+      const path = cgroups.pathOf(p.pid);
+      if (path !== undefined && isLoginCgroup(path, login.loginSession)) found.add(path);
+    }
+    return [...found];
+  }
+
+  /**
+   * Kills an ending login's groups whole, after adding the groups of what is left of it (logind may
+   * have moved it into its session scope after the ending began); the table taken afterwards.
+   */
+  #killCgroups(ending: Ending, table: ProcessTable): ProcessTable {
+    const cgroups = this.#deps.cgroups;
+    if (!cgroups || ending.loginSession === undefined) return table;
+    for (const p of this.#remainsOf(ending, table)) {
+      const path = cgroups.pathOf(p.pid);
+      if (path !== undefined && isLoginCgroup(path, ending.loginSession)) ending.cgroups.add(path);
+    }
+    let killed = false;
+    for (const path of ending.cgroups) {
+      if (!cgroups.populated(path) || !cgroups.kill(path)) continue;
+      killed = true;
+      this.#deps.log.info(
+        { cgroup: path, login_session: ending.loginSession },
+        'ssh-guard: killed the control group of an ended login',
+      );
+    }
+    return killed ? this.#deps.processes() : table;
+  }
+
+  #sweepHookGroups(): void {
+    const now = this.#deps.now();
+    if (!this.#deps.cgroups || now - this.#hookGroupsSweptAt < hookGroupSweepIntervalMs) return;
+    this.#hookGroupsSweptAt = now;
+    this.#deps.cgroups.sweepHookGroups(hookGroupMinAgeMs);
   }
 
   /** What is left of an ended session: its connection, what that started, its login's processes. */

@@ -6,12 +6,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { parseDurationSeconds } from '../../config/duration.js';
 import { ed25519KeysOfAuthorizedKeys } from '../../ssh/ssh-wire.js';
 import { readProcessTable } from '../../ssh-guard/host-processes.js';
+import { hostLoginCgroups, type LoginCgroups } from '../../ssh-guard/login-cgroups.js';
 import { LoginRecords } from '../../ssh-guard/login-records.js';
 import { revokedByList } from '../../ssh-guard/revocation-check.js';
 import { RevocationListRefresher } from '../../ssh-guard/revocation-list-refresh.js';
@@ -30,6 +31,7 @@ export interface SshGuardOptions {
   readonly records: string;
   readonly recordUser: string;
   readonly loginRecords: string;
+  readonly loginCgroups?: string;
   readonly connectionsOnly?: boolean;
   readonly reportTokenFile?: string;
   readonly hostName?: string;
@@ -64,7 +66,8 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
       '--login-records must be a directory of its own: root writes it, --record-user must not',
     );
   checkSshdConfiguration(options);
-  if (!options.connectionsOnly) checkPamStack(options.pamConfig);
+  const pam = options.connectionsOnly ? undefined : checkPamStack(options.pamConfig, options.loginCgroups);
+  const cgroups = pam && loginCgroups(options.loginCgroups);
   const directories: [string, string, { uid: number; gid: number }][] = [
     ['--records', options.records, recordUserIds(options.recordUser)],
   ];
@@ -94,6 +97,7 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
     log,
     report: reporter ? (event) => reporter.add(event) : undefined,
     bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+    cgroups,
   });
   const refresher = new RevocationListRefresher({
     url: `${server}/ssh/${options.resource}/revoked.krl`,
@@ -108,12 +112,18 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
     {
       records: options.records,
       login_records: options.connectionsOnly ? null : options.loginRecords,
+      login_cgroups: options.loginCgroups ?? (pam?.logind ? 'logind' : null),
       reports: reporter ? { host: hostName } : null,
       revoked_keys: options.revokedKeys,
       authorities: authorities.length,
     },
     'ssh-guard: started',
   );
+  if (pam && !options.loginCgroups && !(pam.logind && cgroups))
+    log.warn(
+      {},
+      'ssh-guard: logins have no control group of their own (neither --login-cgroups nor pam_systemd with cgroup v2); a process that forks and exits in a tight loop can outlive its grant',
+    );
   if (options.connectionsOnly)
     log.warn(
       {},
@@ -259,7 +269,7 @@ function readAuthorities(file: string): Buffer[] {
  * hands the hook the PAM environment, and a PATH or LD_PRELOAD of the user's would run as root.
  * Only the file itself is read: what its includes add is not checked.
  */
-function checkPamStack(file: string): void {
+function checkPamStack(file: string, loginCgroups: string | undefined): { readonly logind: boolean } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -279,6 +289,17 @@ function checkPamStack(file: string): void {
   );
   const readsUserEnvironment = (line: string) => /\bpam_env\.so\b.*\buser_readenv=1\b/.test(line);
   const problems: string[] = [];
+  // The hook's arguments after its path: the login records directory, then its cgroup directory.
+  const words = lines[hook]?.split(/\s+/) ?? [];
+  const hookCgroups = words[words.findIndex((word) => word.endsWith('/portcullis-ssh-login')) + 2];
+  const same = (a: string | undefined, b: string | undefined) =>
+    a === undefined || b === undefined ? a === b : resolve(a) === resolve(b);
+  if (hook >= 0 && !same(hookCgroups, loginCgroups))
+    problems.push(
+      loginCgroups === undefined
+        ? `the hook puts logins in control groups under ${hookCgroups}: pass that directory as --login-cgroups`
+        : `the hook must be given --login-cgroups as its second argument (…/portcullis-ssh-login <login records> ${loginCgroups})`,
+    );
   if (hook < 0)
     problems.push(
       'no "session required pam_exec.so type=open_session …/portcullis-ssh-login" line (required or requisite)',
@@ -302,6 +323,48 @@ function checkPamStack(file: string): void {
     throw usageError(
       `sshd's PAM stack (${file}) is not set up for ssh-guard: ${[...new Set(problems)].join('; ')}`,
     );
+  // pam_systemd is optional in Debian's stack and does nothing where systemd is not running.
+  return { logind: runsPamSystemd(file, lines) && existsSync('/run/systemd/system') };
+}
+
+/**
+ * Whether sshd's session stack runs pam_systemd (logind gives each login a scope of its own, named
+ * after its audit session): in the file or in a file it includes (Debian's common-session).
+ */
+function runsPamSystemd(file: string, lines: readonly string[]): boolean {
+  const pamSystemd = (line: string) => /^session\s.*\bpam_systemd\.so\b/.test(line);
+  if (lines.some(pamSystemd)) return true;
+  return lines.some((line) => {
+    const included = /^(?:@include\s+|session\s+\S+\s+(?:include|substack)\s+)([\w.-]+)$/.exec(line)?.[1];
+    if (!included) return false;
+    try {
+      return readFileSync(join(dirname(file), included), 'utf8')
+        .split('\n')
+        .some((l) => pamSystemd(l.replace(/#.*/, '').trim()));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The host's control groups for ending logins whole. With --login-cgroups (the hook's directory)
+ * they are required: the directory is made, and must be on cgroup v2 with `cgroup.kill`.
+ */
+function loginCgroups(directory: string | undefined): LoginCgroups | undefined {
+  if (directory === undefined) return hostLoginCgroups();
+  if (!directory.startsWith('/')) throw usageError(`--login-cgroups must be an absolute path: ${directory}`);
+  try {
+    mkdirSync(directory, { recursive: true, mode: 0o755 });
+  } catch (error) {
+    throw usageError(`Cannot make --login-cgroups ${directory}: ${(error as Error).message}`);
+  }
+  const cgroups = hostLoginCgroups({ hookDirectory: directory });
+  if (!cgroups || !existsSync(`${directory}/cgroup.kill`))
+    throw usageError(
+      `--login-cgroups ${directory} must be a directory on the cgroup v2 file system, on Linux 5.14 or later (cgroup.kill)`,
+    );
+  return cgroups;
 }
 
 /** The uid and gid of --record-user: an account of its own, never root. */
