@@ -605,7 +605,14 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       'standing_su_group',
       'standing_creator',
       'standing_mapped',
+      'standing_direct',
+      'standing_legacy',
+      'standing_legacy_member',
+      'standing_reader',
+      'standing_owner',
     ];
+    const target = new pg.Client({ connectionString: urlFor(targetDatabase) });
+    await target.connect();
     try {
       await admin.query('create role standing_dev login');
       await admin.query('grant app_readonly to standing_dev');
@@ -620,6 +627,20 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       await admin.query('create role standing_creator login createrole');
       // A mapped role that can itself log in.
       await admin.query('create role standing_mapped login');
+      // Privileges outside the mapped roles: granted to a login, to an unmapped role it is a member
+      // of, to everyone (PUBLIC); a table's owner; and a predefined role that reads all data.
+      await admin.query('create role standing_direct login');
+      await target.query('grant select on items to standing_direct');
+      await admin.query('create role standing_legacy nologin');
+      await target.query('grant update on items to standing_legacy');
+      await target.query('grant usage on items_id_seq to standing_legacy');
+      await admin.query('create role standing_legacy_member login in role standing_legacy');
+      await admin.query('create role standing_reader login in role pg_read_all_data');
+      await admin.query('create role standing_owner login');
+      await target.query('create table standing_owned (x int)');
+      await target.query('alter table standing_owned owner to standing_owner');
+      await target.query('create table standing_open (x int)');
+      await target.query('grant select on standing_open to public');
       const granted = plannedGrant(prodDb, 'readwrite');
       await apply(granted);
 
@@ -633,11 +654,22 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       assert.deepEqual(found, [
         ...(version < 160000 ? [{ holder: 'standing_creator', via: 'createrole' }] : []),
         { holder: 'standing_dev', via: 'app_readonly' },
+        { holder: 'standing_direct', via: 'privileges of standing_direct: public.items' },
+        {
+          holder: 'standing_legacy_member',
+          via: 'privileges of standing_legacy: public.items and 1 more',
+        },
         { holder: 'standing_mapped', via: 'standing_mapped' },
         { holder: 'standing_nested', via: 'app_readwrite' },
+        { holder: 'standing_owner', via: 'privileges of standing_owner: public.standing_owned' },
+        { holder: 'standing_reader', via: 'pg_read_all_data' },
         { holder: 'standing_root', via: 'superuser' },
         { holder: 'standing_su_member', via: 'superuser' },
       ]);
+      assert.deepEqual(
+        (await provisioner.standing(accepting)).filter((s) => s.holder === 'PUBLIC'),
+        [{ holder: 'PUBLIC', via: 'privileges of PUBLIC: public.standing_open' }],
+      );
       const all = await provisioner.standing(accepting);
       assert.ok(!all.some((s) => s.holder === granted.artefacts.login), 'a grant is not standing access');
       assert.ok(!all.some((s) => s.holder === 'postgres'), 'the admin account is Portcullis itself');
@@ -649,6 +681,11 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       );
       await provisioner.revoke(contextFor(granted));
     } finally {
+      await target.query('drop table if exists standing_owned, standing_open');
+      for (const role of ['standing_direct', 'standing_legacy'])
+        await target.query(`do $$ begin if exists (select from pg_roles where rolname = '${role}') then
+          revoke all on items from ${role}; revoke all on items_id_seq from ${role}; end if; end $$`);
+      await target.end();
       for (const role of made) await admin.query(`drop role if exists ${role}`);
     }
   });

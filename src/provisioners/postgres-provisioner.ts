@@ -97,6 +97,70 @@ function concurrentCatalogueUpdate(error: unknown): boolean {
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Makes per-grant PostgreSQL logins; see the module comment for what apply and revoke do. */
+/** A PostgreSQL URL naming another database (the path, as libpq and node-postgres read it). */
+function withDatabase(connectionString: string, database: string): string {
+  const url = new URL(connectionString);
+  url.pathname = `/${encodeURIComponent(database)}`;
+  return url.toString();
+}
+
+/** Predefined roles whose members read or write every table, or the server's files and programs. */
+const dataPredefinedRoles = [
+  'pg_read_all_data',
+  'pg_write_all_data',
+  'pg_read_server_files',
+  'pg_write_server_files',
+  'pg_execute_server_program',
+];
+
+/**
+ * Standing access (see {@link PostgresProvisioner.standing}); $1 the mapped roles, $2 the
+ * predefined data roles. Privileges on columns alone, on functions and on schemas are not read:
+ * PUBLIC may execute every function by default, and a schema's USAGE reads no data by itself.
+ */
+const standingAccessQuery = `
+  with recursive
+    objects as (
+      select c.relowner, c.relacl, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
+         and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+    ),
+    privileged(role_oid, object) as (
+      select (aclexplode(relacl)).grantee, name from objects where relacl is not null
+      union
+      select relowner, name from objects
+    ),
+    seeds(role_oid, via) as (
+      select oid, rolname::text from pg_roles where rolname = any($1::text[])
+      union all
+      select oid, 'superuser' from pg_roles where rolsuper
+      union all
+      select oid, 'createrole' from pg_roles
+       where rolcreaterole and not rolsuper
+         and current_setting('server_version_num')::int < 160000
+      union all
+      select oid, rolname::text from pg_roles where rolname = any($2::text[])
+      union all
+      select p.role_oid,
+             'privileges of ' || coalesce(r.rolname::text, 'PUBLIC') || ': ' || min(p.object)
+               || case when count(*) > 1 then ' and ' || (count(*) - 1) || ' more' else '' end
+        from privileged p left join pg_roles r on r.oid = p.role_oid
+       where p.role_oid = 0
+          or (not r.rolsuper and r.rolname <> current_user and not r.rolname = any($1::text[]))
+       group by p.role_oid, r.rolname
+    ),
+    holds(member, via) as (
+      select role_oid, via from seeds
+      union
+      select am.member, h.via from pg_auth_members am join holds h on am.roleid = h.member
+    )
+  select m.rolname::text as holder, h.via, shobj_description(m.oid, 'pg_authid') as comment
+    from holds h join pg_roles m on m.oid = h.member
+   where m.rolcanlogin and m.rolname <> current_user
+  union
+  select 'PUBLIC', via, null from seeds where role_oid = 0`;
+
 export class PostgresProvisioner implements Provisioner {
   readonly kind = 'postgres';
   readonly activatesInProcess = false;
@@ -281,42 +345,27 @@ export class PostgresProvisioner implements Provisioner {
   }
 
   /**
-   * Logins that hold a role this resource's roles map to, or superuser power, without a grant: the
-   * mapped roles themselves when they can log in, and every login that is a member of one —
-   * directly or through other roles, whatever its INHERIT, since it can SET ROLE — of a mapped
-   * role, of a superuser role, or (before PostgreSQL 16, where CREATEROLE may grant itself any
-   * role) of a CREATEROLE role. Portcullis' own logins (any installation's) and the admin account
-   * itself are left out.
+   * Logins that hold access to this resource's database without a grant: every login that is —
+   * directly or through other roles, whatever its INHERIT, since it can SET ROLE — a member of
+   * - a role the resource's roles map to (the mapped role itself when it can log in);
+   * - a superuser role, or (before PostgreSQL 16, where CREATEROLE may grant itself any role) a
+   *   CREATEROLE role;
+   * - a predefined role that reads or writes all data or the server's files and programs;
+   * - a role that owns, or was granted a privilege on, a table, view, materialized view, foreign
+   *   table or sequence of the database (`privileges of <role>: <first object>`); for a privilege
+   *   granted to PUBLIC, the holder is `PUBLIC`.
+   * Portcullis' own logins (any installation's) and the admin account itself are left out.
    */
   async standing(resource: ResourceDefinition): Promise<readonly StandingAccess[]> {
     const allowed = postgresTargetOf(resource).standingAllowed;
     const mapped = [...new Set([...resource.roles.values()].flatMap((role) => role.grants))];
     return this.#run(`read standing access on ${resource.id}`, async () => {
-      const { rows } = await this.#pool(resource).query<{
+      // In the resource's database: roles are the server's, but tables and their privileges are its own.
+      const { rows } = await this.#pool(resource, true).query<{
         holder: string;
         via: string;
         comment: string | null;
-      }>(
-        `with recursive
-           seeds(role_oid, via) as (
-             select oid, rolname::text from pg_roles where rolname = any($1::text[])
-             union all
-             select oid, 'superuser' from pg_roles where rolsuper
-             union all
-             select oid, 'createrole' from pg_roles
-              where rolcreaterole and not rolsuper
-                and current_setting('server_version_num')::int < 160000
-           ),
-           holds(member, via) as (
-             select role_oid, via from seeds
-             union
-             select am.member, h.via from pg_auth_members am join holds h on am.roleid = h.member
-           )
-         select m.rolname::text as holder, h.via, shobj_description(m.oid, 'pg_authid') as comment
-           from holds h join pg_roles m on m.oid = h.member
-          where m.rolcanlogin and m.rolname <> current_user`,
-        [mapped],
-      );
+      }>(standingAccessQuery, [mapped, dataPredefinedRoles]);
       const found = rows
         .filter((row) => !(isLoginRoleName(row.holder) && parseLoginRoleComment(row.comment)))
         .map((row) => ({ holder: row.holder, via: row.via }));
@@ -332,14 +381,22 @@ export class PostgresProvisioner implements Provisioner {
     await Promise.all(pools.map((pool) => pool.end()));
   }
 
-  #pool(resource: ResourceDefinition): pg.Pool {
+  /**
+   * The admin account's pool: in admin_url's own database (roles are the server's), or with
+   * `inTargetDatabase` in the resource's database (its tables and their privileges are that
+   * database's alone).
+   */
+  #pool(resource: ResourceDefinition, inTargetDatabase = false): pg.Pool {
     if (this.#closed)
       throw new PortcullisError('provisioning_failed', 'The PostgreSQL provisioner is closed');
-    let pool = this.#pools.get(resource.id);
+    const key = inTargetDatabase ? `${resource.id}\0target` : resource.id;
+    let pool = this.#pools.get(key);
     if (!pool) {
+      const target = postgresTargetOf(resource);
+      const adminUrl = target.adminUrl.reveal();
       pool = new pg.Pool({
         ...guardedPoolSettings(
-          postgresTargetOf(resource).adminUrl.reveal(),
+          inTargetDatabase ? withDatabase(adminUrl, target.database) : adminUrl,
           `resource ${resource.id}'s postgres.admin_url`,
         ),
         max: this.#poolSize,
@@ -356,7 +413,7 @@ export class PostgresProvisioner implements Provisioner {
         client.on('error', () => {});
       });
       pool.on('error', () => {});
-      this.#pools.set(resource.id, pool);
+      this.#pools.set(key, pool);
     }
     return pool;
   }
