@@ -127,7 +127,8 @@ export function readProcessTable(proc = '/proc'): ProcessTable {
   return processTable(processes, (p) => readLoginSession(proc, p.pid));
 }
 
-function readLoginSession(proc: string, pid: number): number | undefined {
+/** `/proc/PID/sessionid`: undefined when unset or unreadable (the process has ended). */
+export function readLoginSession(proc: string, pid: number): number | undefined {
   try {
     const id = Number(readFileSync(`${proc}/${pid}/sessionid`, 'latin1').trim());
     return Number.isSafeInteger(id) && id >= 0 && id !== unsetLoginSession ? id : undefined;

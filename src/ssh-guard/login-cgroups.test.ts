@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { waitFor } from '../../test-support/wait-for.js';
 import { hostLoginCgroups, isLoginCgroup, parseCgroup2Mount, parseProcCgroup } from './login-cgroups.js';
@@ -64,17 +64,44 @@ const unavailable = writable
 
 describe('login control groups on this host', () => {
   const hookDirectory = mount && `${mount.mountPoint}/portcullis-test-${process.pid}`;
-  after(() => {
+  after(async () => {
     if (!hookDirectory || !existsSync(hookDirectory)) return;
-    for (const name of ['portcullis-login-1', 'portcullis-login-2'])
-      if (existsSync(`${hookDirectory}/${name}`)) {
-        writeFileSync(`${hookDirectory}/${name}/cgroup.kill`, '1');
-        try {
-          rmdirSync(`${hookDirectory}/${name}`);
-        } catch {}
-      }
+    for (const name of readdirSync(hookDirectory).filter((n) => n.startsWith('portcullis-login-'))) {
+      const dir = `${hookDirectory}/${name}`;
+      writeFileSync(`${dir}/cgroup.kill`, '1');
+      await waitFor(`${name} to empty`, async () =>
+        readFileSync(`${dir}/cgroup.procs`, 'utf8') === '' ? true : undefined,
+      );
+      rmdirSync(dir);
+    }
     rmdirSync(hookDirectory);
   });
+
+  /**
+   * Starts `command` in an audit session of its own (root may set a process's login uid), moved
+   * into the group `name` of the hook directory; resolves to that audit session.
+   */
+  async function startInGroup(name: string, command: string): Promise<number> {
+    const child = spawn(
+      'sh',
+      [
+        '-c',
+        `echo 0 > /proc/self/loginuid && echo $$ > ${hookDirectory}/${name}/cgroup.procs && cat /proc/self/sessionid && echo && exec ${command}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'], detached: true },
+    );
+    child.unref();
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('\n')) resolve(out.trim());
+      });
+      child.once('exit', (code) => reject(new Error(`exited with ${code} before it ran`)));
+    });
+    child.stdout.destroy();
+    return Number(line);
+  }
 
   test('a process that forks and exits every millisecond is killed whole; empty groups are swept', {
     skip: process.env.CI === 'true' ? false : unavailable,
@@ -88,16 +115,11 @@ describe('login control groups on this host', () => {
     mkdirSync(`${hookDirectory}/portcullis-login-1`, { recursive: true });
     mkdirSync(`${hookDirectory}/portcullis-login-2`);
 
-    // A forking job as the hook would leave it: the parent put in the group before it starts.
-    const hopper = spawn(
-      'sh',
-      [
-        '-c',
-        `echo $$ > ${hookDirectory}/portcullis-login-1/cgroup.procs && exec perl -e 'while (1) { select(undef, undef, undef, 0.001); exit if fork }'`,
-      ],
-      { stdio: 'ignore', detached: true },
+    // A forking job as the hook would leave it: its first process put in the group before it starts.
+    const session = await startInGroup(
+      'portcullis-login-1',
+      `perl -e 'while (1) { select(undef, undef, undef, 0.001); exit if fork }'`,
     );
-    hopper.unref();
     await waitFor('the job to run in its group', async () => (cgroups.populated(group) ? true : undefined));
 
     cgroups.sweepHookGroups(60_000);
@@ -107,12 +129,53 @@ describe('login control groups on this host', () => {
     assert.ok(existsSync(`${hookDirectory}/portcullis-login-1`), 'a group in use stays');
     assert.ok(!existsSync(`${hookDirectory}/portcullis-login-2`), 'an old empty group is removed');
 
-    assert.ok(cgroups.kill(group));
+    const signalled: number[] = [];
+    const outcome = await cgroups.killLogin(group, session, {
+      spare: () => false,
+      kill: (pid) => signalled.push(pid),
+    });
+    assert.equal(outcome?.as, 'group');
+    assert.equal(outcome?.others, 0);
+    assert.deepEqual(signalled, [], 'killed whole, not pid by pid');
     await waitFor('the group to empty', async () => (cgroups.populated(group) ? undefined : true), 3000);
     assert.equal(readFileSync(`${hookDirectory}/portcullis-login-1/cgroup.procs`, 'utf8'), '');
+    assert.match(readFileSync(`${hookDirectory}/portcullis-login-1/cgroup.freeze`, 'utf8'), /^0/, 'thawed');
     cgroups.sweepHookGroups(60_000);
     assert.ok(!existsSync(`${hookDirectory}/portcullis-login-1`));
-    assert.equal(cgroups.kill(group), false, 'a group that is gone');
+    assert.equal(await cgroups.killLogin(group, session, { spare: () => false, kill: () => {} }), undefined);
+  });
+
+  test('a group that also holds another login’s processes: only the login’s own are killed, the rest thawed', {
+    skip: process.env.CI === 'true' ? false : unavailable,
+  }, async () => {
+    assert.ok(writable && hookDirectory, unavailable);
+    const cgroups = hostLoginCgroups({ hookDirectory });
+    assert.ok(cgroups);
+    mkdirSync(`${hookDirectory}/portcullis-login-3`, { recursive: true });
+    const group = cgroups.hookGroup(3) ?? '';
+    // As when a root login restarted a daemon from its group, and the daemon served another login.
+    const mine = await startInGroup('portcullis-login-3', 'sleep 3600');
+    const theirs = await startInGroup('portcullis-login-3', 'sleep 3600');
+    const pidsOf = () =>
+      readFileSync(`${hookDirectory}/portcullis-login-3/cgroup.procs`, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    const sessionOf = (pid: number) => Number(readFileSync(`/proc/${pid}/sessionid`, 'utf8'));
+    assert.equal(pidsOf().length, 2);
+    const signalled: number[] = [];
+    const outcome = await cgroups.killLogin(group, mine, {
+      spare: () => false,
+      kill: (pid) => {
+        signalled.push(pid);
+        process.kill(pid, 'SIGKILL');
+      },
+    });
+    assert.deepEqual(outcome, { as: 'members', processes: 1, others: 1 });
+    assert.deepEqual(signalled.map(sessionOf), [mine]);
+    await waitFor('the login’s process to go', async () => (pidsOf().length === 1 ? true : undefined));
+    assert.equal(sessionOf(pidsOf()[0] ?? 0), theirs, 'the other login’s process runs on');
+    assert.match(readFileSync(`${hookDirectory}/portcullis-login-3/cgroup.freeze`, 'utf8'), /^0/, 'thawed');
   });
 
   test('a hook directory outside the cgroup v2 file system is refused', () => {

@@ -10,18 +10,46 @@
  * audit session), or `portcullis-login-<audit session>`, made by the Portcullis session hook when
  * given a cgroup directory (hosts without logind). A group named after any other audit session, or
  * named otherwise (sshd's own `ssh.service`, which also holds the listener and every other
- * connection), is never the login's.
+ * connection), is never the login's. Even the login's group may hold more than the login (a root
+ * login that restarted a daemon leaves it there, and the daemon's own logins with it), so a group is
+ * frozen and read before it is killed: whole only when every process in it is of the login.
  */
-import { readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { readLoginSession } from './host-processes.js';
+
+/** How long a group may take to freeze before it is read anyway. */
+const freezeTimeoutMs = 500;
+
+/** What ending a login's group did. */
+export interface GroupKill {
+  /** `group`: killed whole (`cgroup.kill`); `members`: only the login's own processes, signalled. */
+  readonly as: 'group' | 'members';
+  /** Processes of the login in it. */
+  readonly processes: number;
+  /** Processes in it that are not the login's (another audit session) or are spared: left running. */
+  readonly others: number;
+}
 
 export interface LoginCgroups {
   /** The cgroup v2 path (as `/proc/PID/cgroup` names it) of a process; undefined when unreadable. */
   pathOf(pid: number): string | undefined;
   /** Whether processes are left in the group (its `populated` flag); false once it is gone. */
   populated(path: string): boolean;
-  /** Kills every process of the group (`cgroup.kill`); false when the group or the file is gone. */
-  kill(path: string): boolean;
+  /**
+   * Ends a login's processes in its group: freezes the group (nothing in it can fork any more),
+   * reads its processes and their audit sessions, then kills the group whole when all are the
+   * login's and none is spared, or else `kill`s the login's own one by one; then thaws it.
+   * Undefined when the group is gone; throws when the group cannot be frozen or killed.
+   */
+  killLogin(
+    path: string,
+    loginSession: number,
+    options: { readonly spare: (pid: number) => boolean; readonly kill: (pid: number) => void },
+  ): Promise<GroupKill | undefined>;
+  /** logind's scope of this audit session (`/user.slice/user-UID.slice/session-S.scope`), if it exists. */
+  logindScope(loginSession: number): string | undefined;
   /** The group the session hook makes for this audit session; undefined without a hook directory. */
   hookGroup(loginSession: number): string | undefined;
   /**
@@ -52,6 +80,7 @@ export function parseProcCgroup(text: string): string | undefined {
  * as its root (`/`, unless mounted from inside a group).
  */
 export function parseCgroup2Mount(mountinfo: string): { mountPoint: string; root: string } | undefined {
+  const mounts: { mountPoint: string; root: string }[] = [];
   for (const line of mountinfo.split('\n')) {
     const [before, after] = line.split(' - ');
     if (!before || !after || after.split(' ')[0] !== 'cgroup2') continue;
@@ -59,9 +88,29 @@ export function parseCgroup2Mount(mountinfo: string): { mountPoint: string; root
     const root = fields[3];
     const mountPoint = fields[4];
     if (root && mountPoint)
-      return { mountPoint: unescapeMountinfo(mountPoint), root: unescapeMountinfo(root) };
+      mounts.push({ mountPoint: unescapeMountinfo(mountPoint), root: unescapeMountinfo(root) });
   }
-  return undefined;
+  // A bind mount of one group may come first: the whole hierarchy is the one to use.
+  return mounts.find((mount) => mount.root === '/') ?? mounts[0];
+}
+
+function hasEvent(dir: string, event: string): boolean {
+  try {
+    return readFileSync(`${dir}/cgroup.events`, 'utf8').split('\n').includes(event);
+  } catch {
+    return false;
+  }
+}
+
+/** The processes of a group and of the groups below it. */
+function pidsUnder(dir: string): number[] {
+  const pids = readFileSync(`${dir}/cgroup.procs`, 'utf8')
+    .split('\n')
+    .filter((line) => /^\d+$/.test(line))
+    .map(Number);
+  for (const entry of readdirSync(dir, { withFileTypes: true }))
+    if (entry.isDirectory()) pids.push(...pidsUnder(`${dir}/${entry.name}`));
+  return pids;
 }
 
 /** mountinfo writes space, tab, newline and backslash as octal escapes. */
@@ -117,15 +166,46 @@ export function hostLoginCgroups(
         return false;
       }
     },
-    kill(path) {
+    async killLogin(path, loginSession, { spare, kill }) {
       const dir = directory(path);
-      if (!dir) return false;
+      if (!dir) throw new Error(`${path} is outside the cgroup v2 mount ${mountPoint}`);
       try {
-        writeFileSync(`${dir}/cgroup.kill`, '1');
-        return true;
-      } catch {
-        return false;
+        writeFileSync(`${dir}/cgroup.freeze`, '1');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
       }
+      try {
+        for (let waited = 0; waited < freezeTimeoutMs && !hasEvent(dir, 'frozen 1'); waited += 5)
+          await sleep(5);
+        const pids = pidsUnder(dir);
+        const own = pids.filter((pid) => readLoginSession(proc, pid) === loginSession && !spare(pid));
+        if (own.length === pids.length) {
+          if (pids.length > 0) writeFileSync(`${dir}/cgroup.kill`, '1');
+          return { as: 'group', processes: pids.length, others: 0 };
+        }
+        for (const pid of own) kill(pid);
+        return { as: 'members', processes: own.length, others: pids.length - own.length };
+      } finally {
+        try {
+          writeFileSync(`${dir}/cgroup.freeze`, '0');
+        } catch {
+          // Gone with its processes.
+        }
+      }
+    },
+    logindScope(loginSession) {
+      if (root !== '/') return undefined;
+      let slices: string[];
+      try {
+        slices = readdirSync(`${mountPoint}/user.slice`).filter((name) => /^user-\d+\.slice$/.test(name));
+      } catch {
+        return undefined;
+      }
+      const slice = slices.find((name) =>
+        existsSync(`${mountPoint}/user.slice/${name}/session-${loginSession}.scope`),
+      );
+      return slice && `/user.slice/${slice}/session-${loginSession}.scope`;
     },
     hookGroup: (loginSession) =>
       hookPath === undefined

@@ -143,6 +143,10 @@ describe('ssh-guard refuses what it cannot do safely', () => {
           ],
           /--login-cgroups .*not-cgroups must be a directory on the cgroup v2 file system/,
         ],
+        [
+          [...withCa, '--connections-only', '--login-cgroups', notCgroups],
+          /cannot go with --connections-only/,
+        ],
         [[...withCa, '--report-token-file', readable], /must be readable by its owner only/],
         [[...withCa, '--report-token-file', short], /at least 32 characters/],
         [[...withCa, '--report-token-file', join(dir, 'no-such-token')], /Cannot read --report-token-file/],

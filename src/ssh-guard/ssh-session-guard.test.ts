@@ -76,17 +76,23 @@ function withLogin(listenerLoginSession?: number): HostProcess[] {
  * Control groups in memory: each process's group, which groups hold processes, and what was
  * killed. `hookDirectory` is the session hook's (none: logind's scopes only).
  */
-function fakeCgroups(groupOf: Record<number, string>, hookDirectory?: string) {
+function fakeCgroups(
+  groupOf: Record<number, string>,
+  hookDirectory?: string,
+  scopes: Record<number, string> = {},
+) {
   const populated = new Set<string>();
   const killed: string[] = [];
   const cgroups: LoginCgroups = {
     pathOf: (pid) => groupOf[pid],
     populated: (path) => populated.has(path),
-    kill: (path) => {
+    killLogin: async (path) => {
+      if (path.includes('read-only')) throw new Error('EROFS: read-only file system');
       killed.push(path);
       populated.delete(path);
-      return true;
+      return { as: 'group', processes: 1, others: 0 };
     },
+    logindScope: (loginSession) => scopes[loginSession],
     hookGroup: (loginSession) =>
       hookDirectory === undefined ? undefined : `${hookDirectory}/portcullis-login-${loginSession}`,
     sweepHookGroups: () => {},
@@ -396,6 +402,35 @@ describe('SshSessionGuard', () => {
       ],
       'an end only its group shows is reported',
     );
+  });
+
+  test('a group that cannot be killed is logged as an error, and the login is still ended signal by signal', async () => {
+    const groups = fakeCgroups({}, '/read-only');
+    groups.populated.add('/read-only/portcullis-login-7');
+    const h = loginHarness(start + 3600, { revoked: true, cgroups: groups.cgroups });
+    await h.guard.check();
+    h.advance(1000);
+    await h.guard.check();
+    assert.ok(h.log.includes("ssh-guard: could not kill an ended login's control group"), h.log.join('\n'));
+    assert.ok(h.signals.includes('SIGKILL 500'), h.signals.join(', '));
+  });
+
+  test('logind’s scope is found by the login’s audit session, also when its connection closed before any look', async () => {
+    const scope = '/user.slice/user-0.slice/session-7.scope';
+    const groups = fakeCgroups({}, undefined, { 7: scope });
+    groups.populated.add(scope);
+    const h = loginHarness(start + 30, { cgroups: groups.cgroups });
+    h.exit([100, 101, 102, 300, 500]);
+    for (let look = 0; look < 5; look++) {
+      h.advance(5000);
+      await h.guard.check();
+    }
+    assert.equal(h.logins().length, 1, 'not forgotten while its scope holds processes');
+    h.advance(10_000);
+    await h.guard.check();
+    h.advance(1000);
+    await h.guard.check();
+    assert.deepEqual(groups.killed, [scope]);
   });
 
   test('logind’s scope of the login is killed with it; a group shared with sshd or another login never is', async () => {

@@ -124,9 +124,6 @@ interface Tracked {
   /** For a closed login: consecutive looks that found nothing of it running, and when the last was. */
   emptyLooks?: number;
   lastLookAt?: number;
-  /** The login's own control group as last read from its open connection, and when. */
-  cgroup?: string;
-  cgroupReadAt?: number;
 }
 
 /** A certificate login the guard answers for. */
@@ -181,7 +178,7 @@ export class SshSessionGuard {
     const sessionRecords = this.#deps.records.read();
     const loginRecords = this.#deps.logins?.read() ?? { records: [], malformed: [] };
     const table = this.#deps.processes();
-    this.#sweepEndings(table);
+    await this.#sweepEndings(table);
     this.#sweepHookGroups();
     this.#removeMalformed(this.#deps.records, sessionRecords.malformed, 'session');
     if (this.#deps.logins) this.#removeMalformed(this.#deps.logins, loginRecords.malformed, 'login');
@@ -252,7 +249,6 @@ export class SshSessionGuard {
     // is (after `systemctl restart ssh` it is init's).
     const connection = table.find(login.pid, login.startTime);
     const tracked = this.#tracked.get(login.file);
-    if (connection && tracked) this.#readCgroup(tracked, login, connection);
     if (!connection && tracked?.endedAs !== undefined && !this.#ending.has(tracked.endedAs)) return undefined;
     if (!connection && tracked && tracked.endedAs === undefined && this.#leftNothing(tracked, login, table))
       return undefined;
@@ -278,25 +274,10 @@ export class SshSessionGuard {
     tracked.lastLookAt = now;
     const listener = processKey(login.listener);
     const running =
-      this.#loginCgroups(login, [], tracked).some((path) => this.#deps.cgroups?.populated(path)) ||
+      this.#loginCgroups(login, []).some((path) => this.#deps.cgroups?.populated(path)) ||
       table.inLoginSession(login.loginSession).some((p) => processKey(p) !== listener);
     tracked.emptyLooks = running ? 0 : (tracked.emptyLooks ?? 0) + 1;
     return tracked.emptyLooks >= emptyLooksToForget;
-  }
-
-  /**
-   * Remembers the group of an open login's connection, read again every few seconds: logind's
-   * pam_systemd may move it into its session scope after the hook ran, and once the connection is
-   * gone only a group remembered can be checked for what forks too fast to be seen.
-   */
-  #readCgroup(tracked: Tracked, login: LoginRecord, connection: HostProcess): void {
-    const cgroups = this.#deps.cgroups;
-    const now = this.#deps.now();
-    if (!cgroups || (tracked.cgroupReadAt !== undefined && now - tracked.cgroupReadAt < emptyLookIntervalMs))
-      return;
-    tracked.cgroupReadAt = now;
-    const path = cgroups.pathOf(connection.pid);
-    if (path !== undefined && isLoginCgroup(path, login.loginSession)) tracked.cgroup = path;
   }
 
   /** The session of a session record whose connection is open and has no login record. */
@@ -453,7 +434,7 @@ export class SshSessionGuard {
     const sessions = new Set(started.map((p) => p.sessionId));
     if (connection) sessions.delete(connection.sessionId);
     const groups = login
-      ? this.#loginCgroups(login, [...(connection ? [connection] : []), ...members.values()], tracked)
+      ? this.#loginCgroups(login, [...(connection ? [connection] : []), ...members.values()])
       : [];
     this.#ending.set(key, {
       connection,
@@ -505,12 +486,12 @@ export class SshSessionGuard {
    * then more looks for stragglers. A connection's ending stops at the first look that finds
    * nothing; a login's takes all its looks, since one look can miss a process between two forks.
    */
-  #sweepEndings(table: ProcessTable): void {
+  async #sweepEndings(table: ProcessTable): Promise<void> {
     const now = this.#deps.now();
     for (const [key, ending] of this.#ending) {
       if (now < ending.nextKillAt) continue;
       const stopped = new Map<string, HostProcess>();
-      let current = this.#killCgroups(ending, table);
+      let current = await this.#killCgroups(ending, table);
       for (let round = 0; round < freezeRounds; round++) {
         const fresh = this.#remainsOf(ending, current).filter((p) => !stopped.has(processKey(p)));
         if (fresh.length === 0) break;
@@ -529,16 +510,16 @@ export class SshSessionGuard {
   }
 
   /**
-   * The control groups of a login: the hook's group for its audit session, and the group of any of
-   * `processes` that is the login's own (logind's session scope). A group shared with anything else,
-   * sshd's own above all, never counts.
+   * The control groups of a login: the hook's group and logind's scope for its audit session (found
+   * by name, so also for a login whose connection closed before the guard saw it), and the group of
+   * any of `processes` named after it. A group named otherwise, sshd's own above all, never counts.
    */
-  #loginCgroups(login: LoginRecord, processes: readonly HostProcess[], tracked?: Tracked): string[] {
+  #loginCgroups(login: LoginRecord, processes: readonly HostProcess[]): string[] {
     const cgroups = this.#deps.cgroups;
     if (!cgroups) return [];
-    const found = new Set<string>(tracked?.cgroup !== undefined ? [tracked.cgroup] : []);
-    const hookGroup = cgroups.hookGroup(login.loginSession);
-    if (hookGroup !== undefined) found.add(hookGroup);
+    const found = new Set<string>();
+    for (const path of [cgroups.hookGroup(login.loginSession), cgroups.logindScope(login.loginSession)])
+      if (path !== undefined) found.add(path);
     for (const p of processes) {
       const path = cgroups.pathOf(p.pid);
       if (path !== undefined && isLoginCgroup(path, login.loginSession)) found.add(path);
@@ -547,24 +528,47 @@ export class SshSessionGuard {
   }
 
   /**
-   * Kills an ending login's groups whole, after adding the groups of what is left of it (logind may
-   * have moved it into its session scope after the ending began); the table taken afterwards.
+   * Kills an ending login's groups (login-cgroups.ts: whole, or only the login's own processes when
+   * a group also holds others'), after adding the groups of what is left of it; returns the table
+   * to go on with, taken again when anything was killed.
    */
-  #killCgroups(ending: Ending, table: ProcessTable): ProcessTable {
+  async #killCgroups(ending: Ending, table: ProcessTable): Promise<ProcessTable> {
     const cgroups = this.#deps.cgroups;
-    if (!cgroups || ending.loginSession === undefined) return table;
+    const loginSession = ending.loginSession;
+    if (!cgroups || loginSession === undefined) return table;
     for (const p of this.#remainsOf(ending, table)) {
       const path = cgroups.pathOf(p.pid);
-      if (path !== undefined && isLoginCgroup(path, ending.loginSession)) ending.cgroups.add(path);
+      if (path !== undefined && isLoginCgroup(path, loginSession)) ending.cgroups.add(path);
     }
+    const listener = ending.listener;
+    const spare = (pid: number) => pid <= 1 || pid === process.pid || pid === listener?.pid;
     let killed = false;
     for (const path of ending.cgroups) {
-      if (!cgroups.populated(path) || !cgroups.kill(path)) continue;
-      killed = true;
-      this.#deps.log.info(
-        { cgroup: path, login_session: ending.loginSession },
-        'ssh-guard: killed the control group of an ended login',
-      );
+      if (!cgroups.populated(path)) continue;
+      const fields = { cgroup: path, login_session: loginSession };
+      try {
+        const outcome = await cgroups.killLogin(path, loginSession, {
+          spare,
+          kill: (pid) => this.#send(pid, 'SIGKILL'),
+        });
+        if (!outcome || outcome.processes === 0) continue;
+        killed = true;
+        if (outcome.as === 'group')
+          this.#deps.log.info(
+            { ...fields, processes: outcome.processes },
+            'ssh-guard: killed the control group of an ended login',
+          );
+        else
+          this.#deps.log.warn(
+            { ...fields, processes: outcome.processes, others: outcome.others },
+            "ssh-guard: an ended login's control group also holds processes of other logins (a daemon restarted from it?): killed only the login's own",
+          );
+      } catch (error) {
+        this.#deps.log.error(
+          { ...fields, error: (error as Error).message },
+          "ssh-guard: could not kill an ended login's control group",
+        );
+      }
     }
     return killed ? this.#deps.processes() : table;
   }

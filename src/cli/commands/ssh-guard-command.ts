@@ -4,7 +4,7 @@
  * (src/ssh-guard/, docs/provisioners.md#ending-live-sessions-portcullis-ssh-guard).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,6 +65,8 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
     throw usageError(
       '--login-records must be a directory of its own: root writes it, --record-user must not',
     );
+  if (options.connectionsOnly && options.loginCgroups !== undefined)
+    throw usageError('--login-cgroups needs login records: it cannot go with --connections-only');
   checkSshdConfiguration(options);
   const pam = options.connectionsOnly ? undefined : checkPamStack(options.pamConfig, options.loginCgroups);
   const cgroups = pam && loginCgroups(options.loginCgroups);
@@ -119,6 +121,11 @@ export async function runSshGuard(ctx: CliContext, options: SshGuardOptions): Pr
     },
     'ssh-guard: started',
   );
+  if (pam?.logind && options.loginCgroups)
+    log.warn(
+      {},
+      "ssh-guard: pam_systemd runs in sshd's session stack: logind moves each login into its own scope, so --login-cgroups is not needed and its groups stay empty",
+    );
   if (pam && !options.loginCgroups && !(pam.logind && cgroups))
     log.warn(
       {},
@@ -364,6 +371,17 @@ function loginCgroups(directory: string | undefined): LoginCgroups | undefined {
     throw usageError(
       `--login-cgroups ${directory} must be a directory on the cgroup v2 file system, on Linux 5.14 or later (cgroup.kill)`,
     );
+  // Groups must be made and removed there (not so where cgroups are mounted read-only, as with
+  // systemd's ProtectControlGroups=yes): the hook makes one per login, the guard removes them.
+  const probe = join(directory, `portcullis-probe-${process.pid}`);
+  try {
+    mkdirSync(probe);
+    rmdirSync(probe);
+  } catch (error) {
+    throw usageError(
+      `Cannot make control groups in --login-cgroups ${directory}: ${(error as Error).message}`,
+    );
+  }
   return cgroups;
 }
 
