@@ -34,10 +34,11 @@ export interface GuardedSshHost {
 
 /**
  * `loginCgroups`: the cgroup v2 directory given to the login hook and to the guard's
- * --login-cgroups, so each login runs in a control group of its own.
+ * --login-cgroups, so each login runs in a control group of its own; `sshdConfig`: more
+ * sshd_config lines.
  */
 export async function startGuardedSshHost(
-  options: { readonly loginCgroups?: string } = {},
+  options: { readonly loginCgroups?: string; readonly sshdConfig?: readonly string[] } = {},
 ): Promise<GuardedSshHost> {
   const dir = mkdtempSync(join(tmpdir(), 'pc-ssh-guard-'));
   const recordsParent = mkdtempSync('/run/portcullis-guard-');
@@ -56,6 +57,7 @@ export async function startGuardedSshHost(
     sessionRecords: { directory: records, user: 'nobody' },
     loginRecords: logins,
     loginCgroups: options.loginCgroups,
+    extraConfig: options.sshdConfig,
   });
   const guard = startCli(
     [

@@ -70,6 +70,8 @@ export async function startSshd(options: {
   readonly loginRecords?: string;
   /** With `loginRecords`: the hook's cgroup v2 directory, so that each login gets a group of its own. */
   readonly loginCgroups?: string;
+  /** More sshd_config lines (before the records commands). */
+  readonly extraConfig?: readonly string[];
 }): Promise<TestSshd> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-sshd-'));
   // sshd runs an AuthorizedPrincipalsCommand only from a path no one but root can write, all the
@@ -126,6 +128,7 @@ export async function startSshd(options: {
       ...(pamStack ? ['ExposeAuthInfo yes'] : []),
       'StrictModes no',
       'LogLevel VERBOSE',
+      ...(options.extraConfig ?? []),
       ...commandLines,
       '',
     ].join('\n'),
@@ -218,7 +221,7 @@ function sshArguments(
 /** Runs `command` over a real `ssh` with a key and its certificate; never asks anything. */
 export function sshCommand(
   server: TestSshd,
-  files: { readonly key: string; readonly cert: string },
+  files: SshKeyFiles | readonly SshKeyFiles[],
   login: string,
   command: string,
 ): { code: number | null; stdout: string; stderr: string } {

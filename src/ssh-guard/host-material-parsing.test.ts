@@ -94,10 +94,17 @@ describe('session records', () => {
       listener: { pid: 3, startTime: '2' },
       bootId: boot,
       account: 'ops',
-      certificate: Buffer.from('AAAA', 'base64'),
+      certificates: [Buffer.from('AAAA', 'base64')],
       recordedAt: 5,
     });
+    assert.deepEqual(
+      parseLoginRecord('9.8', `portcullis-ssh-login/3 9 8 42 3 2 ${boot} ops AAAA,BBBB\n`, 5)?.certificates,
+      [Buffer.from('AAAA', 'base64'), Buffer.from('BBBB', 'base64')],
+    );
     for (const bad of [
+      `portcullis-ssh-login/2 9 8 42 3 2 ${boot} ops AAAA,BBBB`, // version 2 held one certificate
+      `portcullis-ssh-login/3 9 8 42 3 2 ${boot} ops AAAA,BBBB,CCCC,DDDD,EEEE`, // at most four
+      `portcullis-ssh-login/3 9 8 42 3 2 ${boot} ops AAAA,`,
       `portcullis-ssh-login/2 9 8 4294967295 3 2 ${boot} ops AAAA`, // unset: no login of its own
       `portcullis-ssh-login/2 9 8 -1 3 2 ${boot} ops AAAA`,
       `portcullis-ssh-login/2 0 8 42 3 2 ${boot} ops AAAA`,

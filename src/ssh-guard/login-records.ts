@@ -1,11 +1,13 @@
 /**
  * The records `contrib/ssh/portcullis-ssh-login` writes when sshd opens the PAM session of a login
  * with a certificate (pam_exec, right after pam_loginuid): the connection's process, its listener,
- * the account, the certificate that logged in (sshd's SSH_AUTH_INFO_0) and the login's audit
- * session. One line, in a directory only root can write, so unlike a session record it is sshd's
- * own word:
+ * the account, the certificates that logged in (sshd's SSH_AUTH_INFO_0: more than one when
+ * `AuthenticationMethods` asks for several public keys) and the login's audit session. One line, in
+ * a directory only root can write, so unlike a session record it is sshd's own word:
  *
- *   portcullis-ssh-login/2 <pid> <start> <audit session> <listener pid> <listener start> <boot id> <account> <certificate>
+ *   portcullis-ssh-login/3 <pid> <start> <audit session> <listener pid> <listener start> <boot id> <account> <certificate>[,<certificate>…]
+ *
+ * (version 2, written by the hook before, has exactly one certificate).
  *
  * With it, the guard ends what a login left running after its connection closed (`nohup` then
  * logout, `setsid`, `tmux`): those processes keep the audit session, which they cannot leave.
@@ -14,7 +16,7 @@ import { unsetLoginSession } from './host-processes.js';
 import { RecordDirectory } from './session-records.js';
 
 const recordPattern =
-  /^portcullis-ssh-login\/2 ([1-9]\d{0,9}) (\d{1,20}) (\d{1,10}) ([1-9]\d{0,9}) (\d{1,20}) ([0-9a-f-]{36}) ([A-Za-z0-9._-]{1,64}) ([A-Za-z0-9+/]+={0,2})\n?$/;
+  /^portcullis-ssh-login\/(2|3) ([1-9]\d{0,9}) (\d{1,20}) (\d{1,10}) ([1-9]\d{0,9}) (\d{1,20}) ([0-9a-f-]{36}) ([A-Za-z0-9._-]{1,64}) ([A-Za-z0-9+/]+={0,2}(?:,[A-Za-z0-9+/]+={0,2}){0,3})\n?$/;
 const fileNamePattern = /^\d+\.\d+$/;
 
 export interface LoginRecord {
@@ -29,7 +31,8 @@ export interface LoginRecord {
   /** The boot it was written in (`/proc/sys/kernel/random/boot_id`): pids and audit sessions are a boot's. */
   readonly bootId: string;
   readonly account: string;
-  readonly certificate: Buffer;
+  /** The certificates the login authenticated with, in sshd's order (one to four). */
+  readonly certificates: readonly Buffer[];
   /** When the record was written (its modification time), milliseconds since the epoch. */
   readonly recordedAt: number;
 }
@@ -37,8 +40,10 @@ export interface LoginRecord {
 export function parseLoginRecord(file: string, text: string, recordedAt: number): LoginRecord | undefined {
   const match = recordPattern.exec(text);
   if (!match) return undefined;
-  const [, pid, startTime, session, listenerPid, listenerStart, bootId, account, certificate] =
+  const [, version, pid, startTime, session, listenerPid, listenerStart, bootId, account, certificates] =
     match as unknown as string[];
+  const blobs = (certificates as string).split(',');
+  if (version === '2' && blobs.length > 1) return undefined;
   const loginSession = Number(session);
   // The writer refuses "unset": it would name no login.
   if (loginSession >= unsetLoginSession) return undefined;
@@ -50,7 +55,7 @@ export function parseLoginRecord(file: string, text: string, recordedAt: number)
     listener: { pid: Number(listenerPid), startTime: listenerStart as string },
     bootId: bootId as string,
     account: account as string,
-    certificate: Buffer.from(certificate as string, 'base64'),
+    certificates: blobs.map((blob) => Buffer.from(blob, 'base64')),
     recordedAt,
   };
 }

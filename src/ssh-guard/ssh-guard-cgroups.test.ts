@@ -2,10 +2,14 @@
  * `portcullis ssh-guard --login-cgroups` end to end: the real sshd's PAM session hook puts each
  * certificate login in a control group of its own, and when the grant is revoked the guard kills
  * the group whole — also a job left after logout that forks and exits every 2 ms, which signals
- * sent pid by pid can miss (docs/provisioners.md#what-a-login-leaves-running).
+ * sent pid by pid can miss (docs/provisioners.md#what-a-login-leaves-running). This host's sshd
+ * asks for two public keys (`AuthenticationMethods publickey,publickey`): the login offers another
+ * authority's certificate first, and the guard follows it by the second, Portcullis' own.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   type GuardedSshHost,
@@ -14,6 +18,7 @@ import {
 } from '../../test-support/guarded-ssh-host.js';
 import { sshCommand, sshdSkipReason } from '../../test-support/sshd.js';
 import { waitFor } from '../../test-support/wait-for.js';
+import { SshCertificateAuthority } from '../ssh/ssh-certificate-authority.js';
 import { parseCgroup2Mount } from './login-cgroups.js';
 
 const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
@@ -33,7 +38,10 @@ describe('ssh-guard with a control group per login', { skip }, () => {
 
   before(async () => {
     assert.equal(cgroupsMissing, undefined, cgroupsMissing);
-    host = await startGuardedSshHost({ loginCgroups: groups });
+    host = await startGuardedSshHost({
+      loginCgroups: groups,
+      sshdConfig: ['AuthenticationMethods publickey,publickey'],
+    });
   });
   after(async () => {
     await host?.close();
@@ -50,8 +58,37 @@ describe('ssh-guard with a control group per login', { skip }, () => {
 
   test('a job that forks every 2 ms, left after logout, is killed whole at revocation', async (t) => {
     const files = await host.grantKeyFiles('fast-forker');
-    const left = sshCommand(host.sshd, files, 'root', `${fastForker}; cat /proc/self/cgroup`);
+    // Another authority the host also trusts, whose certificate the client offers first.
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const other = SshCertificateAuthority.fromPrivateKey(
+      privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    );
+    appendFileSync(join(host.dir, 'trusted-ca.pub'), `${other.publicKeyLine('another authority')}\n`);
+    const now = Math.floor(Date.now() / 1000);
+    const issued = other.issueUserCertificate({
+      serial: 9n,
+      keyId: 'another authority',
+      principals: ['root'],
+      validAfter: now - 60,
+      validBefore: now + 3600,
+      criticalOptions: {},
+      extensions: {},
+      comment: '',
+    });
+    const foreign = { key: join(host.dir, 'foreign'), cert: join(host.dir, 'foreign-cert.pub') };
+    writeFileSync(foreign.key, issued.privateKey, { mode: 0o600 });
+    writeFileSync(foreign.cert, `${issued.certificate}\n`);
+
+    const recorded = new Set(readdirSync(host.logins));
+    const left = sshCommand(host.sshd, [foreign, files], 'root', `${fastForker}; cat /proc/self/cgroup`);
     assert.equal(left.code, 0, left.stderr + host.sshd.log());
+    const [record] = readdirSync(host.logins).filter((file) => !recorded.has(file));
+    const certificates = readFileSync(join(host.logins, record ?? ''), 'utf8')
+      .trim()
+      .split(' ')
+      .at(-1)
+      ?.split(',');
+    assert.equal(certificates?.length, 2, 'the login record holds both certificates, in sshd’s order');
     const group = /^0::(\/.*)$/m.exec(left.stdout)?.[1] ?? '';
     assert.match(group, new RegExp(`^/portcullis-e2e-${process.pid}/portcullis-login-\\d+$`), left.stdout);
     const populated = () =>

@@ -110,6 +110,8 @@ function harness(options: {
   /** The audit session the login record gives connection 100 (default: no login records at all). */
   loginSession?: number;
   cgroups?: LoginCgroups;
+  /** Certificates the login record lists before `certificate` (AuthenticationMethods with several keys). */
+  loginCertificatesBefore?: Buffer[];
 }) {
   let now = Date.parse('2026-11-24T12:00:00Z');
   const signals: string[] = [];
@@ -137,7 +139,7 @@ function harness(options: {
             listener: { pid: 50, startTime: '500' },
             bootId: 'c0ffee00-0000-4000-8000-000000000001',
             account: 'ops',
-            certificate: options.certificate,
+            certificates: [...(options.loginCertificatesBefore ?? []), options.certificate],
             recordedAt: now,
           },
         ];
@@ -482,6 +484,22 @@ describe('SshSessionGuard', () => {
     await h.guard.check();
     await h.guard.check();
     assert.equal(h.log.filter((line) => line.includes('has no login record')).length, 1);
+  });
+
+  test('a login with several certificates is followed by the first of its authorities’', async () => {
+    const other = newAuthority();
+    const h = harness({
+      certificate: certificateBlob(authority, start + 3600),
+      loginCertificatesBefore: [certificateBlob(other, start + 60)],
+      authorities: [authority.publicKey],
+      revoked: true,
+      host: withLogin(),
+      loginSession: 7,
+    });
+    await h.guard.check();
+    assert.ok(h.signals.includes('SIGTERM 100'), 'ended by its revoked certificate of ours');
+    assert.equal(h.reports[0]?.type, 'started');
+    assert.equal(h.reports[0]?.serial, 5n);
   });
 
   test('login records of other authorities’ certificates are dropped, their sessions untouched', async () => {

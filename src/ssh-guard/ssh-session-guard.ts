@@ -116,6 +116,7 @@ interface Ending {
 interface Tracked {
   readonly recordedAt: number;
   readonly certificate: ParsedUserCertificate;
+  readonly certificateBlob: Buffer;
   checkedAgainst?: number;
   reportedStart?: boolean;
   reportedClose?: boolean;
@@ -243,8 +244,8 @@ export class SshSessionGuard {
    */
   #loginSession(login: LoginRecord, table: ProcessTable): GuardedSession | undefined {
     if (this.#deps.bootId !== undefined && login.bootId !== this.#deps.bootId) return undefined;
-    const certificate = this.#verified(login.file, login.certificate, login.account, login.recordedAt);
-    if (!certificate) return undefined;
+    const verified = this.#verified(login.file, login.certificates, login.account, login.recordedAt);
+    if (!verified) return undefined;
     // Root wrote the pid with its start time from that very process: no need to ask whose child it
     // is (after `systemctl restart ssh` it is init's).
     const connection = table.find(login.pid, login.startTime);
@@ -256,8 +257,8 @@ export class SshSessionGuard {
       file: login.file,
       account: login.account,
       pid: login.pid,
-      certificate,
-      certificateBlob: login.certificate,
+      certificate: verified.certificate,
+      certificateBlob: verified.certificateBlob,
       connection,
       login,
     };
@@ -293,8 +294,8 @@ export class SshSessionGuard {
       );
       return undefined;
     }
-    const certificate = this.#verified(record.file, record.certificate, record.account, record.recordedAt);
-    if (!certificate) return undefined;
+    const verified = this.#verified(record.file, [record.certificate], record.account, record.recordedAt);
+    if (!verified) return undefined;
     if (this.#deps.logins && this.#deps.now() - record.recordedAt >= missingLoginGraceMs)
       this.#warnOnce(
         record.file,
@@ -305,36 +306,44 @@ export class SshSessionGuard {
       file: record.file,
       account: record.account,
       pid: record.pid,
-      certificate,
-      certificateBlob: record.certificate,
+      certificate: verified.certificate,
+      certificateBlob: verified.certificateBlob,
       connection,
     };
   }
 
   /**
-   * The certificate of a record when one of our authorities signed it and it could have logged in;
-   * undefined for anything else. Remembered per record file, so a pass does not verify it again.
+   * The first certificate of a record that one of our authorities signed and that could have
+   * logged in; undefined when there is none. Remembered per record file, so a pass does not verify
+   * it again.
    */
   #verified(
     file: string,
-    blob: Buffer,
+    blobs: readonly Buffer[],
     account: string,
     recordedAt: number,
-  ): ParsedUserCertificate | undefined {
+  ): Pick<Tracked, 'certificate' | 'certificateBlob'> | undefined {
     const tracked = this.#tracked.get(file);
-    if (tracked?.recordedAt === recordedAt) return tracked.certificate;
-    const certificate = this.#verify(blob, account, recordedAt);
+    if (tracked?.recordedAt === recordedAt) return tracked;
+    let found: Pick<Tracked, 'certificate' | 'certificateBlob'> | undefined;
+    for (const blob of blobs) {
+      const certificate = this.#verify(blob, account, recordedAt);
+      if (certificate) {
+        found = { certificate, certificateBlob: blob };
+        break;
+      }
+    }
     // A record written again (or touched) is checked again, but what was reported or ended stays so.
-    if (certificate)
+    if (found)
       this.#tracked.set(file, {
         recordedAt,
-        certificate,
+        ...found,
         reportedStart: tracked?.reportedStart,
         reportedClose: tracked?.reportedClose,
         endedAs: tracked?.endedAs,
       });
     else this.#tracked.delete(file);
-    return certificate;
+    return found;
   }
 
   #verify(blob: Buffer, account: string, recordedAt: number): ParsedUserCertificate | undefined {

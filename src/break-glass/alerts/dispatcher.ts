@@ -17,6 +17,7 @@
  * dispatcher.dispatch(alert); // returns immediately
  * ```
  */
+import { setMaxListeners } from 'node:events';
 import type { AlertChannel, AlertDeliveryReport, AlertDispatcher, BreakGlassAlert } from '../ports.js';
 
 export interface RetryingAlertDispatcherOptions {
@@ -105,6 +106,9 @@ export class RetryingAlertDispatcher implements AlertDispatcher {
     this.#maxDelayMs = options.maxDelayMs ?? 60_000;
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? 30_000;
     this.#random = options.random ?? Math.random;
+    // Every delivery waiting out its backoff listens for the close: a burst of alerts to a channel
+    // that is down holds one listener each, which is no leak (each is removed when its wait ends).
+    setMaxListeners(0, this.#closing.signal);
   }
 
   /** Starts one background delivery per channel and returns; never throws. */
