@@ -4,13 +4,12 @@
  * login hooks) trusting its authority, and the real `portcullis ssh-guard` CLI as root, reporting
  * sessions into the audit log.
  */
-import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type RunningCli, startCli } from './cli-entry.js';
 import type { Harness } from './portcullis-harness.js';
-import { startSshHostsHarness } from './ssh-fixtures.js';
+import { requestHostsGrant, startSshHostsHarness } from './ssh-fixtures.js';
 import { startSshd, type TestSshd } from './sshd.js';
 import { waitFor } from './wait-for.js';
 
@@ -83,15 +82,7 @@ export async function startGuardedSshHost(
     records,
     logins,
     async grantKeyFiles(name) {
-      const alice = await h.login('alice');
-      const created = await h.api(alice, 'POST', '/api/v1/requests', {
-        resource: 'hosts',
-        role: 'admin',
-        duration: '30m',
-        reason: 'INC-91 disk full',
-      });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      const grantId = String(created.body.grant_id);
+      const { alice, grantId } = await requestHostsGrant(h, 'INC-91 disk full');
       const shown = await h.api(alice, 'GET', `/api/v1/grants/${grantId}/credentials`);
       const credentials = shown.body.credentials as Record<string, string>;
       const key = join(dir, name);

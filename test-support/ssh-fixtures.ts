@@ -3,6 +3,7 @@
  * `root`) whose certificate authority is a fresh `ssh-keygen` key, certificates made directly by
  * that authority (for validity periods no grant has), and a CLI signed in as a demo user.
  */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,22 @@ export async function startSshHostsHarness(dir: string, ssh: Record<string, unkn
 }
 
 /** A key for `root` and its certificate, signed by the CA at `dir/ca`, written to `dir/name`. */
+/** alice's grant of hosts/admin (auto-approved in {@link startSshHostsHarness}), through the API. */
+export async function requestHostsGrant(
+  h: Harness,
+  reason: string,
+): Promise<{ alice: string; grantId: string }> {
+  const alice = await h.login('alice');
+  const created = await h.api(alice, 'POST', '/api/v1/requests', {
+    resource: 'hosts',
+    role: 'admin',
+    duration: '30m',
+    reason,
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  return { alice, grantId: String(created.body.grant_id) };
+}
+
 export function writeCertifiedKey(
   dir: string,
   name: string,

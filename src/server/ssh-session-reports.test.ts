@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Harness } from '../../test-support/portcullis-harness.js';
-import { startSshHostsHarness } from '../../test-support/ssh-fixtures.js';
+import { requestHostsGrant, startSshHostsHarness } from '../../test-support/ssh-fixtures.js';
 
 const secret = 'guard-secret-0123456789abcdef-0123456789';
 const nextSecret = 'guard-secret-next-0123456789abcdef-01234';
@@ -48,15 +48,7 @@ describe('ssh-guard session reports', () => {
   }
 
   async function grantOfAlice(): Promise<{ grantId: string; serial: string; principal: string }> {
-    const alice = await h.login('alice');
-    const created = await h.api(alice, 'POST', '/api/v1/requests', {
-      resource: 'hosts',
-      role: 'admin',
-      duration: '30m',
-      reason: 'INC-92 reports',
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    const grantId = String(created.body.grant_id);
+    const { alice, grantId } = await requestHostsGrant(h, 'INC-92 reports');
     const grant = await h.api(alice, 'GET', `/api/v1/grants/${grantId}`);
     const artefacts = grant.body.artefacts as Record<string, string>;
     return { grantId, serial: String(artefacts.serial), principal: String(grant.body.principal) };
