@@ -35,6 +35,12 @@ interface HostSessionFacts {
   readonly account: string;
   /** The connection's sshd process on the host. */
   readonly pid: number;
+  /**
+   * The connection process's start, in clock ticks since the host's boot: with the pid it names the
+   * login, so an event reported again (a restarted guard, a retried batch) is recorded once.
+   * Older guards do not send it, and their events are recorded as they come.
+   */
+  readonly connectionStart?: string;
   /** When it happened by the host's clock, milliseconds since the epoch. */
   readonly at: number;
 }
@@ -51,12 +57,16 @@ const eventTypes: Record<HostSessionEvent['type'], AuditEventType> = {
   ended: 'ssh.session_ended',
 };
 
+/** Marks of events already recorded, in the ephemeral store, kept a day past the grant's end. */
+const recordedKind = 'ssh-session-report';
+const recordedMarkMarginMs = 24 * 60 * 60 * 1000;
+
 export class SshSessionReports {
   readonly #secrets: ReadonlyMap<string, BearerSecrets<true>>;
 
   constructor(
     private readonly deps: {
-      readonly store: Pick<Store, 'grants' | 'transaction'>;
+      readonly store: Pick<Store, 'grants' | 'transaction' | 'ephemeral'>;
       readonly clock: Clock;
       /** Resource id → the bearer secrets its hosts' guards report with. */
       readonly tokens: ReadonlyMap<string, readonly string[]>;
@@ -106,9 +116,9 @@ export class SshSessionReports {
     host: string,
     events: readonly HostSessionEvent[],
     from: RequestOrigin,
-  ): Promise<{ recorded: number; rejected: RejectedHostEvent[] }> {
+  ): Promise<{ recorded: number; duplicates: number; rejected: RejectedHostEvent[] }> {
     const rejected: RejectedHostEvent[] = [];
-    const accepted: { event: AuditEventInput; at: number }[] = [];
+    const accepted: { event: AuditEventInput; at: number; mark?: { key: string; until: number } }[] = [];
     const now = this.deps.clock.now();
     for (const [index, event] of events.entries()) {
       const grant = await this.deps.store.grants.get(event.grantId);
@@ -124,8 +134,16 @@ export class SshSessionReports {
         });
         continue;
       }
+      const mark =
+        event.connectionStart === undefined
+          ? undefined
+          : {
+              key: JSON.stringify([grant.id, host, event.pid, event.connectionStart, event.type]),
+              until: grant.expiresAt + recordedMarkMarginMs,
+            };
       accepted.push({
         at: now,
+        mark,
         event: {
           type: eventTypes[event.type],
           actor: grant.principalId,
@@ -140,6 +158,7 @@ export class SshSessionReports {
             host,
             account: event.account,
             pid: event.pid,
+            ...(event.connectionStart !== undefined ? { connectionStart: event.connectionStart } : {}),
             serial: event.serial,
             hostTime: event.at,
             ...(event.type === 'ended'
@@ -149,7 +168,22 @@ export class SshSessionReports {
         },
       });
     }
-    if (accepted.length > 0) await this.deps.store.transaction((tx) => tx.audit.appendAll(accepted));
-    return { recorded: accepted.length, rejected };
+    if (accepted.length === 0) return { recorded: 0, duplicates: 0, rejected };
+    // The marks and the events commit together: a mark never stands for an event that was not written.
+    const recorded = await this.deps.store.transaction(async (tx) => {
+      const fresh: { event: AuditEventInput; at: number }[] = [];
+      const seen = new Set<string>();
+      for (const { event, at, mark } of accepted) {
+        if (mark) {
+          if (seen.has(mark.key)) continue;
+          seen.add(mark.key);
+          if (!(await tx.ephemeral.putIfAbsent(recordedKind, mark.key, '1', now, mark.until))) continue;
+        }
+        fresh.push({ event, at });
+      }
+      if (fresh.length > 0) await tx.audit.appendAll(fresh);
+      return fresh.length;
+    });
+    return { recorded, duplicates: accepted.length - recorded, rejected };
   }
 }

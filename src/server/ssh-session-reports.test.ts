@@ -133,6 +133,47 @@ describe('ssh-guard session reports', () => {
     );
   });
 
+  test('an event reported again for the same login (a restarted guard, a retried batch) is recorded once', async () => {
+    const { grantId, serial } = await grantOfAlice();
+    const login = (pid: number, connectionStart: string, type = 'started') => ({
+      ...started(grantId, serial),
+      type,
+      pid,
+      connection_start: connectionStart,
+    });
+    const first = await report({ host: 'web-1', events: [login(7, '900'), login(7, '900')] });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.deepEqual([first.body.recorded, first.body.duplicates], [1, 1]);
+    const again = await report({
+      host: 'web-1',
+      // The same login again, its close, another login with a reused pid, the same on another host.
+      events: [login(7, '900'), login(7, '900', 'closed'), login(7, '1200'), login(7, '900')],
+    });
+    assert.deepEqual([again.body.recorded, again.body.duplicates], [2, 2]);
+    const elsewhere = await report({ host: 'web-2', events: [login(7, '900')] });
+    assert.deepEqual([elsewhere.body.recorded, elsewhere.body.duplicates], [1, 0]);
+
+    const dave = await h.login('dave');
+    const events = (await h.api(dave, 'GET', '/api/v1/audit/events?limit=1000')).body.events as Record<
+      string,
+      unknown
+    >[];
+    assert.deepEqual(
+      events
+        .filter((e) => String(e.type).startsWith('ssh.session_') && e.grantId === grantId)
+        .map((e) => {
+          const data = e.data as Record<string, unknown>;
+          return [e.type, data.host, data.connectionStart];
+        }),
+      [
+        ['ssh.session_started', 'web-1', '900'],
+        ['ssh.session_closed', 'web-1', '900'],
+        ['ssh.session_started', 'web-1', '1200'],
+        ['ssh.session_started', 'web-2', '900'],
+      ],
+    );
+  });
+
   test('no secret, a wrong one, a resource that takes no reports: refused before the body is read', async () => {
     const missing = await report({ garbage: true }, null);
     assert.equal(missing.status, 401);

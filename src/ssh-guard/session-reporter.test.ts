@@ -15,6 +15,7 @@ const event = (n: number, keyId = `portcullis grant g-${n} for demo:alice`): Gua
   serial: BigInt(1000 + n),
   account: 'ops',
   pid: 100 + n,
+  connectionStart: String(5000 + n),
   at: Date.parse('2026-11-25T10:00:00Z'),
 });
 
@@ -68,6 +69,7 @@ describe('SessionReporter', () => {
       serial: '1000',
       account: 'ops',
       pid: 100,
+      connection_start: '5000',
       at: '2026-11-25T10:00:00.000Z',
     });
     assert.equal(s.sent[0]?.host, 'web-1');

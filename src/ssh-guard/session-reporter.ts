@@ -21,6 +21,7 @@ interface WireEvent {
   readonly serial: string;
   readonly account: string;
   readonly pid: number;
+  readonly connection_start?: string;
   readonly at: string;
   readonly reason?: string;
   readonly connection_open?: boolean;
@@ -66,6 +67,7 @@ export class SessionReporter {
       serial: event.serial.toString(),
       account: event.account,
       pid: event.pid,
+      ...(/^\d{1,20}$/.test(event.connectionStart) ? { connection_start: event.connectionStart } : {}),
       at: new Date(event.at).toISOString(),
       ...(event.ending
         ? {

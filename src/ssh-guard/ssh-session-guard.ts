@@ -60,8 +60,9 @@ export interface GuardSessionEvent {
   readonly keyId: string;
   readonly serial: bigint;
   readonly account: string;
-  /** The connection's sshd process. */
+  /** The connection's sshd process, and its start (clock ticks since boot): together they name the login. */
   readonly pid: number;
+  readonly connectionStart: string;
   /** Milliseconds since the epoch. */
   readonly at: number;
   readonly ending?: {
@@ -395,13 +396,14 @@ export class SshSessionGuard {
     ending?: GuardSessionEvent['ending'],
   ): void {
     // A record file is named <pid>.<start>[.<digest>]: enough for a close whose session is gone.
-    const pid = session?.pid ?? Number(file.split('.')[0]);
+    const [pid, connectionStart] = file.split('.');
     this.#deps.report?.({
       type,
       keyId: tracked.certificate.keyId,
       serial: tracked.certificate.serial,
       account: session?.account ?? tracked.certificate.principals[0] ?? '',
-      pid,
+      pid: session?.pid ?? Number(pid),
+      connectionStart: connectionStart ?? '',
       at: this.#deps.now(),
       ...(ending ? { ending } : {}),
     });

@@ -12,6 +12,13 @@ const sessionFacts = {
   serial: z.string().regex(/^[1-9][0-9]{0,19}$/, 'a certificate serial, decimal'),
   account: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'an account name'),
   pid: z.number().int().min(1).max(4_194_304),
+  connection_start: z
+    .string()
+    .regex(/^\d{1,20}$/, 'clock ticks since boot')
+    .optional()
+    .describe(
+      "The connection's start (clock ticks since the host's boot): with `pid` it names the login, and a report sent again is recorded once",
+    ),
   at: z.iso.datetime({ offset: true }),
 };
 
@@ -49,6 +56,7 @@ function hostEvent(event: z.infer<typeof sessionReport>['events'][number]): Host
     serial: event.serial,
     account: event.account,
     pid: event.pid,
+    ...(event.connection_start !== undefined ? { connectionStart: event.connection_start } : {}),
     at: Date.parse(event.at),
   };
   return event.type === 'ended'
@@ -128,6 +136,12 @@ export function sshRoutes(deps: HttpDependencies): FastifyPluginAsyncZod {
           response: {
             200: z.object({
               recorded: z.number().int(),
+              duplicates: z
+                .number()
+                .int()
+                .describe(
+                  'Events already recorded from an earlier report (same login, same kind): not recorded again',
+                ),
               rejected: z.array(
                 z.object({
                   index: z.number().int(),
