@@ -610,6 +610,9 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       'standing_legacy_member',
       'standing_reader',
       'standing_owner',
+      'standing_column',
+      'standing_replicator',
+      'standing_future',
     ];
     const target = new pg.Client({ connectionString: urlFor(targetDatabase) });
     await target.connect();
@@ -639,8 +642,23 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       await admin.query('create role standing_owner login');
       await target.query('create table standing_owned (x int)');
       await target.query('alter table standing_owned owner to standing_owner');
+      // What an extension's script grants (pg_stat_statements: SELECT to everyone) is not standing access.
+      await target.query('create extension if not exists pg_stat_statements');
+      assert.deepEqual(
+        (await provisioner.standing(prodDb)).filter((s) => s.holder === 'public'),
+        [],
+      );
       await target.query('create table standing_open (x int)');
       await target.query('grant select on standing_open to public');
+      // A single column, REPLICATION (copies every table), and default privileges for tables to come.
+      await admin.query('create role standing_column login');
+      await target.query('grant select (name) on items to standing_column');
+      await admin.query('create role standing_replicator login replication');
+      await admin.query('create role standing_future login');
+      await target.query(
+        'alter default privileges in schema public grant select on tables to standing_future',
+      );
+
       const granted = plannedGrant(prodDb, 'readwrite');
       await apply(granted);
 
@@ -652,23 +670,23 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       const found = (await provisioner.standing(accepting)).filter((s) => s.holder.startsWith('standing_'));
       const version = Number((await admin.query('show server_version_num')).rows[0]?.server_version_num);
       assert.deepEqual(found, [
+        { holder: 'standing_column', via: 'privileges of standing_column' },
         ...(version < 160000 ? [{ holder: 'standing_creator', via: 'createrole' }] : []),
         { holder: 'standing_dev', via: 'app_readonly' },
-        { holder: 'standing_direct', via: 'privileges of standing_direct: public.items' },
-        {
-          holder: 'standing_legacy_member',
-          via: 'privileges of standing_legacy: public.items and 1 more',
-        },
+        { holder: 'standing_direct', via: 'privileges of standing_direct' },
+        { holder: 'standing_future', via: 'privileges of standing_future' },
+        { holder: 'standing_legacy_member', via: 'privileges of standing_legacy' },
         { holder: 'standing_mapped', via: 'standing_mapped' },
         { holder: 'standing_nested', via: 'app_readwrite' },
-        { holder: 'standing_owner', via: 'privileges of standing_owner: public.standing_owned' },
+        { holder: 'standing_owner', via: 'privileges of standing_owner' },
         { holder: 'standing_reader', via: 'pg_read_all_data' },
+        { holder: 'standing_replicator', via: 'replication' },
         { holder: 'standing_root', via: 'superuser' },
         { holder: 'standing_su_member', via: 'superuser' },
       ]);
       assert.deepEqual(
-        (await provisioner.standing(accepting)).filter((s) => s.holder === 'PUBLIC'),
-        [{ holder: 'PUBLIC', via: 'privileges of PUBLIC: public.standing_open' }],
+        (await provisioner.standing(accepting)).filter((s) => s.holder === 'public'),
+        [{ holder: 'public', via: 'privileges of public' }],
       );
       const all = await provisioner.standing(accepting);
       assert.ok(!all.some((s) => s.holder === granted.artefacts.login), 'a grant is not standing access');
@@ -682,6 +700,11 @@ describe('PostgresProvisioner', { skip: started.skip }, () => {
       await provisioner.revoke(contextFor(granted));
     } finally {
       await target.query('drop table if exists standing_owned, standing_open');
+      await target.query('drop extension if exists pg_stat_statements');
+      await target.query(`do $$ begin if exists (select from pg_roles where rolname = 'standing_future') then
+        alter default privileges in schema public revoke select on tables from standing_future; end if; end $$`);
+      await target.query(`do $$ begin if exists (select from pg_roles where rolname = 'standing_column') then
+        revoke all on items from standing_column; end if; end $$`);
       for (const role of ['standing_direct', 'standing_legacy'])
         await target.query(`do $$ begin if exists (select from pg_roles where rolname = '${role}') then
           revoke all on items from ${role}; revoke all on items_id_seq from ${role}; end if; end $$`);

@@ -96,14 +96,6 @@ function concurrentCatalogueUpdate(error: unknown): boolean {
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Makes per-grant PostgreSQL logins; see the module comment for what apply and revoke do. */
-/** A PostgreSQL URL naming another database (the path, as libpq and node-postgres read it). */
-function withDatabase(connectionString: string, database: string): string {
-  const url = new URL(connectionString);
-  url.pathname = `/${encodeURIComponent(database)}`;
-  return url.toString();
-}
-
 /** Predefined roles whose members read or write every table, or the server's files and programs. */
 const dataPredefinedRoles = [
   'pg_read_all_data',
@@ -115,21 +107,43 @@ const dataPredefinedRoles = [
 
 /**
  * Standing access (see {@link PostgresProvisioner.standing}); $1 the mapped roles, $2 the
- * predefined data roles. Privileges on columns alone, on functions and on schemas are not read:
- * PUBLIC may execute every function by default, and a schema's USAGE reads no data by itself.
+ * predefined data roles. Run in the resource's database: its tables and their privileges are its
+ * own. What an extension's script set up (its objects' owners, and the privileges it granted,
+ * recorded in pg_init_privs) is left out, so `pg_stat_statements` or PostGIS granting SELECT to
+ * everyone is not a finding, while a later grant on the same objects is. `via` names the role and
+ * never the objects, so creating a table does not make a new finding of an old one.
  */
 const standingAccessQuery = `
   with recursive
     objects as (
-      select c.relowner, c.relacl, quote_ident(n.nspname) || '.' || quote_ident(c.relname) as name
+      select c.oid, c.relowner, c.relacl,
+             exists (select from pg_depend d
+                      where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e') as of_extension
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
        where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
          and n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
     ),
-    privileged(role_oid, object) as (
-      select (aclexplode(relacl)).grantee, name from objects where relacl is not null
+    granted(object_oid, column_number, acl) as (
+      select oid, 0, relacl from objects where relacl is not null
+      union all
+      select a.attrelid, a.attnum, a.attacl
+        from pg_attribute a join objects o on o.oid = a.attrelid
+       where a.attacl is not null and a.attnum > 0 and not a.attisdropped
+    ),
+    privileged(role_oid) as (
+      select e.grantee
+        from granted g, aclexplode(g.acl) e
+       where not exists (
+               select from pg_init_privs ip, aclexplode(ip.initprivs) ie
+                where ip.classoid = 'pg_class'::regclass and ip.objoid = g.object_oid
+                  and ip.objsubid = g.column_number
+                  and ie.grantee = e.grantee and ie.privilege_type = e.privilege_type)
       union
-      select relowner, name from objects
+      select relowner from objects where not of_extension
+      union
+      select e.grantee
+        from pg_default_acl d, aclexplode(d.defaclacl) e
+       where e.grantee <> d.defaclrole
     ),
     seeds(role_oid, via) as (
       select oid, rolname::text from pg_roles where rolname = any($1::text[])
@@ -140,15 +154,16 @@ const standingAccessQuery = `
        where rolcreaterole and not rolsuper
          and current_setting('server_version_num')::int < 160000
       union all
+      select oid, 'replication' from pg_roles where rolreplication and not rolsuper
+      union all
       select oid, rolname::text from pg_roles where rolname = any($2::text[])
       union all
-      select p.role_oid,
-             'privileges of ' || coalesce(r.rolname::text, 'PUBLIC') || ': ' || min(p.object)
-               || case when count(*) > 1 then ' and ' || (count(*) - 1) || ' more' else '' end
+      select datdba, 'database owner' from pg_database where datname = current_database()
+      union all
+      select p.role_oid, 'privileges of ' || coalesce(r.rolname::text, 'public')
         from privileged p left join pg_roles r on r.oid = p.role_oid
        where p.role_oid = 0
           or (not r.rolsuper and r.rolname <> current_user and not r.rolname = any($1::text[]))
-       group by p.role_oid, r.rolname
     ),
     holds(member, via) as (
       select role_oid, via from seeds
@@ -159,8 +174,9 @@ const standingAccessQuery = `
     from holds h join pg_roles m on m.oid = h.member
    where m.rolcanlogin and m.rolname <> current_user
   union
-  select 'PUBLIC', via, null from seeds where role_oid = 0`;
+  select 'public', via, null from seeds where role_oid = 0`;
 
+/** Makes per-grant PostgreSQL logins; see the module comment for what apply and revoke do. */
 export class PostgresProvisioner implements Provisioner {
   readonly kind = 'postgres';
   readonly activatesInProcess = false;
@@ -348,12 +364,13 @@ export class PostgresProvisioner implements Provisioner {
    * Logins that hold access to this resource's database without a grant: every login that is —
    * directly or through other roles, whatever its INHERIT, since it can SET ROLE — a member of
    * - a role the resource's roles map to (the mapped role itself when it can log in);
-   * - a superuser role, or (before PostgreSQL 16, where CREATEROLE may grant itself any role) a
-   *   CREATEROLE role;
+   * - a superuser role, a REPLICATION role (it can copy every table), or (before PostgreSQL 16,
+   *   where CREATEROLE may grant itself any role) a CREATEROLE role;
    * - a predefined role that reads or writes all data or the server's files and programs;
+   * - the role that owns the database;
    * - a role that owns, or was granted a privilege on, a table, view, materialized view, foreign
-   *   table or sequence of the database (`privileges of <role>: <first object>`); for a privilege
-   *   granted to PUBLIC, the holder is `PUBLIC`.
+   *   table or sequence of the database or one of its columns, or that default privileges will give
+   *   one (`privileges of <role>`); for a privilege granted to everyone, the holder is `public`.
    * Portcullis' own logins (any installation's) and the admin account itself are left out.
    */
   async standing(resource: ResourceDefinition): Promise<readonly StandingAccess[]> {
@@ -393,10 +410,9 @@ export class PostgresProvisioner implements Provisioner {
     let pool = this.#pools.get(key);
     if (!pool) {
       const target = postgresTargetOf(resource);
-      const adminUrl = target.adminUrl.reveal();
       pool = new pg.Pool({
         ...guardedPoolSettings(
-          inTargetDatabase ? withDatabase(adminUrl, target.database) : adminUrl,
+          inTargetDatabase ? adminUrlForDatabase(target, target.database) : target.adminUrl.reveal(),
           `resource ${resource.id}'s postgres.admin_url`,
         ),
         max: this.#poolSize,

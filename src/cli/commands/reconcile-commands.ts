@@ -55,7 +55,7 @@ export async function reconcile(ctx: CliContext): Promise<ExitCode> {
       for (const s of r.standing) {
         ctx.output.line(
           sanitizeText(
-            `${r.resource_id}: standing access: ${s.holder} holds ${s.via === 'superuser' ? 'superuser' : `role ${s.via}`} without a grant (${outcomeText[s.outcome]})`,
+            `${r.resource_id}: standing access: ${s.holder} holds ${standingVia(s.via)} without a grant (${outcomeText[s.outcome]})`,
           ),
         );
       }
@@ -67,4 +67,10 @@ export async function reconcile(ctx: CliContext): Promise<ExitCode> {
     );
   });
   return report.clean ? exitCodes.ok : exitCodes.verificationFailed;
+}
+
+/** What gives standing access, in a sentence: a role, or a power that is not one (postgres-provisioner.ts). */
+function standingVia(via: string): string {
+  const powers = ['superuser', 'createrole', 'replication', 'database owner'];
+  return powers.includes(via) || via.startsWith('privileges of ') ? via : `role ${via}`;
 }
