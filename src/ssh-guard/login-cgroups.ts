@@ -66,7 +66,7 @@ export function isLoginCgroup(path: string, loginSession: number): boolean {
 }
 
 /** Made by contrib/ssh/portcullis-ssh-login; only these are the guard's to remove. */
-export const hookCgroupPrefix = 'portcullis-login-';
+const hookCgroupPrefix = 'portcullis-login-';
 const hookCgroupName = /^portcullis-login-\d{1,10}$/;
 
 /** The cgroup v2 line of `/proc/PID/cgroup` (`0::/path`). */
@@ -159,12 +159,7 @@ export function hostLoginCgroups(
     },
     populated(path) {
       const dir = directory(path);
-      if (!dir) return false;
-      try {
-        return /^populated 1$/m.test(readFileSync(`${dir}/cgroup.events`, 'utf8'));
-      } catch {
-        return false;
-      }
+      return dir !== undefined && hasEvent(dir, 'populated 1');
     },
     async killLogin(path, loginSession, { spare, kill }) {
       const dir = directory(path);

@@ -283,10 +283,7 @@ function checkPamStack(file: string, loginCgroups: string | undefined): { readon
   } catch (error) {
     throw usageError(`Cannot read --pam-config ${file}: ${(error as Error).message}`);
   }
-  const lines = text
-    .split('\n')
-    .map((line) => line.replace(/#.*/, '').trim())
-    .filter((line) => line !== '');
+  const lines = pamLines(text);
   const loginuid = lines.findIndex((line) => /^session\s.*\bpam_loginuid\.so\b/.test(line));
   const hook = lines.findIndex(
     (line) =>
@@ -334,6 +331,14 @@ function checkPamStack(file: string, loginCgroups: string | undefined): { readon
   return { logind: runsPamSystemd(file, lines) && existsSync('/run/systemd/system') };
 }
 
+/** A PAM configuration's lines, comments and blank lines left out. */
+function pamLines(text: string): string[] {
+  return text
+    .split('\n')
+    .map((line) => line.replace(/#.*/, '').trim())
+    .filter((line) => line !== '');
+}
+
 /**
  * Whether sshd's session stack runs pam_systemd (logind gives each login a scope of its own, named
  * after its audit session): in the file or in a file it includes (Debian's common-session).
@@ -345,9 +350,7 @@ function runsPamSystemd(file: string, lines: readonly string[]): boolean {
     const included = /^(?:@include\s+|session\s+\S+\s+(?:include|substack)\s+)([\w.-]+)$/.exec(line)?.[1];
     if (!included) return false;
     try {
-      return readFileSync(join(dirname(file), included), 'utf8')
-        .split('\n')
-        .some((l) => pamSystemd(l.replace(/#.*/, '').trim()));
+      return pamLines(readFileSync(join(dirname(file), included), 'utf8')).some(pamSystemd);
     } catch {
       return false;
     }
