@@ -172,13 +172,9 @@ export class SshSessionReports {
     // The marks and the events commit together: a mark never stands for an event that was not written.
     const recorded = await this.deps.store.transaction(async (tx) => {
       const fresh: { event: AuditEventInput; at: number }[] = [];
-      const seen = new Set<string>();
+      // The transaction sees its own marks: the same event twice in one report is recorded once too.
       for (const { event, at, mark } of accepted) {
-        if (mark) {
-          if (seen.has(mark.key)) continue;
-          seen.add(mark.key);
-          if (!(await tx.ephemeral.putIfAbsent(recordedKind, mark.key, '1', now, mark.until))) continue;
-        }
+        if (mark && !(await tx.ephemeral.putIfAbsent(recordedKind, mark.key, '1', now, mark.until))) continue;
         fresh.push({ event, at });
       }
       if (fresh.length > 0) await tx.audit.appendAll(fresh);
