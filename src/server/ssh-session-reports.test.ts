@@ -206,6 +206,7 @@ describe('ssh-guard session reports', () => {
       { host: 'web-1', events: [{ ...started(grantId, serial), serial: '0x10' }] },
       { host: 'web-1', events: [{ ...started(grantId, serial), type: 'ended' }] },
       { host: 'web-1', events: [{ ...started(grantId, serial), extra: 1 }] },
+      { host: 'web-1', events: [{ ...started(grantId, serial), connection_start: '12ab' }] },
       { host: 'web-1', events: Array.from({ length: 101 }, () => started(grantId, serial)) },
     ];
     for (const body of cases) {
